@@ -1,0 +1,1 @@
+"""dealwatch domain records and config schemas (imports nothing of ours)."""

@@ -1,0 +1,199 @@
+"""Schemas of the files in a config directory, validated once at the entry point."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SourceKind = Literal["rss", "atom", "sitemap", "news_sitemap", "listing"]
+WatchlistType = Literal["vendor", "agency", "org"]
+CounterpartType = Literal[
+    "government", "ministry", "agency", "soe", "subnational", "intergovernmental", "unknown"
+]
+DealType = Literal[
+    "cloud",
+    "data_centre",
+    "e_government",
+    "telecom_network",
+    "safe_city",
+    "fibre_backbone",
+    "smart_city",
+    "other",
+]
+Stage = Literal[
+    "proposed",
+    "mou",
+    "signed",
+    "awarded",
+    "financed",
+    "under_construction",
+    "completed",
+    "cancelled",
+    "unknown",
+]
+DEAL_TYPES: tuple[str, ...] = DealType.__args__  # type: ignore[attr-defined]
+STAGES: tuple[str, ...] = Stage.__args__  # type: ignore[attr-defined]
+COUNTERPART_TYPES: tuple[str, ...] = CounterpartType.__args__  # type: ignore[attr-defined]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_patterns(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
+# --- settings.toml -------------------------------------------------------------------------
+
+
+class DatabaseSettings(Strict):
+    path: str = "data/dealwatch.db"
+    busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+
+class CrawlSettings(Strict):
+    user_agent: str = "dealwatch/0.1 (+https://github.com/dealwatch/dealwatch; news monitoring)"
+    allow_private_networks: bool = False
+    obey_robots: bool = True
+    download_delay: float = Field(default=1.0, ge=0)
+    concurrent_requests: int = Field(default=16, ge=1)
+    concurrent_requests_per_domain: int = Field(default=2, ge=1)
+    autothrottle: bool = True
+    autothrottle_target_concurrency: float = Field(default=1.0, gt=0)
+    download_timeout: float = Field(default=30, gt=0)
+    download_maxsize: int = Field(default=10 * 1024 * 1024, ge=0)
+    download_warnsize: int = Field(default=2 * 1024 * 1024, ge=0)
+    retry_times: int = Field(default=2, ge=0)
+    max_items_per_source: int = Field(default=200, ge=1)
+    refetch_known_articles: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+class RetentionSettings(Strict):
+    html_days: int = Field(default=90, ge=0, description="days to keep raw HTML; 0 keeps it forever")
+
+
+class ProcessSettings(Strict):
+    batch_size: int = Field(default=64, ge=1)
+    use_model: Literal["auto", "never", "required"] = "auto"
+    min_text_chars: int = Field(default=300, ge=0)
+
+
+class Settings(Strict):
+    database: DatabaseSettings = DatabaseSettings()
+    crawl: CrawlSettings = CrawlSettings()
+    retention: RetentionSettings = RetentionSettings()
+    process: ProcessSettings = ProcessSettings()
+
+
+# --- sources.toml ---------------------------------------------------------------------------
+
+
+class Source(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    kind: SourceKind
+    urls: list[str] = Field(min_length=1)
+    name: str | None = None
+    allowed_domains: list[str] = []
+    allow: list[str] = Field(default=[], description="regexes an article URL must match (any)")
+    deny: list[str] = Field(default=[], description="regexes that exclude an article URL")
+    max_items: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+    language: str | None = None
+    download_delay: float | None = Field(default=None, ge=0)
+    concurrent_requests_per_domain: int | None = Field(default=None, ge=1)
+    autothrottle: bool | None = None
+    headers: dict[str, str] = {}
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        return _check_patterns(patterns)
+
+
+class Sources(Strict):
+    source: list[Source] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Sources:
+        seen: set[str] = set()
+        for src in self.source:
+            if src.id in seen:
+                raise ValueError(f"duplicate source id {src.id!r}")
+            seen.add(src.id)
+        return self
+
+
+# --- watchlist/*.jsonl ----------------------------------------------------------------------
+
+
+class WatchlistEntry(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = Field(min_length=1)
+    aliases: list[str] = []
+    type: WatchlistType
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    counterpart_type: CounterpartType | None = None
+    case_sensitive: bool = Field(
+        default=True, description="match names with their capitalisation (avoids look-alikes)"
+    )
+    patterns: list[list[dict[str, object]]] = Field(
+        default=[], description="extra spaCy token patterns, e.g. 'Ministry of …'"
+    )
+    notes: str | None = None
+
+
+# --- rules.toml -----------------------------------------------------------------------------
+
+
+class Triggers(Strict):
+    verbs: list[str] = Field(min_length=1, description="base forms; inflections are generated")
+    nouns: list[str] = Field(min_length=1, description="singular forms; plurals are generated")
+    phrases: list[str] = []
+
+
+class Scoring(Strict):
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    base: float = -2.0
+    trigger: float = 1.6
+    counterpart: float = 1.4
+    country: float = 0.9
+    deal_type: float = 0.9
+    stage: float = 0.4
+    value: float = 0.4
+    negative: float = -3.5
+    domestic: float = -2.5
+    hedged: float = -0.6
+
+
+class Aggregate(Strict):
+    count_nouns: list[str] = Field(min_length=1)
+    scope_nouns: list[str] = Field(min_length=1)
+
+
+class Rules(Strict):
+    triggers: Triggers
+    deal_types: dict[DealType, list[str]]
+    stages: dict[Stage, list[str]]
+    negative_contexts: list[str] = Field(min_length=1)
+    hedges: list[str] = []
+    government_words: list[str] = Field(min_length=1)
+    soe_words: list[str] = []
+    aggregate: Aggregate
+    scoring: Scoring = Scoring()

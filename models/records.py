@@ -1,0 +1,89 @@
+"""Typed domain records that flow between the stages: pages, articles, entities, candidates."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Page:
+    """One fetch result, as a spider yields it and the store keeps it."""
+
+    url: str
+    source_id: str
+    status: int
+    final_url: str | None = None
+    role: str = "article"  # article | feed | sitemap | listing
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    fetched_at: str | None = None
+    error: str | None = None  # why a fetch failed or was skipped (None when it worked)
+    referrer: str | None = None
+    # What a feed or sitemap entry said about the article before it was fetched.
+    listed_title: str | None = None
+    listed_date: str | None = None
+
+
+@dataclass(slots=True)
+class Article:
+    """What extraction found in one page: main text plus metadata."""
+
+    url: str
+    canonical_url: str
+    text: str
+    text_hash: str
+    title: str | None = None
+    author: str | None = None
+    published: str | None = None
+    site: str | None = None
+    language: str | None = None
+
+
+@dataclass(slots=True)
+class Entity:
+    text: str
+    label: str  # VENDOR | COUNTRY | AGENCY | ORG (+ the statistical model's labels)
+    start: int  # character offsets into the article text
+    end: int
+    id: str | None = None  # watchlist id for VENDOR/AGENCY/ORG entries, ISO alpha-2 for COUNTRY
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "label": self.label, "id": self.id, "start": self.start,
+                "end": self.end}
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A possible deal mention (or an aggregate statement) with its evidence."""
+
+    kind: str  # deal | aggregate
+    vendor: str | None
+    vendors: list[str]
+    country: str | None
+    counterpart: str | None
+    counterpart_type: str | None
+    deal_type: str | None
+    deal_types: list[str]
+    stage: str
+    value: float | None
+    currency: str | None
+    year: int | None
+    score: float
+    sentence: str
+    start: int
+    end: int
+    signals: dict[str, Any] = field(default_factory=dict)  # why it scored what it did
+
+    CONTRACT_FIELDS = (
+        "kind", "vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
+        "deal_types", "stage", "value", "currency", "year", "score", "sentence", "start", "end",
+    )
+
+    def to_json(self, with_signals: bool = False) -> dict[str, Any]:
+        """The `dealwatch analyze` form of a candidate (DESIGN.md), optionally with signals."""
+        data = asdict(self)
+        out = {name: data[name] for name in self.CONTRACT_FIELDS}
+        if with_signals:
+            out["signals"] = data["signals"]
+        return out

@@ -1,0 +1,595 @@
+"""The only module that talks to SQLite: schema migrations, idempotent writes, queue reads."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import sqlite3
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from models.config import Source
+from models.records import Article, Candidate, Entity, Page
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_STATUSES = ("pending", "confirmed", "rejected", "deferred")
+
+
+class StoreError(Exception):
+    """The database cannot be opened, migrated or written."""
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+_SCHEMA_1 = """
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT,
+    urls TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    config TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    sources TEXT,
+    counters TEXT NOT NULL DEFAULT '{}',
+    message TEXT,
+    pid INTEGER
+);
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    final_url TEXT,
+    source_id TEXT REFERENCES sources(id),
+    role TEXT NOT NULL DEFAULT 'article',
+    status INTEGER,
+    content_type TEXT,
+    headers TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    fetched_at TEXT NOT NULL,
+    content_hash TEXT,
+    size INTEGER,
+    html BLOB,
+    error TEXT,
+    referrer TEXT,
+    listed_title TEXT,
+    listed_date TEXT,
+    run_id INTEGER REFERENCES runs(id),
+    process_status TEXT,
+    process_reason TEXT,
+    processed_at TEXT,
+    article_id INTEGER REFERENCES articles(id)
+);
+CREATE INDEX pages_to_process ON pages(role, process_status);
+CREATE INDEX pages_source ON pages(source_id);
+CREATE TABLE articles (
+    id INTEGER PRIMARY KEY,
+    canonical_url TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    page_id INTEGER REFERENCES pages(id),
+    source_id TEXT REFERENCES sources(id),
+    title TEXT,
+    author TEXT,
+    published TEXT,
+    site TEXT,
+    language TEXT,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL UNIQUE,
+    cluster_id INTEGER,
+    extracted_at TEXT NOT NULL,
+    analysed_at TEXT,
+    analyser TEXT
+);
+CREATE TABLE entities (
+    id INTEGER PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles(id),
+    label TEXT NOT NULL,
+    ent_id TEXT,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    UNIQUE (article_id, start, "end", label)
+);
+CREATE INDEX entities_lookup ON entities(label, ent_id);
+CREATE TABLE candidates (
+    id INTEGER PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles(id),
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    vendor TEXT,
+    vendors TEXT NOT NULL DEFAULT '[]',
+    country TEXT,
+    counterpart TEXT,
+    counterpart_type TEXT,
+    deal_type TEXT,
+    deal_types TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    value REAL,
+    currency TEXT,
+    year INTEGER,
+    score REAL NOT NULL,
+    sentence TEXT NOT NULL,
+    start INTEGER,
+    "end" INTEGER,
+    signals TEXT,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'confirmed', 'rejected', 'deferred')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX candidates_queue ON candidates(status, score DESC);
+CREATE INDEX candidates_article ON candidates(article_id);
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY,
+    candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+    reviewer TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT,
+    edits TEXT,
+    note TEXT,
+    previous_status TEXT
+);
+CREATE TRIGGER reviews_append_only_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews is an append-only audit table'); END;
+CREATE TRIGGER reviews_append_only_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews is an append-only audit table'); END;
+CREATE TABLE deals (
+    id INTEGER PRIMARY KEY,
+    deal_id TEXT NOT NULL UNIQUE,
+    vendor TEXT,
+    vendors TEXT NOT NULL DEFAULT '[]',
+    country TEXT,
+    counterpart TEXT,
+    counterpart_type TEXT,
+    deal_type TEXT,
+    deal_types TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    value REAL,
+    currency TEXT,
+    year INTEGER,
+    first_reported TEXT,
+    last_reported TEXT,
+    confirmed_by TEXT,
+    confirmed_at TEXT,
+    notes TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE deal_sources (
+    deal_id INTEGER NOT NULL REFERENCES deals(id),
+    candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+    article_id INTEGER REFERENCES articles(id),
+    url TEXT,
+    title TEXT,
+    published TEXT,
+    sentence TEXT,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (deal_id, candidate_id)
+);
+CREATE TABLE exports (
+    id INTEGER PRIMARY KEY,
+    exported_at TEXT NOT NULL,
+    format TEXT NOT NULL,
+    destination TEXT,
+    since TEXT,
+    deals INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT
+);
+"""
+
+
+def _migration_1(db: Database) -> None:
+    db.executescript(_SCHEMA_1)
+
+
+def _migration_2(db: Database) -> None:
+    # Full-text search over articles, kept in step by triggers.
+    db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
+    (1, "initial schema", _migration_1),
+    (2, "full-text search on articles", _migration_2),
+]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def compress(body: bytes) -> bytes:
+    return zlib.compress(body, 6)
+
+
+def decompress(blob: bytes | None) -> bytes:
+    return zlib.decompress(blob) if blob else b""
+
+
+def candidate_key(article_id: int, cand: Candidate) -> str:
+    """Identity of a candidate across re-processing: same article, kind, vendor and evidence."""
+    basis = "\x1f".join([str(article_id), cand.kind, cand.vendor or "", " ".join(cand.sentence.split())])
+    return sha256_hex(basis)[:32]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources", "urls")
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn the JSON text columns of a row back into lists and dicts."""
+    for name in _JSON_COLUMNS:
+        if isinstance(row.get(name), str):
+            with contextlib.suppress(json.JSONDecodeError):
+                row[name] = json.loads(row[name])
+    return row
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str | None = "pending"
+    kind: str | None = None
+    min_score: float | None = None
+    limit: int | None = 50
+    offset: int = 0
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class Store:
+    """A dealwatch database file. Opening it applies any pending migrations."""
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+            self.db = Database(conn)
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open database: {exc}") from None
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema --
+
+    def schema_version(self) -> int:
+        if "schema_migrations" not in self.db.table_names():
+            return 0
+        row = self.db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> list[tuple[int, str]]:
+        """Apply every migration newer than the database, each in its own transaction."""
+        applied: list[tuple[int, str]] = []
+        try:
+            if "schema_migrations" not in self.db.table_names():
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+            current = self.schema_version()
+            for version, name, step in MIGRATIONS:
+                if version <= current:
+                    continue
+                with self.db.atomic():
+                    step(self.db)
+                    self.db.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        [version, name, utcnow()],
+                    )
+                logger.info("applied migration %d: %s", version, name)
+                applied.append((version, name))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot migrate database: {exc}") from None
+        latest = MIGRATIONS[-1][0]
+        if self.schema_version() > latest:
+            raise StoreError(
+                f"{self.path}: database schema {self.schema_version()} is newer than this "
+                f"dealwatch ({latest}); upgrade dealwatch"
+            )
+        return applied
+
+    # -- sources and runs --
+
+    def sync_sources(self, sources: Iterable[Source]) -> None:
+        now = utcnow()
+        with self.db.atomic():
+            for src in sources:
+                self.db.execute(
+                    """INSERT INTO sources (id, kind, name, urls, enabled, config, first_seen,
+                                            updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, name = excluded.name,
+                         urls = excluded.urls, enabled = excluded.enabled,
+                         config = excluded.config, updated_at = excluded.updated_at""",
+                    [src.id, src.kind, src.name, _json(src.urls), int(src.enabled),
+                     src.model_dump_json(), now, now],
+                )
+
+    def start_run(self, kind: str, sources: list[str] | None = None, pid: int | None = None) -> int:
+        cur = self.db.execute(
+            "INSERT INTO runs (kind, started_at, sources, pid) VALUES (?, ?, ?, ?)",
+            [kind, utcnow(), _json(sources or []), pid],
+        )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, outcome: str, counters: dict[str, Any],
+                   message: str | None = None) -> None:
+        self.db.execute(
+            "UPDATE runs SET finished_at = ?, outcome = ?, counters = ?, message = ? WHERE id = ?",
+            [utcnow(), outcome, _json(counters), message, run_id],
+        )
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
+        return [decode_row(r) for r in rows]
+
+    # -- pages --
+
+    def known_page_urls(self, urls: Iterable[str] | None = None) -> set[str]:
+        """URLs (as requested and as finally served) of article pages fetched successfully."""
+        sql = ("SELECT url, final_url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299"
+               " AND error IS NULL")
+        known: set[str] = set()
+        for url, final_url in self.db.execute(sql).fetchall():
+            known.add(url)
+            if final_url:
+                known.add(final_url)
+        if urls is not None:
+            return known & set(urls)
+        return known
+
+    def save_page(self, page: Page, run_id: int | None = None) -> int:
+        """Insert or update a page by URL. A changed body is queued for processing again."""
+        body = page.body or b""
+        content_hash = sha256_hex(body) if body else None
+        headers = {k.lower(): v for k, v in page.headers.items()}
+        row = {
+            "url": page.url,
+            "final_url": page.final_url or page.url,
+            "source_id": page.source_id,
+            "role": page.role,
+            "status": page.status,
+            "content_type": headers.get("content-type"),
+            "headers": _json(headers),
+            "etag": headers.get("etag"),
+            "last_modified": headers.get("last-modified"),
+            "fetched_at": page.fetched_at or utcnow(),
+            "content_hash": content_hash,
+            "size": len(body),
+            "html": compress(body) if body else None,
+            "error": page.error,
+            "referrer": page.referrer,
+            "listed_title": page.listed_title,
+            "listed_date": page.listed_date,
+            "run_id": run_id,
+        }
+        cols = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "url")
+        # A page whose body did not change keeps its processing result.
+        sql = (
+            f"INSERT INTO pages ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+            f"ON CONFLICT(url) DO UPDATE SET {updates}, "
+            "process_status = CASE WHEN pages.content_hash IS excluded.content_hash "
+            "  THEN pages.process_status ELSE NULL END, "
+            "processed_at = CASE WHEN pages.content_hash IS excluded.content_hash "
+            "  THEN pages.processed_at ELSE NULL END "
+            "RETURNING id"
+        )
+        cur = self.db.execute(sql, [row[c] for c in cols])
+        page_id = int(cur.fetchone()[0])
+        self.db.commit()
+        return page_id
+
+    def pages_to_process(self, limit: int | None = None, reprocess: bool = False
+                         ) -> Iterator[dict[str, Any]]:
+        where = "role = 'article' AND status BETWEEN 200 AND 299 AND error IS NULL"
+        if not reprocess:
+            where += " AND process_status IS NULL"
+        sql = f"SELECT id FROM pages WHERE {where} ORDER BY id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        ids = [r[0] for r in self.db.execute(sql).fetchall()]
+        for page_id in ids:
+            row = self.db.execute(
+                "SELECT id, url, final_url, source_id, html, headers, listed_title, listed_date "
+                "FROM pages WHERE id = ?", [page_id]).fetchone()
+            if row is None:
+                continue
+            yield {"id": row[0], "url": row[1], "final_url": row[2], "source_id": row[3],
+                   "body": decompress(row[4]), "headers": json.loads(row[5] or "{}"),
+                   "listed_title": row[6], "listed_date": row[7]}
+
+    def count_pages_to_process(self, reprocess: bool = False) -> int:
+        where = "role = 'article' AND status BETWEEN 200 AND 299 AND error IS NULL"
+        if not reprocess:
+            where += " AND process_status IS NULL"
+        return int(self.db.execute(f"SELECT COUNT(*) FROM pages WHERE {where}").fetchone()[0])
+
+    def mark_page(self, page_id: int, status: str, reason: str | None = None,
+                  article_id: int | None = None) -> None:
+        self.db.execute(
+            "UPDATE pages SET process_status = ?, process_reason = ?, processed_at = ?, "
+            "article_id = ? WHERE id = ?",
+            [status, reason, utcnow(), article_id, page_id],
+        )
+
+    def prune_html(self, days: int) -> int:
+        """Drop raw HTML older than the retention window (extracted text stays)."""
+        if days <= 0:
+            return 0
+        cur = self.db.execute(
+            "UPDATE pages SET html = NULL WHERE html IS NOT NULL AND process_status IS NOT NULL "
+            "AND fetched_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?)", [f"-{int(days)} days"])
+        return cur.rowcount
+
+    # -- articles, entities, candidates --
+
+    def article_by_hash(self, text_hash: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM articles WHERE text_hash = ?", [text_hash]))
+        return rows[0] if rows else None
+
+    def save_article(self, page_id: int, source_id: str | None, article: Article) -> int:
+        """Insert or update an article by canonical URL; returns its id."""
+        now = utcnow()
+        cur = self.db.execute(
+            """INSERT INTO articles (canonical_url, url, page_id, source_id, title, author,
+                   published, site, language, text, text_hash, extracted_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(canonical_url) DO UPDATE SET url = excluded.url,
+                   page_id = excluded.page_id, title = excluded.title,
+                   author = excluded.author, published = excluded.published,
+                   site = excluded.site, language = excluded.language, text = excluded.text,
+                   text_hash = excluded.text_hash, extracted_at = excluded.extracted_at
+               RETURNING id""",
+            [article.canonical_url, article.url, page_id, source_id, article.title,
+             article.author, article.published, article.site, article.language, article.text,
+             article.text_hash, now],
+        )
+        return int(cur.fetchone()[0])
+
+    def transaction(self) -> Any:
+        """A transaction (savepoint when nested): all of it is written, or none of it."""
+        return self.db.atomic()
+
+    def save_analysis(self, article_id: int, entities: list[Entity], candidates: list[Candidate],
+                      analyser: str) -> dict[str, int]:
+        """Replace an article's entities and candidates; reviewed candidates are never lost.
+
+        A candidate found again keeps its id and review status (its fields are refreshed while
+        it is pending). A pending candidate no longer found is removed; a reviewed one stays.
+        """
+        now = utcnow()
+        self.db.execute("DELETE FROM entities WHERE article_id = ?", [article_id])
+        if entities:
+            self.db.conn.executemany(
+                'INSERT OR IGNORE INTO entities (article_id, label, ent_id, text, start, "end") '
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(article_id, e.label, e.id, e.text, e.start, e.end) for e in entities],
+            )
+        keys: list[str] = []
+        new = 0
+        for cand in candidates:
+            key = candidate_key(article_id, cand)
+            if key in keys:
+                continue
+            keys.append(key)
+            exists = self.db.execute("SELECT 1 FROM candidates WHERE key = ?", [key]).fetchone()
+            self.db.execute(
+                """INSERT INTO candidates (article_id, key, kind, vendor, vendors, country,
+                       counterpart, counterpart_type, deal_type, deal_types, stage, value,
+                       currency, year, score, sentence, start, "end", signals, created_at,
+                       updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET kind = excluded.kind,
+                       vendor = excluded.vendor, vendors = excluded.vendors,
+                       country = excluded.country, counterpart = excluded.counterpart,
+                       counterpart_type = excluded.counterpart_type,
+                       deal_type = excluded.deal_type, deal_types = excluded.deal_types,
+                       stage = excluded.stage, value = excluded.value,
+                       currency = excluded.currency, year = excluded.year,
+                       score = excluded.score, start = excluded.start, "end" = excluded."end",
+                       signals = excluded.signals, updated_at = excluded.updated_at
+                   WHERE candidates.status = 'pending'""",
+                [article_id, key, cand.kind, cand.vendor, _json(cand.vendors), cand.country,
+                 cand.counterpart, cand.counterpart_type, cand.deal_type, _json(cand.deal_types),
+                 cand.stage, cand.value, cand.currency, cand.year, round(cand.score, 4),
+                 cand.sentence, cand.start, cand.end, _json(cand.signals), now, now],
+            )
+            new += 0 if exists else 1
+        placeholders = ", ".join("?" for _ in keys)
+        stale_sql = ("DELETE FROM candidates WHERE article_id = ? AND status = 'pending' "
+                     "AND id NOT IN (SELECT candidate_id FROM reviews)")
+        if keys:
+            stale_sql += f" AND key NOT IN ({placeholders})"
+        removed = self.db.execute(stale_sql, [article_id, *keys]).rowcount
+        self.db.execute("UPDATE articles SET analysed_at = ?, analyser = ? WHERE id = ?",
+                        [now, analyser, article_id])
+        return {"candidates_new": new, "candidates_removed": removed}
+
+    def articles_for_reanalysis(self) -> Iterator[dict[str, Any]]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id").fetchall()]
+        for article_id in ids:
+            rows = list(self.db.query("SELECT * FROM articles WHERE id = ?", [article_id]))
+            if rows:
+                yield rows[0]
+
+    # -- reading the queue --
+
+    def queue(self, flt: QueueFilter | None = None) -> list[dict[str, Any]]:
+        flt = flt or QueueFilter()
+        where, params = [], []
+        if flt.status:
+            where.append("c.status = ?")
+            params.append(flt.status)
+        if flt.kind:
+            where.append("c.kind = ?")
+            params.append(flt.kind)
+        if flt.min_score is not None:
+            where.append("c.score >= ?")
+            params.append(flt.min_score)
+        sql = (
+            "SELECT c.*, a.url AS url, a.canonical_url, a.title, a.published, a.site "
+            "FROM candidates c JOIN articles a ON a.id = c.article_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY c.score DESC, c.id"
+        if flt.limit:
+            sql += f" LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}"
+        return [decode_row(r) for r in self.db.query(sql, params)]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for table in ("sources", "runs", "pages", "articles", "entities", "candidates", "reviews",
+                      "deals", "exports"):
+            out[table] = int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        for status in CANDIDATE_STATUSES:
+            out[f"candidates_{status}"] = int(self.db.execute(
+                "SELECT COUNT(*) FROM candidates WHERE status = ?", [status]).fetchone()[0])
+        return out

@@ -1,0 +1,1 @@
+"""The Scrapy project: settings, spiders per source kind, middlewares, the page-storing pipeline."""
