@@ -150,6 +150,8 @@ class WatchlistEntry(Strict):
     type: WatchlistType
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     counterpart_type: CounterpartType | None = None
+    private: bool = Field(
+        default=False, description="a private company: a deal with it is not a government deal")
     case_sensitive: bool = Field(
         default=True, description="match names with their capitalisation (avoids look-alikes)"
     )
@@ -163,37 +165,78 @@ class WatchlistEntry(Strict):
 
 
 class Triggers(Strict):
+    """Words that say a deal happened or is happening (lower-case entries match in any case)."""
+
     verbs: list[str] = Field(min_length=1, description="base forms; inflections are generated")
     nouns: list[str] = Field(min_length=1, description="singular forms; plurals are generated")
-    phrases: list[str] = []
+    weak_verbs: list[str] = Field(default=[], description="supporting verbs (build, supply): half weight")
+    weak_nouns: list[str] = Field(default=[], description="supporting nouns (project): half weight")
+    phrases: list[str] = Field(default=[], description="exact phrases (entered into), full weight")
+    irregular: dict[str, list[str]] = Field(
+        default={}, description="extra forms of irregular verbs, e.g. build = ['built']")
+
+
+class Counterparts(Strict):
+    """How a government or state-owned counterpart shows itself, by counterpart_type."""
+
+    words: dict[CounterpartType, list[str]] = Field(
+        description="lower-case words in a sentence (government, state-owned, police)")
+    heads: dict[CounterpartType, list[str]] = Field(
+        description="capitalised heads of names: 'Ministry' of …, … 'Authority'")
+    modifiers: dict[CounterpartType, list[str]] = Field(
+        default={}, description="words between a place and its government: 'state', 'provincial'")
+    soe_names: list[str] = Field(
+        default=[], description="words that, next to a country, name a state operator: Telecom")
 
 
 class Scoring(Strict):
-    threshold: float = Field(default=0.5, ge=0, le=1)
-    base: float = -2.0
-    trigger: float = 1.6
-    counterpart: float = 1.4
-    country: float = 0.9
-    deal_type: float = 0.9
-    stage: float = 0.4
-    value: float = 0.4
-    negative: float = -3.5
-    domestic: float = -2.5
+    """Weights of the logistic score: score = 1 / (1 + exp(-(base + sum of weight * signal)))."""
+
+    threshold: float = Field(default=0.5, ge=0, le=1, description="flag candidates at or above")
+    keep: float = Field(default=0.15, ge=0, le=1, description="drop candidates below this score")
+    base: float = -3.0
+    trigger: float = 1.5
+    counterpart: float = 1.6
+    country: float = 1.0
+    deal_type: float = 0.8
+    stage: float = 0.3
+    value: float = 0.5
+    vendor_nearby: float = -0.5
+    negative: float = -3.0
+    domestic: float = -3.0
     hedged: float = -0.6
+    private: float = -2.0
+    aggregate: float = -1.5
+    aggregate_base: float = 0.2
+    aggregate_survey: float = 0.8
+    aggregate_type: float = 0.6
+    aggregate_counterpart: float = 0.6
 
 
 class Aggregate(Strict):
-    count_nouns: list[str] = Field(min_length=1)
-    scope_nouns: list[str] = Field(min_length=1)
+    count_nouns: list[str] = Field(min_length=1, description="what is counted: deals, projects")
+    scope_nouns: list[str] = Field(min_length=1, description="where: countries, nations")
+    survey_words: list[str] = Field(default=[], description="a study or database: report, examined")
 
 
 class Rules(Strict):
     triggers: Triggers
     deal_types: dict[DealType, list[str]]
-    stages: dict[Stage, list[str]]
+    stages: dict[Stage, list[str]] = Field(description="the first listed stage found wins")
+    counterparts: Counterparts
     negative_contexts: list[str] = Field(min_length=1)
     hedges: list[str] = []
-    government_words: list[str] = Field(min_length=1)
-    soe_words: list[str] = []
+    concessives: list[str] = Field(
+        default=[], description="'despite', 'amid': what follows up to the next comma is discounted")
+    private_markers: list[str] = Field(
+        default=[], description="signs of a private company counterpart (Sdn Bhd, distributor)")
+    anaphora: list[str] = Field(
+        default=[], description="words that refer back to a vendor named before (the company)")
     aggregate: Aggregate
+    currencies: dict[str, list[str]] = Field(
+        default={}, description="ISO 4217 code -> symbols and words written with amounts")
+    currency_by_country: dict[str, dict[str, str]] = Field(
+        default={}, description="a symbol several currencies share ('Sh') -> country -> code")
+    domestic_territories: dict[str, list[str]] = Field(
+        default={}, description="home country -> territories that count as home (CN: HK, MO)")
     scoring: Scoring = Scoring()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -12,12 +11,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from models.config import Rules, Settings, Source, Sources, WatchlistEntry
+from models.errors import DealwatchError
+from pipeline.jsonl import read_jsonl
 
 SHIPPED_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 CONFIG_FILES = ("settings.toml", "sources.toml", "rules.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(DealwatchError):
     """A config file is missing, unreadable or invalid; the message names file, field, problem."""
 
 
@@ -102,18 +103,7 @@ def read_watchlist(paths: list[Path]) -> list[WatchlistEntry]:
     entries: list[WatchlistEntry] = []
     seen: dict[str, str] = {}
     for path in paths:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from None
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip() or line.lstrip().startswith("//"):
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON: {exc.msg}") from None
+        for where, data in read_jsonl(path, ConfigError, comments=True):
             entry = _validate(WatchlistEntry, data, where)
             if entry.id in seen:
                 raise ConfigError(f"{where}: id: {entry.id!r} is already defined at {seen[entry.id]}")

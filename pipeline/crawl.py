@@ -1,0 +1,111 @@
+"""Launches a crawl in a subprocess (Scrapy's reactor cannot restart) and reads back its report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.config import Source
+from models.errors import DealwatchError
+from pipeline.config import Config, ConfigError
+
+logger = logging.getLogger(__name__)
+
+# The folder holding the `scrapers` package: the crawler runs from there so that a `scrapers`
+# folder in the caller's working directory cannot shadow ours (`python -m` puts the cwd first).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STDERR_TAIL_LINES = 20
+
+
+class CrawlError(DealwatchError):
+    """A crawl could not be started or did not report; the message is one line."""
+
+
+class UnknownSourceError(CrawlError):
+    """A source id asked for is not in sources.toml."""
+
+
+@dataclass
+class CrawlReport:
+    """What `python -m scrapers.run` reported: counters per source id (see scrapers/run.py)."""
+
+    sources: dict[str, dict[str, int | dict]]
+    ok: bool
+    returncode: int
+    stderr_tail: str
+    run_id: int | None = None
+    # source id -> why that source needs a human's attention (only sources that do)
+    attention: dict[str, str] = field(default_factory=dict)
+
+
+def select_sources(config: Config, source_ids: list[str] | None = None) -> list[Source]:
+    """The sources a crawl covers: those named (enabled or not), else every enabled one."""
+    if source_ids:
+        try:
+            return [config.source(source_id) for source_id in dict.fromkeys(source_ids)]
+        except ConfigError as exc:
+            raise UnknownSourceError(str(exc)) from None
+    sources = config.enabled_sources()
+    if not sources:
+        raise CrawlError(f"no enabled sources in {config.files['sources.toml']}")
+    return sources
+
+
+def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _last_json_line(stdout: str) -> dict | None:
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(data, dict) and "sources" in data:
+                return data
+    return None
+
+
+def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = None,
+                  run_id: int | None = None) -> list[str]:
+    """The command line of the crawl subprocess (paths made absolute: it runs elsewhere)."""
+    cmd = [sys.executable, "-m", "scrapers.run", "--db", str(Path(db_path).resolve()),
+           "--config", str(Path(config.directory).resolve())]
+    for source_id in dict.fromkeys(source_ids or []):
+        cmd += ["--source", source_id]
+    if run_id is not None:
+        cmd += ["--run-id", str(run_id)]
+    return cmd
+
+
+def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None,
+              run_id: int | None = None, timeout: float | None = None) -> CrawlReport:
+    """Crawl the enabled (or the named) sources into the database at db_path.
+
+    Raises CrawlError when the crawl cannot start, times out or ends without its report; a
+    crawl that ran but had failures returns a report with ok False.
+    """
+    select_sources(config, source_ids)  # fail fast, before a process starts
+    cmd = crawl_command(config, db_path, source_ids, run_id)
+    logger.info("starting crawl: %s", " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              cwd=PROJECT_ROOT, check=False)
+    except subprocess.TimeoutExpired:
+        raise CrawlError(f"crawl timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise CrawlError(f"cannot start the crawler: {exc}") from None
+    tail = _tail(proc.stderr)
+    data = _last_json_line(proc.stdout)
+    if data is None:
+        last = tail.splitlines()[-1] if tail else "no output"
+        raise CrawlError(f"crawler exited with status {proc.returncode} without a report: {last}")
+    return CrawlReport(sources=data["sources"], ok=proc.returncode == 0 and bool(data.get("ok")),
+                       returncode=proc.returncode, stderr_tail=tail, run_id=data.get("run_id"),
+                       attention=data.get("attention", {}))

@@ -1,0 +1,709 @@
+"""Deal detection: turns a tagged document into scored deal and aggregate candidates."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc, Span
+
+from models.config import Rules, Scoring, WatchlistEntry
+from models.records import Candidate
+from pipeline.gazetteer import Gazetteer, load_gazetteer
+from pipeline.tag import COUNTERPARTS_KEY, PLACES_KEY, phrase_docs
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES_KEY = "dealwatch_candidates"  # doc.user_data key the detector component fills
+
+# Counterpart strengths: how sure we are that a public body is a party to the deal.
+NAMED = 1.0  # a named ministry, agency, state company ("Telecom Egypt", "Ministry of Interior")
+ACTOR = 0.7  # a country doing the deal ("Ethiopia has signed", "a contract with Jujuy")
+WORD = 0.5  # a bare word ("the government", "police", "state-owned")
+NEIGHBOUR = 0.8  # factor for a counterpart found in the next or previous sentence
+OWN_BONUS = 0.3  # preference for a counterpart in the trigger's own sentence
+NEIGHBOUR_NEGATIVE = 0.5  # a ban or lawsuit next door, or in the story's lede, weighs half
+LEDE_SENTENCES = 2
+
+# Words that may stand between a country and its verb: "Ethiopia has already signed".
+_AUX = frozenset((
+    "has", "have", "had", "will", "would", "is", "was", "are", "were", "also", "already",
+    "recently", "officially", "finally", "formally", "reportedly", "on", "this", "last", "next",
+    "week", "month", "today", "yesterday", "monday", "tuesday", "wednesday", "thursday", "friday",
+    "saturday", "sunday", "then", "now", "just"))
+_POSSESSIVE = frozenset(("'s", "’s", "ʼs", "'", "’"))
+_PARTY_BREAKS = frozenset(("and", "with", "between", "to", "for", "by", "from", "in"))
+_NEGATORS = frozenset(("not", "no", "never", "without", "n't", "nor", "neither"))
+_NEGATION_REACH = 5  # "is not part of any government contract": five words on
+_SCALES = {"trillion": 10**12, "tn": 10**12, "billion": 10**9, "bn": 10**9, "b": 10**9,
+           "million": 10**6, "mn": 10**6, "m": 10**6, "thousand": 10**3, "k": 10**3,
+           "crore": 10**7, "lakh": 10**5}
+_NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+_SCALE = r"(?:\s?-?\s?(?P<scale>trillion|billion|million|thousand|crore|lakh|bn|mn|tn|m|b|k)\b)"
+_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
+           "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
+# A four-digit number is a year when it reads like a date, not "2000 cameras".
+_YEAR = re.compile(
+    rf"(?:(?:{_MONTHS})\.?\s+(?:\d{{1,2}},?\s+)?|\b(?:in|since|from|by|until|during|of|year|early|"
+    rf"late|mid-?|end of|[Ss]ince|[Ii]n|[Bb]y)\s+)(?P<a>19[89]\d|20[0-4]\d)\b"
+    r"|\b(?P<b>19[89]\d|20[0-4]\d)(?=\s*[,.;:)\]]|\s*$)")
+
+
+@dataclass(frozen=True)
+class WatchInfo:
+    id: str
+    type: str
+    country: str | None
+    counterpart_type: str | None
+    private: bool
+
+
+@dataclass
+class Counterpart:
+    text: str
+    type: str
+    country: str | None
+    strength: float
+    sentence: int
+    token: int
+
+
+@dataclass
+class SentenceFacts:
+    """What one sentence says, gathered once per document."""
+
+    span: Span
+    vendors: list[str] = field(default_factory=list)
+    countries: list[tuple[str, int, bool]] = field(default_factory=list)  # code, token, demonym
+    places: list[str] = field(default_factory=list)  # country codes of cities in the sentence
+    counterparts: list[Counterpart] = field(default_factory=list)
+    words: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    trigger: float = 0.0
+    private: bool = False
+    negative: list[str] = field(default_factory=list)
+    aggregate: bool = False
+    other_company: bool = False  # names a private company (watchlist private: true)
+
+
+# --- the component --------------------------------------------------------------------------
+
+
+@Language.factory("dealwatch_deal_detector_v1", default_config={"rules": {}, "watchlist": []})
+def make_deal_detector(nlp: Language, name: str, rules: dict[str, Any],
+                       watchlist: list[dict[str, Any]]) -> DealDetector:
+    return DealDetector(nlp, Rules.model_validate(rules),
+                        [WatchlistEntry.model_validate(e) for e in watchlist])
+
+
+class DealDetector:
+    """Holds the compiled vocabularies; calling it stores candidates in doc.user_data."""
+
+    def __init__(self, nlp: Language, rules: Rules, watchlist: Sequence[WatchlistEntry]) -> None:
+        self.rules = rules
+        self.gazetteer: Gazetteer = load_gazetteer()
+        self.watch = {e.id: WatchInfo(e.id, e.type, e.country, e.counterpart_type, e.private)
+                      for e in watchlist}
+        self.stage_order: list[str] = [str(stage) for stage in rules.stages]
+        self.home_regions: dict[str, set[str]] = {
+            home: {home, *extra} for home, extra in rules.domestic_territories.items()}
+        self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.exact_matcher = PhraseMatcher(nlp.vocab, attr="ORTH")
+        for category, phrases in _vocabularies(rules).items():
+            self._add(nlp, category, phrases)
+        self.value_pattern, self.currency_of = _value_pattern(rules.currencies)
+        self.w = rules.scoring
+
+    def _add(self, nlp: Language, category: str, phrases: Iterable[str]) -> None:
+        lower = sorted({p for p in phrases if p == p.lower()})
+        exact = sorted({p for p in phrases if p != p.lower()})
+        if lower:
+            self.lower_matcher.add(category, phrase_docs(nlp, lower))
+        if exact:
+            self.exact_matcher.add(category, phrase_docs(nlp, exact))
+
+    def __call__(self, doc: Doc) -> Doc:
+        doc.user_data[CANDIDATES_KEY] = detect_candidates(doc, self)
+        return doc
+
+    def home_of(self, vendor_ids: Iterable[str]) -> set[str]:
+        homes: set[str] = set()
+        for vid in vendor_ids:
+            info = self.watch.get(vid)
+            if info and info.country:
+                homes |= self.home_regions.get(info.country, {info.country})
+        return homes
+
+
+def _verb_forms(verb: str) -> set[str]:
+    if verb.endswith("e"):
+        return {verb, verb + "s", verb + "d", verb[:-1] + "ing"}
+    if verb.endswith("y") and verb[-2:-1] not in "aeiou":
+        return {verb, verb[:-1] + "ies", verb[:-1] + "ied", verb + "ing"}
+    if verb.endswith(("s", "sh", "ch", "x", "z")):
+        return {verb, verb + "es", verb + "ed", verb + "ing"}
+    return {verb, verb + "s", verb + "ed", verb + "ing"}
+
+
+def _plural(noun: str) -> set[str]:
+    head, _, last = noun.rpartition(" ")
+    if last.endswith("y") and last[-2:-1] not in "aeiou":
+        plural = last[:-1] + "ies"
+    elif last.endswith(("s", "sh", "ch", "x")):
+        plural = last + "es"
+    else:
+        plural = last + "s"
+    return {noun, f"{head} {plural}".strip()}
+
+
+def _vocabularies(rules: Rules) -> dict[str, list[str]]:
+    t = rules.triggers
+
+    def verbs(base: Iterable[str]) -> list[str]:
+        forms: set[str] = set()
+        for verb in base:
+            forms |= _verb_forms(verb) | set(t.irregular.get(verb, []))
+        return sorted(forms)
+
+    def nouns(base: Iterable[str]) -> list[str]:
+        return sorted(set().union(*(_plural(n) for n in base))) if base else []
+
+    vocab: dict[str, list[str]] = {
+        "T:verb": verbs(t.verbs), "T:noun": nouns(t.nouns) + t.phrases,
+        "T:weak_verb": verbs(t.weak_verbs), "T:weak_noun": nouns(t.weak_nouns),
+        "neg": rules.negative_contexts, "hedge": rules.hedges, "concessive": rules.concessives,
+        "private": rules.private_markers, "anaphor": rules.anaphora,
+        "agg_count": rules.aggregate.count_nouns, "agg_scope": rules.aggregate.scope_nouns,
+        "agg_survey": rules.aggregate.survey_words,
+    }
+    for deal_type, words in rules.deal_types.items():
+        vocab[f"type:{deal_type}"] = nouns(words)
+    for stage, words in rules.stages.items():
+        vocab[f"stage:{stage}"] = list(words)
+    for ctype, words in rules.counterparts.words.items():
+        vocab[f"cp:{ctype}"] = list(words)
+    return {k: v for k, v in vocab.items() if v}
+
+
+def _value_pattern(currencies: Mapping[str, list[str]]) -> tuple[re.Pattern[str], dict[str, str]]:
+    currency_of = {symbol: code for code, symbols in currencies.items() for symbol in symbols}
+    currency_of.update({code: code for code in currencies})
+    prefixes = sorted((s for s in currency_of if s != s.lower() or not s.isalpha()), key=len,
+                      reverse=True)
+    words = sorted((s for s in currency_of if s.isalpha() or " " in s), key=len, reverse=True)
+
+    def alternation(symbols: Iterable[str]) -> str:
+        return "|".join(re.escape(s) for s in symbols)
+
+    # A one-letter symbol ("P20-billion", "R2bn") counts only with a scale word after it, so
+    # that "Ascend P6" is no amount.
+    pattern = re.compile(
+        rf"(?<![\w$])(?P<pre>{alternation(p for p in prefixes if len(p) > 1 or not p.isalpha())})"
+        rf"\s?{_NUMBER}{_SCALE}?"
+        rf"|(?<![\w$])(?P<pre1>{alternation(p for p in prefixes if len(p) == 1 and p.isalpha())})"
+        rf"{_NUMBER.replace('num', 'num1')}{_SCALE.replace('scale', 'scale1').replace(')?', ')')}"
+        rf"|(?<![\w.,]){_NUMBER.replace('num', 'num2')}{_SCALE.replace('scale', 'scale2')}?"
+        rf"\s+(?P<post>{alternation(words)})\b")
+    return pattern, currency_of
+
+
+# --- detection ------------------------------------------------------------------------------
+
+
+def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
+    """Deal and aggregate candidates in a tagged doc: one per deal, best evidence first."""
+    if not any(ent.label_ == "VENDOR" for ent in doc.ents):
+        return []
+    facts = _gather(doc, detector)
+    text = doc.text  # Doc.text joins every token: build it once
+    deals: list[tuple[int, Candidate]] = []
+    aggregates: list[tuple[int, Candidate]] = []
+    for i, fact in enumerate(facts):
+        if fact.aggregate:
+            aggregate = _aggregate_candidate(text, detector, facts, i)
+            if aggregate:
+                aggregates.append((i, aggregate))
+        if fact.trigger:
+            deal = _deal_candidate(text, detector, facts, i)
+            if deal:
+                deals.append((i, deal))
+    keep = detector.w.keep
+    merged = _merge(deals, detector) + _merge(aggregates, detector)
+    return sorted((c for c in merged if c.score >= keep), key=lambda c: (-c.score, c.start))
+
+
+def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
+    sents = list(doc.sents)
+    facts = [SentenceFacts(span=s) for s in sents]
+    sent_of = [0] * len(doc)
+    for i, sent in enumerate(sents):
+        for t in range(sent.start, sent.end):
+            sent_of[t] = i
+    gaz = detector.gazetteer
+    vendor_tokens: list[tuple[int, int]] = []
+    covered = [False] * len(doc)  # tokens inside a counterpart name: its words are not re-read
+    named = [False] * len(doc)  # tokens of a watchlist body's name ("Galaxy Backbone")
+    for ent in doc.ents:
+        fact = facts[sent_of[ent.start]]
+        if ent.label_ == "VENDOR" and ent.ent_id_:
+            fact.vendors.append(ent.ent_id_)
+            vendor_tokens.append((ent.start, ent.end))
+        elif ent.label_ == "COUNTRY" and ent.ent_id_:
+            fact.countries.append((ent.ent_id_, ent.start, gaz.is_demonym(ent.text)))
+        info = detector.watch.get(ent.ent_id_) if ent.ent_id_ else None
+        if info and info.type != "vendor":
+            for t in range(ent.start, ent.end):
+                covered[t] = named[t] = True
+            if info.counterpart_type:
+                fact.counterparts.append(Counterpart(ent.text, info.counterpart_type, info.country,
+                                                     NAMED, sent_of[ent.start], ent.start))
+            elif info.private:
+                fact.private = fact.other_company = True
+    for span in doc.spans.get(COUNTERPARTS_KEY, []):
+        for t in range(span.start, span.end):
+            covered[t] = True
+        facts[sent_of[span.start]].counterparts.append(Counterpart(
+            span.text, span.label_, span.kb_id_ or None, NAMED, sent_of[span.start], span.start))
+    places: dict[int, tuple[str, str]] = {}
+    for span in doc.spans.get(PLACES_KEY, []):
+        if span.kb_id_:
+            places[span.start] = (span.label_, span.kb_id_)
+            if span.label_ == "city":
+                facts[sent_of[span.start]].places.append(span.kb_id_)
+    matches = sorted(set(detector.lower_matcher(doc)) | set(detector.exact_matcher(doc)),
+                     key=lambda m: m[1])
+    strings = doc.vocab.strings
+    for match_id, start, end in matches:
+        category = strings[match_id]
+        # Words inside names say nothing about the deal: "Ministry of Finance" finances nothing
+        # and "Galaxy Backbone" is no fibre; a deal type in a public body's name still counts.
+        if any(named[start:end]) or (any(covered[start:end]) and not category.startswith(
+                ("type:", "cp:"))):
+            continue
+        fact = facts[sent_of[start]]
+        fact.words[category].append((doc[start:end].text, start))
+    for i, fact in enumerate(facts):
+        _read_sentence(doc, detector, fact, i, vendor_tokens, covered, places)
+    return facts
+
+
+def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index: int,
+                   vendor_tokens: list[tuple[int, int]], covered: list[bool],
+                   places: Mapping[int, tuple[str, str]]) -> None:
+    words = fact.words
+    sent = fact.span
+    background = _background_tokens(doc, sent, words.get("concessive", []))
+    fact.countries = [c for c in fact.countries if c[1] not in background]
+    negated = _negated_tokens(doc, sent)
+    for category in ("T:verb", "T:noun", "T:weak_verb", "T:weak_noun"):
+        if category in words:  # "did not announce any agreement" announces none
+            words[category] = [(w, t) for w, t in words[category] if t not in negated]
+    strong = words.get("T:verb", []) + words.get("T:noun", [])
+    weak = words.get("T:weak_verb", []) + words.get("T:weak_noun", [])
+    fact.trigger = 1.0 if strong else 0.5 if weak else 0.0
+    fact.negative = [w for w, t in words.get("neg", []) if t not in background]
+    homes = detector.home_of(fact.vendors) or detector.home_of(
+        v for v, i in detector.watch.items() if i.type == "vendor")
+
+    def describes_vendor(t: int) -> bool:
+        # "a Chinese state-owned company", "Chinese telecoms giant Huawei": about the vendor.
+        for start, end in vendor_tokens:
+            if 0 < start - t <= 4 and not _crosses_clause(doc, t + 1, start):
+                return True
+            if 0 <= t - end <= 6 and not _crosses_clause(doc, end, t):
+                return True
+        return any(0 < t - c <= 3 and code in homes for code, c, _ in fact.countries)
+
+    for ctype in ("government", "ministry", "agency", "soe", "subnational", "intergovernmental"):
+        for text, t in words.get(f"cp:{ctype}", []):
+            if covered[t] or describes_vendor(t) or t in background or t in negated:
+                continue  # "Harbourline is not state-owned" names no state company
+            fact.counterparts.append(Counterpart(text, ctype, _near_country(fact, t), WORD, index, t))
+    if any(not covered[t] and not describes_vendor(t) for _, t in words.get("private", [])):
+        fact.private = True
+    verbs = {t for _, t in words.get("T:verb", []) + words.get("T:weak_verb", [])}
+    nouns = {t for _, t in words.get("T:noun", [])}
+    for code, t, demonym in fact.countries:
+        if demonym or code in homes or t in background:
+            continue
+        if _is_actor(doc, sent, t, verbs, nouns):
+            fact.counterparts.append(Counterpart(doc[t].text, "government", code, ACTOR, index, t))
+    for t, (kind, code) in places.items():
+        if sent.start <= t < sent.end and fact.trigger and _is_actor(doc, sent, t, verbs, nouns):
+            ctype = "subnational" if kind == "subdivision" else "government"
+            fact.counterparts.append(Counterpart(doc[t].text, ctype, code, ACTOR, index, t))
+    fact.aggregate = _is_aggregate(doc, words)
+
+
+def _negated_tokens(doc: Doc, sent: Span) -> set[int]:
+    """Tokens a few words after 'not', 'no', 'without', up to the next punctuation."""
+    negated: set[int] = set()
+    for t in range(sent.start, sent.end):
+        if doc[t].lower_ in _NEGATORS:
+            k = t + 1
+            while k < min(t + 1 + _NEGATION_REACH, sent.end) and not doc[k].is_punct:
+                negated.add(k)
+                k += 1
+    return negated
+
+
+def _background_tokens(doc: Doc, sent: Span, concessives: list[tuple[str, int]]) -> set[int]:
+    """Tokens from 'despite' / 'amid' to the next comma: background to the news."""
+    tokens: set[int] = set()
+    for _, start in concessives:
+        t = start
+        while t < sent.end and doc[t].text not in (",", ";", "—", "–"):
+            tokens.add(t)
+            t += 1
+    return tokens
+
+
+def _crosses_clause(doc: Doc, start: int, end: int) -> bool:
+    """Whether a word between start and end separates two parties ("the authorities and Huawei")."""
+    return any(doc[t].text in (";", ".") or doc[t].lower_ in _PARTY_BREAKS for t in range(start, end))
+
+
+def _near_country(fact: SentenceFacts, t: int) -> str | None:
+    # "the Kenyan police", "Uganda's government": a country right before the word is its own.
+    for code, c, _ in fact.countries:
+        if 0 < t - c <= 3:
+            return code
+    return None
+
+
+def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int]) -> bool:
+    """A country that does the deal: 'Ethiopia has signed', 'Kenya's $48m deal', 'with Egypt'."""
+    end = t + 1
+    while end < sent.end and doc[end].ent_iob_ == "I" and doc[end].ent_type_ == doc[t].ent_type_:
+        end += 1
+    if end < sent.end and doc[end].text in _POSSESSIVE:
+        return any(n in nouns for n in range(end + 1, min(end + 5, sent.end)))
+    j = end
+    while j < sent.end and j - end < 4 and doc[j].lower_ in _AUX:
+        j += 1
+    if j in verbs:
+        return True
+    before = t - 1
+    if before >= sent.start and doc[before].lower_ in ("with", "between"):
+        return bool(verbs or nouns)
+    return False
+
+
+def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]]) -> bool:
+    """'70 deals in 41 countries', '45 safe city agreements across 30 countries'."""
+
+    def counted(hits: list[tuple[str, int]], reach: int) -> set[int]:
+        found = set()
+        for _, t in hits:
+            for k in range(t - 1, max(t - reach, 0) - 1, -1):
+                if doc[k].like_num:
+                    found.add(t)
+                    break
+                if doc[k].is_punct and doc[k].text != "-":
+                    break
+        return found
+
+    # "45 Chinese-financed fibre projects": the number may stand a few words before the noun.
+    counts = counted(list(words.get("agg_count", [])), 7)
+    scopes = counted(list(words.get("agg_scope", [])), 3)
+    if counts and scopes and (counts != scopes or len(counts) > 1):
+        return True
+    return bool(counts and words.get("agg_survey"))
+
+
+def _window(facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:
+    """The sentence itself, then its neighbours, with the weight of evidence found there."""
+    out = [(i, 1.0)]
+    if i > 0:
+        out.append((i - 1, NEIGHBOUR))
+    if i + 1 < len(facts):
+        out.append((i + 1, NEIGHBOUR))
+    return out
+
+
+def _lede(facts: list[SentenceFacts]) -> list[tuple[int, float]]:
+    """The headline and first sentence: when they report a ban or a lawsuit, so does the story."""
+    return [(j, NEIGHBOUR) for j in range(min(LEDE_SENTENCES, len(facts)))]
+
+
+def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
+    """Vendors of sentence i, else of the one before ('The two firms signed …'), with distance."""
+    if facts[i].vendors:
+        return list(dict.fromkeys(facts[i].vendors)), 0
+    # A sentence that names another company is about that company, not the vendor before it.
+    if i > 0 and facts[i - 1].vendors and (not facts[i].other_company or facts[i].words.get("anaphor")):
+        return list(dict.fromkeys(facts[i - 1].vendors)), 1
+    if i > 1 and facts[i - 2].vendors and facts[i].words.get("anaphor"):
+        return list(dict.fromkeys(facts[i - 2].vendors)), 2
+    return [], 0
+
+
+def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
+                    i: int) -> Candidate | None:
+    vendors, distance = _vendors_for(facts, i)
+    if not vendors:
+        return None
+    fact = facts[i]
+    homes = detector.home_of(vendors)
+    window = _window(facts, i)
+    counterpart, weight = _pick_counterpart(facts, window, homes)
+    country, country_from = _pick_country(facts, window, counterpart, homes)
+    if counterpart and counterpart.sentence != i and counterpart.country and country \
+            and counterpart.country != country:
+        counterpart = None  # the neighbour's counterpart belongs to another deal
+    domestic = bool(counterpart and counterpart.country in homes)
+    if domestic:
+        country = None
+    deal_types = _deal_types(facts, window)
+    stage = _stage(detector, fact)
+    used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
+    start_sent, end_sent = min(used), max(used)
+    value, currency = _value(detector, facts, window, country)
+    year = _year(fact.span.text)
+    private = fact.private and not (counterpart and counterpart.strength >= NAMED
+                                    and counterpart.sentence == i)
+    signals: dict[str, Any] = {
+        "trigger": fact.trigger,
+        "counterpart": round(counterpart.strength * weight, 2) if counterpart else 0.0,
+        "country": 1.0 if country else 0.0,
+        "deal_type": 1.0 if deal_types else 0.0,
+        "stage": 1.0 if stage != "unknown" else 0.0,
+        "value": 1.0 if value is not None else 0.0,
+        "vendor_nearby": 1.0 if distance else 0.0,
+        "negative": 1.0 if fact.negative else NEIGHBOUR_NEGATIVE if any(
+            facts[j].negative for j, _ in window[1:] + _lede(facts)) else 0.0,
+        "domestic": 1.0 if domestic else 0.0,
+        "hedged": 1.0 if fact.words.get("hedge") else 0.0,
+        "private": 1.0 if private else 0.0,
+        "aggregate": 1.0 if fact.aggregate else 0.0,
+    }
+    score = _deal_score(signals, detector.w)
+    signals["evidence"] = {
+        "trigger": list(dict.fromkeys(
+            w for cat in ("T:verb", "T:noun", "T:weak_verb", "T:weak_noun")
+            for w, _ in fact.words.get(cat, [])))[:4],
+        "negative": fact.negative[:4],
+        "hedges": [w for w, _ in fact.words.get("hedge", [])][:4],
+        "country_from": country_from,
+    }
+    if domestic and counterpart:
+        signals["evidence"]["home_country"] = counterpart.country
+    start, end = _evidence(text, facts[start_sent].span.start_char, facts[end_sent].span.end_char)
+    return Candidate(
+        kind="deal", vendor=vendors[0], vendors=vendors, country=country,
+        counterpart=counterpart.text if counterpart else None,
+        counterpart_type=counterpart.type if counterpart else None,
+        deal_type=deal_types[0] if deal_types else "other", deal_types=deal_types or ["other"],
+        stage=stage, value=value, currency=currency, year=year, score=round(score, 3),
+        sentence=text[start:end], start=start, end=end, signals=signals)
+
+
+def _pick_counterpart(facts: list[SentenceFacts], window: list[tuple[int, float]],
+                      homes: set[str]) -> tuple[Counterpart | None, float]:
+    pool = [(cp, weight) for j, weight in window for cp in facts[j].counterparts]
+    if not pool:
+        return None, 0.0
+    foreign = [(cp, w) for cp, w in pool if cp.country not in homes]
+    foreign_countries = any(code not in homes for j, _ in window
+                            for code, _, _ in facts[j].countries)
+    # A home-country body (a Chinese ministry or lender) is the counterpart only when nothing
+    # foreign is in sight: then the deal is domestic.
+    candidates = foreign or ([] if foreign_countries else pool)
+    if not candidates:
+        return None, 0.0
+    own = window[0][0]
+    # A party in the sentence itself beats a stronger-sounding one next door.
+    return max(candidates, key=lambda p: (p[0].strength * p[1] + (OWN_BONUS if p[0].sentence == own else 0),
+                                          p[0].country is not None, -p[0].token))
+
+
+def _pick_country(facts: list[SentenceFacts], window: list[tuple[int, float]],
+                  counterpart: Counterpart | None, homes: set[str]) -> tuple[str | None, str]:
+    """The foreign country of the deal: its counterpart's, else the nearest one named."""
+    own = window[0][0]
+    if (counterpart and counterpart.country and counterpart.country not in homes
+            and (counterpart.sentence == own or not _foreign_in(facts[own], homes))):
+        return counterpart.country, "counterpart"
+    for j, _ in window:
+        code = _foreign_in(facts[j], homes)
+        if code:
+            return code, "sentence" if j == own else "neighbour"
+    foreign = {code for f in facts for code, _, _ in f.countries if code not in homes}
+    if len(foreign) == 1:
+        return foreign.pop(), "document"
+    if facts and facts[0].places and facts[0].places[0] not in homes:
+        return facts[0].places[0], "dateline"
+    return None, ""
+
+
+def _foreign_in(fact: SentenceFacts, homes: set[str]) -> str | None:
+    for code, _, _ in fact.countries:
+        if code not in homes:
+            return code
+    return next((code for code in fact.places if code not in homes), None)
+
+
+def _deal_types(facts: list[SentenceFacts], window: list[tuple[int, float]]) -> list[str]:
+    """Deal types named in the sentence, in order, then those its neighbours add."""
+    names: list[str] = []
+    for j, _ in window:
+        found = sorted((t, cat[5:]) for cat, hits in facts[j].words.items()
+                       if cat.startswith("type:") for _, t in hits)
+        names += [name for _, name in found]
+    return list(dict.fromkeys(names))
+
+
+def _stage(detector: DealDetector, fact: SentenceFacts) -> str:
+    for stage in detector.stage_order:
+        if fact.words.get(f"stage:{stage}"):
+            return stage
+    return "unknown"
+
+
+def _value(detector: DealDetector, facts: list[SentenceFacts], window: list[tuple[int, float]],
+           country: str | None) -> tuple[float | None, str | None]:
+    for j, _ in window:
+        text = facts[j].span.text
+        if not any(ch.isdigit() for ch in text):
+            continue
+        for m in detector.value_pattern.finditer(text):
+            found = _amount(m, detector, country)
+            if found:
+                return found
+    return None, None
+
+
+def _amount(m: re.Match[str], detector: DealDetector, country: str | None) -> tuple[float, str] | None:
+    """Value and ISO currency of one amount ("Sh17.5 billion" in Kenya: 17.5e9, KES)."""
+    num = m.group("num") or m.group("num1") or m.group("num2")
+    scale = m.group("scale") or m.group("scale1") or m.group("scale2")
+    symbol = m.group("pre") or m.group("pre1") or m.group("post") or ""
+    # Decimal arithmetic: "4.1 billion" is 4100000000, not 4099999999.9999995.
+    value = float(Decimal(num.replace(",", "")) * Decimal(_SCALES.get((scale or "").lower(), 1)))
+    if value < 1000 and not scale:
+        return None  # "$5" in a sentence about deals is a price, not a deal value
+    code = detector.currency_of.get(symbol) or detector.currency_of.get(symbol.lower())
+    by_country = detector.rules.currency_by_country.get(symbol, {})
+    if country and country in by_country:
+        code = by_country[country]
+    return (value, code) if code else None
+
+
+def _year(text: str) -> int | None:
+    years = [int(m.group("a") or m.group("b")) for m in _YEAR.finditer(text)]
+    return years[0] if years else None
+
+
+def _aggregate_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
+                         i: int) -> Candidate | None:
+    vendors, distance = _vendors_for(facts, i)
+    if not vendors and i + 1 < len(facts):
+        vendors, distance = list(dict.fromkeys(facts[i + 1].vendors)), 1
+    if not vendors:
+        return None
+    fact = facts[i]
+    window = _window(facts, i)
+    deal_types = _deal_types(facts, window)
+    w = detector.w
+    signals: dict[str, Any] = {
+        "survey": 1.0 if fact.words.get("agg_survey") else 0.0,
+        "deal_type": 1.0 if deal_types else 0.0,
+        "counterpart": 1.0 if any(facts[j].counterparts for j, _ in window) else 0.0,
+        "negative": 1.0 if fact.negative else 0.0,
+        "vendor_nearby": 1.0 if distance else 0.0,
+    }
+    z = (w.aggregate_base + w.aggregate_survey * signals["survey"]
+         + w.aggregate_type * signals["deal_type"]
+         + w.aggregate_counterpart * signals["counterpart"] + w.negative * signals["negative"]
+         + w.vendor_nearby * signals["vendor_nearby"])
+    span = fact.span
+    start, end = _evidence(text, span.start_char, span.end_char)
+    return Candidate(
+        kind="aggregate", vendor=vendors[0], vendors=vendors, country=None, counterpart=None,
+        counterpart_type=None, deal_type=deal_types[0] if deal_types else "other",
+        deal_types=deal_types or ["other"], stage="unknown", value=None, currency=None,
+        year=_year(span.text), score=round(_logistic(z), 3), sentence=text[start:end],
+        start=start, end=end, signals=signals)
+
+
+def _evidence(text: str, start: int, end: int) -> tuple[int, int]:
+    """Character offsets of the evidence without the whitespace around it."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _deal_score(signals: Mapping[str, Any], weights: Scoring) -> float:
+    """Logistic combination of the numeric signals with the rules' weights."""
+    return _logistic(weights.base + sum(getattr(weights, name) * value for name, value in signals.items()
+                                        if isinstance(value, float) and hasattr(weights, name)))
+
+
+# --- one candidate per deal -----------------------------------------------------------------
+
+
+def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[Candidate]:
+    """Sentences about the same deal (same country, a vendor in common) become one candidate."""
+    groups: list[list[tuple[int, Candidate]]] = []
+
+    def shares_vendor(group: list[tuple[int, Candidate]], candidate: Candidate) -> bool:
+        return any(set(other.vendors) & set(candidate.vendors) for _, other in group)
+
+    # Sentences too weak to keep do not lend the deal their counterpart or amount.
+    found = [item for item in found if item[1].score >= detector.w.keep
+             or item[1].signals.get("domestic") or item[1].signals.get("private")]
+    for item in sorted(found, key=lambda it: it[1].country is None):
+        index, candidate = item
+        same = [g for g in groups if shares_vendor(g, candidate)
+                and (candidate.country is None or g[0][1].country == candidate.country)]
+        if same:
+            # A sentence that names no country is about the nearest deal of the same vendor.
+            min(same, key=lambda g: min(abs(j - index) for j, _ in g)).append(item)
+        else:
+            groups.append([item])
+    return [_combine([c for _, c in g], detector) for g in groups]
+
+
+def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
+    """One candidate from several: the best-scoring one, completed by the others."""
+    if len(group) == 1:
+        return group[0]
+    best = max(group, key=lambda c: c.score)
+    others = [c for c in group if c is not best]
+    merged = Candidate(**{name: getattr(best, name) for name in Candidate.__dataclass_fields__})
+    merged.vendors = list(dict.fromkeys(
+        [*best.vendors[:1], *(v for c in sorted(group, key=lambda c: c.start) for v in c.vendors)]))
+    merged.deal_types = list(dict.fromkeys(
+        t for c in [best, *others] for t in c.deal_types if t != "other")) or ["other"]
+    merged.deal_type = merged.deal_types[0]
+    stages = [c.stage for c in group if c.stage != "unknown"]
+    merged.stage = min(stages, key=detector.stage_order.index) if stages else "unknown"
+    for name, companion in (("counterpart", "counterpart_type"), ("value", "currency"),
+                            ("year", None), ("country", None)):
+        filler = next((c for c in others if getattr(c, name) is not None), None)
+        if getattr(merged, name) is None and filler:
+            setattr(merged, name, getattr(filler, name))
+            if companion:
+                setattr(merged, companion, getattr(filler, companion))
+    merged.signals = {**best.signals, "sentences": len(group)}
+    if merged.kind == "deal" and not (best.signals.get("counterpart", 0.0) >= NAMED):
+        # One sentence saying the deal is with a private firm, or at home, says it for all.
+        for name in ("domestic", "private"):
+            merged.signals[name] = max(float(c.signals.get(name, 0.0)) for c in group)
+        if merged.signals["domestic"]:
+            merged.country = None
+        merged.score = round(_deal_score(merged.signals, detector.w), 3)
+    return merged

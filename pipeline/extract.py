@@ -1,0 +1,152 @@
+"""Extract an article's main text and metadata from a page's HTML (trafilatura)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+import trafilatura
+from lxml import etree
+from trafilatura.utils import decode_file
+
+from models.errors import DealwatchError
+from models.records import Article
+from pipeline.dedup import canonical_url, registered_domain, text_hash
+
+logger = logging.getLogger(__name__)
+
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
+_HTML_LANG = re.compile(r"<html[^>]*?\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
+_OG_LOCALE = re.compile(
+    r"<meta[^>]+property\s*=\s*[\"']og:locale[\"'][^>]*content\s*=\s*[\"']([A-Za-z]{2,3})", re.I)
+# A line of running text ends like a sentence (in any script) or is long; link lists, menus and
+# teaser grids are mostly short lines that do not.
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’»)]*\s*$")
+PROSE_LINE_CHARS = 100
+
+
+def prose_chars(text: str) -> int:
+    """Characters in lines that read as running text rather than links or headings."""
+    return sum(len(line) for line in (raw.strip() for raw in text.splitlines())
+               if len(line) >= PROSE_LINE_CHARS or _SENTENCE_END.search(line))
+
+
+class ExtractionError(DealwatchError):
+    """The page could not be decoded or parsed at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    status: str  # article | not_article
+    article: Article | None = None
+    reason: str | None = None
+
+
+def decode_body(body: bytes | str, headers: dict[str, str] | None = None) -> str:
+    """Decode HTML bytes using the HTTP charset when it works, else trafilatura's detection."""
+    if isinstance(body, str):
+        return body
+    content_type = (headers or {}).get("content-type", "")
+    match = _CHARSET.search(content_type)
+    if match:
+        try:
+            return body.decode(match.group(1))
+        except (LookupError, UnicodeDecodeError):
+            logger.debug("declared charset %s does not decode; detecting", match.group(1))
+    return str(decode_file(body))
+
+
+def looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:2000].lower()
+    return head.startswith(("<!doctype html", "<html", "<?xml")) or bool(
+        re.search(r"<(html|body|article|p|div)\b", head))
+
+
+def page_language(html: str, headers: dict[str, str] | None = None) -> str | None:
+    head = html[:20_000]
+    for pattern in (_HTML_LANG, _OG_LOCALE):
+        match = pattern.search(head)
+        if match:
+            return match.group(1).lower()
+    content_language = (headers or {}).get("content-language")
+    if content_language:
+        return content_language.split(",")[0].split("-")[0].strip().lower() or None
+    return None
+
+
+def choose_canonical(page_url: str, declared: str | None) -> str:
+    """The page's own canonical link, unless it points off-site or to a home page.
+
+    Broken CMS templates often declare the home page (or another site) as canonical for every
+    article; trusting that would merge unrelated stories into one.
+    """
+    if declared:
+        absolute = urljoin(page_url, declared.strip())
+        parts, own = urlsplit(absolute), urlsplit(page_url)
+        if (parts.scheme in ("http", "https") and parts.hostname and own.hostname
+                and registered_domain(parts.hostname) == registered_domain(own.hostname)
+                and parts.path.strip("/")):
+            return canonical_url(absolute)
+    return canonical_url(page_url)
+
+
+def extract_article(body: bytes | str, url: str, headers: dict[str, str] | None = None,
+                    min_text_chars: int = 300) -> Extraction:
+    """Main text + title, author, date, site name, language, canonical URL and text hash.
+
+    Pages that are not articles (index pages, link lists, empty extraction) come back with
+    status `not_article` and the reason.
+    """
+    html = decode_body(body, headers)
+    if not html.strip():
+        return Extraction("not_article", reason="empty body")
+    try:
+        doc = trafilatura.bare_extraction(
+            html, url=url, with_metadata=True, include_comments=False, include_tables=True,
+            deduplicate=False,
+        )
+    except Exception as exc:  # trafilatura/lxml raise many kinds on hostile markup
+        raise ExtractionError(f"cannot parse HTML: {type(exc).__name__}: {exc}") from exc
+    if doc is not None and not isinstance(doc, dict):
+        doc = doc.as_dict()
+    if not doc or not (doc.get("text") or "").strip():
+        return Extraction("not_article", reason="no main text found")
+    text = str(doc["text"]).strip()
+    if len(text) < min_text_chars:
+        return Extraction("not_article", reason=f"too little text ({len(text)} characters)")
+    if prose_chars(text) < min_text_chars:
+        return Extraction("not_article", reason="no running text (link list or teaser)")
+    if doc.get("pagetype") in {"homepage", "category", "tag", "search"}:
+        return Extraction("not_article", reason=f"page type is {doc['pagetype']}")
+    article = Article(
+        url=url,
+        canonical_url=choose_canonical(url, doc.get("url")),
+        text=text,
+        text_hash=text_hash(text),
+        title=doc.get("title") or None,
+        author=doc.get("author") or None,
+        published=doc.get("date") or None,
+        site=doc.get("sitename") or doc.get("hostname") or None,
+        language=doc.get("language") or page_language(html, headers),
+    )
+    return Extraction("article", article=article)
+
+
+def html_to_text(html: str, url: str | None = None) -> str:
+    """Main text of an HTML document, or all of its text when extraction finds no article."""
+    result = extract_article(html, url or "https://example.invalid/", min_text_chars=0)
+    if result.article:
+        return result.article.text
+    try:
+        root = lxml.html.fromstring(html)
+    except (etree.ParserError, ValueError):
+        return ""
+    for junk in root.xpath("//script|//style|//noscript"):
+        junk.drop_tree()
+    # Block elements end a line, so paragraphs stay apart as they would in extracted text.
+    for block in root.iter("p", "div", "li", "h1", "h2", "h3", "h4", "br", "tr"):
+        block.tail = "\n" + (block.tail or "")
+    return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())

@@ -1,0 +1,142 @@
+"""Country gazetteer: ISO 3166 names from pycountry plus hand-made short forms, demonyms and places."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import pycountry
+
+logger = logging.getLogger(__name__)
+
+EXTRA_DATA = "countries_extra.json"
+BLOCK_LABEL = "_NOT_COUNTRY"  # ruler label for look-alikes ("Latin America"); removed after tagging
+_POSSESSIVES = ("'s", "’s", "ʼs", "'", "’")
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """Case-sensitive surface forms of countries (names, short forms, demonyms) and places."""
+
+    countries: Mapping[str, str]  # surface form -> ISO 3166-1 alpha-2
+    demonyms: frozenset[str]
+    not_countries: tuple[str, ...]
+    cities: Mapping[str, str]  # major cities (and their all-caps dateline form) -> alpha-2
+    subdivisions: Mapping[str, str]  # unambiguous first-level subdivisions -> alpha-2
+    names: Mapping[str, str]  # alpha-2 -> English short name
+
+    def country_code(self, text: str) -> str | None:
+        """The ISO code a written country name, short form or demonym stands for."""
+        return self.countries.get(_bare(text))
+
+    def place_code(self, text: str) -> str | None:
+        """The country of a city or first-level subdivision ("Kuching", "Jujuy"), if unambiguous."""
+        bare = _bare(text)
+        return self.cities.get(bare) or self.subdivisions.get(bare)
+
+    def is_demonym(self, text: str) -> bool:
+        return _bare(text) in self.demonyms
+
+    def country_name(self, code: str | None) -> str | None:
+        return self.names.get(code) if code else None
+
+    def ruler_patterns(self) -> list[dict[str, Any]]:
+        """EntityRuler phrase patterns: label COUNTRY with the ISO code as id, plus look-alike blocks."""
+        patterns: list[dict[str, Any]] = [
+            {"label": "COUNTRY", "pattern": text, "id": code} for text, code in self.countries.items()
+        ]
+        patterns += [{"label": BLOCK_LABEL, "pattern": text} for text in self.not_countries]
+        return patterns
+
+    def place_patterns(self) -> Iterator[tuple[str, str, str]]:
+        """(surface text, kind, ISO code) for the place matcher."""
+        for text, code in self.cities.items():
+            yield text, "city", code
+        for text, code in self.subdivisions.items():
+            yield text, "subdivision", code
+
+
+def _bare(text: str) -> str:
+    text = text.strip()
+    for possessive in _POSSESSIVES:
+        if text.endswith(possessive) and len(text) > len(possessive) + 1:
+            text = text[: -len(possessive)]
+            break
+    if text.startswith(("the ", "The ")):
+        text = text[4:]
+    return text
+
+
+def _read_extra() -> dict[str, Any]:
+    source = resources.files("pipeline.data").joinpath(EXTRA_DATA)
+    data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return data
+
+
+def _pycountry_names(country: Any) -> Iterator[str]:
+    for attr in ("name", "official_name", "common_name"):
+        value = getattr(country, attr, None)
+        # "Korea, Republic of" and "Saint Martin (French part)" are catalogue forms nobody writes;
+        # the hand-made table supplies the forms the press uses.
+        if value and "," not in value and "(" not in value:
+            yield _bare(value)
+
+
+def _subdivisions(extra: dict[str, Any], taken: set[str]) -> dict[str, str]:
+    affixes: list[str] = extra["subdivision_affixes"]
+    stop = set(extra["subdivision_stopwords"])
+    seen: dict[str, set[str]] = {}
+    for sub in pycountry.subdivisions:
+        if sub.parent_code is not None:
+            continue
+        name = sub.name
+        for affix in affixes:
+            name = name.replace(affix, "")
+        name = name.strip()
+        if len(name) < 4 or "/" in name or "," in name or "(" in name:
+            continue
+        seen.setdefault(name, set()).add(sub.country_code)
+    for code, names in extra["subdivision_extra"].items():
+        for name in names:
+            seen.setdefault(name, set()).add(code)
+    # A name two countries share ("Punjab") or that is also a country or a common word places nothing.
+    return {name: next(iter(codes)) for name, codes in sorted(seen.items())
+            if len(codes) == 1 and name not in stop and name not in taken}
+
+
+@lru_cache(maxsize=1)
+def load_gazetteer() -> Gazetteer:
+    """Build the gazetteer once per process (pycountry + the package's hand-made table)."""
+    extra = _read_extra()
+    countries: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        code = country.alpha_2
+        names[code] = getattr(country, "common_name", None) or country.name
+        for text in _pycountry_names(country):
+            countries.setdefault(text, code)
+    for code, forms in extra["aliases"].items():
+        for text in forms:
+            countries[_bare(text)] = code  # the hand-made table wins over catalogue names
+    demonyms: set[str] = set()
+    for code, forms in extra["demonyms"].items():
+        for text in forms:
+            countries.setdefault(text, code)
+            demonyms.add(text)
+    cities: dict[str, str] = {}
+    for code, forms in extra["cities"].items():
+        for text in forms:
+            cities[text] = code
+            if " " not in text and len(text) > 3:
+                cities[text.upper()] = code  # datelines: "LAHORE -", "KUCHING:"
+    subdivisions = _subdivisions(extra, set(countries) | set(cities))
+    logger.debug("gazetteer: %d country forms, %d cities, %d subdivisions",
+                 len(countries), len(cities), len(subdivisions))
+    return Gazetteer(countries=countries, demonyms=frozenset(demonyms),
+                     not_countries=tuple(extra["not_countries"]), cities=cities,
+                     subdivisions=subdivisions, names=names)

@@ -1,0 +1,193 @@
+"""Crawl subprocess entry point: one Scrapy crawler per source, pages stored, one JSON report line.
+
+    python -m scrapers.run --db PATH --config DIR [--source ID ...] [--run-id N]
+
+stdout carries exactly one line, the report:
+
+    {"run_id": 7, "ok": true, "attention": {},
+     "sources": {"example-rss": {"requests": 12, "pages": {"feed": 1, "article": 9},
+                 "articles_new": 8, "articles_ok": 8, "known_skipped": 3, "over_limit": 0,
+                 "errors": {"http_404": 1}, "entry_errors": 0, "article_failures": 1}}}
+
+- requests: HTTP requests sent (robots.txt included); pages: pages stored, by role, failed
+  ones included; articles_new / articles_ok: article pages fetched successfully that were not
+  stored before / in all; known_skipped: article links not fetched because they are stored
+  already; over_limit: article links left out by max_items; errors: failed or skipped fetches
+  by reason code (http_404, dns, timeout, connection, too_large, not_html, robots,
+  private_network, malformed_feed, malformed_sitemap, malformed_listing, store, ...);
+  entry_errors: feed/sitemap/listing fetches that failed; article_failures: article fetches
+  that failed for a reason other than a deliberate skip (robots, not_html).
+- attention: source id -> why it needs a human (an entry page failed, every article failed,
+  pages could not be stored, the spider raised, the crawl did not finish).
+
+Exit status: 0 all went well, 1 a source needs attention (or config/database trouble, with a
+one-line message on stderr), 2 usage error (bad arguments, unknown source id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.settings import Settings
+from scrapy.utils.reactor import install_reactor
+
+from models.config import Source
+from pipeline.config import Config, ConfigError, load_config
+from pipeline.crawl import CrawlError, UnknownSourceError, select_sources
+from pipeline.store import Store, StoreError
+from scrapers.settings import crawl_settings
+from scrapers.spiders import spider_class
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scrapers.run",
+        description="Crawl the enabled (or the named) sources and store their pages.")
+    parser.add_argument("--db", required=True, type=Path, help="SQLite database file")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config directory (default: $DEALWATCH_CONFIG or the shipped config/)")
+    parser.add_argument("--source", action="append", default=[], metavar="ID",
+                        help="crawl only this source (repeatable; disabled sources too)")
+    parser.add_argument("--run-id", type=int, default=None, metavar="N",
+                        help="store pages under this existing run (default: start a crawl run)")
+    return parser
+
+
+def scrapy_settings(config: Config, db_path: Path, run_id: int) -> Settings:
+    """The Scrapy Settings of this crawl: scrapers.settings, then settings.toml's [crawl]."""
+    settings = Settings()
+    settings.setmodule("scrapers.settings", priority="project")
+    settings.setdict(crawl_settings(config.settings.crawl), priority="project")
+    settings.setdict({"DEALWATCH_DB": str(db_path), "DEALWATCH_RUN_ID": run_id,
+                      "DEALWATCH_BUSY_TIMEOUT_MS": config.settings.database.busy_timeout_ms},
+                     priority="project")
+    return settings
+
+
+def crawl(settings: Settings, sources: list[Source], known_urls: frozenset[str]
+          ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Run one crawler per source in one reactor; (stats per source id, start failures)."""
+    # Scrapy installs the reactor when the first crawler has built its spider; install it up
+    # front so that a source whose spider cannot start does not stop the other sources.
+    install_reactor(settings["TWISTED_REACTOR"], settings["ASYNCIO_EVENT_LOOP"])
+    process = CrawlerProcess(settings)
+    crawlers: dict[str, Crawler] = {}
+    start_failures: dict[str, str] = {}
+    for source in sources:
+        crawler = process.create_crawler(spider_class(source.kind))
+        crawlers[source.id] = crawler
+        deferred = process.crawl(crawler, source=source, known_urls=known_urls)
+
+        def _failed(failure: Any, source_id: str = source.id) -> None:
+            start_failures[source_id] = f"{type(failure.value).__name__}: {failure.value}"
+            logger.error("source %s: crawl failed: %s", source_id, start_failures[source_id])
+
+        deferred.addErrback(_failed)
+    process.start()
+    return {sid: _stats_of(c) for sid, c in crawlers.items()}, start_failures
+
+
+def _stats_of(crawler: Crawler) -> dict[str, Any]:
+    try:
+        return dict(crawler.stats.get_stats())
+    except RuntimeError:  # the crawler failed before it started: it has no stats
+        return {}
+
+
+def source_counters(stats: dict[str, Any]) -> dict[str, Any]:
+    """The report's counters for one source, from its crawler's stats."""
+    def prefixed(prefix: str) -> dict[str, int]:
+        return {key[len(prefix):]: int(value) for key, value in sorted(stats.items())
+                if key.startswith(prefix)}
+
+    errors = prefixed("dealwatch/errors/")
+    if stats.get("spider_exceptions/count"):
+        errors["spider_exception"] = int(stats["spider_exceptions/count"])
+    return {
+        "requests": int(stats.get("downloader/request_count", 0)),
+        "pages": prefixed("dealwatch/pages/"),
+        "articles_new": int(stats.get("dealwatch/articles_new", 0)),
+        "articles_ok": int(stats.get("dealwatch/articles_ok", 0)),
+        "known_skipped": int(stats.get("dealwatch/links/known", 0)),
+        "over_limit": int(stats.get("dealwatch/links/over_limit", 0)),
+        "errors": errors,
+        "entry_errors": int(stats.get("dealwatch/entry_errors", 0)),
+        "article_failures": int(stats.get("dealwatch/article_failures", 0)),
+    }
+
+
+def attention_reason(counters: dict[str, Any], finish_reason: str | None) -> str | None:
+    """Why a source's crawl needs a human, or None when it went as a crawl should."""
+    errors = counters["errors"]
+    if counters["entry_errors"]:
+        return (f"{counters['entry_errors']} feed/sitemap/listing fetch(es) failed: "
+                + ", ".join(f"{code} x{n}" for code, n in errors.items()))
+    if errors.get("store"):
+        return f"{errors['store']} page(s) could not be stored"
+    if errors.get("spider_exception"):
+        return f"the spider raised {errors['spider_exception']} exception(s); see the log"
+    if counters["article_failures"] and not counters["articles_ok"]:
+        return f"all {counters['article_failures']} article fetch(es) failed"
+    if finish_reason not in (None, "finished"):
+        return f"crawl ended early: {finish_reason}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        sources = select_sources(config, args.source)
+    except UnknownSourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, CrawlError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        store = Store(args.db, busy_timeout_ms=config.settings.database.busy_timeout_ms)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    source_ids = [s.id for s in sources]
+    with store:
+        # pages.source_id refers to sources.id, so every configured source gets its row first.
+        store.sync_sources(config.sources)
+        own_run = args.run_id is None
+        run_id = store.start_run("crawl", source_ids, os.getpid()) if own_run else args.run_id
+        # Read once: the link policy of every source checks against the same snapshot.
+        known = frozenset(store.known_page_urls())
+
+        stats, start_failures = crawl(scrapy_settings(config, args.db, run_id), sources, known)
+
+        report: dict[str, Any] = {"run_id": run_id, "ok": True, "attention": {}, "sources": {}}
+        for source_id in source_ids:
+            counters = source_counters(stats.get(source_id, {}))
+            report["sources"][source_id] = counters
+            reason = start_failures.get(source_id) or attention_reason(
+                counters, stats.get(source_id, {}).get("finish_reason"))
+            if reason:
+                report["attention"][source_id] = reason
+                print(f"source {source_id}: {reason}", file=sys.stderr)
+        report["ok"] = not report["attention"]
+        if own_run:
+            message = "; ".join(f"{k}: {v}" for k, v in report["attention"].items()) or None
+            store.finish_run(run_id, "ok" if report["ok"] else "failed",
+                             {"sources": report["sources"]}, message)
+    print(json.dumps(report, sort_keys=True), flush=True)
+    return EXIT_OK if report["ok"] else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Scrapy settings of the dealwatch crawler, and the mapping from settings.toml / sources.toml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.config import CrawlSettings, Source
+
+BOT_NAME = "dealwatch"
+
+# Spiders are built per configured source by scrapers.run (their name is the source id), so
+# there is nothing for Scrapy's spider loader to discover.
+SPIDER_MODULES: list[str] = []
+
+ITEM_PIPELINES = {"scrapers.pipelines.StorePipeline": 300}
+
+DOWNLOADER_MIDDLEWARES = {
+    # Before RobotsTxtMiddleware (100): a refused host is not even asked for its robots.txt.
+    "scrapers.middlewares.PrivateNetworkMiddleware": 50,
+}
+
+# Settings read by our own components (values come from settings.toml via crawl_settings()).
+DEALWATCH_DB = None  # path of the SQLite store; StorePipeline is off without it
+DEALWATCH_RUN_ID = None  # runs.id the stored pages belong to
+DEALWATCH_BUSY_TIMEOUT_MS = 10_000
+DEALWATCH_ALLOW_PRIVATE_NETWORKS = False
+DEALWATCH_MAX_ITEMS = 200  # article requests per source per run
+DEALWATCH_REFETCH_KNOWN = False
+# A sitemap index can list thousands of monthly sitemaps; the newest few hold the news.
+DEALWATCH_MAX_SITEMAPS = 20
+
+ROBOTSTXT_OBEY = True
+AUTOTHROTTLE_ENABLED = True
+COOKIES_ENABLED = False  # news pages need no session; cookies would only track us
+# Both open a listening socket inside the crawl process; a nightly job has no use for them.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+# stdout carries the one JSON line of scrapers.run; the stats dump would only add noise to stderr.
+STATS_DUMP = False
+LOG_LEVEL = "WARNING"
+DEFAULT_REQUEST_HEADERS = {
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en",
+}
+
+
+def crawl_settings(crawl: CrawlSettings) -> dict[str, Any]:
+    """Scrapy settings for the [crawl] table of settings.toml."""
+    return {
+        "USER_AGENT": crawl.user_agent,
+        "ROBOTSTXT_OBEY": crawl.obey_robots,
+        "DOWNLOAD_DELAY": crawl.download_delay,
+        "CONCURRENT_REQUESTS": crawl.concurrent_requests,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrent_requests_per_domain,
+        "AUTOTHROTTLE_ENABLED": crawl.autothrottle,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": crawl.autothrottle_target_concurrency,
+        # Scrapy's default start delay (5 s) would make the first request slower than the
+        # configured delay; AutoThrottle adapts from the configured delay instead.
+        "AUTOTHROTTLE_START_DELAY": max(crawl.download_delay, 0.5),
+        "DOWNLOAD_TIMEOUT": crawl.download_timeout,
+        "DOWNLOAD_MAXSIZE": crawl.download_maxsize,
+        "DOWNLOAD_WARNSIZE": crawl.download_warnsize,
+        "RETRY_TIMES": crawl.retry_times,
+        "LOG_LEVEL": crawl.log_level,
+        "DEALWATCH_ALLOW_PRIVATE_NETWORKS": crawl.allow_private_networks,
+        "DEALWATCH_MAX_ITEMS": crawl.max_items_per_source,
+        "DEALWATCH_REFETCH_KNOWN": crawl.refetch_known_articles,
+    }
+
+
+def source_settings(source: Source, base_headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Per-source overrides of crawl_settings(), applied to that source's own crawler.
+
+    Every source runs in its own Crawler, hence its own downloader and download slots, so a
+    plain DOWNLOAD_DELAY / CONCURRENT_REQUESTS_PER_DOMAIN / AUTOTHROTTLE_ENABLED set at
+    spider priority governs exactly that source's requests and nothing else.
+    """
+    out: dict[str, Any] = {}
+    if source.download_delay is not None:
+        out["DOWNLOAD_DELAY"] = source.download_delay
+        out["AUTOTHROTTLE_START_DELAY"] = max(source.download_delay, 0.5)
+    if source.concurrent_requests_per_domain is not None:
+        out["CONCURRENT_REQUESTS_PER_DOMAIN"] = source.concurrent_requests_per_domain
+    if source.autothrottle is not None:
+        out["AUTOTHROTTLE_ENABLED"] = source.autothrottle
+    if source.max_items is not None:
+        out["DEALWATCH_MAX_ITEMS"] = source.max_items
+    if source.headers:
+        headers = dict(base_headers if base_headers is not None else DEFAULT_REQUEST_HEADERS)
+        for name, value in source.headers.items():
+            # robots.txt rules are matched against USER_AGENT, so a source's own user agent
+            # goes there rather than into the default headers.
+            if name.lower() == "user-agent":
+                out["USER_AGENT"] = value
+            else:
+                headers[name] = value
+        out["DEFAULT_REQUEST_HEADERS"] = headers
+    return out

@@ -1,0 +1,66 @@
+"""Test helpers for crawls: serve a fixture site from tests/sites/ and write temp config dirs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pipeline.siteserver import SiteServer, running
+
+SITES_DIR = Path(__file__).resolve().parent / "sites"
+
+# Crawl settings that keep a test crawl fast and local: no politeness delays, no retries.
+FAST_CRAWL: dict[str, Any] = {
+    "allow_private_networks": True,
+    "download_delay": 0,
+    "autothrottle": False,
+    "retry_times": 0,
+    "download_timeout": 10,
+    "concurrent_requests_per_domain": 8,
+}
+
+@contextmanager
+def serve_site(name: str) -> Iterator[SiteServer]:
+    """Serve tests/sites/NAME on 127.0.0.1 (a free port) for the duration of the block."""
+    root = SITES_DIR / name
+    if not root.is_dir():
+        raise FileNotFoundError(f"no fixture site {root}")
+    with running(SiteServer(root)) as server:
+        yield server
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def source_toml(source_id: str, kind: str, urls: list[str], **fields: Any) -> str:
+    """One [[source]] table of sources.toml."""
+    lines = ["[[source]]", f"id = {_toml_value(source_id)}", f"kind = {_toml_value(kind)}",
+             f"urls = {_toml_value(urls)}"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config_dir(directory: Path, sources: list[str], **crawl: Any) -> Path:
+    """A config dir with its own sources.toml and settings.toml ([crawl] = FAST_CRAWL + crawl).
+
+    Other files fall back to the shipped ones.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sources.toml").write_text("\n".join(sources), encoding="utf-8")
+    settings = {**FAST_CRAWL, **crawl}
+    (directory / "settings.toml").write_text(
+        "[crawl]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in settings.items()),
+        encoding="utf-8")
+    return directory

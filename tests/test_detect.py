@@ -1,0 +1,197 @@
+"""Deal detection: what a reviewer would check on a candidate, on the rule-only and model paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
+from models.records import Candidate
+from pipeline.analyze import Analyzer
+from pipeline.config import SHIPPED_CONFIG_DIR, load_config
+
+PATHS = ["never", pytest.param("required", marks=pytest.mark.model)]
+
+
+@pytest.fixture(scope="module", params=PATHS)
+def analyzer(request: pytest.FixtureRequest) -> Analyzer:
+    return Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model=request.param)
+
+
+def flagged(analyzer: Analyzer, text: str, kind: str = "deal") -> list[Candidate]:
+    threshold = analyzer.config.rules.scoring.threshold
+    return [c for c in analyzer.analyze(text).candidates if c.kind == kind and c.score >= threshold]
+
+
+def one_deal(analyzer: Analyzer, text: str) -> Candidate:
+    deals = flagged(analyzer, text)
+    assert len(deals) == 1, [c.to_json() for c in analyzer.analyze(text).candidates]
+    return deals[0]
+
+
+def test_state_operator_mou(analyzer) -> None:
+    text = ("Telecom Egypt and Huawei have put their names to a memorandum of understanding on a "
+            "cloud platform that the state-owned operator will host in its data centres.")
+    deal = one_deal(analyzer, text)
+    assert (deal.vendor, deal.country, deal.counterpart, deal.counterpart_type) == (
+        "huawei", "EG", "Telecom Egypt", "soe")
+    assert deal.stage == "mou"
+    assert deal.deal_type == "cloud" and "data_centre" in deal.deal_types
+    assert 0.5 <= deal.score <= 1
+    assert text[deal.start:deal.end] == deal.sentence
+
+
+def test_candidate_fields_use_the_contract_values(analyzer) -> None:
+    deal = one_deal(analyzer, "Kenya's Ministry of ICT signed a $48 million contract with Huawei in "
+                              "2019 to build a government cloud data centre.")
+    assert deal.kind == "deal" and deal.vendors == ["huawei"]
+    assert deal.counterpart == "Kenya's Ministry of ICT" and deal.counterpart_type == "ministry"
+    assert (deal.value, deal.currency, deal.year) == (48e6, "USD", 2019)
+    assert deal.stage in STAGES and deal.counterpart_type in COUNTERPART_TYPES
+    assert set(deal.deal_types) <= set(DEAL_TYPES)
+    assert set(deal.to_json()) == set(Candidate.CONTRACT_FIELDS)
+    # the signals explain the score
+    assert deal.signals["trigger"] == 1.0 and deal.signals["negative"] == 0.0
+    assert deal.signals["evidence"]["country_from"] == "counterpart"
+
+
+@pytest.mark.parametrize(("text", "value", "currency"), [
+    ("Nepal Telecom handed Huawei a $1.6 billion order for 4G.", 1.6e9, "USD"),
+    ("Bolivia's state operator Entel awarded ZTE a US$75 million contract for 4G.", 75e6, "USD"),
+    ("Kenya's ICT Authority awarded Huawei a Sh17.5 billion contract for a data centre.", 17.5e9, "KES"),
+    ("Uganda's police signed a Sh460 billion contract with Huawei for CCTV cameras.", 460e9, "UGX"),
+    ("The Philippine government signed a P20-billion loan for a Huawei safe city project.", 20e9, "PHP"),
+    ("Ethiopia signed a USD500 million agreement with ZTE for its mobile network.", 500e6, "USD"),
+])
+def test_amounts_and_currencies(analyzer, text, value, currency) -> None:
+    deal = one_deal(analyzer, text)
+    assert (deal.value, deal.currency) == (value, currency)
+
+
+def test_product_names_are_not_amounts(analyzer) -> None:
+    candidates = analyzer.analyze("Huawei signed a deal with Nigeria's government to supply Ascend P6 "
+                                  "units to 2000 officials.").candidates
+    assert candidates and all(c.value is None for c in candidates)
+
+
+@pytest.mark.parametrize("text", [
+    "A think-tank study of Huawei found 64 government cloud deals in 38 countries.",
+    "Huawei has supplied safe city systems to more than 100 cities in 30 countries.",
+    "Researchers counted 52 ZTE surveillance agreements across 30 countries.",
+])
+def test_aggregates(analyzer, text) -> None:
+    aggregates = flagged(analyzer, text, kind="aggregate")
+    assert len(aggregates) == 1 and aggregates[0].country is None
+    assert not flagged(analyzer, text)
+
+
+@pytest.mark.parametrize("text", [
+    "The Swedish regulator barred Huawei from bidding in its 5G spectrum auction.",
+    "Washington put another 30 Huawei affiliates on the Commerce Department's Entity List.",
+    "An investigation alleged that Huawei staff helped a Zambian security agency spy on bloggers.",
+    "Prosecutors told a Brooklyn court that Huawei stole trade secrets from its rivals.",
+    "Huawei unveiled a budget handset in Accra and hopes to sell half a million in Ghana this year.",
+    "ZTE reported higher revenue from government network contracts in Asia.",
+    "Under pressure from Washington, several governments moved to cancel 5G contracts with Huawei.",
+    "Lawmakers in Brussels demanded an inquiry into Hikvision's sales to the police in Xinjiang.",
+])
+def test_bans_sanctions_espionage_lawsuits_products_earnings_are_not_flagged(analyzer, text) -> None:
+    assert not flagged(analyzer, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Celcom, a privately held carrier, picked Huawei to supply its 5G radio network in Malaysia.",
+    "Dahua appointed Savanna Security Ltd as the exclusive reseller of its CCTV systems in Zambia.",
+    "Vodacom awarded Huawei a contract to upgrade its 4G network in South Africa.",
+])
+def test_agreements_with_private_companies_are_not_flagged(analyzer, text) -> None:
+    assert not flagged(analyzer, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Huawei signed a cloud agreement with the Guangdong provincial government.",
+    "ZTE signed a 5G contract with the Shenzhen municipal government.",
+    "China Mobile and the Chinese government agreed to build a national 5G network.",
+])
+def test_chinese_domestic_deals_are_not_foreign(analyzer, text) -> None:
+    assert not flagged(analyzer, text)
+    assert all(c.country != "CN" for c in analyzer.analyze(text).candidates)
+
+
+def test_country_is_the_counterparts_never_the_vendors(analyzer) -> None:
+    deal = one_deal(analyzer, "China's ZTE signed a contract with Afghan Telecom, the state-owned "
+                              "operator, for 3G base stations.")
+    assert (deal.country, deal.counterpart_type) == ("AF", "soe")
+
+
+def test_a_country_acting_as_a_party(analyzer) -> None:
+    deal = one_deal(analyzer, "Mozambique has signed a $250 million agreement with ZTE to "
+                              "extend LTE coverage to provincial towns.")
+    assert (deal.country, deal.counterpart, deal.counterpart_type) == ("MZ", "Mozambique", "government")
+    assert deal.deal_type == "telecom_network"
+
+
+def test_background_after_despite_is_not_the_news(analyzer) -> None:
+    deal = one_deal(analyzer, "Despite warnings from the United States, Ghana signed a $90 million "
+                              "contract with Huawei for a national data centre.")
+    assert deal.country == "GH" and deal.signals["negative"] == 0.0
+
+
+def test_subnational_counterpart(analyzer) -> None:
+    deal = one_deal(analyzer, "Hikvision agreed a $12 million CCTV contract with Salta last year.")
+    assert (deal.country, deal.counterpart_type, deal.deal_type) == ("AR", "subnational", "safe_city")
+
+
+def test_one_candidate_per_deal_across_sentences(analyzer) -> None:
+    text = ("Huawei will build a Tier III data centre outside Lusaka.\n"
+            "The $85 million contract was signed with Zambia's Ministry of Technology on Friday.\n"
+            "The data centre will host e-government services, the ministry said.")
+    deal = one_deal(analyzer, text)
+    assert (deal.vendor, deal.country, deal.value) == ("huawei", "ZM", 85e6)
+    assert deal.counterpart_type == "ministry"
+    assert {"data_centre", "e_government"} <= set(deal.deal_types)
+    assert deal.signals["sentences"] >= 2
+    assert text[deal.start:deal.end] == deal.sentence
+
+
+def test_two_vendors_share_one_deal(analyzer) -> None:
+    deal = one_deal(analyzer, "Huawei and ZTE will split a $900 million order from Ethio Telecom to "
+                              "widen 3G coverage.")
+    assert deal.vendors == ["huawei", "zte"] and deal.vendor == "huawei"
+
+
+def test_vendor_named_in_the_sentence_before(analyzer) -> None:
+    text = ("Telkom Indonesia and ZTE announced a partnership on Monday. The two companies then "
+            "put their names to a memorandum covering a 5G core network.")
+    deal = one_deal(analyzer, text)
+    assert (deal.vendor, deal.country, deal.stage) == ("zte", "ID", "mou")
+
+
+def test_another_companys_deal_is_not_inherited(analyzer) -> None:
+    text = ("Huawei was banned from the UK's core network. Meanwhile, Kenya's ICT ministry signed "
+            "a contract with Ericsson for 5G base stations.")
+    assert not flagged(analyzer, text)
+
+
+def test_stages(analyzer) -> None:
+    stages = {
+        "Montenegro's interior ministry and Huawei entered a strategic partnership on safe city "
+        "cameras.": "mou",
+        "ZTE has completed the 4G expansion it was contracted to build for Ethio Telecom.": "completed",
+        "Huawei has begun installing cameras under a contract with the Kenya National Police Service.":
+            "under_construction",
+        "Ghana's government cancelled its safe city contract with Huawei.": "cancelled",
+        "Nepal Telecom awarded Huawei a contract for 4G base stations.": "awarded",
+    }
+    for text, stage in stages.items():
+        assert one_deal(analyzer, text).stage == stage, text
+
+
+def test_text_without_a_vendor_has_no_candidates(analyzer) -> None:
+    assert analyzer.analyze("Kenya's government signed a cloud contract with Microsoft.").candidates == []
+    assert analyzer.analyze("").candidates == []
+
+
+def test_analyze_many_keeps_order(analyzer) -> None:
+    texts = ["The weather was fine.", "Rwanda agreed a 4G contract with ZTE.", ""]
+    results = list(analyzer.analyze_many(texts, batch_size=2))
+    assert [bool(r.candidates) for r in results] == [False, True, False]

@@ -1,0 +1,154 @@
+"""Tagging: watchlist vendors, countries (names, short forms, demonyms), agencies; with and without the model."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.analyze import Analyzer, AnalyzerError
+from pipeline.config import SHIPPED_CONFIG_DIR, load_config
+from pipeline.gazetteer import load_gazetteer
+from pipeline.tag import COUNTERPARTS_KEY, find_model
+
+
+@pytest.fixture(scope="module")
+def rules_only() -> Analyzer:
+    return Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model="never")
+
+
+@pytest.fixture(scope="module")
+def with_model() -> Analyzer:
+    return Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model="required")
+
+
+def tags(analyzer: Analyzer, text: str) -> set[tuple[str, str, str | None]]:
+    return {(e.text, e.label, e.id) for e in analyzer.analyze(text).entities}
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Kenyan", "KE"), ("Pakistani", "PK"), ("Ethiopian", "ET"), ("Chinese", "CN"),
+    ("U.S.", "US"), ("USA", "US"), ("UK", "GB"), ("U.K.", "GB"), ("UAE", "AE"), ("DRC", "CD"),
+    ("Kenya", "KE"), ("Ivory Coast", "CI"), ("Côte d'Ivoire", "CI"), ("Türkiye", "TR"),
+    ("the Philippines", "PH"), ("South Korea", "KR"), ("Laos", "LA"),
+])
+def test_gazetteer_links_names_short_forms_and_demonyms(text, code) -> None:
+    assert load_gazetteer().country_code(text) == code
+
+
+def test_gazetteer_leaves_out_catalogue_forms_and_ambiguous_codes() -> None:
+    gazetteer = load_gazetteer()
+    for text in ("Korea, Republic of", "IN", "IT", "us", "in", "CAN", "PER"):
+        assert gazetteer.country_code(text) is None, text
+    assert gazetteer.place_code("Punjab") is None  # a province of India and of Pakistan
+    assert gazetteer.place_code("Sarawak") == "MY"
+
+
+def test_countries_demonyms_and_short_forms_in_text(rules_only) -> None:
+    found = tags(rules_only, "Kenyan officials met U.S. and UK envoys and a Pakistani delegation in Nigeria.")
+    assert {("Kenyan", "COUNTRY", "KE"), ("U.S.", "COUNTRY", "US"), ("UK", "COUNTRY", "GB"),
+            ("Pakistani", "COUNTRY", "PK"), ("Nigeria", "COUNTRY", "NG")} <= found
+    assert not any(text == "Niger" for text, _, _ in found)  # not inside "Nigeria"
+
+
+def test_case_sensitive_and_look_alike_regions(rules_only) -> None:
+    found = tags(rules_only, "Let us see it in Latin America, New Mexico and Papua New Guinea.")
+    countries = {(text, code) for text, label, code in found if label == "COUNTRY"}
+    assert countries == {("Papua New Guinea", "PG")}
+
+
+def test_vendor_aliases_link_to_watchlist_ids(rules_only) -> None:
+    text = ("ZTE Corporation, Huawei Technologies Co. Ltd, HMN Tech, Huawei Marine, 华为 and 中兴 "
+            "competed with Hikvision, Dahua, CloudWalk and Alibaba Cloud.")
+    vendors = {(t, i) for t, label, i in tags(rules_only, text) if label == "VENDOR"}
+    assert vendors == {("ZTE Corporation", "zte"), ("Huawei Technologies Co. Ltd", "huawei"),
+                       ("HMN Tech", "huawei"), ("Huawei Marine", "huawei"), ("华为", "huawei"),
+                       ("中兴", "zte"), ("Hikvision", "hikvision"), ("Dahua", "dahua"),
+                       ("CloudWalk", "cloudwalk"), ("Alibaba Cloud", "alibaba_cloud")}
+
+
+def test_no_vendor_in_look_alikes(rules_only) -> None:
+    text = "See www.zte.com.cn or https://zte.com/en, said Hua Wei, a lecturer, and zte fans."
+    assert not any(label == "VENDOR" for _, label, _ in tags(rules_only, text))
+
+
+def test_agencies_state_companies_and_sources(rules_only) -> None:
+    text = ("Uganda's NITA-U, Telecom Egypt, Ethio Telecom, the FCC and the U.S. Department of "
+            "Commerce were named in a CSIS report carried by VOA.")
+    found = tags(rules_only, text)
+    assert {("NITA-U", "AGENCY", "ug_nita"), ("Telecom Egypt", "ORG", "eg_telecom_egypt"),
+            ("Ethio Telecom", "ORG", "et_ethio_telecom"), ("FCC", "AGENCY", "us_fcc"),
+            ("U.S. Department of Commerce", "AGENCY", "us_commerce"), ("CSIS", "ORG", "csis"),
+            ("VOA", "ORG", "voa")} <= found
+
+
+def test_government_bodies_by_pattern_keep_their_country(rules_only) -> None:
+    doc = rules_only.nlp("Last year the Croatian Ministry of Economy, the Lesotho Mounted Police Service "
+                         "and the Selangor state government met Somalia Telecom Corporation staff.")
+    bodies = {(s.text, s.label_, s.kb_id_) for s in doc.spans[COUNTERPARTS_KEY]}
+    assert bodies == {("Croatian Ministry of Economy", "ministry", "HR"),
+                      ("Lesotho Mounted Police Service", "agency", "LS"),
+                      ("Selangor state government", "subnational", "MY"),
+                      ("Somalia Telecom Corporation", "soe", "SO")}
+    ents = {(e.text, e.label_) for e in doc.ents}
+    # the body is an AGENCY and its country stays a COUNTRY
+    assert {("Croatian", "COUNTRY"), ("Ministry of Economy", "AGENCY"),
+            ("Somalia Telecom Corporation", "ORG")} <= ents
+
+
+def test_government_of_a_country(rules_only) -> None:
+    doc = rules_only.nlp("The government of Kenya and Egypt's telecom ministry agreed.")
+    bodies = {(s.text, s.label_, s.kb_id_) for s in doc.spans[COUNTERPARTS_KEY]}
+    assert bodies == {("government of Kenya", "government", "KE"),
+                      ("Egypt's telecom ministry", "ministry", "EG")}
+
+
+def test_entity_offsets_point_into_the_text(rules_only) -> None:
+    text = "MIRI: Sabah’s government and ZTE agreed.\n\nPolandʼs government objected."
+    for entity in rules_only.analyze(text).entities:
+        assert text[entity.start:entity.end] == entity.text
+    assert ("Poland", "COUNTRY", "PL") in tags(rules_only, text)
+
+
+def test_line_breaks_end_sentences(rules_only) -> None:
+    doc = rules_only.nlp("ZTE Wins Zamtel Deal\nZamtel said so. It will build a data centre.")
+    assert [s.text.strip() for s in doc.sents] == [
+        "ZTE Wins Zamtel Deal", "Zamtel said so.", "It will build a data centre."]
+
+
+def test_components_are_versioned_factories(rules_only) -> None:
+    factories = {rules_only.nlp.get_pipe_meta(name).factory for name in rules_only.nlp.pipe_names}
+    assert {"dealwatch_sentencizer_v1", "entity_ruler", "dealwatch_entity_linker_v1",
+            "dealwatch_agency_matcher_v1", "dealwatch_deal_detector_v1"} <= factories
+    assert rules_only.model_name is None and rules_only.version.startswith("rules-")
+
+
+def test_model_required_but_missing_is_a_handled_error(monkeypatch) -> None:
+    monkeypatch.setattr("pipeline.analyze.find_model", lambda: None)
+    with pytest.raises(AnalyzerError, match="required but not installed"):
+        Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model="required")
+
+
+@pytest.mark.model
+def test_model_pipeline_puts_the_ruler_before_ner(with_model) -> None:
+    names = with_model.nlp.component_names
+    assert names.index("watchlist_ruler") < names.index("ner") < names.index("vendor_ner")
+    assert "ner" in with_model.nlp.disabled  # run through vendor_ner, on vendor articles only
+    assert "parser" not in names and "lemmatizer" not in names
+    assert with_model.model_name == find_model()
+    assert "+en_core_web_sm" in with_model.version
+
+
+@pytest.mark.model
+def test_model_adds_its_labels_and_the_watchlist_wins(with_model) -> None:
+    found = tags(with_model, "Kenya's ICT Authority paid Huawei $48 million in March 2019, said Hua Wei.")
+    assert ("Huawei", "VENDOR", "huawei") in found
+    assert ("Kenya", "COUNTRY", "KE") in found
+    assert ("ICT Authority", "AGENCY", "ke_icta") in found
+    labels = {label for _, label, _ in found}
+    assert {"MONEY", "DATE"} <= labels
+    assert not any(label == "VENDOR" and text == "Hua Wei" for text, label, _ in found)
+
+
+@pytest.mark.model
+def test_model_runs_only_on_articles_naming_a_vendor(with_model) -> None:
+    labels = {label for _, label, _ in tags(with_model, "Microsoft paid $5 million in March 2019.")}
+    assert "MONEY" not in labels and "DATE" not in labels
