@@ -1,0 +1,1 @@
+"""Package data for the tagger: the hand-made country table that pycountry lacks (demonyms, short forms)."""
