@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from models.config import Source
 from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
+from pipeline.dedup import canonical_url
 
 logger = logging.getLogger(__name__)
 
@@ -216,9 +217,24 @@ def _migration_2(db: Database) -> None:
     db.table("articles").enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
 
 
+def _migration_3(db: Database) -> None:
+    # The canonical form of each page URL, so "already stored?" survives tracking parameters,
+    # www., http/https and AMP variants; and when a page was last checked (a 304 keeps the body).
+    db.executescript("""
+        ALTER TABLE pages ADD COLUMN canonical_url TEXT;
+        ALTER TABLE pages ADD COLUMN checked_at TEXT;
+        ALTER TABLE pages ADD COLUMN check_status INTEGER;
+    """)
+    rows = db.execute("SELECT id, COALESCE(final_url, url) FROM pages").fetchall()
+    db.conn.executemany("UPDATE pages SET canonical_url = ? WHERE id = ?",
+                        [(canonical_url(url), page_id) for page_id, url in rows])
+    db.execute("CREATE INDEX pages_canonical ON pages(canonical_url)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
+    (3, "canonical page URLs and last checks", _migration_3),
 ]
 
 
@@ -375,6 +391,18 @@ class Store:
 
     # -- pages --
 
+    def known_article_urls(self) -> set[str]:
+        """Canonical URLs of every article fetched successfully (as requested, as served, and as
+        the article declares itself): a link whose canonical form is here is not fetched again."""
+        known = {row[0] for row in self.db.execute(
+            "SELECT canonical_url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299 "
+            "AND error IS NULL AND canonical_url IS NOT NULL").fetchall()}
+        known.update(canonical_url(row[0]) for row in self.db.execute(
+            "SELECT url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299 "
+            "AND error IS NULL").fetchall())
+        known.update(row[0] for row in self.db.execute("SELECT canonical_url FROM articles"))
+        return known
+
     def known_page_urls(self, urls: Iterable[str] | None = None) -> set[str]:
         """URLs (as requested and as finally served) of article pages fetched successfully."""
         sql = ("SELECT url, final_url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299"
@@ -388,14 +416,36 @@ class Store:
             return known & set(urls)
         return known
 
+    def validators(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """What the last good fetch of each URL said: etag, last_modified and content_hash, for
+        conditional GET and for noticing an unchanged body."""
+        out: dict[str, dict[str, Any]] = {}
+        for url in set(urls):
+            row = self.db.execute(
+                "SELECT etag, last_modified, content_hash FROM pages WHERE url = ? "
+                "AND status BETWEEN 200 AND 299 AND error IS NULL", [url]).fetchone()
+            if row:
+                out[url] = {"etag": row[0], "last_modified": row[1], "content_hash": row[2]}
+        return out
+
+    def record_check(self, url: str, status: int, run_id: int | None = None) -> bool:
+        """Note that a stored page was checked (e.g. 304 Not Modified, or the same body again)
+        without touching what was stored. False when the URL is not stored."""
+        cur = self.db.execute(
+            "UPDATE pages SET checked_at = ?, check_status = ?, run_id = COALESCE(?, run_id) "
+            "WHERE url = ?", [utcnow(), status, run_id, url])
+        return cur.rowcount > 0
+
     def save_page(self, page: Page, run_id: int | None = None) -> int:
         """Insert or update a page by URL. A changed body is queued for processing again."""
         body = page.body or b""
+        now = utcnow()
         content_hash = sha256_hex(body) if body else None
         headers = {k.lower(): v for k, v in page.headers.items()}
         row = {
             "url": page.url,
             "final_url": page.final_url or page.url,
+            "canonical_url": canonical_url(page.final_url or page.url),
             "source_id": page.source_id,
             "role": page.role,
             "status": page.status,
@@ -403,7 +453,7 @@ class Store:
             "headers": _json(headers),
             "etag": headers.get("etag"),
             "last_modified": headers.get("last-modified"),
-            "fetched_at": page.fetched_at or utcnow(),
+            "fetched_at": page.fetched_at or now,
             "content_hash": content_hash,
             "size": len(body),
             "html": compress(body) if body else None,
@@ -412,6 +462,8 @@ class Store:
             "listed_title": page.listed_title,
             "listed_date": page.listed_date,
             "run_id": run_id,
+            "checked_at": page.fetched_at or now,
+            "check_status": page.status,
         }
         cols = list(row)
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "url")
