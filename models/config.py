@@ -87,11 +87,21 @@ class ProcessSettings(Strict):
     min_text_chars: int = Field(default=300, ge=0)
 
 
+class DedupSettings(Strict):
+    near_duplicates: bool = True
+    window_days: int = Field(default=30, ge=1, description="compare with articles this recent")
+    jaccard: float = Field(default=0.3, gt=0, le=1)
+    containment: float = Field(default=0.7, gt=0, le=1)
+    shingle_words: int = Field(default=4, ge=1, le=12)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+
+
 class Settings(Strict):
     database: DatabaseSettings = DatabaseSettings()
     crawl: CrawlSettings = CrawlSettings()
     retention: RetentionSettings = RetentionSettings()
     process: ProcessSettings = ProcessSettings()
+    dedup: DedupSettings = DedupSettings()
 
 
 # --- sources.toml ---------------------------------------------------------------------------

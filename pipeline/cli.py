@@ -226,7 +226,8 @@ def _process(state: State, store: Store, use_model: str | None, reanalyse: bool 
     total = store.count_pages_to_process()
     with _progress(total, "processing") as progress:
         report = process_pages(store, analyzer, batch_size=settings.batch_size,
-                               min_text_chars=settings.min_text_chars, progress=progress)
+                               min_text_chars=settings.min_text_chars,
+                               dedup=state.config.settings.dedup, progress=progress)
     store.prune_html(state.config.settings.retention.html_days)
     return report
 
@@ -234,9 +235,10 @@ def _process(state: State, store: Store, use_model: str | None, reanalyse: bool 
 def _print_process(report: Any) -> None:
     c = report.counters
     click.echo(
-        f"processed {c['pages']} pages: {c['articles']} articles, {c['not_article']} not "
-        f"articles, {c['duplicates']} duplicates, {c['failed']} failed; "
-        f"{c['candidates_new']} new candidates", err=True)
+        f"processed {c['pages']} pages: {c['articles']} articles "
+        f"({c['near_duplicates']} copies of stories already seen), {c['not_article']} not "
+        f"articles, {c['blocked']} blocked by bot or consent walls, {c['duplicates']} exact "
+        f"duplicates, {c['failed']} failed; {c['candidates_new']} new candidates", err=True)
     for url, reason in report.failures[:10]:
         click.echo(f"  failed {url}: {reason}", err=True)
 
@@ -352,12 +354,17 @@ def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None
         out(f"{rank:>3}. [{row['status']}] #{row['id']}  " + "  ".join(fields))
         out(f"     “{' '.join(row['sentence'].split())}”")
         out(f"     {row['url']}")
+        others = [c for c in row.get("copies") or [] if c["url"] != row["url"]]
+        for copy in others:
+            site = f" ({copy['site']})" if copy.get("site") else ""
+            out(f"     also: {copy['url']}{site}")
 
 
 QUEUE_JSON_FIELDS = (
     "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
     "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
-    "sentence", "start", "end", "url", "title", "published", "site", "article_id",
+    "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
+    "copies",
 )
 
 

@@ -34,13 +34,47 @@ def prose_chars(text: str) -> int:
                if len(line) >= PROSE_LINE_CHARS or _SENTENCE_END.search(line))
 
 
+# Pages served with 200 that hold no article because a bot check or a consent form stands in the
+# way. Markers are matched in the first part of the page, lower-cased.
+BOT_CHALLENGE_MARKERS = (
+    ("cloudflare", re.compile(r"<title>\s*(just a moment|attention required)|cf-browser-verification|"
+                              r"challenge-platform|cf_chl_|checking (if the site connection is secure|"
+                              r"your browser before accessing)")),
+    ("captcha", re.compile(r"captcha-delivery\.com|px-captcha|g-recaptcha|h-captcha|hcaptcha\.com|"
+                           r"verify (that )?you are (a )?human|are you a robot")),
+    ("access denied", re.compile(r"<title>\s*access denied|incapsula incident id|"
+                                 r"request unsuccessful\. incapsula|you don't have permission to access")),
+    ("javascript required", re.compile(r"enable javascript and cookies to continue|"
+                                       r"please enable (javascript|js) (and|to)")),
+)
+CONSENT_MARKERS = re.compile(
+    r"consent\.google\.|before you continue to|guce\.yahoo\.com|consent\.yahoo\.com|"
+    r"we value your privacy|cookie consent|manage (your )?(cookie )?(preferences|consent)|"
+    r"accept all cookies|consent-?wall|sp_message_container|didomi|onetrust|quantcast choice")
+
+
+WALL_MAX_TEXT_CHARS = 600
+
+
+def detect_wall(html: str, consent: bool = True) -> str | None:
+    """What kind of wall a page is, when a bot check (or, with `consent`, a consent form) hides
+    the article."""
+    head = html[:60_000].lower()
+    for label, pattern in BOT_CHALLENGE_MARKERS:
+        if pattern.search(head):
+            return f"bot challenge ({label})"
+    if consent and CONSENT_MARKERS.search(head):
+        return "consent wall"
+    return None
+
+
 class ExtractionError(DealwatchError):
     """The page could not be decoded or parsed at all."""
 
 
 @dataclass(frozen=True, slots=True)
 class Extraction:
-    status: str  # article | not_article
+    status: str  # article | not_article | blocked (a bot check or consent wall, no article)
     article: Article | None = None
     reason: str | None = None
 
@@ -103,6 +137,20 @@ def extract_article(body: bytes | str, url: str, headers: dict[str, str] | None 
     html = decode_body(body, headers)
     if not html.strip():
         return Extraction("not_article", reason="empty body")
+    result = _extract(html, url, headers, min_text_chars)
+    # Real articles carry consent banners and captcha-protected comment forms too: a consent
+    # wall is a page with no article at all; a bot check may leave a little text behind.
+    if result.article is None:
+        wall = detect_wall(html)
+    elif len(result.article.text) < WALL_MAX_TEXT_CHARS:
+        wall = detect_wall(html, consent=False)
+    else:
+        wall = None
+    return Extraction("blocked", reason=wall) if wall else result
+
+
+def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars: int
+             ) -> Extraction:
     try:
         doc = trafilatura.bare_extraction(
             html, url=url, with_metadata=True, include_comments=False, include_tables=True,

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from models.config import DedupSettings
 from models.records import Article
+from pipeline.dedup import NearDuplicateIndex, signature
 from pipeline.extract import ExtractionError, extract_article
 from pipeline.store import Store
 
@@ -26,10 +28,19 @@ class AnalyzerLike(Protocol):
 @dataclass
 class ProcessReport:
     counters: Counter[str] = field(default_factory=Counter)
+    by_source: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (url, reason)
 
+    def count(self, name: str, source_id: str | None = None, n: int = 1) -> None:
+        self.counters[name] += n
+        if source_id:
+            self.by_source.setdefault(source_id, Counter())[name] += n
+
     def as_dict(self) -> dict[str, Any]:
-        return dict(sorted(self.counters.items()))
+        out: dict[str, Any] = dict(sorted(self.counters.items()))
+        if self.by_source:
+            out["sources"] = {sid: dict(sorted(c.items())) for sid, c in sorted(self.by_source.items())}
+        return out
 
 
 def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -43,79 +54,124 @@ def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
-def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, str]],
+def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, str, str | None]],
                       batch_size: int, report: ProcessReport) -> None:
-    """Tag and detect on (article_id, text) pairs and store the results (caller's transaction)."""
-    texts = (text for _, text in articles)
-    for (article_id, _), analysis in zip(articles, analyzer.analyze_many(texts, batch_size),
-                                         strict=True):
+    """Tag and detect on (article_id, text, source_id) and store the results (caller's transaction)."""
+    texts = (text for _, text, _ in articles)
+    for (article_id, _, source_id), analysis in zip(articles, analyzer.analyze_many(texts, batch_size),
+                                                    strict=True):
         outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
                                       analyzer.version)
-        report.counters["entities"] += len(analysis.entities)
-        report.counters["candidates"] += len(analysis.candidates)
-        report.counters["candidates_new"] += outcome["candidates_new"]
-        report.counters["candidates_removed"] += outcome["candidates_removed"]
+        report.count("entities", None, len(analysis.entities))
+        report.count("candidates", source_id, len(analysis.candidates))
+        report.count("candidates_new", source_id, outcome["candidates_new"])
+        report.count("candidates_removed", None, outcome["candidates_removed"])
+
+
+class PageProcessor:
+    """Extracts stored pages into articles, clusters near-duplicates, then tags and detects."""
+
+    def __init__(self, store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
+                 min_text_chars: int = 300, dedup: DedupSettings | None = None):
+        self.store = store
+        self.analyzer = analyzer
+        self.batch_size = batch_size
+        self.min_text_chars = min_text_chars
+        self.dedup = dedup if dedup is not None else DedupSettings()
+        self.report = ProcessReport()
+        self._index: NearDuplicateIndex | None = None
+
+    def run(self, reprocess: bool = False, progress: Progress | None = None) -> ProcessReport:
+        """Every stored article page not processed yet (or all of them, with reprocess).
+
+        Each batch is one transaction: a crash loses at most the batch in hand, which the next
+        run does again. A page that cannot be extracted is recorded with its reason; the rest go
+        on.
+        """
+        for batch in _batched(self.store.pages_to_process(reprocess=reprocess), self.batch_size):
+            with self.store.transaction():
+                to_analyse: list[tuple[int, str, str | None]] = []
+                seen_hashes: dict[str, int] = {}
+                for page in batch:
+                    self._extract_page(page, seen_hashes, to_analyse)
+                _analyse_and_save(self.store, self.analyzer, to_analyse, self.batch_size,
+                                  self.report)
+            if progress:
+                progress(len(batch))
+        return self.report
+
+    @property
+    def index(self) -> NearDuplicateIndex:
+        """Signatures of recent articles, loaded from the store the first time it is needed."""
+        if self._index is None:
+            d = self.dedup
+            self._index = NearDuplicateIndex(d.num_perm, d.jaccard, d.containment)
+            for article_id, cluster_id, sig in self.store.recent_signatures(d.window_days,
+                                                                           d.num_perm):
+                self._index.add(article_id, sig, cluster_id)
+        return self._index
+
+    def _cluster(self, article_id: int, text: str, source_id: str | None) -> None:
+        d = self.dedup
+        sig = signature(text, d.num_perm, d.shingle_words)
+        cluster_id, merged = self.index.assign(article_id, sig)
+        self.store.save_signature(article_id, sig, d.num_perm)
+        self.store.set_cluster(article_id, cluster_id, merged)
+        if cluster_id != article_id:
+            self.report.count("near_duplicates", source_id)
+
+    def _extract_page(self, page: dict[str, Any], seen_hashes: dict[str, int],
+                      to_analyse: list[tuple[int, str, str | None]]) -> None:
+        store, source_id = self.store, page["source_id"]
+        self.report.count("pages", source_id)
+        url = page["final_url"] or page["url"]
+        try:
+            result = extract_article(page["body"], url, page["headers"], self.min_text_chars)
+        except ExtractionError as exc:
+            store.mark_page(page["id"], "failed", str(exc))
+            self.report.count("failed", source_id)
+            self.report.failures.append((url, str(exc)))
+            return
+        if result.article is None:
+            store.mark_page(page["id"], result.status, result.reason)
+            self.report.count(result.status, source_id)
+            return
+        article: Article = result.article
+        if not article.title and page.get("listed_title"):
+            article.title = page["listed_title"]
+        if not article.published and page.get("listed_date"):
+            article.published = page["listed_date"]
+        existing = store.article_by_hash(article.text_hash)
+        duplicate_of = seen_hashes.get(article.text_hash) or (
+            existing["id"] if existing and existing["canonical_url"] != article.canonical_url
+            else None)
+        if duplicate_of:
+            store.mark_page(page["id"], "duplicate", f"same text as article {duplicate_of}",
+                            duplicate_of)
+            self.report.count("duplicates", source_id)
+            return
+        article_id = store.save_article(page["id"], source_id, article)
+        store.mark_page(page["id"], "article", None, article_id)
+        seen_hashes[article.text_hash] = article_id
+        self.report.count("articles", source_id)
+        if existing and existing["id"] == article_id:
+            if existing["analyser"] == self.analyzer.version:
+                # Same article, same text, analysed by this very analyser: nothing would change.
+                self.report.count("unchanged", source_id)
+                return
+        elif self.dedup.near_duplicates:
+            self._cluster(article_id, article.text, source_id)
+        to_analyse.append((article_id, article.text, source_id))
 
 
 def process_pages(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
                   min_text_chars: int = 300, reprocess: bool = False,
+                  dedup: DedupSettings | None = None,
                   progress: Progress | None = None) -> ProcessReport:
-    """Extract, tag and detect every stored article page not processed yet.
-
-    Each batch is one transaction: a crash loses at most the batch in hand, which the next run
-    does again. A page that cannot be extracted is recorded with its reason; the rest go on.
-    """
-    report = ProcessReport()
-    for batch in _batched(store.pages_to_process(reprocess=reprocess), batch_size):
-        with store.transaction():
-            to_analyse: list[tuple[int, str]] = []
-            seen_hashes: dict[str, int] = {}
-            for page in batch:
-                _extract_page(store, page, min_text_chars, report, seen_hashes, to_analyse,
-                              analyzer.version)
-            _analyse_and_save(store, analyzer, to_analyse, batch_size, report)
-        if progress:
-            progress(len(batch))
-    return report
-
-
-def _extract_page(store: Store, page: dict[str, Any], min_text_chars: int, report: ProcessReport,
-                  seen_hashes: dict[str, int], to_analyse: list[tuple[int, str]],
-                  analyser_version: str) -> None:
-    report.counters["pages"] += 1
-    url = page["final_url"] or page["url"]
-    try:
-        result = extract_article(page["body"], url, page["headers"], min_text_chars)
-    except ExtractionError as exc:
-        store.mark_page(page["id"], "failed", str(exc))
-        report.counters["failed"] += 1
-        report.failures.append((url, str(exc)))
-        return
-    if result.article is None:
-        store.mark_page(page["id"], "not_article", result.reason)
-        report.counters["not_article"] += 1
-        return
-    article: Article = result.article
-    if not article.title and page.get("listed_title"):
-        article.title = page["listed_title"]
-    if not article.published and page.get("listed_date"):
-        article.published = page["listed_date"]
-    existing = store.article_by_hash(article.text_hash)
-    duplicate_of = seen_hashes.get(article.text_hash) or (
-        existing["id"] if existing and existing["canonical_url"] != article.canonical_url else None)
-    if duplicate_of:
-        store.mark_page(page["id"], "duplicate", f"same text as article {duplicate_of}", duplicate_of)
-        report.counters["duplicates"] += 1
-        return
-    article_id = store.save_article(page["id"], page["source_id"], article)
-    store.mark_page(page["id"], "article", None, article_id)
-    seen_hashes[article.text_hash] = article_id
-    report.counters["articles"] += 1
-    if existing and existing["id"] == article_id and existing["analyser"] == analyser_version:
-        # Same article, same text, analysed by this very analyser: nothing would change.
-        report.counters["unchanged"] += 1
-        return
-    to_analyse.append((article_id, article.text))
+    """Extract, cluster, tag and detect every stored article page not processed yet."""
+    processor = PageProcessor(store, analyzer, batch_size=batch_size,
+                              min_text_chars=min_text_chars, dedup=dedup)
+    return processor.run(reprocess=reprocess, progress=progress)
 
 
 def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
@@ -126,7 +182,8 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
         exclude_analyser=analyzer.version if only_stale else None)
     for batch in _batched(rows, batch_size):
         with store.transaction():
-            _analyse_and_save(store, analyzer, [(r["id"], r["text"]) for r in batch], batch_size,
+            _analyse_and_save(store, analyzer,
+                              [(r["id"], r["text"], r["source_id"]) for r in batch], batch_size,
                               report)
         report.counters["articles"] += len(batch)
         if progress:

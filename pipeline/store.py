@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from models.config import Source
 from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
-from pipeline.dedup import canonical_url
+from pipeline.dedup import Signature, canonical_url
 
 logger = logging.getLogger(__name__)
 
@@ -231,10 +231,26 @@ def _migration_3(db: Database) -> None:
     db.execute("CREATE INDEX pages_canonical ON pages(canonical_url)")
 
 
+def _migration_4(db: Database) -> None:
+    # MinHash signatures of article texts, kept so near-duplicate clustering works across runs.
+    db.executescript("""
+        CREATE TABLE article_signatures (
+            article_id INTEGER PRIMARY KEY REFERENCES articles(id),
+            num_perm INTEGER NOT NULL,
+            shingles INTEGER NOT NULL,
+            signature BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX articles_cluster ON articles(cluster_id);
+        UPDATE articles SET cluster_id = id WHERE cluster_id IS NULL;
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
     (3, "canonical page URLs and last checks", _migration_3),
+    (4, "near-duplicate signatures and clusters", _migration_4),
 ]
 
 
@@ -278,6 +294,7 @@ class QueueFilter:
     min_score: float | None = None
     limit: int | None = 50
     offset: int = 0
+    collapse_clusters: bool = True
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -546,7 +563,60 @@ class Store:
              article.author, article.published, article.site, article.language, article.text,
              article.text_hash, now],
         )
-        return int(cur.fetchall()[0][0])
+        article_id = int(cur.fetchall()[0][0])
+        self.db.execute("UPDATE articles SET cluster_id = id WHERE id = ? AND cluster_id IS NULL",
+                        [article_id])
+        return article_id
+
+    # -- near-duplicate clusters --
+
+    def save_signature(self, article_id: int, sig: Signature, num_perm: int) -> None:
+        self.db.execute(
+            "INSERT INTO article_signatures (article_id, num_perm, shingles, signature, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(article_id) DO UPDATE SET"
+            " num_perm = excluded.num_perm, shingles = excluded.shingles,"
+            " signature = excluded.signature, created_at = excluded.created_at",
+            [article_id, num_perm, sig.shingles, sig.to_bytes(), utcnow()])
+
+    def recent_signatures(self, days: int, num_perm: int
+                          ) -> Iterator[tuple[int, int, Signature]]:
+        """(article id, cluster id, signature) of articles extracted in the last `days` days."""
+        rows = self.db.execute(
+            "SELECT s.article_id, a.cluster_id, s.signature, s.shingles FROM article_signatures s "
+            "JOIN articles a ON a.id = s.article_id WHERE s.num_perm = ? "
+            "AND a.extracted_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?) ORDER BY s.article_id",
+            [num_perm, f"-{int(days)} days"])
+        for article_id, cluster_id, blob, shingles in rows:
+            yield article_id, cluster_id or article_id, Signature.from_bytes(blob, shingles)
+
+    def set_cluster(self, article_id: int, cluster_id: int, merged: Iterable[int] = ()) -> None:
+        """Put an article in a cluster; clusters it joined together are renamed to cluster_id."""
+        self.db.execute("UPDATE articles SET cluster_id = ? WHERE id = ?", [cluster_id, article_id])
+        for old in merged:
+            self.db.execute("UPDATE articles SET cluster_id = ? WHERE cluster_id = ?",
+                            [cluster_id, old])
+
+    def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """Every copy of each cluster's story: its articles and the pages that repeated one of
+        them word for word, oldest first."""
+        ids = sorted(set(cluster_ids))
+        out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
+        if not ids:
+            return out
+        marks = ", ".join("?" for _ in ids)
+        rows = self.db.query(
+            f"""SELECT a.cluster_id, a.id AS article_id, a.url, a.site, a.title, a.published,
+                       'article' AS copy
+                FROM articles a WHERE a.cluster_id IN ({marks})
+                UNION ALL
+                SELECT a.cluster_id, a.id, COALESCE(p.final_url, p.url), NULL, NULL, NULL,
+                       'exact duplicate'
+                FROM pages p JOIN articles a ON a.id = p.article_id
+                WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks})
+                ORDER BY 1, 2, 7""", [*ids, *ids])
+        for row in rows:
+            out[row.pop("cluster_id")].append(row)
+        return out
 
     def transaction(self) -> Any:
         """A transaction (savepoint when nested): all of it is written, or none of it."""
@@ -623,6 +693,8 @@ class Store:
     # -- reading the queue --
 
     def queue(self, flt: QueueFilter | None = None) -> list[dict[str, Any]]:
+        """Candidates, best first. With `collapse_clusters`, the copies of a syndicated story
+        (one near-duplicate cluster) show as one candidate carrying every copy in `copies`."""
         flt = flt or QueueFilter()
         where: list[str] = []
         params: list[Any] = []
@@ -635,16 +707,26 @@ class Store:
         if flt.min_score is not None:
             where.append("c.score >= ?")
             params.append(flt.min_score)
+        key = "a.cluster_id, c.kind, COALESCE(c.vendor, ''), COALESCE(c.country, '')"
+        if not flt.collapse_clusters:
+            key = "c.id"
         sql = (
-            "SELECT c.*, a.url AS url, a.canonical_url, a.title, a.published, a.site "
-            "FROM candidates c JOIN articles a ON a.id = c.article_id"
+            "WITH ranked AS (SELECT c.*, a.url AS url, a.canonical_url, a.title, a.published,"
+            " a.site, a.cluster_id,"
+            f" ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY c.score DESC, c.id) AS rank_in_cluster,"
+            f" COUNT(*) OVER (PARTITION BY {key}) AS cluster_candidates"
+            " FROM candidates c JOIN articles a ON a.id = c.article_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + ") SELECT * FROM ranked WHERE rank_in_cluster = 1 ORDER BY score DESC, id"
         )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY c.score DESC, c.id"
         if flt.limit:
             sql += f" LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}"
-        return [decode_row(r) for r in self.db.query(sql, params)]
+        rows = [decode_row(r) for r in self.db.query(sql, params)]
+        copies = self.cluster_copies(r["cluster_id"] for r in rows if r["cluster_id"] is not None)
+        for row in rows:
+            row.pop("rank_in_cluster", None)
+            row["copies"] = copies.get(row["cluster_id"], []) if row["cluster_id"] else []
+        return rows
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -36,11 +36,13 @@ def _run_demo(db: Path, model: str, port: int = 0) -> tuple[str, list[dict]]:
 
 
 def _best_by_path(rows: list[dict]) -> dict[str, dict]:
+    """The best candidate of each article, a syndicated copy counting as its cluster's."""
     best: dict[str, dict] = {}
     for row in rows:
-        path = urlsplit(row["url"]).path
-        if path not in best or row["score"] > best[path]["score"]:
-            best[path] = row
+        paths = {urlsplit(row["url"]).path} | {urlsplit(c["url"]).path for c in row["copies"]}
+        for path in paths:
+            if path not in best or row["score"] > best[path]["score"]:
+                best[path] = row
     return best
 
 
@@ -60,6 +62,12 @@ def _check_queue(rows: list[dict]) -> None:
     negative_scores = {e["path"]: best[e["path"]]["score"] for e in negatives if e["path"] in best}
     assert all(score < weakest_deal for score in negative_scores.values()), (
         f"a hard negative ranks above a real deal: {negative_scores} vs {weakest_deal}")
+    # a syndicated story is one entry, with every copy as a source
+    for e in expected:
+        if e.get("syndicated_with"):
+            entry = best[e["path"]]
+            assert best[e["syndicated_with"]]["id"] == entry["id"]
+            assert {urlsplit(c["url"]).path for c in entry["copies"]} == {e["path"], e["syndicated_with"]}
     aggregates = [e["path"] for e in expected if e["kind"] == "aggregate"]
     agg_paths = {urlsplit(r["url"]).path for r in rows if r["kind"] == "aggregate"}
     assert set(aggregates) <= agg_paths

@@ -107,3 +107,22 @@ def test_canonical_url(url: str, expected: str) -> None:
 def test_text_hash_ignores_case_and_spacing() -> None:
     assert text_hash("Huawei  signed\n a deal.") == text_hash("huawei signed a deal.")
     assert text_hash("Huawei signed a deal.") != text_hash("ZTE signed a deal.")
+
+
+WALLS = FIXTURES.parent / "walls"
+
+
+@pytest.mark.parametrize(("page", "reason"), [
+    ("cloudflare-challenge.html", "bot challenge (cloudflare)"),
+    ("consent-wall.html", "consent wall"),
+])
+def test_bot_and_consent_walls_are_recorded_as_blocked(page: str, reason: str) -> None:
+    result = extract_article((WALLS / page).read_bytes(), "https://newsdesk.test/2026/05/05/story")
+    assert (result.status, result.reason, result.article) == ("blocked", reason, None)
+
+
+def test_an_article_with_a_consent_banner_is_still_an_article() -> None:
+    result = extract_article((WALLS / "article-with-consent-banner.html").read_bytes(),
+                             "https://harbour.test/2026/05/05/cranes", min_text_chars=200)
+    assert result.status == "article"
+    assert "six ship-to-shore cranes" in result.article.text
