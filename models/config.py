@@ -72,7 +72,23 @@ class CrawlSettings(Strict):
     download_maxsize: int = Field(default=10 * 1024 * 1024, ge=0)
     download_warnsize: int = Field(default=2 * 1024 * 1024, ge=0)
     retry_times: int = Field(default=2, ge=0)
+    retry_backoff_base: float = Field(
+        default=2.0, ge=0, description="seconds before the first retry; doubles with each retry")
+    retry_backoff_max: float = Field(default=60.0, ge=0, description="longest wait between retries")
+    retry_after_max: float = Field(
+        default=120.0, ge=0,
+        description="longest Retry-After honoured; a server asking for more is not retried this run")
+    max_redirects: int = Field(default=5, ge=0)
     max_items_per_source: int = Field(default=200, ge=1)
+    max_age_days: int = Field(
+        default=0, ge=0,
+        description="listed articles dated longer ago are not fetched (every kind); 0: no limit")
+    news_sitemap_max_age_days: int = Field(
+        default=3, ge=0, description="the same for news_sitemap sources; 0: no limit")
+    max_requests_per_run: int = Field(
+        default=10_000, ge=0, description="HTTP requests of one crawl, all sources; 0: no limit")
+    max_run_seconds: float = Field(
+        default=7200, ge=0, description="wall time of one crawl, all sources; 0: no limit")
     refetch_known_articles: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
@@ -96,12 +112,51 @@ class DedupSettings(Strict):
     num_perm: int = Field(default=128, ge=16, le=1024)
 
 
+class ScheduleSettings(Strict):
+    cron: str = Field(default="30 2 * * *", description="when the nightly run starts (crontab)")
+    timezone: str = "UTC"
+    catch_up_grace_hours: float = Field(
+        default=6, ge=0, description="a run missed while the scheduler was down runs at start-up "
+                                     "when it was due at most this long ago")
+    stop_timeout_seconds: float = Field(default=120, ge=0)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class StatusSettings(Strict):
+    stale_after_runs: int = Field(default=3, ge=1,
+                                  description="flag a source with no new articles in this many runs")
+    min_pages_for_yield: int = Field(default=5, ge=1)
+
+
 class Settings(Strict):
     database: DatabaseSettings = DatabaseSettings()
     crawl: CrawlSettings = CrawlSettings()
     retention: RetentionSettings = RetentionSettings()
     process: ProcessSettings = ProcessSettings()
     dedup: DedupSettings = DedupSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    status: StatusSettings = StatusSettings()
 
 
 # --- sources.toml ---------------------------------------------------------------------------
@@ -122,6 +177,14 @@ class Source(Strict):
     concurrent_requests_per_domain: int | None = Field(default=None, ge=1)
     autothrottle: bool | None = None
     headers: dict[str, str] = {}
+    max_age_days: int | None = Field(
+        default=None, ge=0,
+        description="listed articles dated longer ago are not fetched; 0: no limit "
+                    "(default: crawl.max_age_days, or crawl.news_sitemap_max_age_days)")
+    unwrap_param: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="query parameter of a listed link that holds the publisher's URL "
+                    "(aggregator click-through links, e.g. Bing News: url)")
 
     @field_validator("urls")
     @classmethod

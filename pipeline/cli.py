@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,15 +33,25 @@ def fail(message: str) -> NoReturn:
     raise UserError(message)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl-C, so runs are recorded and subprocesses end with us."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated("stopped by SIGTERM")
+
+
 class DealwatchGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            click.echo(str(exc) or "interrupted", err=True)
+            sys.exit(143 if isinstance(exc, Terminated) else 130)
         except DealwatchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
@@ -72,6 +84,24 @@ class State:
         finally:
             store.close()
 
+    @contextmanager
+    def recorded_run(self, kind: str, sources: list[str] | None = None
+                     ) -> Iterator[tuple[Store, RunRecord]]:
+        """A writing run: the database's run lock, a `runs` row, its outcome and counters."""
+        from pipeline.lock import RunLock
+
+        with RunLock(self.db_path, kind), self.store() as store:
+            store.abort_stale_runs()
+            record = RunRecord(store.start_run(kind, sources))
+            try:
+                yield store, record
+            except BaseException as exc:
+                outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                store.finish_run(record.id, outcome, record.counters,
+                                 str(exc) or type(exc).__name__)
+                raise
+            store.finish_run(record.id, record.outcome, record.counters)
+
     def analyzer(self, use_model: str | None = None) -> Any:
         from pipeline.analyze import Analyzer
 
@@ -79,6 +109,27 @@ class State:
         analyzer = Analyzer.from_config(self.config, use_model=mode)
         logger.info("analyser %s", analyzer.version)
         return analyzer
+
+
+class RunRecord:
+    """What a run row will say: crawl and processing counters, and whether it went well."""
+
+    def __init__(self, run_id: int):
+        self.id = run_id
+        self.counters: dict[str, Any] = {}
+        self.outcome = "ok"
+
+    def add_crawl(self, report: Any) -> None:
+        self.counters["crawl"] = report.sources
+        if report.attention:
+            self.counters["attention"] = report.attention
+        if not report.ok:
+            self.outcome = "errors"
+
+    def add_process(self, report: Any) -> None:
+        self.counters["process"] = report.as_dict()
+        if report.failures:
+            self.outcome = "errors"
 
 
 pass_state = click.make_pass_decorator(State)
@@ -254,10 +305,9 @@ def crawl(state: State, sources: tuple[str, ...]) -> None:
     Example:
         dealwatch crawl --source techcabal
     """
-    with state.store() as store:
-        run_id = store.start_run("crawl", list(sources))
-        report = _crawl(state, store, list(sources), run_id)
-        store.finish_run(run_id, "ok" if report.ok else "errors", {"crawl": report.sources})
+    with state.recorded_run("crawl", list(sources)) as (store, record):
+        report = _crawl(state, store, list(sources), record.id)
+        record.add_crawl(report)
     _print_crawl(report)
     if not report.ok:
         fail("the crawl finished with errors that need attention (see above)")
@@ -278,10 +328,9 @@ def process(state: State, reanalyse: bool, use_model: str | None) -> None:
         dealwatch process
         dealwatch process --reanalyse     # after editing config/rules.toml
     """
-    with state.store() as store:
-        run_id = store.start_run("process")
+    with state.recorded_run("process") as (store, record):
         report = _process(state, store, use_model, reanalyse)
-        store.finish_run(run_id, "ok", {"process": report.as_dict()})
+        record.add_process(report)
     _print_process(report)
 
 
@@ -298,21 +347,129 @@ def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
     Example (crontab):
         30 2 * * *  cd /srv/dealwatch && .venv/bin/dealwatch run >> data/run.log 2>&1
     """
-    with state.store() as store:
-        run_id = store.start_run("run", list(sources))
-        try:
-            crawl_report = _crawl(state, store, list(sources), run_id)
-            _print_crawl(crawl_report)
-            process_report = _process(state, store, use_model)
-        except Exception as exc:
-            store.finish_run(run_id, "failed", {}, str(exc))
-            raise
-        outcome = "ok" if crawl_report.ok and not process_report.failures else "errors"
-        store.finish_run(run_id, outcome, {"crawl": crawl_report.sources,
-                                           "process": process_report.as_dict()})
+    with state.recorded_run("run", list(sources)) as (store, record):
+        crawl_report = _crawl(state, store, list(sources), record.id)
+        record.add_crawl(crawl_report)
+        _print_crawl(crawl_report)
+        process_report = _process(state, store, use_model)
+        record.add_process(process_report)
     _print_process(process_report)
-    if outcome != "ok":
-        fail(f"run {run_id} finished with errors that need attention (see above)")
+    if record.outcome != "ok":
+        fail(f"run {record.id} finished with errors that need attention (see above; "
+             "`dealwatch status` lists the sources)")
+
+
+@main.command()
+@pass_state
+def schedule(state: State) -> None:
+    """Run the nightly job on the schedule in settings.toml, in the foreground.
+
+    For systemd or supervisor: each run is a `dealwatch run` subprocess; runs never overlap
+    (also not with a run started by hand or by cron); a run missed while the scheduler was down
+    runs once at start-up when it was due within [schedule] catch_up_grace_hours. SIGTERM or
+    Ctrl-C stops it cleanly.
+
+    \b
+    Example:
+        dealwatch --db /srv/dealwatch/data/dealwatch.db schedule
+    """
+    from pipeline.schedule import NightlyScheduler, run_command
+
+    settings = state.config.settings.schedule
+    db_path = state.db_path
+    with state.store():
+        pass  # a database we cannot open fails now, not at 02:30
+
+    def last_run_started() -> Any:
+        with state.store() as store:
+            return store.last_run_started()
+
+    scheduler = NightlyScheduler(settings, run_command(db_path, state.config.directory),
+                                 last_run_started)
+
+    def ready(next_run: Any) -> None:
+        click.echo(f"dealwatch scheduler: `{settings.cron}` ({settings.timezone}); next run at "
+                   f"{next_run.isoformat() if next_run else 'never'}; database {db_path}",
+                   err=True)
+
+    scheduler.serve(on_ready=ready)
+    click.echo("dealwatch scheduler stopped", err=True)
+
+
+def _status_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for run in runs:
+        c = run.get("counters") or {}
+        crawl = c.get("crawl") or {}
+        process = c.get("process") or {}
+        rows.append({
+            "id": run["id"], "kind": run["kind"], "started_at": run["started_at"],
+            "finished_at": run["finished_at"], "outcome": run["outcome"],
+            "sources": sorted(crawl) or run.get("sources") or [],
+            "requests": sum(int(v.get("requests", 0)) for v in crawl.values()),
+            "not_modified": sum(int(v.get("not_modified", 0)) for v in crawl.values()),
+            "articles_new": sum(int(v.get("articles_new", 0)) for v in crawl.values()),
+            "articles": int(process.get("articles", 0)),
+            "near_duplicates": int(process.get("near_duplicates", 0)),
+            "blocked": int(process.get("blocked", 0)),
+            "candidates_new": int(process.get("candidates_new", 0)),
+            "message": run.get("message"),
+        })
+    return rows
+
+
+@main.command()
+@click.option("--runs", "limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many recent runs to show and judge.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts and monitoring.")
+@click.option("--check", is_flag=True, help="Exit 1 when a source needs attention (monitoring).")
+@pass_state
+def status(state: State, limit: int, as_json: bool, check: bool) -> None:
+    """The last runs, and the sources that need attention: errors, no new articles for several
+    runs, falling extraction yield, bot or consent walls.
+
+    \b
+    Example:
+        dealwatch status
+        dealwatch status --check || mail -s "dealwatch needs a look" ops@example.org
+    """
+    from pipeline.health import flags
+
+    settings = state.config.settings.status
+    with state.store() as store:
+        runs = store.runs(limit)
+        counts = store.counts()
+    found = flags([r for r in runs if r["outcome"] != "running"], settings.stale_after_runs,
+                  settings.min_pages_for_yield)
+    rows = _status_rows(runs)
+    if as_json:
+        click.echo(json.dumps({"runs": rows, "attention": [f.as_dict() for f in found],
+                               "counts": counts}, indent=2, ensure_ascii=False))
+    else:
+        if not rows:
+            click.echo("no runs yet: `dealwatch run` (or `dealwatch demo`) starts one")
+        for r in rows:
+            took = ""
+            if r["finished_at"]:
+                started = time.strptime(r["started_at"], "%Y-%m-%dT%H:%M:%SZ")
+                finished = time.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
+                took = f" {time.mktime(finished) - time.mktime(started):.0f}s"
+            click.echo(
+                f"run {r['id']:>4} {r['kind']:<7} {r['started_at']}{took} {r['outcome']:<8} "
+                f"requests {r['requests']}, 304s {r['not_modified']}, new articles "
+                f"{r['articles_new']}, articles {r['articles']} ({r['near_duplicates']} copies), "
+                f"walls {r['blocked']}, new candidates {r['candidates_new']}"
+                + (f" — {r['message']}" if r["message"] else ""))
+        click.echo(f"\npending candidates: {counts['candidates_pending']}; articles: "
+                   f"{counts['articles']}; pages: {counts['pages']}")
+        if found:
+            click.echo("\nneeds attention:")
+            for f in found:
+                click.echo(f"  {f.source}: {f.problem.replace('_', ' ')}: {f.detail}")
+        else:
+            click.echo("no source needs attention")
+    if check and found:
+        sys.exit(1)
 
 
 # --- the queue ------------------------------------------------------------------------------
@@ -532,14 +689,12 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
                    err=True)
         with demo_config_dir(site.base_url, state.config.directory) as tmp_config:
             demo_state = State(str(state.db_path), str(tmp_config), state.verbose)
-            with demo_state.store() as store:
-                run_id = store.start_run("demo")
-                crawl_report = _crawl(demo_state, store, None, run_id)
+            with demo_state.recorded_run("demo") as (store, record):
+                crawl_report = _crawl(demo_state, store, None, record.id)
+                record.add_crawl(crawl_report)
                 _print_crawl(crawl_report)
                 process_report = _process(demo_state, store, use_model)
-                store.finish_run(run_id, "ok" if crawl_report.ok else "errors",
-                                 {"crawl": crawl_report.sources,
-                                  "process": process_report.as_dict()})
+                record.add_process(process_report)
                 _print_process(process_report)
                 rows = store.queue(QueueFilter(status="pending", limit=limit or None))
                 total = store.counts()["candidates_pending"]

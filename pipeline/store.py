@@ -402,6 +402,23 @@ class Store:
             [utcnow(), outcome, _json(counters), message, run_id],
         )
 
+    def abort_stale_runs(self) -> int:
+        """Mark runs still "running" as aborted. Call only while holding the run lock: then no
+        other run can be live, so such rows belong to processes that were killed."""
+        cur = self.db.execute(
+            "UPDATE runs SET outcome = 'aborted', finished_at = COALESCE(finished_at, ?), "
+            "message = COALESCE(message, 'the process ended before the run finished') "
+            "WHERE outcome = 'running'", [utcnow()])
+        return cur.rowcount
+
+    def last_run_started(self, kinds: tuple[str, ...] = ("run",)) -> datetime | None:
+        marks = ", ".join("?" for _ in kinds)
+        row = self.db.execute(f"SELECT MAX(started_at) FROM runs WHERE kind IN ({marks})",
+                              list(kinds)).fetchone()
+        if not row or not row[0]:
+            return None
+        return datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
         return [decode_row(r) for r in rows]

@@ -1,0 +1,160 @@
+"""The built-in scheduler: the nightly `dealwatch run`, in a subprocess, never two at a time."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from models.config import ScheduleSettings
+
+logger = logging.getLogger(__name__)
+
+JOB_ID = "dealwatch-nightly-run"
+
+Clock = Callable[[], datetime]
+Runner = Callable[[], int]
+
+
+def trigger_for(settings: ScheduleSettings) -> CronTrigger:
+    return CronTrigger.from_crontab(settings.cron, timezone=ZoneInfo(settings.timezone))
+
+
+def missed_run(trigger: CronTrigger, last_started: datetime | None, now: datetime,
+               grace: timedelta) -> datetime | None:
+    """The latest scheduled time in (now - grace, now] at which no run started, if any.
+
+    A run that started at or after that time (by hand, by cron or by the scheduler) means
+    nothing was missed.
+    """
+    fire = trigger.get_next_fire_time(None, now - grace)
+    latest = None
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    if latest is None or (last_started is not None and last_started >= latest):
+        return None
+    return latest
+
+
+def run_command(db_path: Path, config_dir: Path | None) -> list[str]:
+    """`dealwatch run` for this database and config, as the scheduler starts it."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "--db", str(Path(db_path).resolve())]
+    if config_dir is not None:
+        cmd += ["--config", str(Path(config_dir).resolve())]
+    return [*cmd, "run"]
+
+
+class NightlyScheduler:
+    """Runs the nightly job on the configured cron schedule, in the foreground.
+
+    Each run is a `dealwatch run` subprocess (Scrapy's reactor cannot restart in one process),
+    which takes the database's run lock: a run started by hand or by cron at the same time
+    makes the later one exit with a clear message. Jobs coalesce and never overlap.
+    """
+
+    def __init__(self, settings: ScheduleSettings, command: list[str],
+                 last_run_started: Callable[[], datetime | None],
+                 clock: Clock | None = None, runner: Runner | None = None):
+        self.settings = settings
+        self.command = command
+        self.last_run_started = last_run_started
+        self.tz = ZoneInfo(settings.timezone)
+        self.clock = clock or (lambda: datetime.now(self.tz))
+        self.runner = runner or self._run_subprocess
+        self.trigger = trigger_for(settings)
+        self.scheduler = BackgroundScheduler(timezone=self.tz)
+        self.scheduler.add_job(self.run_job, self.trigger, id=JOB_ID, name="dealwatch run",
+                               replace_existing=True, coalesce=True, max_instances=1,
+                               misfire_grace_time=max(int(settings.catch_up_grace_hours * 3600), 1))
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.stopping = False
+
+    # -- jobs --
+
+    def run_job(self) -> int:
+        if self.stopping:
+            return 0
+        logger.warning("starting the nightly run: %s", " ".join(self.command))
+        code = self.runner()
+        if code == 0:
+            logger.warning("the nightly run finished")
+        else:
+            logger.error("the nightly run exited with status %d (see its output above)", code)
+        return code
+
+    def _run_subprocess(self) -> int:
+        with self._lock:
+            self._child = subprocess.Popen(self.command)
+        try:
+            return self._child.wait()
+        finally:
+            with self._lock:
+                self._child = None
+
+    def catch_up(self) -> bool:
+        """Run once now when a scheduled run was missed within the grace period."""
+        now = self.clock()
+        grace = timedelta(hours=self.settings.catch_up_grace_hours)
+        missed = missed_run(self.trigger, self.last_run_started(), now, grace)
+        if missed is None:
+            return False
+        logger.warning("the run due at %s was missed; running it now", missed.isoformat())
+        self.run_job()
+        return True
+
+    def next_run(self) -> datetime | None:
+        now = self.clock()
+        return self.trigger.get_next_fire_time(None, now)
+
+    # -- foreground service --
+
+    def stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        """Stop cleanly: let a running job finish (up to stop_timeout_seconds), then exit."""
+        if self.stopping:
+            return
+        self.stopping = True
+        logger.warning("stopping (signal %s)", signum)
+        threading.Thread(target=self._shutdown, name="dealwatch-stop", daemon=True).start()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            child = self._child
+        if child is not None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=self.settings.stop_timeout_seconds)
+            except subprocess.TimeoutExpired:
+                logger.error("the running job did not stop in %ss; killing it",
+                             self.settings.stop_timeout_seconds)
+                child.kill()
+        self._stopped.set()
+
+    def serve(self, on_ready: Callable[[datetime | None], None] | None = None) -> None:
+        """Block until SIGTERM or SIGINT: catch up on a missed run, then follow the schedule."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        try:
+            self.catch_up()
+            if not self.stopping:
+                # Jobs run in the scheduler's thread; this one only waits to be told to stop.
+                self.scheduler.start()
+                if on_ready:
+                    on_ready(self.next_run())
+            while not self._stopped.wait(1.0):
+                pass
+        finally:
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=True)

@@ -1,0 +1,172 @@
+"""The nightly scheduler and the run lock: no overlaps, missed runs caught up, clean stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from models.config import ScheduleSettings
+from pipeline.cli import main
+from pipeline.lock import RunLock, RunLockedError
+from pipeline.schedule import JOB_ID, NightlyScheduler, missed_run, run_command, trigger_for
+from pipeline.store import Store
+
+NIGHTLY = ScheduleSettings(cron="30 2 * * *", timezone="UTC", catch_up_grace_hours=6)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("last", "now", "expected"), [
+    (None, "2026-05-05T03:00", "2026-05-05T02:30"),               # never ran: catch up
+    ("2026-05-04T02:30", "2026-05-05T03:00", "2026-05-05T02:30"),  # yesterday's only
+    ("2026-05-05T02:31", "2026-05-05T03:00", None),               # ran (by hand or cron) after
+    ("2026-05-04T02:30", "2026-05-05T09:00", None),               # missed more than 6 h ago
+    ("2026-05-04T02:30", "2026-05-05T02:00", None),               # not due yet today
+])
+def test_missed_run_with_a_fake_clock(last, now, expected) -> None:
+    got = missed_run(trigger_for(NIGHTLY), at(last) if last else None, at(now), timedelta(hours=6))
+    assert got == (at(expected) if expected else None)
+
+
+def test_catch_up_runs_once_at_start_up() -> None:
+    ran: list[datetime] = []
+    now = at("2026-05-05T04:00")
+    history: list[datetime] = [at("2026-05-04T02:30")]
+
+    def runner() -> int:
+        ran.append(now)
+        history.append(now)
+        return 0
+
+    scheduler = NightlyScheduler(NIGHTLY, ["true"], lambda: max(history), clock=lambda: now,
+                                 runner=runner)
+    assert scheduler.catch_up() is True
+    assert scheduler.catch_up() is False  # the catch-up run counts: nothing is missed any more
+    assert ran == [now]
+    assert scheduler.next_run() == at("2026-05-06T02:30")
+
+
+def test_job_never_overlaps_and_coalesces() -> None:
+    scheduler = NightlyScheduler(NIGHTLY, ["true"], lambda: None)
+    job = scheduler.scheduler.get_job(JOB_ID)
+    assert job.max_instances == 1 and job.coalesce is True
+    assert job.misfire_grace_time == 6 * 3600
+    assert str(job.trigger.timezone) == "UTC"
+
+
+def test_bad_schedule_settings_are_config_errors(make_config) -> None:
+    from pipeline.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="settings.toml: schedule.cron: Value error, not a crontab"):
+        load_config(make_config({"settings.toml": '[schedule]\ncron = "every night"\n'}))
+    with pytest.raises(ConfigError, match="schedule.timezone: Value error, unknown time zone"):
+        load_config(make_config({"settings.toml": '[schedule]\ntimezone = "Mars/Olympus"\n'}))
+
+
+def test_run_lock_refuses_a_second_run(db_path: Path) -> None:
+    with RunLock(db_path, "run"):
+        with pytest.raises(RunLockedError, match=r"`dealwatch run` \(pid \d+"), RunLock(db_path, "crawl"):
+            pass
+    with RunLock(db_path, "crawl"):  # released: free again
+        pass
+
+
+def test_a_second_run_exits_with_a_clear_message(db_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DEALWATCH_CONFIG", raising=False)
+    with RunLock(db_path, "run"):
+        for command in (["run"], ["crawl"], ["process"]):
+            result = CliRunner().invoke(main, ["--db", str(db_path), *command])
+            assert result.exit_code == 1
+            assert "another dealwatch run is using" in result.output
+            assert "Traceback" not in result.output
+
+
+def test_lock_dies_with_its_process(db_path: Path) -> None:
+    code = (f"from pipeline.lock import RunLock; import time; l = RunLock({str(db_path)!r}, 'run');"
+            " l.acquire(); print('locked', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(RunLockedError):
+            RunLock(db_path, "run").acquire()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+        with RunLock(db_path, "run"):
+            pass
+    finally:
+        child.kill()
+
+
+def test_killed_runs_are_marked_aborted(db_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DEALWATCH_CONFIG", raising=False)
+    with Store(db_path) as store:
+        stale = store.start_run("run")  # a run whose process was killed
+    CliRunner().invoke(main, ["--db", str(db_path), "process", "--model", "never"])
+    with Store(db_path) as store:
+        outcome = {r["id"]: r["outcome"] for r in store.runs()}
+    assert outcome[stale] == "aborted"
+
+
+def _start_scheduler(db_path: Path, config_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--db", str(db_path),
+                             "--config", str(config_dir), "schedule"],
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+
+
+def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 60) -> list[str]:
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} not seen in: {''.join(lines)}")
+
+
+def test_schedule_stops_cleanly_on_sigterm(db_path: Path, make_config) -> None:
+    config_dir = make_config({"settings.toml": '[schedule]\ncron = "0 3 1 1 *"\n'})
+    proc = _start_scheduler(db_path, config_dir)
+    try:
+        lines = _wait_for(proc, "next run at")
+        assert "`0 3 1 1 *` (UTC)" in "".join(lines)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert "dealwatch scheduler stopped" in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
+def test_schedule_catches_up_on_a_missed_run_at_start_up(db_path: Path, make_config) -> None:
+    # every minute, a day of grace, no run in the database: one catch-up run at start-up
+    config_dir = make_config({"settings.toml": '[schedule]\ncron = "* * * * *"\ncatch_up_grace_hours = 24\n'})
+    proc = _start_scheduler(db_path, config_dir)
+    try:
+        lines = _wait_for(proc, "next run at")
+        text = "".join(lines)
+        assert "was missed; running it now" in text
+        # the shipped sources are all disabled, so that run fails, visibly, and is recorded
+        assert "no enabled sources" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    with Store(db_path) as store:
+        assert [(r["kind"], r["outcome"]) for r in store.runs()] == [("run", "failed")]
+
+
+def test_run_command_targets_this_database(tmp_path: Path) -> None:
+    cmd = run_command(tmp_path / "x.db", tmp_path / "cfg")
+    assert cmd[1:3] == ["-m", "pipeline.cli"] and cmd[-1] == "run"
+    assert str((tmp_path / "x.db").resolve()) in cmd and str((tmp_path / "cfg").resolve()) in cmd
