@@ -226,6 +226,94 @@ def check_config(state: State) -> None:
     click.echo(f"  watchlist      {len(cfg.watchlist)} entries ({vendors} vendors)")
 
 
+# --- the watchlist --------------------------------------------------------------------------
+
+
+@main.group()
+def watchlist() -> None:
+    """List and add watchlist entries (vendors, agencies, state operators).
+
+    The watchlist is JSON Lines in the config dir's watchlist/ folder, one entry a line:
+    {"id", "name", "aliases", "type": "vendor"|"agency"|"org", "country", "counterpart_type"}.
+
+    \b
+    Example:
+        dealwatch watchlist list --type vendor
+        dealwatch --config myconfig watchlist add nuctech --name Nuctech --type vendor --country CN
+    """
+
+
+@watchlist.command("list")
+@click.option("--type", "kind", type=click.Choice(["vendor", "agency", "org"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, as in the files.")
+@pass_state
+def watchlist_list(state: State, kind: str | None, as_json: bool) -> None:
+    """Show the watchlist entries in effect.
+
+    \b
+    Example:
+        dealwatch watchlist list --type vendor
+    """
+    for entry in state.config.watchlist:
+        if kind and entry.type != kind:
+            continue
+        if as_json:
+            click.echo(entry.model_dump_json(exclude_defaults=True))
+        else:
+            extra = f" aka {', '.join(entry.aliases)}" if entry.aliases else ""
+            typed = f" {entry.counterpart_type}" if entry.counterpart_type else ""
+            click.echo(f"{entry.id:<24} {entry.type:<6} {entry.country or '--'}{typed}  "
+                       f"{entry.name}{extra}")
+
+
+@watchlist.command("add")
+@click.argument("entry_id", metavar="ID")
+@click.option("--name", required=True, help="The name as news writes it.")
+@click.option("--alias", "aliases", multiple=True, help="Another name (repeatable).")
+@click.option("--type", "kind", type=click.Choice(["vendor", "agency", "org"]), required=True)
+@click.option("--country", default=None, help="ISO 3166-1 alpha-2 code, e.g. CN or KE.")
+@click.option("--counterpart-type", default=None,
+              type=click.Choice(["government", "ministry", "agency", "soe", "subnational",
+                                 "intergovernmental", "unknown"]),
+              help="For government bodies and state operators.")
+@click.option("--file", "filename", default="local.jsonl", show_default=True,
+              help="File in the config dir's watchlist/ folder (a new name adds to the shipped "
+                   "files; a shipped name would replace that file).")
+@pass_state
+def watchlist_add(state: State, entry_id: str, name: str, aliases: tuple[str, ...], kind: str,
+                  country: str | None, counterpart_type: str | None, filename: str) -> None:
+    """Add an entry to the watchlist of the config dir (--config, else the shipped config/).
+
+    \b
+    Example:
+        dealwatch --config myconfig watchlist add nuctech --name Nuctech --alias "Nuctech Co" \\
+            --type vendor --country CN
+    """
+    from pydantic import ValidationError
+
+    from models.config import WatchlistEntry
+
+    if not filename.endswith(".jsonl") or "/" in filename:
+        fail(f"--file: a file name ending in .jsonl, not {filename!r}")
+    try:
+        entry = WatchlistEntry(id=entry_id, name=name, aliases=list(aliases), type=kind,  # type: ignore[arg-type]
+                               country=country.upper() if country else None,
+                               counterpart_type=counterpart_type)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        fail(f"watchlist entry {entry_id!r}: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+    cfg = state.config
+    if any(e.id == entry.id for e in cfg.watchlist):
+        fail(f"watchlist: id {entry.id!r} is already defined")
+    path = cfg.directory / "watchlist" / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(entry.model_dump_json(exclude_defaults=True) + "\n")
+    load_config(cfg.directory)  # the file still validates as a whole
+    click.echo(f"added {entry.id} to {path}; `dealwatch process --reanalyse` applies it to "
+               "stored articles")
+
+
 # --- crawl, process, run --------------------------------------------------------------------
 
 

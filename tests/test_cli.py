@@ -191,3 +191,29 @@ def test_eval_on_own_gold(run_cli, tmp_path) -> None:
     assert result.exit_code == 1
     assert "bad.jsonl" in result.output
     _no_traceback(result)
+
+
+def test_watchlist_list_and_add(run_cli, make_config) -> None:
+    listed = run_cli("watchlist", "list", "--type", "vendor")
+    assert listed.exit_code == 0
+    assert "huawei" in listed.output and "Huawei" in listed.output
+    assert all(" vendor " in line for line in listed.output.splitlines())
+    config_dir = make_config({})
+    added = run_cli("--config", str(config_dir), "watchlist", "add", "lumenstar", "--name", "Lumenstar",
+                    "--alias", "Lumenstar Technologies", "--type", "vendor", "--country", "cn")
+    assert added.exit_code == 0, added.output
+    assert (config_dir / "watchlist" / "local.jsonl").exists()
+    # the new vendor is tagged, and the shipped watchlist still applies
+    result = run_cli("--config", str(config_dir), "analyze", "-", "--model", "never",
+                     input="Lumenstar and Huawei supplied scanners to the Kenyan ports authority.")
+    ids = {e["id"] for e in json.loads(result.output)["entities"] if e["label"] == "VENDOR"}
+    assert ids == {"lumenstar", "huawei"}
+    again = run_cli("--config", str(config_dir), "watchlist", "add", "lumenstar", "--name", "N",
+                    "--type", "vendor")
+    assert again.exit_code == 1 and "already defined" in again.output
+    bad = run_cli("--config", str(config_dir), "watchlist", "add", "x", "--name", "X",
+                  "--type", "vendor", "--country", "China")
+    assert bad.exit_code == 1 and "country" in bad.output
+    as_json = run_cli("--config", str(config_dir), "watchlist", "list", "--json")
+    assert {"id": "lumenstar", "name": "Lumenstar", "aliases": ["Lumenstar Technologies"], "type": "vendor",
+            "country": "CN"} in [json.loads(line) for line in as_json.output.splitlines()]
