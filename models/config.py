@@ -245,6 +245,7 @@ class Triggers(Strict):
     weak_verbs: list[str] = Field(default=[], description="supporting verbs (build, supply): half weight")
     weak_nouns: list[str] = Field(default=[], description="supporting nouns (project): half weight")
     phrases: list[str] = Field(default=[], description="exact phrases (entered into), full weight")
+    weak_phrases: list[str] = Field(default=[], description="exact phrases (carried out by), half weight")
     irregular: dict[str, list[str]] = Field(
         default={}, description="extra forms of irregular verbs, e.g. build = ['built']")
 
@@ -296,8 +297,19 @@ class Rules(Strict):
     triggers: Triggers
     deal_types: dict[DealType, list[str]]
     stages: dict[Stage, list[str]] = Field(description="the first listed stage found wins")
+    weak_stages: dict[Stage, list[str]] = Field(
+        default={}, description="words that suggest a stage only when no stage word is found "
+                                "(a bare 'contract' is signed)")
     counterparts: Counterparts
-    negative_contexts: list[str] = Field(min_length=1)
+    negative_contexts: list[str] = Field(
+        min_length=1, description="bans, sanctions, espionage, lawsuits, denials: not a deal")
+    weak_negative_contexts: list[str] = Field(
+        default=[], description="products, earnings, sales channels, the vendor's own investment, "
+                                "training: not a deal, unless the sentence names a public "
+                                "counterpart (then they weigh less)")
+    non_party_markers: list[str] = Field(
+        default=[], description="words right before a vendor that make it no party to the deal "
+                                "('chose Ericsson over Huawei')")
     hedges: list[str] = []
     concessives: list[str] = Field(
         default=[], description="'despite', 'amid': what follows up to the next comma is discounted")

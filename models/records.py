@@ -26,6 +26,19 @@ class Page:
 
 
 @dataclass(slots=True)
+class PageCheck:
+    """A stored page fetched again without storing it anew (Store.record_check).
+
+    status 304: not modified; 200: the same body again; anything else (0: no response): the
+    fetch failed, and the good copy stored before is kept.
+    """
+
+    url: str
+    source_id: str
+    status: int
+
+
+@dataclass(slots=True)
 class Article:
     """What extraction found in one page: main text plus metadata."""
 

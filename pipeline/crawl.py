@@ -40,6 +40,8 @@ class CrawlReport:
     run_id: int | None = None
     # source id -> why that source needs a human's attention (only sources that do)
     attention: dict[str, str] = field(default_factory=dict)
+    # why the run's request/time budget stopped the crawl early (None: it did not)
+    budget_exhausted: str | None = None
 
 
 def select_sources(config: Config, source_ids: list[str] | None = None) -> list[Source]:
@@ -108,4 +110,5 @@ def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None
         raise CrawlError(f"crawler exited with status {proc.returncode} without a report: {last}")
     return CrawlReport(sources=data["sources"], ok=proc.returncode == 0 and bool(data.get("ok")),
                        returncode=proc.returncode, stderr_tail=tail, run_id=data.get("run_id"),
-                       attention=data.get("attention", {}))
+                       attention=data.get("attention", {}),
+                       budget_exhausted=data.get("budget_exhausted"))

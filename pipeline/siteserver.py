@@ -8,7 +8,12 @@ An optional `_routes.json` in the directory adds behaviour for tests:
     {"/old.html": {"status": 301, "location": "/new.html"},
      "/broken.html": {"status": 500},
      "/slow.html": {"delay": 3, "file": "article.html"},
-     "/blob.bin": {"status": 200, "content_type": "application/octet-stream", "body": "..."}}
+     "/blob.bin": {"status": 200, "content_type": "application/octet-stream", "body": "..."},
+     "/busy.html": {"status": 503, "headers": {"Retry-After": "1"}, "fail_times": 1}}
+`headers` go with any route's answer. With `fail_times` N the route answers its status (and
+headers) to the first N requests only, and then serves the file as if there were no route.
+Every request is logged in `requests` (paths) and `log` (path, monotonic time, and the
+conditional headers If-None-Match / If-Modified-Since it carried).
 
 Run it by hand: python -m pipeline.siteserver DIR [--port N]   (prints the base URL)
 """
@@ -26,6 +31,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,20 @@ CONTENT_TYPES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One request the server saw."""
+
+    path: str
+    at: float  # time.monotonic()
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.if_none_match or self.if_modified_since)
+
+
 class SiteServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -59,8 +79,18 @@ class SiteServer(ThreadingHTTPServer):
         if routes_file.exists():
             self.routes = json.loads(routes_file.read_text(encoding="utf-8"))
         self.requests: list[str] = []  # paths requested, in order (tests count them)
+        self.log: list[Logged] = []
+        self.failures: dict[str, int] = {}  # fail_times routes: failed answers given so far
         self.lock = threading.Lock()
         super().__init__((host, port), SiteHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A crawler that stops reading a response (a size limit, a PDF it does not want)
+        # resets the connection: routine for a crawl, no traceback wanted.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("siteserver: client %s closed the connection", client_address)
+            return
+        super().handle_error(request, client_address)
 
     @property
     def base_url(self) -> str:
@@ -95,14 +125,25 @@ class SiteHandler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         path = unquote(urlsplit(self.path).path)
+        route = self.server.routes.get(path)
         with self.server.lock:
             self.server.requests.append(self.path)
-        route = self.server.routes.get(path)
+            self.server.log.append(Logged(self.path, time.monotonic(),
+                                          self.headers.get("If-None-Match"),
+                                          self.headers.get("If-Modified-Since")))
+            if route and "fail_times" in route:
+                failed = self.server.failures.get(path, 0)
+                if failed >= int(route["fail_times"]):
+                    route = None  # failed often enough: serve the file
+                else:
+                    self.server.failures[path] = failed + 1
         if route:
             time.sleep(float(route.get("delay", 0)))
             status = int(route.get("status", 200))
             if "location" in route:
-                self._send(status, b"", None, {"Location": route["location"]}, head)
+                location = str(route["location"]).replace("{{base}}", self.server.base_url)
+                self._send(status, b"", None, {**route.get("headers", {}), "Location": location},
+                           head)
                 return
             if "body" in route:
                 body = str(route["body"]).replace("{{base}}", self.server.base_url).encode()
@@ -112,7 +153,8 @@ class SiteHandler(BaseHTTPRequestHandler):
             if "file" in route:
                 path = "/" + str(route["file"]).lstrip("/")
             elif status >= 400:
-                self._send(status, f"error {status}".encode(), "text/plain", None, head)
+                self._send(status, f"error {status}".encode(), "text/plain", route.get("headers"),
+                           head)
                 return
         target = self._resolve(path)
         if target is None:

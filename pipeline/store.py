@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +19,7 @@ from models.config import Source
 from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
 from pipeline.dedup import Signature, canonical_url
+from pipeline.store_registry import RegistryStore, decode_row
 
 logger = logging.getLogger(__name__)
 
@@ -246,11 +246,83 @@ def _migration_4(db: Database) -> None:
     """)
 
 
+def _migration_5(db: Database) -> None:
+    # Review and registry: who decided what (optimistic versions catch two reviewers at once),
+    # reviewer accounts and sessions, deal stage history, merges, and pushes to a registry.
+    db.executescript("""
+        ALTER TABLE candidates ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE candidates ADD COLUMN reviewed_by TEXT;
+        ALTER TABLE candidates ADD COLUMN reviewed_at TEXT;
+        ALTER TABLE candidates ADD COLUMN reason TEXT;
+        ALTER TABLE candidates ADD COLUMN note TEXT;
+        ALTER TABLE candidates ADD COLUMN deal_id INTEGER REFERENCES deals(id);
+        CREATE INDEX candidates_vendor ON candidates(status, vendor, score DESC);
+        CREATE INDEX candidates_country ON candidates(status, country, score DESC);
+        CREATE INDEX candidates_deal ON candidates(deal_id);
+        ALTER TABLE reviews ADD COLUMN batch TEXT;
+        ALTER TABLE reviews ADD COLUMN undoes TEXT;
+        ALTER TABLE reviews ADD COLUMN previous TEXT;
+        ALTER TABLE reviews ADD COLUMN version INTEGER;
+        ALTER TABLE reviews ADD COLUMN deal_id INTEGER;
+        CREATE INDEX reviews_candidate ON reviews(candidate_id, id);
+        CREATE INDEX reviews_reviewer ON reviews(reviewer, id);
+        CREATE INDEX reviews_batch ON reviews(batch);
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            csrf_token TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX login_failures_lookup ON login_failures(name, address, at);
+        ALTER TABLE deals ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE deals ADD COLUMN merged_into INTEGER REFERENCES deals(id);
+        ALTER TABLE deals ADD COLUMN created_by_batch TEXT;
+        ALTER TABLE deal_sources ADD COLUMN batch TEXT;
+        CREATE TABLE deal_stages (
+            id INTEGER PRIMARY KEY,
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            stage TEXT NOT NULL,
+            reported_at TEXT,
+            recorded_at TEXT NOT NULL,
+            candidate_id INTEGER REFERENCES candidates(id),
+            reviewer TEXT,
+            batch TEXT
+        );
+        CREATE INDEX deal_stages_deal ON deal_stages(deal_id, reported_at);
+        CREATE TABLE deal_pushes (
+            endpoint TEXT NOT NULL,
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            version INTEGER NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            pushed_at TEXT,
+            PRIMARY KEY (endpoint, deal_id, version)
+        );
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
     (3, "canonical page URLs and last checks", _migration_3),
     (4, "near-duplicate signatures and clusters", _migration_4),
+    (5, "review, reviewers and the registry", _migration_5),
 ]
 
 
@@ -275,18 +347,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-_JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources", "urls")
-
-
-def decode_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn the JSON text columns of a row back into lists and dicts."""
-    for name in _JSON_COLUMNS:
-        if isinstance(row.get(name), str):
-            with contextlib.suppress(json.JSONDecodeError):
-                row[name] = json.loads(row[name])
-    return row
-
-
 @dataclass(frozen=True)
 class QueueFilter:
     status: str | None = "pending"
@@ -300,7 +360,7 @@ class QueueFilter:
 # --- the store ------------------------------------------------------------------------------
 
 
-class Store:
+class Store(RegistryStore):
     """A dealwatch database file. Opening it applies any pending migrations."""
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):

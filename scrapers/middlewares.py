@@ -1,40 +1,115 @@
-"""Downloader middleware that keeps crawls off loopback, private, link-local and metadata hosts."""
+"""Downloader middlewares: private-network refusal, conditional GET, retries with backoff, known redirects."""
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import logging
 import socket
-from typing import TYPE_CHECKING, Self
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
 
+from scrapy import signals
+from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
+from scrapy.utils.response import response_status_message
 from twisted.internet.threads import deferToThread
+
+from pipeline.dedup import canonical_url
+from pipeline.store import Store, StoreError
+from scrapers.pipelines import store_settings
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+    from scrapers.budget import RunBudget
 
 logger = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud instance-metadata and host-agent endpoints. They hand out credentials to whoever asks
+# from inside the machine, so no setting ever lets a crawl reach them. Most sit in the
+# link-local ranges (refused as a whole); these are the ones that do not, plus the well-known
+# link-local ones named for the error message.
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
+    "169.254.170.2",  # AWS ECS task metadata
+    "fd00:ec2::254",  # AWS IMDS over IPv6
+    "100.100.100.200",  # Alibaba Cloud
+    "168.63.129.16",  # Azure WireServer
+    "192.0.0.192",  # Oracle Cloud
+))
+# NAT64's well-known prefix carries an IPv4 address in its last 32 bits.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Entry documents (feeds, sitemaps, listings) are fetched conditionally; articles are not.
+ENTRY_ROLES = frozenset({"feed", "sitemap", "listing"})
+
+
+# Host name -> why the connection-time check (scrapers.resolver.PublicOnlyResolver) refused
+# its addresses. The resolver is installed once per process, on the reactor, so this record is
+# per process too: it tells a refused connection from a name that does not resolve.
+REFUSED_HOSTS: dict[str, str] = {}
+
+
+def refused_host_reason(host: str | None) -> str | None:
+    """Why the resolver refused this host's addresses in this process, or None."""
+    return REFUSED_HOSTS.get(host) if host else None
 
 
 class PrivateNetworkRefused(IgnoreRequest):
     """A request was refused because its host is not on the public internet."""
 
 
+class AlreadyStored(IgnoreRequest):
+    """An article request redirected to a URL that is stored already (or fetched in this run)."""
+
+
+def _embedded_ipv4(ip: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64), else the address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip.sixtofour is not None:
+            return ip.sixtofour
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
 def is_public_address(ip: IPAddress) -> bool:
     """True for globally routable unicast addresses only.
 
     `is_global` is false for loopback, RFC 1918, link-local (which holds the cloud metadata
-    address 169.254.169.254), carrier-grade NAT, documentation and reserved ranges; IPv4-mapped
-    IPv6 addresses are judged by the IPv4 address they carry.
+    address 169.254.169.254), carrier-grade NAT, documentation and reserved ranges; IPv6
+    addresses that carry an IPv4 address (mapped, 6to4, NAT64) are judged by that address.
     """
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    ip = _embedded_ipv4(ip)
+    return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
+
+
+def address_refusal(ip: IPAddress, allow_private: bool = False) -> str | None:
+    """Why a crawl may not connect to this address, or None when it may.
+
+    With allow_private (tests, the demo, intranet sources) loopback and private addresses are
+    fine; metadata, link-local, unspecified and multicast addresses are refused regardless.
+    """
+    inner = _embedded_ipv4(ip)
+    if ip in METADATA_ADDRESSES or inner in METADATA_ADDRESSES:
+        return f"cloud metadata address {ip}"
+    if inner.is_link_local:
+        return f"link-local address {ip}"
+    if inner.is_unspecified or inner.is_multicast:
+        return f"unspecified or multicast address {ip}"
+    if allow_private or is_public_address(ip):
+        return None
+    return f"non-public address {ip} (set crawl.allow_private_networks = true to allow)"
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -43,25 +118,24 @@ def _resolve(host: str, port: int) -> list[str]:
 
 
 class PrivateNetworkMiddleware:
-    """Refuses requests to hosts that are or resolve to non-public addresses.
+    """Refuses requests to hosts that are or resolve to addresses a crawl may not reach.
 
-    Off (NotConfigured) when DEALWATCH_ALLOW_PRIVATE_NETWORKS is true. Redirects come back
-    through the scheduler as new requests, so a redirect to a private host is refused too.
-    The check resolves the name before the download handler resolves it again, so a DNS answer
-    that changes in between (rebinding) is not caught yet.
+    This is the early check: a refused host is not even asked for its robots.txt, and the
+    error names the address. Redirects come back through the scheduler as new requests, so a
+    redirect to a refused host is caught here too. The decisive check is the one at
+    connection time (scrapers.resolver.PublicOnlyResolver), on the very addresses connected
+    to, so a DNS answer that changes in between (rebinding) does not get through either.
     """
 
-    def __init__(self, crawler: Crawler):
+    def __init__(self, crawler: Crawler, allow_private: bool):
         self.crawler = crawler
+        self.allow_private = allow_private
         # Resolved addresses per host for the whole crawl; None: the name does not resolve.
         self._addresses: dict[str, list[str] | None] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if crawler.settings.getbool("DEALWATCH_ALLOW_PRIVATE_NETWORKS"):
-            # Without a message: Scrapy would log one warning per crawler for a chosen setting.
-            raise NotConfigured
-        return cls(crawler)
+        return cls(crawler, crawler.settings.getbool("DEALWATCH_ALLOW_PRIVATE_NETWORKS"))
 
     async def process_request(self, request: Request) -> None:
         parsed = urlparse_cached(request)
@@ -78,14 +152,13 @@ class PrivateNetworkMiddleware:
             # Let the download fail with its own DNS error, which is recorded as such.
             return
         for address in addresses:
-            if not is_public_address(ipaddress.ip_address(address.split("%", 1)[0])):
+            reason = address_refusal(ipaddress.ip_address(address.split("%", 1)[0]),
+                                     self.allow_private)
+            if reason:
                 stats = self.crawler.stats
                 if stats is not None:
                     stats.inc_value("dealwatch/private_network_refused")
-                raise PrivateNetworkRefused(
-                    f"{host} resolves to non-public address {address} "
-                    "(set crawl.allow_private_networks = true to allow)"
-                )
+                raise PrivateNetworkRefused(f"{host} resolves to {reason}")
 
     async def _lookup(self, host: str, port: int) -> list[str] | None:
         if host not in self._addresses:
@@ -97,3 +170,179 @@ class PrivateNetworkMiddleware:
                 found = None
             self._addresses[host] = found
         return self._addresses[host]
+
+
+def has_validators(stored: dict[str, Any] | None) -> bool:
+    """True when a stored page (Store.validators) has an ETag or Last-Modified to send."""
+    return bool(stored and (stored.get("etag") or stored.get("last_modified")))
+
+
+class ConditionalGetMiddleware:
+    """Sends If-None-Match / If-Modified-Since for entry documents stored before.
+
+    What the last good fetch said (Store.validators) goes into the request's meta as
+    meta["dealwatch"]["stored"], so that the spider can tell a 304 or an unchanged body from
+    news, and a failed fetch from a page it must not overwrite. Off without DEALWATCH_DB.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        db_path, busy_timeout_ms = store_settings(crawler.settings)
+        try:
+            store = Store(db_path, busy_timeout_ms, migrate=False)
+        except StoreError as exc:
+            raise NotConfigured(str(exc)) from None
+        middleware = cls(store)
+        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
+        return middleware
+
+    def spider_closed(self) -> None:
+        self.store.close()
+
+    def process_request(self, request: Request) -> None:
+        meta = request.meta.get("dealwatch")
+        # Looked up once per entry: retries and redirects carry the meta (and headers) along.
+        if not meta or meta.get("role") not in ENTRY_ROLES or "stored" in meta:
+            return
+        url = str(request.meta.get("redirect_urls", [request.url])[0])
+        stored = self.store.validators([url]).get(url)
+        meta["stored"] = stored
+        if not has_validators(stored):
+            return
+        assert stored is not None
+        if stored.get("etag"):
+            request.headers["If-None-Match"] = stored["etag"]
+        if stored.get("last_modified"):
+            request.headers["If-Modified-Since"] = stored["last_modified"]
+
+
+def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> float | None:
+    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+class BackoffRetryMiddleware(RetryMiddleware):
+    """Scrapy's RetryMiddleware, waiting before each retry: Retry-After when the server sends
+    one (up to DEALWATCH_RETRY_AFTER_MAX; a longer wait is not retried in this run), else an
+    exponential backoff (DEALWATCH_RETRY_BACKOFF_BASE, doubled each time, at most
+    DEALWATCH_RETRY_BACKOFF_MAX).
+
+    The wait is asynchronous: the reactor keeps serving other requests meanwhile. A wait ends
+    early when the run's budget runs out, and the request then fails as it stands.
+    """
+
+    # The wait is sliced so that a budget running out is noticed promptly.
+    WAIT_SLICE = 0.25
+
+    def __init__(self, settings: Any):
+        super().__init__(settings)
+        self.backoff_base = settings.getfloat("DEALWATCH_RETRY_BACKOFF_BASE", 2.0)
+        self.backoff_max = settings.getfloat("DEALWATCH_RETRY_BACKOFF_MAX", 60.0)
+        self.retry_after_max = settings.getfloat("DEALWATCH_RETRY_AFTER_MAX", 120.0)
+        self.budget: RunBudget | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        middleware = super().from_crawler(crawler)
+        middleware.budget = getattr(crawler.spider, "budget", None)
+        return middleware
+
+    def backoff(self, request: Request) -> float:
+        """The wait before retrying a request that failed (retry_times) times already."""
+        attempt = int(request.meta.get("retry_times", 0))
+        return float(min(self.backoff_max, self.backoff_base * 2 ** attempt))
+
+    async def process_response(self, request: Request, response: Response  # type: ignore[override]
+                               ) -> Request | Response:
+        if request.meta.get("dont_retry", False) or response.status not in self.retry_http_codes:
+            return response
+        wait = self.backoff(request)
+        asked = retry_after_seconds(response.headers.get("Retry-After"))
+        if asked is not None:
+            if asked > self.retry_after_max:
+                self._count("dealwatch/retry_after_too_long")
+                logger.warning("%s asks to retry after %.0f s (more than %.0f s): not retried "
+                               "in this run", request.url, asked, self.retry_after_max)
+                return response
+            wait = max(wait, asked)
+        retry = self._retry(request, response_status_message(response.status))
+        if retry is None or not await self._wait(wait):
+            return response
+        return retry
+
+    async def process_exception(self, request: Request, exception: Exception  # type: ignore[override]
+                                ) -> Request | Response | None:
+        if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry"):
+            return None
+        if refused_host_reason(urlparse_cached(request).hostname):
+            return None  # refused on purpose, not a passing DNS failure
+        wait = self.backoff(request)
+        retry = self._retry(request, exception)
+        if retry is None or not await self._wait(wait):
+            return None
+        return retry
+
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep without blocking the reactor; False when the run's budget ran out meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.budget is not None and self.budget.exhausted:
+                return False
+            await sleep(min(self.WAIT_SLICE, left))
+        return self.budget is None or not self.budget.exhausted
+
+    def _count(self, key: str) -> None:
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value(key)
+
+
+class KnownRedirectMiddleware:
+    """Drops an article request redirected to an article stored already or fetched in this run.
+
+    Aggregator links (click trackers, link shorteners, feed proxies) only reveal the
+    publisher's URL by redirecting; the redirect target is checked against the spider's link policy before
+    its body is downloaded, and claimed so that no other source of the run fetches it again.
+    """
+
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_request(self, request: Request) -> None:
+        meta = request.meta.get("dealwatch")
+        if not meta or meta.get("role") != "article" or not request.meta.get("redirect_urls"):
+            return
+        policy = getattr(self.crawler.spider, "policy", None)
+        if policy is None:
+            return
+        target = canonical_url(request.url)
+        # What this very request claimed: its own link, earlier hops (a retry comes back here).
+        mine: set[str] = meta.setdefault("claimed", set())
+        if meta.get("canonical"):
+            mine.add(meta["canonical"])
+        if target in mine:
+            return
+        if not policy.claim_redirect(target):
+            raise AlreadyStored(f"redirected to {request.url}, stored already or fetched in this run")
+        mine.add(target)

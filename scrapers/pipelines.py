@@ -8,17 +8,28 @@ from typing import TYPE_CHECKING, Any, Self
 
 from scrapy.exceptions import DropItem, NotConfigured
 
-from models.records import Page
+from models.records import Page, PageCheck
 from pipeline.store import Store, StoreError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+    from scrapy.settings import BaseSettings
 
 logger = logging.getLogger(__name__)
 
 
+def store_settings(settings: BaseSettings) -> tuple[str, int]:
+    """(database path, busy timeout in ms) of the crawl's store; NotConfigured without one."""
+    db_path = settings.get("DEALWATCH_DB")
+    if not db_path:
+        raise NotConfigured("DEALWATCH_DB is not set")
+    return str(db_path), settings.getint("DEALWATCH_BUSY_TIMEOUT_MS", 10_000)
+
+
 class StorePipeline:
-    """Saves Page items with Store.save_page under the run id; off when DEALWATCH_DB is unset."""
+    """Saves Page items with Store.save_page under the run id, and notes PageCheck items (a stored
+    page fetched again, unchanged or failed) with Store.record_check; off when DEALWATCH_DB is
+    unset."""
 
     def __init__(self, crawler: Crawler, db_path: str, run_id: int | None, busy_timeout_ms: int):
         self.crawler = crawler
@@ -29,13 +40,9 @@ class StorePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        settings = crawler.settings
-        db_path = settings.get("DEALWATCH_DB")
-        if not db_path:
-            raise NotConfigured("DEALWATCH_DB is not set")
-        run_id = settings.get("DEALWATCH_RUN_ID")
-        return cls(crawler, str(db_path), int(run_id) if run_id is not None else None,
-                   settings.getint("DEALWATCH_BUSY_TIMEOUT_MS", 10_000))
+        db_path, busy_timeout_ms = store_settings(crawler.settings)
+        run_id = crawler.settings.get("DEALWATCH_RUN_ID")
+        return cls(crawler, db_path, int(run_id) if run_id is not None else None, busy_timeout_ms)
 
     def open_spider(self) -> None:
         # One connection per crawler; all of them write from the reactor thread, one at a time.
@@ -47,10 +54,13 @@ class StorePipeline:
             self.store = None
 
     def process_item(self, item: Any) -> Any:
-        if not isinstance(item, Page) or self.store is None:
+        if not isinstance(item, Page | PageCheck) or self.store is None:
             return item
         stats = self.crawler.stats
         try:
+            if isinstance(item, PageCheck):
+                self.store.record_check(item.url, item.status, self.run_id)
+                return item
             self.store.save_page(item, self.run_id)
         except (StoreError, sqlite3.Error) as exc:
             if stats is not None:

@@ -4,21 +4,31 @@
 
 stdout carries exactly one line, the report:
 
-    {"run_id": 7, "ok": true, "attention": {},
+    {"run_id": 7, "ok": true, "attention": {}, "budget_exhausted": null,
      "sources": {"example-rss": {"requests": 12, "pages": {"feed": 1, "article": 9},
                  "articles_new": 8, "articles_ok": 8, "known_skipped": 3, "over_limit": 0,
-                 "errors": {"http_404": 1}, "entry_errors": 0, "article_failures": 1}}}
+                 "too_old": 0, "not_modified": 0, "unchanged": 0, "retries": 1,
+                 "budget_skipped": 0, "errors": {"http_404": 1}, "entry_errors": 0,
+                 "article_failures": 1}}}
 
-- requests: HTTP requests sent (robots.txt included); pages: pages stored, by role, failed
-  ones included; articles_new / articles_ok: article pages fetched successfully that were not
-  stored before / in all; known_skipped: article links not fetched because they are stored
-  already; over_limit: article links left out by max_items; errors: failed or skipped fetches
-  by reason code (http_404, dns, timeout, connection, too_large, not_html, robots,
+- requests: HTTP requests sent (robots.txt and retries included); pages: pages stored, by
+  role, failed ones included; articles_new / articles_ok: article pages fetched successfully
+  that were not stored before / in all; known_skipped: article links not fetched because
+  they are stored already (by canonical URL, also when an aggregator's redirect leads to
+  one); over_limit: article links left out by max_items; too_old: links dated before the
+  max_age_days window; not_modified: entry documents (feeds, sitemaps, listings) answered
+  304 to a conditional GET; unchanged: entry documents served again with the stored body;
+  retries: requests retried (429, 5xx, timeouts); budget_skipped: requests not sent because
+  the run's budget was spent; errors: failed or skipped fetches by reason code (http_404,
+  dns, timeout, connection, too_large, too_many_redirects, not_html, empty, robots,
   private_network, malformed_feed, malformed_sitemap, malformed_listing, store, ...);
   entry_errors: feed/sitemap/listing fetches that failed; article_failures: article fetches
   that failed for a reason other than a deliberate skip (robots, not_html).
 - attention: source id -> why it needs a human (an entry page failed, every article failed,
   pages could not be stored, the spider raised, the crawl did not finish).
+- budget_exhausted: why the run's budget (crawl.max_requests_per_run, crawl.max_run_seconds)
+  stopped the crawl early, or null. What was fetched is stored; the next run goes on from
+  there. A crawl stopped by its budget is not a failure.
 
 Exit status: 0 all went well, 1 a source needs attention (or config/database trouble, with a
 one-line message on stderr), 2 usage error (bad arguments, unknown source id).
@@ -42,6 +52,7 @@ from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.crawl import CrawlError, UnknownSourceError, select_sources
 from pipeline.store import Store, StoreError
+from scrapers.budget import BUDGET_EXHAUSTED, RunBudget
 from scrapers.settings import crawl_settings
 from scrapers.spiders import spider_class
 
@@ -75,19 +86,25 @@ def scrapy_settings(config: Config, db_path: Path, run_id: int) -> Settings:
     return settings
 
 
-def crawl(settings: Settings, sources: list[Source], known_urls: frozenset[str]
-          ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Run one crawler per source in one reactor; (stats per source id, start failures)."""
+def crawl(settings: Settings, sources: list[Source], known_urls: frozenset[str],
+          budget: RunBudget | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Run one crawler per source in one reactor; (stats per source id, start failures).
+
+    The crawlers share the known article URLs, the set of article URLs claimed in this run
+    (so two sources listing one story fetch it once) and the run's budget.
+    """
     # Scrapy installs the reactor when the first crawler has built its spider; install it up
     # front so that a source whose spider cannot start does not stop the other sources.
     install_reactor(settings["TWISTED_REACTOR"], settings["ASYNCIO_EVENT_LOOP"])
     process = CrawlerProcess(settings)
     crawlers: dict[str, Crawler] = {}
     start_failures: dict[str, str] = {}
+    claimed: set[str] = set()
     for source in sources:
         crawler = process.create_crawler(spider_class(source.kind))
         crawlers[source.id] = crawler
-        deferred = process.crawl(crawler, source=source, known_urls=known_urls)
+        deferred = process.crawl(crawler, source=source, known_urls=known_urls,
+                                 claimed=claimed, budget=budget)
 
         def _failed(failure: Any, source_id: str = source.id) -> None:
             start_failures[source_id] = f"{type(failure.value).__name__}: {failure.value}"
@@ -121,6 +138,11 @@ def source_counters(stats: dict[str, Any]) -> dict[str, Any]:
         "articles_ok": int(stats.get("dealwatch/articles_ok", 0)),
         "known_skipped": int(stats.get("dealwatch/links/known", 0)),
         "over_limit": int(stats.get("dealwatch/links/over_limit", 0)),
+        "too_old": int(stats.get("dealwatch/links/too_old", 0)),
+        "not_modified": int(stats.get("dealwatch/not_modified", 0)),
+        "unchanged": int(stats.get("dealwatch/unchanged", 0)),
+        "retries": int(stats.get("retry/count", 0)),
+        "budget_skipped": int(stats.get("dealwatch/budget_skipped", 0)),
         "errors": errors,
         "entry_errors": int(stats.get("dealwatch/entry_errors", 0)),
         "article_failures": int(stats.get("dealwatch/article_failures", 0)),
@@ -139,7 +161,7 @@ def attention_reason(counters: dict[str, Any], finish_reason: str | None) -> str
         return f"the spider raised {errors['spider_exception']} exception(s); see the log"
     if counters["article_failures"] and not counters["articles_ok"]:
         return f"all {counters['article_failures']} article fetch(es) failed"
-    if finish_reason not in (None, "finished"):
+    if finish_reason not in (None, "finished", BUDGET_EXHAUSTED):
         return f"crawl ended early: {finish_reason}"
     return None
 
@@ -167,11 +189,17 @@ def main(argv: list[str] | None = None) -> int:
         own_run = args.run_id is None
         run_id = store.start_run("crawl", source_ids, os.getpid()) if own_run else args.run_id
         # Read once: the link policy of every source checks against the same snapshot.
-        known = frozenset(store.known_page_urls())
+        known = frozenset(store.known_article_urls())
+        limits = config.settings.crawl
+        budget = RunBudget(limits.max_requests_per_run, limits.max_run_seconds)
 
-        stats, start_failures = crawl(scrapy_settings(config, args.db, run_id), sources, known)
+        stats, start_failures = crawl(scrapy_settings(config, args.db, run_id), sources, known,
+                                      budget)
 
-        report: dict[str, Any] = {"run_id": run_id, "ok": True, "attention": {}, "sources": {}}
+        report: dict[str, Any] = {"run_id": run_id, "ok": True, "attention": {},
+                                  "budget_exhausted": budget.reason, "sources": {}}
+        if budget.reason:
+            print(f"crawl stopped early: {budget.reason}", file=sys.stderr)
         for source_id in source_ids:
             counters = source_counters(stats.get(source_id, {}))
             report["sources"][source_id] = counters
@@ -184,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         if own_run:
             message = "; ".join(f"{k}: {v}" for k, v in report["attention"].items()) or None
             store.finish_run(run_id, "ok" if report["ok"] else "failed",
-                             {"sources": report["sources"]}, message)
+                             {"sources": report["sources"],
+                              "budget_exhausted": report["budget_exhausted"]}, message)
     print(json.dumps(report, sort_keys=True), flush=True)
     return EXIT_OK if report["ok"] else EXIT_FAILED
 

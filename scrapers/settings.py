@@ -15,9 +15,22 @@ SPIDER_MODULES: list[str] = []
 ITEM_PIPELINES = {"scrapers.pipelines.StorePipeline": 300}
 
 DOWNLOADER_MIDDLEWARES = {
+    # First: an entry request refused further down still knows it has a good copy stored.
+    "scrapers.middlewares.ConditionalGetMiddleware": 40,
+    # A redirect to a stored article is dropped before it costs a DNS lookup or budget.
+    "scrapers.middlewares.KnownRedirectMiddleware": 45,
     # Before RobotsTxtMiddleware (100): a refused host is not even asked for its robots.txt.
     "scrapers.middlewares.PrivateNetworkMiddleware": 50,
+    # Every request that gets past the refusal costs budget, robots.txt and retries included.
+    "scrapers.budget.BudgetMiddleware": 60,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "scrapers.middlewares.BackoffRetryMiddleware": 550,
 }
+
+# The check that counts: at connection time, on the addresses actually connected to.
+TWISTED_DNS_RESOLVER = "scrapers.resolver.PublicOnlyResolver"
+# Feeds may link anywhere and servers may redirect anywhere: only http(s) is ever fetched.
+DOWNLOAD_HANDLERS = {"file": None, "data": None, "s3": None, "ftp": None}
 
 # Settings read by our own components (values come from settings.toml via crawl_settings()).
 DEALWATCH_DB = None  # path of the SQLite store; StorePipeline is off without it
@@ -26,6 +39,11 @@ DEALWATCH_BUSY_TIMEOUT_MS = 10_000
 DEALWATCH_ALLOW_PRIVATE_NETWORKS = False
 DEALWATCH_MAX_ITEMS = 200  # article requests per source per run
 DEALWATCH_REFETCH_KNOWN = False
+DEALWATCH_MAX_AGE_DAYS = 0  # listed articles dated longer ago are not fetched (0: no limit)
+DEALWATCH_NEWS_SITEMAP_MAX_AGE_DAYS = 3
+DEALWATCH_RETRY_BACKOFF_BASE = 2.0
+DEALWATCH_RETRY_BACKOFF_MAX = 60.0
+DEALWATCH_RETRY_AFTER_MAX = 120.0
 # A sitemap index can list thousands of monthly sitemaps; the newest few hold the news.
 DEALWATCH_MAX_SITEMAPS = 20
 
@@ -61,6 +79,12 @@ def crawl_settings(crawl: CrawlSettings) -> dict[str, Any]:
         "DOWNLOAD_MAXSIZE": crawl.download_maxsize,
         "DOWNLOAD_WARNSIZE": crawl.download_warnsize,
         "RETRY_TIMES": crawl.retry_times,
+        "REDIRECT_MAX_TIMES": crawl.max_redirects,
+        "DEALWATCH_RETRY_BACKOFF_BASE": crawl.retry_backoff_base,
+        "DEALWATCH_RETRY_BACKOFF_MAX": crawl.retry_backoff_max,
+        "DEALWATCH_RETRY_AFTER_MAX": crawl.retry_after_max,
+        "DEALWATCH_MAX_AGE_DAYS": crawl.max_age_days,
+        "DEALWATCH_NEWS_SITEMAP_MAX_AGE_DAYS": crawl.news_sitemap_max_age_days,
         "LOG_LEVEL": crawl.log_level,
         "DEALWATCH_ALLOW_PRIVATE_NETWORKS": crawl.allow_private_networks,
         "DEALWATCH_MAX_ITEMS": crawl.max_items_per_source,
@@ -85,9 +109,13 @@ def source_settings(source: Source, base_headers: dict[str, str] | None = None) 
         out["AUTOTHROTTLE_ENABLED"] = source.autothrottle
     if source.max_items is not None:
         out["DEALWATCH_MAX_ITEMS"] = source.max_items
-    if source.headers:
+    own_headers = dict(source.headers)
+    if source.language and not any(k.lower() == "accept-language" for k in own_headers):
+        # Multilingual sites pick the edition (and the feed) by Accept-Language.
+        own_headers["Accept-Language"] = source.language
+    if own_headers:
         headers = dict(base_headers if base_headers is not None else DEFAULT_REQUEST_HEADERS)
-        for name, value in source.headers.items():
+        for name, value in own_headers.items():
             # robots.txt rules are matched against USER_AGENT, so a source's own user agent
             # goes there rather than into the default headers.
             if name.lower() == "user-agent":

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from pipeline.siteserver import SiteServer, running
 
@@ -21,6 +22,50 @@ FAST_CRAWL: dict[str, Any] = {
     "download_timeout": 10,
     "concurrent_requests_per_domain": 8,
 }
+
+def article_html(title: str, paragraphs: int = 3) -> str:
+    """A small news article page (enough text to pass extraction's length floor)."""
+    body = "".join(f"<p>{title}: paragraph {i} of a story written for the crawler tests, long "
+                   "enough to read as running text, with a full stop at its end.</p>"
+                   for i in range(paragraphs))
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}"
+            f"</title></head><body><article><h1>{title}</h1>{body}</article></body></html>")
+
+
+def rss_feed(links: list[str | tuple[str, str]]) -> str:
+    """An RSS 2.0 feed of these links ({{base}} filled in by the server); (link, pubDate) pairs
+    give items a date."""
+    items = []
+    for entry in links:
+        link, date = entry if isinstance(entry, tuple) else (entry, None)
+        pub = f"<pubDate>{date}</pubDate>" if date else ""
+        items.append(f"<item><title>{escape(link.rsplit('/', 1)[-1])}</title>"
+                     f"<link>{escape(link)}</link>{pub}</item>")
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+            + "".join(items) + "</channel></rss>")
+
+
+def write_site(root: Path, files: dict[str, str | bytes],
+               routes: dict[str, dict[str, Any]] | None = None) -> Path:
+    """A fixture site in a temporary directory: path -> content, and an optional _routes.json."""
+    for rel, content in files.items():
+        path = root / rel.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    if routes:
+        (root / "_routes.json").write_text(json.dumps(routes), encoding="utf-8")
+    return root
+
+
+@contextmanager
+def serve_dir(root: Path) -> Iterator[SiteServer]:
+    """Serve a directory (e.g. one made by write_site) on 127.0.0.1 for the block."""
+    with running(SiteServer(root)) as server:
+        yield server
+
 
 @contextmanager
 def serve_site(name: str) -> Iterator[SiteServer]:

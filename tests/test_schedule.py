@@ -67,16 +67,16 @@ def test_job_never_overlaps_and_coalesces() -> None:
 def test_bad_schedule_settings_are_config_errors(make_config) -> None:
     from pipeline.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match="settings.toml: schedule.cron: Value error, not a crontab"):
+    with pytest.raises(ConfigError, match=r"settings\.toml: schedule\.cron: Value error, not a crontab"):
         load_config(make_config({"settings.toml": '[schedule]\ncron = "every night"\n'}))
-    with pytest.raises(ConfigError, match="schedule.timezone: Value error, unknown time zone"):
+    with pytest.raises(ConfigError, match=r"schedule\.timezone: Value error, unknown time zone"):
         load_config(make_config({"settings.toml": '[schedule]\ntimezone = "Mars/Olympus"\n'}))
 
 
 def test_run_lock_refuses_a_second_run(db_path: Path) -> None:
-    with RunLock(db_path, "run"):
-        with pytest.raises(RunLockedError, match=r"`dealwatch run` \(pid \d+"), RunLock(db_path, "crawl"):
-            pass
+    with RunLock(db_path, "run"), pytest.raises(RunLockedError, match=r"`dealwatch run` \(pid \d+"), \
+            RunLock(db_path, "crawl"):
+        pass
     with RunLock(db_path, "crawl"):  # released: free again
         pass
 

@@ -324,22 +324,30 @@ def test_only_public_addresses_pass(address: str, public: bool) -> None:
     assert is_public_address(ipaddress.ip_address(address)) is public
 
 
-def test_private_network_middleware_is_off_when_allowed() -> None:
-    with pytest.raises(NotConfigured):
-        PrivateNetworkMiddleware.from_crawler(
-            get_crawler(settings_dict={"DEALWATCH_ALLOW_PRIVATE_NETWORKS": True}))
-
-
-async def _refuse(url: str) -> None:
-    middleware = PrivateNetworkMiddleware.from_crawler(get_crawler())
+async def _refuse(url: str, allow_private: bool = False) -> None:
+    middleware = PrivateNetworkMiddleware.from_crawler(
+        get_crawler(settings_dict={"DEALWATCH_ALLOW_PRIVATE_NETWORKS": allow_private}))
     await middleware.process_request(Request(url))
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/feed", "http://[::1]/", "http://169.254.169.254/latest"])
-def test_private_network_middleware_refuses_address_literals(url: str) -> None:
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:8000/feed", "non-public address"), ("http://[::1]/", "non-public address"),
+    ("http://169.254.169.254/latest", "cloud metadata address"),
+    ("http://[::ffff:10.0.0.1]/", "non-public address"),
+])
+def test_private_network_middleware_refuses_address_literals(url: str, reason: str) -> None:
     coroutine = _refuse(url)
-    with pytest.raises(PrivateNetworkRefused, match="non-public address"):
+    with pytest.raises(PrivateNetworkRefused, match=reason):
         coroutine.send(None)  # address literals are judged without a DNS lookup
+
+
+def test_allowing_private_networks_still_refuses_metadata_addresses() -> None:
+    with pytest.raises(StopIteration):  # loopback passes: the coroutine simply finishes
+        _refuse("http://127.0.0.1:8000/feed", allow_private=True).send(None)
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/",
+                "http://100.100.100.200/", "http://169.254.1.1/", "http://0.0.0.0:8000/"):
+        with pytest.raises(PrivateNetworkRefused):
+            _refuse(url, allow_private=True).send(None)
 
 
 # --- settings and the store pipeline ----------------------------------------------------------

@@ -10,7 +10,7 @@ from scrapy.http import Request, Response
 from scrapy.utils.gz import gunzip
 from twisted.python.failure import Failure
 
-from models.records import Page
+from models.records import Page, PageCheck
 from scrapers.spiders.base import SourceSpider
 from scrapers.spiders.documents import Listed, MalformedDocument, parse_sitemap
 
@@ -43,18 +43,18 @@ class SitemapSpider(SourceSpider):
                 raise MalformedDocument(f"cannot decompress gzipped sitemap: {exc}") from None
         return parse_sitemap(body, response.url)
 
-    def follow(self, listed: Listed, referrer: str) -> Request | None:
-        request = super().follow(listed, referrer)
+    def follow(self, listed: Listed, referrer: str) -> tuple[str, Request | None]:
+        verdict, request = super().follow(listed, referrer)
         if request is not None and listed.role == "sitemap":
             self._child_sitemaps.append(request)
-            return None
-        return request
+            return verdict, None
+        return verdict, request
 
     def parse_entry(self, response: Response) -> Iterator[Any]:
         yield from super().parse_entry(response)
         yield from self._next_sitemap()
 
-    def on_error(self, failure: Failure) -> Iterator[Page | Request]:
+    def on_error(self, failure: Failure) -> Iterator[Page | PageCheck | Request]:
         yield from super().on_error(failure)
         if failure.request.meta.get("dealwatch", {}).get("role") == "sitemap":  # type: ignore[attr-defined]
             yield from self._next_sitemap()

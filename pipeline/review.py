@@ -1,0 +1,257 @@
+"""Review decisions — confirm, reject, defer, edit, undo — shared by the web UI and the CLI.
+
+Every decision is written to the append-only `reviews` table (who, when, what, the fields before
+it) and guarded by the candidate's version: when two reviewers decide the same candidate at
+once, the second is told and nothing is overwritten. A syndicated story's copies (one queue
+entry) are decided together, as one batch; undo takes back a reviewer's last batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
+from models.errors import DealwatchError
+from pipeline.registry import file_confirmation, refresh_deal
+from pipeline.store import Store, utcnow
+
+logger = logging.getLogger(__name__)
+
+REJECT_REASONS = ("not_a_deal", "wrong_vendor", "domestic", "duplicate", "aggregate", "other")
+EDITABLE_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
+                   "deal_types", "stage", "value", "currency", "year")
+DECISIONS = {"confirm": "confirmed", "reject": "rejected", "defer": "deferred"}
+
+
+class ReviewError(DealwatchError):
+    """A decision that cannot be made as asked (unknown candidate, bad field value, …)."""
+
+
+class ConflictError(ReviewError):
+    """Someone else changed the candidate since the reviewer loaded it."""
+
+
+@dataclass
+class Outcome:
+    decision: str
+    candidate_ids: list[int]
+    batch: str
+    status: str
+    deal_id: int | None = None
+    versions: dict[int, int] = field(default_factory=dict)
+
+
+def _split_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value or "").split(",") if v.strip()]
+
+
+def clean_edits(edits: dict[str, Any], known_vendors: set[str] | None = None) -> dict[str, Any]:
+    """Validate and normalise a reviewer's field edits (from a form, the CLI or JSON)."""
+    out: dict[str, Any] = {}
+    for name, raw in edits.items():
+        if name not in EDITABLE_FIELDS:
+            raise ReviewError(f"{name}: not an editable field (one of {', '.join(EDITABLE_FIELDS)})")
+        value: Any = raw.strip() if isinstance(raw, str) else raw
+        if value in ("", None):
+            value = [] if name in ("vendors", "deal_types") else None
+        elif name in ("vendors", "deal_types"):
+            value = _split_list(value)
+        elif name == "country":
+            value = str(value).upper()
+            if len(value) != 2 or not value.isalpha():
+                raise ReviewError(f"country: an ISO 3166-1 alpha-2 code such as KE, not {raw!r}")
+        elif name == "value":
+            try:
+                value = float(str(value).replace(",", ""))
+            except ValueError:
+                raise ReviewError(f"value: a number, not {raw!r}") from None
+        elif name == "year":
+            try:
+                value = int(value)
+            except ValueError:
+                raise ReviewError(f"year: a whole number, not {raw!r}") from None
+            if not 1990 <= value <= 2100:
+                raise ReviewError(f"year: {value} is out of range")
+        elif name == "currency":
+            value = str(value).upper()
+        out[name] = value
+    for name, allowed in (("stage", STAGES), ("deal_type", DEAL_TYPES),
+                          ("counterpart_type", COUNTERPART_TYPES)):
+        if out.get(name) is not None and out[name] not in allowed:
+            raise ReviewError(f"{name}: one of {', '.join(allowed)}, not {out[name]!r}")
+    for t in out.get("deal_types") or []:
+        if t not in DEAL_TYPES:
+            raise ReviewError(f"deal_types: one of {', '.join(DEAL_TYPES)}, not {t!r}")
+    if known_vendors is not None:
+        for v in [out.get("vendor"), *(out.get("vendors") or [])]:
+            if v and v not in known_vendors:
+                raise ReviewError(f"vendor: {v!r} is not a watchlist vendor id")
+    # keep the single and list forms in step
+    if out.get("vendor") and "vendors" not in out:
+        out["vendors"] = [out["vendor"]]
+    if out.get("vendors") and "vendor" not in out:
+        out["vendor"] = out["vendors"][0]
+    if out.get("deal_type") and "deal_types" not in out:
+        out["deal_types"] = [out["deal_type"]]
+    if out.get("deal_types") and "deal_type" not in out:
+        out["deal_type"] = out["deal_types"][0]
+    return out
+
+
+def _load(store: Store, candidate_id: int) -> dict[str, Any]:
+    row = store.candidate(candidate_id)
+    if row is None:
+        raise ReviewError(f"no candidate #{candidate_id}")
+    return row
+
+
+def _conflict(store: Store, row: dict[str, Any]) -> ConflictError:
+    fresh = store.candidate(row["id"]) or row
+    who = f" by {fresh['reviewed_by']} at {fresh['reviewed_at']}" if fresh.get("reviewed_by") else ""
+    return ConflictError(f"candidate #{row['id']} was changed{who} (now {fresh['status']}) "
+                         "after you loaded it; reload it and decide again")
+
+
+def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
+           version: int | None = None, reason: str | None = None, note: str | None = None,
+           edits: dict[str, Any] | None = None, deal_id: int | str | None = None,
+           known_vendors: set[str] | None = None) -> Outcome:
+    """Confirm, reject or defer a candidate and the copies shown with it, in one batch.
+
+    version: the candidate version the reviewer saw (None: whatever it is now, for scripts).
+    edits: fields corrected before confirming. deal_id: for a confirmation, the deal to file it
+    under ("new" for a new deal; None picks a matching deal or starts one).
+    """
+    if decision not in DECISIONS:
+        raise ReviewError(f"decision: one of {', '.join(DECISIONS)}, not {decision!r}")
+    if decision == "reject":
+        if reason not in REJECT_REASONS:
+            raise ReviewError(f"reason: one of {', '.join(REJECT_REASONS)}, not {reason!r}")
+    elif reason is not None:
+        raise ReviewError("a reason goes with a rejection only")
+    changes = clean_edits(edits or {}, known_vendors)
+    status = DECISIONS[decision]
+    batch = secrets.token_hex(8)
+    with store.transaction():
+        lead = _load(store, candidate_id)
+        if version is not None and lead["version"] != version:
+            raise _conflict(store, lead)
+        group = store.cluster_group(lead)
+        members = [m for m in group if m["id"] != lead["id"]]
+        outcome = Outcome(decision, [lead["id"]] + [m["id"] for m in members], batch, status)
+        rows, audit = [], []
+        for member in [lead, *members]:
+            row = lead if member is lead else _load(store, member["id"])
+            before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "reason",
+                                                       "note", "reviewed_by", "reviewed_at")}
+            values: dict[str, Any] = {**changes, "status": status, "reviewed_by": reviewer,
+                                      "reviewed_at": utcnow(), "reason": reason,
+                                      "note": note if note is not None else row.get("note")}
+            if not store.set_candidate(row["id"], row["version"], values):
+                raise _conflict(store, row)
+            outcome.versions[row["id"]] = row["version"] + 1
+            audit.append({
+                "candidate_id": row["id"], "reviewer": reviewer, "decision": decision,
+                "reason": reason, "note": note, "batch": batch, "previous_status": row["status"],
+                "previous": before, "version": row["version"] + 1,
+                "edits": {k: [before.get(k), v] for k, v in changes.items()
+                          if before.get(k) != v} or None,
+            })
+            rows.append({**row, **values})
+        if decision == "confirm":
+            outcome.deal_id = file_confirmation(store, rows, reviewer, batch, deal_id)
+        for entry in audit:
+            store.add_review({**entry, "deal_id": outcome.deal_id})
+    logger.info("%s %s candidate(s) %s", reviewer, status, outcome.candidate_ids)
+    return outcome
+
+
+def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], *,
+         version: int | None = None, note: str | None = None,
+         known_vendors: set[str] | None = None) -> Outcome:
+    """Correct a candidate's fields without deciding it (the audit records the change)."""
+    changes = clean_edits(edits, known_vendors)
+    if not changes and note is None:
+        raise ReviewError("nothing to change")
+    batch = secrets.token_hex(8)
+    with store.transaction():
+        row = _load(store, candidate_id)
+        if version is not None and row["version"] != version:
+            raise _conflict(store, row)
+        before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "note")}
+        values = {**changes, **({"note": note} if note is not None else {})}
+        if not store.set_candidate(row["id"], row["version"], values):
+            raise _conflict(store, row)
+        store.add_review({
+            "candidate_id": row["id"], "reviewer": reviewer, "decision": "edit", "note": note,
+            "batch": batch, "previous_status": row["status"], "previous": before,
+            "version": row["version"] + 1,
+            "edits": {k: [before.get(k), v] for k, v in changes.items() if before.get(k) != v},
+        })
+        if row.get("deal_id") and row["status"] == "confirmed":
+            refresh_deal(store, row["deal_id"])
+    return Outcome("edit", [row["id"]], batch, row["status"],
+                   versions={row["id"]: row["version"] + 1})
+
+
+def bulk_reject(store: Store, candidate_ids: list[int], reviewer: str, reason: str,
+                note: str | None = None) -> list[Outcome]:
+    """Reject a selection (each with its copies); all or nothing."""
+    outcomes: list[Outcome] = []
+    done: set[int] = set()
+    with store.transaction():
+        for candidate_id in candidate_ids:
+            if candidate_id in done:
+                continue
+            outcome = decide(store, candidate_id, "reject", reviewer, reason=reason, note=note)
+            done.update(outcome.candidate_ids)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def undo(store: Store, reviewer: str) -> Outcome:
+    """Take back the reviewer's last decision: statuses and fields as they were, the registry
+    as it was; recorded in the audit as an `undo`."""
+    with store.transaction():
+        rows = store.last_batch(reviewer)
+        if not rows:
+            raise ReviewError(f"{reviewer} has no decision to undo")
+        batch = rows[0]["batch"]
+        undo_batch = secrets.token_hex(8)
+        for review in rows:
+            current = _load(store, review["candidate_id"])
+            if current["version"] != review["version"]:
+                raise ConflictError(
+                    f"candidate #{current['id']} changed after your decision "
+                    f"(by {current.get('reviewed_by') or 'processing'}); it cannot be undone")
+        touched = store.remove_deal_sources(batch)
+        for review in rows:
+            current = _load(store, review["candidate_id"])
+            previous = dict(review.get("previous") or {})
+            previous["status"] = review["previous_status"]
+            store.set_candidate(current["id"], current["version"], previous)
+            store.add_review({
+                "candidate_id": current["id"], "reviewer": reviewer, "decision": "undo",
+                "undoes": batch, "batch": undo_batch, "previous_status": current["status"],
+                "version": current["version"] + 1,
+            })
+        for deal_id in touched:
+            deal = store.deal(deal_id)
+            if deal and not store.deal_sources(deal_id) and deal.get("created_by_batch") == batch:
+                store.delete_deal(deal_id)
+            elif deal:
+                refresh_deal(store, deal_id)
+    first = rows[0]
+    return Outcome("undo", [r["candidate_id"] for r in rows], undo_batch,
+                   first["previous_status"])
+
+
+def history(store: Store, candidate_id: int) -> list[dict[str, Any]]:
+    _load(store, candidate_id)
+    return store.reviews_of(candidate_id)
+

@@ -1,0 +1,316 @@
+"""The store's review and registry tables: reviewers, sessions, decisions, deals, exports, pushes.
+
+A mixin of `pipeline.store.Store`: the SQL for reviewing lives here so store.py stays readable.
+Pure decisions (what a confirm does to the registry) live in pipeline/review.py and
+pipeline/registry.py; this module only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
+               "deal_types", "stage", "value", "currency", "year")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _later(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dump(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, list | dict) else value
+
+
+JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources",
+                "urls", "previous")
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn the JSON text columns of a row back into lists and dicts."""
+    for name in JSON_COLUMNS:
+        if isinstance(row.get(name), str):
+            with contextlib.suppress(json.JSONDecodeError):
+                row[name] = json.loads(row[name])
+    return row
+
+
+class RegistryStore:
+    """Rows of reviewing and of the registry (mixed into Store)."""
+
+    db: Database
+
+    # -- reviewers and sessions --
+
+    def add_user(self, name: str, password_hash: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)",
+            [name, password_hash, _now()])
+        return int(cur.lastrowid or 0)
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        cur = self.db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
+                              [password_hash, name])
+        return cur.rowcount > 0
+
+    def user(self, name: str | None = None, user_id: int | None = None) -> dict[str, Any] | None:
+        if user_id is not None:
+            rows = list(self.db.query("SELECT * FROM users WHERE id = ?", [user_id]))
+        else:
+            rows = list(self.db.query("SELECT * FROM users WHERE name = ?", [name]))
+        return rows[0] if rows else None
+
+    def users(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT id, name, created_at, disabled FROM users ORDER BY name"))
+
+    def create_session(self, user_id: int, ttl_seconds: float) -> dict[str, Any]:
+        session = {"id": secrets.token_urlsafe(32), "user_id": user_id,
+                   "csrf_token": secrets.token_urlsafe(32), "created_at": _now(),
+                   "expires_at": _later(ttl_seconds)}
+        self.db.execute("INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at) "
+                        "VALUES (:id, :user_id, :csrf_token, :created_at, :expires_at)", session)
+        return session
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query(
+            "SELECT s.*, u.name AS user_name FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.id = ? AND s.expires_at > ? AND u.disabled = 0", [session_id, _now()]))
+        return rows[0] if rows else None
+
+    def delete_session(self, session_id: str) -> None:
+        self.db.execute("DELETE FROM sessions WHERE id = ? OR expires_at <= ?",
+                        [session_id, _now()])
+
+    def record_login_failure(self, name: str, address: str) -> None:
+        self.db.execute("INSERT INTO login_failures (name, address, at) VALUES (?, ?, ?)",
+                        [name, address, _now()])
+
+    def login_failures(self, name: str, address: str, window_seconds: float) -> int:
+        since = (datetime.now(UTC) - timedelta(seconds=window_seconds)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM login_failures WHERE (name = ? OR address = ?) AND at >= ?",
+            [name, address, since]).fetchone()
+        return int(row[0])
+
+    def clear_login_failures(self, name: str) -> None:
+        self.db.execute("DELETE FROM login_failures WHERE name = ?", [name])
+
+    # -- candidates under review --
+
+    def candidate(self, candidate_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query(
+            "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.author, "
+            "a.language, a.cluster_id, a.extracted_at, a.text AS article_text "
+            "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
+            [candidate_id]))
+        return decode_row(rows[0]) if rows else None
+
+    def cluster_group(self, candidate: dict[str, Any]) -> list[dict[str, Any]]:
+        """The candidate and its copies: same near-duplicate cluster, kind, vendor and country,
+        with the same status — the queue shows them as one, and they are decided as one."""
+        rows = self.db.query(
+            "SELECT c.id, c.version, c.status FROM candidates c "
+            "JOIN articles a ON a.id = c.article_id "
+            "WHERE a.cluster_id IS ? AND c.kind = ? AND COALESCE(c.vendor, '') = ? "
+            "AND COALESCE(c.country, '') = ? AND c.status = ? ORDER BY c.id",
+            [candidate["cluster_id"], candidate["kind"], candidate["vendor"] or "",
+             candidate["country"] or "", candidate["status"]])
+        return list(rows)
+
+    def entities_of(self, article_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            'SELECT label, ent_id, text, start, "end" FROM entities WHERE article_id = ? '
+            "ORDER BY start", [article_id]))
+
+    def set_candidate(self, candidate_id: int, expected_version: int,
+                      values: dict[str, Any]) -> bool:
+        """Write fields of a candidate if nobody changed it since `expected_version`; the version
+        goes up by one. False when someone else got there first."""
+        cols = ", ".join(f"{name} = ?" for name in values)
+        cur = self.db.execute(
+            f"UPDATE candidates SET {cols}, version = version + 1, updated_at = ? "
+            "WHERE id = ? AND version = ?",
+            [*(_dump(v) for v in values.values()), _now(), candidate_id, expected_version])
+        return cur.rowcount == 1
+
+    def add_review(self, row: dict[str, Any]) -> int:
+        row = {k: _dump(v) for k, v in row.items()}
+        row.setdefault("decided_at", _now())
+        cols = list(row)
+        cur = self.db.execute(
+            f"INSERT INTO reviews ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [row[c] for c in cols])
+        return int(cur.lastrowid or 0)
+
+    def reviews_of(self, candidate_id: int) -> list[dict[str, Any]]:
+        return [decode_row(r) for r in self.db.query(
+            "SELECT * FROM reviews WHERE candidate_id = ? ORDER BY id", [candidate_id])]
+
+    def last_batch(self, reviewer: str) -> list[dict[str, Any]]:
+        """The reviewer's most recent decision that has not been undone (all its rows)."""
+        rows = self.db.query(
+            "SELECT batch FROM reviews r WHERE reviewer = ? AND undoes IS NULL AND batch IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM reviews u WHERE u.undoes = r.batch) "
+            "ORDER BY id DESC LIMIT 1", [reviewer])
+        found = [r["batch"] for r in rows]
+        if not found:
+            return []
+        return [decode_row(r) for r in self.db.query(
+            "SELECT * FROM reviews WHERE batch = ? ORDER BY id", [found[0]])]
+
+    # -- deals --
+
+    def deal(self, deal_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM deals WHERE id = ?", [deal_id]))
+        return decode_row(rows[0]) if rows else None
+
+    def deals(self, include_merged: bool = False, since: str | None = None
+              ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if not include_merged:
+            where.append("merged_into IS NULL")
+        if since:
+            where.append("updated_at >= ?")
+            params.append(since)
+        sql = "SELECT * FROM deals" + (" WHERE " + " AND ".join(where) if where else "")
+        return [decode_row(r) for r in self.db.query(sql + " ORDER BY id", params)]
+
+    def deals_like(self, vendors: Iterable[str], country: str | None) -> list[dict[str, Any]]:
+        """Live deals of any of these vendors in this country: where a confirmation may belong."""
+        vendors = [v for v in vendors if v]
+        if not vendors:
+            return []
+        marks = ", ".join("?" for _ in vendors)
+        rows = self.db.query(
+            "SELECT DISTINCT d.* FROM deals d, json_each(d.vendors) v "
+            f"WHERE d.merged_into IS NULL AND v.value IN ({marks}) AND d.country IS ? "
+            "ORDER BY d.id", [*vendors, country])
+        return [decode_row(r) for r in rows]
+
+    def insert_deal(self, fields: dict[str, Any], confirmed_by: str, batch: str | None,
+                    notes: str | None = None) -> int:
+        now = _now()
+        row = {name: _dump(fields.get(name)) for name in DEAL_FIELDS}
+        row.update(deal_id="pending", confirmed_by=confirmed_by, confirmed_at=now, notes=notes,
+                   created_at=now, updated_at=now, created_by_batch=batch)
+        cols = list(row)
+        cur = self.db.execute(
+            f"INSERT INTO deals ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [row[c] for c in cols])
+        deal_id = int(cur.lastrowid or 0)
+        self.db.execute("UPDATE deals SET deal_id = ? WHERE id = ?", [f"dw-{deal_id:06d}", deal_id])
+        return deal_id
+
+    def update_deal(self, deal_id: int, fields: dict[str, Any]) -> None:
+        """Change a deal; every change is a new version (what a push sends again)."""
+        if not fields:
+            return
+        cols = ", ".join(f"{name} = ?" for name in fields)
+        self.db.execute(
+            f"UPDATE deals SET {cols}, version = version + 1, updated_at = ? WHERE id = ?",
+            [*(_dump(v) for v in fields.values()), _now(), deal_id])
+
+    def delete_deal(self, deal_id: int) -> None:
+        self.db.execute("DELETE FROM deal_stages WHERE deal_id = ?", [deal_id])
+        self.db.execute("DELETE FROM deal_sources WHERE deal_id = ?", [deal_id])
+        self.db.execute("DELETE FROM deal_pushes WHERE deal_id = ?", [deal_id])
+        self.db.execute("UPDATE candidates SET deal_id = NULL WHERE deal_id = ?", [deal_id])
+        self.db.execute("DELETE FROM deals WHERE id = ?", [deal_id])
+
+    def add_deal_source(self, deal_id: int, candidate_id: int, batch: str | None) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO deal_sources (deal_id, candidate_id, article_id, url, title, "
+            "published, sentence, added_at, batch) "
+            "SELECT ?, c.id, a.id, a.url, a.title, a.published, c.sentence, ?, ? "
+            "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
+            [deal_id, _now(), batch, candidate_id])
+        self.db.execute("UPDATE candidates SET deal_id = ? WHERE id = ?", [deal_id, candidate_id])
+
+    def move_deal_sources(self, from_deal: int, to_deal: int,
+                          candidate_ids: Iterable[int] | None = None) -> int:
+        sql, params = "UPDATE OR IGNORE deal_sources SET deal_id = ? WHERE deal_id = ?", [to_deal, from_deal]
+        ids = list(candidate_ids or [])
+        if ids:
+            sql += f" AND candidate_id IN ({', '.join('?' for _ in ids)})"
+            params += ids
+        moved = self.db.execute(sql, params).rowcount
+        cand_sql = "UPDATE candidates SET deal_id = ? WHERE deal_id = ?"
+        stage_sql = "UPDATE deal_stages SET deal_id = ? WHERE deal_id = ?"
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            cand_sql += f" AND id IN ({marks})"
+            stage_sql += f" AND candidate_id IN ({marks})"
+        self.db.execute(cand_sql, [to_deal, from_deal, *ids])
+        self.db.execute(stage_sql, [to_deal, from_deal, *ids])
+        self.db.execute("DELETE FROM deal_sources WHERE deal_id = ?" + (
+            f" AND candidate_id IN ({', '.join('?' for _ in ids)})" if ids else ""),
+            [from_deal, *ids])
+        return moved
+
+    def remove_deal_sources(self, batch: str) -> list[int]:
+        """Take out the sources a decision added; the deals they belonged to."""
+        deals = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT deal_id FROM deal_sources WHERE batch = ?", [batch]).fetchall()]
+        self.db.execute(
+            "UPDATE candidates SET deal_id = NULL WHERE id IN "
+            "(SELECT candidate_id FROM deal_sources WHERE batch = ?)", [batch])
+        self.db.execute("DELETE FROM deal_sources WHERE batch = ?", [batch])
+        self.db.execute("DELETE FROM deal_stages WHERE batch = ?", [batch])
+        return deals
+
+    def deal_sources(self, deal_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT s.*, c.stage, c.kind, a.site, c.status AS candidate_status "
+            "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
+            "LEFT JOIN articles a ON a.id = s.article_id "
+            "WHERE s.deal_id = ? ORDER BY COALESCE(s.published, s.added_at), s.url",
+            [deal_id]))
+
+    def add_stage(self, deal_id: int, stage: str, reported_at: str | None,
+                  candidate_id: int | None, reviewer: str, batch: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO deal_stages (deal_id, stage, reported_at, recorded_at, candidate_id, "
+            "reviewer, batch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [deal_id, stage, reported_at, _now(), candidate_id, reviewer, batch])
+
+    def deal_stages(self, deal_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT * FROM deal_stages WHERE deal_id = ? ORDER BY COALESCE(reported_at, recorded_at), id",
+            [deal_id]))
+
+    # -- exports and pushes --
+
+    def record_export(self, fmt: str, destination: str | None, since: str | None, deals: int,
+                      sha256: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO exports (exported_at, format, destination, since, deals, sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?)", [_now(), fmt, destination, since, deals, sha256])
+        return int(cur.lastrowid or 0)
+
+    def pushed_versions(self, endpoint: str) -> dict[int, int]:
+        """deal id -> the newest version the endpoint acknowledged."""
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT deal_id, MAX(version) FROM deal_pushes WHERE endpoint = ? AND status = 'sent' "
+            "GROUP BY deal_id", [endpoint]).fetchall()}
+
+    def record_push(self, endpoint: str, deal_id: int, version: int, key: str, status: str,
+                    error: str | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO deal_pushes (endpoint, deal_id, version, idempotency_key, status, attempts,"
+            " last_error, pushed_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
+            "ON CONFLICT(endpoint, deal_id, version) DO UPDATE SET status = excluded.status, "
+            "attempts = deal_pushes.attempts + 1, last_error = excluded.last_error, "
+            "pushed_at = excluded.pushed_at",
+            [endpoint, deal_id, version, key, status, error, _now() if status == "sent" else None])

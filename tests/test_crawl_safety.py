@@ -1,0 +1,192 @@
+"""Safety and bad input in real crawls: SSRF refusal, size / redirect / type limits, malformed documents."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sitefixtures import article_html, rss_feed, serve_dir, source_toml, write_config_dir, write_site
+
+from pipeline.config import load_config
+from pipeline.crawl import PROJECT_ROOT, CrawlReport, run_crawl
+from pipeline.siteserver import SiteServer
+
+
+@dataclass
+class Crawled:
+    server: SiteServer
+    db_path: Path
+    report: CrawlReport
+    paths: list[str]
+
+    def page(self, path: str) -> dict[str, Any]:
+        conn = sqlite3.connect(self.db_path)
+        conn.row_factory = sqlite3.Row
+        try:
+            url = path if "://" in path else self.server.base_url + path
+            row = conn.execute("SELECT * FROM pages WHERE url = ?", (url,)).fetchone()
+        finally:
+            conn.close()
+        assert row is not None, f"no page stored for {path}"
+        return dict(row)
+
+    def reason(self, path: str) -> str:
+        error = self.page(path)["error"]
+        return error.split(":", 1)[0] if error else "ok"
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">'
+                  + "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+                  + ']><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url>'
+                  "<loc>{{base}}/news/ok.html?&lol9;</loc></url></urlset>")
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
+    tmp = tmp_path_factory.mktemp("unsafe")
+    secret = tmp / "secret.txt"
+    secret.write_text("TOP SECRET CREDENTIALS")
+    xxe = ('<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY xxe SYSTEM "file://' + str(secret)
+           + '">]><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+           'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"><url>'
+           "<loc>{{base}}/news/xxe.html</loc><news:news><news:title>Leak &xxe; here</news:title>"
+           "</news:news></url></urlset>")
+    root = write_site(tmp / "site", {
+        "feed.rss": rss_feed([
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://[fd00:ec2::254]/latest/meta-data/", "http://100.100.100.200/latest/",
+            "{{base}}/go/meta", "{{base}}/go/zero", "{{base}}/go/loop", "{{base}}/go/file",
+            "{{base}}/news/huge.html", "{{base}}/files/report.pdf", "{{base}}/news/empty.html",
+            "{{base}}/news/latin1.html", "{{base}}/news/ok.html"]),
+        "news/huge.html": article_html("Huge", paragraphs=200),
+        "news/ok.html": article_html("Fine"),
+        "news/xxe.html": article_html("XXE"),
+        # Declared UTF-8, written in Latin-1: stored as served; extraction decodes it later.
+        "news/latin1.html": article_html("Caf\u00e9 S\u00e3o Tom\u00e9").encode("latin-1"),
+        "broken-encoding.rss": rss_feed(["{{base}}/news/ok.html"]).replace(
+            "<title>T</title>", "<title>Caf\u00e9</title>").encode("latin-1"),
+        "xxe-sitemap.xml": xxe,
+        "laughs-sitemap.xml": BILLION_LAUGHS,
+        "html-sitemap.xml": "<html><body>Page not found</body></html>",
+    }, routes={
+        "/go/meta": {"status": 302, "location": "http://169.254.169.254/latest/meta-data/"},
+        "/go/zero": {"status": 301, "location": "http://0.0.0.0:8080/admin"},
+        "/go/loop": {"status": 302, "location": "/go/loop2"},
+        "/go/loop2": {"status": 302, "location": "/go/loop3"},
+        "/go/loop3": {"status": 302, "location": "/go/loop"},
+        "/go/file": {"status": 302, "location": "file:///etc/passwd"},
+        "/files/report.pdf": {"content_type": "application/pdf", "body": "%PDF-1.7 " + "x" * 200_000},
+        "/news/empty.html": {"body": ""},
+        "/empty.rss": {"content_type": "application/rss+xml", "body": ""},
+    })
+    with serve_dir(root) as server:
+        base = server.base_url
+        sources = [
+            source_toml("unsafe", "rss", [f"{base}/feed.rss"]),
+            source_toml("bad-feeds", "rss", [f"{base}/broken-encoding.rss", f"{base}/empty.rss"]),
+            source_toml("bad-maps", "sitemap", [f"{base}/xxe-sitemap.xml", f"{base}/laughs-sitemap.xml",
+                                                f"{base}/html-sitemap.xml"]),
+        ]
+        config = load_config(write_config_dir(tmp / "config", sources, download_maxsize=20_000,
+                                              download_warnsize=10_000, max_redirects=2))
+        db_path = tmp / "d.db"
+        report = run_crawl(config, db_path, timeout=60)
+        yield Crawled(server, db_path, report, list(server.requests))
+
+
+def test_metadata_addresses_are_refused_even_when_private_networks_are_allowed(crawled: Crawled) -> None:
+    for url in ("http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+                "http://[fd00:ec2::254]/latest/meta-data/", "http://100.100.100.200/latest/"):
+        page = crawled.page(url)
+        assert page["error"].startswith("private_network: ") and "metadata" in page["error"]
+        assert page["status"] == 0 and page["html"] is None
+
+
+def test_redirects_pass_through_the_same_check(crawled: Crawled) -> None:
+    meta = crawled.page("/go/meta")
+    assert meta["error"].startswith("private_network: 169.254.169.254 resolves to cloud metadata")
+    assert crawled.reason("/go/zero") == "private_network"  # 0.0.0.0 reaches the host itself
+    assert crawled.reason("/go/file") == "http_302"  # a file:// target is never opened
+    assert crawled.page("/go/file")["html"] is None
+
+
+def test_size_redirect_and_type_limits_are_recorded(crawled: Crawled) -> None:
+    assert crawled.reason("/go/loop") == "too_many_redirects"
+    assert crawled.paths.count("/go/loop") == 1  # max_redirects = 2: loop, loop2, loop3, stop
+    assert crawled.reason("/news/huge.html") == "too_large"
+    pdf = crawled.page("/files/report.pdf")
+    assert pdf["error"] == "not_html: content type application/pdf" and pdf["html"] is None
+    assert crawled.reason("/news/empty.html") == "empty"
+    counters = crawled.report.sources["unsafe"]
+    assert counters["errors"] == {"private_network": 5, "too_many_redirects": 1, "http_302": 1,
+                                  "too_large": 1, "not_html": 1, "empty": 1}
+
+
+def test_a_page_in_a_broken_encoding_is_stored_as_served(crawled: Crawled) -> None:
+    page = crawled.page("/news/latin1.html")
+    assert (page["status"], page["error"]) == (200, None)
+    assert crawled.reason("/news/ok.html") == "ok"
+
+
+def test_malformed_feeds_and_sitemaps_are_recorded_and_the_run_goes_on(crawled: Crawled) -> None:
+    broken = crawled.page("/broken-encoding.rss")["error"]
+    assert broken.startswith("malformed_feed: not well-formed XML") and "encoding" in broken
+    assert crawled.page("/empty.rss")["error"] == "malformed_feed: empty document"
+    assert crawled.page("/html-sitemap.xml")["error"].startswith(
+        "malformed_sitemap: expected a sitemap <urlset> or <sitemapindex>, found <html>")
+    laughs = crawled.page("/laughs-sitemap.xml")
+    assert laughs["error"] is None or laughs["error"].startswith("malformed_sitemap")
+    report = crawled.report
+    assert set(report.attention) == {"bad-feeds", "bad-maps"}
+    assert report.sources["unsafe"]["articles_ok"] == 2  # the good pages of the same run
+
+
+def test_external_entities_are_never_read(crawled: Crawled) -> None:
+    page = crawled.page("/news/xxe.html")
+    assert page["error"] is None
+    assert "SECRET" not in (page["listed_title"] or "")
+
+
+def test_refusal_at_connection_time_without_the_early_check(tmp_path: Path) -> None:
+    """The resolver alone refuses: a name that resolves to loopback gets no connection, as a
+    name re-bound to a private address after the early check would not."""
+    root = write_site(tmp_path / "site", {"feed.rss": rss_feed([]), "robots.txt": ""})
+    script = """
+import json, sys
+from scrapy.crawler import CrawlerProcess
+from scrapy.settings import Settings
+from models.config import Source
+from scrapers.spiders import spider_class
+settings = Settings()
+settings.setmodule("scrapers.settings", priority="project")
+middlewares = settings.getdict("DOWNLOADER_MIDDLEWARES")
+middlewares["scrapers.middlewares.PrivateNetworkMiddleware"] = None  # no early check
+settings.set("DOWNLOADER_MIDDLEWARES", middlewares)
+settings.set("ROBOTSTXT_OBEY", False)
+source = Source(id="s", kind="rss", urls=[sys.argv[1]])
+process = CrawlerProcess(settings)
+crawler = process.create_crawler(spider_class("rss"))
+process.crawl(crawler, source=source)
+process.start()
+print(json.dumps({k: v for k, v in crawler.stats.get_stats().items()
+                  if k.startswith(("dealwatch/", "retry/"))}))
+"""
+    with serve_dir(root) as server:
+        url = f"http://localhost:{server.server_address[1]}/feed.rss"
+        proc = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True,
+                              cwd=PROJECT_ROOT, timeout=60, check=False)
+        seen = list(server.requests)
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {k: v for k, v in stats.items() if k.startswith("dealwatch/")} == {
+        "dealwatch/errors/private_network": 1, "dealwatch/entry_errors": 1}
+    assert seen == []
+    assert "refused to connect: localhost resolves to non-public address" in proc.stderr
+    assert stats.get("retry/count") is None  # a refusal is not retried like a DNS hiccup
