@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import shutil
@@ -18,6 +19,8 @@ import click
 
 from models.errors import DealwatchError
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, resolve_db_path
+from pipeline.export import FORMATS as EXPORT_FORMATS
+from pipeline.review import REJECT_REASONS
 from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store
 
 logger = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ class State:
         self.db_option = db
         self.config_option = config_dir
         self.verbose = verbose
+        self.reviewer: str | None = None  # --reviewer of the review and deals groups
         self._config: Config | None = None
 
     @property
@@ -71,6 +75,17 @@ class State:
         if self._config is None:
             self._config = load_config(self.config_option)
         return self._config
+
+    @property
+    def reviewer_name(self) -> str:
+        """Who decides: --reviewer, else $DEALWATCH_REVIEWER (the option's envvar), else the OS
+        user."""
+        if self.reviewer:
+            return self.reviewer
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError):
+            fail("cannot tell who you are: pass --reviewer NAME or set DEALWATCH_REVIEWER")
 
     @property
     def db_path(self) -> Path:
@@ -123,6 +138,8 @@ class RunRecord:
         self.counters["crawl"] = report.sources
         if report.attention:
             self.counters["attention"] = report.attention
+        if report.budget_exhausted:
+            self.counters["budget_exhausted"] = report.budget_exhausted
         if not report.ok:
             self.outcome = "errors"
 
@@ -336,6 +353,9 @@ def _print_crawl(report: Any) -> None:
         click.echo(f"crawl {sid}: " + (" ".join(parts) or "nothing fetched"), err=True)
     for sid, reason in sorted(report.attention.items()):
         click.echo(f"needs attention: {sid}: {reason}", err=True)
+    if report.budget_exhausted:
+        click.echo(f"the run's budget ran out ({report.budget_exhausted}); what was fetched is "
+                   "stored and the next run goes on from there", err=True)
 
 
 @contextmanager
@@ -638,6 +658,754 @@ def queue(state: State, status: str, kind: str | None, limit: int, as_json: bool
                               ensure_ascii=False, indent=2))
     else:
         render_queue(rows, click.echo)
+
+
+# --- review from the terminal ---------------------------------------------------------------
+#
+# The same functions as the web UI (pipeline.review, pipeline.registry), the same audit. No run
+# lock: reviewing goes on while the nightly run writes (WAL and the busy timeout share the file).
+
+
+def _known_vendors(state: State) -> set[str]:
+    return {entry.id for entry in state.config.watchlist if entry.type == "vendor"}
+
+
+def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+                ) -> dict[str, str]:
+    edits: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.BadParameter(f"FIELD=VALUE, not {item!r}", ctx, param)
+        if name in edits:
+            raise click.BadParameter(f"{name} is set twice", ctx, param)
+        edits[name] = value
+    return edits
+
+
+def _set_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--set", "edits", multiple=True, metavar="FIELD=VALUE",
+                        callback=_parse_sets, help=help_text)
+
+
+class DealRef(click.ParamType):
+    """A deal by row id (3) or registry id (dw-000003)."""
+
+    name = "DEAL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        text = text[3:] if text.startswith("dw-") else text
+        if not text.isdigit():
+            self.fail(f"a deal id such as dw-000003 or 3, not {value!r}", param, ctx)
+        return int(text)
+
+
+DEAL = DealRef()
+
+
+def _reviewer(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty name", ctx, param)
+    return value.strip() if value else None
+
+
+def _reviewer_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--reviewer", metavar="NAME", envvar="DEALWATCH_REVIEWER",
+                        callback=_reviewer,
+                        help="Who decides, for the audit (env DEALWATCH_REVIEWER; default: "
+                             "your OS user name).")(f)
+
+
+def _deal_versions(store: Store) -> dict[int, int]:
+    return {d["id"]: d["version"] for d in store.deals(include_merged=True)}
+
+
+def _bump_unchanged(store: Store, before: dict[int, int], deal_ids: list[int | None]) -> None:
+    """Give a new version to deals whose sources or stages changed while their own fields did
+    not: their export record changed, and `export --since` and push go by version.
+
+    Work-around: pipeline.registry (file_confirmation into an existing deal, undo, merge,
+    split) leaves `deals.version` as it was in that case; this is a no-op once it does not.
+    """
+    for deal_id in {d for d in deal_ids if d is not None}:
+        deal = store.deal(deal_id)
+        if deal is not None and deal["version"] == before.get(deal_id):
+            store.update_deal(deal_id, {"notes": deal.get("notes")})
+
+
+def _deal_label(store: Store, deal_id: int | None) -> str | None:
+    deal = store.deal(deal_id) if deal_id is not None else None
+    return deal["deal_id"] if deal else None
+
+
+def _print_outcomes(store: Store, outcomes: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([{
+            "decision": o.decision, "status": o.status, "candidate_ids": o.candidate_ids,
+            "deal_id": _deal_label(store, o.deal_id), "batch": o.batch,
+            "versions": {str(k): v for k, v in o.versions.items()},
+        } for o in outcomes], ensure_ascii=False, indent=2))
+        return
+    for o in outcomes:
+        lead, copies = o.candidate_ids[0], o.candidate_ids[1:]
+        verb = {"undo": f"undone: #{lead} is {o.status} again"}.get(o.decision, f"{o.status} #{lead}")
+        line = verb + (f" with its {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} "
+                       f"({', '.join(f'#{c}' for c in copies)})" if copies else "")
+        label = _deal_label(store, o.deal_id)
+        if label:
+            line += f"; filed under {label}"
+        click.echo(line)
+
+
+REVIEW_JSON_FIELDS = (*QUEUE_JSON_FIELDS, "version", "reviewed_by", "reviewed_at", "reason", "note",
+                      "deal_id")
+
+
+@main.group()
+@_reviewer_option
+@pass_state
+def review(state: State, reviewer: str | None) -> None:
+    """Review candidates from the terminal: list, show, confirm, reject, defer, edit, undo.
+
+    Decisions go through the same code as the web UI and land in the same audit (`reviews`),
+    under --reviewer. A syndicated story's copies are decided with it. Reviews work while the
+    nightly run goes on.
+
+    \b
+    Example:
+        dealwatch review list --vendor huawei --country KE
+        dealwatch review show 12
+        dealwatch --db data/dealwatch.db review --reviewer ann confirm 12 --set stage=signed
+        dealwatch review reject 13 --reason not_a_deal --note "a phone launch"
+        dealwatch review undo
+    """
+    state.reviewer = reviewer
+
+
+@review.command("list")
+@click.option("--status", type=click.Choice([*CANDIDATE_STATUSES, "all"]), default="pending",
+              show_default=True, help="Which candidates to list.")
+@click.option("--vendor", default=None, metavar="ID", help="Only this watchlist vendor.")
+@click.option("--country", default=None, metavar="CC", help="Only this country (ISO alpha-2).")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="How many (0 for all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
+                as_json: bool) -> None:
+    """Candidates best first, one entry per story (its copies listed with it).
+
+    \b
+    Example:
+        dealwatch review list --status deferred
+        dealwatch review list --vendor zte --json | jq '.[].id'
+    """
+    filtered = bool(vendor or country)
+    with state.store() as store:
+        # The queue filter has no vendor or country yet: filter the whole queue, then cut.
+        rows = store.queue(QueueFilter(status=None if status == "all" else status,
+                                       limit=None if filtered else limit or None))
+    if vendor:
+        rows = [r for r in rows if vendor == r["vendor"] or vendor in (r["vendors"] or [])]
+    if country:
+        rows = [r for r in rows if (r["country"] or "") == country.upper()]
+    if filtered and limit:
+        rows = rows[:limit]
+    if as_json:
+        click.echo(json.dumps([{k: r.get(k) for k in REVIEW_JSON_FIELDS} for r in rows],
+                              ensure_ascii=False, indent=2))
+    else:
+        render_queue(rows, click.echo)
+
+
+def _context(row: dict[str, Any], width: int = 240) -> dict[str, Any]:
+    """The evidence sentence with the text around it, when the offsets point at it."""
+    text, start, end = row.get("article_text") or "", row.get("start"), row.get("end")
+    evidence = {"sentence": row["sentence"], "start": start, "end": end, "before": "", "after": ""}
+    if isinstance(start, int) and isinstance(end, int) and \
+            " ".join(text[start:end].split()) == " ".join(row["sentence"].split()):
+        evidence["before"] = " ".join(text[max(0, start - width):start].split())
+        evidence["after"] = " ".join(text[end:end + width].split())
+    return evidence
+
+
+def _candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
+    from pipeline.export import country_name
+    from pipeline.registry import suggest_deals
+    from pipeline.review import EDITABLE_FIELDS, history
+
+    row = store.candidate(candidate_id)
+    if row is None:
+        fail(f"no candidate #{candidate_id}")
+    copies = store.cluster_copies([row["cluster_id"]]).get(row["cluster_id"], []) \
+        if row.get("cluster_id") is not None else []
+    return {
+        "candidate": {
+            "id": row["id"], "status": row["status"], "version": row["version"],
+            "kind": row["kind"], "score": row["score"],
+            **{name: row.get(name) for name in EDITABLE_FIELDS},
+            "country_name": country_name(row.get("country")),
+            "reviewed_by": row.get("reviewed_by"), "reviewed_at": row.get("reviewed_at"),
+            "reason": row.get("reason"), "note": row.get("note"),
+            "deal_id": _deal_label(store, row.get("deal_id")), "signals": row.get("signals"),
+        },
+        "article": {name: row.get(name) for name in (
+            "article_id", "title", "url", "canonical_url", "published", "site", "author",
+            "language", "cluster_id")},
+        "evidence": _context(row),
+        "entities": store.entities_of(row["article_id"]),
+        "copies": [c for c in copies if c.get("article_id") != row["article_id"]
+                   or c.get("copy") != "article"],
+        "suggestions": [{
+            "deal_id": s.deal["deal_id"], "score": round(s.score, 2), "why": s.why,
+            "counterpart": s.deal.get("counterpart"), "deal_types": s.deal.get("deal_types"),
+            "stage": s.deal.get("stage"), "first_reported": s.deal.get("first_reported"),
+            "last_reported": s.deal.get("last_reported"),
+        } for s in suggest_deals(store, row)],
+        "history": history(store, candidate_id),
+    }
+
+
+def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
+    c, a, ev = view["candidate"], view["article"], view["evidence"]
+    counterpart = (c["counterpart"] or "-") + (f" ({c['counterpart_type']})"
+                                               if c["counterpart_type"] else "")
+    country = (c["country"] or "-") + (f" ({c['country_name']})" if c["country_name"] else "")
+    out(f"#{c['id']} [{c['status']}] version {c['version']}  score {c['score']:.2f}  {c['kind']}"
+        + (f"  deal {c['deal_id']}" if c["deal_id"] else ""))
+    out(f"  vendor: {', '.join(c['vendors'] or []) or c['vendor'] or '-'}  country: {country}  "
+        f"counterpart: {counterpart}")
+    money = _money(c["value"], c["currency"])
+    out(f"  type: {', '.join(c['deal_types'] or []) or '-'}  stage: {c['stage'] or '-'}"
+        + (f"  value: {money}" if money else "") + (f"  year: {c['year']}" if c["year"] else ""))
+    if c["reviewed_by"]:
+        out(f"  decided by {c['reviewed_by']} at {c['reviewed_at']}"
+            + (f" ({c['reason']})" if c["reason"] else ""))
+    if c["note"]:
+        out(f"  note: {c['note']}")
+    out("")
+    out(f"{a['title'] or '(untitled)'}")
+    out("  " + ", ".join(x for x in (a["site"], a["published"], a["author"] and f"by {a['author']}")
+                         if x) or "  (no date or site)")
+    out(f"  {a['url']}")
+    out("")
+    before = f"…{ev['before']} " if ev["before"] else ""
+    after = f" {ev['after']}…" if ev["after"] else ""
+    out(f"evidence: {before}“{' '.join(ev['sentence'].split())}”{after}")
+    names = sorted({f"{e['text']} ({e['label']}{' ' + e['ent_id'] if e['ent_id'] else ''})"
+                    for e in view["entities"]})
+    if names:
+        out(f"entities: {', '.join(names)}")
+    for copy in view["copies"]:
+        out(f"copy: {copy['url']}" + (f" ({copy['site']})" if copy.get("site") else "")
+            + (" (exact duplicate)" if copy.get("copy") == "exact duplicate" else ""))
+    out("")
+    if view["suggestions"]:
+        out("registry (confirm --deal ID files it there):")
+        for s in view["suggestions"]:
+            out(f"  {s['deal_id']}  {s['score']:.2f}  {s['counterpart'] or '-'}, "
+                f"{', '.join(s['deal_types'] or []) or '-'}, {s['stage'] or '-'}, reported "
+                f"{s['first_reported'] or '?'} – {s['last_reported'] or '?'}  ({s['why']})")
+    else:
+        out("registry: no deal of this vendor in this country yet (confirm starts one)")
+    if view["history"]:
+        out("history:")
+        for h in view["history"]:
+            edits = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in (h["edits"] or {}).items())
+            out(f"  {h['decided_at']}  {h['reviewer']}  {h['decision']}"
+                + (f" ({h['reason']})" if h.get("reason") else "")
+                + (f"  {edits}" if edits else "") + (f"  note: {h['note']}" if h.get("note") else ""))
+
+
+@review.command("show")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_show(state: State, candidate_id: int, as_json: bool) -> None:
+    """One candidate with its article, evidence in context, copies, the registry deals it may
+    belong to, and its decision history.
+
+    \b
+    Example:
+        dealwatch review show 12
+        dealwatch review show 12 --json | jq .suggestions
+    """
+    with state.store() as store:
+        view = _candidate_view(store, candidate_id)
+    if as_json:
+        click.echo(json.dumps(view, ensure_ascii=False, indent=2))
+    else:
+        _render_candidate(view, click.echo)
+
+
+_VERSION_HELP = ("Only if the candidate is still at this version (from `review show`); "
+                 "otherwise exit 1 and change nothing.")
+
+
+@review.command("confirm")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--deal", "deal", type=DEAL, default=None,
+              help="File it under this registry deal (default: the matching deal, or a new one).")
+@click.option("--new-deal", is_flag=True, help="Start a new deal even if one matches.")
+@_set_option("Correct a field first (repeatable): vendor, vendors, country, counterpart, "
+             "counterpart_type, deal_type, deal_types, stage, value, currency, year.")
+@click.option("--note", default=None, help="A note for the audit and the deal.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: bool,
+                   edits: dict[str, str], note: str | None, expect_version: int | None,
+                   as_json: bool) -> None:
+    """Confirm a candidate (and its copies) and file it in the registry.
+
+    \b
+    Example:
+        dealwatch review confirm 12
+        dealwatch review confirm 14 --deal dw-000003 --set stage=completed
+        dealwatch review confirm 15 --new-deal --set "counterpart=Kenya Power" --note "2nd phase"
+    """
+    from pipeline.review import decide
+
+    if deal is not None and new_deal:
+        raise click.UsageError("--deal and --new-deal exclude each other")
+    with state.store() as store, store.transaction():
+        before = _deal_versions(store)
+        outcome = decide(store, candidate_id, "confirm", state.reviewer_name, version=expect_version,
+                         note=note, edits=edits, deal_id="new" if new_deal else deal,
+                         known_vendors=_known_vendors(state))
+        _bump_unchanged(store, before, [outcome.deal_id])
+    with state.store() as store:
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("reject")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--reason", required=True, type=click.Choice(REJECT_REASONS), help="Why.")
+@click.option("--note", default=None, help="A note for the audit.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_reject(state: State, candidate_id: int, reason: str, note: str | None,
+                  expect_version: int | None, as_json: bool) -> None:
+    """Reject a candidate (and its copies) with a reason.
+
+    \b
+    Example:
+        dealwatch review reject 13 --reason aggregate
+        dealwatch review reject 16 --reason other --note "a trade fair, not a deal"
+    """
+    from pipeline.review import decide
+
+    with state.store() as store:
+        outcome = decide(store, candidate_id, "reject", state.reviewer_name, version=expect_version,
+                         reason=reason, note=note)
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("defer")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--note", default=None, help="What to find out first.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_defer(state: State, candidate_id: int, note: str | None, expect_version: int | None,
+                 as_json: bool) -> None:
+    """Put a candidate (and its copies) aside to decide later.
+
+    \b
+    Example:
+        dealwatch review defer 17 --note "wait for the ministry's statement"
+        dealwatch review list --status deferred
+    """
+    from pipeline.review import decide
+
+    with state.store() as store:
+        outcome = decide(store, candidate_id, "defer", state.reviewer_name, version=expect_version,
+                         note=note)
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("edit")
+@click.argument("candidate_id", metavar="ID", type=int)
+@_set_option("A field and its corrected value (repeatable; an empty value clears it).")
+@click.option("--note", default=None, help="A note for the audit.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_edit(state: State, candidate_id: int, edits: dict[str, str], note: str | None,
+                expect_version: int | None, as_json: bool) -> None:
+    """Correct a candidate's fields without deciding it; the audit keeps the old values.
+
+    \b
+    Example:
+        dealwatch review edit 12 --set country=UG --set "counterpart=Uganda Telecom"
+        dealwatch review edit 12 --set deal_types=cloud,data_centre --set value=12500000
+    """
+    from pipeline.review import edit
+
+    with state.store() as store:
+        outcome = edit(store, candidate_id, state.reviewer_name, edits, version=expect_version,
+                       note=note, known_vendors=_known_vendors(state))
+        if as_json:
+            _print_outcomes(store, [outcome], as_json)
+        else:
+            click.echo(f"edited #{candidate_id} ({', '.join(edits) or 'note'}); it stays "
+                       f"{outcome.status}")
+
+
+@review.command("undo")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_undo(state: State, as_json: bool) -> None:
+    """Take back your last decision or edit (statuses, fields and the registry as they were).
+
+    \b
+    Example:
+        dealwatch review --reviewer ann undo
+    """
+    from pipeline.review import undo
+
+    with state.store() as store, store.transaction():
+        before = _deal_versions(store)
+        deals = [r.get("deal_id") for r in store.last_batch(state.reviewer_name)]
+        outcome = undo(store, state.reviewer_name)
+        _bump_unchanged(store, before, deals)
+    with state.store() as store:
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("bulk-reject")
+@click.argument("candidate_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.option("--reason", required=True, type=click.Choice(REJECT_REASONS), help="Why.")
+@click.option("--note", default=None, help="A note for the audit.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_bulk_reject(state: State, candidate_ids: tuple[int, ...], reason: str,
+                       note: str | None, as_json: bool) -> None:
+    """Reject several candidates (each with its copies) for one reason; all or none.
+
+    \b
+    Example:
+        dealwatch review bulk-reject 21 22 23 --reason domestic
+        dealwatch review list --country CN --json | jq '.[].id' \\
+            | xargs dealwatch review bulk-reject --reason domestic
+    """
+    from pipeline.review import bulk_reject
+
+    with state.store() as store:
+        outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
+        _print_outcomes(store, outcomes, as_json)
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into: str | None
+                 ) -> None:
+    counterpart = (record["counterpart"] or "-") + (
+        f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
+    money = _money(record["value"], record["currency"])
+    out(f"{record['deal_id']}  version {record['version']}"
+        + (f"  merged into {merged_into}" if merged_into else ""))
+    out(f"  vendor: {', '.join(record['vendors']) or record['vendor'] or '-'}  country: "
+        f"{record['country'] or '-'}" + (f" ({record['country_name']})" if record["country_name"]
+                                         else "") + f"  counterpart: {counterpart}")
+    out(f"  type: {', '.join(record['deal_types']) or '-'}  stage: {record['stage'] or '-'}"
+        + (f"  value: {money}" if money else "") + (f"  year: {record['year']}" if record["year"]
+                                                   else ""))
+    out(f"  reported {record['first_reported'] or '?'} – {record['last_reported'] or '?'}; "
+        f"confirmed by {record['confirmed_by']} at {record['confirmed_at']}")
+    if record["notes"]:
+        out(f"  notes: {record['notes']}")
+    if record["stage_history"]:
+        out("  stages: " + " → ".join(f"{h['stage']} ({h['reported'] or 'undated'})"
+                                      for h in record["stage_history"]))
+    out(f"  sources ({len(record['sources'])}):")
+    for s in record["sources"]:
+        out(f"    {s['published'] or 'undated'}  {s['site'] or ''}  {s['url']}")
+        out(f"      “{s['sentence']}”")
+
+
+@main.group()
+@_reviewer_option
+@pass_state
+def deals(state: State, reviewer: str | None) -> None:
+    """The registry: confirmed deals with their sources; merge and split them.
+
+    \b
+    Example:
+        dealwatch deals list
+        dealwatch deals show dw-000003
+        dealwatch deals merge dw-000003 dw-000007     # one real-world deal recorded twice
+        dealwatch deals split dw-000003 --source 41 --source 42
+    """
+    state.reviewer = reviewer
+
+
+@deals.command("list")
+@click.option("--json", "as_json", is_flag=True, help="The registry records (as `export`).")
+@pass_state
+def deals_list(state: State, as_json: bool) -> None:
+    """Every deal in the registry (merged ones left out), oldest first.
+
+    \b
+    Example:
+        dealwatch deals list
+        dealwatch deals list --json | jq '.[] | select(.stage == "signed") | .deal_id'
+    """
+    from pipeline.export import registry_records
+
+    with state.store() as store:
+        records = registry_records(store)
+    if as_json:
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if not records:
+        click.echo("the registry is empty: `dealwatch review confirm ID` files a deal")
+    for r in records:
+        click.echo(f"{r['deal_id']}  {','.join(r['vendors']) or r['vendor'] or '-':<12} "
+                   f"{r['country'] or '--'}  {(r['counterpart'] or '-')[:32]:<32} "
+                   f"{','.join(r['deal_types']) or '-':<18} {r['stage'] or '-':<18} "
+                   f"{len(r['sources'])} source(s)  {r['first_reported'] or '?'} – "
+                   f"{r['last_reported'] or '?'}")
+
+
+@deals.command("show")
+@click.argument("deal_id", metavar="ID", type=DEAL)
+@click.option("--json", "as_json", is_flag=True, help="The registry record.")
+@pass_state
+def deals_show(state: State, deal_id: int, as_json: bool) -> None:
+    """One deal: its fields, stage history and every source with its evidence.
+
+    \b
+    Example:
+        dealwatch deals show dw-000003
+        dealwatch deals show 3 --json
+    """
+    from pipeline.export import deal_record
+
+    with state.store() as store:
+        deal = store.deal(deal_id)
+        if deal is None:
+            fail(f"no deal {deal_id} in the registry")
+        record = deal_record(store, deal)
+        merged_into = _deal_label(store, deal.get("merged_into"))
+    if as_json:
+        click.echo(json.dumps({**record, **({"merged_into": merged_into} if merged_into else {})},
+                              ensure_ascii=False, indent=2))
+    else:
+        _render_deal(record, click.echo, merged_into)
+
+
+@deals.command("merge")
+@click.argument("keep", type=DEAL)
+@click.argument("absorb", type=DEAL)
+@pass_state
+def deals_merge(state: State, keep: int, absorb: int) -> None:
+    """One real-world deal recorded twice: move ABSORB's sources and stages into KEEP.
+
+    ABSORB stays in the database as merged (exports leave it out; a push tells the endpoint).
+
+    \b
+    Example:
+        dealwatch deals merge dw-000003 dw-000007
+    """
+    from pipeline.registry import merge_deals
+
+    with state.store() as store:
+        with store.transaction():
+            before = _deal_versions(store)
+            merge_deals(store, keep, absorb)
+            _bump_unchanged(store, before, [keep])
+        logger.info("%s merged deal %d into %d", state.reviewer_name, absorb, keep)
+        click.echo(f"merged {_deal_label(store, absorb)} into {_deal_label(store, keep)} "
+                   f"({len(store.deal_sources(keep))} sources now)")
+
+
+@deals.command("split")
+@click.argument("deal_id", metavar="ID", type=DEAL)
+@click.option("--source", "sources", type=int, multiple=True, required=True, metavar="CANDIDATE_ID",
+              help="A source (candidate id, as `deals show` lists) to move into the new deal "
+                   "(repeatable).")
+@pass_state
+def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
+    """Two real-world deals recorded as one: move some sources into a new deal.
+
+    \b
+    Example:
+        dealwatch deals split dw-000003 --source 41 --source 42
+    """
+    from pipeline.registry import split_deal
+
+    with state.store() as store:
+        with store.transaction():
+            before = _deal_versions(store)
+            new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
+            _bump_unchanged(store, before, [deal_id])
+        click.echo(f"moved {len(store.deal_sources(new_id))} source(s) of "
+                   f"{_deal_label(store, deal_id)} into the new deal {_deal_label(store, new_id)}")
+
+
+# --- export and push ------------------------------------------------------------------------
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from pipeline.export import ExportError, parse_since
+
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ExportError as exc:
+        raise click.BadParameter(str(exc).removeprefix("since: "), ctx, param) from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A reader (or a crash) never sees half an export: write beside it, then rename."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="csv (one row per deal), json (a list) or jsonl (a record per line). "
+                   "Default: csv.")
+@click.option("--out", default=None, metavar="FILE", help="Write to FILE ('-' or absent: stdout).")
+@click.option("--since", default=None, metavar="DATE", callback=_since,
+              help="Only deals changed on or after DATE (a new source, stage or field).")
+@click.option("--push", "push_url", default=None, metavar="URL",
+              help="POST new and changed deals to this registry endpoint instead (env "
+                   "DEALWATCH_PUSH_TOKEN: sent as a bearer token).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Push: seconds to wait for each answer.")
+@click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True,
+              help="Push: retries of a deal after a 5xx, 429 or lost connection.")
+@click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Push: seconds before the first retry, doubling after each.")
+@pass_state
+def export(state: State, fmt: str | None, out: str | None, since: str | None,
+           push_url: str | None, timeout: float, retries: int, backoff: float) -> None:
+    """Export the registry (one record per deal, with its sources), or push it to an endpoint.
+
+    The same registry gives the same bytes; each export is logged in the `exports` table. A push
+    sends each deal version the endpoint has not acknowledged, with an Idempotency-Key
+    (`<deal_id>-v<version>`), and exits 1 when a deal could not be sent (run it again: it sends
+    only what is missing).
+
+    \b
+    Example:
+        dealwatch export --format csv --out registry.csv
+        dealwatch export --format jsonl --since 2026-01-01 > changed.jsonl
+        dealwatch export --push https://registry.example.org/api/deals
+    """
+    import os
+
+    from pipeline.export import build_export, log_export, push_deals
+
+    if push_url:
+        if fmt or out or since:
+            raise click.UsageError("--push sends every new or changed deal: it takes no "
+                                   "--format, --out or --since")
+        with state.store() as store:
+            report = push_deals(store, push_url, timeout=timeout, retries=retries, backoff=backoff,
+                                token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None)
+            store.record_export("push", push_url, None, len(report.sent), report.payload_sha256)
+        for key, error in report.failed:
+            click.echo(f"  not sent: {key}: {error}", err=True)
+        if not report.ok:
+            fail(f"push to {push_url}: {report.summary()}; run it again to send the rest")
+        click.echo(f"push to {push_url}: {report.summary()}")
+        return
+    with state.store() as store:
+        result = build_export(store, fmt or "csv", since)
+        if out in (None, "-"):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(result.data)  # bytes as built: no newline translation
+            sys.stdout.buffer.flush()
+            destination = "stdout"
+        else:
+            path = Path(out)
+            try:
+                _write_atomically(path, result.data)
+            except OSError as exc:
+                fail(f"{out}: cannot write: {exc.strerror or exc}")
+            destination = str(path.resolve())
+        log_export(store, result, destination)
+    click.echo(f"exported {result.deals} deal(s) as {result.format} to {destination}", err=True)
+
+
+# --- reviewers and the web UI ---------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Reviewer accounts for the web UI.
+
+    \b
+    Example:
+        dealwatch user add ann                                    # asks for the password twice
+        printf '%s\\n' "$ANN_PASSWORD" | dealwatch user add ann --password-stdin
+    """
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of stdin (for scripts).")
+@pass_state
+def user_add(state: State, name: str, password_stdin: bool) -> None:
+    """Create a reviewer who can sign in to the web UI.
+
+    \b
+    Example:
+        dealwatch user add ann
+    """
+    from pipeline.accounts import add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with state.store() as store:
+        add_user(store, name, password)
+    click.echo(f"created reviewer {name}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on.")
+@click.option("--public", is_flag=True,
+              help="Allow an address other than loopback (put TLS in front of it).")
+@pass_state
+def serve(state: State, host: str, port: int, public: bool) -> None:
+    """The review web UI (sign in with an account from `dealwatch user add`).
+
+    \b
+    Example:
+        dealwatch serve                 # http://127.0.0.1:8765/
+        dealwatch serve --host 0.0.0.0 --port 8080 --public
+    """
+    try:
+        from pipeline.web import run_server
+    except ModuleNotFoundError as exc:
+        fail(f"the web UI cannot start: {exc}")
+    run_server(state.config, state.db_path, host=host, port=port, allow_public=public)
 
 
 # --- analyze and eval -----------------------------------------------------------------------

@@ -170,3 +170,51 @@ def test_run_command_targets_this_database(tmp_path: Path) -> None:
     cmd = run_command(tmp_path / "x.db", tmp_path / "cfg")
     assert cmd[1:3] == ["-m", "pipeline.cli"] and cmd[-1] == "run"
     assert str((tmp_path / "x.db").resolve()) in cmd and str((tmp_path / "cfg").resolve()) in cmd
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sigterm_stops_a_run_and_its_crawl(tmp_path: Path) -> None:
+    """What the scheduler sends on shutdown: the run is recorded as interrupted, its crawl
+    subprocess ends with it, and the lock is free again."""
+    from sitefixtures import article_html, rss_feed, serve_dir, source_toml, write_config_dir, write_site
+
+    links = [f"{{{{base}}}}/a/{i}.html" for i in range(20)]
+    site = write_site(tmp_path / "site", {"feed.xml": rss_feed(links),
+                                          **{f"a/{i}.html": article_html(f"Story {i}") for i in range(20)}},
+                      routes={f"/a/{i}.html": {"delay": 2, "file": f"a/{i}.html"} for i in range(20)})
+    db = tmp_path / "run.db"
+    with serve_dir(site) as server:
+        config = write_config_dir(tmp_path / "config", [source_toml(
+            "slow", "rss", [server.base_url + "/feed.xml"], allowed_domains=["127.0.0.1"])],
+            concurrent_requests_per_domain=1)
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--db", str(db), "--config",
+                                 str(config), "run", "--model", "never"],
+                                stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+        try:
+            deadline = time.monotonic() + 30
+            while not any("/a/" in r for r in server.requests) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert any("/a/" in r for r in server.requests), "the crawl never started"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 143
+            assert "stopped by SIGTERM" in proc.stderr.read()
+        finally:
+            proc.kill()
+        assert _processes_mentioning(str(db)) == [], "the crawl subprocess outlived its run"
+    with Store(db) as store:
+        assert [(r["kind"], r["outcome"]) for r in store.runs()] == [("run", "interrupted")]
+    with RunLock(db, "run"):
+        pass
