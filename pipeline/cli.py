@@ -720,21 +720,28 @@ def _reviewer_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "your OS user name).")(f)
 
 
-def _deal_versions(store: Store) -> dict[int, int]:
-    return {d["id"]: d["version"] for d in store.deals(include_merged=True)}
+@contextmanager
+def _registry_change(store: Store) -> Iterator[list[int | None]]:
+    """One transaction for a registry change; the caller lists the deals it touched, and those
+    whose sources or stages changed while their own fields did not get a new version: their
+    export record changed, and `export --since` and push go by version.
 
-
-def _bump_unchanged(store: Store, before: dict[int, int], deal_ids: list[int | None]) -> None:
-    """Give a new version to deals whose sources or stages changed while their own fields did
-    not: their export record changed, and `export --since` and push go by version.
-
-    Work-around: pipeline.registry (file_confirmation into an existing deal, undo, merge,
-    split) leaves `deals.version` as it was in that case; this is a no-op once it does not.
+    Work-around: pipeline.registry and pipeline.review (a confirmation filed under an existing
+    deal, a confirmed candidate decided again, undo, merge, split) leave `deals.version` as it
+    was in that case; this is a no-op once they do not.
     """
-    for deal_id in {d for d in deal_ids if d is not None}:
-        deal = store.deal(deal_id)
-        if deal is not None and deal["version"] == before.get(deal_id):
-            store.update_deal(deal_id, {"notes": deal.get("notes")})
+    with store.transaction():
+        before = {d["id"]: d["version"] for d in store.deals(include_merged=True)}
+        touched: list[int | None] = []
+        yield touched
+        for deal_id in {d for d in touched if d is not None}:
+            deal = store.deal(deal_id)
+            if deal is not None and deal["version"] == before.get(deal_id):
+                store.update_deal(deal_id, {"notes": deal.get("notes")})
+
+
+def _filed_under(store: Store, candidate_ids: list[int]) -> list[int | None]:
+    return [(store.candidate(cid) or {}).get("deal_id") for cid in candidate_ids]
 
 
 def _deal_label(store: Store, deal_id: int | None) -> str | None:
@@ -972,13 +979,13 @@ def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: 
 
     if deal is not None and new_deal:
         raise click.UsageError("--deal and --new-deal exclude each other")
-    with state.store() as store, store.transaction():
-        before = _deal_versions(store)
-        outcome = decide(store, candidate_id, "confirm", state.reviewer_name, version=expect_version,
-                         note=note, edits=edits, deal_id="new" if new_deal else deal,
-                         known_vendors=_known_vendors(state))
-        _bump_unchanged(store, before, [outcome.deal_id])
     with state.store() as store:
+        with _registry_change(store) as touched:
+            outcome = decide(store, candidate_id, "confirm", state.reviewer_name,
+                             version=expect_version, note=note, edits=edits,
+                             deal_id="new" if new_deal else deal,
+                             known_vendors=_known_vendors(state))
+            touched.append(outcome.deal_id)
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1001,8 +1008,10 @@ def review_reject(state: State, candidate_id: int, reason: str, note: str | None
     from pipeline.review import decide
 
     with state.store() as store:
-        outcome = decide(store, candidate_id, "reject", state.reviewer_name, version=expect_version,
-                         reason=reason, note=note)
+        with _registry_change(store) as touched:
+            outcome = decide(store, candidate_id, "reject", state.reviewer_name,
+                             version=expect_version, reason=reason, note=note)
+            touched += _filed_under(store, outcome.candidate_ids)  # when it was confirmed before
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1024,8 +1033,10 @@ def review_defer(state: State, candidate_id: int, note: str | None, expect_versi
     from pipeline.review import decide
 
     with state.store() as store:
-        outcome = decide(store, candidate_id, "defer", state.reviewer_name, version=expect_version,
-                         note=note)
+        with _registry_change(store) as touched:
+            outcome = decide(store, candidate_id, "defer", state.reviewer_name,
+                             version=expect_version, note=note)
+            touched += _filed_under(store, outcome.candidate_ids)
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1069,12 +1080,11 @@ def review_undo(state: State, as_json: bool) -> None:
     """
     from pipeline.review import undo
 
-    with state.store() as store, store.transaction():
-        before = _deal_versions(store)
-        deals = [r.get("deal_id") for r in store.last_batch(state.reviewer_name)]
-        outcome = undo(store, state.reviewer_name)
-        _bump_unchanged(store, before, deals)
     with state.store() as store:
+        with _registry_change(store) as touched:
+            batch = store.last_batch(state.reviewer_name)
+            touched += _filed_under(store, [r["candidate_id"] for r in batch])
+            outcome = undo(store, state.reviewer_name)
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1097,15 +1107,18 @@ def review_bulk_reject(state: State, candidate_ids: tuple[int, ...], reason: str
     from pipeline.review import bulk_reject
 
     with state.store() as store:
-        outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
+        with _registry_change(store) as touched:
+            outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
+            for outcome in outcomes:
+                touched += _filed_under(store, outcome.candidate_ids)
         _print_outcomes(store, outcomes, as_json)
 
 
 # --- the registry ---------------------------------------------------------------------------
 
 
-def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into: str | None
-                 ) -> None:
+def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into: str | None,
+                 candidates: dict[str, list[int]]) -> None:
     counterpart = (record["counterpart"] or "-") + (
         f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
     money = _money(record["value"], record["currency"])
@@ -1124,9 +1137,10 @@ def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into
     if record["stage_history"]:
         out("  stages: " + " → ".join(f"{h['stage']} ({h['reported'] or 'undated'})"
                                       for h in record["stage_history"]))
-    out(f"  sources ({len(record['sources'])}):")
+    out(f"  sources ({len(record['sources'])}; split --source takes the #):")
     for s in record["sources"]:
-        out(f"    {s['published'] or 'undated'}  {s['site'] or ''}  {s['url']}")
+        marks = " ".join(f"#{c}" for c in candidates.get(s["url"], []))
+        out(f"    {marks}  {s['published'] or 'undated'}  {s['site'] or ''}  {s['url']}")
         out(f"      “{s['sentence']}”")
 
 
@@ -1194,11 +1208,14 @@ def deals_show(state: State, deal_id: int, as_json: bool) -> None:
             fail(f"no deal {deal_id} in the registry")
         record = deal_record(store, deal)
         merged_into = _deal_label(store, deal.get("merged_into"))
+        candidates: dict[str, list[int]] = {}
+        for source in store.deal_sources(deal_id):
+            candidates.setdefault(source["url"], []).append(source["candidate_id"])
     if as_json:
         click.echo(json.dumps({**record, **({"merged_into": merged_into} if merged_into else {})},
                               ensure_ascii=False, indent=2))
     else:
-        _render_deal(record, click.echo, merged_into)
+        _render_deal(record, click.echo, merged_into, candidates)
 
 
 @deals.command("merge")
@@ -1217,10 +1234,9 @@ def deals_merge(state: State, keep: int, absorb: int) -> None:
     from pipeline.registry import merge_deals
 
     with state.store() as store:
-        with store.transaction():
-            before = _deal_versions(store)
+        with _registry_change(store) as touched:
             merge_deals(store, keep, absorb)
-            _bump_unchanged(store, before, [keep])
+            touched.append(keep)
         logger.info("%s merged deal %d into %d", state.reviewer_name, absorb, keep)
         click.echo(f"merged {_deal_label(store, absorb)} into {_deal_label(store, keep)} "
                    f"({len(store.deal_sources(keep))} sources now)")
@@ -1242,10 +1258,9 @@ def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
     from pipeline.registry import split_deal
 
     with state.store() as store:
-        with store.transaction():
-            before = _deal_versions(store)
+        with _registry_change(store) as touched:
             new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
-            _bump_unchanged(store, before, [deal_id])
+            touched.append(deal_id)
         click.echo(f"moved {len(store.deal_sources(new_id))} source(s) of "
                    f"{_deal_label(store, deal_id)} into the new deal {_deal_label(store, new_id)}")
 

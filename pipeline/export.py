@@ -1,0 +1,418 @@
+"""Registry export: confirmed deals as CSV, JSON or JSON Lines records, and pushed to an HTTP endpoint.
+
+A record is one live deal (merged deals are left out) in the field order of DESIGN.md, with its
+sources. The same registry gives the same bytes: records come in deal order, sources and stage
+history in a fixed order, and nothing in them depends on when the export ran.
+
+A push sends each deal version the endpoint has not acknowledged yet, one POST per deal with the
+idempotency key `<deal_id>-v<version>`; every answer is written to `deal_pushes` at once, so a
+push that stops half way (or a server that fails half way) loses nothing, and the next push
+sends only what was not acknowledged.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import hashlib
+import http.client
+import io
+import json
+import logging
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.error import HTTPError, URLError
+
+import pycountry
+
+from models.errors import DealwatchError
+from pipeline.store import Store
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("csv", "json", "jsonl")
+
+# DESIGN.md "Registry record (export)", in order. New fields go at the end; none is renamed.
+RECORD_FIELDS = (
+    "deal_id", "vendor", "vendors", "country", "country_name", "counterpart", "counterpart_type",
+    "deal_type", "deal_types", "stage", "value", "currency", "year", "first_reported",
+    "last_reported", "sources", "confirmed_by", "confirmed_at", "notes",
+    "version", "stage_history",
+)
+SOURCE_FIELDS = ("url", "title", "published", "sentence", "site")
+
+# CSV: the record's columns (lists joined with "; ", `sources` = the source URLs), then one
+# column per other source field, each listing the sources in the same order as `sources`.
+CSV_EXTRA_COLUMNS = ("source_count", "source_titles", "source_dates", "source_sites", "evidence")
+CSV_COLUMNS = RECORD_FIELDS + CSV_EXTRA_COLUMNS
+LIST_SEPARATOR = "; "
+# Titles and evidence sentences may hold semicolons themselves: one per line in their cell.
+TEXT_SEPARATOR = "\n"
+# Free text that comes from crawled pages or reviewers; a spreadsheet would run a cell starting
+# with one of FORMULA_STARTS as a formula (CSV injection), so such a cell gets a leading "'".
+CSV_TEXT_COLUMNS = ("counterpart", "notes", "source_titles", "evidence")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ExportError(DealwatchError):
+    """An export or push that cannot be done as asked (bad format, date or endpoint)."""
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+def country_name(code: str | None) -> str | None:
+    """The English name a reader knows ("Bolivia", not "Bolivia, Plurinational State of")."""
+    if not code:
+        return None
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        return None
+    return str(getattr(country, "common_name", None) or country.name)
+
+
+def _day(value: str | None) -> str | None:
+    return value[:10] if value else None
+
+
+def _one_line(text: str | None) -> str | None:
+    return " ".join(text.split()) if text else text
+
+
+def _confirmed_sources(store: Store, deal_id: int) -> list[dict[str, Any]]:
+    # A candidate rejected or deferred after it was confirmed stays linked to its deal
+    # (pipeline.review does not unlink it yet); it is no evidence for the deal any more.
+    return [s for s in store.deal_sources(deal_id) if s["candidate_status"] == "confirmed"]
+
+
+def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = [{
+        "url": s["url"],
+        "title": _one_line(s["title"]),
+        "published": _day(s["published"]),
+        "sentence": _one_line(s["sentence"]),
+        "site": s["site"],
+    } for s in rows]
+    # Oldest report first; undated reports last; ties broken by what the source says, never by
+    # when it was filed, so the same sources always come in the same order.
+    return sorted(out, key=lambda s: (s["published"] is None, s["published"] or "", s["url"] or "",
+                                      s["sentence"] or ""))
+
+
+def _stage_history(store: Store, deal_id: int, sources: dict[int, str | None]
+                   ) -> list[dict[str, Any]]:
+    """Stage changes, oldest first: a stage reported again by a later article is not a change."""
+    history: list[dict[str, Any]] = []
+    for row in store.deal_stages(deal_id):
+        if row["candidate_id"] is not None and row["candidate_id"] not in sources:
+            continue  # reported by a candidate that is no longer a confirmed source
+        if history and history[-1]["stage"] == row["stage"]:
+            continue
+        history.append({"stage": row["stage"], "reported": _day(row["reported_at"]),
+                        "url": sources.get(row["candidate_id"])})
+    return history
+
+
+def deal_record(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
+    """One deal as a registry record (DESIGN.md field order, then `version`, `stage_history`)."""
+    sources = _confirmed_sources(store, deal["id"])
+    source_urls = {s["candidate_id"]: s["url"] for s in sources}
+    value = deal.get("value")
+    record: dict[str, Any] = {
+        "deal_id": deal["deal_id"],
+        "vendor": deal.get("vendor"),
+        "vendors": list(deal.get("vendors") or []),
+        "country": deal.get("country"),
+        "country_name": country_name(deal.get("country")),
+        "counterpart": deal.get("counterpart"),
+        "counterpart_type": deal.get("counterpart_type"),
+        "deal_type": deal.get("deal_type"),
+        "deal_types": list(deal.get("deal_types") or []),
+        "stage": deal.get("stage"),
+        "value": float(value) if value is not None else None,
+        "currency": deal.get("currency"),
+        "year": int(deal["year"]) if deal.get("year") is not None else None,
+        "first_reported": deal.get("first_reported"),
+        "last_reported": deal.get("last_reported"),
+        "sources": _sources(sources),
+        "confirmed_by": deal.get("confirmed_by"),
+        "confirmed_at": deal.get("confirmed_at"),
+        "notes": deal.get("notes"),
+        "version": int(deal["version"]),
+        "stage_history": _stage_history(store, deal["id"], source_urls),
+    }
+    assert tuple(record) == RECORD_FIELDS
+    return record
+
+
+def parse_since(text: str) -> str:
+    """A --since value (a date, or a date and time) in the form `deals.updated_at` is stored in,
+    so the two compare as text."""
+    try:
+        if len(text.strip()) == 10:
+            return date.fromisoformat(text.strip()).isoformat()
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ExportError(f"since: a date such as 2026-01-31 (or 2026-01-31T08:00Z), not {text!r}"
+                          ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def registry_records(store: Store, since: str | None = None) -> list[dict[str, Any]]:
+    """Every live deal as a registry record, in deal order.
+
+    since: only deals changed (`deals.updated_at`: a new source, stage, field or merge) on or
+    after this date — what an incremental export wants. Merged deals are never included.
+    """
+    since = parse_since(since) if since else None
+    with store.transaction():  # one consistent snapshot, while reviewers keep confirming
+        return [deal_record(store, deal) for deal in store.deals(since=since)]
+
+
+# --- writers --------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, list):
+        return LIST_SEPARATOR.join(str(v) for v in value)
+    return str(value)
+
+
+def _defuse(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, str]:
+    """A record flattened for a spreadsheet: one row, one value per cell."""
+    sources = record["sources"]
+    flat = {name: _cell(record.get(name)) for name in RECORD_FIELDS}
+    flat["sources"] = LIST_SEPARATOR.join(s["url"] or "" for s in sources)
+    flat["stage_history"] = LIST_SEPARATOR.join(
+        f"{h['reported'] or 'undated'} {h['stage']}" for h in record["stage_history"])
+    flat["source_count"] = str(len(sources))
+    flat["source_titles"] = TEXT_SEPARATOR.join(s["title"] or "" for s in sources)
+    flat["source_dates"] = LIST_SEPARATOR.join(s["published"] or "" for s in sources)
+    flat["source_sites"] = LIST_SEPARATOR.join(s["site"] or "" for s in sources)
+    flat["evidence"] = TEXT_SEPARATOR.join(s["sentence"] or "" for s in sources)
+    for name in CSV_TEXT_COLUMNS:
+        flat[name] = _defuse(flat[name])
+    return flat
+
+
+def to_csv(records: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow(csv_row(record))
+    return out.getvalue().encode("utf-8")
+
+
+def to_json(records: list[dict[str, Any]]) -> bytes:
+    return (json.dumps(records, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def to_jsonl(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+
+
+WRITERS: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {
+    "csv": to_csv, "json": to_json, "jsonl": to_jsonl}
+
+
+@dataclass(frozen=True)
+class Export:
+    format: str
+    data: bytes
+    deals: int
+    since: str | None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def build_export(store: Store, fmt: str, since: str | None = None) -> Export:
+    """The export's bytes; the caller writes them, then logs them with `log_export`."""
+    if fmt not in WRITERS:
+        raise ExportError(f"format: one of {', '.join(FORMATS)}, not {fmt!r}")
+    since = parse_since(since) if since else None
+    records = registry_records(store, since)
+    return Export(fmt, WRITERS[fmt](records), len(records), since)
+
+
+def log_export(store: Store, export: Export, destination: str) -> int:
+    """Record a written export in `exports` (format, where, since, how many deals, sha256)."""
+    return store.record_export(export.format, destination, export.since, export.deals,
+                               export.sha256)
+
+
+# --- push -----------------------------------------------------------------------------------
+
+
+@dataclass
+class PushReport:
+    endpoint: str
+    sent: list[str] = field(default_factory=list)  # "<deal_id>-v<version>" acknowledged now
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+    up_to_date: int = 0
+    requests: int = 0
+    payload_sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        return (f"{len(self.sent)} sent, {len(self.failed)} failed, {self.up_to_date} already "
+                "up to date")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a 301/302 after a POST as a GET without the body and report the
+    GET's 200 as success; a registry endpoint that moved must be fixed in the command instead."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirect)
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = (headers or {}).get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """What one POST came to: acknowledged (`done`), worth trying again (`retry`), or neither."""
+
+    done: bool
+    retry: bool
+    error: str | None = None
+    wait: float | None = None  # what the endpoint asked for (Retry-After), in seconds
+
+
+def _answer(status: int, reason: str, headers: Any) -> _Attempt:
+    if 200 <= status < 300 or status == 409:
+        # 409: the endpoint already has this idempotency key, i.e. this very version.
+        return _Attempt(True, False)
+    error = f"HTTP {status} {reason}".strip()
+    if 300 <= status < 400:
+        where = (headers or {}).get("Location")
+        return _Attempt(False, False, f"{error}: the endpoint redirects"
+                        + (f" to {where}; push to that URL" if where else ""))
+    if status in (429, 503):
+        return _Attempt(False, True, error, _retry_after(headers))
+    if status >= 500:
+        return _Attempt(False, True, error)
+    return _Attempt(False, False, error)
+
+
+def _post_once(opener: Any, url: str, body: bytes, headers: dict[str, str],
+               timeout: float) -> _Attempt:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            response.read()
+            return _answer(response.status, response.reason or "", response.headers)
+    except HTTPError as exc:
+        with exc:
+            return _answer(exc.code, str(exc.reason or ""), exc.headers)
+    except URLError as exc:
+        return _Attempt(False, True, f"cannot reach the endpoint: {exc.reason}")
+    except (OSError, http.client.HTTPException) as exc:
+        # The request may have reached the server (a lost answer): the retry carries the same
+        # idempotency key, so the endpoint can tell it has it already.
+        return _Attempt(False, True, f"no answer: {exc.__class__.__name__}: {exc}".rstrip(": "))
+
+
+def _push_payload(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
+    if deal.get("merged_into"):
+        # The endpoint knew this deal; tell it the deal now lives on as another one.
+        keeper = store.deal(int(deal["merged_into"]))
+        return {"deal_id": deal["deal_id"], "version": int(deal["version"]),
+                "merged_into": keeper["deal_id"] if keeper else None}
+    return deal_record(store, deal)
+
+
+def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 3,
+               backoff: float = 1.0, session: Any = None, token: str | None = None,
+               max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> PushReport:
+    """POST every deal version the endpoint has not acknowledged; return what happened.
+
+    session: something with urllib's `open(request, timeout=)` (default: an opener that does
+    not follow redirects). token: sent as `Authorization: Bearer`. A deal that fails after
+    `retries` retries is recorded as failed and the push goes on with the next deal.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here, not on every retry later
+    except ValueError:
+        parts = urllib.parse.urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ExportError(f"push: an http:// or https:// URL, not {url!r}")
+    opener = session or _opener()
+    report = PushReport(url)
+    acknowledged = store.pushed_versions(url)
+    digest = hashlib.sha256()
+    for deal in store.deals(include_merged=True):
+        version = int(deal["version"])
+        known = acknowledged.get(deal["id"])
+        if deal.get("merged_into") and known is None:
+            continue  # merged before the endpoint ever saw it: nothing to tell
+        if known is not None and known >= version:
+            report.up_to_date += 1
+            continue
+        with store.transaction():  # the deal and its sources as of one moment
+            payload = _push_payload(store, deal)
+        key = f"{deal['deal_id']}-v{version}"
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
+                   "User-Agent": "dealwatch registry push"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        attempt = _Attempt(False, True)
+        for number in range(retries + 1):
+            report.requests += 1
+            attempt = _post_once(opener, url, body, headers, timeout)
+            if attempt.done or not attempt.retry or number == retries:
+                break
+            wait = attempt.wait if attempt.wait is not None else backoff * 2 ** number
+            logger.info("push %s: %s; retrying in %.1fs", key, attempt.error, min(wait, max_wait))
+            sleep(min(wait, max_wait))
+        if attempt.done:
+            store.record_push(url, deal["id"], version, key, "sent")
+            report.sent.append(key)
+            digest.update(body + b"\n")
+        else:
+            error = attempt.error or "failed"
+            store.record_push(url, deal["id"], version, key, "failed", error)
+            report.failed.append((key, error))
+            logger.warning("push %s failed: %s", key, error)
+    report.payload_sha256 = digest.hexdigest()
+    return report
