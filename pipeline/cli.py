@@ -720,30 +720,6 @@ def _reviewer_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "your OS user name).")(f)
 
 
-@contextmanager
-def _registry_change(store: Store) -> Iterator[list[int | None]]:
-    """One transaction for a registry change; the caller lists the deals it touched, and those
-    whose sources or stages changed while their own fields did not get a new version: their
-    export record changed, and `export --since` and push go by version.
-
-    Work-around: pipeline.registry and pipeline.review (a confirmation filed under an existing
-    deal, a confirmed candidate decided again, undo, merge, split) leave `deals.version` as it
-    was in that case; this is a no-op once they do not.
-    """
-    with store.transaction():
-        before = {d["id"]: d["version"] for d in store.deals(include_merged=True)}
-        touched: list[int | None] = []
-        yield touched
-        for deal_id in {d for d in touched if d is not None}:
-            deal = store.deal(deal_id)
-            if deal is not None and deal["version"] == before.get(deal_id):
-                store.update_deal(deal_id, {"notes": deal.get("notes")})
-
-
-def _filed_under(store: Store, candidate_ids: list[int]) -> list[int | None]:
-    return [(store.candidate(cid) or {}).get("deal_id") for cid in candidate_ids]
-
-
 def _deal_label(store: Store, deal_id: int | None) -> str | None:
     deal = store.deal(deal_id) if deal_id is not None else None
     return deal["deal_id"] if deal else None
@@ -980,12 +956,9 @@ def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: 
     if deal is not None and new_deal:
         raise click.UsageError("--deal and --new-deal exclude each other")
     with state.store() as store:
-        with _registry_change(store) as touched:
-            outcome = decide(store, candidate_id, "confirm", state.reviewer_name,
-                             version=expect_version, note=note, edits=edits,
-                             deal_id="new" if new_deal else deal,
-                             known_vendors=_known_vendors(state))
-            touched.append(outcome.deal_id)
+        outcome = decide(store, candidate_id, "confirm", state.reviewer_name,
+                         version=expect_version, note=note, edits=edits,
+                         deal_id="new" if new_deal else deal, known_vendors=_known_vendors(state))
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1008,10 +981,8 @@ def review_reject(state: State, candidate_id: int, reason: str, note: str | None
     from pipeline.review import decide
 
     with state.store() as store:
-        with _registry_change(store) as touched:
-            outcome = decide(store, candidate_id, "reject", state.reviewer_name,
-                             version=expect_version, reason=reason, note=note)
-            touched += _filed_under(store, outcome.candidate_ids)  # when it was confirmed before
+        outcome = decide(store, candidate_id, "reject", state.reviewer_name,
+                         version=expect_version, reason=reason, note=note)
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1033,10 +1004,8 @@ def review_defer(state: State, candidate_id: int, note: str | None, expect_versi
     from pipeline.review import decide
 
     with state.store() as store:
-        with _registry_change(store) as touched:
-            outcome = decide(store, candidate_id, "defer", state.reviewer_name,
-                             version=expect_version, note=note)
-            touched += _filed_under(store, outcome.candidate_ids)
+        outcome = decide(store, candidate_id, "defer", state.reviewer_name,
+                         version=expect_version, note=note)
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1081,10 +1050,7 @@ def review_undo(state: State, as_json: bool) -> None:
     from pipeline.review import undo
 
     with state.store() as store:
-        with _registry_change(store) as touched:
-            batch = store.last_batch(state.reviewer_name)
-            touched += _filed_under(store, [r["candidate_id"] for r in batch])
-            outcome = undo(store, state.reviewer_name)
+        outcome = undo(store, state.reviewer_name)
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1107,10 +1073,7 @@ def review_bulk_reject(state: State, candidate_ids: tuple[int, ...], reason: str
     from pipeline.review import bulk_reject
 
     with state.store() as store:
-        with _registry_change(store) as touched:
-            outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
-            for outcome in outcomes:
-                touched += _filed_under(store, outcome.candidate_ids)
+        outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
         _print_outcomes(store, outcomes, as_json)
 
 
@@ -1234,9 +1197,7 @@ def deals_merge(state: State, keep: int, absorb: int) -> None:
     from pipeline.registry import merge_deals
 
     with state.store() as store:
-        with _registry_change(store) as touched:
-            merge_deals(store, keep, absorb)
-            touched.append(keep)
+        merge_deals(store, keep, absorb)
         logger.info("%s merged deal %d into %d", state.reviewer_name, absorb, keep)
         click.echo(f"merged {_deal_label(store, absorb)} into {_deal_label(store, keep)} "
                    f"({len(store.deal_sources(keep))} sources now)")
@@ -1258,9 +1219,7 @@ def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
     from pipeline.registry import split_deal
 
     with state.store() as store:
-        with _registry_change(store) as touched:
-            new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
-            touched.append(deal_id)
+        new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
         click.echo(f"moved {len(store.deal_sources(new_id))} source(s) of "
                    f"{_deal_label(store, deal_id)} into the new deal {_deal_label(store, new_id)}")
 

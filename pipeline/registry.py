@@ -105,7 +105,28 @@ def refresh_deal(store: Store, deal_id: int) -> None:
     if stages:
         fields["stage"] = stages[-1]["stage"]
     changed = {k: v for k, v in fields.items() if deal.get(k) != v}
-    store.update_deal(deal_id, changed)
+    # Called after its sources or stages changed: the exported record did, so a new version.
+    store.update_deal(deal_id, changed, touch=True)
+
+
+def settle_deals(store: Store, deal_ids: list[int]) -> None:
+    """After sources left these deals: a deal with none left is withdrawn, the rest refreshed."""
+    for deal_id in dict.fromkeys(deal_ids):
+        deal = store.deal(deal_id)
+        if deal is None or deal.get("merged_into"):
+            continue
+        if store.deal_sources(deal_id):
+            refresh_deal(store, deal_id)
+        else:
+            store.delete_deal(deal_id)
+
+
+def link_source(store: Store, deal_id: int, row: dict[str, Any], reviewer: str,
+                batch: str | None) -> None:
+    """Make a confirmed candidate a source of a deal, its stage part of the deal's history."""
+    store.add_deal_source(deal_id, row["id"], batch)
+    if row.get("stage") and row["stage"] != "unknown":
+        store.add_stage(deal_id, row["stage"], _reported(row), row["id"], reviewer, batch)
 
 
 def file_confirmation(store: Store, rows: list[dict[str, Any]], reviewer: str, batch: str,
@@ -135,10 +156,9 @@ def file_confirmation(store: Store, rows: list[dict[str, Any]], reviewer: str, b
                                                     "currency", "year")
                   if deal.get(name) in (None, "") and lead.get(name) not in (None, "")}
         store.update_deal(target, blanks)
-    for row in rows:
+    link_source(store, target, lead, reviewer, batch)
+    for row in rows[1:]:  # the story's copies: sources, not new stage reports
         store.add_deal_source(target, row["id"], batch)
-    if lead.get("stage") and lead["stage"] != "unknown":
-        store.add_stage(target, lead["stage"], _reported(lead), lead["id"], reviewer, batch)
     refresh_deal(store, target)
     return target
 
@@ -147,17 +167,23 @@ def merge_deals(store: Store, keep: int, absorb: int) -> None:
     """One real-world deal recorded twice: move every source and stage of `absorb` into `keep`."""
     if keep == absorb:
         raise RegistryError("a deal cannot be merged into itself")
-    for deal_id in (keep, absorb):
-        deal = store.deal(deal_id)
-        if deal is None or deal.get("merged_into"):
-            raise RegistryError(f"no deal {deal_id} in the registry")
-    store.move_deal_sources(absorb, keep)
-    store.update_deal(absorb, {"merged_into": keep})
-    refresh_deal(store, keep)
+    with store.transaction():
+        for deal_id in (keep, absorb):
+            deal = store.deal(deal_id)
+            if deal is None or deal.get("merged_into"):
+                raise RegistryError(f"no deal {deal_id} in the registry")
+        store.move_deal_sources(absorb, keep)
+        store.update_deal(absorb, {"merged_into": keep})
+        refresh_deal(store, keep)
 
 
 def split_deal(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) -> int:
     """Two real-world deals recorded as one: move these sources into a new deal; its id."""
+    with store.transaction():
+        return _split(store, deal_id, candidate_ids, reviewer)
+
+
+def _split(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) -> int:
     deal = store.deal(deal_id)
     if deal is None or deal.get("merged_into"):
         raise RegistryError(f"no deal {deal_id} in the registry")

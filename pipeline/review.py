@@ -15,7 +15,7 @@ from typing import Any
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
-from pipeline.registry import file_confirmation, refresh_deal
+from pipeline.registry import file_confirmation, link_source, refresh_deal, settle_deals
 from pipeline.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
@@ -144,11 +144,14 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
         group = store.cluster_group(lead)
         members = [m for m in group if m["id"] != lead["id"]]
         outcome = Outcome(decision, [lead["id"]] + [m["id"] for m in members], batch, status)
-        rows, audit = [], []
+        rows, audit, left = [], [], []
         for member in [lead, *members]:
             row = lead if member is lead else _load(store, member["id"])
             before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "reason",
-                                                       "note", "reviewed_by", "reviewed_at")}
+                                                       "note", "reviewed_by", "reviewed_at",
+                                                       "deal_id")}
+            if row.get("deal_id"):  # decided again: out of its deal until filed anew
+                left.append(store.unlink_source(row["id"]))
             values: dict[str, Any] = {**changes, "status": status, "reviewed_by": reviewer,
                                       "reviewed_at": utcnow(), "reason": reason,
                                       "note": note if note is not None else row.get("note")}
@@ -165,6 +168,7 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
             rows.append({**row, **values})
         if decision == "confirm":
             outcome.deal_id = file_confirmation(store, rows, reviewer, batch, deal_id)
+        settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
         for entry in audit:
             store.add_review({**entry, "deal_id": outcome.deal_id})
     logger.info("%s %s candidate(s) %s", reviewer, status, outcome.candidate_ids)
@@ -234,18 +238,18 @@ def undo(store: Store, reviewer: str) -> Outcome:
             current = _load(store, review["candidate_id"])
             previous = dict(review.get("previous") or {})
             previous["status"] = review["previous_status"]
+            earlier_deal = previous.pop("deal_id", None)
             store.set_candidate(current["id"], current["version"], previous)
+            if previous["status"] == "confirmed" and earlier_deal and store.deal(earlier_deal):
+                # it was a source of a deal before this decision took it out: put it back
+                link_source(store, earlier_deal, {**current, **previous}, reviewer, None)
+                touched.append(earlier_deal)
             store.add_review({
                 "candidate_id": current["id"], "reviewer": reviewer, "decision": "undo",
                 "undoes": batch, "batch": undo_batch, "previous_status": current["status"],
                 "version": current["version"] + 1,
             })
-        for deal_id in touched:
-            deal = store.deal(deal_id)
-            if deal and not store.deal_sources(deal_id) and deal.get("created_by_batch") == batch:
-                store.delete_deal(deal_id)
-            elif deal:
-                refresh_deal(store, deal_id)
+        settle_deals(store, touched)
     first = rows[0]
     return Outcome("undo", [r["candidate_id"] for r in rows], undo_batch,
                    first["previous_status"])

@@ -11,6 +11,7 @@ import contextlib
 import json
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -213,13 +214,14 @@ class RegistryStore:
         self.db.execute("UPDATE deals SET deal_id = ? WHERE id = ?", [f"dw-{deal_id:06d}", deal_id])
         return deal_id
 
-    def update_deal(self, deal_id: int, fields: dict[str, Any]) -> None:
-        """Change a deal; every change is a new version (what a push sends again)."""
-        if not fields:
+    def update_deal(self, deal_id: int, fields: dict[str, Any], touch: bool = False) -> None:
+        """Change a deal; every change is a new version (what export --since and push go by).
+        With touch, a new version even without field changes (its sources or stages changed)."""
+        if not fields and not touch:
             return
-        cols = ", ".join(f"{name} = ?" for name in fields)
+        cols = "".join(f"{name} = ?, " for name in fields)
         self.db.execute(
-            f"UPDATE deals SET {cols}, version = version + 1, updated_at = ? WHERE id = ?",
+            f"UPDATE deals SET {cols}version = version + 1, updated_at = ? WHERE id = ?",
             [*(_dump(v) for v in fields.values()), _now(), deal_id])
 
     def delete_deal(self, deal_id: int) -> None:
@@ -258,6 +260,15 @@ class RegistryStore:
             f" AND candidate_id IN ({', '.join('?' for _ in ids)})" if ids else ""),
             [from_deal, *ids])
         return moved
+
+    def unlink_source(self, candidate_id: int) -> int | None:
+        """Take a candidate out of its deal (sources and stages); the deal it was in."""
+        row = self.db.execute("SELECT deal_id FROM candidates WHERE id = ?", [candidate_id]).fetchone()
+        deal_id = row[0] if row else None
+        self.db.execute("DELETE FROM deal_sources WHERE candidate_id = ?", [candidate_id])
+        self.db.execute("DELETE FROM deal_stages WHERE candidate_id = ?", [candidate_id])
+        self.db.execute("UPDATE candidates SET deal_id = NULL WHERE id = ?", [candidate_id])
+        return int(deal_id) if deal_id is not None else None
 
     def remove_deal_sources(self, batch: str) -> list[int]:
         """Take out the sources a decision added; the deals they belonged to."""
@@ -314,3 +325,110 @@ class RegistryStore:
             "attempts = deal_pushes.attempts + 1, last_error = excluded.last_error, "
             "pushed_at = excluded.pushed_at",
             [endpoint, deal_id, version, key, status, error, _now() if status == "sent" else None])
+
+    # -- web UI queries --
+    # Keyset paging on (score DESC, id): each page is an index range walk (candidates_queue),
+    # so page 2,000 costs what page 1 costs; OFFSET would read every row before it.
+
+    def queue_page(self, query: QueueQuery, limit: int, after: tuple[float, int] | None = None,
+                   before: tuple[float, int] | None = None) -> list[dict[str, Any]]:
+        """One page of the review queue, best first: queue entries after (or before) a
+        (score, id) cursor. Copies of one story (Store.cluster_group) show as their best one."""
+        if query.status is None:
+            # Every status: one index walk per status, merged — one query over all statuses
+            # would sort the whole table for every page.
+            from pipeline.store import CANDIDATE_STATUSES
+
+            merged = sorted((row for status in CANDIDATE_STATUSES
+                             for row in self.queue_page(replace(query, status=status), limit,
+                                                        after, before)),
+                            key=lambda row: (-row["score"], row["id"]))
+            return merged[-limit:] if before is not None and after is None else merged[:limit]
+        where, params = _queue_where(query, "c", "a")
+        lead_where, lead_params = _queue_where(query, "c2", "a2")
+        order = "c.score DESC, c.id"
+        if after is not None:
+            where.append("c.score <= ? AND (c.score < ? OR c.id > ?)")
+            params += [after[0], after[0], after[1]]
+        elif before is not None:
+            where.append("c.score >= ? AND (c.score > ? OR c.id < ?)")
+            params += [before[0], before[0], before[1]]
+            order = "c.score ASC, c.id DESC"
+        sql = (
+            "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.source_id, "
+            "a.cluster_id FROM candidates c JOIN articles a ON a.id = c.article_id "
+            "WHERE " + " AND ".join([*where, "1"]) +
+            " AND NOT EXISTS (SELECT 1 FROM articles a2 JOIN candidates c2 ON c2.article_id = a2.id"
+            " WHERE a2.cluster_id = a.cluster_id AND c2.kind = c.kind"
+            " AND COALESCE(c2.vendor, '') = COALESCE(c.vendor, '')"
+            " AND COALESCE(c2.country, '') = COALESCE(c.country, '') AND c2.status = c.status"
+            " AND (c2.score > c.score OR (c2.score = c.score AND c2.id < c.id))"
+            + "".join(f" AND {w}" for w in lead_where) +
+            f") ORDER BY {order} LIMIT ?")
+        rows = [decode_row(r) for r in self.db.query(sql, [*params, *lead_params, int(limit)])]
+        return rows[::-1] if before is not None and after is None else rows
+
+    def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
+        """Candidates per status under the queue's filters (all but the status filter)."""
+        where, params = _queue_where(replace(query, status=None), "c", "a")
+        on_article = query.source or query.date_from or query.date_to
+        join = " JOIN articles a ON a.id = c.article_id" if on_article else ""
+        rows = self.db.execute(
+            f"SELECT c.status, COUNT(*) FROM candidates c{join}"
+            + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY c.status",
+            params).fetchall()
+        return {status: int(n) for status, n in rows}
+
+    def candidate_countries(self) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT country FROM candidates WHERE country IS NOT NULL ORDER BY country")]
+
+    def source_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM sources ORDER BY id")]
+
+    def deal_source_counts(self) -> dict[int, int]:
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT deal_id, COUNT(*) FROM deal_sources GROUP BY deal_id")}
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The review queue's filters (None: any). Dates are YYYY-MM-DD, on the article's date."""
+
+    status: str | None = "pending"
+    kind: str | None = None
+    vendor: str | None = None
+    country: str | None = None
+    deal_type: str | None = None
+    stage: str | None = None
+    source: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+
+
+def _queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]]:
+    """SQL conditions for a QueueQuery on candidate alias `c` and article alias `a`."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", query.status), ("kind", query.kind),
+                          ("vendor", query.vendor), ("country", query.country),
+                          ("stage", query.stage)):
+        if value is not None:
+            where.append(f"{c}.{column} = ?")
+            params.append(value)
+    if query.deal_type is not None:
+        # Any of the candidate's types, not only the first; deal_types is a JSON list of ids.
+        pattern = json.dumps(query.deal_type).replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_")
+        where.append(f"({c}.deal_type = ? OR {c}.deal_types LIKE ? ESCAPE '\\')")
+        params += [query.deal_type, f"%{pattern}%"]
+    if query.source is not None:
+        where.append(f"{a}.source_id = ?")
+        params.append(query.source)
+    if query.date_from is not None:
+        where.append(f"substr({a}.published, 1, 10) >= ?")
+        params.append(query.date_from)
+    if query.date_to is not None:
+        where.append(f"substr({a}.published, 1, 10) <= ?")
+        params.append(query.date_to)
+    return where, params

@@ -18,11 +18,6 @@ def store(db_path):
         yield s
 
 
-def core_bug(reason: str) -> pytest.MarkDecorator:
-    """A bug in pipeline/review.py or registry.py, reported to their owner: fails until fixed."""
-    return pytest.mark.xfail(strict=True, reason=f"core bug: {reason}")
-
-
 def _source_ids(store: Store, deal_id: int) -> list[int]:
     return sorted(s["candidate_id"] for s in store.deal_sources(deal_id))
 
@@ -162,10 +157,6 @@ def test_two_reviewers_at_once_the_second_is_told(store) -> None:
     assert store.candidate(ids["signed"])["status"] == "confirmed"
 
 
-@core_bug(
-    "registry.file_confirmation/refresh_deal add a source without a new deal version "
-    "when the deal's own fields stay the same; export --since and push go by version "
-    "(the CLI works around it)")
 def test_a_new_source_is_a_new_deal_version(store) -> None:
     ids = kenya_cloud(store)
     deal_id = _one_deal(store, ids, "mou", "completed")
@@ -178,9 +169,6 @@ def test_a_new_source_is_a_new_deal_version(store) -> None:
     assert store.deal(deal_id)["version"] > before
 
 
-@core_bug(
-    "review.decide re-deciding a confirmed candidate (reject/defer) leaves it a "
-    "source of its deal (export hides it; the deal's dates and stage still count it)")
 def test_rejecting_a_confirmed_candidate_takes_it_out_of_its_deal(store) -> None:
     ids = kenya_cloud(store)
     deal_id = _one_deal(store, ids, "mou", "signed")
@@ -189,9 +177,6 @@ def test_rejecting_a_confirmed_candidate_takes_it_out_of_its_deal(store) -> None
     assert store.deal(deal_id)["stage"] == "mou"
 
 
-@core_bug(
-    "undoing a confirmation whose source was split into a new deal leaves that deal "
-    "live with no sources (and its old stage)")
 def test_undo_after_a_split_leaves_no_empty_deal(store) -> None:
     ids = kenya_cloud(store)
     deal_id = _one_deal(store, ids, "mou", "completed")
