@@ -31,7 +31,14 @@ WORD = 0.5  # a bare word ("the government", "police", "state-owned")
 NEIGHBOUR = 0.8  # factor for a counterpart found in the next or previous sentence
 OWN_BONUS = 0.3  # preference for a counterpart in the trigger's own sentence
 NEIGHBOUR_NEGATIVE = 0.5  # a ban or lawsuit next door, or in the story's lede, weighs half
+# A product, earnings or training word in a sentence that names a public body as the other party
+# ("… opening a new revenue line for the state utility") weighs this much of a ban.
+WEAK_NEGATIVE_WITH_PARTY = 0.3
 LEDE_SENTENCES = 2
+# How far a deal has got, for combining what several sentences say: the furthest stage wins, and
+# a cancellation ends it. Within a rank the sentence's own words decide (an MoU is signed too).
+STAGE_RANK = {"unknown": -1, "proposed": 0, "mou": 1, "awarded": 1, "signed": 1, "financed": 2,
+              "under_construction": 3, "completed": 4, "cancelled": 5}
 
 # Words that may stand between a country and its verb: "Ethiopia has already signed".
 _AUX = frozenset((
@@ -41,6 +48,14 @@ _AUX = frozenset((
     "saturday", "sunday", "then", "now", "just"))
 _POSSESSIVE = frozenset(("'s", "’s", "ʼs", "'", "’"))
 _PARTY_BREAKS = frozenset(("and", "with", "between", "to", "for", "by", "from", "in"))
+# Words that may stand between a comparison and the vendor: "over its Chinese rival Huawei".
+_NON_PARTY_FILLERS = frozenset(("the", "its", "their", "rival", "rivals", "competitor",
+                                "competitors", "chinese", "china's", "vendor", "vendors"))
+# Words between "with" and a place: "with the province of Mendoza", "with the city of Kano".
+_PLACE_LEAD = frozenset(("the", "of", "province", "state", "region", "city", "municipality",
+                         "county", "governorate", "government", "people", "republic"))
+_NATIONAL_SCOPES = frozenset(("countries", "nations", "economies"))
+_TRIGGER_REACH = 6  # "signed an agreement on Monday with Egypt": the verb a few words before "with"
 _NEGATORS = frozenset(("not", "no", "never", "without", "n't", "nor", "neither"))
 _NEGATION_REACH = 5  # "is not part of any government contract": five words on
 _SCALES = {"trillion": 10**12, "tn": 10**12, "billion": 10**9, "bn": 10**9, "b": 10**9,
@@ -50,11 +65,14 @@ _NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 _SCALE = r"(?:\s?-?\s?(?P<scale>trillion|billion|million|thousand|crore|lakh|bn|mn|tn|m|b|k)\b)"
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
            "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
-# A four-digit number is a year when it reads like a date, not "2000 cameras".
+# A four-digit number is a year when it reads like a date, not "2000 cameras", and not when it
+# opens or closes a period ("since 2006", "from 2015 until 2022", "by 2027": no deal's year).
 _YEAR = re.compile(
-    rf"(?:(?:{_MONTHS})\.?\s+(?:\d{{1,2}},?\s+)?|\b(?:in|since|from|by|until|during|of|year|early|"
-    rf"late|mid-?|end of|[Ss]ince|[Ii]n|[Bb]y)\s+)(?P<a>19[89]\d|20[0-4]\d)\b"
+    rf"(?:(?:{_MONTHS})\.?\s+(?:\d{{1,2}},?\s+)?|\b(?:in|during|of|year|early|late|mid-?|end of|"
+    rf"[Ii]n|[Dd]uring)\s+)(?P<a>19[89]\d|20[0-4]\d)\b(?!\s*(?:-|–|to|and|until)\s*(?:19|20)\d\d)"
     r"|\b(?P<b>19[89]\d|20[0-4]\d)(?=\s*[,.;:)\]]|\s*$)")
+_RANGE_WORDS = frozenset(("since", "from", "until", "till", "by", "between", "and", "to", "-", "–",
+                          "through", "before", "after"))
 
 
 @dataclass(frozen=True)
@@ -84,13 +102,18 @@ class SentenceFacts:
     vendors: list[str] = field(default_factory=list)
     countries: list[tuple[str, int, bool]] = field(default_factory=list)  # code, token, demonym
     places: list[str] = field(default_factory=list)  # country codes of cities in the sentence
+    home_mentions: int = 0  # places in a vendor's home country, not said of the vendor
     counterparts: list[Counterpart] = field(default_factory=list)
     words: dict[str, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
     trigger: float = 0.0
     private: bool = False
     negative: list[str] = field(default_factory=list)
+    weak_negative: list[str] = field(default_factory=list)
+    stage: str = "unknown"
+    stage_strong: bool = False  # said by a stage word, not guessed from "contract"
     aggregate: bool = False
     other_company: bool = False  # names a private company (watchlist private: true)
+    orgs: list[tuple[str, int]] = field(default_factory=list)  # the model's ORG names, no list
 
 
 # --- the component --------------------------------------------------------------------------
@@ -112,6 +135,7 @@ class DealDetector:
         self.watch = {e.id: WatchInfo(e.id, e.type, e.country, e.counterpart_type, e.private)
                       for e in watchlist}
         self.stage_order: list[str] = [str(stage) for stage in rules.stages]
+        self.weak_stage_order: list[str] = [str(stage) for stage in rules.weak_stages]
         self.home_regions: dict[str, set[str]] = {
             home: {home, *extra} for home, extra in rules.domestic_territories.items()}
         self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
@@ -177,8 +201,9 @@ def _vocabularies(rules: Rules) -> dict[str, list[str]]:
 
     vocab: dict[str, list[str]] = {
         "T:verb": verbs(t.verbs), "T:noun": nouns(t.nouns) + t.phrases,
-        "T:weak_verb": verbs(t.weak_verbs), "T:weak_noun": nouns(t.weak_nouns),
-        "neg": rules.negative_contexts, "hedge": rules.hedges, "concessive": rules.concessives,
+        "T:weak_verb": verbs(t.weak_verbs), "T:weak_noun": nouns(t.weak_nouns) + t.weak_phrases,
+        "neg": rules.negative_contexts, "weak_neg": rules.weak_negative_contexts,
+        "non_party": rules.non_party_markers, "hedge": rules.hedges, "concessive": rules.concessives,
         "private": rules.private_markers, "anaphor": rules.anaphora,
         "agg_count": rules.aggregate.count_nouns, "agg_scope": rules.aggregate.scope_nouns,
         "agg_survey": rules.aggregate.survey_words,
@@ -187,6 +212,8 @@ def _vocabularies(rules: Rules) -> dict[str, list[str]]:
         vocab[f"type:{deal_type}"] = nouns(words)
     for stage, words in rules.stages.items():
         vocab[f"stage:{stage}"] = list(words)
+    for stage, words in rules.weak_stages.items():
+        vocab[f"weak_stage:{stage}"] = list(words)
     for ctype, words in rules.counterparts.words.items():
         vocab[f"cp:{ctype}"] = list(words)
     return {k: v for k, v in vocab.items() if v}
@@ -244,31 +271,39 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
     facts = [SentenceFacts(span=s) for s in sents]
     sent_of = [0] * len(doc)
     for i, sent in enumerate(sents):
-        for t in range(sent.start, sent.end):
-            sent_of[t] = i
+        sent_of[sent.start:sent.end] = [i] * (sent.end - sent.start)
     gaz = detector.gazetteer
+    strings = doc.vocab.strings
+    matches = sorted(set(detector.lower_matcher(doc)) | set(detector.exact_matcher(doc)),
+                     key=lambda m: m[1])
+    non_party_ends = {end for match_id, _, end in matches if strings[match_id] == "non_party"}
     vendor_tokens: list[tuple[int, int]] = []
     covered = [False] * len(doc)  # tokens inside a counterpart name: its words are not re-read
-    named = [False] * len(doc)  # tokens of a watchlist body's name ("Galaxy Backbone")
+    named = [False] * len(doc)  # tokens of a watchlist name ("Galaxy Backbone", "Huawei Cloud")
     for ent in doc.ents:
         fact = facts[sent_of[ent.start]]
         if ent.label_ == "VENDOR" and ent.ent_id_:
-            fact.vendors.append(ent.ent_id_)
+            # "Huawei Cloud" is no cloud deal and "Huawei Technologies Co Ltd" no private firm
+            named[ent.start:ent.end] = [True] * len(ent)
             vendor_tokens.append((ent.start, ent.end))
+            if not _compared(doc, ent.start, non_party_ends):
+                fact.vendors.append(ent.ent_id_)
         elif ent.label_ == "COUNTRY" and ent.ent_id_:
             fact.countries.append((ent.ent_id_, ent.start, gaz.is_demonym(ent.text)))
+        elif ent.label_ == "ORG" and not ent.ent_id_:
+            fact.orgs.append((ent.text, ent.start))
         info = detector.watch.get(ent.ent_id_) if ent.ent_id_ else None
         if info and info.type != "vendor":
-            for t in range(ent.start, ent.end):
-                covered[t] = named[t] = True
+            covered[ent.start:ent.end] = named[ent.start:ent.end] = [True] * len(ent)
             if info.counterpart_type:
                 fact.counterparts.append(Counterpart(ent.text, info.counterpart_type, info.country,
                                                      NAMED, sent_of[ent.start], ent.start))
             elif info.private:
                 fact.private = fact.other_company = True
     for span in doc.spans.get(COUNTERPARTS_KEY, []):
-        for t in range(span.start, span.end):
-            covered[t] = True
+        covered[span.start:span.end] = [True] * len(span)
+        facts[sent_of[span.start]].orgs = [o for o in facts[sent_of[span.start]].orgs
+                                           if not span.start <= o[1] < span.end]
         facts[sent_of[span.start]].counterparts.append(Counterpart(
             span.text, span.label_, span.kb_id_ or None, NAMED, sent_of[span.start], span.start))
     places: dict[int, tuple[str, str]] = {}
@@ -277,21 +312,43 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
             places[span.start] = (span.label_, span.kb_id_)
             if span.label_ == "city":
                 facts[sent_of[span.start]].places.append(span.kb_id_)
-    matches = sorted(set(detector.lower_matcher(doc)) | set(detector.exact_matcher(doc)),
-                     key=lambda m: m[1])
-    strings = doc.vocab.strings
+    # "government cloud", "licence plate recognition": a word of a deal type's name is neither
+    # a party nor a sign of something else
+    in_type = [False] * len(doc)
+    for match_id, start, end in matches:
+        if strings[match_id].startswith("type:"):
+            in_type[start:end] = [True] * (end - start)
     for match_id, start, end in matches:
         category = strings[match_id]
+        if category.startswith(("cp:", "neg", "weak_neg")) and all(in_type[start:end]):
+            continue
         # Words inside names say nothing about the deal: "Ministry of Finance" finances nothing
         # and "Galaxy Backbone" is no fibre; a deal type in a public body's name still counts.
         if any(named[start:end]) or (any(covered[start:end]) and not category.startswith(
                 ("type:", "cp:"))):
             continue
-        fact = facts[sent_of[start]]
-        fact.words[category].append((doc[start:end].text, start))
+        # "e-government", "government-to-government": a word in a compound names no party
+        if category.startswith("cp:") and _in_compound(doc, start, end):
+            continue
+        facts[sent_of[start]].words[category].append((doc[start:end].text, start))
     for i, fact in enumerate(facts):
         _read_sentence(doc, detector, fact, i, vendor_tokens, covered, places)
     return facts
+
+
+def _compared(doc: Doc, start: int, non_party_ends: set[int]) -> bool:
+    """Whether a vendor mention follows 'over', 'rather than' …: compared, not a party."""
+    k = start
+    while k > 0 and start - k < 3 and doc[k - 1].lower_ in _NON_PARTY_FILLERS:
+        k -= 1
+    return k in non_party_ends
+
+
+def _in_compound(doc: Doc, start: int, end: int) -> bool:
+    """Whether the words are glued to a hyphen ("e-government", "government-backed")."""
+    before = start > 0 and doc[start - 1].text == "-" and not doc[start - 1].whitespace_
+    after = end < len(doc) and doc[end].text == "-" and not doc[end - 1].whitespace_
+    return before or after
 
 
 def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index: int,
@@ -302,15 +359,18 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     background = _background_tokens(doc, sent, words.get("concessive", []))
     fact.countries = [c for c in fact.countries if c[1] not in background]
     negated = _negated_tokens(doc, sent)
-    for category in ("T:verb", "T:noun", "T:weak_verb", "T:weak_noun"):
-        if category in words:  # "did not announce any agreement" announces none
+    for category in list(words):  # "did not announce any agreement" announces none
+        if category.startswith(("T:", "stage:", "weak_stage:")):
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
     strong = words.get("T:verb", []) + words.get("T:noun", [])
     weak = words.get("T:weak_verb", []) + words.get("T:weak_noun", [])
     fact.trigger = 1.0 if strong else 0.5 if weak else 0.0
     fact.negative = [w for w, t in words.get("neg", []) if t not in background]
+    fact.weak_negative = [w for w, t in words.get("weak_neg", []) if t not in background]
+    fact.stage, fact.stage_strong = _sentence_stage(detector, words)
     homes = detector.home_of(fact.vendors) or detector.home_of(
         v for v, i in detector.watch.items() if i.type == "vendor")
+    sent_places = {t: kc for t, kc in places.items() if sent.start <= t < sent.end}
 
     def describes_vendor(t: int) -> bool:
         # "a Chinese state-owned company", "Chinese telecoms giant Huawei": about the vendor.
@@ -321,25 +381,69 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
                 return True
         return any(0 < t - c <= 3 and code in homes for code, c, _ in fact.countries)
 
+    anaphora = {t for _, t in words.get("anaphor", [])}
     for ctype in ("government", "ministry", "agency", "soe", "subnational", "intergovernmental"):
         for text, t in words.get(f"cp:{ctype}", []):
-            if covered[t] or describes_vendor(t) or t in background or t in negated:
+            if covered[t] or describes_vendor(t) or t in background or t in negated \
+                    or _company_officer(doc, t, anaphora, vendor_tokens):
                 continue  # "Harbourline is not state-owned" names no state company
-            fact.counterparts.append(Counterpart(text, ctype, _near_country(fact, t), WORD, index, t))
+            country = _near_country(fact, t) or _near_place(sent_places, t)
+            fact.counterparts.append(Counterpart(text, ctype, country, WORD, index, t))
     if any(not covered[t] and not describes_vendor(t) for _, t in words.get("private", [])):
         fact.private = True
     verbs = {t for _, t in words.get("T:verb", []) + words.get("T:weak_verb", [])}
     nouns = {t for _, t in words.get("T:noun", [])}
     for code, t, demonym in fact.countries:
+        if code in homes and not demonym and not _names_vendor(doc, t, vendor_tokens):
+            fact.home_mentions += 1  # "the Hong Kong government", "in Shenzhen"
         if demonym or code in homes or t in background:
             continue
         if _is_actor(doc, sent, t, verbs, nouns):
             fact.counterparts.append(Counterpart(doc[t].text, "government", code, ACTOR, index, t))
-    for t, (kind, code) in places.items():
-        if sent.start <= t < sent.end and fact.trigger and _is_actor(doc, sent, t, verbs, nouns):
+    for t, (kind, code) in sent_places.items():
+        # "Zhejiang Dahua", "the Tianjin-based company": the vendor's home, not the deal's place
+        if code in homes and t not in background and not _names_vendor(doc, t, vendor_tokens) \
+                and not _in_compound(doc, t, t + 1):
+            fact.home_mentions += 1
+        if fact.trigger and _is_actor(doc, sent, t, verbs, nouns):
             ctype = "subnational" if kind == "subdivision" else "government"
             fact.counterparts.append(Counterpart(doc[t].text, ctype, code, ACTOR, index, t))
-    fact.aggregate = _is_aggregate(doc, words)
+    fact.aggregate = _is_aggregate(doc, words, fact, homes)
+
+
+def _sentence_stage(detector: DealDetector, words: Mapping[str, list[tuple[str, int]]]
+                    ) -> tuple[str, bool]:
+    """The sentence's stage: the first listed stage it names, else one its nouns suggest."""
+    for stage in detector.stage_order:
+        if words.get(f"stage:{stage}"):
+            return stage, True
+    for stage in detector.weak_stage_order:
+        if words.get(f"weak_stage:{stage}"):
+            return stage, False
+    return "unknown", False
+
+
+def _company_officer(doc: Doc, t: int, anaphora: set[int],
+                     vendor_tokens: list[tuple[int, int]]) -> bool:
+    """'the company's regional president', 'its managing director': people of a company."""
+    for k in range(t - 1, max(t - 4, -1), -1):
+        token = doc[k]
+        if token.is_punct and token.text not in _POSSESSIVE:
+            return False
+        if token.lower_ == "its" or (token.text in _POSSESSIVE and k > 0 and (
+                k - 1 in anaphora or any(end == k for _, end in vendor_tokens))):
+            return True
+    return False
+
+
+def _names_vendor(doc: Doc, t: int, vendor_tokens: list[tuple[int, int]]) -> bool:
+    """'China's ZTE', 'China Mobile': a home country said of the vendor, not of the deal."""
+    return any(start <= t < end or 0 < start - t <= 2 for start, end in vendor_tokens)
+
+
+def _near_place(places: Mapping[int, tuple[str, str]], t: int) -> str | None:
+    # "the Hangzhou public security bureau": a city or province right before the word
+    return next((code for p, (_, code) in places.items() if 0 < t - p <= 3), None)
 
 
 def _negated_tokens(doc: Doc, sent: Span) -> set[int]:
@@ -390,14 +494,20 @@ def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int]) ->
         j += 1
     if j in verbs:
         return True
+    # "a contract with Egypt", "signed with the province of Mendoza": a party when a deal word
+    # comes shortly before "with" ("the borders with Niger" are no party)
     before = t - 1
+    while before > sent.start and doc[before].lower_ in _PLACE_LEAD:
+        before -= 1
     if before >= sent.start and doc[before].lower_ in ("with", "between"):
-        return bool(verbs or nouns)
+        return any(before - _TRIGGER_REACH <= k < before for k in verbs | nouns)
     return False
 
 
-def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]]) -> bool:
-    """'70 deals in 41 countries', '45 safe city agreements across 30 countries'."""
+def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]], fact: SentenceFacts,
+                  homes: set[str]) -> bool:
+    """'70 deals in 41 countries', '45 safe city agreements across 30 countries', 'cameras in
+    18 European countries, the review found', 'platforms used in more than 70 countries'."""
 
     def counted(hits: list[tuple[str, int]], reach: int) -> set[int]:
         found = set()
@@ -410,12 +520,20 @@ def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]]) -> bool:
                     break
         return found
 
-    # "45 Chinese-financed fibre projects": the number may stand a few words before the noun.
+    # "45 Chinese-financed fibre projects", "19 Latin American and Caribbean states": the number
+    # may stand a few words before the noun.
     counts = counted(list(words.get("agg_count", [])), 7)
-    scopes = counted(list(words.get("agg_scope", [])), 3)
+    scopes = counted(list(words.get("agg_scope", [])), 6)
+    survey = bool(words.get("agg_survey"))
     if counts and scopes and (counts != scopes or len(counts) > 1):
         return True
-    return bool(counts and words.get("agg_survey"))
+    if (counts or scopes) and survey:
+        return True
+    # "used by governments in more than 70 countries" counts deals of one kind without naming
+    # one country; "Huawei, present in 170 countries, signed with Kenya" names its deal's.
+    foreign = any(code not in homes for code, _, demonym in fact.countries if not demonym)
+    national = any(doc[t].lower_ in _NATIONAL_SCOPES for t in scopes)  # not "nine other cities"
+    return bool(national and not foreign and any(cat.startswith("type:") for cat in words))
 
 
 def _window(facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:
@@ -431,6 +549,23 @@ def _window(facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:
 def _lede(facts: list[SentenceFacts]) -> list[tuple[int, float]]:
     """The headline and first sentence: when they report a ban or a lawsuit, so does the story."""
     return [(j, NEIGHBOUR) for j in range(min(LEDE_SENTENCES, len(facts)))]
+
+
+def _lede_about(facts: list[SentenceFacts], vendors: list[str], country: str | None
+                ) -> list[tuple[int, float]]:
+    """Lede sentences that may be about this deal: no other vendor, no other country.
+
+    "Malawi broke ground on a US$75 million data centre …" comes two sentences before "Huawei
+    was selected for the project": the lede states the amount the later sentences leave out.
+    """
+    out = []
+    for j, weight in _lede(facts):
+        fact = facts[j]
+        codes = {code for code, _, _ in fact.countries} | set(fact.places)
+        if set(fact.vendors) - set(vendors) or codes - {country}:
+            continue
+        out.append((j, weight))
+    return out
 
 
 def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
@@ -458,17 +593,29 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     if counterpart and counterpart.sentence != i and counterpart.country and country \
             and counterpart.country != country:
         counterpart = None  # the neighbour's counterpart belongs to another deal
-    domestic = bool(counterpart and counterpart.country in homes)
+    # At home: a home-country counterpart, or a story that names no foreign country at all but a
+    # home place near the deal ("the Hangzhou public security bureau", "the Hong Kong
+    # government's bureau"). A story that names a foreign country but leaves the deal's open
+    # is not at home for a "loan from China".
+    domestic = bool(counterpart and counterpart.country in homes) or (
+        country is None and (counterpart is None or counterpart.country is None)
+        and any(facts[j].home_mentions for j, _ in window)
+        and not any(_foreign_in(f, homes) for f in facts))
     if domestic:
         country = None
-    deal_types = _deal_types(facts, window)
-    stage = _stage(detector, fact)
+    if counterpart is None:
+        counterpart = _unlisted_party(facts, i)
+    lede = _lede_about(facts, vendors, country)
+    # "… will build and equip the centre": the kind of deal may be named only in the lede
+    deal_types = _deal_types(facts, window) or _deal_types(facts, lede)
+    stage, stage_from = _deal_stage(detector, facts, window, vendors, country)
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
     start_sent, end_sent = min(used), max(used)
-    value, currency = _value(detector, facts, window, country)
-    year = _year(fact.span.text)
-    private = fact.private and not (counterpart and counterpart.strength >= NAMED
-                                    and counterpart.sentence == i)
+    value, currency = _value(detector, facts, window + lede, country)
+    year = _year(fact.span.text) or _model_year(fact.span)
+    named_party = bool(counterpart and counterpart.strength >= NAMED and counterpart.sentence == i
+                       and not domestic)
+    private = fact.private and not named_party
     signals: dict[str, Any] = {
         "trigger": fact.trigger,
         "counterpart": round(counterpart.strength * weight, 2) if counterpart else 0.0,
@@ -477,8 +624,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         "stage": 1.0 if stage != "unknown" else 0.0,
         "value": 1.0 if value is not None else 0.0,
         "vendor_nearby": 1.0 if distance else 0.0,
-        "negative": 1.0 if fact.negative else NEIGHBOUR_NEGATIVE if any(
-            facts[j].negative for j, _ in window[1:] + _lede(facts)) else 0.0,
+        "negative": _negative(facts, window, named_party),
         "domestic": 1.0 if domestic else 0.0,
         "hedged": 1.0 if fact.words.get("hedge") else 0.0,
         "private": 1.0 if private else 0.0,
@@ -489,9 +635,10 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         "trigger": list(dict.fromkeys(
             w for cat in ("T:verb", "T:noun", "T:weak_verb", "T:weak_noun")
             for w, _ in fact.words.get(cat, [])))[:4],
-        "negative": fact.negative[:4],
+        "negative": (fact.negative + fact.weak_negative)[:4],
         "hedges": [w for w, _ in fact.words.get("hedge", [])][:4],
         "country_from": country_from,
+        "stage_from": stage_from,
     }
     if domestic and counterpart:
         signals["evidence"]["home_country"] = counterpart.country
@@ -510,18 +657,72 @@ def _pick_counterpart(facts: list[SentenceFacts], window: list[tuple[int, float]
     pool = [(cp, weight) for j, weight in window for cp in facts[j].counterparts]
     if not pool:
         return None, 0.0
-    foreign = [(cp, w) for cp, w in pool if cp.country not in homes]
+    foreign = [(cp, w) for cp, w in pool if cp.country and cp.country not in homes]
+    unknown = [(cp, w) for cp, w in pool if not cp.country]
+    home = [(cp, w) for cp, w in pool if cp.country in homes]
     foreign_countries = any(code not in homes for j, _ in window
                             for code, _, _ in facts[j].countries)
     # A home-country body (a Chinese ministry or lender) is the counterpart only when nothing
-    # foreign is in sight: then the deal is domestic.
-    candidates = foreign or ([] if foreign_countries else pool)
+    # foreign is in sight: then the deal is domestic. A body of unknown country goes with a
+    # foreign one, and loses a tie to a home one ("the Hainan provincial government" beats the
+    # bare "government" of the same sentence).
+    if foreign:
+        candidates = foreign + unknown
+    elif foreign_countries:
+        candidates = unknown
+    else:
+        candidates = unknown + home
     if not candidates:
         return None, 0.0
     own = window[0][0]
     # A party in the sentence itself beats a stronger-sounding one next door.
     return max(candidates, key=lambda p: (p[0].strength * p[1] + (OWN_BONUS if p[0].sentence == own else 0),
                                           p[0].country is not None, -p[0].token))
+
+
+def _unlisted_party(facts: list[SentenceFacts], i: int) -> Counterpart | None:
+    """An organisation the statistical model found where the deal's other party stands
+    ("a contract with Zamtel"): shown to the reviewer as of unknown type, worth no score."""
+    fact = facts[i]
+    doc = fact.span.doc
+    for text, t in fact.orgs:
+        if t > 0 and doc[t - 1].lower_ in ("with", "from", "by", "for") and fact.trigger:
+            return Counterpart(text, "unknown", None, 0.0, i, t)
+    return None
+
+
+def _model_year(sent: Span) -> int | None:
+    """A year in a DATE the statistical model found ("the 2019 agreement"), if any."""
+    doc = sent.doc
+    for ent in sent.ents:
+        before = doc[ent.start - 1].lower_ if ent.start > 0 else ""
+        if ent.label_ == "DATE" and before not in _RANGE_WORDS \
+                and ent.text.split()[0].lower() not in _RANGE_WORDS:
+            m = re.search(r"\b(19[89]\d|20[0-4]\d)\b", ent.text)
+            if m and not re.search(r"\d\s*(?:-|–|to|and|until)\s*(?:19|20)\d\d", ent.text):
+                return int(m.group(1))
+    return None
+
+
+def _negative(facts: list[SentenceFacts], window: list[tuple[int, float]], named_party: bool
+              ) -> float:
+    """How strongly the sentence and its surroundings say this is no deal (0 to 1).
+
+    A ban, sanction or lawsuit counts fully in the sentence and half next door or in the lede.
+    A product, earnings or training word counts fully too, unless the sentence names a public
+    body as the other party: a deal may mention revenue or training, a phone launch names none.
+    """
+    fact = facts[window[0][0]]
+    if fact.negative:
+        return 1.0
+    if fact.weak_negative:
+        return WEAK_NEGATIVE_WITH_PARTY if named_party else 1.0
+    around = [facts[j] for j, _ in window[1:] + _lede(facts) if j != window[0][0]]
+    if any(f.negative for f in around):
+        return NEIGHBOUR_NEGATIVE
+    if not named_party and any(f.weak_negative for f in around):
+        return NEIGHBOUR_NEGATIVE / 2
+    return 0.0
 
 
 def _pick_country(facts: list[SentenceFacts], window: list[tuple[int, float]],
@@ -560,11 +761,43 @@ def _deal_types(facts: list[SentenceFacts], window: list[tuple[int, float]]) -> 
     return list(dict.fromkeys(names))
 
 
-def _stage(detector: DealDetector, fact: SentenceFacts) -> str:
-    for stage in detector.stage_order:
-        if fact.words.get(f"stage:{stage}"):
-            return stage
-    return "unknown"
+def _deal_stage(detector: DealDetector, facts: list[SentenceFacts], window: list[tuple[int, float]],
+                vendors: list[str], country: str | None) -> tuple[str, str]:
+    """The deal's stage: its sentence's, moved on by a neighbour about the same deal.
+
+    "Huawei was selected under a framework agreement" (mou) after "the minister laid the
+    foundation stone" is under construction. A neighbour counts when it names no other vendor
+    and no other foreign country, and says its stage with a stage word.
+    """
+    own = facts[window[0][0]]
+    stage, stage_from = own.stage, "sentence" if own.stage_strong else "guess"
+    for j, _ in window[1:]:
+        other = facts[j]
+        # "has not said whether loans will cover it" finances nothing
+        if not other.stage_strong or STAGE_RANK[other.stage] <= STAGE_RANK[stage] \
+                or other.words.get("hedge"):
+            continue
+        if set(other.vendors) - set(vendors):
+            continue
+        codes = {code for code, _, _ in other.countries} | set(other.places)
+        if codes - {country}:
+            continue
+        stage, stage_from = other.stage, "neighbour"
+    return stage, stage_from
+
+
+def _later_stage(stages: Iterable[tuple[str, bool]], first: str, order: list[str]) -> str:
+    """The furthest of several sentences' stages; within a rank, the first candidate's word
+    (said, not guessed), else the rules' order ("signed an MoU" is an MoU)."""
+    found = [(stage, strong) for stage, strong in stages if stage != "unknown"]
+    if not found:
+        return "unknown"
+    top = max(STAGE_RANK[stage] for stage, _ in found)
+    tied = [(stage, strong) for stage, strong in found if STAGE_RANK[stage] == top]
+    said = [stage for stage, strong in tied if strong] or [stage for stage, _ in tied]
+    if first in said:
+        return first
+    return min(said, key=lambda stage: order.index(stage) if stage in order else len(order))
 
 
 def _value(detector: DealDetector, facts: list[SentenceFacts], window: list[tuple[int, float]],
@@ -597,8 +830,16 @@ def _amount(m: re.Match[str], detector: DealDetector, country: str | None) -> tu
 
 
 def _year(text: str) -> int | None:
-    years = [int(m.group("a") or m.group("b")) for m in _YEAR.finditer(text)]
-    return years[0] if years else None
+    """The year the sentence dates its news to: "in 2019", "March 2024", "2023." — not the start
+    or end of a period ("since 2006", "from 2015 until 2022", "by 2027")."""
+    for m in _YEAR.finditer(text):
+        if m.group("a"):
+            return int(m.group("a"))
+        before = text[max(m.start() - 12, 0):m.start()].split()
+        if before and before[-1].lower().strip("(") in _RANGE_WORDS:
+            continue
+        return int(m.group("b"))
+    return None
 
 
 def _aggregate_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
@@ -656,25 +897,44 @@ def _deal_score(signals: Mapping[str, Any], weights: Scoring) -> float:
 
 
 def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[Candidate]:
-    """Sentences about the same deal (same country, a vendor in common) become one candidate."""
+    """Sentences about the same deal (same country, a vendor in common) become one candidate.
+
+    A sentence whose country is only inferred (from a neighbour, the dateline, the one foreign
+    country of the story), or that goes on about the vendor of the sentence before without a
+    party of its own ("The network will run on to the borders with Niger …"), adds to the
+    nearest deal of its vendor instead of opening one.
+    """
     groups: list[list[tuple[int, Candidate]]] = []
 
     def shares_vendor(group: list[tuple[int, Candidate]], candidate: Candidate) -> bool:
         return any(set(other.vendors) & set(candidate.vendors) for _, other in group)
 
+    def own_country(candidate: Candidate) -> str | None:
+        evidence = candidate.signals.get("evidence", {})
+        if candidate.kind == "deal" and (evidence.get("country_from") not in ("counterpart", "sentence")
+                                         or _continues(candidate)):
+            return None
+        return candidate.country
+
     # Sentences too weak to keep do not lend the deal their counterpart or amount.
     found = [item for item in found if item[1].score >= detector.w.keep
              or item[1].signals.get("domestic") or item[1].signals.get("private")]
-    for item in sorted(found, key=lambda it: it[1].country is None):
+    for item in sorted(found, key=lambda it: (own_country(it[1]) is None, it[0])):
         index, candidate = item
+        country = own_country(candidate)
         same = [g for g in groups if shares_vendor(g, candidate)
-                and (candidate.country is None or g[0][1].country == candidate.country)]
+                and (country is None or g[0][1].country == country)]
         if same:
             # A sentence that names no country is about the nearest deal of the same vendor.
             min(same, key=lambda g: min(abs(j - index) for j, _ in g)).append(item)
         else:
             groups.append([item])
     return [_combine([c for _, c in g], detector) for g in groups]
+
+
+def _continues(candidate: Candidate) -> bool:
+    """A sentence about the vendor named before it, with no party of its own."""
+    return bool(candidate.signals.get("vendor_nearby")) and candidate.signals.get("counterpart", 0.0) < NAMED
 
 
 def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
@@ -689,8 +949,17 @@ def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
     merged.deal_types = list(dict.fromkeys(
         t for c in [best, *others] for t in c.deal_types if t != "other")) or ["other"]
     merged.deal_type = merged.deal_types[0]
-    stages = [c.stage for c in group if c.stage != "unknown"]
-    merged.stage = min(stages, key=detector.stage_order.index) if stages else "unknown"
+    merged.stage = _later_stage(
+        ((c.stage, c.signals.get("evidence", {}).get("stage_from") != "guess") for c in group),
+        best.stage, detector.stage_order)
+    # A named body ("Ministry of …", "Telecom Egypt") in one sentence beats a country doing the
+    # deal or a bare "government" in the best one, when it is in the same country.
+    if merged.kind == "deal" and best.signals.get("counterpart", 0.0) < NAMED:
+        named = [c for c in others if c.signals.get("counterpart", 0.0) >= NAMED and c.counterpart
+                 and c.country in (None, best.country) and not c.signals.get("domestic")]
+        if named:
+            chosen = max(named, key=lambda c: c.score)
+            merged.counterpart, merged.counterpart_type = chosen.counterpart, chosen.counterpart_type
     for name, companion in (("counterpart", "counterpart_type"), ("value", "currency"),
                             ("year", None), ("country", None)):
         filler = next((c for c in others if getattr(c, name) is not None), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -29,6 +29,9 @@ class Gazetteer:
     cities: Mapping[str, str]  # major cities (and their all-caps dateline form) -> alpha-2
     subdivisions: Mapping[str, str]  # unambiguous first-level subdivisions -> alpha-2
     names: Mapping[str, str]  # alpha-2 -> English short name
+    # subdivisions whose names are also words or surnames ("Mendoza", "Delta"): places only
+    # next to a word that says so ("the province of Mendoza", "Delta State")
+    cued_subdivisions: Mapping[str, str] = field(default_factory=dict)
 
     def country_code(self, text: str) -> str | None:
         """The ISO code a written country name, short form or demonym stands for."""
@@ -37,7 +40,7 @@ class Gazetteer:
     def place_code(self, text: str) -> str | None:
         """The country of a city or first-level subdivision ("Kuching", "Jujuy"), if unambiguous."""
         bare = _bare(text)
-        return self.cities.get(bare) or self.subdivisions.get(bare)
+        return self.cities.get(bare) or self.subdivisions.get(bare) or self.cued_subdivisions.get(bare)
 
     def is_demonym(self, text: str) -> bool:
         return _bare(text) in self.demonyms
@@ -59,6 +62,8 @@ class Gazetteer:
             yield text, "city", code
         for text, code in self.subdivisions.items():
             yield text, "subdivision", code
+        for text, code in self.cued_subdivisions.items():
+            yield text, "cued_subdivision", code
 
 
 def _bare(text: str) -> str:
@@ -87,9 +92,9 @@ def _pycountry_names(country: Any) -> Iterator[str]:
             yield _bare(value)
 
 
-def _subdivisions(extra: dict[str, Any], taken: set[str]) -> dict[str, str]:
+def _subdivision_countries(extra: dict[str, Any]) -> dict[str, set[str]]:
+    """First-level subdivision names (catalogue affixes removed) -> the countries that have one."""
     affixes: list[str] = extra["subdivision_affixes"]
-    stop = set(extra["subdivision_stopwords"])
     seen: dict[str, set[str]] = {}
     for sub in pycountry.subdivisions:
         if sub.parent_code is not None:
@@ -98,15 +103,27 @@ def _subdivisions(extra: dict[str, Any], taken: set[str]) -> dict[str, str]:
         for affix in affixes:
             name = name.replace(affix, "")
         name = name.strip()
-        if len(name) < 4 or "/" in name or "," in name or "(" in name:
+        if len(name) < 3 or "/" in name or "," in name or "(" in name:
             continue
         seen.setdefault(name, set()).add(sub.country_code)
     for code, names in extra["subdivision_extra"].items():
         for name in names:
             seen.setdefault(name, set()).add(code)
-    # A name two countries share ("Punjab") or that is also a country or a common word places nothing.
-    return {name: next(iter(codes)) for name, codes in sorted(seen.items())
-            if len(codes) == 1 and name not in stop and name not in taken}
+    return seen
+
+
+def _subdivisions(extra: dict[str, Any], taken: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Subdivisions that place a counterpart on their own, and those that need a cue word."""
+    stop = set(extra["subdivision_stopwords"])
+    cue_only = set(extra.get("subdivision_cue_only", []))
+    seen = _subdivision_countries(extra)
+    # A name two countries share ("Punjab") places nothing; one that is also a country, a city or
+    # a common word places nothing on its own.
+    unique = {name: next(iter(codes)) for name, codes in sorted(seen.items()) if len(codes) == 1}
+    plain = {name: code for name, code in unique.items()
+             if len(name) >= 4 and name not in stop and name not in cue_only and name not in taken}
+    cued = {name: code for name, code in unique.items() if name in cue_only}
+    return plain, cued
 
 
 @lru_cache(maxsize=1)
@@ -134,9 +151,9 @@ def load_gazetteer() -> Gazetteer:
             cities[text] = code
             if " " not in text and len(text) > 3:
                 cities[text.upper()] = code  # datelines: "LAHORE -", "KUCHING:"
-    subdivisions = _subdivisions(extra, set(countries) | set(cities))
-    logger.debug("gazetteer: %d country forms, %d cities, %d subdivisions",
-                 len(countries), len(cities), len(subdivisions))
+    subdivisions, cued = _subdivisions(extra, set(countries) | set(cities))
+    logger.debug("gazetteer: %d country forms, %d cities, %d subdivisions (%d with a cue word)",
+                 len(countries), len(cities), len(subdivisions), len(cued))
     return Gazetteer(countries=countries, demonyms=frozenset(demonyms),
                      not_countries=tuple(extra["not_countries"]), cities=cities,
-                     subdivisions=subdivisions, names=names)
+                     subdivisions=subdivisions, names=names, cued_subdivisions=cued)

@@ -10,16 +10,17 @@ from typing import Any, cast
 
 import numpy
 import spacy
+from spacy.attrs import IDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.pipeline import EntityRuler
 from spacy.pipeline import Sentencizer as SpacySentencizer
-from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
-from spacy.util import compile_suffix_regex, filter_spans, minibatch
+from spacy.util import filter_spans, minibatch
 
 from models.config import WatchlistEntry
 from pipeline.gazetteer import BLOCK_LABEL, Gazetteer, load_gazetteer
+from pipeline.tokenizer import use_fast_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ MODEL_EXCLUDE = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer",
 LABEL_OF_TYPE = {"vendor": "VENDOR", "agency": "AGENCY", "org": "ORG"}
 PLACES_KEY = "dealwatch_places"  # span group: cities and subdivisions, kb_id = ISO code
 COUNTERPARTS_KEY = "dealwatch_counterparts"  # span group: public bodies, label = counterpart_type
+# Lexical attributes the rules read (Matcher patterns, sentence and detection rules).
+RULE_LEXICAL_ATTRIBUTES = ("LOWER", "NORM", "IS_ALPHA", "IS_DIGIT", "IS_LOWER", "IS_UPPER",
+                           "IS_TITLE", "IS_PUNCT", "IS_SPACE", "IS_STOP", "LIKE_NUM")
 
 # A capitalised word of a name; days and months ("… Science on Friday") are not part of one.
 _CAP = (r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
@@ -38,8 +42,19 @@ _CAP = (r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January
 # "the" is left out so that "the Department of Commerce and the Bureau of …" stays two names.
 _CONNECTORS = ("and", "&", ",", "of", "for", "de", "la", "du", "des", "del")
 _POSSESSIVE = ["'s", "’s", "ʼs", "'", "’"]
+# Words that make a name that is also a surname or a common word a sub-national place.
+_CUES_BEFORE = frozenset(("province", "state", "governorate", "county", "prefecture", "governor",
+                          "government", "region"))
+_CUES_AFTER = frozenset(("state", "province", "provincial", "governorate", "county", "prefecture",
+                         "government", "governor", "govt"))
 _BEFORE_ANCHOR, _AFTER_ANCHOR = 9, 15  # the longest patterns reach this far from their head word
 _STATE_OWNED = ("owned", "run", "controlled", "linked", "backed")
+_PLACE_WORD = (r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|"
+               r"March|April|May|June|July|August|September|October|November|December)$)"
+               r"(?![a-zß-öø-ÿ])[^\W\d_][^\W\d_]*(?:['’][A-Za-z]+)?")
+# Lower-case nouns that make a sub-national government of the place after "of".
+_SUBNATIONAL_OF = frozenset(("province", "state", "governorate", "prefecture", "county",
+                             "municipality"))
 # Heads after a country or place ("Egypt's telecom ministry", "the Kenyan government").
 _LOWER_HEADS = {
     "government": "government", "govt": "government", "authorities": "government",
@@ -71,7 +86,10 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
     rule-only pipeline. `counterpart_rules` is rules.counterparts as a plain dict.
     """
     nlp = spacy.load(model, exclude=list(MODEL_EXCLUDE)) if model else spacy.blank("en")
-    _split_possessives(nlp)
+    # Both paths share one tokenizer, so that every pattern is tokenised as the text it matches.
+    use_fast_tokenizer(nlp)
+    if not model:
+        _keep_lexical_attributes(nlp, RULE_LEXICAL_ATTRIBUTES)
     # The rule sentencizer serves both paths: the model's senter found no better sentences for
     # detection, and it would cost a second network pass over every article.
     nlp.add_pipe("dealwatch_sentencizer_v1", name="sentencizer", first=True)
@@ -94,10 +112,18 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
     return nlp
 
 
-def _split_possessives(nlp: Language) -> None:
-    # "Hungaryʼs" (modifier-letter apostrophe) should split like "Hungary’s" does by default.
-    suffixes = [*(nlp.Defaults.suffixes or []), "ʼs", "ʼS"]
-    cast(Tokenizer, nlp.tokenizer).suffix_search = compile_suffix_regex(suffixes).search
+def _keep_lexical_attributes(nlp: Language, names: Iterable[str]) -> None:
+    """Compute only these attributes for words the vocabulary meets for the first time.
+
+    Every new word of every article becomes a lexeme, and each lexical attribute is a Python
+    call: on a night's articles that is a third of the analyser's time. The rules read the
+    attributes named here; shape, prefix, suffix and the like serve only the statistical model,
+    so the model path keeps them all.
+    """
+    keep = {IDS[name] for name in names}
+    getters: dict[int, Any] = cast(Any, nlp.vocab).lex_attr_getters  # not in spaCy's stubs
+    for attr in [attr for attr in getters if attr not in keep]:
+        del getters[attr]
 
 
 def phrase_docs(nlp: Language, phrases: Iterable[str]) -> list[Doc]:
@@ -135,29 +161,36 @@ class Sentencizer:
     """
 
     def __init__(self, nlp: Language) -> None:
-        self.final = {nlp.vocab.strings.add(c) for c in SpacySentencizer.default_punct_chars}
+        self.final = frozenset(nlp.vocab.strings.add(c) for c in SpacySentencizer.default_punct_chars)
 
     def __call__(self, doc: Doc) -> Doc:
-        if not len(doc):
+        n = len(doc)
+        if not n:
             return doc
-        orth, is_punct, is_space = doc.to_array(["ORTH", "IS_PUNCT", "IS_SPACE"]).T.tolist()
-        starts = [-1] * len(doc)
+        array = doc.to_array(["ORTH", "IS_PUNCT", "IS_SPACE"])
+        is_punct = array[:, 1].astype(bool)
+        is_space = array[:, 2].astype(bool)
+        final = numpy.zeros(n, dtype=bool)
+        punct = numpy.flatnonzero(is_punct)  # full stops are punctuation: look at those only
+        final[punct] = [orth in self.final for orth in array[punct, 0].tolist()]
+        # After a line break the next token starts a sentence, whatever it is ("“We …").
+        after_break = [i + 1 for i in numpy.flatnonzero(is_space).tolist()
+                       if i + 1 < n and not is_space[i + 1] and "\n" in doc[i].text]
+        # Any other word (not punctuation, not whitespace) starts one when a full stop, question
+        # or exclamation mark stands between it and the word or line start before it: closing
+        # quotes, brackets and spaces in between do not matter ("… ZTE.” Next", "… 5G.  Next").
+        is_anchor = ~is_punct & ~final & ~is_space
+        is_anchor[after_break] = True
+        anchors = numpy.flatnonzero(is_anchor)
+        finals_before = numpy.concatenate(([0], numpy.cumsum(final)))  # finals in doc[:i]
+        previous_end = numpy.concatenate(([0], anchors[:-1] + 1))
+        starts = numpy.full(n, -1, dtype=numpy.int64)
+        starts[anchors[finals_before[anchors] > finals_before[previous_end]]] = 1
+        starts[is_space] = -1  # a blank line never makes a sentence of its own
+        starts[after_break] = 1
         starts[0] = 1
-        seen_final = False
-        for i, word in enumerate(orth):
-            if seen_final and not is_punct[i] and word not in self.final:
-                starts[i] = 1
-                seen_final = False
-            elif word in self.final:
-                seen_final = True
-        for i in (i for i, space in enumerate(is_space) if space):
-            if i > 0:
-                starts[i] = -1  # a blank line never makes a sentence of its own
-            after = i + 1
-            if after < len(doc) and not is_space[after] and "\n" in doc[i].text:
-                starts[after] = 1
         # spaCy keeps -1 ("not a start") wrapped around in an unsigned array
-        doc.from_array(["SENT_START"], cast(Any, numpy.array(starts, dtype=numpy.int64).astype(numpy.uint64)))
+        doc.from_array(["SENT_START"], cast(Any, starts.astype(numpy.uint64)))
         return doc
 
 
@@ -204,9 +237,11 @@ class EntityLinker:
     def __init__(self, nlp: Language, gazetteer: Gazetteer) -> None:
         self.gazetteer = gazetteer
         self.places = PhraseMatcher(nlp.vocab, attr="ORTH")
-        for kind in ("city", "subdivision"):
+        for kind in ("city", "subdivision", "cued_subdivision"):
             texts = [text for text, k, _ in gazetteer.place_patterns() if k == kind]
-            self.places.add(kind, phrase_docs(nlp, texts))
+            if texts:
+                self.places.add(kind, phrase_docs(nlp, texts))
+        self._cued = nlp.vocab.strings["cued_subdivision"]
 
     def __call__(self, doc: Doc) -> Doc:
         ents = []
@@ -225,11 +260,26 @@ class EntityLinker:
             doc.ents = ents
         places = []
         for match_id, start, end in self.places(doc):
+            label = doc.vocab.strings[match_id]
+            if match_id == self._cued:
+                if not _has_subdivision_cue(doc, start, end):
+                    continue  # "Mendoza" the surname, "Delta" the airline
+                label = "subdivision"
             span = doc[start:end]
             code = self.gazetteer.place_code(span.text) or ""
-            places.append(Span(doc, start, end, label=match_id, kb_id=code))
+            places.append(Span(doc, start, end, label=label, kb_id=code))
         doc.spans[PLACES_KEY] = places
         return doc
+
+
+def _has_subdivision_cue(doc: Doc, start: int, end: int) -> bool:
+    """'the province of Mendoza', 'Kano State', 'Mendoza's provincial government'."""
+    if start >= 2 and doc[start - 1].lower_ == "of" and doc[start - 2].lower_ in _CUES_BEFORE:
+        return True
+    after = end
+    if after < len(doc) and doc[after].text in _POSSESSIVE:
+        after += 1
+    return after < len(doc) and doc[after].lower_ in _CUES_AFTER
 
 
 @Language.factory("dealwatch_agency_matcher_v1", default_config={"counterparts": {}})
@@ -264,7 +314,9 @@ class AgencyMatcher:
         mods = {"IS_ALPHA": True, "IS_STOP": False, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}, "OP": "{0,3}"}
         lower_head = {"LOWER": {"IN": sorted(_LOWER_HEADS)}}
         gov = {"LOWER": {"IN": ["government", "govt", "authorities", "cabinet"]}}
-        place = {"TEXT": {"REGEX": f"^{_CAP}$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}}
+        # A place name is words, maybe hyphenated ("KwaZulu-Natal"): never an amount ("Sh17.5bn")
+        word = {"TEXT": {"REGEX": f"^{_PLACE_WORD}$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}}
+        place = {"TEXT": {"REGEX": f"^(?:{_PLACE_WORD}|-)$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}}
         self.matcher.add("NAMED", [
             [head, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
             [{**cap, "OP": "{1,6}"}, head],  # Communications Authority, National Police
@@ -273,15 +325,28 @@ class AgencyMatcher:
         ], greedy="LONGEST")
         self.matcher.add("PLACE_GOVERNMENT", [
             [country, poss, mods, lower_head],  # the Kenyan government, Egypt's telecom ministry
-            [{**place, "OP": "{1,3}"}, poss, {**mods, "OP": "{0,2}"}, gov],  # Sabah state government
-            [{"LOWER": "government"}, {"LOWER": "of"}, the, {**place, "OP": "{1,4}"}],
+            [word, {**place, "OP": "{0,3}"}, poss, {**mods, "OP": "{0,2}"}, gov],  # Sabah state government
+            [{"LOWER": "government"}, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
+            # the province of Mendoza, the state of Sabah (lower case: "State of Israel" is no state)
+            [{"ORTH": {"IN": sorted(_SUBNATIONAL_OF)}}, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
         ], greedy="LONGEST")
+        # "telecom operator", "carrier": what the company is; "of", "and the" would run on to
+        # another name ("the State of Israel", "state government and the Nigerian …")
+        described = {"IS_LOWER": True, "IS_STOP": False}
         self.matcher.add("SOE_DESCRIBED", [
             # the state-owned Vanuatu Interisland Cable Company, state telecom operator Entel
             [{"LOWER": {"IN": ["state", "government"]}}, {"ORTH": "-", "OP": "?"},
-             {"LOWER": {"IN": sorted(_STATE_OWNED)}}, {"IS_LOWER": True, "OP": "{0,3}"},
-             {**place, "OP": "{1,6}"}],
-            [{"LOWER": "state"}, {"IS_LOWER": True, "OP": "{1,3}"}, {**place, "OP": "{1,4}"}],
+             {"LOWER": {"IN": sorted(_STATE_OWNED)}}, {**described, "OP": "{0,3}"},
+             word, {**place, "OP": "{0,5}"}],
+            [{"LOWER": "state"}, {**described, "OP": "{1,3}"}, word, {**place, "OP": "{0,3}"}],
+        ], greedy="LONGEST")
+        self.matcher.add("SOE_APPOSITION", [
+            # Zamtel, the state-owned operator; CNT, a state-run company
+            [word, {**place, "OP": "{0,5}"}, {"ORTH": "(", "OP": "?"},  # … Ltd (NigComSat), a …
+             {"TEXT": {"REGEX": "^[A-Za-z]+$"}, "OP": "?"}, {"ORTH": ")", "OP": "?"},
+             {"ORTH": ","}, {"LOWER": {"IN": ["the", "a", "an"]}, "OP": "?"},
+             {"LOWER": {"IN": ["state", "government"]}}, {"ORTH": "-", "OP": "?"},
+             {"LOWER": {"IN": sorted(_STATE_OWNED)}}],
         ], greedy="LONGEST")
         self.matcher.add("SOE_NAME", [
             [country, {"ORTH": {"IN": soe_names}},
@@ -292,12 +357,13 @@ class AgencyMatcher:
         self._named = nlp.vocab.strings["NAMED"]
         self._soe = nlp.vocab.strings["SOE_NAME"]
         self._soe_described = nlp.vocab.strings["SOE_DESCRIBED"]
+        self._soe_apposition = nlp.vocab.strings["SOE_APPOSITION"]
         # Every pattern contains one of these words; the Matcher runs only on the few words
         # around them, since its capitalisation tests are slow to run over a whole article.
         self.anchors = PhraseMatcher(nlp.vocab, attr="ORTH")
         self.anchors.add("HEAD", phrase_docs(nlp, sorted(set(self.head_type) | set(soe_names))))
         self.lower_anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
-        lower_heads = sorted({*_LOWER_HEADS, "govt", "state"})
+        lower_heads = sorted({*_LOWER_HEADS, *_SUBNATIONAL_OF, "govt", "state"})
         self.lower_anchors.add("HEAD", phrase_docs(nlp, lower_heads))
 
     def _matches(self, doc: Doc) -> list[tuple[int, int, int]]:
@@ -323,7 +389,14 @@ class AgencyMatcher:
                 while start < end and not (doc[start].is_title or doc[start].is_upper):
                     start += 1
                 match_id = self._soe
+            elif match_id == self._soe_apposition:
+                # the name is what comes before the comma (or its acronym in brackets)
+                end = next(t for t in range(start, end) if doc[t].text in (",", "("))
+                match_id = self._soe
             start, end = _trim(doc, start, end)
+            # "Republican-dominated state government": a hyphen joins a name's words only
+            if any(doc[k].text == "-" and doc[k + 1].is_lower for k in range(start, end - 1)):
+                continue
             # A body the watchlist names (with its id) is not matched a second time.
             if end <= start or any(e.start < end and start < e.end and e.label_ != "COUNTRY"
                                    for e in protected):
@@ -359,7 +432,9 @@ class AgencyMatcher:
             elif token.lower_ in _LOWER_HEADS:
                 ctype = _LOWER_HEADS[token.lower_]
         for token in tokens:
-            if self.modifier_type.get(token.lower_) == "subnational":
+            if self.modifier_type.get(token.lower_) == "subnational" or (
+                    token.lower_ in _SUBNATIONAL_OF and token.i + 1 < end
+                    and doc[token.i + 1].lower_ == "of"):
                 return "subnational"
         return ctype
 

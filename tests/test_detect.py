@@ -195,3 +195,162 @@ def test_analyze_many_keeps_order(analyzer) -> None:
     texts = ["The weather was fine.", "Rwanda agreed a 4G contract with ZTE.", ""]
     results = list(analyzer.analyze_many(texts, batch_size=2))
     assert [bool(r.candidates) for r in results] == [False, True, False]
+
+
+# --- the cases of issue 4, one by one ---------------------------------------------------------
+
+
+def test_vendor_in_one_sentence_contract_in_the_next(analyzer) -> None:
+    text = ("Huawei Technologies has been picked for Lesotho's national data centre.\n"
+            "The Chinese firm will build the facility in Maseru under a $40 million contract with "
+            "the Ministry of Communications, Science and Technology.")
+    deal = one_deal(analyzer, text)
+    assert (deal.vendor, deal.country, deal.counterpart_type, deal.value) == ("huawei", "LS", "ministry", 40e6)
+    assert deal.signals["sentences"] == 2
+
+
+@pytest.mark.parametrize(("text", "stage"), [
+    ("Bhutan's government signed a contract with Huawei for a data centre.", "signed"),
+    ("Huawei won a tender from Bhutan's government for a data centre.", "awarded"),
+    ("Bhutan's government and Huawei signed an MoU on a national data centre.", "mou"),
+    ("Bhutan's government will finance Huawei's data centre with a loan from China Exim Bank.",
+     "financed"),
+    ("Huawei is building Bhutan's national data centre under a government contract.",
+     "under_construction"),
+    ("Huawei handed over the completed national data centre to Bhutan's government.", "completed"),
+    ("Bhutan's government terminated its data centre contract with Huawei.", "cancelled"),
+    ("Bhutan's government is negotiating a data centre contract with Huawei.", "proposed"),
+])
+def test_each_stage(analyzer, text, stage) -> None:
+    deals = [c for c in analyzer.analyze(text).candidates if c.kind == "deal"]
+    assert deals and deals[0].stage == stage, [c.to_json() for c in deals]
+
+
+def test_the_furthest_stage_of_the_story_wins(analyzer) -> None:
+    text = ("LILONGWE – Malawi broke ground on a $75 million national data centre on Tuesday.\n"
+            "The minister laid the foundation stone as excavators worked on the site.\n"
+            "Huawei was selected for the project under a framework agreement last year.")
+    deal = one_deal(analyzer, text)
+    assert (deal.country, deal.stage, deal.value) == ("MW", "under_construction", 75e6)
+
+
+def test_a_loan_for_a_contract_already_awarded_is_financed(analyzer) -> None:
+    text = ("Samoa has secured a $30 million loan from China Exim Bank to pay for a government "
+            "cloud.\nThe Ministry of Communications awarded Huawei the contract in May.")
+    deal = one_deal(analyzer, text)
+    assert (deal.country, deal.stage) == ("WS", "financed")
+
+
+def test_a_contract_said_not_to_exist_is_no_stage(analyzer) -> None:
+    text = ("Nepal's ministry signed an MoU with Huawei on a government cloud.\n"
+            "\"This is a first step, not a contract,\" the minister said.")
+    assert one_deal(analyzer, text).stage == "mou"
+
+
+@pytest.mark.parametrize(("text", "value", "currency"), [
+    ("Kenya signs Huawei contract for Sh17.5bn government cloud.", 17.5e9, "KES"),
+    ("KwaZulu-Natal's provincial government signed a R1.2-billion smart city deal with Hikvision.",
+     1.2e9, "ZAR"),
+    ("Telekom Srbija signed a €190 million 5G contract with Huawei.", 190e6, "EUR"),
+    ("Kyrgyzstan's ministry signed a 4.1 billion som e-government contract with ZTE.", 4.1e9, "KGS"),
+    ("Nigeria's government approved a N28.7 billion CCTV contract for ZTE.", 28.7e9, "NGN"),
+    ("Sri Lanka Telecom signed a Rs. 4.5 billion fibre agreement with Huawei.", 4.5e9, "LKR"),
+    ("The Sabah state government signed a RM85 million CCTV contract with Hikvision.", 85e6, "MYR"),
+])
+def test_more_currency_formats(analyzer, text, value, currency) -> None:
+    deal = one_deal(analyzer, text)
+    assert (deal.value, deal.currency) == (value, currency)
+
+
+def test_kenya_headline_counterpart_is_the_government_not_the_amount(analyzer) -> None:
+    deal = one_deal(analyzer, "Kenya signs Huawei contract for Sh17.5bn government cloud")
+    assert (deal.country, deal.counterpart, deal.counterpart_type) == ("KE", "Kenya", "government")
+
+
+@pytest.mark.parametrize("text", [
+    "Portugal's security council issued a resolution that in effect bars Huawei from 5G networks "
+    "that operators had signed contracts for.",
+    "The Czech cyber agency told ministries to stop buying ZTE equipment, calling it a threat to "
+    "national security.",
+    "Technicians found that servers installed by Huawei at the regional bloc's headquarters sent "
+    "data abroad every night; Huawei denied it.",
+    "A jury in Texas found that Huawei misappropriated trade secrets and ordered it to pay damages.",
+    "Huawei launched its latest foldable phone in Kenya with prices starting at Sh189,999.",
+    "Huawei will invest $200 million in a new cloud region in Johannesburg, a deputy minister said.",
+    "Huawei signed an MoU with the University of Ghana to train 1,000 students a year in cloud skills.",
+    "Telecom Egypt chose Ericsson over Huawei to build its 5G core network.",
+    "The US government extended a temporary general license allowing American firms to sell to Huawei.",
+    "Sri Lanka's regulator denied a report that it had signed a surveillance contract with Huawei.",
+])
+def test_more_kinds_of_news_that_are_not_deals(analyzer, text) -> None:
+    assert not flagged(analyzer, text)
+
+
+def test_a_deal_may_mention_revenue_or_training(analyzer) -> None:
+    deal = one_deal(analyzer, "Kenya Power awarded Huawei a Sh3.2 billion tender to lay fibre along its "
+                              "power lines, opening a new revenue line for the state utility.")
+    assert (deal.country, deal.counterpart_type) == ("KE", "soe")
+    assert 0 < deal.signals["negative"] < 1
+
+
+@pytest.mark.parametrize("text", [
+    "MTN Nigeria has signed contracts worth $200 million with Huawei to expand its 4G network.",
+    "Ecobank, a private lender, agreed to move its core banking systems to Huawei Cloud.",
+])
+def test_more_private_counterparts(analyzer, text) -> None:
+    assert not flagged(analyzer, text)
+
+
+@pytest.mark.parametrize("text", [
+    "Hikvision won a 310 million yuan contract from the Hangzhou public security bureau.",
+    "China Mobile and the Hainan provincial government signed a 5G agreement in Haikou.",
+    "Inspur will build a data centre for the government of Jinan under a 1.5 billion yuan deal.",
+    "Huawei signed a smart city deal with the Hong Kong government's technology bureau.",
+])
+def test_more_chinese_domestic_deals(analyzer, text) -> None:
+    assert not flagged(analyzer, text)
+    assert all(c.country is None for c in analyzer.analyze(text).candidates)
+
+
+@pytest.mark.parametrize("text", [
+    "A review of 240 contracts found that police forces in 18 European countries bought Hikvision cameras.",
+    "Huawei says its e-government platforms are used by governments in more than 70 countries.",
+    "Chinese firms, Huawei first among them, supply surveillance technology to 63 countries, the index finds.",
+])
+def test_more_aggregates(analyzer, text) -> None:
+    assert flagged(analyzer, text, kind="aggregate") and not flagged(analyzer, text)
+
+
+def test_an_aggregate_year_is_not_the_start_of_its_period(analyzer) -> None:
+    text = ("Huawei has signed 87 government cloud agreements in 49 countries since 2006, a think "
+            "tank found. The deals were signed from 2006 until April 2021.")
+    aggregates = flagged(analyzer, text, kind="aggregate")
+    assert aggregates and all(c.year != 2006 for c in aggregates)
+
+
+def test_a_boilerplate_count_does_not_make_a_deal_an_aggregate(analyzer) -> None:
+    deal = one_deal(analyzer, "Huawei, which operates in more than 170 countries, signed a cloud "
+                              "contract with Kenya's ICT Authority.")
+    assert deal.country == "KE" and not flagged(analyzer, deal.sentence, kind="aggregate")
+
+
+def test_a_sentence_going_on_about_the_deal_is_the_same_deal(analyzer) -> None:
+    text = ("ALGIERS – State-owned Algérie Télécom has awarded China Mobile a $410 million contract "
+            "to lay a fibre backbone to the Sahara.\n"
+            "The network will run south to the borders with Niger and Mali and connect West African "
+            "countries to submarine cables.")
+    deals = [c for c in analyzer.analyze(text).candidates if c.kind == "deal"]
+    assert len(deals) == 1 and deals[0].country == "DZ"
+
+
+def test_two_deals_in_one_story_stay_two(analyzer) -> None:
+    text = ("Huawei signed a $20 million data centre contract with Zambia's Ministry of Technology.\n"
+            "Last month it signed a separate 4G contract with Malawi's state operator MTL.")
+    countries = {c.country for c in flagged(analyzer, text)}
+    assert countries == {"ZM", "MW"}
+
+
+def test_years_are_dates_not_periods(analyzer) -> None:
+    deal = one_deal(analyzer, "Cambodia's ministry, a Huawei customer since 2015, signed a cloud "
+                              "contract with Huawei in March 2024.")
+    assert deal.year == 2024

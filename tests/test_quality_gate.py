@@ -1,8 +1,14 @@
-"""Quality gate: deal detection on our own labelled sentences must not fall below pinned floors.
+"""Quality gate: deal detection on our own labelled passages must not fall below pinned floors.
 
-tests/data/deal_sentences.jsonl holds short passages written for this project (deals of many
-vendors, countries, types and stages; hard negatives; aggregates; private-company and Chinese
-domestic agreements). Lowering a floor is a deliberate, visible edit of FLOORS below.
+Two sets, both written for this project in our own words:
+- tests/data/deal_sentences.jsonl: short passages (deals of many vendors, countries, types and
+  stages; hard negatives; aggregates; private-company and Chinese domestic agreements);
+- tests/data/deal_passages_holdout.jsonl: passages in the manner of real outlets (wire copy,
+  vendor press releases, local business press, think-tank reports, long articles with a deal in
+  passing, negatives that look like deals). It was written and measured before the rules were
+  tuned on it (see docs/benchmarks.md for the numbers before and after).
+
+Lowering a floor is a deliberate, visible edit of FLOORS below.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from pipeline.analyze import Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 from pipeline.evaluate import evaluate, format_report, load_gold
 
-GOLD = Path(__file__).parent / "data" / "deal_sentences.jsonl"
+DATA = Path(__file__).parent / "data"
+SETS = {"sentences": DATA / "deal_sentences.jsonl", "holdout": DATA / "deal_passages_holdout.jsonl"}
 
-# metric: (floor, "min") or (ceiling, "max")
+# metric: (floor, "min") or (ceiling, "max"), the same for both sets; the issue's targets are
+# recall 0.90, false positives 0.15, country 0.90, vendor 0.95, deal type 0.80, aggregates 0.80.
 FLOORS = {
     "recall": (0.95, "min"),
     "precision": (0.95, "min"),
@@ -30,8 +38,14 @@ FLOORS = {
 }
 
 
-def test_the_labelled_set_is_big_and_varied() -> None:
-    records = load_gold(GOLD)
+@pytest.fixture(scope="module", params=["never", pytest.param("required", marks=pytest.mark.model)])
+def analyzer(request: pytest.FixtureRequest) -> Analyzer:
+    return Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model=request.param)
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_the_labelled_sets_are_big_and_varied(name) -> None:
+    records = load_gold(SETS[name])
     labels = Counter(r["is_deal"] for r in records)
     assert len(records) >= 60
     assert labels["yes"] >= 30 and labels["no"] >= 20 and labels["aggregate"] >= 5
@@ -39,15 +53,21 @@ def test_the_labelled_set_is_big_and_varied() -> None:
     assert len({c for r in records if r["is_deal"] == "yes" for c in r["countries"]}) >= 25
 
 
-@pytest.mark.parametrize("use_model", ["never", pytest.param("required", marks=pytest.mark.model)])
-def test_detection_meets_the_floors(use_model) -> None:
-    analyzer = Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model=use_model)
-    metrics = evaluate(load_gold(GOLD), analyzer)
+def test_the_holdout_has_the_styles_of_real_outlets() -> None:
+    texts = [r["text"] for r in load_gold(SETS["holdout"])]
+    assert sum(len(t) > 450 for t in texts) >= 3  # long articles with a deal in passing
+    assert any(t.split(" ", 1)[0].isupper() for t in texts)  # datelines
+    assert any(t.startswith("[") for t in texts)  # press releases
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_detection_meets_the_floors(analyzer, name) -> None:
+    metrics = evaluate(load_gold(SETS[name]), analyzer)
     report = format_report(metrics)
-    for name, (bound, kind) in FLOORS.items():
-        value = metrics[name]
-        assert value is not None, f"{name} could not be measured\n{report}"
+    for metric, (bound, kind) in FLOORS.items():
+        value = metrics[metric]
+        assert value is not None, f"{name}: {metric} could not be measured\n{report}"
         if kind == "min":
-            assert value >= bound, f"{name} {value:.2f} fell below its floor {bound}\n{report}"
+            assert value >= bound, f"{name}: {metric} {value:.2f} fell below its floor {bound}\n{report}"
         else:
-            assert value <= bound, f"{name} {value:.2f} rose above its ceiling {bound}\n{report}"
+            assert value <= bound, f"{name}: {metric} {value:.2f} rose above its ceiling {bound}\n{report}"

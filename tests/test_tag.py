@@ -7,7 +7,7 @@ import pytest
 from pipeline.analyze import Analyzer, AnalyzerError
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 from pipeline.gazetteer import load_gazetteer
-from pipeline.tag import COUNTERPARTS_KEY, find_model
+from pipeline.tag import COUNTERPARTS_KEY, PLACES_KEY, find_model
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,140 @@ def test_model_adds_its_labels_and_the_watchlist_wins(with_model) -> None:
 def test_model_runs_only_on_articles_naming_a_vendor(with_model) -> None:
     labels = {label for _, label, _ in tags(with_model, "Microsoft paid $5 million in March 2019.")}
     assert "MONEY" not in labels and "DATE" not in labels
+
+
+# --- the cases of issue 4, one by one ---------------------------------------------------------
+
+
+def vendor_ids(analyzer: Analyzer, text: str) -> list[tuple[str, str | None]]:
+    return [(e.text, e.id) for e in analyzer.analyze(text).entities if e.label == "VENDOR"]
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("Huawei Technologies Co., Ltd. won the tender.", "Huawei Technologies Co., Ltd."),
+    ("Huawei Technologies Co. Ltd won the tender.", "Huawei Technologies Co. Ltd"),
+    ("Huawei Marine laid the cable.", "Huawei Marine"),
+    ("HMN Tech laid the cable.", "HMN Tech"),
+    ("ZTE Holdings signed.", "ZTE Holdings"),
+])
+def test_aliases_and_subsidiaries_link_to_the_parent(rules_only, text, name) -> None:
+    found = vendor_ids(rules_only, text)
+    assert len(found) == 1 and found[0][0] == name
+    assert found[0][1] in ("huawei", "zte")
+
+
+def test_possessives_leave_the_name(rules_only) -> None:
+    text = "Huawei's bid beat ZTE’s, and HUAWEI'S engineers began; Kenyaʼs ministry agreed."
+    assert vendor_ids(rules_only, text) == [("Huawei", "huawei"), ("ZTE", "zte"), ("HUAWEI", "huawei")]
+    assert ("Kenya", "COUNTRY", "KE") in tags(rules_only, text)
+
+
+def test_all_caps_datelines_and_vendor_names(rules_only) -> None:
+    doc = rules_only.nlp("NAIROBI (Reuters) – HUAWEI will build the data centre, officials said.")
+    places = {(s.text, s.kb_id_) for s in doc.spans[PLACES_KEY]}
+    assert ("NAIROBI", "KE") in places
+    assert [(e.text, e.ent_id_) for e in doc.ents if e.label_ == "VENDOR"] == [("HUAWEI", "huawei")]
+    deal = rules_only.analyze("NAIROBI (Reuters) – HUAWEI signed a contract to build a government "
+                              "data centre, officials said.").candidates[0]
+    assert deal.country == "KE"
+
+
+def test_chinese_names_inside_chinese_text(rules_only) -> None:
+    found = vendor_ids(rules_only, "华为公司与肯尼亚政府签署协议。中兴通讯也参加了。")
+    assert [vid for _, vid in found] == ["huawei", "zte"]
+
+
+@pytest.mark.parametrize("text", [
+    "Download it from www.zte.com.cn or https://huawei.com/ke/news.",
+    "Write to press@zte.com.cn for details.",
+    "Hua Wei, a lecturer in Nairobi, and the zte fan club met.",
+    "The Huaweiphile blog and ztevideo.net covered it.",
+])
+def test_no_vendor_in_look_alikes_of_any_kind(rules_only, text) -> None:
+    assert vendor_ids(rules_only, text) == []
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("ACCRA, May 2 – The deal was signed.", "GH"),
+    ("Officials in Tarawa said so.", "KI"),
+    ("THIMPHU: The ministry agreed.", "BT"),
+    ("Talks in Lusaka ended.", "ZM"),
+])
+def test_capitals_place_their_country(rules_only, text, code) -> None:
+    doc = rules_only.nlp(text)
+    assert code in {s.kb_id_ for s in doc.spans[PLACES_KEY]}
+
+
+def test_subnational_governments_link_to_their_country(rules_only) -> None:
+    doc = rules_only.nlp("Hikvision will work with the province of Mendoza, the Selangor state "
+                         "government and the KwaZulu-Natal provincial government.")
+    bodies = {(s.text, s.label_, s.kb_id_) for s in doc.spans[COUNTERPARTS_KEY]}
+    assert bodies == {("province of Mendoza", "subnational", "AR"),
+                      ("Selangor state government", "subnational", "MY"),
+                      ("KwaZulu-Natal provincial government", "subnational", "ZA")}
+
+
+def test_subdivision_names_that_are_words_or_surnames_need_a_cue(rules_only) -> None:
+    doc = rules_only.nlp("Juan Mendoza flew Delta to the Centre, then North; the Central Bank and "
+                         "Eastern Cape officials met in Rivers.")
+    assert {s.text for s in doc.spans[PLACES_KEY]} <= {"Eastern Cape"}
+    doc = rules_only.nlp("Delta State and Kano State governments agreed.")
+    assert {(s.text, s.kb_id_) for s in doc.spans[PLACES_KEY]} >= {("Delta", "NG"), ("Kano", "NG")}
+
+
+def test_amounts_are_not_place_names(rules_only) -> None:
+    doc = rules_only.nlp("Kenya signs Huawei contract for Sh17.5bn government cloud")
+    assert [s.text for s in doc.spans[COUNTERPARTS_KEY]] == []
+
+
+@pytest.mark.parametrize(("text", "name", "ctype", "code"), [
+    ("Telecom Egypt signed a cloud contract with Huawei.", "Telecom Egypt", "soe", "EG"),
+    ("Ethio Telecom signed a 4G contract with ZTE.", "Ethio Telecom", "soe", "ET"),
+    ("Telekom Malaysia signed a fibre contract with Huawei.", "Telekom Malaysia", "soe", "MY"),
+    ("PNG DataCo signed a cable contract with Huawei Marine.", "PNG DataCo", "soe", "PG"),
+    ("NITA-U signed a backbone contract with Huawei.", "NITA-U", "agency", "UG"),
+    ("Zambia's Ministry of Technology and Science signed a data centre contract with Huawei.",
+     "Zambia's Ministry of Technology and Science", "ministry", "ZM"),
+    ("Lesotel, the state-owned operator, signed a 4G contract with Huawei in Lesotho.",
+     "Lesotel", "soe", "LS"),
+])
+def test_counterparts_are_typed_with_their_country(rules_only, text, name, ctype, code) -> None:
+    deal = rules_only.analyze(text).candidates[0]
+    assert (deal.counterpart, deal.counterpart_type, deal.country) == (name, ctype, code)
+
+
+def test_counterpart_list_is_seeded_with_operators_and_ict_authorities() -> None:
+    watchlist = load_config(SHIPPED_CONFIG_DIR).watchlist
+    bodies = {e.id: e for e in watchlist if e.counterpart_type}
+    soes = {e.country for e in bodies.values() if e.counterpart_type == "soe"}
+    agencies = {e.country for e in bodies.values() if e.counterpart_type == "agency"}
+    assert {"EG", "ET", "MY", "PG", "KE", "NG", "ZM", "PK", "LK", "BD"} <= soes
+    assert {"UG", "KE"} <= agencies
+
+
+@pytest.mark.model
+def test_model_fills_gaps_where_the_lists_are_silent(with_model, rules_only) -> None:
+    text = "Huawei signed the 2019 contract with Zamtech Networks for $48 million in Lusaka."
+    found = tags(with_model, text)
+    assert ("Huawei", "VENDOR", "huawei") in found  # the ruler's, not the model's ORG
+    assert {"MONEY", "ORG"} <= {label for _, label, _ in found}
+    # "the 2019 contract" reads as a year only to the model
+    assert with_model.analyze(text).candidates[0].year == 2019
+    assert rules_only.analyze(text).candidates[0].year is None
+
+
+@pytest.mark.model
+def test_model_org_is_shown_as_an_unknown_party(with_model, rules_only) -> None:
+    text = "Huawei signed a contract with Zamtech Networks to build a data centre in Zambia."
+    deal = with_model.analyze(text).candidates[0]
+    assert (deal.counterpart, deal.counterpart_type) == ("Zamtech Networks", "unknown")
+    assert deal.signals["counterpart"] == 0.0  # it tells the reviewer, it does not score
+    assert deal.score == rules_only.analyze(text).candidates[0].score
+
+
+@pytest.mark.model
+def test_model_path_keeps_the_lexical_attributes_its_ner_reads(rules_only, with_model) -> None:
+    # the rule-only path computes fewer attributes per new word; the model's features need all
+    word = with_model.nlp("Zamtechnetworks")[0]
+    assert word.shape_ == "Xxxxx" and word.suffix_ == "rks"
+    assert len(rules_only.nlp.vocab.lex_attr_getters) < len(with_model.nlp.vocab.lex_attr_getters)
