@@ -1528,12 +1528,16 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
                 _print_process(process_report)
                 rows = store.queue(QueueFilter(status="pending", limit=limit or None))
                 total = store.counts()["candidates_pending"]
+                has_reviewers = bool(store.users())
         click.echo(f"done in {time.monotonic() - started:.1f}s\n", err=True)
         click.echo(f"Review queue ({min(len(rows), total)} of {total} pending, best first):\n")
         render_queue(rows, click.echo)
         db = state.db_path
         click.echo(f"\nNext: `dealwatch --db {db} queue --limit 0` lists every pending candidate;"
                    f" `dealwatch --db {db} queue --json` gives them to scripts.")
+        from pipeline.web import review_ui_hint
+
+        click.echo(review_ui_hint(db, has_reviewers))
         if keep_serving:
             click.echo(f"serving {site.base_url}/ until Ctrl-C", err=True)
             try:

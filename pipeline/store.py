@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -380,6 +382,7 @@ class Store(RegistryStore):
             self.db.execute("PRAGMA synchronous = NORMAL")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open database: {exc}") from None
+        self._savepoints = itertools.count(1)
         if migrate:
             self.migrate()
 
@@ -695,9 +698,33 @@ class Store(RegistryStore):
             out[row.pop("cluster_id")].append(row)
         return out
 
-    def transaction(self) -> Any:
-        """A transaction (savepoint when nested): all of it is written, or none of it."""
-        return self.db.atomic()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction (a savepoint when nested): all of it is written, or none of it.
+
+        The outermost one begins IMMEDIATE: it takes the write lock up front, so two writers
+        (two reviewers, or a reviewer and the nightly run) queue on the busy timeout instead of
+        one failing half way with "database is locked" when it upgrades a read lock.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            name = f"sp{next(self._savepoints)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def save_analysis(self, article_id: int, entities: list[Entity], candidates: list[Candidate],
                       analyser: str) -> dict[str, int]:
