@@ -22,7 +22,7 @@ from pipeline.tag import build_tagger, find_model, model_version_name
 logger = logging.getLogger(__name__)
 
 # Bump when tagging or detection code changes what it finds, so stored results count as stale.
-LOGIC_VERSION = "2"
+LOGIC_VERSION = "3"
 USE_MODEL_CHOICES = ("auto", "never", "required")
 
 

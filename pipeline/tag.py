@@ -319,6 +319,9 @@ class AgencyMatcher:
         place = {"TEXT": {"REGEX": f"^(?:{_PLACE_WORD}|-)$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}}
         self.matcher.add("NAMED", [
             [head, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
+            # Ministry of Information, Communications and the Digital Economy
+            [head, of, the, cap, {**cap_or_conn, "OP": "{0,4}"}, {"ORTH": ","}, {**cap, "OP": "{1,3}"},
+             {"LOWER": "and"}, the, {**cap, "OP": "{1,4}"}],
             [{**cap, "OP": "{1,6}"}, head],  # Communications Authority, National Police
             [{**cap, "OP": "{0,5}"}, {"ORTH": "Police"},  # Police Service, Police Department
              {"ORTH": {"IN": ["Service", "Force", "Department", "Command", "Headquarters"]}}],

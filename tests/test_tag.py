@@ -248,6 +248,9 @@ def test_amounts_are_not_place_names(rules_only) -> None:
      "Zambia's Ministry of Technology and Science", "ministry", "ZM"),
     ("Lesotel, the state-owned operator, signed a 4G contract with Huawei in Lesotho.",
      "Lesotel", "soe", "LS"),
+    ("Kenya's Ministry of Information, Communications and the Digital Economy signed a cloud "
+     "contract with Huawei.",
+     "Kenya's Ministry of Information, Communications and the Digital Economy", "ministry", "KE"),
 ])
 def test_counterparts_are_typed_with_their_country(rules_only, text, name, ctype, code) -> None:
     deal = rules_only.analyze(text).candidates[0]
