@@ -787,17 +787,10 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
         dealwatch review list --status deferred
         dealwatch review list --vendor zte --json | jq '.[].id'
     """
-    filtered = bool(vendor or country)
     with state.store() as store:
-        # The queue filter has no vendor or country yet: filter the whole queue, then cut.
         rows = store.queue(QueueFilter(status=None if status == "all" else status,
-                                       limit=None if filtered else limit or None))
-    if vendor:
-        rows = [r for r in rows if vendor == r["vendor"] or vendor in (r["vendors"] or [])]
-    if country:
-        rows = [r for r in rows if (r["country"] or "") == country.upper()]
-    if filtered and limit:
-        rows = rows[:limit]
+                                       vendor=vendor, country=country.upper() if country else None,
+                                       limit=limit or None))
     if as_json:
         click.echo(json.dumps([{k: r.get(k) for k in REVIEW_JSON_FIELDS} for r in rows],
                               ensure_ascii=False, indent=2))

@@ -353,6 +353,8 @@ def _json(value: Any) -> str:
 class QueueFilter:
     status: str | None = "pending"
     kind: str | None = None
+    vendor: str | None = None  # any of the candidate's vendors
+    country: str | None = None
     min_score: float | None = None
     limit: int | None = 50
     offset: int = 0
@@ -811,6 +813,13 @@ class Store(RegistryStore):
         if flt.min_score is not None:
             where.append("c.score >= ?")
             params.append(flt.min_score)
+        if flt.vendor:
+            where.append("(c.vendor = ? OR EXISTS (SELECT 1 FROM json_each(c.vendors) v "
+                         "WHERE v.value = ?))")
+            params += [flt.vendor, flt.vendor]
+        if flt.country:
+            where.append("c.country = ?")
+            params.append(flt.country)
         key = "a.cluster_id, c.kind, COALESCE(c.vendor, ''), COALESCE(c.country, '')"
         if not flt.collapse_clusters:
             key = "c.id"
