@@ -583,6 +583,19 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
 # --- the queue ------------------------------------------------------------------------------
 
 
+def _prog() -> str:
+    """How to call this dealwatch again: `dealwatch` when that is the one on PATH, else its path
+    (after `make demo` it lives in .venv/bin, which is not on PATH)."""
+    argv0 = Path(sys.argv[0])
+    on_path = shutil.which("dealwatch")
+    if argv0.name != "dealwatch" or (on_path and Path(on_path).resolve() == argv0.resolve()):
+        return "dealwatch"
+    try:
+        return str(argv0.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(argv0)
+
+
 def _money(value: float | None, currency: str | None) -> str:
     if value is None:
         return ""
@@ -1526,11 +1539,12 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
         click.echo(f"Review queue ({min(len(rows), total)} of {total} pending, best first):\n")
         render_queue(rows, click.echo)
         db = state.db_path
-        click.echo(f"\nNext: `dealwatch --db {db} queue --limit 0` lists every pending candidate;"
-                   f" `dealwatch --db {db} queue --json` gives them to scripts.")
+        prog = _prog()
+        click.echo(f"\nNext: `{prog} --db {db} queue --limit 0` lists every pending candidate;"
+                   f" `{prog} --db {db} queue --json` gives them to scripts.")
         from pipeline.web import review_ui_hint
 
-        click.echo(review_ui_hint(db, has_reviewers))
+        click.echo(review_ui_hint(db, has_reviewers, prog))
         if keep_serving:
             click.echo(f"serving {site.base_url}/ until Ctrl-C", err=True)
             try:

@@ -879,11 +879,11 @@ def check_bind(host: str, allow_public: bool) -> None:
                          "--public to let other machines reach the review UI (put HTTPS in front)")
 
 
-def review_ui_hint(db_path: Path, has_reviewers: bool) -> str:
+def review_ui_hint(db_path: Path, has_reviewers: bool, prog: str = "dealwatch") -> str:
     """What to run to review a database in the browser (the demo prints it last)."""
     db = f"--db {db_path} " if str(db_path) != "data/dealwatch.db" else ""
-    first = "" if has_reviewers else f"`dealwatch {db}user add NAME` (once), then "
-    return (f"Review them in your browser: {first}`dealwatch {db}serve` and open "
+    first = "" if has_reviewers else f"`{prog} {db}user add NAME` (once), then "
+    return (f"Review them in your browser: {first}`{prog} {db}serve` and open "
             f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/ (j/k to move, c/r/d to decide, ? for keys).")
 
 
