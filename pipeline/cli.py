@@ -1479,7 +1479,7 @@ def eval_command(state: State, gold: Path, as_json: bool, threshold: float | Non
 
     \b
     Example:
-        dealwatch eval ../shared/eval/deal_passages_dev.jsonl
+        dealwatch eval labelled_passages.jsonl
         dealwatch eval gold.jsonl --json --model never
     """
     from pipeline.evaluate import evaluate, format_report, load_gold
