@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.store import QueueFilter, Store
+from pipeline.store import Store
 from pipeline.store_registry import QueueQuery
 
 VENDORS = ["huawei", "zte", "hikvision", "dahua", "china-mobile", "inspur"]
@@ -103,8 +103,6 @@ def main() -> int:
             timed("counts per status, source filter", lambda: store.queue_status_counts(
                 QueueQuery(source="wire")))
             timed("distinct countries", store.candidate_countries)
-            timed("Store.queue OFFSET 50,000 (for comparison)", lambda: store.queue(
-                QueueFilter(status="pending", limit=50, offset=50_000)), repeat=2)
             assert isinstance(first, list) and len(first) == 51
         web_page(path)
     return 0

@@ -21,7 +21,7 @@ from models.config import Source
 from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
 from pipeline.dedup import Signature, canonical_url
-from pipeline.store_registry import RegistryStore, decode_row
+from pipeline.store_registry import QueueQuery, RegistryStore, decode_row
 
 logger = logging.getLogger(__name__)
 
@@ -351,14 +351,13 @@ def _json(value: Any) -> str:
 
 @dataclass(frozen=True)
 class QueueFilter:
+    """What the command line asks of the queue (the web UI has more filters: QueueQuery)."""
+
     status: str | None = "pending"
     kind: str | None = None
-    vendor: str | None = None  # any of the candidate's vendors
+    vendor: str | None = None
     country: str | None = None
-    min_score: float | None = None
-    limit: int | None = 50
-    offset: int = 0
-    collapse_clusters: bool = True
+    limit: int | None = 50  # None: all of it
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -799,45 +798,22 @@ class Store(RegistryStore):
     # -- reading the queue --
 
     def queue(self, flt: QueueFilter | None = None) -> list[dict[str, Any]]:
-        """Candidates, best first. With `collapse_clusters`, the copies of a syndicated story
-        (one near-duplicate cluster) show as one candidate carrying every copy in `copies`."""
+        """Candidates, best first; the copies of a syndicated story (one near-duplicate cluster)
+        show as one entry carrying every copy in `copies`. Pages through `queue_page`."""
         flt = flt or QueueFilter()
-        where: list[str] = []
-        params: list[Any] = []
-        if flt.status:
-            where.append("c.status = ?")
-            params.append(flt.status)
-        if flt.kind:
-            where.append("c.kind = ?")
-            params.append(flt.kind)
-        if flt.min_score is not None:
-            where.append("c.score >= ?")
-            params.append(flt.min_score)
-        if flt.vendor:
-            where.append("(c.vendor = ? OR EXISTS (SELECT 1 FROM json_each(c.vendors) v "
-                         "WHERE v.value = ?))")
-            params += [flt.vendor, flt.vendor]
-        if flt.country:
-            where.append("c.country = ?")
-            params.append(flt.country)
-        key = "a.cluster_id, c.kind, COALESCE(c.vendor, ''), COALESCE(c.country, '')"
-        if not flt.collapse_clusters:
-            key = "c.id"
-        sql = (
-            "WITH ranked AS (SELECT c.*, a.url AS url, a.canonical_url, a.title, a.published,"
-            " a.site, a.cluster_id,"
-            f" ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY c.score DESC, c.id) AS rank_in_cluster,"
-            f" COUNT(*) OVER (PARTITION BY {key}) AS cluster_candidates"
-            " FROM candidates c JOIN articles a ON a.id = c.article_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + ") SELECT * FROM ranked WHERE rank_in_cluster = 1 ORDER BY score DESC, id"
-        )
-        if flt.limit:
-            sql += f" LIMIT {int(flt.limit)} OFFSET {int(flt.offset)}"
-        rows = [decode_row(r) for r in self.db.query(sql, params)]
+        query = QueueQuery(status=flt.status, kind=flt.kind, vendor=flt.vendor,
+                           country=flt.country)
+        page_size = flt.limit or 500
+        rows: list[dict[str, Any]] = []
+        after: tuple[float, int] | None = None
+        while True:
+            page = self.queue_page(query, page_size, after)
+            rows += page
+            if flt.limit or len(page) < page_size:
+                break
+            after = (page[-1]["score"], page[-1]["id"])
         copies = self.cluster_copies(r["cluster_id"] for r in rows if r["cluster_id"] is not None)
         for row in rows:
-            row.pop("rank_in_cluster", None)
             row["copies"] = copies.get(row["cluster_id"], []) if row["cluster_id"] else []
         return rows
 
