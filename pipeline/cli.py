@@ -1532,11 +1532,12 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
                 process_report = _process(demo_state, store, use_model)
                 record.add_process(process_report)
                 _print_process(process_report)
-                rows = store.queue(QueueFilter(status="pending", limit=limit or None))
-                total = store.counts()["candidates_pending"]
+                everything = store.queue(QueueFilter(status="pending", limit=None))
+                rows, total = everything[:limit] if limit else everything, len(everything)
                 has_reviewers = bool(store.users())
         click.echo(f"done in {time.monotonic() - started:.1f}s\n", err=True)
-        click.echo(f"Review queue ({min(len(rows), total)} of {total} pending, best first):\n")
+        click.echo(f"Review queue ({len(rows)} of {total} pending, best first; a syndicated "
+                   "story is one entry):\n")
         render_queue(rows, click.echo)
         db = state.db_path
         prog = _prog()
