@@ -501,19 +501,6 @@ class Store(RegistryStore):
         known.update(row[0] for row in self.db.execute("SELECT canonical_url FROM articles"))
         return known
 
-    def known_page_urls(self, urls: Iterable[str] | None = None) -> set[str]:
-        """URLs (as requested and as finally served) of article pages fetched successfully."""
-        sql = ("SELECT url, final_url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299"
-               " AND error IS NULL")
-        known: set[str] = set()
-        for url, final_url in self.db.execute(sql).fetchall():
-            known.add(url)
-            if final_url:
-                known.add(final_url)
-        if urls is not None:
-            return known & set(urls)
-        return known
-
     def validators(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
         """What the last good fetch of each URL said: etag, last_modified and content_hash, for
         conditional GET and for noticing an unchanged body."""

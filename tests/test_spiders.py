@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from models.config import CrawlSettings, Source
 from models.records import Page
+from pipeline.dedup import canonical_url
 from pipeline.store import Store
 from scrapers.middlewares import PrivateNetworkMiddleware, PrivateNetworkRefused, is_public_address
 from scrapers.pipelines import StorePipeline
@@ -384,7 +385,7 @@ def test_store_pipeline_saves_pages_and_counts_them_by_role(tmp_path: Path) -> N
     assert pipeline.process_item(page) is page
     pipeline.close_spider()
     with Store(db_path) as store:
-        assert store.known_page_urls() == {f"{BASE}/a"}
+        assert store.known_article_urls() == {canonical_url(f"{BASE}/a")}
     assert crawler.stats.get_value("dealwatch/pages/article") == 1
 
 
