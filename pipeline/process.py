@@ -56,16 +56,42 @@ def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[s
 
 def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, str, str | None]],
                       batch_size: int, report: ProcessReport) -> None:
-    """Tag and detect on (article_id, text, source_id) and store the results (caller's transaction)."""
-    texts = (text for _, text, _ in articles)
-    for (article_id, _, source_id), analysis in zip(articles, analyzer.analyze_many(texts, batch_size),
-                                                    strict=True):
-        outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
-                                      analyzer.version)
-        report.count("entities", None, len(analysis.entities))
-        report.count("candidates", source_id, len(analysis.candidates))
-        report.count("candidates_new", source_id, outcome["candidates_new"])
-        report.count("candidates_removed", None, outcome["candidates_removed"])
+    """Tag and detect on (article_id, text, source_id) and store the results (caller's transaction).
+
+    A text the analyser chokes on must not cost the batch: then each is analysed on its own, and
+    the one that fails is recorded as failed with its reason.
+    """
+    try:
+        with store.transaction():
+            texts = (text for _, text, _ in articles)
+            for item, analysis in zip(articles, analyzer.analyze_many(texts, batch_size),
+                                      strict=True):
+                _save_analysis(store, analyzer, item, analysis, report)
+        return
+    except Exception:
+        if len(articles) == 1:
+            raise
+        logger.warning("analysing a batch of %d failed; analysing one by one", len(articles))
+    for item in articles:
+        try:
+            _analyse_and_save(store, analyzer, [item], batch_size, report)
+        except Exception as exc:
+            reason = f"analysis failed: {type(exc).__name__}: {exc}"
+            logger.exception("article %d: %s", item[0], reason)
+            store.mark_article_pages(item[0], "failed", reason)
+            report.count("failed", item[2])
+            report.failures.append((f"article {item[0]}", reason))
+
+
+def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, str, str | None],
+                   analysis: Any, report: ProcessReport) -> None:
+    article_id, _, source_id = item
+    outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
+                                  analyzer.version)
+    report.count("entities", None, len(analysis.entities))
+    report.count("candidates", source_id, len(analysis.candidates))
+    report.count("candidates_new", source_id, outcome["candidates_new"])
+    report.count("candidates_removed", None, outcome["candidates_removed"])
 
 
 class PageProcessor:
@@ -93,7 +119,7 @@ class PageProcessor:
                 to_analyse: list[tuple[int, str, str | None]] = []
                 seen_hashes: dict[str, int] = {}
                 for page in batch:
-                    self._extract_page(page, seen_hashes, to_analyse)
+                    self._extract_page_safely(page, seen_hashes, to_analyse)
                 _analyse_and_save(self.store, self.analyzer, to_analyse, self.batch_size,
                                   self.report)
             if progress:
@@ -119,6 +145,23 @@ class PageProcessor:
         self.store.set_cluster(article_id, cluster_id, merged)
         if cluster_id != article_id:
             self.report.count("near_duplicates", source_id)
+
+    def _extract_page_safely(self, page: dict[str, Any], seen_hashes: dict[str, int],
+                             to_analyse: list[tuple[int, str, str | None]]) -> None:
+        """One page in its own savepoint: a page that breaks something unexpected is recorded
+        as failed with the reason, and the batch goes on."""
+        try:
+            with self.store.transaction():
+                self._extract_page(page, seen_hashes, to_analyse)
+        except Exception as exc:
+            url = page["final_url"] or page["url"]
+            reason = f"processing failed: {type(exc).__name__}: {exc}"
+            logger.exception("%s: %s", url, reason)
+            if self._index is not None:
+                self._index = None  # it may hold this page's article: reload from the store
+            self.store.mark_page(page["id"], "failed", reason)
+            self.report.count("failed", page["source_id"])
+            self.report.failures.append((url, reason))
 
     def _extract_page(self, page: dict[str, Any], seen_hashes: dict[str, int],
                       to_analyse: list[tuple[int, str, str | None]]) -> None:

@@ -599,6 +599,12 @@ class Store(RegistryStore):
             [status, reason, utcnow(), article_id, page_id],
         )
 
+    def mark_article_pages(self, article_id: int, status: str, reason: str | None) -> None:
+        """Record a processing outcome on every page that gave this article."""
+        self.db.execute(
+            "UPDATE pages SET process_status = ?, process_reason = ?, processed_at = ? "
+            "WHERE article_id = ?", [status, reason, utcnow(), article_id])
+
     def prune_html(self, days: int) -> int:
         """Drop raw HTML older than the retention window (extracted text stays)."""
         if days <= 0:

@@ -1,0 +1,70 @@
+"""The processing stage keeps going: one page or text that breaks something costs only itself."""
+
+from __future__ import annotations
+
+import pytest
+
+import pipeline.process as process_module
+from models.records import Page
+from pipeline.analyze import Analyzer
+from pipeline.config import load_config
+from pipeline.process import process_pages
+from pipeline.store import Store
+
+
+def _page(n: int, extra: str = "") -> Page:
+    paragraphs = "".join(
+        f"<p>NAIROBI – Story {n}: Kenya's ICT ministry signed a cloud contract with Huawei, "
+        f"officials said on Tuesday, paragraph {i} of a report long enough to read as an "
+        f"article.{extra}</p>" for i in range(4))
+    return Page(url=f"https://news.test/{n}", source_id=None, status=200,
+                body=f"<html><body><article><h1>Story {n}</h1>{paragraphs}</article></body></html>".encode(),
+                headers={"content-type": "text/html"})
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer.from_config(load_config(), use_model="never")
+
+
+def test_a_page_that_breaks_extraction_is_recorded_and_the_batch_goes_on(db_path, analyzer, monkeypatch) -> None:
+    real = process_module.extract_article
+
+    def flaky(body, url, *args, **kwargs):
+        if url.endswith("/2"):
+            raise RuntimeError("unexpected markup")
+        return real(body, url, *args, **kwargs)
+
+    monkeypatch.setattr(process_module, "extract_article", flaky)
+    with Store(db_path) as store:
+        for n in (1, 2, 3):
+            store.save_page(_page(n))
+        report = process_pages(store, analyzer)
+        statuses = dict(store.db.execute("SELECT url, process_status FROM pages").fetchall())
+        reason = store.db.execute("SELECT process_reason FROM pages WHERE url LIKE '%/2'").fetchone()[0]
+        assert statuses == {"https://news.test/1": "article", "https://news.test/2": "failed",
+                            "https://news.test/3": "article"}
+        assert "RuntimeError: unexpected markup" in reason
+        assert report.counters["failed"] == 1 and store.counts()["candidates"] == 2
+        assert process_pages(store, analyzer).counters["pages"] == 0  # nothing left stuck
+
+
+def test_a_text_that_breaks_the_analyser_costs_only_its_article(db_path, analyzer) -> None:
+    class Choosy:
+        version = analyzer.version
+
+        def analyze_many(self, texts, batch_size=64):
+            for text in texts:
+                if "Story 2" in text:
+                    raise ValueError("cannot tag this")
+                yield analyzer.analyze(text)
+
+    with Store(db_path) as store:
+        for n in (1, 2, 3):
+            store.save_page(_page(n))
+        report = process_pages(store, Choosy())
+        statuses = dict(store.db.execute("SELECT url, process_status FROM pages").fetchall())
+        assert statuses["https://news.test/2"] == "failed"
+        assert statuses["https://news.test/1"] == statuses["https://news.test/3"] == "article"
+        assert store.counts()["candidates"] == 2
+        assert report.failures and "ValueError: cannot tag this" in report.failures[0][1]
