@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ import click
 from models.errors import DealwatchError
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, resolve_db_path
 from pipeline.export import FORMATS as EXPORT_FORMATS
+from pipeline.present import money
 from pipeline.review import REJECT_REASONS
 from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store
 
@@ -57,6 +59,12 @@ class DealwatchGroup(click.Group):
             sys.exit(143 if isinstance(exc, Terminated) else 130)
         except DealwatchError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            click.echo(f"error: the database is busy ({exc}): another process has been writing "
+                       "for longer than the busy timeout; try again", err=True)
             sys.exit(1)
 
 
@@ -596,15 +604,6 @@ def _prog() -> str:
         return str(argv0)
 
 
-def _money(value: float | None, currency: str | None) -> str:
-    if value is None:
-        return ""
-    for factor, word in ((1e9, "billion"), (1e6, "million")):
-        if value >= factor:
-            return f"{currency or ''} {value / factor:g} {word}".strip()
-    return f"{currency or ''} {value:,.0f}".strip()
-
-
 def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None:
     """The review queue as text: one block per candidate, best first."""
     if not rows:
@@ -626,7 +625,7 @@ def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None
             f"stage: {row['stage'] or '-'}",
         ]
         if row.get("value") is not None:
-            fields.append(f"value: {_money(row['value'], row.get('currency'))}")
+            fields.append(f"value: {money(row['value'], row.get('currency'))}")
         if row.get("year"):
             fields.append(f"year: {row['year']}")
         out(f"{rank:>3}. [{row['status']}] #{row['id']}  " + "  ".join(fields))
@@ -677,10 +676,6 @@ def queue(state: State, status: str, kind: str | None, limit: int, as_json: bool
 #
 # The same functions as the web UI (pipeline.review, pipeline.registry), the same audit. No run
 # lock: reviewing goes on while the nightly run writes (WAL and the busy timeout share the file).
-
-
-def _known_vendors(state: State) -> set[str]:
-    return {entry.id for entry in state.config.watchlist if entry.type == "vendor"}
 
 
 def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
@@ -813,17 +808,21 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
 
 def _context(row: dict[str, Any], width: int = 240) -> dict[str, Any]:
     """The evidence sentence with the text around it, when the offsets point at it."""
-    text, start, end = row.get("article_text") or "", row.get("start"), row.get("end")
-    evidence = {"sentence": row["sentence"], "start": start, "end": end, "before": "", "after": ""}
-    if isinstance(start, int) and isinstance(end, int) and \
-            " ".join(text[start:end].split()) == " ".join(row["sentence"].split()):
+    from pipeline.present import evidence_span
+
+    text = row.get("article_text") or ""
+    evidence = {"sentence": row["sentence"], "start": row.get("start"), "end": row.get("end"),
+                "before": "", "after": ""}
+    span = evidence_span(text, row["sentence"], row.get("start"), row.get("end"))
+    if span:
+        start, end = span
         evidence["before"] = " ".join(text[max(0, start - width):start].split())
         evidence["after"] = " ".join(text[end:end + width].split())
     return evidence
 
 
 def _candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
-    from pipeline.export import country_name
+    from pipeline.present import country_name
     from pipeline.registry import suggest_deals
     from pipeline.review import EDITABLE_FIELDS, history
 
@@ -868,9 +867,9 @@ def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
         + (f"  deal {c['deal_id']}" if c["deal_id"] else ""))
     out(f"  vendor: {', '.join(c['vendors'] or []) or c['vendor'] or '-'}  country: {country}  "
         f"counterpart: {counterpart}")
-    money = _money(c["value"], c["currency"])
+    amount = money(c["value"], c["currency"])
     out(f"  type: {', '.join(c['deal_types'] or []) or '-'}  stage: {c['stage'] or '-'}"
-        + (f"  value: {money}" if money else "") + (f"  year: {c['year']}" if c["year"] else ""))
+        + (f"  value: {amount}" if amount else "") + (f"  year: {c['year']}" if c["year"] else ""))
     if c["reviewed_by"]:
         out(f"  decided by {c['reviewed_by']} at {c['reviewed_at']}"
             + (f" ({c['reason']})" if c["reason"] else ""))
@@ -964,7 +963,7 @@ def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: 
     with state.store() as store:
         outcome = decide(store, candidate_id, "confirm", state.reviewer_name,
                          version=expect_version, note=note, edits=edits,
-                         deal_id="new" if new_deal else deal, known_vendors=_known_vendors(state))
+                         deal_id="new" if new_deal else deal, known_vendors=state.config.vendor_ids())
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -1035,7 +1034,7 @@ def review_edit(state: State, candidate_id: int, edits: dict[str, str], note: st
 
     with state.store() as store:
         outcome = edit(store, candidate_id, state.reviewer_name, edits, version=expect_version,
-                       note=note, known_vendors=_known_vendors(state))
+                       note=note, known_vendors=state.config.vendor_ids())
         if as_json:
             _print_outcomes(store, [outcome], as_json)
         else:
@@ -1090,14 +1089,14 @@ def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into
                  candidates: dict[str, list[int]]) -> None:
     counterpart = (record["counterpart"] or "-") + (
         f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
-    money = _money(record["value"], record["currency"])
+    amount = money(record["value"], record["currency"])
     out(f"{record['deal_id']}  version {record['version']}"
         + (f"  merged into {merged_into}" if merged_into else ""))
     out(f"  vendor: {', '.join(record['vendors']) or record['vendor'] or '-'}  country: "
         f"{record['country'] or '-'}" + (f" ({record['country_name']})" if record["country_name"]
                                          else "") + f"  counterpart: {counterpart}")
     out(f"  type: {', '.join(record['deal_types']) or '-'}  stage: {record['stage'] or '-'}"
-        + (f"  value: {money}" if money else "") + (f"  year: {record['year']}" if record["year"]
+        + (f"  value: {amount}" if amount else "") + (f"  year: {record['year']}" if record["year"]
                                                    else ""))
     out(f"  reported {record['first_reported'] or '?'} – {record['last_reported'] or '?'}; "
         f"confirmed by {record['confirmed_by']} at {record['confirmed_at']}")

@@ -39,6 +39,9 @@ class Config:
         raise ConfigError(f"{self.files['sources.toml']}: no source with id {source_id!r} "
                           f"(known: {known})")
 
+    def vendor_ids(self) -> set[str]:
+        return {e.id for e in self.watchlist if e.type == "vendor"}
+
     def enabled_sources(self) -> list[Source]:
         return [s for s in self.sources if s.enabled]
 

@@ -28,9 +28,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.error import HTTPError, URLError
 
-import pycountry
-
 from models.errors import DealwatchError
+from pipeline.present import country_name
 from pipeline.store import Store
 
 logger = logging.getLogger(__name__)
@@ -64,16 +63,6 @@ class ExportError(DealwatchError):
 
 
 # --- records --------------------------------------------------------------------------------
-
-
-def country_name(code: str | None) -> str | None:
-    """The English name a reader knows ("Bolivia", not "Bolivia, Plurinational State of")."""
-    if not code:
-        return None
-    country = pycountry.countries.get(alpha_2=code)
-    if country is None:
-        return None
-    return str(getattr(country, "common_name", None) or country.name)
 
 
 def _day(value: str | None) -> str | None:
@@ -172,7 +161,7 @@ def registry_records(store: Store, since: str | None = None) -> list[dict[str, A
     after this date — what an incremental export wants. Merged deals are never included.
     """
     since = parse_since(since) if since else None
-    with store.transaction():  # one consistent snapshot, while reviewers keep confirming
+    with store.snapshot():  # one consistent snapshot, while reviewers keep confirming
         return [deal_record(store, deal) for deal in store.deals(since=since)]
 
 
@@ -380,15 +369,18 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
     report = PushReport(url)
     acknowledged = store.pushed_versions(url)
     digest = hashlib.sha256()
-    for deal in store.deals(include_merged=True):
-        version = int(deal["version"])
-        known = acknowledged.get(deal["id"])
-        if deal.get("merged_into") and known is None:
-            continue  # merged before the endpoint ever saw it: nothing to tell
-        if known is not None and known >= version:
-            report.up_to_date += 1
-            continue
-        with store.transaction():  # the deal and its sources as of one moment
+    for listed in store.deals(include_merged=True):
+        with store.snapshot():  # the deal, its version and its sources as of one moment
+            deal = store.deal(listed["id"])
+            if deal is None:
+                continue  # withdrawn while the push went on
+            version = int(deal["version"])
+            known = acknowledged.get(deal["id"])
+            if deal.get("merged_into") and known is None:
+                continue  # merged before the endpoint ever saw it: nothing to tell
+            if known is not None and known >= version:
+                report.up_to_date += 1
+                continue
             payload = _push_payload(store, deal)
         key = f"{deal['deal_id']}-v{version}"
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,15 +205,21 @@ def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], 
 
 
 def bulk_reject(store: Store, candidate_ids: list[int], reviewer: str, reason: str,
-                note: str | None = None) -> list[Outcome]:
-    """Reject a selection (each with its copies); all or nothing."""
+                note: str | None = None, versions: Mapping[int, int] | None = None
+                ) -> list[Outcome]:
+    """Reject a selection (each with its copies); all or nothing.
+
+    versions: candidate id → the version the reviewer saw; a candidate changed since then
+    stops the whole rejection with a ConflictError.
+    """
     outcomes: list[Outcome] = []
     done: set[int] = set()
     with store.transaction():
         for candidate_id in candidate_ids:
             if candidate_id in done:
                 continue
-            outcome = decide(store, candidate_id, "reject", reviewer, reason=reason, note=note)
+            outcome = decide(store, candidate_id, "reject", reviewer, reason=reason, note=note,
+                             version=(versions or {}).get(candidate_id))
             done.update(outcome.candidate_ids)
             outcomes.append(outcome)
     return outcomes

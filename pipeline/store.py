@@ -712,13 +712,31 @@ class Store(RegistryStore):
                 raise
             conn.execute(f"RELEASE SAVEPOINT {name}")
             return
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: the database is busy ({exc}): another process has "
+                             "been writing for longer than the busy timeout; try again") from None
         try:
             yield
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A consistent read of several queries, without taking the write lock (WAL readers
+        never wait for writers)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
 
     def save_analysis(self, article_id: int, entities: list[Entity], candidates: list[Candidate],
                       analyser: str) -> dict[str, int]:

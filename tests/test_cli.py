@@ -217,3 +217,25 @@ def test_watchlist_list_and_add(run_cli, make_config) -> None:
     as_json = run_cli("--config", str(config_dir), "watchlist", "list", "--json")
     assert {"id": "lumenstar", "name": "Lumenstar", "aliases": ["Lumenstar Technologies"], "type": "vendor",
             "country": "CN"} in [json.loads(line) for line in as_json.output.splitlines()]
+
+
+def test_a_busy_database_is_one_line_and_reading_goes_on(run_cli, db_path) -> None:
+    import sqlite3
+
+    _seed(db_path)
+    with open(db_path.parent / "settings.toml", "w") as fh:
+        fh.write("[database]\nbusy_timeout_ms = 200\n")
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process is writing
+    try:
+        config = ["--config", str(db_path.parent)]
+        result = run_cli(*config, "review", "--reviewer", "ana", "defer", "1")
+        assert result.exit_code == 1
+        assert "database is busy" in result.output and "Traceback" not in result.output
+        listed = run_cli(*config, "review", "list", "--json")  # reading takes no write lock
+        assert listed.exit_code == 0 and len(json.loads(listed.output)) == 3
+        exported = run_cli(*config, "export", "--format", "jsonl")  # logging the export writes
+        assert exported.exit_code == 1 and "database is busy" in exported.output
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

@@ -169,3 +169,11 @@ def test_reanalysis_does_not_touch_reviewed_candidates(store) -> None:
     row = store.candidate(cid)
     store.save_analysis(row["article_id"], [], [], "v2")  # new rules find nothing
     assert store.candidate(cid)["stage"] == "mou"
+
+
+def test_bulk_reject_checks_the_versions_the_reviewer_saw(store) -> None:
+    a, b = _seed(store, 1), _seed(store, 2, country="UG")
+    review.decide(store, b, "defer", "bo")  # b changed after the list was read
+    with pytest.raises(ConflictError, match="changed by bo"):
+        review.bulk_reject(store, [a, b], "ana", "not_a_deal", versions={a: 1, b: 1})
+    assert store.candidate(a)["status"] == "pending"
