@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from models.errors import DealwatchError
-from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, resolve_db_path
+from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, read_watchlist, resolve_db_path
 from pipeline.export import FORMATS as EXPORT_FORMATS
 from pipeline.present import money
 from pipeline.review import REJECT_REASONS
@@ -331,10 +331,13 @@ def watchlist_add(state: State, entry_id: str, name: str, aliases: tuple[str, ..
     if any(e.id == entry.id for e in cfg.watchlist):
         fail(f"watchlist: id {entry.id!r} is already defined")
     path = cfg.directory / "watchlist" / filename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(entry.model_dump_json(exclude_defaults=True) + "\n")
-    load_config(cfg.directory)  # the file still validates as a whole
+    before = path.read_text(encoding="utf-8") if path.exists() else ""
+    if before and not before.endswith("\n"):
+        before += "\n"
+    after = before + entry.model_dump_json(exclude_defaults=True) + "\n"
+    # Check the file as a whole before it replaces the old one: a bad edit never breaks config.
+    read_watchlist([path], text=after)
+    _write_atomically(path, after.encode("utf-8"))
     click.echo(f"added {entry.id} to {path}; `dealwatch process --reanalyse` applies it to "
                "stored articles")
 

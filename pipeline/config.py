@@ -102,11 +102,12 @@ def watchlist_files(directory: Path) -> list[Path]:
     return [files[name] for name in sorted(files)]
 
 
-def read_watchlist(paths: list[Path]) -> list[WatchlistEntry]:
+def read_watchlist(paths: list[Path], text: str | None = None) -> list[WatchlistEntry]:
+    """Entries of watchlist files (with `text`: of one file about to be written, as that text)."""
     entries: list[WatchlistEntry] = []
     seen: dict[str, str] = {}
     for path in paths:
-        for where, data in read_jsonl(path, ConfigError, comments=True):
+        for where, data in read_jsonl(path, ConfigError, comments=True, text=text):
             entry = _validate(WatchlistEntry, data, where)
             if entry.id in seen:
                 raise ConfigError(f"{where}: id: {entry.id!r} is already defined at {seen[entry.id]}")

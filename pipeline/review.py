@@ -247,10 +247,16 @@ def undo(store: Store, reviewer: str) -> Outcome:
             previous["status"] = review["previous_status"]
             earlier_deal = previous.pop("deal_id", None)
             store.set_candidate(current["id"], current["version"], previous)
-            if previous["status"] == "confirmed" and earlier_deal and store.deal(earlier_deal):
-                # it was a source of a deal before this decision took it out: put it back
-                link_source(store, earlier_deal, {**current, **previous}, reviewer, None)
-                touched.append(earlier_deal)
+            if previous["status"] == "confirmed":
+                # it was a source of a deal before this decision took it out: put it back, or
+                # file it anew when that deal has gone (withdrawn with its last source)
+                row = {**current, **previous}
+                deal = store.deal(earlier_deal) if earlier_deal else None
+                if deal and not deal.get("merged_into"):
+                    link_source(store, deal["id"], row, reviewer, None)
+                    touched.append(deal["id"])
+                else:
+                    touched.append(file_confirmation(store, [row], reviewer, undo_batch, None))
             store.add_review({
                 "candidate_id": current["id"], "reviewer": reviewer, "decision": "undo",
                 "undoes": batch, "batch": undo_batch, "previous_status": current["status"],

@@ -319,12 +319,22 @@ def _migration_5(db: Database) -> None:
     """)
 
 
+def _migration_6(db: Database) -> None:
+    # Deal ids never come back: a withdrawn deal's number (dw-000007) must not name another
+    # deal, or a registry that saw the first would take the second for it.
+    db.executescript("""
+        CREATE TABLE deal_numbers (last INTEGER NOT NULL);
+        INSERT INTO deal_numbers (last) SELECT COALESCE(MAX(id), 0) FROM deals;
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
     (3, "canonical page URLs and last checks", _migration_3),
     (4, "near-duplicate signatures and clusters", _migration_4),
     (5, "review, reviewers and the registry", _migration_5),
+    (6, "deal numbers are never reused", _migration_6),
 ]
 
 

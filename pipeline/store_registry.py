@@ -204,14 +204,15 @@ class RegistryStore:
                     notes: str | None = None) -> int:
         now = _now()
         row = {name: _dump(fields.get(name)) for name in DEAL_FIELDS}
-        row.update(deal_id="pending", confirmed_by=confirmed_by, confirmed_at=now, notes=notes,
-                   created_at=now, updated_at=now, created_by_batch=batch)
+        deal_id = int(self.db.execute(
+            "UPDATE deal_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
+        row.update(id=deal_id, deal_id=f"dw-{deal_id:06d}", confirmed_by=confirmed_by,
+                   confirmed_at=now, notes=notes, created_at=now, updated_at=now,
+                   created_by_batch=batch)
         cols = list(row)
-        cur = self.db.execute(
+        self.db.execute(
             f"INSERT INTO deals ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
             [row[c] for c in cols])
-        deal_id = int(cur.lastrowid or 0)
-        self.db.execute("UPDATE deals SET deal_id = ? WHERE id = ?", [f"dw-{deal_id:06d}", deal_id])
         return deal_id
 
     def update_deal(self, deal_id: int, fields: dict[str, Any], touch: bool = False) -> None:

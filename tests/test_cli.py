@@ -239,3 +239,15 @@ def test_a_busy_database_is_one_line_and_reading_goes_on(run_cli, db_path) -> No
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+def test_watchlist_add_to_a_file_without_a_final_newline(run_cli, make_config) -> None:
+    config_dir = make_config({"watchlist/local.jsonl": '{"id": "lumen", "name": "Lumen", "type": "vendor"}'})
+    added = run_cli("--config", str(config_dir), "watchlist", "add", "orbis", "--name", "Orbis",
+                    "--type", "vendor")
+    assert added.exit_code == 0, added.output
+    assert run_cli("--config", str(config_dir), "check-config").exit_code == 0
+    bad = make_config({"watchlist/local.jsonl": "{broken\n"}, name="bad")
+    refused = run_cli("--config", str(bad), "watchlist", "add", "orbis", "--name", "Orbis", "--type", "vendor")
+    assert refused.exit_code == 1
+    assert (bad / "watchlist" / "local.jsonl").read_text() == "{broken\n"  # nothing written

@@ -177,3 +177,22 @@ def test_bulk_reject_checks_the_versions_the_reviewer_saw(store) -> None:
     with pytest.raises(ConflictError, match="changed by bo"):
         review.bulk_reject(store, [a, b], "ana", "not_a_deal", versions={a: 1, b: 1})
     assert store.candidate(a)["status"] == "pending"
+
+
+def test_undoing_a_rejection_of_the_last_source_files_it_again(store) -> None:
+    cid = _seed(store)
+    first = review.decide(store, cid, "confirm", "ana").deal_id
+    review.decide(store, cid, "reject", "ana", reason="other")
+    assert store.deal(first) is None  # its only source left: the deal is withdrawn
+    review.undo(store, "ana")
+    row = store.candidate(cid)
+    assert row["status"] == "confirmed" and row["deal_id"] is not None
+    assert [s["candidate_id"] for s in store.deal_sources(row["deal_id"])] == [cid]
+
+
+def test_deal_numbers_are_never_reused(store) -> None:
+    a, b = _seed(store, 1), _seed(store, 2, country="UG", vendor="zte", vendors=["zte"])
+    first = review.decide(store, a, "confirm", "ana").deal_id
+    review.decide(store, a, "reject", "ana", reason="other")  # withdraws dw-000001
+    second = review.decide(store, b, "confirm", "ana").deal_id
+    assert second != first and store.deal(second)["deal_id"] != f"dw-{first:06d}"
