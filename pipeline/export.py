@@ -54,7 +54,9 @@ LIST_SEPARATOR = "; "
 TEXT_SEPARATOR = "\n"
 # Free text that comes from crawled pages or reviewers; a spreadsheet would run a cell starting
 # with one of FORMULA_STARTS as a formula (CSV injection), so such a cell gets a leading "'".
-CSV_TEXT_COLUMNS = ("counterpart", "notes", "source_titles", "evidence")
+# Cells whose text came from the web or a person: defused so a spreadsheet shows, not runs, it.
+CSV_TEXT_COLUMNS = ("counterpart", "notes", "source_titles", "source_sites", "evidence",
+                    "currency", "confirmed_by")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -9,6 +9,8 @@ entry) are decided together, as one batch; undo takes back a reviewer's last bat
 from __future__ import annotations
 
 import logging
+import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,6 +73,8 @@ def clean_edits(edits: dict[str, Any], known_vendors: set[str] | None = None) ->
                 value = float(str(value).replace(",", ""))
             except ValueError:
                 raise ReviewError(f"value: a number, not {raw!r}") from None
+            if not math.isfinite(value) or value < 0:
+                raise ReviewError(f"value: an amount of zero or more, not {raw!r}")
         elif name == "year":
             try:
                 value = int(value)
@@ -80,6 +84,8 @@ def clean_edits(edits: dict[str, Any], known_vendors: set[str] | None = None) ->
                 raise ReviewError(f"year: {value} is out of range")
         elif name == "currency":
             value = str(value).upper()
+            if not re.fullmatch(r"[A-Z]{3}", value):
+                raise ReviewError(f"currency: an ISO 4217 code such as USD or KES, not {raw!r}")
         out[name] = value
     for name, allowed in (("stage", STAGES), ("deal_type", DEAL_TYPES),
                           ("counterpart_type", COUNTERPART_TYPES)):

@@ -218,3 +218,16 @@ def test_a_rejected_source_is_no_evidence(registry, db_path) -> None:
         assert len(registry_records(store)[0]["sources"]) == 5
         decide(store, extra, "reject", "bob", reason="duplicate")
         assert len(registry_records(store)[0]["sources"]) == 4
+
+
+def test_csv_defuses_every_cell_that_came_from_a_page(db_path) -> None:
+    from pipeline.review import decide
+    from registryfixtures import story
+
+    with Store(db_path) as store:
+        cid = story(store, "Kenya's Ministry of ICT signed a cloud contract with Huawei.",
+                    site='=HYPERLINK("http://x.test","y")')
+        decide(store, cid, "confirm", "@ana")
+        rows = list(csv.DictReader(io.StringIO(build_export(store, "csv").data.decode(), newline="")))
+    assert rows[0]["source_sites"].startswith("'=HYPERLINK")
+    assert rows[0]["confirmed_by"] == "'@ana"

@@ -94,6 +94,10 @@ def test_edits_before_confirming_are_validated_and_recorded(store) -> None:
     ({"year": "soon"}, "year: a whole number"),
     ({"vendor": "acme"}, "not a watchlist vendor"),
     ({"score": 1}, "not an editable field"),
+    ({"value": "1e400"}, "value: an amount"),
+    ({"value": "nan"}, "value: an amount"),
+    ({"value": "-5"}, "value: an amount"),
+    ({"currency": "=1+2"}, "currency: an ISO 4217"),
 ])
 def test_bad_edits_are_refused(store, edits, message) -> None:
     cid = _seed(store)
