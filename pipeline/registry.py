@@ -92,8 +92,7 @@ def refresh_deal(store: Store, deal_id: int) -> None:
     stages = store.deal_stages(deal_id)
     types: list[str] = list(deal.get("deal_types") or [])
     for source in sources:
-        row = store.candidate(source["candidate_id"])
-        for t in (row or {}).get("deal_types") or []:
+        for t in source.get("deal_types") or []:
             if t not in types:
                 types.append(t)
     fields: dict[str, Any] = {
@@ -107,6 +106,14 @@ def refresh_deal(store: Store, deal_id: int) -> None:
     changed = {k: v for k, v in fields.items() if deal.get(k) != v}
     # Called after its sources or stages changed: the exported record did, so a new version.
     store.update_deal(deal_id, changed, touch=True)
+
+
+def source_changed(store: Store, row: dict[str, Any]) -> None:
+    """A confirmed source's fields were corrected (or the correction undone): its stage report
+    follows, and so does its deal."""
+    if row.get("status") == "confirmed" and row.get("deal_id"):
+        store.set_reported_stage(row["id"], row.get("stage"))
+        refresh_deal(store, row["deal_id"])
 
 
 def settle_deals(store: Store, deal_ids: list[int]) -> None:

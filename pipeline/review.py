@@ -18,7 +18,7 @@ from typing import Any
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
-from pipeline.registry import file_confirmation, link_source, refresh_deal, settle_deals
+from pipeline.registry import file_confirmation, link_source, settle_deals, source_changed
 from pipeline.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
@@ -204,8 +204,8 @@ def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], 
             "version": row["version"] + 1,
             "edits": {k: [before.get(k), v] for k, v in changes.items() if before.get(k) != v},
         })
-        if row.get("deal_id") and row["status"] == "confirmed":
-            refresh_deal(store, row["deal_id"])
+        if changes:  # a note alone changes nothing a registry sees
+            source_changed(store, {**row, **changes})
     return Outcome("edit", [row["id"]], batch, row["status"],
                    versions={row["id"]: row["version"] + 1})
 
@@ -253,7 +253,9 @@ def undo(store: Store, reviewer: str) -> Outcome:
             previous["status"] = review["previous_status"]
             earlier_deal = previous.pop("deal_id", None)
             store.set_candidate(current["id"], current["version"], previous)
-            if previous["status"] == "confirmed":
+            if review["decision"] == "edit":
+                source_changed(store, {**current, **previous})
+            elif previous["status"] == "confirmed":
                 # it was a source of a deal before this decision took it out: put it back, or
                 # file it anew when that deal has gone (withdrawn with its last source)
                 row = {**current, **previous}

@@ -283,12 +283,20 @@ class RegistryStore:
         return deals
 
     def deal_sources(self, deal_id: int) -> list[dict[str, Any]]:
-        return list(self.db.query(
-            "SELECT s.*, c.stage, c.kind, a.site, c.status AS candidate_status "
+        return [decode_row(r) for r in self.db.query(
+            "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status "
             "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
             "LEFT JOIN articles a ON a.id = s.article_id "
             "WHERE s.deal_id = ? ORDER BY COALESCE(s.published, s.added_at), s.url",
-            [deal_id]))
+            [deal_id])]
+
+    def set_reported_stage(self, candidate_id: int, stage: str | None) -> None:
+        """A source's corrected stage is its report in the deal's stage history."""
+        if stage and stage != "unknown":
+            self.db.execute("UPDATE deal_stages SET stage = ? WHERE candidate_id = ?",
+                            [stage, candidate_id])
+        else:
+            self.db.execute("DELETE FROM deal_stages WHERE candidate_id = ?", [candidate_id])
 
     def add_stage(self, deal_id: int, stage: str, reported_at: str | None,
                   candidate_id: int | None, reviewer: str, batch: str | None) -> None:

@@ -200,3 +200,19 @@ def test_deal_numbers_are_never_reused(store) -> None:
     review.decide(store, a, "reject", "ana", reason="other")  # withdraws dw-000001
     second = review.decide(store, b, "confirm", "ana").deal_id
     assert second != first and store.deal(second)["deal_id"] != f"dw-{first:06d}"
+
+
+def test_correcting_a_confirmed_source_reaches_its_deal_and_undo_takes_it_back(store) -> None:
+    cid = _seed(store, stage="mou")
+    deal_id = review.decide(store, cid, "confirm", "ana").deal_id
+    version = store.deal(deal_id)["version"]
+    review.edit(store, cid, "ana", {}, note="checked the gazette")
+    assert store.deal(deal_id)["version"] == version, "a note changes nothing a registry sees"
+    review.edit(store, cid, "ana", {"stage": "completed"})
+    deal = store.deal(deal_id)
+    assert deal["stage"] == "completed" and deal["version"] > version
+    assert [s["stage"] for s in store.deal_stages(deal_id)] == ["completed"]
+    review.undo(store, "ana")
+    assert store.deal(deal_id)["stage"] == "mou"
+    assert [s["deal_id"] for s in store.deal_sources(deal_id)] == [deal_id]
+    assert store.counts()["deals"] == 1, "undoing an edit files nothing anew"
