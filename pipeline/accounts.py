@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sqlite3
 
 from models.errors import DealwatchError
 from pipeline.store import Store
@@ -56,7 +57,10 @@ def add_user(store: Store, name: str, password: str) -> int:
         raise AccountError(f"password: at least {MIN_PASSWORD} characters")
     if store.user(name) is not None:
         raise AccountError(f"user {name!r} exists already")
-    return store.add_user(name, hash_password(password))
+    try:
+        return store.add_user(name, hash_password(password))
+    except sqlite3.IntegrityError:  # added by someone else in the meantime
+        raise AccountError(f"user {name!r} exists already") from None
 
 
 def authenticate(store: Store, name: str, password: str) -> dict[str, object] | None:

@@ -75,12 +75,6 @@ def _one_line(text: str | None) -> str | None:
     return " ".join(text.split()) if text else text
 
 
-def _confirmed_sources(store: Store, deal_id: int) -> list[dict[str, Any]]:
-    # A candidate rejected or deferred after it was confirmed stays linked to its deal
-    # (pipeline.review does not unlink it yet); it is no evidence for the deal any more.
-    return [s for s in store.deal_sources(deal_id) if s["candidate_status"] == "confirmed"]
-
-
 def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = [{
         "url": s["url"],
@@ -111,7 +105,7 @@ def _stage_history(store: Store, deal_id: int, sources: dict[int, str | None]
 
 def deal_record(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
     """One deal as a registry record (DESIGN.md field order, then `version`, `stage_history`)."""
-    sources = _confirmed_sources(store, deal["id"])
+    sources = store.deal_sources(deal["id"])
     source_urls = {s["candidate_id"]: s["url"] for s in sources}
     value = deal.get("value")
     record: dict[str, Any] = {

@@ -149,10 +149,7 @@ def file_confirmation(store: Store, rows: list[dict[str, Any]], reviewer: str, b
         deal_id = suggestions[0].deal["id"] if suggestions and \
             suggestions[0].score >= AUTO_MATCH else "new"
     if deal_id == "new":
-        fields = {name: lead.get(name) for name in ("vendor", "vendors", "country", "counterpart",
-                                                   "counterpart_type", "deal_type", "deal_types",
-                                                   "stage", "value", "currency", "year")}
-        target = store.insert_deal(fields, reviewer, batch, notes=lead.get("note"))
+        target = store.insert_deal(lead, reviewer, batch, notes=lead.get("note"))
     else:
         target = int(deal_id)
         deal = store.deal(target)
@@ -200,10 +197,7 @@ def _split(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) 
         raise RegistryError("a split moves some of the deal's sources, not none or all of them")
     lead = store.candidate(moving[0])
     assert lead is not None
-    fields = {name: lead.get(name) for name in ("vendor", "vendors", "country", "counterpart",
-                                               "counterpart_type", "deal_type", "deal_types",
-                                               "stage", "value", "currency", "year")}
-    new_id = store.insert_deal(fields, reviewer, None, notes=f"split from {deal['deal_id']}")
+    new_id = store.insert_deal(lead, reviewer, None, notes=f"split from {deal['deal_id']}")
     store.move_deal_sources(deal_id, new_id, moving)
     refresh_deal(store, deal_id)
     refresh_deal(store, new_id)

@@ -20,12 +20,12 @@ from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
 from pipeline.registry import file_confirmation, link_source, settle_deals, source_changed
 from pipeline.store import Store, utcnow
+from pipeline.store_registry import DEAL_FIELDS
 
 logger = logging.getLogger(__name__)
 
 REJECT_REASONS = ("not_a_deal", "wrong_vendor", "domestic", "duplicate", "aggregate", "other")
-EDITABLE_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
-                   "deal_types", "stage", "value", "currency", "year")
+EDITABLE_FIELDS = DEAL_FIELDS  # a reviewer corrects what the registry records
 DECISIONS = {"confirm": "confirmed", "reject": "rejected", "defer": "deferred"}
 
 

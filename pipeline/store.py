@@ -21,7 +21,7 @@ from models.config import Source
 from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
 from pipeline.dedup import Signature, canonical_url
-from pipeline.store_registry import QueueQuery, RegistryStore, decode_row
+from pipeline.store_registry import QueueQuery, RegistryStore, decode_row, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,6 @@ CANDIDATE_STATUSES = ("pending", "confirmed", "rejected", "deferred")
 
 class StoreError(DealwatchError):
     """The database cannot be opened, migrated or written."""
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sha256_hex(data: bytes | str) -> str:

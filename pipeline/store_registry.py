@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type"
                "deal_types", "stage", "value", "currency", "year")
 
 
-def _now() -> str:
+def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -57,13 +57,8 @@ class RegistryStore:
     def add_user(self, name: str, password_hash: str) -> int:
         cur = self.db.execute(
             "INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)",
-            [name, password_hash, _now()])
+            [name, password_hash, utcnow()])
         return int(cur.lastrowid or 0)
-
-    def set_password(self, name: str, password_hash: str) -> bool:
-        cur = self.db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
-                              [password_hash, name])
-        return cur.rowcount > 0
 
     def user(self, name: str | None = None, user_id: int | None = None) -> dict[str, Any] | None:
         if user_id is not None:
@@ -77,7 +72,7 @@ class RegistryStore:
 
     def create_session(self, user_id: int, ttl_seconds: float) -> dict[str, Any]:
         session = {"id": secrets.token_urlsafe(32), "user_id": user_id,
-                   "csrf_token": secrets.token_urlsafe(32), "created_at": _now(),
+                   "csrf_token": secrets.token_urlsafe(32), "created_at": utcnow(),
                    "expires_at": _later(ttl_seconds)}
         self.db.execute("INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at) "
                         "VALUES (:id, :user_id, :csrf_token, :created_at, :expires_at)", session)
@@ -86,16 +81,16 @@ class RegistryStore:
     def session(self, session_id: str) -> dict[str, Any] | None:
         rows = list(self.db.query(
             "SELECT s.*, u.name AS user_name FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = ? AND s.expires_at > ? AND u.disabled = 0", [session_id, _now()]))
+            "WHERE s.id = ? AND s.expires_at > ? AND u.disabled = 0", [session_id, utcnow()]))
         return rows[0] if rows else None
 
     def delete_session(self, session_id: str) -> None:
         self.db.execute("DELETE FROM sessions WHERE id = ? OR expires_at <= ?",
-                        [session_id, _now()])
+                        [session_id, utcnow()])
 
     def record_login_failure(self, name: str, address: str) -> None:
         self.db.execute("INSERT INTO login_failures (name, address, at) VALUES (?, ?, ?)",
-                        [name, address, _now()])
+                        [name, address, utcnow()])
 
     def login_failures(self, name: str, address: str, window_seconds: float) -> int:
         since = (datetime.now(UTC) - timedelta(seconds=window_seconds)).strftime(
@@ -143,12 +138,12 @@ class RegistryStore:
         cur = self.db.execute(
             f"UPDATE candidates SET {cols}, version = version + 1, updated_at = ? "
             "WHERE id = ? AND version = ?",
-            [*(_dump(v) for v in values.values()), _now(), candidate_id, expected_version])
+            [*(_dump(v) for v in values.values()), utcnow(), candidate_id, expected_version])
         return cur.rowcount == 1
 
     def add_review(self, row: dict[str, Any]) -> int:
         row = {k: _dump(v) for k, v in row.items()}
-        row.setdefault("decided_at", _now())
+        row.setdefault("decided_at", utcnow())
         cols = list(row)
         cur = self.db.execute(
             f"INSERT INTO reviews ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
@@ -200,9 +195,10 @@ class RegistryStore:
             "ORDER BY d.id", [*vendors, country])
         return [decode_row(r) for r in rows]
 
-    def insert_deal(self, fields: dict[str, Any], confirmed_by: str, batch: str | None,
+    def insert_deal(self, fields: Mapping[str, Any], confirmed_by: str, batch: str | None,
                     notes: str | None = None) -> int:
-        now = _now()
+        """A new deal with the DEAL_FIELDS of `fields` (a confirmed candidate's, say)."""
+        now = utcnow()
         row = {name: _dump(fields.get(name)) for name in DEAL_FIELDS}
         deal_id = int(self.db.execute(
             "UPDATE deal_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
@@ -223,7 +219,7 @@ class RegistryStore:
         cols = "".join(f"{name} = ?, " for name in fields)
         self.db.execute(
             f"UPDATE deals SET {cols}version = version + 1, updated_at = ? WHERE id = ?",
-            [*(_dump(v) for v in fields.values()), _now(), deal_id])
+            [*(_dump(v) for v in fields.values()), utcnow(), deal_id])
 
     def delete_deal(self, deal_id: int) -> None:
         self.db.execute("DELETE FROM deal_stages WHERE deal_id = ?", [deal_id])
@@ -238,7 +234,7 @@ class RegistryStore:
             "published, sentence, added_at, batch) "
             "SELECT ?, c.id, a.id, a.url, a.title, a.published, c.sentence, ?, ? "
             "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
-            [deal_id, _now(), batch, candidate_id])
+            [deal_id, utcnow(), batch, candidate_id])
         self.db.execute("UPDATE candidates SET deal_id = ? WHERE id = ?", [deal_id, candidate_id])
 
     def move_deal_sources(self, from_deal: int, to_deal: int,
@@ -303,7 +299,7 @@ class RegistryStore:
         self.db.execute(
             "INSERT INTO deal_stages (deal_id, stage, reported_at, recorded_at, candidate_id, "
             "reviewer, batch) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [deal_id, stage, reported_at, _now(), candidate_id, reviewer, batch])
+            [deal_id, stage, reported_at, utcnow(), candidate_id, reviewer, batch])
 
     def deal_stages(self, deal_id: int) -> list[dict[str, Any]]:
         return list(self.db.query(
@@ -316,7 +312,7 @@ class RegistryStore:
                       sha256: str) -> int:
         cur = self.db.execute(
             "INSERT INTO exports (exported_at, format, destination, since, deals, sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?)", [_now(), fmt, destination, since, deals, sha256])
+            "VALUES (?, ?, ?, ?, ?, ?)", [utcnow(), fmt, destination, since, deals, sha256])
         return int(cur.lastrowid or 0)
 
     def pushed_versions(self, endpoint: str) -> dict[int, int]:
@@ -333,7 +329,7 @@ class RegistryStore:
             "ON CONFLICT(endpoint, deal_id, version) DO UPDATE SET status = excluded.status, "
             "attempts = deal_pushes.attempts + 1, last_error = excluded.last_error, "
             "pushed_at = excluded.pushed_at",
-            [endpoint, deal_id, version, key, status, error, _now() if status == "sent" else None])
+            [endpoint, deal_id, version, key, status, error, utcnow() if status == "sent" else None])
 
     # -- web UI queries --
     # Keyset paging on (score DESC, id): each page is an index range walk (candidates_queue),
