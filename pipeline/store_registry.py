@@ -8,6 +8,7 @@ pipeline/registry.py; this module only reads and writes rows.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,10 @@ DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type"
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _later(seconds: float) -> str:
@@ -70,25 +75,34 @@ class RegistryStore:
     def users(self) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT id, name, created_at, disabled FROM users ORDER BY name"))
 
+    # The database is meant to be read by anyone with Datasette: it keeps only a hash of each
+    # session token, so reading it does not let anyone act as a logged-in reviewer.
+
     def create_session(self, user_id: int, ttl_seconds: float) -> dict[str, Any]:
-        session = {"id": secrets.token_urlsafe(32), "user_id": user_id,
+        """A new session; its `id` (the token for the cookie) is stored only as a hash."""
+        token = secrets.token_urlsafe(32)
+        session = {"id": _token_hash(token), "user_id": user_id,
                    "csrf_token": secrets.token_urlsafe(32), "created_at": utcnow(),
                    "expires_at": _later(ttl_seconds)}
+        self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", [utcnow()])
         self.db.execute("INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at) "
                         "VALUES (:id, :user_id, :csrf_token, :created_at, :expires_at)", session)
-        return session
+        return {**session, "id": token}
 
-    def session(self, session_id: str) -> dict[str, Any] | None:
+    def session(self, token: str) -> dict[str, Any] | None:
         rows = list(self.db.query(
             "SELECT s.*, u.name AS user_name FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = ? AND s.expires_at > ? AND u.disabled = 0", [session_id, utcnow()]))
-        return rows[0] if rows else None
+            "WHERE s.id = ? AND s.expires_at > ? AND u.disabled = 0",
+            [_token_hash(token), utcnow()]))
+        return {**rows[0], "id": token} if rows else None
 
-    def delete_session(self, session_id: str) -> None:
+    def delete_session(self, token: str) -> None:
         self.db.execute("DELETE FROM sessions WHERE id = ? OR expires_at <= ?",
-                        [session_id, utcnow()])
+                        [_token_hash(token), utcnow()])
 
     def record_login_failure(self, name: str, address: str) -> None:
+        # failures older than a day count for nothing any more
+        self.db.execute("DELETE FROM login_failures WHERE at < ?", [_later(-86400)])
         self.db.execute("INSERT INTO login_failures (name, address, at) VALUES (?, ?, ?)",
                         [name, address, utcnow()])
 

@@ -159,3 +159,15 @@ def test_a_failed_transaction_leaves_nothing_half_written(db_path) -> None:
             store.save_analysis(article_id, [], [_candidate()], "v1")
             raise RuntimeError("crash half way")
         assert store.counts()["articles"] == 0 and store.counts()["candidates"] == 0
+
+
+def test_session_tokens_are_not_stored_readable(db_path) -> None:
+    with Store(db_path) as store:
+        user_id = store.add_user("ana", "scrypt$x")
+        session = store.create_session(user_id, 3600)
+        stored = store.db.execute("SELECT id FROM sessions").fetchone()[0]
+        assert stored != session["id"] and session["id"] not in stored
+        assert store.session(session["id"])["user_name"] == "ana"
+        assert store.session(stored) is None  # reading the table gives no way in
+        store.delete_session(session["id"])
+        assert store.session(session["id"]) is None
