@@ -389,7 +389,7 @@ def _process(state: State, store: Store, use_model: str | None, reanalyse: bool 
     settings = state.config.settings.process
     analyzer = state.analyzer(use_model)
     if reanalyse:
-        total = store.counts()["articles"]
+        total = store.count("articles")
         with _progress(total, "re-analysing") as progress:
             return reanalyse_articles(store, analyzer, batch_size=settings.batch_size,
                                       progress=progress)
@@ -1405,12 +1405,15 @@ def _read_input(path: str) -> str:
 def _document_text(record: dict[str, Any]) -> str:
     from pipeline.extract import html_to_text, looks_like_html
 
+    url = record.get("url")
+    if url is not None and not isinstance(url, str):
+        raise ValueError('"url" must be a string')
     if isinstance(record.get("html"), str):
-        return html_to_text(record["html"], record.get("url"))
+        return html_to_text(record["html"], url)
     text = record.get("text")
     if not isinstance(text, str):
         raise ValueError('needs a "text" or an "html" string')
-    return html_to_text(text, record.get("url")) if looks_like_html(text) else text
+    return html_to_text(text, url) if looks_like_html(text) else text
 
 
 def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
@@ -1456,7 +1459,7 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, use_model: st
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
             docs.append((record.get("id", lineno), _document_text(record)))
-        except (ValueError, json.JSONDecodeError) as exc:
+        except (ValueError, DealwatchError) as exc:  # JSONDecodeError is a ValueError
             bad += 1
             click.echo(f"{source}:{lineno}: skipped: {exc}", err=True)
             docs.append((lineno, ""))

@@ -759,6 +759,8 @@ class Store(RegistryStore):
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(article_id, e.label, e.id, e.text, e.start, e.end) for e in entities],
             )
+        existing = {row[0] for row in self.db.execute(
+            "SELECT key FROM candidates WHERE article_id = ?", [article_id]).fetchall()}
         keys: list[str] = []
         new = 0
         for cand in candidates:
@@ -766,7 +768,7 @@ class Store(RegistryStore):
             if key in keys:
                 continue
             keys.append(key)
-            exists = self.db.execute("SELECT 1 FROM candidates WHERE key = ?", [key]).fetchone()
+            exists = key in existing
             self.db.execute(
                 """INSERT INTO candidates (article_id, key, kind, vendor, vendors, country,
                        counterpart, counterpart_type, deal_type, deal_types, stage, value,
@@ -833,6 +835,9 @@ class Store(RegistryStore):
         for row in rows:
             row["copies"] = copies.get(row["cluster_id"], []) if row["cluster_id"] else []
         return rows
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

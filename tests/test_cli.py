@@ -159,11 +159,12 @@ def test_analyze_jsonl_keeps_going_past_bad_lines(run_cli) -> None:
         "{not json",
         json.dumps({"id": "b", "html": f"<p>{DEAL}</p>"}),
         json.dumps({"id": "c", "text": "The weather was fine."}),
+        json.dumps({"id": "d", "html": "<p>x</p>", "url": 5}),
     ])
     result = run_cli("analyze", "--jsonl", "-", "--model", "never", input=lines)
     assert result.exit_code == 1
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [o["id"] for o in outputs] == ["a", 2, "b", "c"]
+    assert [o["id"] for o in outputs] == ["a", 2, "b", "c", 5]
     assert outputs[0]["candidates"] and outputs[2]["candidates"] and not outputs[3]["candidates"]
     assert "-:2: skipped" in result.stderr
 
