@@ -36,12 +36,20 @@ def canonical_url(url: str) -> str:
 
     Lower-cases scheme and host, folds http/https and `www.`/`amp.`/`m.` hosts together, drops
     default ports, fragments, tracking parameters and AMP path variants, and sorts what is left
-    of the query. Two URLs with the same canonical form are the same article.
+    of the query. Two URLs with the same canonical form are the same article. A URL that does
+    not parse (a port out of range, a broken IPv6 host) stays as it is.
     """
-    parts = urlsplit(url.strip())
+    try:
+        return _canonical(url.strip())
+    except ValueError:
+        return url.strip()
+
+
+def _canonical(url: str) -> str:
+    parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        return url.strip()
+        return url
     host = (parts.hostname or "").lower().rstrip(".")
     for prefix in ("www.", "amp.", "m."):
         if host.startswith(prefix) and host.count(".") >= 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import overload
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -15,7 +16,7 @@ from trafilatura.utils import decode_file, load_html
 from models.errors import DealwatchError
 from models.records import Article
 from pipeline.dedup import canonical_url, registered_domain, text_hash
-from pipeline.metadata import page_metadata
+from pipeline.metadata import PageMetadata, page_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,19 @@ def detect_wall(html: str, consent: bool = True) -> str | None:
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@overload
+def without_surrogates(text: str) -> str: ...
+@overload
+def without_surrogates(text: None) -> None: ...
+def without_surrogates(text: str | None) -> str | None:
+    """Lone UTF-16 surrogates (from broken entities like &#xD800;) replaced, character for
+    character, by U+FFFD: SQLite and spaCy refuse them, and offsets stay right."""
+    return _SURROGATE.sub("\ufffd", text) if text else text
+
+
 class ExtractionError(DealwatchError):
     """The page could not be decoded or parsed at all."""
 
@@ -104,11 +118,16 @@ def choose_canonical(page_url: str, declared: str | None) -> str:
     article; trusting that would merge unrelated stories into one.
     """
     if declared:
-        absolute = urljoin(page_url, declared.strip())
-        parts, own = urlsplit(absolute), urlsplit(page_url)
-        if (parts.scheme in ("http", "https") and parts.hostname and own.hostname
-                and registered_domain(parts.hostname) == registered_domain(own.hostname)
-                and parts.path.strip("/")):
+        try:
+            absolute = urljoin(page_url, declared.strip())
+            parts, own = urlsplit(absolute), urlsplit(page_url)
+            ok = (parts.scheme in ("http", "https") and parts.hostname and own.hostname
+                  and (parts.port or 0) >= 0  # reading the port raises when it is out of range
+                  and registered_domain(parts.hostname) == registered_domain(own.hostname)
+                  and parts.path.strip("/"))
+        except ValueError:  # a canonical link that is no URL is no canonical link
+            ok = False
+        if ok:
             return canonical_url(absolute)
     return canonical_url(page_url)
 
@@ -141,7 +160,11 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
         tree = load_html(html)
         if tree is None:
             return Extraction("not_article", reason="not parseable as HTML")
-        meta = page_metadata(tree, url, headers)
+        try:
+            meta = page_metadata(tree, url, headers)
+        except Exception:  # metadata is a bonus: a page never fails for it
+            logger.warning("%s: cannot read the page's metadata", url, exc_info=True)
+            meta = PageMetadata()
         # fast: trafilatura's own extractor without its fallbacks; on the article-extraction
         # benchmark it is both quicker and more precise (bench/extraction_quality.py).
         doc = trafilatura.bare_extraction(
@@ -157,15 +180,16 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
         return Extraction("not_article", reason=f"too little text ({len(text)} characters)")
     if prose_chars(text) < min_text_chars:
         return Extraction("not_article", reason="no running text (link list or teaser)")
+    text = without_surrogates(text)
     article = Article(
         url=url,
         canonical_url=choose_canonical(url, meta.canonical),
         text=text,
         text_hash=text_hash(text),
-        title=meta.title,
-        author=meta.author,
+        title=without_surrogates(meta.title),
+        author=without_surrogates(meta.author),
         published=meta.published,
-        site=meta.site,
+        site=without_surrogates(meta.site),
         language=meta.language,
     )
     return Extraction("article", article=article)

@@ -72,7 +72,7 @@ def _json_ld(tree: HtmlElement) -> list[dict[str, Any]]:
             continue
         try:
             data = json.loads(script.text)
-        except ValueError:
+        except (ValueError, RecursionError):  # broken, or nested to absurd depth
             continue
         stack = data if isinstance(data, list) else [data]
         while stack:

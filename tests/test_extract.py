@@ -126,3 +126,23 @@ def test_an_article_with_a_consent_banner_is_still_an_article() -> None:
                              "https://harbour.test/2026/05/05/cranes", min_text_chars=200)
     assert result.status == "article"
     assert "six ship-to-shore cranes" in result.article.text
+
+
+def _article_page(head: str) -> str:
+    body = "".join(f"<p>KAMPALA – Paragraph {i} of a story about a new fibre line, long enough to "
+                   "read as an article and end with a full stop.</p>" for i in range(5))
+    return f"<html><head>{head}</head><body><article><h1>Fibre</h1>{body}</article></body></html>"
+
+
+@pytest.mark.parametrize("head", [
+    '<link rel="canonical" href="https://news.test:99999/1">',
+    '<link rel="canonical" href="https://[x/broken">',
+    '<script type="application/ld+json">{"@type": "NewsArticle", "headline": "A \\ud800 b"}</script>',
+    '<script type="application/ld+json">' + "[" * 5000 + "]" * 5000 + "</script>",
+])
+def test_one_bad_metadata_value_never_loses_the_article(head: str) -> None:
+    result = extract_article(_article_page(head), "https://news.test/2026/05/05/fibre")
+    assert result.status == "article"
+    assert result.article.canonical_url == "https://news.test/2026/05/05/fibre"
+    assert "\ud800" not in (result.article.title or "")
+    result.article.title and result.article.title.encode("utf-8")  # storable
