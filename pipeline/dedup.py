@@ -10,6 +10,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
+from models.config import DedupSettings
+
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
 
@@ -111,7 +113,11 @@ class Signature:
         return LeanMinHash(seed=MINHASH_SEED, hashvalues=self.hashvalues, scheme=MINHASH_SCHEME)
 
 
-def signature(text: str, num_perm: int = 128, shingle_words: int = 5) -> Signature:
+_DEFAULTS = DedupSettings()  # the shipped [dedup] settings, so callers without config agree
+
+
+def signature(text: str, num_perm: int = _DEFAULTS.num_perm,
+              shingle_words: int = _DEFAULTS.shingle_words) -> Signature:
     """MinHash over the article's lower-cased word n-grams (n = shingle_words)."""
     words = _WORD.findall(text.lower())
     n = min(shingle_words, len(words)) or 1
@@ -141,7 +147,8 @@ class NearDuplicateIndex:
     so clustering works across runs.
     """
 
-    def __init__(self, num_perm: int = 128, jaccard: float = 0.4, containment: float = 0.7):
+    def __init__(self, num_perm: int = _DEFAULTS.num_perm, jaccard: float = _DEFAULTS.jaccard,
+                 containment: float = _DEFAULTS.containment):
         self.num_perm = num_perm
         self.jaccard = jaccard
         self.containment = containment

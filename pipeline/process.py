@@ -36,6 +36,13 @@ class ProcessReport:
         if source_id:
             self.by_source.setdefault(source_id, Counter())[name] += n
 
+    def checkpoint(self) -> tuple[Counter[str], dict[str, Counter[str]]]:
+        """The counts as they are, to go back to when the work they count is rolled back."""
+        return Counter(self.counters), {k: Counter(v) for k, v in self.by_source.items()}
+
+    def rollback(self, checkpoint: tuple[Counter[str], dict[str, Counter[str]]]) -> None:
+        self.counters, self.by_source = Counter(checkpoint[0]), dict(checkpoint[1])
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(sorted(self.counters.items()))
         if self.by_source:
@@ -61,6 +68,7 @@ def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple
     A text the analyser chokes on must not cost the batch: then each is analysed on its own, and
     the one that fails is recorded as failed with its reason.
     """
+    counted = report.checkpoint()
     try:
         with store.transaction():
             texts = (text for _, text, _ in articles)
@@ -69,6 +77,7 @@ def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple
                 _save_analysis(store, analyzer, item, analysis, report)
         return
     except Exception:
+        report.rollback(counted)  # what the rolled-back attempt counted did not happen
         if len(articles) == 1:
             raise
         logger.warning("analysing a batch of %d failed; analysing one by one", len(articles))
@@ -107,14 +116,14 @@ class PageProcessor:
         self.report = ProcessReport()
         self._index: NearDuplicateIndex | None = None
 
-    def run(self, reprocess: bool = False, progress: Progress | None = None) -> ProcessReport:
-        """Every stored article page not processed yet (or all of them, with reprocess).
+    def run(self, progress: Progress | None = None) -> ProcessReport:
+        """Every stored article page not processed yet.
 
         Each batch is one transaction: a crash loses at most the batch in hand, which the next
         run does again. A page that cannot be extracted is recorded with its reason; the rest go
         on.
         """
-        for batch in _batched(self.store.pages_to_process(reprocess=reprocess), self.batch_size):
+        for batch in _batched(self.store.pages_to_process(), self.batch_size):
             with self.store.transaction():
                 to_analyse: list[tuple[int, str, str | None]] = []
                 seen_hashes: dict[str, int] = {}
@@ -150,10 +159,16 @@ class PageProcessor:
                              to_analyse: list[tuple[int, str, str | None]]) -> None:
         """One page in its own savepoint: a page that breaks something unexpected is recorded
         as failed with the reason, and the batch goes on."""
+        counted, hashes, queued = self.report.checkpoint(), dict(seen_hashes), len(to_analyse)
         try:
             with self.store.transaction():
                 self._extract_page(page, seen_hashes, to_analyse)
         except Exception as exc:
+            # nothing of this page was written: forget what its attempt counted and noted
+            self.report.rollback(counted)
+            seen_hashes.clear()
+            seen_hashes.update(hashes)
+            del to_analyse[queued:]
             url = page["final_url"] or page["url"]
             reason = f"processing failed: {type(exc).__name__}: {exc}"
             logger.exception("%s: %s", url, reason)
@@ -208,21 +223,20 @@ class PageProcessor:
 
 
 def process_pages(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
-                  min_text_chars: int = 300, reprocess: bool = False,
+                  min_text_chars: int = 300,
                   dedup: DedupSettings | None = None,
                   progress: Progress | None = None) -> ProcessReport:
     """Extract, cluster, tag and detect every stored article page not processed yet."""
     processor = PageProcessor(store, analyzer, batch_size=batch_size,
                               min_text_chars=min_text_chars, dedup=dedup)
-    return processor.run(reprocess=reprocess, progress=progress)
+    return processor.run(progress=progress)
 
 
 def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
-                       only_stale: bool = False, progress: Progress | None = None) -> ProcessReport:
+                       progress: Progress | None = None) -> ProcessReport:
     """Tag and detect again on stored text (after a rules or watchlist change); no re-fetching."""
     report = ProcessReport()
-    rows = store.articles_for_reanalysis(
-        exclude_analyser=analyzer.version if only_stale else None)
+    rows = store.articles_for_reanalysis()
     for batch in _batched(rows, batch_size):
         with store.transaction():
             _analyse_and_save(store, analyzer,

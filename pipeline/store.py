@@ -572,12 +572,12 @@ class Store(RegistryStore):
         # fetchall finalises the statement; an unfinished RETURNING keeps its write open.
         return int(cur.fetchall()[0][0])
 
-    def pages_to_process(self, limit: int | None = None, reprocess: bool = False
-                         ) -> Iterator[dict[str, Any]]:
-        where = "role = 'article' AND status BETWEEN 200 AND 299 AND error IS NULL"
-        if not reprocess:
-            where += " AND process_status IS NULL"
-        sql = f"SELECT id FROM pages WHERE {where} ORDER BY id"
+    # Article pages fetched well and not processed yet.
+    _TO_PROCESS = ("role = 'article' AND status BETWEEN 200 AND 299 AND error IS NULL "
+                   "AND process_status IS NULL")
+
+    def pages_to_process(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        sql = f"SELECT id FROM pages WHERE {self._TO_PROCESS} ORDER BY id"
         if limit:
             sql += f" LIMIT {int(limit)}"
         ids = [r[0] for r in self.db.execute(sql).fetchall()]
@@ -591,11 +591,9 @@ class Store(RegistryStore):
                    "body": decompress(row[4]), "headers": json.loads(row[5] or "{}"),
                    "listed_title": row[6], "listed_date": row[7]}
 
-    def count_pages_to_process(self, reprocess: bool = False) -> int:
-        where = "role = 'article' AND status BETWEEN 200 AND 299 AND error IS NULL"
-        if not reprocess:
-            where += " AND process_status IS NULL"
-        return int(self.db.execute(f"SELECT COUNT(*) FROM pages WHERE {where}").fetchone()[0])
+    def count_pages_to_process(self) -> int:
+        return int(self.db.execute(
+            f"SELECT COUNT(*) FROM pages WHERE {self._TO_PROCESS}").fetchone()[0])
 
     def mark_page(self, page_id: int, status: str, reason: str | None = None,
                   article_id: int | None = None) -> None:
@@ -801,14 +799,9 @@ class Store(RegistryStore):
                         [now, analyser, article_id])
         return {"candidates_new": new, "candidates_removed": removed}
 
-    def articles_for_reanalysis(self, exclude_analyser: str | None = None
-                                ) -> Iterator[dict[str, Any]]:
-        """Stored articles (all, or those not analysed by `exclude_analyser`), one at a time."""
-        sql, params = "SELECT id FROM articles", []
-        if exclude_analyser:
-            sql += " WHERE analyser IS NOT ?"
-            params.append(exclude_analyser)
-        ids = [r[0] for r in self.db.execute(sql + " ORDER BY id", params).fetchall()]
+    def articles_for_reanalysis(self) -> Iterator[dict[str, Any]]:
+        """Every stored article, one at a time (memory stays flat however many there are)."""
+        ids = [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id").fetchall()]
         for article_id in ids:
             rows = list(self.db.query("SELECT * FROM articles WHERE id = ?", [article_id]))
             if rows:

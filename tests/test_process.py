@@ -68,3 +68,6 @@ def test_a_text_that_breaks_the_analyser_costs_only_its_article(db_path, analyze
         assert statuses["https://news.test/1"] == statuses["https://news.test/3"] == "article"
         assert store.counts()["candidates"] == 2
         assert report.failures and "ValueError: cannot tag this" in report.failures[0][1]
+        # the counts say what is stored, not what a rolled-back attempt did
+        assert report.counters["candidates"] == report.counters["candidates_new"] == 2
+        assert report.counters["entities"] == store.counts()["entities"]
