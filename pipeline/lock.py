@@ -10,11 +10,11 @@ import fcntl
 import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from models.errors import DealwatchError
+from pipeline.store_registry import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({
             "pid": os.getpid(), "command": self.what,
-            "since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "since": utcnow(),
         }).encode())
         self._fd = fd
         logger.debug("took %s", self.path)
