@@ -58,6 +58,8 @@ def _canonical(url: str) -> str:
             host = host[len(prefix):]
             break
     port = parts.port
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     path = re.sub(r"/{2,}", "/", parts.path or "/")
     path = _AMP_PATH.sub("", path) or "/"

@@ -13,7 +13,6 @@ sends only what was not acknowledged.
 from __future__ import annotations
 
 import csv
-import email.utils
 import hashlib
 import http.client
 import io
@@ -29,6 +28,7 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 
 from models.errors import DealwatchError
+from pipeline.dates import retry_after_seconds
 from pipeline.present import country_name
 from pipeline.store import Store
 
@@ -277,19 +277,7 @@ def _opener() -> urllib.request.OpenerDirector:
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = (headers or {}).get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds((headers or {}).get("Retry-After"))
 
 
 @dataclass(frozen=True)

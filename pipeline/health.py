@@ -8,7 +8,7 @@ from statistics import median
 from typing import Any
 
 # Crawl error codes that are deliberate skips, not signs of a broken source.
-SKIP_CODES = frozenset({"robots", "not_html"})
+SKIP_CODES = frozenset({"robots", "not_html", "offsite"})
 
 
 @dataclass

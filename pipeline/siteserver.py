@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pipeline.dates import http_datetime
+
 logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".html", ".htm", ".xml", ".txt", ".json", ".rss", ".atom"}
@@ -180,13 +182,8 @@ class SiteHandler(BaseHTTPRequestHandler):
         if inm:
             return etag in [t.strip() for t in inm.split(",")]
         ims = self.headers.get("If-Modified-Since")
-        if ims:
-            try:
-                since = email.utils.parsedate_to_datetime(ims).timestamp()
-            except (TypeError, ValueError):
-                return False
-            return mtime <= since
-        return False
+        since = http_datetime(ims) if ims else None
+        return since is not None and mtime <= since.timestamp()
 
     def _resolve(self, path: str) -> Path | None:
         rel = path.lstrip("/")

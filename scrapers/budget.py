@@ -13,6 +13,8 @@ from scrapy.utils.asyncio import CallLaterResult, call_later
 from scrapy.utils.defer import deferred_from_coro
 from twisted.python.failure import Failure
 
+from scrapers.stats import inc_stat
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -121,8 +123,7 @@ class BudgetMiddleware:
 
     def process_request(self, request: Request) -> None:
         if not self.budget.take():
-            if self.crawler.stats is not None:
-                self.crawler.stats.inc_value("dealwatch/budget_refused")
+            inc_stat(self.crawler, "dealwatch/budget_refused")
             raise BudgetExhausted(f"crawl budget exhausted: {self.budget.reason}")
 
     def _stop(self, reason: str) -> None:

@@ -1,33 +1,33 @@
-"""Downloader middlewares: private-network refusal, conditional GET, retries with backoff, known redirects."""
+"""Downloader middlewares: private-network refusal, conditional GET, retries with backoff, redirect policy."""
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import logging
 import socket
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from scrapy import signals
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.response import response_status_message
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 
+from pipeline.dates import retry_after_seconds
 from pipeline.dedup import canonical_url
-from pipeline.store import Store, StoreError
-from scrapers.pipelines import store_settings
+from scrapers.failures import AlreadyStored, OffsiteRedirect, PrivateNetworkRefused, describe_failure
+from scrapers.stats import inc_stat
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
+    from pipeline.store import Store
     from scrapers.budget import RunBudget
 
 logger = logging.getLogger(__name__)
@@ -52,23 +52,9 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 ENTRY_ROLES = frozenset({"feed", "sitemap", "listing"})
 
 
-# Host name -> why the connection-time check (scrapers.resolver.PublicOnlyResolver) refused
-# its addresses. The resolver is installed once per process, on the reactor, so this record is
-# per process too: it tells a refused connection from a name that does not resolve.
-REFUSED_HOSTS: dict[str, str] = {}
-
-
-def refused_host_reason(host: str | None) -> str | None:
-    """Why the resolver refused this host's addresses in this process, or None."""
-    return REFUSED_HOSTS.get(host) if host else None
-
-
-class PrivateNetworkRefused(IgnoreRequest):
-    """A request was refused because its host is not on the public internet."""
-
-
-class AlreadyStored(IgnoreRequest):
-    """An article request redirected to a URL that is stored already (or fetched in this run)."""
+def requested_url(request: Request) -> str:
+    """The URL first asked for, before any redirect."""
+    return str(request.meta.get("redirect_urls", [request.url])[0])
 
 
 def _embedded_ipv4(ip: IPAddress) -> IPAddress:
@@ -112,9 +98,37 @@ def address_refusal(ip: IPAddress, allow_private: bool = False) -> str | None:
     return f"non-public address {ip} (set crawl.allow_private_networks = true to allow)"
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+def _resolve(host: str, port: int) -> list[str] | None:
+    """The addresses a host name resolves to; None when it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA cannot encode
+        logger.debug("cannot resolve %s: %s", host, exc)
+        return None
     return sorted({str(info[4][0]) for info in infos})
+
+
+# Host name -> its lookup, for the whole process: every crawler (source) of a run shares it,
+# and requests that ask while the lookup is on its way wait for that one lookup.
+_LOOKUPS: dict[str, Deferred[list[str] | None]] = {}
+
+
+async def lookup(host: str, port: int) -> list[str] | None:
+    """The addresses of a host name (None: it does not resolve), looked up once per process."""
+    shared = _LOOKUPS.get(host)
+    if shared is None:
+        # getaddrinfo blocks; run it in the reactor's thread pool.
+        shared = _LOOKUPS[host] = deferToThread(_resolve, host, port)
+    # A Deferred hands its result down its callback chain: each waiter gets a Deferred of its
+    # own, and the shared one keeps the result for those who come later.
+    mine: Deferred[list[str] | None] = Deferred()
+
+    def relay(result: Any) -> Any:
+        mine.callback(result)
+        return result
+
+    shared.addBoth(relay)
+    return await maybe_deferred_to_future(mine)
 
 
 class PrivateNetworkMiddleware:
@@ -130,8 +144,6 @@ class PrivateNetworkMiddleware:
     def __init__(self, crawler: Crawler, allow_private: bool):
         self.crawler = crawler
         self.allow_private = allow_private
-        # Resolved addresses per host for the whole crawl; None: the name does not resolve.
-        self._addresses: dict[str, list[str] | None] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -147,7 +159,7 @@ class PrivateNetworkMiddleware:
             addresses = [str(ipaddress.ip_address(host))]
         except ValueError:
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
-            addresses = await self._lookup(host, port)
+            addresses = await lookup(host, port)
         if addresses is None:
             # Let the download fail with its own DNS error, which is recorded as such.
             return
@@ -155,34 +167,22 @@ class PrivateNetworkMiddleware:
             reason = address_refusal(ipaddress.ip_address(address.split("%", 1)[0]),
                                      self.allow_private)
             if reason:
-                stats = self.crawler.stats
-                if stats is not None:
-                    stats.inc_value("dealwatch/private_network_refused")
+                inc_stat(self.crawler, "dealwatch/private_network_refused")
                 raise PrivateNetworkRefused(f"{host} resolves to {reason}")
-
-    async def _lookup(self, host: str, port: int) -> list[str] | None:
-        if host not in self._addresses:
-            try:
-                # getaddrinfo blocks; run it in the reactor's thread pool.
-                found = await maybe_deferred_to_future(deferToThread(_resolve, host, port))
-            except OSError as exc:
-                logger.debug("cannot resolve %s: %s", host, exc)
-                found = None
-            self._addresses[host] = found
-        return self._addresses[host]
 
 
 def has_validators(stored: dict[str, Any] | None) -> bool:
-    """True when a stored page (Store.validators) has an ETag or Last-Modified to send."""
+    """True when a stored page (Store.validators_of) has an ETag or Last-Modified to send."""
     return bool(stored and (stored.get("etag") or stored.get("last_modified")))
 
 
 class ConditionalGetMiddleware:
     """Sends If-None-Match / If-Modified-Since for entry documents stored before.
 
-    What the last good fetch said (Store.validators) goes into the request's meta as
+    What the last good fetch said (Store.validators_of) goes into the request's meta as
     meta["dealwatch"]["stored"], so that the spider can tell a 304 or an unchanged body from
-    news, and a failed fetch from a page it must not overwrite. Off without DEALWATCH_DB.
+    news, and a failed fetch from a page it must not overwrite. The store is the spider's
+    (`store`, handed to every spider by scrapers.run); off without one.
     """
 
     def __init__(self, store: Store):
@@ -190,25 +190,17 @@ class ConditionalGetMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        db_path, busy_timeout_ms = store_settings(crawler.settings)
-        try:
-            store = Store(db_path, busy_timeout_ms, migrate=False)
-        except StoreError as exc:
-            raise NotConfigured(str(exc)) from None
-        middleware = cls(store)
-        crawler.signals.connect(middleware.spider_closed, signal=signals.spider_closed)
-        return middleware
-
-    def spider_closed(self) -> None:
-        self.store.close()
+        store = getattr(crawler.spider, "store", None)
+        if store is None:
+            raise NotConfigured("the spider has no store")
+        return cls(store)
 
     def process_request(self, request: Request) -> None:
         meta = request.meta.get("dealwatch")
         # Looked up once per entry: retries and redirects carry the meta (and headers) along.
         if not meta or meta.get("role") not in ENTRY_ROLES or "stored" in meta:
             return
-        url = str(request.meta.get("redirect_urls", [request.url])[0])
-        stored = self.store.validators([url]).get(url)
+        stored = self.store.validators_of(requested_url(request))
         meta["stored"] = stored
         if not has_validators(stored):
             return
@@ -217,26 +209,6 @@ class ConditionalGetMiddleware:
             request.headers["If-None-Match"] = stored["etag"]
         if stored.get("last_modified"):
             request.headers["If-Modified-Since"] = stored["last_modified"]
-
-
-def retry_after_seconds(value: bytes | str | None, now: float | None = None) -> float | None:
-    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date), or None."""
-    if value is None:
-        return None
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    text = text.strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = datetime.now(UTC).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 class BackoffRetryMiddleware(RetryMiddleware):
@@ -278,7 +250,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
         asked = retry_after_seconds(response.headers.get("Retry-After"))
         if asked is not None:
             if asked > self.retry_after_max:
-                self._count("dealwatch/retry_after_too_long")
+                inc_stat(self.crawler, "dealwatch/retry_after_too_long")
                 logger.warning("%s asks to retry after %.0f s (more than %.0f s): not retried "
                                "in this run", request.url, asked, self.retry_after_max)
                 return response
@@ -292,7 +264,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
                                 ) -> Request | Response | None:
         if not isinstance(exception, self.exceptions_to_retry) or request.meta.get("dont_retry"):
             return None
-        if refused_host_reason(urlparse_cached(request).hostname):
+        if describe_failure(exception, request)[0] == "private_network":
             return None  # refused on purpose, not a passing DNS failure
         wait = self.backoff(request)
         retry = self._retry(request, exception)
@@ -309,17 +281,18 @@ class BackoffRetryMiddleware(RetryMiddleware):
             await sleep(min(self.WAIT_SLICE, left))
         return self.budget is None or not self.budget.exhausted
 
-    def _count(self, key: str) -> None:
-        if self.crawler.stats is not None:
-            self.crawler.stats.inc_value(key)
-
 
 class KnownRedirectMiddleware:
-    """Drops an article request redirected to an article stored already or fetched in this run.
+    """Checks where a listed link redirects to against the spider's link policy, before the
+    target's body is downloaded.
 
-    Aggregator links (click trackers, link shorteners, feed proxies) only reveal the
-    publisher's URL by redirecting; the redirect target is checked against the spider's link policy before
-    its body is downloaded, and claimed so that no other source of the run fetches it again.
+    A listed link (an article, a child sitemap) that redirects off the source's allowed domains
+    (those it names; a listing's own host when it names none) is dropped as "offsite": a
+    listing's links and a feed's items must not bring in pages from elsewhere through a
+    redirect. An article that redirects to an article stored already or fetched in this run is
+    dropped as "known": aggregator links (click trackers, link shorteners, feed proxies) only
+    reveal the publisher's URL by redirecting. A new target is claimed, so that no other source
+    of the run fetches it again. Entry URLs (the source's own) may redirect anywhere.
     """
 
     def __init__(self, crawler: Crawler):
@@ -331,10 +304,18 @@ class KnownRedirectMiddleware:
 
     def process_request(self, request: Request) -> None:
         meta = request.meta.get("dealwatch")
-        if not meta or meta.get("role") != "article" or not request.meta.get("redirect_urls"):
+        if not meta or not request.meta.get("redirect_urls"):
+            return
+        # Listed links: articles, and child sitemaps (which, unlike entry URLs, have a referrer).
+        if meta.get("role") != "article" and meta.get("referrer") is None:
             return
         policy = getattr(self.crawler.spider, "policy", None)
         if policy is None:
+            return
+        if policy.offsite(request.url):
+            raise OffsiteRedirect(f"redirected to {request.url}, outside "
+                                  f"{', '.join(policy.allowed_domains)}")
+        if meta.get("role") != "article":
             return
         target = canonical_url(request.url)
         # What this very request claimed: its own link, earlier hops (a retry comes back here).

@@ -16,7 +16,8 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from scrapers.middlewares import REFUSED_HOSTS, address_refusal
+from scrapers.failures import REFUSED_HOSTS
+from scrapers.middlewares import address_refusal
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -21,7 +21,7 @@ stdout carries exactly one line, the report:
   retries: requests retried (429, 5xx, timeouts); budget_skipped: requests not sent because
   the run's budget was spent; errors: failed or skipped fetches by reason code (http_404,
   dns, timeout, connection, too_large, too_many_redirects, not_html, empty, robots,
-  private_network, malformed_feed, malformed_sitemap, malformed_listing, store, ...);
+  private_network, offsite, malformed_feed, malformed_sitemap, malformed_listing, store, ...);
   entry_errors: feed/sitemap/listing fetches that failed; article_failures: article fetches
   that failed for a reason other than a deliberate skip (robots, not_html).
 - attention: source id -> why it needs a human (an entry page failed, every article failed,
@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -75,23 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def scrapy_settings(config: Config, db_path: Path, run_id: int) -> Settings:
+def scrapy_settings(config: Config, run_id: int) -> Settings:
     """The Scrapy Settings of this crawl: scrapers.settings, then settings.toml's [crawl]."""
     settings = Settings()
     settings.setmodule("scrapers.settings", priority="project")
     settings.setdict(crawl_settings(config.settings.crawl), priority="project")
-    settings.setdict({"DEALWATCH_DB": str(db_path), "DEALWATCH_RUN_ID": run_id,
-                      "DEALWATCH_BUSY_TIMEOUT_MS": config.settings.database.busy_timeout_ms},
-                     priority="project")
+    settings.set("DEALWATCH_RUN_ID", run_id, priority="project")
     return settings
 
 
-def crawl(settings: Settings, sources: list[Source], known_urls: frozenset[str],
+def crawl(settings: Settings, sources: list[Source], store: Store, known_urls: Collection[str],
           budget: RunBudget | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Run one crawler per source in one reactor; (stats per source id, start failures).
 
-    The crawlers share the known article URLs, the set of article URLs claimed in this run
-    (so two sources listing one story fetch it once) and the run's budget.
+    The crawlers share the store (one connection: the conditional GET reads it, the item
+    pipeline writes it, all from the reactor thread), the known article URLs (read, never
+    changed), the set of article URLs claimed in this run (so two sources listing one story
+    fetch it once) and the run's budget.
     """
     # Scrapy installs the reactor when the first crawler has built its spider; install it up
     # front so that a source whose spider cannot start does not stop the other sources.
@@ -103,7 +104,7 @@ def crawl(settings: Settings, sources: list[Source], known_urls: frozenset[str],
     for source in sources:
         crawler = process.create_crawler(spider_class(source.kind))
         crawlers[source.id] = crawler
-        deferred = process.crawl(crawler, source=source, known_urls=known_urls,
+        deferred = process.crawl(crawler, source=source, store=store, known_urls=known_urls,
                                  claimed=claimed, budget=budget)
 
         def _failed(failure: Any, source_id: str = source.id) -> None:
@@ -189,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         own_run = args.run_id is None
         run_id = store.start_run("crawl", source_ids, os.getpid()) if own_run else args.run_id
         # Read once: the link policy of every source checks against the same snapshot.
-        known = frozenset(store.known_article_urls())
+        known = store.known_article_urls()
         limits = config.settings.crawl
         budget = RunBudget(limits.max_requests_per_run, limits.max_run_seconds)
 
-        stats, start_failures = crawl(scrapy_settings(config, args.db, run_id), sources, known,
+        stats, start_failures = crawl(scrapy_settings(config, run_id), sources, store, known,
                                       budget)
 
         report: dict[str, Any] = {"run_id": run_id, "ok": True, "attention": {},

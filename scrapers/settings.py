@@ -31,11 +31,14 @@ DOWNLOADER_MIDDLEWARES = {
 TWISTED_DNS_RESOLVER = "scrapers.resolver.PublicOnlyResolver"
 # Feeds may link anywhere and servers may redirect anywhere: only http(s) is ever fetched.
 DOWNLOAD_HANDLERS = {"file": None, "data": None, "s3": None, "ftp": None}
+# Through a proxy (http_proxy / https_proxy in the environment, or meta["proxy"]) Twisted
+# connects to the proxy, so the resolver above would check only the proxy's address and the
+# proxy would reach any host for us, private and metadata addresses included.
+HTTPPROXY_ENABLED = False
 
 # Settings read by our own components (values come from settings.toml via crawl_settings()).
-DEALWATCH_DB = None  # path of the SQLite store; StorePipeline is off without it
+# The store itself is no setting: scrapers.run hands its open Store to every spider.
 DEALWATCH_RUN_ID = None  # runs.id the stored pages belong to
-DEALWATCH_BUSY_TIMEOUT_MS = 10_000
 DEALWATCH_ALLOW_PRIVATE_NETWORKS = False
 DEALWATCH_MAX_ITEMS = 200  # article requests per source per run
 DEALWATCH_REFETCH_KNOWN = False

@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from pipeline.siteserver import SiteServer, running
+from pipeline.siteserver import SiteServer, serve
+
+# What some tests import to serve a directory made by write_site: pipeline.siteserver.serve.
+serve_dir = serve
 
 SITES_DIR = Path(__file__).resolve().parent / "sites"
 
@@ -61,19 +64,12 @@ def write_site(root: Path, files: dict[str, str | bytes],
 
 
 @contextmanager
-def serve_dir(root: Path) -> Iterator[SiteServer]:
-    """Serve a directory (e.g. one made by write_site) on 127.0.0.1 for the block."""
-    with running(SiteServer(root)) as server:
-        yield server
-
-
-@contextmanager
 def serve_site(name: str) -> Iterator[SiteServer]:
     """Serve tests/sites/NAME on 127.0.0.1 (a free port) for the duration of the block."""
     root = SITES_DIR / name
     if not root.is_dir():
         raise FileNotFoundError(f"no fixture site {root}")
-    with running(SiteServer(root)) as server:
+    with serve(root) as server:
         yield server
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sitefixtures import article_html, rss_feed, serve_dir, source_toml, write_config_dir, write_site
+from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
 
 from pipeline.config import Config, load_config
 from pipeline.crawl import PROJECT_ROOT, CrawlReport, crawl_command, run_crawl
 from pipeline.dedup import canonical_url
-from pipeline.siteserver import Logged, SiteServer
+from pipeline.siteserver import Logged, SiteServer, serve
 
 LOCAL = ["127.0.0.1"]
 
@@ -91,7 +91,7 @@ def news_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         source_toml("news", "news_sitemap", ["{base}/news-sitemap.xml"], allowed_domains=LOCAL),
         source_toml("front", "listing", ["{base}/"], allow=["/news/"]),
     ]
-    with serve_dir(root) as server:
+    with serve(root) as server:
         text = [s.replace("{base}", server.base_url) for s in sources]
         config = load_config(write_config_dir(root.parent / f"{root.name}-config", text))
         site = Site(server, root, config, root.parent / f"{root.name}.db", [])
@@ -168,7 +168,7 @@ def test_discovery_links_are_resolved_to_the_publisher(tmp_path: Path) -> None:
         "pub/story.html": article_html("Story"), "pub/other.html": article_html("Other"),
     }, routes={"/agg/1": {"status": 302, "location": "{{base}}/pub/other.html"},
                "/agg/2": {"status": 302, "location": "{{base}}/pub/story.html?utm_source=agg"}})
-    with serve_dir(root) as server:
+    with serve(root) as server:
         config = load_config(write_config_dir(tmp_path / "config", [source_toml(
             "search", "rss", [f"{server.base_url}/search.rss"], unwrap_param="url")]))
         report, log = crawl(server, config, tmp_path / "d.db")
@@ -201,7 +201,7 @@ def test_retries_back_off_and_honour_retry_after(tmp_path: Path) -> None:
         "/news/throttled.html": {"status": 429, "headers": {"Retry-After": "3600"}},
         "/news/slow.html": {"delay": 2, "status": 200, "file": "news/slow.html", "fail_times": 1},
     })
-    with serve_dir(root) as server:
+    with serve(root) as server:
         config = load_config(write_config_dir(
             tmp_path / "config", [source_toml("r", "rss", [f"{server.base_url}/feed.rss"])],
             retry_times=2, retry_backoff_base=0.3, retry_after_max=5, download_timeout=1))
@@ -240,7 +240,7 @@ SLOW = {"download_delay": 0.3}
 def test_request_budget_stops_every_source_and_the_next_run_goes_on(tmp_path: Path) -> None:
     root = _many_articles(tmp_path / "site", 12)
     db_path = tmp_path / "d.db"
-    with serve_dir(root) as server:
+    with serve(root) as server:
         sources = [source_toml("a", "rss", [f"{server.base_url}/feed.rss"]),
                    source_toml("b", "rss", [f"{server.base_url}/feed2.rss"])]
         tight = load_config(write_config_dir(tmp_path / "tight", sources, max_requests_per_run=7,
@@ -262,7 +262,7 @@ def test_request_budget_stops_every_source_and_the_next_run_goes_on(tmp_path: Pa
 
 def test_time_budget_stops_a_slow_crawl(tmp_path: Path) -> None:
     root = _many_articles(tmp_path / "site", 16)
-    with serve_dir(root) as server:
+    with serve(root) as server:
         config = load_config(write_config_dir(
             tmp_path / "config", [source_toml("a", "rss", [f"{server.base_url}/feed.rss"]),
                                   source_toml("b", "rss", [f"{server.base_url}/feed2.rss"])],
@@ -281,7 +281,7 @@ def test_a_killed_crawl_loses_nothing_and_the_next_run_resumes(tmp_path: Path) -
     count = 16
     root = _many_articles(tmp_path / "site", count)
     db_path = tmp_path / "d.db"
-    with serve_dir(root) as server:
+    with serve(root) as server:
         config = load_config(write_config_dir(
             tmp_path / "config", [source_toml("a", "rss", [f"{server.base_url}/feed.rss"]),
                                   source_toml("b", "rss", [f"{server.base_url}/feed2.rss"])],

@@ -12,18 +12,22 @@ from scrapy.settings import Settings
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.test import get_crawler
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from models.config import Source
 from models.records import Page, PageCheck
 from pipeline.store import sha256_hex
+from scrapers import middlewares
 from scrapers.budget import BudgetExhausted, RunBudget
+from scrapers.failures import REFUSED_HOSTS, OffsiteRedirect
 from scrapers.middlewares import (
-    REFUSED_HOSTS,
     AlreadyStored,
     BackoffRetryMiddleware,
     ConditionalGetMiddleware,
     KnownRedirectMiddleware,
+    PrivateNetworkMiddleware,
+    PrivateNetworkRefused,
     address_refusal,
     retry_after_seconds,
 )
@@ -95,6 +99,27 @@ def test_aggregator_click_links_are_unwrapped_without_a_request() -> None:
     policy = LinkPolicy(source(allowed_domains=[], unwrap_param="url"), max_items=5)
     assert policy.decide(Listed(bing)) == ("follow",
                                            "https://www.publisher.example/2025/06/deal.html?x=1")
+
+
+def test_a_link_that_makes_no_url_is_a_bad_url_and_the_rest_are_read() -> None:
+    feed = b"""<rss version="2.0"><channel>
+      <item><link>https://news.example:99999/a/1.html</link></item>
+      <item><link>https://news.example:80a/a/2.html</link></item>
+      <item><link>http://[::1/a/3.html</link></item>
+      <item><link>https://news.example/a/4.html</link></item>
+    </channel></rss>"""
+    spider = spider_class("rss")(source=source())
+    spider.crawler = get_crawler()
+    page, *requests = spider.parse_entry(feed_response(feed))
+    assert isinstance(page, Page) and page.error is None  # the feed is stored
+    assert [r.url for r in requests] == [f"{BASE}/a/4.html"]
+    stats = spider.crawler.stats
+    # The broken IPv6 literal cannot even be made absolute: parsing leaves it out.
+    assert stats.get_value("dealwatch/links/bad_url") == 2
+    assert stats.get_value("dealwatch/links/follow") == 1
+    policy = LinkPolicy(source(), max_items=5)
+    assert policy.decide(Listed("http://news.example:99999/x")) == ("bad_url",
+                                                                     "http://news.example:99999/x")
 
 
 def test_links_older_than_the_window_are_too_old() -> None:
@@ -173,20 +198,19 @@ def test_a_failed_entry_fetch_keeps_the_good_copy() -> None:
 def test_conditional_get_middleware_sends_stored_validators(tmp_path) -> None:
     from pipeline.store import Store
 
-    db_path = tmp_path / "d.db"
-    with Store(db_path) as store:
+    with Store(tmp_path / "d.db") as store:
         store.sync_sources([source()])
         store.save_page(Page(url=f"{BASE}/feed.xml", source_id="test-src", status=200, role="feed",
                              headers={"ETag": '"v1"', "Last-Modified": "Sat, 01 Nov 2026 10:00:00 GMT"},
                              body=FEED))
-    crawler = get_crawler(settings_dict={"DEALWATCH_DB": str(db_path)})
-    middleware = ConditionalGetMiddleware.from_crawler(crawler)
-    entry = Request(f"{BASE}/feed.xml", meta={"dealwatch": {"role": "feed"}})
-    new_entry = Request(f"{BASE}/other.xml", meta={"dealwatch": {"role": "feed"}})
-    article = Request(f"{BASE}/feed.xml", meta={"dealwatch": {"role": "article"}})
-    for request in (entry, new_entry, article):
-        middleware.process_request(request)
-    middleware.spider_closed()
+        crawler = get_crawler()
+        crawler.spider = spider_class("rss")(source=source(), store=store)
+        middleware = ConditionalGetMiddleware.from_crawler(crawler)
+        entry = Request(f"{BASE}/feed.xml", meta={"dealwatch": {"role": "feed"}})
+        new_entry = Request(f"{BASE}/other.xml", meta={"dealwatch": {"role": "feed"}})
+        article = Request(f"{BASE}/feed.xml", meta={"dealwatch": {"role": "article"}})
+        for request in (entry, new_entry, article):
+            middleware.process_request(request)
     assert entry.headers["If-None-Match"] == b'"v1"'
     assert entry.headers["If-Modified-Since"] == b"Sat, 01 Nov 2026 10:00:00 GMT"
     assert entry.meta["dealwatch"]["stored"]["content_hash"] == sha256_hex(FEED)
@@ -214,6 +238,28 @@ def test_known_redirect_middleware_drops_redirects_to_stored_articles() -> None:
     with pytest.raises(AlreadyStored):
         middleware.process_request(hop("https://publisher.example/new", "https://agg.example/d"))
     assert describe_failure(AlreadyStored("x"))[0] == "known"
+
+
+def test_listed_links_may_not_redirect_off_the_allowed_domains() -> None:
+    crawler = get_crawler()
+    crawler.spider = spider_class("listing")(source=source("listing", allowed_domains=[],
+                                                            urls=[f"{BASE}/world/"]))
+    middleware = KnownRedirectMiddleware.from_crawler(crawler)
+
+    def hop(url: str, role: str, referrer: str | None) -> Request:
+        return Request(url, meta={"redirect_urls": [f"{BASE}/go"],
+                                  "dealwatch": {"role": role, "referrer": referrer}})
+
+    with pytest.raises(OffsiteRedirect, match=r"redirected to https://elsewhere\.example/story"):
+        middleware.process_request(hop("https://elsewhere.example/story", "article", BASE))
+    middleware.process_request(hop("https://www.news.example/story", "article", BASE))  # a subdomain
+    # The listing itself (an entry URL, no referrer) may move anywhere.
+    middleware.process_request(hop("https://elsewhere.example/world/", "listing", None))
+    assert describe_failure(OffsiteRedirect("x"))[0] == "offsite"
+    # A feed that names no allowed domains may lead anywhere.
+    crawler.spider = spider_class("rss")(source=source(allowed_domains=[]))
+    KnownRedirectMiddleware.from_crawler(crawler).process_request(
+        hop("https://elsewhere.example/story", "article", BASE))
 
 
 # --- retries ------------------------------------------------------------------------------------
@@ -395,6 +441,38 @@ def test_resolver_checks_cached_answers_too() -> None:
         dnscache.pop("cached.example", None)
 
 
+def test_one_lookup_per_host_name_for_every_crawler_of_the_process(monkeypatch) -> None:
+    lookups: dict[str, Deferred[list[str] | None]] = {}
+
+    def in_thread(resolve: Any, host: str, port: int) -> Deferred[list[str] | None]:
+        assert host not in lookups, f"{host} looked up twice"
+        lookups[host] = Deferred()
+        return lookups[host]
+
+    monkeypatch.setattr(middlewares, "deferToThread", in_thread)
+    monkeypatch.setattr(middlewares, "_LOOKUPS", {})
+    # Two sources, two crawlers: their middlewares share the lookups.
+    first, second = (PrivateNetworkMiddleware.from_crawler(get_crawler()) for _ in range(2))
+
+    async def crawl() -> list[Any]:
+        asking = [asyncio.ensure_future(middleware.process_request(Request(f"http://{host}/{i}")))
+                  for i, (middleware, host) in enumerate([
+                      (first, "news.example"), (second, "news.example"), (first, "intranet.example"),
+                      (second, "intranet.example"), (second, "news.example")])]
+        await asyncio.sleep(0)  # every request is waiting on a lookup now
+        lookups["news.example"].callback(["93.184.215.14"])
+        lookups["intranet.example"].callback(["10.1.2.3"])
+        answers = await asyncio.gather(*asking, return_exceptions=True)
+        later = await asyncio.gather(first.process_request(Request("http://intranet.example/x")),
+                                     return_exceptions=True)
+        return answers + later
+
+    answers = asyncio.run(crawl())
+    assert sorted(lookups) == ["intranet.example", "news.example"]
+    refused = [isinstance(a, PrivateNetworkRefused) for a in answers]
+    assert refused == [False, False, True, True, False, True]  # every waiter got the answer
+
+
 def test_dns_failure_of_a_refused_host_is_reported_as_private_network() -> None:
     from scrapy.exceptions import CannotResolveHostError
 
@@ -405,6 +483,7 @@ def test_dns_failure_of_a_refused_host_is_reported_as_private_network() -> None:
     failure.request = request  # type: ignore[attr-defined]
     (page,) = spider.on_error(failure)
     assert page.error.startswith("private_network: refused.example resolves to cloud metadata")
+    assert describe_failure(failure.value)[0] == "dns"  # without the request: no host to tell by
 
 
 def test_budget_refusals_and_known_redirects_record_nothing() -> None:

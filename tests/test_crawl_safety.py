@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sitefixtures import article_html, rss_feed, serve_dir, source_toml, write_config_dir, write_site
+from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
 
 from pipeline.config import load_config
 from pipeline.crawl import PROJECT_ROOT, CrawlReport, run_crawl
-from pipeline.siteserver import SiteServer
+from pipeline.siteserver import SiteServer, serve
 
 
 @dataclass
@@ -86,7 +86,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
         "/news/empty.html": {"body": ""},
         "/empty.rss": {"content_type": "application/rss+xml", "body": ""},
     })
-    with serve_dir(root) as server:
+    with serve(root) as server:
         base = server.base_url
         sources = [
             source_toml("unsafe", "rss", [f"{base}/feed.rss"]),
@@ -178,7 +178,7 @@ process.start()
 print(json.dumps({k: v for k, v in crawler.stats.get_stats().items()
                   if k.startswith(("dealwatch/", "retry/"))}))
 """
-    with serve_dir(root) as server:
+    with serve(root) as server:
         url = f"http://localhost:{server.server_address[1]}/feed.rss"
         proc = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True,
                               cwd=PROJECT_ROOT, timeout=60, check=False)
@@ -190,3 +190,82 @@ print(json.dumps({k: v for k, v in crawler.stats.get_stats().items()
     assert seen == []
     assert "refused to connect: localhost resolves to non-public address" in proc.stderr
     assert stats.get("retry/count") is None  # a refusal is not retried like a DNS hiccup
+
+
+# --- links and redirects: bad links, sitemap index chains, off-site redirects, proxies -----------
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
+    tmp = tmp_path_factory.mktemp("links")
+    urlset = ('<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+              "<url><loc>{{base}}/news/%s.html</loc></url></urlset>")
+    root = write_site(tmp / "site", {
+        "links.rss": rss_feed(["http://127.0.0.1:99999/news/x.html", "http://127.0.0.1:80a/news/y.html",
+                               "http://[::1/news/z.html", "{{base}}/news/good-1.html",
+                               "{{base}}/news/good-2.html"]),
+        # No lastmod: the children are read in this order, one at a time.
+        "index.xml": '<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                     + "".join(f"<sitemap><loc>{{{{base}}}}/maps/{name}.xml</loc></sitemap>"
+                               for name in ("latest", "s1", "s0")) + "</sitemapindex>",
+        "maps/s1.xml": urlset % "s1", "maps/s0.xml": urlset % "s0",
+        "front.html": '<html><body><a href="/go/away">Away</a> <a href="/go/here">Here</a></body></html>',
+        **{f"news/{name}.html": article_html(name)
+           for name in ("good-1", "good-2", "s1", "s0", "here", "away")},
+    }, routes={"/maps/latest.xml": {"status": 301, "location": "{{base}}/maps/s1.xml"},
+               "/go/here": {"status": 302, "location": "/news/here.html"}})
+    with serve(root) as server:
+        base = server.base_url
+        # Another name for this very server: reachable (private networks are allowed here), but
+        # not the listing's host.
+        server.routes["/go/away"] = {
+            "status": 302, "location": f"http://localhost:{server.server_address[1]}/news/away.html"}
+        sources = [source_toml("links", "rss", [f"{base}/links.rss"]),
+                   source_toml("index", "sitemap", [f"{base}/index.xml"]),
+                   source_toml("front", "listing", [f"{base}/front.html"])]
+        config = load_config(write_config_dir(tmp / "config", sources))
+        db_path = tmp / "d.db"
+        report = run_crawl(config, db_path, timeout=60)
+        yield Crawled(server, db_path, report, list(server.requests))
+
+
+def test_a_bad_link_loses_nothing_but_itself(linked: Crawled) -> None:
+    assert linked.reason("/links.rss") == "ok"  # the feed is stored
+    assert linked.reason("/news/good-1.html") == linked.reason("/news/good-2.html") == "ok"
+    counters = linked.report.sources["links"]
+    assert counters["articles_new"] == 2 and counters["errors"] == {}
+    assert "links" not in linked.report.attention
+
+
+def test_every_child_sitemap_is_read_though_two_lead_to_one(linked: Crawled) -> None:
+    # latest.xml redirects to s1.xml, which the index lists as well: Scrapy's dupefilter would
+    # drop one of the two, and with it the chain that leads on to s0.xml.
+    assert "/maps/s0.xml" in linked.paths and "/news/s0.html" in linked.paths
+    assert linked.reason("/news/s1.html") == linked.reason("/news/s0.html") == "ok"
+    assert linked.paths.count("/news/s1.html") == 1
+
+
+def test_a_listing_does_not_follow_a_redirect_off_its_site(linked: Crawled) -> None:
+    away = linked.page("/go/away")
+    assert away["error"].startswith("offsite: redirected to http://localhost:")
+    assert away["html"] is None and "/news/away.html" not in linked.paths
+    assert linked.page("/go/here")["final_url"] == linked.server.base_url + "/news/here.html"
+    assert linked.reason("/go/here") == "ok"
+    assert linked.report.sources["front"]["errors"] == {"offsite": 1}
+
+
+def test_proxy_settings_in_the_environment_are_not_used(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a proxy the connection-time check would see only the proxy's address."""
+    root = write_site(tmp_path / "site", {"feed.rss": rss_feed(["{{base}}/news/ok.html"]),
+                                          "news/ok.html": article_html("Fine")})
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    with serve(root) as server:
+        config = load_config(write_config_dir(tmp_path / "config", [
+            source_toml("direct", "rss", [f"{server.base_url}/feed.rss"])]))
+        report = run_crawl(config, tmp_path / "d.db", timeout=60)
+        seen = list(server.requests)
+    assert report.ok, report.attention
+    assert "/news/ok.html" in seen

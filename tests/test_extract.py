@@ -98,6 +98,8 @@ def test_html_to_text_for_short_snippets() -> None:
         ("https://news.test/story/amp/", "https://news.test/story"),
         ("https://amp.news.test/story.amp.html", "https://news.test/story.html"),
         ("http://127.0.0.1:8711/2026/03/04/x.html", "https://127.0.0.1:8711/2026/03/04/x.html"),
+        ("http://[::1]:80/x", "https://[::1]/x"),
+        ("http://news.test:99999/x", "http://news.test:99999/x"),  # no URL: left as it is
     ],
 )
 def test_canonical_url(url: str, expected: str) -> None:

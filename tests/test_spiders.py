@@ -157,6 +157,15 @@ def test_sitemap_index_lists_child_sitemaps() -> None:
         Listed(f"{BASE}/s/2025-06.xml", None, None, role="sitemap")]
 
 
+def test_a_link_that_makes_no_url_is_left_out_and_the_rest_are_read() -> None:
+    sitemap = b"""<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+      <url><loc>http://[::1/n/0</loc></url><url><loc>/n/1</loc></url></urlset>"""
+    assert parse_sitemap(sitemap, BASE) == [Listed(f"{BASE}/n/1")]
+    atom = b"""<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://[::1/">
+      <entry><link href="http://[::1/a/0"/></entry><entry><link href="/a/1"/></entry></feed>"""
+    assert parse_atom(atom, BASE) == [Listed(f"{BASE}/a/1")]  # the broken xml:base is ignored
+
+
 def test_gzipped_sitemap_is_decompressed() -> None:
     spider = spider_class("sitemap")(source=source("sitemap"))
     response = Response(f"{BASE}/sitemap.xml.gz", body=gzip.compress(NEWS_SITEMAP),
@@ -198,6 +207,12 @@ def test_newest_first_keeps_undated_entries_last_in_order() -> None:
     entries = [Listed("a", date="2025-05-01"), Listed("b"), Listed("c", date="2025-06-01T00:00:00Z"),
                Listed("d", date="soon"), Listed("e")]
     assert [e.url for e in newest_first(entries)] == ["c", "a", "b", "d", "e"]
+
+
+def test_an_unreadable_date_is_no_date_whatever_it_starts_with() -> None:
+    entries = [Listed("old", date="2025-05-01"), Listed("unread", date="3 Jun 2025"),
+               Listed("new", date="2025-06-01T00:00:00Z"), Listed("impossible", date="2025-02-31")]
+    assert [e.url for e in newest_first(entries)] == ["new", "old", "unread", "impossible"]
 
 
 # --- following links --------------------------------------------------------------------------
@@ -378,13 +393,11 @@ def test_store_pipeline_saves_pages_and_counts_them_by_role(tmp_path: Path) -> N
     with Store(db_path) as store:
         store.sync_sources([source()])
         run_id = store.start_run("crawl")
-    crawler = get_crawler(settings_dict={"DEALWATCH_DB": str(db_path), "DEALWATCH_RUN_ID": run_id})
-    pipeline = StorePipeline.from_crawler(crawler)
-    pipeline.open_spider()
-    page = Page(url=f"{BASE}/a", source_id="test-rss", status=200, body=b"<html></html>")
-    assert pipeline.process_item(page) is page
-    pipeline.close_spider()
-    with Store(db_path) as store:
+        crawler = get_crawler(settings_dict={"DEALWATCH_RUN_ID": run_id})
+        crawler.spider = spider_class("rss")(source=source(), store=store)
+        pipeline = StorePipeline.from_crawler(crawler)
+        page = Page(url=f"{BASE}/a", source_id="test-rss", status=200, body=b"<html></html>")
+        assert pipeline.process_item(page) is page
         assert store.known_article_urls() == {canonical_url(f"{BASE}/a")}
     assert crawler.stats.get_value("dealwatch/pages/article") == 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Collection, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urldefrag, urlsplit
@@ -12,41 +13,28 @@ from urllib.parse import parse_qs, urldefrag, urlsplit
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
-from scrapy.exceptions import (
-    CannotResolveHostError,
-    DownloadCancelledError,
-    DownloadConnectionRefusedError,
-    DownloadTimeoutError,
-    IgnoreRequest,
-    ResponseDataLossError,
-    StopDownload,
-)
+from scrapy.exceptions import StopDownload
 from scrapy.http import HtmlResponse, Request, Response
 from scrapy.http.headers import Headers
 from scrapy.settings import BaseSettings
-from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.response import response_status_message
 from twisted.python.failure import Failure
 from w3lib.url import safe_url_string
 
 from models.config import Source
 from models.records import Page, PageCheck
+from pipeline.dates import listed_datetime
 from pipeline.dedup import canonical_url
-from pipeline.store import sha256_hex
-from scrapers.budget import BudgetExhausted, RunBudget
-from scrapers.middlewares import (
-    AlreadyStored,
-    PrivateNetworkRefused,
-    has_validators,
-    refused_host_reason,
-)
+from pipeline.health import SKIP_CODES
+from pipeline.store import Store, sha256_hex
+from scrapers.budget import RunBudget
+from scrapers.failures import describe_failure
+from scrapers.middlewares import has_validators, requested_url
 from scrapers.settings import source_settings
 from scrapers.spiders.documents import Listed, MalformedDocument, newest_first
+from scrapers.stats import inc_stat
 
 logger = logging.getLogger(__name__)
 
-# Failures that are deliberate skips, not signs that a source is broken.
-SKIP_CODES = frozenset({"robots", "not_html"})
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 # Verdicts on a listed link that leave work for a later run (the link is neither stored nor
 # ruled out), so the entry listing it must be read again next time.
@@ -70,15 +58,14 @@ def unwrap(url: str, param: str | None) -> str:
     return url
 
 
-def listed_datetime(date: str | None) -> datetime | None:
-    """A listed date (as normalise_date leaves it) as an aware datetime; None when unreadable."""
-    if not date or not date[:1].isdigit():
-        return None
-    try:
-        parsed = datetime.fromisoformat(date)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The link policy's verdict on a listed link ("follow", or why the link is left alone)."""
+
+    verdict: str
+    url: str  # as it is requested and stored (clean_url); the link as listed when "bad_url"
+    canonical: str | None = None  # of an article link followed
+    refetch: bool = False  # an article link followed although stored already (refetch_known)
 
 
 class LinkPolicy:
@@ -92,7 +79,9 @@ class LinkPolicy:
     `claimed` set, another one), and fit within max_items. Stored and taken are judged on
     canonical URLs (pipeline.dedup.canonical_url): tracking parameters, fragments, `www.`,
     http/https and AMP variants make no new article. Child sitemaps of an index only need
-    the domain and date checks and fit within max_sitemaps.
+    the domain and date checks and fit within max_sitemaps. A link that makes no URL at all
+    is a "bad_url", and only that link is lost. Where a followed link redirects to is checked
+    too (scrapers.middlewares.KnownRedirectMiddleware: `offsite`, `claim_redirect`).
     """
 
     def __init__(self, source: Source, max_items: int, known_urls: Collection[str] = (),
@@ -136,43 +125,60 @@ class LinkPolicy:
             return when.date() < self.cutoff.date()
         return when < self.cutoff
 
+    def offsite(self, url: str) -> bool:
+        """True when the URL's host lies outside the allowed domains (when there are any)."""
+        if not self.allowed_domains:
+            return False
+        return not host_matches(urlsplit(url).hostname or "", self.allowed_domains)
+
     def decide(self, listed: Listed) -> tuple[str, str]:
-        """(verdict, cleaned url); the verdict is "follow" or why the link is left alone."""
-        url = clean_url(unwrap(listed.url, self.unwrap_param))
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "not_http", url
-        if self.allowed_domains and not host_matches(parts.hostname, self.allowed_domains):
-            return "offsite", url
+        """(verdict, url) of judge(): "follow", or why the link is left alone."""
+        decision = self.judge(listed)
+        return decision.verdict, decision.url
+
+    def judge(self, listed: Listed) -> Decision:
+        """The verdict on a listed link; a link that makes no URL (a port out of range, a
+        broken IPv6 literal) is "bad_url", and the other links of its entry are read on."""
+        try:
+            url = clean_url(unwrap(listed.url, self.unwrap_param))
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError:
+            return Decision("bad_url", listed.url)
+        if parts.scheme not in ("http", "https") or not hostname:
+            return Decision("not_http", url)
+        if self.offsite(url):
+            return Decision("offsite", url)
         if self.too_old(listed.date):
-            return "too_old", url
+            return Decision("too_old", url)
         if listed.role == "sitemap":
             if url in self.seen:
-                return "seen", url
+                return Decision("seen", url)
             if self.sitemaps >= self.max_sitemaps:
-                return "over_limit", url
+                return Decision("over_limit", url)
             self.seen.add(url)
             self.sitemaps += 1
-            return "follow", url
+            return Decision("follow", url)
         if self.allow and not any(p.search(url) for p in self.allow):
-            return "not_allowed", url
+            return Decision("not_allowed", url)
         if any(p.search(url) for p in self.deny):
-            return "denied", url
+            return Decision("denied", url)
         canonical = canonical_url(url)
         if canonical in self.handled:
-            return "seen", url
-        if canonical in self.known and not self.refetch_known:
+            return Decision("seen", url)
+        stored = canonical in self.known
+        if stored and not self.refetch_known:
             self.handled.add(canonical)
-            return "known", url
+            return Decision("known", url)
         if canonical in self.claimed:
             self.handled.add(canonical)
-            return "seen", url
+            return Decision("seen", url)
         if self.full:
-            return "over_limit", url
+            return Decision("over_limit", url)
         self.handled.add(canonical)
         self.claimed.add(canonical)
         self.articles += 1
-        return "follow", url
+        return Decision("follow", url, canonical, refetch=stored)
 
     def claim_redirect(self, canonical: str) -> bool:
         """Take the target of an article request's redirect for this run; False when it is
@@ -188,61 +194,28 @@ def clean_url(url: str) -> str:
     return urldefrag(safe_url_string(url.strip()))[0]
 
 
-def requested_url(request: Request) -> str:
-    """The URL first asked for, before any redirect."""
-    return str(request.meta.get("redirect_urls", [request.url])[0])
-
-
-def describe_failure(exc: BaseException) -> tuple[str, str]:
-    """(reason code, detail) for a failed request; the code keys the error counters."""
-    if isinstance(exc, HttpError) and exc.response is not None:
-        return f"http_{exc.response.status}", response_status_message(exc.response.status)
-    if isinstance(exc, PrivateNetworkRefused):
-        return "private_network", str(exc)
-    if isinstance(exc, BudgetExhausted):
-        return "budget", str(exc)
-    if isinstance(exc, AlreadyStored):
-        return "known", str(exc)
-    if isinstance(exc, IgnoreRequest):
-        text = str(exc)
-        if "robots.txt" in text:
-            return "robots", "forbidden by robots.txt"
-        if "offsite" in text.lower():
-            return "offsite", text
-        if "max redirections" in text:
-            return "too_many_redirects", text
-        return "ignored", text or type(exc).__name__
-    if isinstance(exc, CannotResolveHostError):
-        return "dns", str(exc) or "cannot resolve host"
-    if isinstance(exc, DownloadTimeoutError):
-        return "timeout", str(exc)
-    if isinstance(exc, DownloadConnectionRefusedError):
-        return "connection", str(exc) or "connection refused"
-    if isinstance(exc, DownloadCancelledError) and "max size" in str(exc):
-        return "too_large", str(exc)
-    if isinstance(exc, ResponseDataLossError):
-        return "data_loss", str(exc)
-    return "download", f"{type(exc).__name__}: {exc}"
-
-
-def content_type(response: Response) -> str:
+def content_type(headers: Headers) -> str:
     """The Content-Type header as served ("" when there is none)."""
-    value = response.headers.get("Content-Type")
+    value = headers.get("Content-Type")
     return value.decode("latin-1") if value else ""
 
 
+def is_html_type(served: str) -> bool:
+    """True when a Content-Type value names HTML (whatever its parameters)."""
+    return served.split(";", 1)[0].strip().lower() in HTML_TYPES
+
+
 def is_html(response: Response) -> bool:
-    served = content_type(response)
-    if served:
-        return served.split(";", 1)[0].strip().lower() in HTML_TYPES
-    return isinstance(response, HtmlResponse)
+    """True for an HTML response: by its Content-Type, or as Scrapy guessed without one."""
+    served = content_type(response.headers)
+    return is_html_type(served) if served else isinstance(response, HtmlResponse)
 
 
 def header_dict(response: Response) -> dict[str, str]:
     return {str(k): str(v) for k, v in response.headers.to_unicode_dict().items()}
 
 
-def validators_of(headers: dict[str, str]) -> tuple[str | None, str | None]:
+def header_validators(headers: dict[str, str]) -> tuple[str | None, str | None]:
     """(etag, last_modified) of a header dict, whatever the case of its names."""
     lower = {k.lower(): v for k, v in headers.items()}
     return lower.get("etag"), lower.get("last-modified")
@@ -284,14 +257,15 @@ class SourceSpider(scrapy.Spider):
     def __init__(self, source: Source, known_urls: Collection[str] = (), max_items: int = 200,
                  refetch_known: bool = False, max_sitemaps: int = 20, max_age_days: int = 0,
                  claimed: set[str] | None = None, budget: RunBudget | None = None,
-                 **kwargs: Any):
+                 store: Store | None = None, **kwargs: Any):
         if source.kind != self.kind:
             raise ValueError(f"source {source.id!r} is of kind {source.kind!r}, "
                              f"not {self.kind!r}")
         super().__init__(name=source.id, **kwargs)
         self.source = source
-        self.known_urls = known_urls  # canonical URLs of stored articles
         self.budget = budget  # read by BudgetMiddleware and BackoffRetryMiddleware
+        # Read by ConditionalGetMiddleware and StorePipeline; the crawl stores nothing without.
+        self.store = store
         self.policy = LinkPolicy(source, max_items, known_urls, refetch_known, max_sitemaps,
                                  max_age_days, claimed)
 
@@ -334,18 +308,24 @@ class SourceSpider(scrapy.Spider):
 
     def follow(self, listed: Listed, referrer: str) -> tuple[str, Request | None]:
         """(verdict, request): the policy's verdict on a listed link, and the request to send."""
-        verdict, url = self.policy.decide(listed)
+        decision = self.policy.judge(listed)
+        verdict = decision.verdict
         self._count(f"dealwatch/links/{verdict}")
+        if verdict == "bad_url":
+            logger.info("%s: unreadable link %r in %s", self.name, listed.url, referrer)
         if verdict != "follow":
             return verdict, None
         if listed.role == "sitemap":
-            return verdict, self.entry_request(url, "sitemap", referrer)
-        canonical = canonical_url(url)
-        known = canonical in self.known_urls
-        return verdict, Request(url, callback=self.parse_article, errback=self.on_error,
+            # The policy has seen to it that each child is asked for once. Scrapy's dupefilter
+            # must not drop one (a URL that an earlier child redirected to): a dropped request
+            # gets no callback, and the next child sitemap is only sent from a callback.
+            return verdict, self.entry_request(decision.url, "sitemap", referrer,
+                                               dont_filter=True)
+        return verdict, Request(decision.url, callback=self.parse_article, errback=self.on_error,
                                 meta={"dealwatch": {"role": "article", "referrer": referrer,
                                                     "title": listed.title, "date": listed.date,
-                                                    "known": known, "canonical": canonical}})
+                                                    "known": decision.refetch,
+                                                    "canonical": decision.canonical}})
 
     def headers_received(self, headers: Headers, body_length: int, request: Request,
                          spider: scrapy.Spider) -> None:
@@ -353,8 +333,8 @@ class SourceSpider(scrapy.Spider):
         video): parse_article records it as skipped, without its body."""
         if spider is not self or request.meta.get("dealwatch", {}).get("role") != "article":
             return
-        served = headers.get("Content-Type")
-        if served and served.decode("latin-1").split(";", 1)[0].strip().lower() not in HTML_TYPES:
+        served = content_type(headers)
+        if served and not is_html_type(served):
             raise StopDownload(fail=False)
 
     # -- callbacks --
@@ -398,7 +378,7 @@ class SourceSpider(scrapy.Spider):
                             if k.lower() not in VALIDATOR_HEADERS}
         if stored is not None and stored.get("content_hash") == sha256_hex(page.body):
             self._count("dealwatch/unchanged")
-            if (stored.get("etag"), stored.get("last_modified")) == validators_of(page.headers):
+            if (stored.get("etag"), stored.get("last_modified")) == header_validators(page.headers):
                 return PageCheck(page.url, self.name, response.status)
         return page
 
@@ -407,7 +387,8 @@ class SourceSpider(scrapy.Spider):
         request = request_of(response)
         if not is_html(response):
             yield from self.failure(request, "article", "not_html",
-                                    f"content type {content_type(response) or 'unknown'}", response)
+                                    f"content type {content_type(response.headers) or 'unknown'}",
+                                    response)
             return
         if not response.body.strip():
             yield from self.failure(request, "article", "empty", "empty body", response)
@@ -420,7 +401,7 @@ class SourceSpider(scrapy.Spider):
     def on_error(self, failure: Failure) -> Iterator[Page | PageCheck | Request]:
         request: Request = failure.request  # type: ignore[attr-defined]
         role = request.meta.get("dealwatch", {}).get("role", "article")
-        code, detail = describe_failure(failure.value)
+        code, detail = describe_failure(failure.value, request)
         if code == "budget":
             # Not tried: nothing to record, the next run sends it.
             self._count("dealwatch/budget_skipped")
@@ -428,8 +409,6 @@ class SourceSpider(scrapy.Spider):
         if code == "known":
             self._count("dealwatch/links/known")
             return
-        if code == "dns" and (refused := refused_host_reason(urlsplit(request.url).hostname)):
-            code, detail = "private_network", refused
         yield from self.failure(request, role, code, detail,
                                 getattr(failure.value, "response", None))
 
@@ -483,6 +462,4 @@ class SourceSpider(scrapy.Spider):
 
     def _count(self, key: str) -> None:
         # A spider built without a crawler (parsing tests) simply counts nothing.
-        crawler = getattr(self, "crawler", None)
-        if crawler is not None and crawler.stats is not None:
-            crawler.stats.inc_value(key)
+        inc_stat(getattr(self, "crawler", None), key)

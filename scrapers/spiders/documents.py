@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urljoin
 
 import lxml.html
 from lxml import etree
+
+from pipeline.dates import listed_datetime, normalise_date
 
 logger = logging.getLogger(__name__)
 
@@ -57,34 +58,32 @@ def parse_xml(body: bytes) -> etree._Element:
     return root
 
 
-def normalise_date(raw: str | None) -> str | None:
-    """ISO 8601 (UTC, 'Z') for RFC 822 and ISO dates; a date alone stays a date; else as given."""
-    if not raw or not raw.strip():
-        return None
-    raw = raw.strip()
-    parsed: datetime | None = None
-    try:
-        parsed = datetime.fromisoformat(raw)
-        if len(raw) == 10:  # a plain date: no time to convert
-            return parsed.date().isoformat()
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return raw
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def newest_first(entries: list[Listed]) -> list[Listed]:
-    """Entries with a date, newest first, then the undated ones in document order.
+    """Entries with a date, newest first, then the undated ones (unreadable dates among them)
+    in document order.
 
     A max_items cap then keeps the latest news; sitemaps often list the oldest first.
     """
-    dated = [e for e in entries if e.date and e.date[:1].isdigit()]
-    undated = [e for e in entries if not (e.date and e.date[:1].isdigit())]
-    return sorted(dated, key=lambda e: e.date or "", reverse=True) + undated
+    dated: list[tuple[datetime, Listed]] = []
+    undated: list[Listed] = []
+    for entry in entries:
+        when = listed_datetime(entry.date)
+        if when is None:
+            undated.append(entry)
+        else:
+            dated.append((when, entry))
+    dated.sort(key=lambda pair: pair[0], reverse=True)
+    return [entry for _, entry in dated] + undated
+
+
+def _absolute(base: str, link: str) -> str | None:
+    """The link made absolute against base; None for a link no URL can be made of (a broken
+    IPv6 literal): that entry is left out, the rest of the document is read."""
+    try:
+        return urljoin(base, link)
+    except ValueError:
+        logger.debug("skipping unreadable link %r (base %s)", link, base)
+        return None
 
 
 def _local(el: etree._Element) -> str:
@@ -135,11 +134,11 @@ def parse_rss(body: bytes, base_url: str) -> list[Listed]:
             guid = _child(item, "guid")
             if guid is not None and guid.get("isPermaLink", "true") != "false":
                 link = _text(guid)
-        if not link:
+        url = _absolute(base_url, link) if link else None
+        if not url:
             continue
         date = _text(_child(item, "pubDate")) or _text(_child(item, "date", DC_NS))
-        entries.append(Listed(urljoin(base_url, link), _text(_child(item, "title")),
-                              normalise_date(date)))
+        entries.append(Listed(url, _text(_child(item, "title")), normalise_date(date)))
     return entries
 
 
@@ -171,16 +170,17 @@ def parse_atom(body: bytes, base_url: str) -> list[Listed]:
     if root.tag != f"{{{ATOM_NS}}}feed":
         hint = '; set kind = "rss"' if _local(root) in ("rss", "RDF") else ""
         raise MalformedDocument(f"expected an Atom feed, found {_describe(root)}{hint}")
-    feed_base = urljoin(base_url, root.get(XML_BASE, ""))
+    # An unreadable xml:base is ignored: links then resolve against the next base out.
+    feed_base = _absolute(base_url, root.get(XML_BASE, "")) or base_url
     entries = []
     for entry in _children(root, "entry"):
         href = _atom_link(entry)
-        if not href:
+        entry_base = _absolute(feed_base, entry.get(XML_BASE, "")) or feed_base
+        url = _absolute(entry_base, href) if href else None
+        if not url:
             continue
-        entry_base = urljoin(feed_base, entry.get(XML_BASE, ""))
         date = _text(_child(entry, "published")) or _text(_child(entry, "updated"))
-        entries.append(Listed(urljoin(entry_base, href), _atom_text(_child(entry, "title")),
-                              normalise_date(date)))
+        entries.append(Listed(url, _atom_text(_child(entry, "title")), normalise_date(date)))
     return entries
 
 
@@ -196,9 +196,9 @@ def parse_sitemap(body: bytes, base_url: str) -> list[Listed]:
         children = []
         for sitemap in _children(root, "sitemap"):
             loc = _text(_child(sitemap, "loc"))
-            if loc:
-                children.append(Listed(urljoin(base_url, loc), None,
-                                       normalise_date(_text(_child(sitemap, "lastmod"))),
+            url = _absolute(base_url, loc) if loc else None
+            if url:
+                children.append(Listed(url, None, normalise_date(_text(_child(sitemap, "lastmod"))),
                                        role="sitemap"))
         return children
     if kind != "urlset":
@@ -206,7 +206,8 @@ def parse_sitemap(body: bytes, base_url: str) -> list[Listed]:
     entries = []
     for url in _children(root, "url"):
         loc = _text(_child(url, "loc"))
-        if not loc:
+        link = _absolute(base_url, loc) if loc else None
+        if not link:
             continue
         title = date = None
         news = _child(url, "news", NEWS_NS)
@@ -214,5 +215,5 @@ def parse_sitemap(body: bytes, base_url: str) -> list[Listed]:
             title = _text(_child(news, "title", NEWS_NS))
             date = _text(_child(news, "publication_date", NEWS_NS))
         date = date or _text(_child(url, "lastmod"))
-        entries.append(Listed(urljoin(base_url, loc), title, normalise_date(date)))
+        entries.append(Listed(link, title, normalise_date(date)))
     return entries

@@ -22,6 +22,6 @@ class ListingSpider(SourceSpider):
     def entries(self, response: Response) -> list[Listed]:
         if not isinstance(response, TextResponse) or not is_html(response):
             raise MalformedDocument(
-                f"not an HTML page (content type {content_type(response) or 'unknown'})")
+                f"not an HTML page (content type {content_type(response.headers) or 'unknown'})")
         return [Listed(link.url, link.text.strip() or None)
                 for link in self.link_extractor.extract_links(response)]
