@@ -1,4 +1,5 @@
-"""Bench: the review queue's keyset paging and the web queue page on 100,000 candidates."""
+"""Bench: the review queue's keyset paging and the web queue page on 100,000 candidates, and
+the candidate page's highlighting of a long article."""
 
 from __future__ import annotations
 
@@ -105,7 +106,23 @@ def main() -> int:
             timed("distinct countries", store.candidate_countries)
             assert isinstance(first, list) and len(first) == 51
         web_page(path)
+    segments()
     return 0
+
+
+def segments(entities: int = 3_000) -> None:
+    """Highlighting an article tagged all over (one pass over the entities, not one a cut)."""
+    from pipeline.web import article_segments
+
+    rng = random.Random(3)
+    text = " ".join(f"word{i}" for i in range(entities * 4))
+    spans = []
+    for _ in range(entities):
+        start = rng.randrange(len(text) - 40)
+        spans.append({"label": rng.choice(["VENDOR", "ORG", "GPE", "DATE"]), "ent_id": None,
+                      "start": start, "end": start + rng.randint(3, 40)})
+    timed(f"article_segments, {entities:,} entities",
+          lambda: article_segments(text, (100, 400), spans))
 
 
 def web_page(path: Path) -> None:

@@ -23,7 +23,7 @@ from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, read_watchl
 from pipeline.export import FORMATS as EXPORT_FORMATS
 from pipeline.present import money
 from pipeline.review import REJECT_REASONS
-from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store
+from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store, is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class DealwatchGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not is_busy(exc):
                 raise
             click.echo(f"error: the database is busy ({exc}): another process has been writing "
                        "for longer than the busy timeout; try again", err=True)

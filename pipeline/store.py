@@ -32,6 +32,12 @@ class StoreError(DealwatchError):
     """The database cannot be opened, migrated or written."""
 
 
+def is_busy(exc: BaseException) -> bool:
+    """A statement that waited out the busy timeout while another process was writing."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
+
+
 def sha256_hex(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -501,23 +507,21 @@ class Store(RegistryStore):
         known = {row[0] for row in self.db.execute(
             "SELECT canonical_url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299 "
             "AND error IS NULL AND canonical_url IS NOT NULL").fetchall()}
+        # pages.canonical_url is that of the final URL: only a redirected page's requested URL
+        # has a canonical form of its own to add.
         known.update(canonical_url(row[0]) for row in self.db.execute(
             "SELECT url FROM pages WHERE role = 'article' AND status BETWEEN 200 AND 299 "
-            "AND error IS NULL").fetchall())
+            "AND error IS NULL AND final_url IS NOT NULL AND final_url != url").fetchall())
         known.update(row[0] for row in self.db.execute("SELECT canonical_url FROM articles"))
         return known
 
-    def validators(self, urls: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """What the last good fetch of each URL said: etag, last_modified and content_hash, for
-        conditional GET and for noticing an unchanged body."""
-        out: dict[str, dict[str, Any]] = {}
-        for url in set(urls):
-            row = self.db.execute(
-                "SELECT etag, last_modified, content_hash FROM pages WHERE url = ? "
-                "AND status BETWEEN 200 AND 299 AND error IS NULL", [url]).fetchone()
-            if row:
-                out[url] = {"etag": row[0], "last_modified": row[1], "content_hash": row[2]}
-        return out
+    def validators_of(self, url: str) -> dict[str, Any] | None:
+        """What the last good fetch of a URL said: etag, last_modified and content_hash, for
+        conditional GET and for noticing an unchanged body; None when it has none."""
+        row = self.db.execute(
+            "SELECT etag, last_modified, content_hash FROM pages WHERE url = ? "
+            "AND status BETWEEN 200 AND 299 AND error IS NULL", [url]).fetchone()
+        return {"etag": row[0], "last_modified": row[1], "content_hash": row[2]} if row else None
 
     def record_check(self, url: str, status: int, run_id: int | None = None) -> bool:
         """Note that a stored page was checked (e.g. 304 Not Modified, or the same body again)
@@ -674,28 +678,6 @@ class Store(RegistryStore):
             self.db.execute("UPDATE articles SET cluster_id = ? WHERE cluster_id = ?",
                             [cluster_id, old])
 
-    def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
-        """Every copy of each cluster's story: its articles and the pages that repeated one of
-        them word for word, oldest first."""
-        ids = sorted(set(cluster_ids))
-        out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
-        if not ids:
-            return out
-        marks = ", ".join("?" for _ in ids)
-        rows = self.db.query(
-            f"""SELECT a.cluster_id, a.id AS article_id, a.url, a.site, a.title, a.published,
-                       'article' AS copy
-                FROM articles a WHERE a.cluster_id IN ({marks})
-                UNION ALL
-                SELECT a.cluster_id, a.id, COALESCE(p.final_url, p.url), NULL, NULL, NULL,
-                       'exact duplicate'
-                FROM pages p JOIN articles a ON a.id = p.article_id
-                WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks})
-                ORDER BY 1, 2, 7""", [*ids, *ids])
-        for row in rows:
-            out[row.pop("cluster_id")].append(row)
-        return out
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """A transaction (a savepoint when nested): all of it is written, or none of it.
@@ -824,10 +806,7 @@ class Store(RegistryStore):
             if flt.limit or len(page) < page_size:
                 break
             after = (page[-1]["score"], page[-1]["id"])
-        copies = self.cluster_copies(r["cluster_id"] for r in rows if r["cluster_id"] is not None)
-        for row in rows:
-            row["copies"] = copies.get(row["cluster_id"], []) if row["cluster_id"] else []
-        return rows
+        return self.attach_copies(rows)
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])

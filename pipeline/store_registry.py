@@ -387,6 +387,36 @@ class RegistryStore:
         rows = [decode_row(r) for r in self.db.query(sql, [*params, *lead_params, int(limit)])]
         return rows[::-1] if before is not None and after is None else rows
 
+    def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """Every copy of each cluster's story: its articles and the pages that repeated one of
+        them word for word, oldest first."""
+        ids = sorted(set(cluster_ids))
+        out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
+        if not ids:
+            return out
+        marks = ", ".join("?" for _ in ids)
+        rows = self.db.query(
+            f"""SELECT a.cluster_id, a.id AS article_id, a.url, a.site, a.title, a.published,
+                       'article' AS copy
+                FROM articles a WHERE a.cluster_id IN ({marks})
+                UNION ALL
+                SELECT a.cluster_id, a.id, COALESCE(p.final_url, p.url), NULL, NULL, NULL,
+                       'exact duplicate'
+                FROM pages p JOIN articles a ON a.id = p.article_id
+                WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks})
+                ORDER BY 1, 2, 7""", [*ids, *ids])
+        for row in rows:
+            out[row.pop("cluster_id")].append(row)
+        return out
+
+    def attach_copies(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows (queue entries, candidates), each given `copies`: every copy of its story,
+        none without a cluster. Changed in place."""
+        copies = self.cluster_copies(r["cluster_id"] for r in rows if r.get("cluster_id"))
+        for row in rows:
+            row["copies"] = copies.get(row["cluster_id"], []) if row.get("cluster_id") else []
+        return rows
+
     def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
         """Candidates per status under the queue's filters (all but the status filter)."""
         where, params = _queue_where(replace(query, status=None), "c", "a")

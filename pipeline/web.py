@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import ipaddress
 import itertools
 import logging
+import math
 import re
 import secrets
 import sqlite3
@@ -15,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -35,9 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
-from pipeline import accounts, registry, review
+from pipeline import accounts, present, registry, review
 from pipeline.config import Config
-from pipeline.store import CANDIDATE_STATUSES, Store
+from pipeline.store import CANDIDATE_STATUSES, Store, StoreError, is_busy
 from pipeline.store_registry import QueueQuery
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 
 PAGE_SIZE = 50
+# Forms are small: the biggest, bulk reject, sends one pick a queue row. No form takes files.
+MAX_FORM_FIELDS = 4 * PAGE_SIZE
+MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger id overflows, it names no row
 SESSION_TTL = 12 * 3600  # a working day; after it the reviewer logs in again
 LOGIN_WINDOW = 15 * 60
 LOGIN_LIMIT = 5  # failed logins per name or per address within LOGIN_WINDOW
@@ -66,10 +71,7 @@ SECURITY_HEADERS = {
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
 
-REASON_LABELS = {
-    "not_a_deal": "Not a deal", "wrong_vendor": "Wrong vendor", "domestic": "Domestic",
-    "duplicate": "Duplicate", "aggregate": "Aggregate", "other": "Other",
-}
+REASON_LABELS = {code: code.replace("_", " ").capitalize() for code in review.REJECT_REASONS}
 # The fields a reviewer edits in the form, in the order shown (review.EDITABLE_FIELDS also has
 # the list forms, which follow the first vendor and type).
 FORM_FIELDS = ("vendor", "country", "counterpart", "counterpart_type", "deal_type", "stage",
@@ -77,6 +79,12 @@ FORM_FIELDS = ("vendor", "country", "counterpart", "counterpart_type", "deal_typ
 ENTITY_CLASSES = {"VENDOR": "vendor", "COUNTRY": "country", "AGENCY": "agency", "ORG": "org"}
 # The statistical model's labels (DATE, MONEY, PERSON, …) are many; the page shows them on request.
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NOT_FOUND = ("Not found", "There is nothing at this address.")
+HTTP_ERRORS = {
+    400: ("Bad request", "The form could not be read (forms here send a few fields and no files)."),
+    404: NOT_FOUND,
+    405: ("Not allowed", "That method is not allowed here."),
+}
 
 
 class ServeError(DealwatchError):
@@ -104,19 +112,12 @@ class Segment:
         return " ".join(classes)
 
 
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
-def evidence_span(text: str, sentence: str, start: int | None, end: int | None
-                  ) -> tuple[int, int] | None:
-    """Where the evidence sentence lies in the article text: the stored offsets when they hold
-    the sentence, else the first place the sentence occurs, else nowhere."""
-    if start is not None and end is not None and 0 <= start < end <= len(text) \
-            and _squash(text[start:end]) == _squash(sentence):
-        return start, end
-    found = text.find(sentence) if sentence else -1
-    return (found, found + len(sentence)) if found >= 0 else None
+def _row_id(value: str) -> int | None:
+    """A row id or version from a URL or a form: ASCII digits below 2**63, else None."""
+    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 19:
+        return None  # (a long string of digits would take int() a while, then overflow SQLite)
+    number = int(value)
+    return number if number < MAX_ROW_ID else None
 
 
 def article_segments(text: str, evidence: tuple[int, int] | None,
@@ -132,23 +133,34 @@ def article_segments(text: str, evidence: tuple[int, int] | None,
     for s, e, _ in spans:
         cuts.update((s, e))
     bounds = sorted(c for c in cuts if 0 <= c <= n)
-    out: list[Segment] = []
-    keys: list[tuple[bool, int]] = []  # (evidence, which entity): equal neighbours merge
+    # One sweep: entities join `covering` as the cuts pass their start and leave (lazily, when
+    # on top) once past their end. Overlapping entities (e.g. an ORG inside a longer AGENCY):
+    # the longest one wins, then the later one.
+    by_start = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    covering: list[tuple[int, int, int]] = []  # heap of (-length, -index, end)
+    joined = 0
+    runs: list[list[Any]] = []  # [start, end, evidence, which entity, anchor]
     anchored = False
     for left, right in itertools.pairwise(bounds):
+        while joined < len(by_start) and spans[by_start[joined]][0] <= left:
+            i = by_start[joined]
+            heapq.heappush(covering, (spans[i][0] - spans[i][1], -i, spans[i][1]))
+            joined += 1
+        while covering and covering[0][2] <= left:
+            heapq.heappop(covering)
+        which = -covering[0][1] if covering else -1
         inside = bool(evidence and evidence[0] <= left and right <= evidence[1])
-        # Overlapping entities (e.g. an ORG inside a longer AGENCY): the longest one wins.
-        covering = [(e - s, i) for i, (s, e, _) in enumerate(spans) if s <= left and right <= e]
-        which = max(covering)[1] if covering else -1
-        ent = spans[which][2] if which >= 0 else None
         anchor = inside and not anchored
         anchored = anchored or inside
-        if out and not anchor and keys[-1] == (inside, which):
-            out[-1] = replace(out[-1], text=out[-1].text + text[left:right])
-            continue
+        if runs and not anchor and runs[-1][2:4] == [inside, which]:
+            runs[-1][1] = right  # equal neighbours merge
+        else:
+            runs.append([left, right, inside, which, anchor])
+    out: list[Segment] = []
+    for left, right, inside, which, anchor in runs:
+        ent = spans[which][2] if which >= 0 else None
         out.append(Segment(text[left:right], inside, ent["label"] if ent else None,
                            ent.get("ent_id") if ent else None, anchor))
-        keys.append((inside, which))
     return out
 
 
@@ -215,13 +227,14 @@ def format_cursor(row: Mapping[str, Any]) -> str:
 
 
 def parse_cursor(value: str | None) -> tuple[float, int] | None:
-    if not value or ":" not in value:
-        return None
-    score, _, ident = value.partition(":")
+    """A queue position from `after=`/`before=` ("score:id"); None for anything else."""
+    score_text, _, ident_text = (value or "").partition(":")
+    ident = _row_id(ident_text)
     try:
-        return float(score), int(ident)
+        score = float(score_text)
     except ValueError:
         return None
+    return (score, ident) if ident is not None and math.isfinite(score) else None
 
 
 def plain(value: Any) -> str:
@@ -233,14 +246,9 @@ def plain(value: Any) -> str:
     return str(value)
 
 
-def money(value: Any, currency: str | None = None) -> str:
-    if value is None:
-        return ""
-    amount = float(value)
-    for factor, word in ((1e9, "bn"), (1e6, "m")):
-        if amount >= factor:
-            return f"{currency or ''} {amount / factor:g} {word}".strip()
-    return f"{currency or ''} {amount:,.0f}".strip()
+def reason_label(code: str | None) -> str:
+    """A rejection reason as the page shows it ("not_a_deal" → "Not a deal")."""
+    return REASON_LABELS.get(code or "", code or "")
 
 
 def safe_url(url: Any) -> str | None:
@@ -265,13 +273,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-@cache
-def country_names() -> dict[str, str]:
-    import pycountry
-
-    return {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
 
 
 def changed_edits(form: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str, str]:
@@ -314,6 +315,14 @@ class Ctx:
             return []
         return [v for v in self.form.getlist(name) if isinstance(v, str)]
 
+    def queue_filters(self) -> tuple[QueueQuery, str]:
+        """The queue this request works in and its query string: a form carries it in its
+        `filters` field, a page in its own query string."""
+        params: Mapping[str, str] = (dict(parse_qsl(self.field("filters")))
+                                     if self.form is not None else self.request.query_params)
+        query = parse_queue_query(params)
+        return query, urlencode(queue_params(query))
+
 
 Handler = Callable[..., Response]
 
@@ -355,23 +364,27 @@ class ReviewApp:
         self.session_cookie = "__Host-dealwatch" if secure_cookies else "dealwatch_session"
         self.login_cookie = "__Host-dealwatch-login" if secure_cookies else "dealwatch_login"
         self.vendor_names = {e.id: e.name for e in config.watchlist if e.type == "vendor"}
+        self.vendor_ids = config.vendor_ids()
+        self.vendor_options = sorted(self.vendor_names.items(), key=lambda kv: kv[1].lower())
+        self.country_options = sorted(present.country_names().items())
         self.flash_lock = threading.Lock()
         self.flash_store: dict[str, list[tuple[str, str]]] = {}
         self.options_cache: tuple[float, dict[str, Any]] | None = None
         self.asset_version = hashlib.sha256(b"".join(
             p.read_bytes() for p in sorted(STATIC_DIR.iterdir()) if p.is_file())).hexdigest()[:10]
+        # auto_reload=False: templates are read once, not checked on disk on every page.
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, auto_reload=False,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        self.env.filters.update(plain=plain, money=money, safe_url=safe_url,
-                                vendor=self.vendor_name, country=self.country_name,
-                                reason=lambda r: REASON_LABELS.get(r, r or ""),
+        self.env.filters.update(plain=plain, money=partial(present.money, short=True),
+                                safe_url=safe_url, vendor=self.vendor_name,
+                                country=self.country_name, reason=reason_label,
                                 when=lambda t: (t or "").replace("T", " ").rstrip("Z"),
                                 score_class=lambda s: "hi" if s >= 0.8 else "mid" if s >= 0.6
                                 else "lo")
         self.env.globals.update(
-            REASON_LABELS=REASON_LABELS, DEAL_TYPES=DEAL_TYPES, STAGES=STAGES,
-            COUNTERPART_TYPES=COUNTERPART_TYPES, STATUSES=CANDIDATE_STATUSES,
+            REASON_LABELS=REASON_LABELS, ENTITY_CLASSES=ENTITY_CLASSES, DEAL_TYPES=DEAL_TYPES,
+            STAGES=STAGES, COUNTERPART_TYPES=COUNTERPART_TYPES, STATUSES=CANDIDATE_STATUSES,
             asset=lambda name: f"/static/{name}?v={self.asset_version}")
         with self.store(migrate=True):
             pass  # fail now, not on the first request, when the database cannot be opened
@@ -390,7 +403,7 @@ class ReviewApp:
         return self.vendor_names.get(vendor_id or "", vendor_id or "")
 
     def country_name(self, code: str | None) -> str:
-        return country_names().get((code or "").upper(), code or "")
+        return present.country_name(code) or code or ""
 
     def render(self, ctx: Ctx | None, template: str, status: int = 200,
                headers: Mapping[str, str] | None = None, **values: Any) -> HTMLResponse:
@@ -428,7 +441,10 @@ class ReviewApp:
         slow password check) in a worker thread with its own connection."""
 
         async def run(request: Request) -> Response:
-            form = await request.form() if request.method == "POST" else None
+            # Before the login and CSRF checks: keep what anyone may send small (no files, a
+            # few fields; too many is a 400).
+            form = (await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+                    if request.method == "POST" else None)
             try:
                 return await run_in_threadpool(self.dispatch, handler, request, form, auth)
             finally:
@@ -439,28 +455,49 @@ class ReviewApp:
 
     def dispatch(self, handler: Handler, request: Request, form: FormData | None,
                  auth: bool) -> Response:
-        with self.store() as store:
-            session = None
-            sid = request.cookies.get(self.session_cookie)
-            if sid:
-                session = store.session(sid)
-            ctx = Ctx(request, form, store, session)
-            if auth and session is None:
-                if request.method == "GET":
-                    target = request.url.path + ("?" + request.url.query if request.url.query
-                                                 else "")
-                    return RedirectResponse("/login?" + urlencode({"next": target}), 303)
-                return self.error(ctx, 403, "Not logged in",
-                                  "Your session has ended. Log in again, then repeat the action.")
-            if request.method == "POST":
-                if not self.same_origin(request):
-                    return self.error(ctx, 403, "Refused", "This form was sent from another site.")
-                if auth and session is not None and not hmac.compare_digest(
-                        ctx.field("csrf_token").encode(), str(session["csrf_token"]).encode()):
-                    return self.error(ctx, 403, "Refused: missing or stale form token",
-                                      "Every change needs the form token of your session (CSRF "
-                                      "protection). Reload the page and try again.")
-            return handler(ctx, **request.path_params)
+        ctx: Ctx | None = None
+        try:
+            with self.store() as store:
+                sid = request.cookies.get(self.session_cookie)
+                ctx = Ctx(request, form, store, store.session(sid) if sid else None)
+                # Path parameters are row ids (/candidate/{candidate_id}): one that names no
+                # row in SQLite is not found, like a path that matches no route.
+                ids = {name: _row_id(value) for name, value in request.path_params.items()}
+                if None in ids.values():
+                    return self.error(ctx, 404, *NOT_FOUND)
+                return self.refusal(ctx, auth) or handler(ctx, **ids)
+        except (StoreError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not is_busy(exc):
+                raise
+            # A write waited the whole busy timeout for another writer (a reviewer, the nightly
+            # run): its transaction never began, so nothing of this request was written.
+            logger.warning("%s %s: %s", request.method, request.url.path, exc)
+            return self.error(ctx, 503, "Database busy", "The database is busy; try again in "
+                              "a moment.", headers={"retry-after": "5"})
+
+    def refusal(self, ctx: Ctx, auth: bool) -> Response | None:
+        """Why this request may not run the handler (no login, another site, no CSRF token)."""
+        request = ctx.request
+        if auth and ctx.session is None:
+            if request.method == "GET":
+                target = request.url.path + ("?" + request.url.query if request.url.query
+                                             else "")
+                return RedirectResponse("/login?" + urlencode({"next": target}), 303)
+            return self.error(ctx, 403, "Not logged in",
+                              "Your session has ended. Log in again, then repeat the action.")
+        if request.method == "POST":
+            if not self.same_origin(request):
+                logger.warning("refused a %s to %s from Origin %s for Host %s (behind a proxy? "
+                               "it must pass the Host header on: nginx `proxy_set_header Host "
+                               "$host;`)", request.method, request.url.path,
+                               request.headers.get("origin"), request.headers.get("host"))
+                return self.error(ctx, 403, "Refused", "This form was sent from another site.")
+            if auth and ctx.session is not None and not hmac.compare_digest(
+                    ctx.field("csrf_token").encode(), str(ctx.session["csrf_token"]).encode()):
+                return self.error(ctx, 403, "Refused: missing or stale form token",
+                                  "Every change needs the form token of your session (CSRF "
+                                  "protection). Reload the page and try again.")
+        return None
 
     @staticmethod
     def same_origin(request: Request) -> bool:
@@ -478,7 +515,7 @@ class ReviewApp:
         if self.options_cache and now - self.options_cache[0] < 60:
             return self.options_cache[1]
         options = {
-            "vendors": sorted(self.vendor_names.items(), key=lambda kv: kv[1].lower()),
+            "vendors": self.vendor_options,
             "countries": [(c, f"{self.country_name(c)} ({c})") for c in store.candidate_countries()],
             "sources": [(s, s) for s in store.source_ids()],
             "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
@@ -550,27 +587,26 @@ class ReviewApp:
 
     def queue(self, ctx: Ctx) -> Response:
         params = ctx.request.query_params
-        query = parse_queue_query(params)
+        query, filters_qs = ctx.queue_filters()
         after, before = parse_cursor(params.get("after")), parse_cursor(params.get("before"))
         rows: list[dict[str, Any]] = []
-        if before is not None and after is None:
-            rows = ctx.store.queue_page(query, PAGE_SIZE + 1, before=before)
-            has_prev, has_next = len(rows) > PAGE_SIZE, True
-            rows = rows[-PAGE_SIZE:]
-            if not has_prev:
-                before = None  # back at the top: show a full first page
-        if before is None:
-            rows = ctx.store.queue_page(query, PAGE_SIZE + 1, after=after)
-            has_prev, has_next = after is not None, len(rows) > PAGE_SIZE
-            rows = rows[:PAGE_SIZE]
-        copies = ctx.store.cluster_copies(r["cluster_id"] for r in rows if r["cluster_id"])
-        for row in rows:
-            row["copies"] = copies.get(row["cluster_id"], [])
-        counts = ctx.store.queue_status_counts(query)
+        with ctx.store.snapshot():  # the rows and the counts of one moment
+            if before is not None and after is None:
+                rows = ctx.store.queue_page(query, PAGE_SIZE + 1, before=before)
+                has_prev, has_next = len(rows) > PAGE_SIZE, True
+                rows = rows[-PAGE_SIZE:]
+                if not has_prev:
+                    before = None  # back at the top: show a full first page
+            if before is None:
+                rows = ctx.store.queue_page(query, PAGE_SIZE + 1, after=after)
+                has_prev, has_next = after is not None, len(rows) > PAGE_SIZE
+                rows = rows[:PAGE_SIZE]
+            ctx.store.attach_copies(rows)
+            counts = ctx.store.queue_status_counts(query)
         base = queue_params(query)
         return self.render(
             ctx, "queue.html", rows=rows, query=query, filters=base,
-            filters_qs=urlencode(base), counts=counts, total=sum(counts.values()),
+            filters_qs=filters_qs, counts=counts, total=sum(counts.values()),
             options=self.filter_options(ctx.store),
             status_url=lambda status: with_query("/queue", queue_params(
                 replace(query, status=None if status == "all" else status))),
@@ -587,78 +623,67 @@ class ReviewApp:
     def candidate_page(self, ctx: Ctx, candidate_id: int, *, status: int = 200,
                        conflict: str = "", error: str = "",
                        values: Mapping[str, str] | None = None) -> Response:
-        cand = ctx.store.candidate(candidate_id)
-        if cand is None:
-            return self.error(ctx, 404, "No such candidate", f"There is no candidate #{candidate_id}.")
-        query = parse_queue_query(
-            dict(parse_qsl(ctx.field("filters"))) if ctx.form is not None
-            else ctx.request.query_params)
-        filters_qs = urlencode(queue_params(query))
+        with ctx.store.snapshot():  # the candidate, its neighbours and its history of one moment
+            cand = ctx.store.candidate(candidate_id)
+            if cand is None:
+                return self.error(ctx, 404, "No such candidate",
+                                  f"There is no candidate #{candidate_id}.")
+            query, filters_qs = ctx.queue_filters()
+            entities = ctx.store.entities_of(cand["article_id"])
+            ctx.store.attach_copies([cand])
+            group = ctx.store.cluster_group(cand)
+            cursor = (float(cand["score"]), int(cand["id"]))
+            nxt = ctx.store.queue_page(query, 1, after=cursor)
+            prev = ctx.store.queue_page(query, 1, before=cursor)
+            # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
+            suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
+                           if s.deal["id"] != cand.get("deal_id")]
+            history = ctx.store.reviews_of(cand["id"])
+            deal = ctx.store.deal(cand["deal_id"]) if cand.get("deal_id") else None
         text = cand["article_text"] or ""
-        span = evidence_span(text, cand["sentence"], cand.get("start"), cand.get("end"))
-        entities = ctx.store.entities_of(cand["article_id"])
-        cluster = cand.get("cluster_id")
-        copies = ctx.store.cluster_copies([cluster])[cluster] if cluster else []
-        group = ctx.store.cluster_group(cand)
-        cursor = (float(cand["score"]), int(cand["id"]))
-        nxt = ctx.store.queue_page(query, 1, after=cursor)
-        prev = ctx.store.queue_page(query, 1, before=cursor)
-        # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
-        suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
-                       if s.deal["id"] != cand.get("deal_id")]
+        span = present.evidence_span(text, cand["sentence"], cand.get("start"), cand.get("end"))
+        labels = {e["label"] for e in entities}
         form_values = {name: plain(cand.get(name)) for name in FORM_FIELDS}
         form_values.update(values or {})
         return self.render(
             ctx, "candidate.html", status=status, c=cand, conflict=conflict, error=error,
             paragraphs=paragraphs(article_segments(text, span, entities)),
             evidence_found=span is not None,
-            entity_labels=[label for label in ENTITY_CLASSES if any(e["label"] == label
-                                                                   for e in entities)],
-            extra_labels=sorted({e["label"] for e in entities} - set(ENTITY_CLASSES)),
-            copies=copies, group=[g["id"] for g in group], history=review.history(ctx.store,
-                                                                                  cand["id"]),
-            suggestions=suggestions, deal=ctx.store.deal(cand["deal_id"]) if cand.get("deal_id")
-            else None, values=form_values, filters_qs=filters_qs,
+            entity_labels=[label for label in ENTITY_CLASSES if label in labels],
+            extra_labels=sorted(labels - set(ENTITY_CLASSES)),
+            copies=cand["copies"], group=[g["id"] for g in group], history=history,
+            suggestions=suggestions, deal=deal, values=form_values, filters_qs=filters_qs,
             queue_url=with_query("/queue", filters_qs),
             next_url=with_query(f"/candidate/{nxt[0]['id']}", filters_qs) if nxt else None,
             prev_url=with_query(f"/candidate/{prev[0]['id']}", filters_qs) if prev else None,
-            vendor_options=sorted(self.vendor_names.items(), key=lambda kv: kv[1].lower()),
-            countries=sorted(country_names().items()),
+            vendor_options=self.vendor_options, countries=self.country_options,
             edit_open=bool(values) or bool(error))
 
     def candidate(self, ctx: Ctx, candidate_id: int) -> Response:
         return self.candidate_page(ctx, candidate_id)
-
-    def _known_vendors(self) -> set[str]:
-        return set(self.vendor_names)
 
     def decide(self, ctx: Ctx, candidate_id: int) -> Response:
         decision = ctx.field("decision")
         cand = ctx.store.candidate(candidate_id)
         if cand is None:
             return self.error(ctx, 404, "No such candidate", f"There is no candidate #{candidate_id}.")
+        version = _row_id(ctx.field("version"))
+        if version is None:
+            return self.no_version(ctx)
         edits = changed_edits(ctx.form or {}, cand)
-        try:
-            version = int(ctx.field("version"))
-        except ValueError:
-            return self.error(ctx, 400, "Bad request", "The form has no candidate version.")
         reason = ctx.field("reason") or None
         if decision == "reject" and reason is None:
             return self.candidate_page(ctx, candidate_id, status=400, values=edits,
                                        error="Choose a reason for the rejection.")
         deal_choice = ctx.field("deal", "auto")
-        deal_id: int | str | None = None
-        if deal_choice == "new":
-            deal_id = "new"
-        elif deal_choice.isdigit():
-            deal_id = int(deal_choice)
+        deal_id = "new" if deal_choice == "new" else _row_id(deal_choice)  # else: the best match
         try:
-            outcome = retry_locked(lambda: review.decide(
+            outcome = review.decide(
                 ctx.store, candidate_id, decision, ctx.user, version=version,
                 reason=reason if decision == "reject" else None,
                 note=ctx.field("note") or None, edits=edits,
                 deal_id=deal_id if decision == "confirm" else None,
-                known_vendors=self._known_vendors()))
+                known_vendors=self.vendor_ids)
         except review.ConflictError as exc:
             logger.info("conflict for %s on #%d: %s", ctx.user, candidate_id, exc)
             return self.candidate_page(ctx, candidate_id, status=409, conflict=str(exc))
@@ -671,10 +696,9 @@ class ReviewApp:
             deal = ctx.store.deal(outcome.deal_id)
             text += f", filed under deal {deal['deal_id'] if deal else outcome.deal_id}"
         if decision == "reject" and reason:
-            text += f" ({REASON_LABELS[reason]})"
+            text += f" ({reason_label(reason)})"
         self.flash(ctx, "ok", text + ". Press u to undo.")
-        query = parse_queue_query(dict(parse_qsl(ctx.field("filters"))))
-        filters_qs = urlencode(queue_params(query))
+        query, filters_qs = ctx.queue_filters()
         if ctx.field("return") == "queue":
             page = {k: v for k, v in parse_qsl(ctx.field("page")) if k in ("after", "before")}
             return RedirectResponse(with_query("/queue", {**queue_params(query), **page}), 303)
@@ -690,67 +714,60 @@ class ReviewApp:
         cand = ctx.store.candidate(candidate_id)
         if cand is None:
             return self.error(ctx, 404, "No such candidate", f"There is no candidate #{candidate_id}.")
+        version = _row_id(ctx.field("version"))
+        if version is None:
+            return self.no_version(ctx)
         edits = changed_edits(ctx.form or {}, cand)
         note = ctx.field("note") or None
         if not edits and note is None:
             self.flash(ctx, "info", "Nothing changed.")
         else:
             try:
-                version = int(ctx.field("version"))
-                retry_locked(lambda: review.edit(ctx.store, candidate_id, ctx.user, edits,
-                                                 version=version, note=note,
-                                                 known_vendors=self._known_vendors()))
+                review.edit(ctx.store, candidate_id, ctx.user, edits, version=version, note=note,
+                            known_vendors=self.vendor_ids)
             except review.ConflictError as exc:
                 return self.candidate_page(ctx, candidate_id, status=409, conflict=str(exc))
-            except (review.ReviewError, ValueError) as exc:
+            except review.ReviewError as exc:
                 return self.candidate_page(ctx, candidate_id, status=400, values=edits,
                                            error=str(exc))
             self.flash(ctx, "ok", f"Saved your changes to #{candidate_id} (not decided yet).")
-        filters = urlencode(queue_params(parse_queue_query(dict(parse_qsl(ctx.field("filters"))))))
-        return RedirectResponse(with_query(f"/candidate/{candidate_id}", filters), 303)
+        _, filters_qs = ctx.queue_filters()
+        return RedirectResponse(with_query(f"/candidate/{candidate_id}", filters_qs), 303)
+
+    def no_version(self, ctx: Ctx) -> Response:
+        return self.error(ctx, 400, "Bad request", "The form has no candidate version: reload "
+                          "the page and try again.")
 
     def bulk_reject(self, ctx: Ctx) -> Response:
-        query = parse_queue_query(dict(parse_qsl(ctx.field("filters"))))
-        back = with_query("/queue", queue_params(query))
+        _, filters_qs = ctx.queue_filters()
+        back = with_query("/queue", filters_qs)
         reason = ctx.field("reason")
-        picked: dict[int, int] = {}
+        picked: dict[int, int] = {}  # candidate id → the version the reviewer saw
         for value in ctx.fields("pick"):
             ident, _, version = value.partition(":")
-            if ident.isdigit() and version.isdigit():
-                picked[int(ident)] = int(version)
+            row_id, row_version = _row_id(ident), _row_id(version)
+            if row_id is not None and row_version is not None:
+                picked[row_id] = row_version
         if not picked:
             self.flash(ctx, "error", "Select candidates first (x, or the boxes), then reject.")
             return RedirectResponse(back, 303)
-        if reason not in REASON_LABELS:
+        if reason not in review.REJECT_REASONS:
             self.flash(ctx, "error", "Choose a reason for the rejection.")
             return RedirectResponse(back, 303)
-
-        def reject_all() -> list[review.Outcome]:
-            with ctx.store.transaction():
-                # bulk_reject takes no versions: check them here, in the same transaction, so a
-                # candidate someone decided since the page was loaded is not overwritten.
-                for ident, version in picked.items():
-                    row = ctx.store.candidate(ident)
-                    if row is None or row["version"] != version:
-                        who = f" by {row['reviewed_by']}" if row and row.get("reviewed_by") else ""
-                        raise review.ConflictError(
-                            f"candidate #{ident} was changed{who} after you loaded the queue; "
-                            "nothing was rejected — look again and retry")
-                return review.bulk_reject(ctx.store, list(picked), ctx.user, reason)
-
         try:
-            outcomes = retry_locked(reject_all)
+            outcomes = review.bulk_reject(ctx.store, list(picked), ctx.user, reason,
+                                          versions=picked)
         except review.ReviewError as exc:
-            self.flash(ctx, "error", str(exc))
+            self.flash(ctx, "error", f"Nothing was rejected: {exc}.")
             return RedirectResponse(back, 303)
         n = sum(len(o.candidate_ids) for o in outcomes)
-        self.flash(ctx, "ok", f"Rejected {n} candidate(s) as {REASON_LABELS[reason]}.")
+        self.flash(ctx, "ok", f"Rejected {n} candidate(s) as {reason_label(reason)}.")
         return RedirectResponse(back, 303)
 
     def undo(self, ctx: Ctx) -> Response:
         back = local_path(ctx.field("back"))
         try:
-            outcome = retry_locked(lambda: review.undo(ctx.store, ctx.user))
+            outcome = review.undo(ctx.store, ctx.user)
         except review.ReviewError as exc:
             self.flash(ctx, "error", str(exc))
             return RedirectResponse(back, 303)
@@ -769,27 +786,23 @@ class ReviewApp:
                            source_counts=ctx.store.deal_source_counts())
 
     def deal(self, ctx: Ctx, deal_id: int) -> Response:
-        deal = ctx.store.deal(deal_id)
-        if deal is None:
-            return self.error(ctx, 404, "No such deal", f"There is no deal {deal_id}.")
-        similar = [d for d in ctx.store.deals_like(deal.get("vendors") or [deal.get("vendor")],
-                                                   deal.get("country")) if d["id"] != deal_id]
-        return self.render(ctx, "deal.html", deal=deal, sources=ctx.store.deal_sources(deal_id),
-                           stages=ctx.store.deal_stages(deal_id), similar=similar,
-                           merged_into=ctx.store.deal(deal["merged_into"])
-                           if deal.get("merged_into") else None)
+        with ctx.store.snapshot():
+            deal = ctx.store.deal(deal_id)
+            if deal is None:
+                return self.error(ctx, 404, "No such deal", f"There is no deal {deal_id}.")
+            similar = [d for d in ctx.store.deals_like(deal.get("vendors") or [deal.get("vendor")],
+                                                       deal.get("country")) if d["id"] != deal_id]
+            sources, stages = ctx.store.deal_sources(deal_id), ctx.store.deal_stages(deal_id)
+            merged_into = ctx.store.deal(deal["merged_into"]) if deal.get("merged_into") else None
+        return self.render(ctx, "deal.html", deal=deal, sources=sources, stages=stages,
+                           similar=similar, merged_into=merged_into)
 
     def merge(self, ctx: Ctx, deal_id: int) -> Response:
-        absorb = ctx.field("absorb")
+        absorb = _row_id(ctx.field("absorb"))
         try:
-            if not absorb.isdigit():
+            if absorb is None:
                 raise registry.RegistryError("choose the deal to merge into this one")
-
-            def merge_now() -> None:
-                with ctx.store.transaction():
-                    registry.merge_deals(ctx.store, deal_id, int(absorb))
-
-            retry_locked(merge_now)
+            registry.merge_deals(ctx.store, deal_id, absorb)
         except registry.RegistryError as exc:
             self.flash(ctx, "error", str(exc))
             return RedirectResponse(f"/deal/{deal_id}", 303)
@@ -798,13 +811,9 @@ class ReviewApp:
         return RedirectResponse(f"/deal/{deal_id}", 303)
 
     def split(self, ctx: Ctx, deal_id: int) -> Response:
-        ids = [int(v) for v in ctx.fields("source") if v.isdigit()]
+        ids = [i for i in map(_row_id, ctx.fields("source")) if i is not None]
         try:
-            def split_now() -> int:
-                with ctx.store.transaction():
-                    return registry.split_deal(ctx.store, deal_id, ids, ctx.user)
-
-            new_id = retry_locked(split_now)
+            new_id = registry.split_deal(ctx.store, deal_id, ids, ctx.user)
         except registry.RegistryError as exc:
             self.flash(ctx, "error", str(exc))
             return RedirectResponse(f"/deal/{deal_id}", 303)
@@ -815,27 +824,13 @@ class ReviewApp:
     def help(self, ctx: Ctx) -> Response:
         return self.render(ctx, "help.html")
 
-    async def not_found(self, request: Request, exc: Exception) -> Response:
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """The page for what the router or the form parser refuses (no session here)."""
         status = exc.status_code if isinstance(exc, HTTPException) else 404
+        title, message = HTTP_ERRORS.get(status, NOT_FOUND)
         html = self.env.get_template("error.html").render(
-            user="", csrf_token="", flashes=[], here="/", title="Not found" if status == 404
-            else "Not allowed", message="There is nothing at this address." if status == 404
-            else "That method is not allowed here.")
+            user="", csrf_token="", flashes=[], here="/", title=title, message=message)
         return HTMLResponse(html, status_code=status)
-
-
-def retry_locked(action: Callable[[], Any], attempts: int = 3) -> Any:
-    """Run a write again when SQLite reports the database locked: a transaction that read
-    before another reviewer's write committed cannot upgrade to a write (WAL snapshot), and a
-    fresh attempt then sees the other write — and the version check reports the conflict."""
-    for attempt in range(attempts):
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
@@ -851,15 +846,15 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
         Route("/logout", e(web.logout), methods=["POST"]),
         Route("/queue", e(web.queue)),
         Route("/help", e(web.help)),
-        Route("/candidate/{candidate_id:int}", e(web.candidate)),
-        Route("/candidate/{candidate_id:int}/decide", e(web.decide), methods=["POST"]),
-        Route("/candidate/{candidate_id:int}/edit", e(web.edit), methods=["POST"]),
+        Route("/candidate/{candidate_id}", e(web.candidate)),
+        Route("/candidate/{candidate_id}/decide", e(web.decide), methods=["POST"]),
+        Route("/candidate/{candidate_id}/edit", e(web.edit), methods=["POST"]),
         Route("/bulk-reject", e(web.bulk_reject), methods=["POST"]),
         Route("/undo", e(web.undo), methods=["POST"]),
         Route("/deals", e(web.deals)),
-        Route("/deal/{deal_id:int}", e(web.deal)),
-        Route("/deal/{deal_id:int}/merge", e(web.merge), methods=["POST"]),
-        Route("/deal/{deal_id:int}/split", e(web.split), methods=["POST"]),
+        Route("/deal/{deal_id}", e(web.deal)),
+        Route("/deal/{deal_id}/merge", e(web.merge), methods=["POST"]),
+        Route("/deal/{deal_id}/split", e(web.split), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]
@@ -868,7 +863,7 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
         # own Host header: refuse it.
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     app = Starlette(routes=routes, middleware=middleware,
-                    exception_handlers={404: web.not_found, 405: web.not_found})
+                    exception_handlers={status: web.http_error for status in HTTP_ERRORS})
     app.state.review = web
     return app
 
@@ -898,9 +893,12 @@ def run_server(config: Config, db_path: Path, host: str = DEFAULT_HOST, port: in
     with Store(db_path, migrate=False) as store:
         if not store.users():
             logger.warning("no reviewer accounts yet: create one with `dealwatch user add NAME`")
-    if allow_public and not is_loopback(host):
+    if allow_public:
+        # Form posts must carry an Origin of the host the browser sees: a proxy that rewrites
+        # Host (nginx does, unless told otherwise) makes every form look like another site's.
         logger.warning("serving on %s for other machines: session cookies are Secure, so "
-                       "browsers keep them only over HTTPS — put a TLS proxy in front", host)
+                       "browsers keep them only over HTTPS — put a TLS proxy in front that "
+                       "passes the Host header on (nginx: `proxy_set_header Host $host;`)", host)
     uvicorn.run(app, host=host, port=port, proxy_headers=allow_public, server_header=False,
                 log_level="info")
 

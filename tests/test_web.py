@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 import sqlite3
 from html.parser import HTMLParser
@@ -15,18 +17,21 @@ from webfixtures import PASSWORD, XSS_IMG, XSS_SCRIPT, add_reviewers, seed_revie
 
 from pipeline import review
 from pipeline.config import load_config
+from pipeline.present import evidence_span
 from pipeline.store import Store
 from pipeline.store_registry import QueueQuery
 from pipeline.web import (
     CSP,
     LOGIN_LIMIT,
+    MAX_FORM_FIELDS,
+    REASON_LABELS,
     Segment,
     ServeError,
     article_segments,
     check_bind,
     create_app,
-    evidence_span,
     paragraphs,
+    parse_cursor,
     review_ui_hint,
     run_server,
 )
@@ -93,12 +98,56 @@ def test_segments_mark_evidence_and_entities_with_the_longest_entity_winning() -
     assert segments[-1] == Segment(" Tail.")
 
 
+def test_overlapping_entities_segment_as_one_at_a_time_would() -> None:
+    """The one-pass sweep gives what checking every entity at every cut gives."""
+
+    def by_brute_force(text: str, evidence: tuple[int, int], entities: list[dict[str, Any]]
+                       ) -> list[tuple[str, bool, str | None, bool]]:
+        cuts = sorted({0, len(text), *evidence, *(x for e in entities for x in (e["start"],
+                                                                               e["end"]))})
+        out: list[tuple[str, bool, str | None, bool]] = []
+        for left, right in itertools.pairwise(cuts):
+            inside = evidence[0] <= left and right <= evidence[1]
+            covering = [(e["end"] - e["start"], i) for i, e in enumerate(entities)
+                        if e["start"] <= left and right <= e["end"]]
+            label = entities[max(covering)[1]]["label"] if covering else None
+            out += [(ch, inside, label, False) for ch in text[left:right]]
+        return out
+
+    rng = random.Random(5)
+    text = "".join(rng.choice("abc \n") for _ in range(300))
+    for _ in range(50):
+        entities = []
+        for i in range(rng.randint(0, 40)):
+            start = rng.randint(0, 290)
+            entities.append({"label": f"L{i}", "ent_id": None, "start": start,
+                             "end": start + rng.randint(1, 30)})
+        entities = [e for e in entities if e["end"] <= len(text)]
+        evidence = tuple(sorted(rng.sample(range(len(text) + 1), 2)))
+        segments = article_segments(text, evidence, entities)
+        assert "".join(s.text for s in segments) == text
+        assert [s.anchor for s in segments].count(True) == 1
+        per_char = [(ch, s.evidence, s.label, False) for s in segments for ch in s.text]
+        assert per_char == by_brute_force(text, evidence, entities)
+        looks = [(s.evidence, s.label, s.anchor) for s in segments]
+        assert all(a != b or b[2] for a, b in itertools.pairwise(looks))  # merged
+
+
 def test_evidence_span_falls_back_to_finding_the_sentence() -> None:
     text = "One.  Huawei signed a deal. Two."
     assert evidence_span(text, "Huawei signed a deal.", 6, 27) == (6, 27)
     assert evidence_span(text, "Huawei signed a deal.", 0, 3) == (6, 27)
     assert evidence_span(text, "Not there.", 0, 3) is None
     assert evidence_span(text, "Huawei signed a deal.", 40, 90) == (6, 27)
+
+
+def test_queue_cursors_are_a_finite_score_and_a_row_id() -> None:
+    assert parse_cursor("0.85:12") == (0.85, 12)
+    assert parse_cursor(f"0.5:{2**63 - 1}") == (0.5, 2**63 - 1)
+    for bad in (None, "", "0.5", "0.5:", ":12", "x:12", "0.5:-3", "0.5:1.5", "0.5:²",
+                f"0.5:{2**63}", "0.5:" + "9" * 25, "0.5:" + "9" * 5000, "nan:1", "inf:1",
+                "-inf:1"):
+        assert parse_cursor(bad) is None, bad
 
 
 def test_paragraphs_split_on_newlines_and_keep_the_anchor() -> None:
@@ -290,6 +339,19 @@ def test_run_server_refuses_a_public_host_before_starting(db_path) -> None:
     with pytest.raises(ServeError) as err:
         run_server(load_config(), db_path, host="0.0.0.0", port=1)
     assert "\n" not in str(err.value)
+
+
+def test_serving_publicly_says_how_to_set_up_the_tls_proxy(db_path, monkeypatch, caplog) -> None:
+    import uvicorn
+
+    with Store(db_path):
+        pass
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    with caplog.at_level("WARNING", logger="pipeline.web"):
+        run_server(load_config(), db_path, host="127.0.0.1", port=1, allow_public=True)
+    assert served and served[0]["proxy_headers"] is True
+    assert "proxy_set_header Host $host;" in caplog.text and "HTTPS" in caplog.text
 
 
 def test_review_ui_hint_names_the_commands() -> None:
@@ -566,16 +628,116 @@ def test_keyset_paging_walks_the_index_without_sorting(web) -> None:
             assert "TEMP B-TREE" not in plan, plan
 
 
-def test_locked_database_is_retried(web, monkeypatch) -> None:
-    from pipeline import web as web_module
+# --- bad input and a busy database ------------------------------------------------------------
 
-    calls = []
 
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 2:
-            raise sqlite3.OperationalError("database is locked")
-        return "done"
+TOO_BIG = ["9" * 25, str(2**63), "9" * 5000]
 
-    monkeypatch.setattr(web_module.time, "sleep", lambda s: None)
-    assert web_module.retry_locked(flaky) == "done" and len(calls) == 2
+
+def test_ids_no_row_can_have_are_not_found(web) -> None:
+    client = reviewer(web, "alice")
+    for ident in TOO_BIG:
+        for path in (f"/candidate/{ident}", f"/deal/{ident}"):
+            response = client.get(path)
+            assert response.status_code == 404, path[:40]
+            assert "There is nothing at this address" in response.text
+        token = csrf(client)
+        assert client.post(f"/candidate/{ident}/decide", data={
+            "csrf_token": token, "decision": "defer", "version": "1"}).status_code == 404
+    assert client.get(f"/candidate/{2**63 - 1}").status_code == 404  # the largest id: no row
+    assert client.get("/candidate/%C2%B2").status_code == 404  # "²"
+    # a cursor no row can have starts the queue from the top
+    top = client.get("/queue").text
+    for cursor in ("0.5:" + "9" * 25, "nan:1", "inf:5"):
+        page = client.get("/queue", params={"after": cursor})
+        assert page.status_code == 200
+        assert re.findall(r'<tr data-id="(\d+)"', page.text) == \
+            re.findall(r'<tr data-id="(\d+)"', top)
+
+
+def test_form_numbers_that_are_not_ids_are_refused_politely(web) -> None:
+    client = reviewer(web, "alice")
+    ident = web.ids["zte-ET"]
+    for version in ("²", "abc", "", "9" * 25):
+        for action in ("decide", "edit"):
+            response = client.post(f"/candidate/{ident}/{action}", data={
+                "csrf_token": csrf(client), "decision": "defer", "version": version,
+                "stage": "mou"})
+            assert response.status_code == 400, (action, version)
+            assert "no candidate version" in response.text and "invalid literal" not in \
+                response.text
+    assert candidate(web, ident)["version"] == 1
+    # "²" is a digit to str.isdigit(): neither a pick, nor a deal, nor a source
+    bulk = client.post("/bulk-reject", data={"csrf_token": csrf(client), "reason": "other",
+                                             "pick": ["²:1", f"{ident}:²", f"{2**63}:1"]})
+    assert bulk.status_code == 303 and "Select candidates first" in client.get("/queue").text
+    confirm = client.post(f"/candidate/{ident}/decide", data=decide_form(
+        client, web, ident, decision="confirm", deal="²"))
+    assert confirm.status_code == 303  # the best matching deal, else a new one
+    deal_id = candidate(web, ident)["deal_id"]
+    for form in ({"source": "²"}, {"absorb": "²"}, {"absorb": "9" * 25}):
+        action = "split" if "source" in form else "merge"
+        response = client.post(f"/deal/{deal_id}/{action}", data={"csrf_token": csrf(client),
+                                                                  **form})
+        assert response.status_code == 303, form
+    assert "choose the deal to merge" in client.get(f"/deal/{deal_id}").text
+
+
+def test_forms_take_no_files_and_few_fields(web) -> None:
+    client = reviewer(web, "alice")
+    ident = web.ids["zte-ET"]
+    upload = client.post(f"/candidate/{ident}/decide", data=decide_form(
+        client, web, ident, decision="defer"), files={"attachment": ("a.txt", b"x" * 1000)})
+    assert upload.status_code == 400 and "no files" in upload.text
+    assert upload.headers["content-security-policy"] == CSP
+    crowded = client.post("/bulk-reject", data={
+        "csrf_token": csrf(client), "reason": "other",
+        "pick": [f"{i}:1" for i in range(MAX_FORM_FIELDS + 1)]})
+    assert crowded.status_code == 400
+    assert candidate(web, ident)["status"] == "pending"
+
+
+def test_a_busy_database_is_a_503_page_and_nothing_is_written(db_path, make_config) -> None:
+    with Store(db_path) as store:
+        ids = seed_review_queue(store)
+        add_reviewers(store, "alice")
+    config = load_config(make_config({"settings.toml": "[database]\nbusy_timeout_ms = 50\n"}))
+    web = SimpleNamespace(app=create_app(config, db_path, secure_cookies=False), ids=ids,
+                          db=db_path)
+    client = reviewer(web, "alice")
+    ident = ids["zte-ET"]
+    form = decide_form(client, web, ident, decision="reject", reason="domestic")
+    writer = sqlite3.connect(db_path, isolation_level=None)  # the nightly run, say
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        for path, data in ((f"/candidate/{ident}/decide", form),
+                           ("/bulk-reject", {"csrf_token": form["csrf_token"], "reason": "other",
+                                             "pick": f"{ident}:1"})):
+            busy = client.post(path, data=data)
+            assert busy.status_code == 503, path
+            assert "The database is busy; try again" in busy.text
+            assert busy.headers["retry-after"]
+        assert client.get("/queue").status_code == 200  # reading never waits
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert candidate(web, ident)["status"] == "pending"
+    assert client.post(f"/candidate/{ident}/decide", data=form).status_code == 303
+
+
+def test_every_rejection_reason_is_offered_and_named(web) -> None:
+    client = reviewer(web, "alice")
+    assert list(REASON_LABELS) == list(review.REJECT_REASONS)
+    queue = client.get("/queue").text
+    page = client.get(f"/candidate/{web.ids['zte-ET']}").text
+    for code, label in REASON_LABELS.items():
+        assert f'<option value="{code}">{label}</option>' in queue
+        assert f'<option value="{code}">{label}</option>' in page
+    ident = web.ids["zte-BO"]
+    client.post("/bulk-reject", data={"csrf_token": csrf(client), "reason": "wrong_vendor",
+                                      "pick": f"{ident}:1"})
+    assert "Rejected 1 candidate(s) as Wrong vendor" in client.get("/queue").text
+    refused = client.post("/bulk-reject", data={"csrf_token": csrf(client), "reason": "bogus",
+                                                "pick": f"{web.ids['dahua-PH']}:1"})
+    assert refused.status_code == 303 and "Choose a reason" in client.get("/queue").text
+    assert candidate(web, web.ids["dahua-PH"])["status"] == "pending"
