@@ -221,8 +221,9 @@ def test_a_rejected_source_is_no_evidence(registry, db_path) -> None:
 
 
 def test_csv_defuses_every_cell_that_came_from_a_page(db_path) -> None:
-    from pipeline.review import decide
     from registryfixtures import story
+
+    from pipeline.review import decide
 
     with Store(db_path) as store:
         cid = story(store, "Kenya's Ministry of ICT signed a cloud contract with Huawei.",
