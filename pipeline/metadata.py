@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,9 +103,10 @@ def _date(value: str | None) -> str | None:
     if not match:
         return None
     year, month, day = (int(g) for g in match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31):
+    try:
+        return date(year, month, day).isoformat()
+    except ValueError:  # no such day (2024-02-31)
         return None
-    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def _article_ld(objects: list[dict[str, Any]]) -> dict[str, Any]:

