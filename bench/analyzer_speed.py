@@ -1,13 +1,15 @@
 """Time Analyzer.analyze_many alone (tag + detect, no store) on the texts of the 181 benchmark pages.
 
 Usage: .venv/bin/python bench/analyzer_speed.py [--data ../shared/eval/extraction]
-       [--model never|required|both] [--repeat 5] [--profile] [--dump OUT.jsonl]
+       [--model never|required|both] [--repeat 5] [--long] [--profile] [--dump OUT.jsonl]
 
 The pages are extracted once with pipeline.extract.extract_article (timed, for scale); then each
 analyser path runs over all texts once from cold and `--repeat` more times, and the first-pass,
-best and median wall times are printed. `--profile` prints the top of a
-cProfile of one pass; `--dump` writes every text's entities and candidates, to diff two versions
-of the analyser and make sure a speed-up changed nothing it finds.
+best and median wall times are printed. `--long` also times the rule-only path on one text made
+of all of them and the labelled deal passages of tests/data, and on that text twice over: the
+time must double, not quadruple (a crawled page may hold 10 MB of text).
+`--profile` prints the top of a cProfile of one pass; `--dump` writes every text's entities and
+candidates, to diff two versions of the analyser and make sure a speed-up changed nothing it finds.
 """
 
 from __future__ import annotations
@@ -51,11 +53,26 @@ def time_pass(analyzer: Analyzer, texts: list[str]) -> tuple[float, int, int]:
     return time.perf_counter() - started, entities, candidates
 
 
+def time_long(analyzer: Analyzer, texts: list[str]) -> None:
+    passages = [json.loads(line)["text"] for path in sorted((REPO / "tests" / "data").glob("*.jsonl"))
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = "\n\n".join(texts + passages)
+    seconds = []
+    for long_text in (text, text + "\n\n" + text):
+        started = time.perf_counter()
+        analysis = analyzer.analyze(long_text)
+        seconds.append(time.perf_counter() - started)
+    print(f"one text of {len(text) / 1e6:.2f} M characters: {seconds[0]:.3f}s; twice as long: "
+          f"{seconds[1]:.3f}s ({len(analysis.candidates)} candidates)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "eval" / "extraction")
     parser.add_argument("--model", default="both", choices=["never", "required", "both"])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--long", action="store_true",
+                        help="also time one long text on the rule-only path")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--dump", type=Path)
     args = parser.parse_args()
@@ -78,6 +95,8 @@ def main() -> int:
         print(f"model {mode:8s}  first pass {first:.3f}s  then best {min(seconds):.3f}s, median "
               f"{statistics.median(seconds):.3f}s ({len(texts) / min(seconds):.0f} texts/s; "
               f"{entities} entities, {candidates} candidates)")
+        if args.long and mode == "never":
+            time_long(analyzer, texts)
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()

@@ -250,6 +250,14 @@ class Triggers(Strict):
         default={}, description="extra forms of irregular verbs, e.g. build = ['built']")
 
 
+class SubdivisionCues(Strict):
+    """Words that make a sub-national place of a name that is also a word or a surname."""
+
+    before: list[str] = Field(description="before 'of' and the name: 'the province of Mendoza'")
+    after: list[str] = Field(
+        description="after the name (or its 's): 'Delta State', 'Mendoza's provincial government'")
+
+
 class Counterparts(Strict):
     """How a government or state-owned counterpart shows itself, by counterpart_type."""
 
@@ -257,8 +265,18 @@ class Counterparts(Strict):
         description="lower-case words in a sentence (government, state-owned, police)")
     heads: dict[CounterpartType, list[str]] = Field(
         description="capitalised heads of names: 'Ministry' of …, … 'Authority'")
+    country_heads: dict[CounterpartType, list[str]] = Field(
+        description="lower-case heads after a country: 'the Kenyan government', "
+                    "'Egypt's telecom ministry'")
+    place_heads: list[str] = Field(
+        description="lower-case heads after any place and its modifiers: 'Sabah state government'")
+    subdivision_nouns: list[str] = Field(
+        description="lower-case nouns that, before 'of' and a place, make a sub-national "
+                    "government of it: 'the province of Mendoza'")
     modifiers: dict[CounterpartType, list[str]] = Field(
-        default={}, description="words between a place and its government: 'state', 'provincial'")
+        default={}, description="words before a head that say what kind of government it is: "
+                                "'state', 'provincial'; 'federal', 'central'")
+    subdivision_cues: SubdivisionCues
     soe_names: list[str] = Field(
         default=[], description="words that, next to a country, name a state operator: Telecom")
 
@@ -266,7 +284,8 @@ class Counterparts(Strict):
 class Scoring(Strict):
     """Weights of the logistic score: score = 1 / (1 + exp(-(base + sum of weight * signal)))."""
 
-    threshold: float = Field(default=0.5, ge=0, le=1, description="flag candidates at or above")
+    threshold: float = Field(default=0.5, ge=0, le=1,
+                             description="evaluation counts candidates at or above as found")
     keep: float = Field(default=0.15, ge=0, le=1, description="drop candidates below this score")
     base: float = -3.0
     trigger: float = 1.5

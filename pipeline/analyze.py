@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import Protocol
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -18,12 +19,14 @@ from pipeline.config import Config
 from pipeline.detect import CANDIDATES_KEY  # also registers the detector's spaCy factory
 from pipeline.gazetteer import EXTRA_DATA
 from pipeline.tag import build_tagger, find_model, model_version_name
+from pipeline.text import without_surrogates
 
 logger = logging.getLogger(__name__)
 
-# Bump when tagging or detection code changes what it finds, so stored results count as stale.
-LOGIC_VERSION = "3"
 USE_MODEL_CHOICES = ("auto", "never", "required")
+# The code that decides what is found: the analyser version hashes it with the rules, so that a
+# change to either makes stored results stale (`dealwatch process --reanalyse`).
+ANALYSER_CODE = ("tag.py", "detect.py", "tokenizer.py", "gazetteer.py")
 
 
 class AnalyzerError(DealwatchError):
@@ -34,6 +37,17 @@ class AnalyzerError(DealwatchError):
 class Analysis:
     entities: list[Entity]
     candidates: list[Candidate]
+
+
+class AnalyzerLike(Protocol):
+    """What processing and evaluation need of an analyser (tests pass stand-ins)."""
+
+    version: str
+
+    @property
+    def config(self) -> Config: ...
+
+    def analyze_many(self, texts: Iterable[str], batch_size: int = ...) -> Iterator[Analysis]: ...
 
 
 class Analyzer:
@@ -71,12 +85,27 @@ class Analyzer:
         return cls(nlp, config, model, version)
 
     def analyze(self, text: str) -> Analysis:
-        return _analysis(self.nlp(text))
+        return _analysis(self.nlp(self._analysable(text)))
 
     def analyze_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[Analysis]:
         """Analyse texts in order, one Analysis per text (streams: nothing is kept in memory)."""
-        for doc in self.nlp.pipe(texts, batch_size=batch_size):
+        for doc in self.nlp.pipe(map(self._analysable, texts), batch_size=batch_size):
             yield _analysis(doc)
+
+    def _analysable(self, text: str) -> str:
+        """The text as spaCy can take it; offsets into it are offsets into `text`.
+
+        spaCy cannot store lone surrogates: each becomes U+FFFD. The rule-only pipeline takes
+        any length; the model's memory grows with the text, so with it only the first
+        nlp.max_length characters are analysed.
+        """
+        text = without_surrogates(text)
+        limit = self.nlp.max_length
+        if len(text) > limit:
+            logger.warning("a text of %d characters is longer than the model takes: analysing "
+                           "its first %d", len(text), limit)
+            text = text[:limit]
+        return text
 
 
 def _analysis(doc: Doc) -> Analysis:
@@ -90,9 +119,12 @@ def _analysis(doc: Doc) -> Analysis:
 
 
 def _content_hash(config: Config) -> str:
-    """Eight hex digits that change whenever the rules, the watchlist or the gazetteer do."""
+    """Eight hex digits that change whenever the rules, the watchlist, the gazetteer or the
+    analyser's code do."""
     digest = hashlib.sha256()
-    digest.update(LOGIC_VERSION.encode())
+    code = resources.files("pipeline")
+    for name in ANALYSER_CODE:
+        digest.update(code.joinpath(name).read_bytes())
     digest.update(json.dumps(config.rules.model_dump(mode="json"), sort_keys=True).encode())
     for entry in config.watchlist:
         digest.update(json.dumps(entry.model_dump(mode="json"), sort_keys=True).encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import re
@@ -17,8 +18,8 @@ from spacy.tokens import Doc, Span
 
 from models.config import Rules, Scoring, WatchlistEntry
 from models.records import Candidate
-from pipeline.gazetteer import Gazetteer, load_gazetteer
-from pipeline.tag import COUNTERPARTS_KEY, PLACES_KEY, phrase_docs
+from pipeline.gazetteer import POSSESSIVES, Gazetteer, load_gazetteer
+from pipeline.tag import COUNTERPARTS_KEY, MONTHS, PLACES_KEY, WEEKDAYS, phrase_docs
 
 logger = logging.getLogger(__name__)
 
@@ -40,31 +41,40 @@ LEDE_SENTENCES = 2
 STAGE_RANK = {"unknown": -1, "proposed": 0, "mou": 1, "awarded": 1, "signed": 1, "financed": 2,
               "under_construction": 3, "completed": 4, "cancelled": 5}
 
+# Which Scoring weight multiplies which signal; `base` / `aggregate_base` start the sum.
+DEAL_WEIGHTS: dict[str, str] = {
+    "trigger": "trigger", "counterpart": "counterpart", "country": "country",
+    "deal_type": "deal_type", "stage": "stage", "value": "value", "vendor_nearby": "vendor_nearby",
+    "negative": "negative", "domestic": "domestic", "hedged": "hedged", "private": "private",
+    "aggregate": "aggregate",
+}
+AGGREGATE_WEIGHTS: dict[str, str] = {
+    "survey": "aggregate_survey", "deal_type": "aggregate_type",
+    "counterpart": "aggregate_counterpart", "negative": "negative", "vendor_nearby": "vendor_nearby",
+}
+
 # Words that may stand between a country and its verb: "Ethiopia has already signed".
 _AUX = frozenset((
     "has", "have", "had", "will", "would", "is", "was", "are", "were", "also", "already",
     "recently", "officially", "finally", "formally", "reportedly", "on", "this", "last", "next",
-    "week", "month", "today", "yesterday", "monday", "tuesday", "wednesday", "thursday", "friday",
-    "saturday", "sunday", "then", "now", "just"))
-_POSSESSIVE = frozenset(("'s", "’s", "ʼs", "'", "’"))
+    "week", "month", "today", "yesterday", *(day.lower() for day in WEEKDAYS), "then", "now",
+    "just"))
 _PARTY_BREAKS = frozenset(("and", "with", "between", "to", "for", "by", "from", "in"))
 # Words that may stand between a comparison and the vendor: "over its Chinese rival Huawei".
 _NON_PARTY_FILLERS = frozenset(("the", "its", "their", "rival", "rivals", "competitor",
                                 "competitors", "chinese", "china's", "vendor", "vendors"))
-# Words between "with" and a place: "with the province of Mendoza", "with the city of Kano".
-_PLACE_LEAD = frozenset(("the", "of", "province", "state", "region", "city", "municipality",
-                         "county", "governorate", "government", "people", "republic"))
 _NATIONAL_SCOPES = frozenset(("countries", "nations", "economies"))
 _TRIGGER_REACH = 6  # "signed an agreement on Monday with Egypt": the verb a few words before "with"
-_NEGATORS = frozenset(("not", "no", "never", "without", "n't", "nor", "neither"))
+_NEGATORS = ("not", "no", "never", "without", "n't", "nor", "neither")
+_NEGATOR = "negator"  # the phrase matchers' category for them
 _NEGATION_REACH = 5  # "is not part of any government contract": five words on
+_DIGIT = re.compile(r"\d")
 _SCALES = {"trillion": 10**12, "tn": 10**12, "billion": 10**9, "bn": 10**9, "b": 10**9,
            "million": 10**6, "mn": 10**6, "m": 10**6, "thousand": 10**3, "k": 10**3,
            "crore": 10**7, "lakh": 10**5}
 _NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 _SCALE = r"(?:\s?-?\s?(?P<scale>trillion|billion|million|thousand|crore|lakh|bn|mn|tn|m|b|k)\b)"
-_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
-           "December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec")
+_MONTHS = "|".join(dict.fromkeys([*MONTHS, *(month[:3] for month in MONTHS), "Sept"]))
 # A four-digit number is a year when it reads like a date, not "2000 cameras", and not when it
 # opens or closes a period ("since 2006", "from 2015 until 2022", "by 2027": no deal's year).
 _YEAR = re.compile(
@@ -73,15 +83,6 @@ _YEAR = re.compile(
     r"|\b(?P<b>19[89]\d|20[0-4]\d)(?=\s*[,.;:)\]]|\s*$)")
 _RANGE_WORDS = frozenset(("since", "from", "until", "till", "by", "between", "and", "to", "-", "–",
                           "through", "before", "after"))
-
-
-@dataclass(frozen=True)
-class WatchInfo:
-    id: str
-    type: str
-    country: str | None
-    counterpart_type: str | None
-    private: bool
 
 
 @dataclass
@@ -99,6 +100,7 @@ class SentenceFacts:
     """What one sentence says, gathered once per document."""
 
     span: Span
+    text: str  # the sentence's text: Span.text joins its tokens anew at every call
     vendors: list[str] = field(default_factory=list)
     countries: list[tuple[str, int, bool]] = field(default_factory=list)  # code, token, demonym
     places: list[str] = field(default_factory=list)  # country codes of cities in the sentence
@@ -114,6 +116,26 @@ class SentenceFacts:
     aggregate: bool = False
     other_company: bool = False  # names a private company (watchlist private: true)
     orgs: list[tuple[str, int]] = field(default_factory=list)  # the model's ORG names, no list
+    dates: list[Span] = field(default_factory=list)  # the model's DATE entities
+    amounts: list[tuple[float, str]] = field(default_factory=list)  # value, currency symbol
+    negators: list[int] = field(default_factory=list)  # tokens of "not", "no", "without" …
+
+
+class _Mentions:
+    """Where a doc names watchlist vendors, as token arrays: an article may name hundreds."""
+
+    def __init__(self, n: int) -> None:
+        self.inside = bytearray(n)
+        self.starts = bytearray(n + 1)  # 1 at the first token of a name
+        self.ends = bytearray(n + 1)  # 1 at the token after a name
+
+    def add(self, start: int, end: int) -> None:
+        self.inside[start:end] = b"\1" * (end - start)
+        self.starts[start] = self.ends[end] = 1
+
+    def said_of(self, t: int) -> bool:
+        """'China's ZTE', 'China Mobile': a home country said of the vendor, not of the deal."""
+        return bool(self.inside[t] or self.starts[t + 1] or (t + 2 < len(self.starts) and self.starts[t + 2]))
 
 
 # --- the component --------------------------------------------------------------------------
@@ -132,16 +154,22 @@ class DealDetector:
     def __init__(self, nlp: Language, rules: Rules, watchlist: Sequence[WatchlistEntry]) -> None:
         self.rules = rules
         self.gazetteer: Gazetteer = load_gazetteer()
-        self.watch = {e.id: WatchInfo(e.id, e.type, e.country, e.counterpart_type, e.private)
-                      for e in watchlist}
+        self.watch = {e.id: e for e in watchlist}
         self.stage_order: list[str] = [str(stage) for stage in rules.stages]
         self.weak_stage_order: list[str] = [str(stage) for stage in rules.weak_stages]
         self.home_regions: dict[str, set[str]] = {
             home: {home, *extra} for home, extra in rules.domestic_territories.items()}
+        # where a sentence that names no vendor counts as at home
+        self.any_vendor_home = self.home_of(e.id for e in watchlist if e.type == "vendor")
+        # Words between "with" and a place: "with the province of Mendoza", "with the city of Kano".
+        cp = rules.counterparts
+        self.place_lead = frozenset(("the", "of", "people", "republic", *cp.subdivision_nouns,
+                                     *cp.subdivision_cues.before, *cp.modifiers.get("subnational", [])))
         self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.exact_matcher = PhraseMatcher(nlp.vocab, attr="ORTH")
         for category, phrases in _vocabularies(rules).items():
             self._add(nlp, category, phrases)
+        self._add(nlp, _NEGATOR, _NEGATORS)
         self.value_pattern, self.currency_of = _value_pattern(rules.currencies)
         self.w = rules.scoring
 
@@ -160,9 +188,9 @@ class DealDetector:
     def home_of(self, vendor_ids: Iterable[str]) -> set[str]:
         homes: set[str] = set()
         for vid in vendor_ids:
-            info = self.watch.get(vid)
-            if info and info.country:
-                homes |= self.home_regions.get(info.country, {info.country})
+            entry = self.watch.get(vid)
+            if entry and entry.country:
+                homes |= self.home_regions.get(entry.country, {entry.country})
         return homes
 
 
@@ -248,8 +276,11 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
     """Deal and aggregate candidates in a tagged doc: one per deal, best evidence first."""
     if not any(ent.label_ == "VENDOR" for ent in doc.ents):
         return []
-    facts = _gather(doc, detector)
     text = doc.text  # Doc.text joins every token: build it once
+    facts = _gather(doc, text, detector)
+    # the countries the story names, and those and the countries of its places
+    countries = frozenset(code for f in facts for code, _, _ in f.countries)
+    codes = countries | {code for f in facts for code in f.places}
     deals: list[tuple[int, Candidate]] = []
     aggregates: list[tuple[int, Candidate]] = []
     for i, fact in enumerate(facts):
@@ -258,7 +289,7 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
             if aggregate:
                 aggregates.append((i, aggregate))
         if fact.trigger:
-            deal = _deal_candidate(text, detector, facts, i)
+            deal = _deal_candidate(text, detector, facts, i, countries, codes)
             if deal:
                 deals.append((i, deal))
     keep = detector.w.keep
@@ -266,9 +297,9 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
     return sorted((c for c in merged if c.score >= keep), key=lambda c: (-c.score, c.start))
 
 
-def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
+def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
     sents = list(doc.sents)
-    facts = [SentenceFacts(span=s) for s in sents]
+    facts = [SentenceFacts(span=s, text=text[s.start_char:s.end_char]) for s in sents]
     sent_of = [0] * len(doc)
     for i, sent in enumerate(sents):
         sent_of[sent.start:sent.end] = [i] * (sent.end - sent.start)
@@ -277,7 +308,8 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
     matches = sorted(set(detector.lower_matcher(doc)) | set(detector.exact_matcher(doc)),
                      key=lambda m: m[1])
     non_party_ends = {end for match_id, _, end in matches if strings[match_id] == "non_party"}
-    vendor_tokens: list[tuple[int, int]] = []
+    negator = strings[_NEGATOR]
+    vendor_names = _Mentions(len(doc))
     covered = [False] * len(doc)  # tokens inside a counterpart name: its words are not re-read
     named = [False] * len(doc)  # tokens of a watchlist name ("Galaxy Backbone", "Huawei Cloud")
     for ent in doc.ents:
@@ -285,20 +317,22 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
         if ent.label_ == "VENDOR" and ent.ent_id_:
             # "Huawei Cloud" is no cloud deal and "Huawei Technologies Co Ltd" no private firm
             named[ent.start:ent.end] = [True] * len(ent)
-            vendor_tokens.append((ent.start, ent.end))
+            vendor_names.add(ent.start, ent.end)
             if not _compared(doc, ent.start, non_party_ends):
                 fact.vendors.append(ent.ent_id_)
         elif ent.label_ == "COUNTRY" and ent.ent_id_:
             fact.countries.append((ent.ent_id_, ent.start, gaz.is_demonym(ent.text)))
         elif ent.label_ == "ORG" and not ent.ent_id_:
             fact.orgs.append((ent.text, ent.start))
-        info = detector.watch.get(ent.ent_id_) if ent.ent_id_ else None
-        if info and info.type != "vendor":
+        elif ent.label_ == "DATE" and ent.end <= fact.span.end:
+            fact.dates.append(ent)
+        entry = detector.watch.get(ent.ent_id_) if ent.ent_id_ else None
+        if entry and entry.type != "vendor":
             covered[ent.start:ent.end] = named[ent.start:ent.end] = [True] * len(ent)
-            if info.counterpart_type:
-                fact.counterparts.append(Counterpart(ent.text, info.counterpart_type, info.country,
+            if entry.counterpart_type:
+                fact.counterparts.append(Counterpart(ent.text, entry.counterpart_type, entry.country,
                                                      NAMED, sent_of[ent.start], ent.start))
-            elif info.private:
+            elif entry.private:
                 fact.private = fact.other_company = True
     for span in doc.spans.get(COUNTERPARTS_KEY, []):
         covered[span.start:span.end] = [True] * len(span)
@@ -306,10 +340,10 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
                                            if not span.start <= o[1] < span.end]
         facts[sent_of[span.start]].counterparts.append(Counterpart(
             span.text, span.label_, span.kb_id_ or None, NAMED, sent_of[span.start], span.start))
-    places: dict[int, tuple[str, str]] = {}
+    places: list[dict[int, tuple[str, str]]] = [{} for _ in facts]  # per sentence, by token
     for span in doc.spans.get(PLACES_KEY, []):
         if span.kb_id_:
-            places[span.start] = (span.label_, span.kb_id_)
+            places[sent_of[span.start]][span.start] = (span.label_, span.kb_id_)
             if span.label_ == "city":
                 facts[sent_of[span.start]].places.append(span.kb_id_)
     # "government cloud", "licence plate recognition": a word of a deal type's name is neither
@@ -319,6 +353,9 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
         if strings[match_id].startswith("type:"):
             in_type[start:end] = [True] * (end - start)
     for match_id, start, end in matches:
+        if match_id == negator:
+            facts[sent_of[start]].negators.append(start)
+            continue
         category = strings[match_id]
         if category.startswith(("cp:", "neg", "weak_neg")) and all(in_type[start:end]):
             continue
@@ -332,7 +369,10 @@ def _gather(doc: Doc, detector: DealDetector) -> list[SentenceFacts]:
             continue
         facts[sent_of[start]].words[category].append((doc[start:end].text, start))
     for i, fact in enumerate(facts):
-        _read_sentence(doc, detector, fact, i, vendor_tokens, covered, places)
+        if _DIGIT.search(fact.text):  # the amount pattern is slow to fail
+            fact.amounts = [amount for m in detector.value_pattern.finditer(fact.text)
+                            if (amount := _amount(m))]
+        _read_sentence(doc, detector, fact, i, vendor_names, covered, places[i])
     return facts
 
 
@@ -352,13 +392,13 @@ def _in_compound(doc: Doc, start: int, end: int) -> bool:
 
 
 def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index: int,
-                   vendor_tokens: list[tuple[int, int]], covered: list[bool],
-                   places: Mapping[int, tuple[str, str]]) -> None:
+                   vendor_names: _Mentions, covered: list[bool],
+                   sent_places: Mapping[int, tuple[str, str]]) -> None:
     words = fact.words
     sent = fact.span
     background = _background_tokens(doc, sent, words.get("concessive", []))
     fact.countries = [c for c in fact.countries if c[1] not in background]
-    negated = _negated_tokens(doc, sent)
+    negated = _negated_tokens(doc, sent, fact.negators)
     for category in list(words):  # "did not announce any agreement" announces none
         if category.startswith(("T:", "stage:", "weak_stage:")):
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
@@ -368,24 +408,23 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     fact.negative = [w for w, t in words.get("neg", []) if t not in background]
     fact.weak_negative = [w for w, t in words.get("weak_neg", []) if t not in background]
     fact.stage, fact.stage_strong = _sentence_stage(detector, words)
-    homes = detector.home_of(fact.vendors) or detector.home_of(
-        v for v, i in detector.watch.items() if i.type == "vendor")
-    sent_places = {t: kc for t, kc in places.items() if sent.start <= t < sent.end}
+    homes = detector.home_of(fact.vendors) or detector.any_vendor_home
 
     def describes_vendor(t: int) -> bool:
         # "a Chinese state-owned company", "Chinese telecoms giant Huawei": about the vendor.
-        for start, end in vendor_tokens:
-            if 0 < start - t <= 4 and not _crosses_clause(doc, t + 1, start):
-                return True
-            if 0 <= t - end <= 6 and not _crosses_clause(doc, end, t):
-                return True
+        if any(vendor_names.starts[start] and not _crosses_clause(doc, t + 1, start)
+               for start in range(t + 1, min(t + 5, len(doc)))):
+            return True
+        if any(vendor_names.ends[end] and not _crosses_clause(doc, end, t)
+               for end in range(max(t - 6, 0), t + 1)):
+            return True
         return any(0 < t - c <= 3 and code in homes for code, c, _ in fact.countries)
 
     anaphora = {t for _, t in words.get("anaphor", [])}
     for ctype in ("government", "ministry", "agency", "soe", "subnational", "intergovernmental"):
         for text, t in words.get(f"cp:{ctype}", []):
             if covered[t] or describes_vendor(t) or t in background or t in negated \
-                    or _company_officer(doc, t, anaphora, vendor_tokens):
+                    or _company_officer(doc, t, anaphora, vendor_names):
                 continue  # "Harbourline is not state-owned" names no state company
             country = _near_country(fact, t) or _near_place(sent_places, t)
             fact.counterparts.append(Counterpart(text, ctype, country, WORD, index, t))
@@ -394,18 +433,18 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     verbs = {t for _, t in words.get("T:verb", []) + words.get("T:weak_verb", [])}
     nouns = {t for _, t in words.get("T:noun", [])}
     for code, t, demonym in fact.countries:
-        if code in homes and not demonym and not _names_vendor(doc, t, vendor_tokens):
+        if code in homes and not demonym and not vendor_names.said_of(t):
             fact.home_mentions += 1  # "the Hong Kong government", "in Shenzhen"
         if demonym or code in homes or t in background:
             continue
-        if _is_actor(doc, sent, t, verbs, nouns):
+        if _is_actor(doc, sent, t, verbs, nouns, detector.place_lead):
             fact.counterparts.append(Counterpart(doc[t].text, "government", code, ACTOR, index, t))
     for t, (kind, code) in sent_places.items():
         # "Zhejiang Dahua", "the Tianjin-based company": the vendor's home, not the deal's place
-        if code in homes and t not in background and not _names_vendor(doc, t, vendor_tokens) \
+        if code in homes and t not in background and not vendor_names.said_of(t) \
                 and not _in_compound(doc, t, t + 1):
             fact.home_mentions += 1
-        if fact.trigger and _is_actor(doc, sent, t, verbs, nouns):
+        if fact.trigger and _is_actor(doc, sent, t, verbs, nouns, detector.place_lead):
             ctype = "subnational" if kind == "subdivision" else "government"
             fact.counterparts.append(Counterpart(doc[t].text, ctype, code, ACTOR, index, t))
     fact.aggregate = _is_aggregate(doc, words, fact, homes)
@@ -424,21 +463,16 @@ def _sentence_stage(detector: DealDetector, words: Mapping[str, list[tuple[str, 
 
 
 def _company_officer(doc: Doc, t: int, anaphora: set[int],
-                     vendor_tokens: list[tuple[int, int]]) -> bool:
+                     vendor_names: _Mentions) -> bool:
     """'the company's regional president', 'its managing director': people of a company."""
     for k in range(t - 1, max(t - 4, -1), -1):
         token = doc[k]
-        if token.is_punct and token.text not in _POSSESSIVE:
+        if token.is_punct and token.text not in POSSESSIVES:
             return False
-        if token.lower_ == "its" or (token.text in _POSSESSIVE and k > 0 and (
-                k - 1 in anaphora or any(end == k for _, end in vendor_tokens))):
+        if token.lower_ == "its" or (token.text in POSSESSIVES and k > 0 and (
+                k - 1 in anaphora or vendor_names.ends[k])):
             return True
     return False
-
-
-def _names_vendor(doc: Doc, t: int, vendor_tokens: list[tuple[int, int]]) -> bool:
-    """'China's ZTE', 'China Mobile': a home country said of the vendor, not of the deal."""
-    return any(start <= t < end or 0 < start - t <= 2 for start, end in vendor_tokens)
 
 
 def _near_place(places: Mapping[int, tuple[str, str]], t: int) -> str | None:
@@ -446,15 +480,14 @@ def _near_place(places: Mapping[int, tuple[str, str]], t: int) -> str | None:
     return next((code for p, (_, code) in places.items() if 0 < t - p <= 3), None)
 
 
-def _negated_tokens(doc: Doc, sent: Span) -> set[int]:
+def _negated_tokens(doc: Doc, sent: Span, negators: list[int]) -> set[int]:
     """Tokens a few words after 'not', 'no', 'without', up to the next punctuation."""
     negated: set[int] = set()
-    for t in range(sent.start, sent.end):
-        if doc[t].lower_ in _NEGATORS:
-            k = t + 1
-            while k < min(t + 1 + _NEGATION_REACH, sent.end) and not doc[k].is_punct:
-                negated.add(k)
-                k += 1
+    for t in negators:
+        k = t + 1
+        while k < min(t + 1 + _NEGATION_REACH, sent.end) and not doc[k].is_punct:
+            negated.add(k)
+            k += 1
     return negated
 
 
@@ -482,12 +515,13 @@ def _near_country(fact: SentenceFacts, t: int) -> str | None:
     return None
 
 
-def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int]) -> bool:
+def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int],
+              place_lead: frozenset[str]) -> bool:
     """A country that does the deal: 'Ethiopia has signed', 'Kenya's $48m deal', 'with Egypt'."""
     end = t + 1
     while end < sent.end and doc[end].ent_iob_ == "I" and doc[end].ent_type_ == doc[t].ent_type_:
         end += 1
-    if end < sent.end and doc[end].text in _POSSESSIVE:
+    if end < sent.end and doc[end].text in POSSESSIVES:
         return any(n in nouns for n in range(end + 1, min(end + 5, sent.end)))
     j = end
     while j < sent.end and j - end < 4 and doc[j].lower_ in _AUX:
@@ -497,7 +531,7 @@ def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int]) ->
     # "a contract with Egypt", "signed with the province of Mendoza": a party when a deal word
     # comes shortly before "with" ("the borders with Niger" are no party)
     before = t - 1
-    while before > sent.start and doc[before].lower_ in _PLACE_LEAD:
+    while before > sent.start and doc[before].lower_ in place_lead:
         before -= 1
     if before >= sent.start and doc[before].lower_ in ("with", "between"):
         return any(before - _TRIGGER_REACH <= k < before for k in verbs | nouns)
@@ -580,8 +614,9 @@ def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
     return [], 0
 
 
-def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
-                    i: int) -> Candidate | None:
+def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts], i: int,
+                    countries: frozenset[str], codes: frozenset[str]) -> Candidate | None:
+    """The deal of sentence i; `countries` and `codes` are the story's (see detect_candidates)."""
     vendors, distance = _vendors_for(facts, i)
     if not vendors:
         return None
@@ -589,7 +624,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     homes = detector.home_of(vendors)
     window = _window(facts, i)
     counterpart, weight = _pick_counterpart(facts, window, homes)
-    country, country_from = _pick_country(facts, window, counterpart, homes)
+    country, country_from = _pick_country(facts, window, counterpart, homes, countries)
     if counterpart and counterpart.sentence != i and counterpart.country and country \
             and counterpart.country != country:
         counterpart = None  # the neighbour's counterpart belongs to another deal
@@ -600,7 +635,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     domestic = bool(counterpart and counterpart.country in homes) or (
         country is None and (counterpart is None or counterpart.country is None)
         and any(facts[j].home_mentions for j, _ in window)
-        and not any(_foreign_in(f, homes) for f in facts))
+        and not codes - homes)
     if domestic:
         country = None
     if counterpart is None:
@@ -612,7 +647,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
     start_sent, end_sent = min(used), max(used)
     value, currency = _value(detector, facts, window + lede, country)
-    year = _year(fact.span.text) or _model_year(fact.span)
+    year = _year(fact.text) or _model_year(fact.dates)
     named_party = bool(counterpart and counterpart.strength >= NAMED and counterpart.sentence == i
                        and not domestic)
     private = fact.private and not named_party
@@ -630,7 +665,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         "private": 1.0 if private else 0.0,
         "aggregate": 1.0 if fact.aggregate else 0.0,
     }
-    score = _deal_score(signals, detector.w)
+    score = _score(signals, DEAL_WEIGHTS, detector.w.base, detector.w)
     signals["evidence"] = {
         "trigger": list(dict.fromkeys(
             w for cat in ("T:verb", "T:noun", "T:weak_verb", "T:weak_noun")
@@ -691,13 +726,11 @@ def _unlisted_party(facts: list[SentenceFacts], i: int) -> Counterpart | None:
     return None
 
 
-def _model_year(sent: Span) -> int | None:
+def _model_year(dates: list[Span]) -> int | None:
     """A year in a DATE the statistical model found ("the 2019 agreement"), if any."""
-    doc = sent.doc
-    for ent in sent.ents:
-        before = doc[ent.start - 1].lower_ if ent.start > 0 else ""
-        if ent.label_ == "DATE" and before not in _RANGE_WORDS \
-                and ent.text.split()[0].lower() not in _RANGE_WORDS:
+    for ent in dates:
+        before = ent.doc[ent.start - 1].lower_ if ent.start > 0 else ""
+        if before not in _RANGE_WORDS and ent.text.split()[0].lower() not in _RANGE_WORDS:
             m = re.search(r"\b(19[89]\d|20[0-4]\d)\b", ent.text)
             if m and not re.search(r"\d\s*(?:-|–|to|and|until)\s*(?:19|20)\d\d", ent.text):
                 return int(m.group(1))
@@ -726,7 +759,8 @@ def _negative(facts: list[SentenceFacts], window: list[tuple[int, float]], named
 
 
 def _pick_country(facts: list[SentenceFacts], window: list[tuple[int, float]],
-                  counterpart: Counterpart | None, homes: set[str]) -> tuple[str | None, str]:
+                  counterpart: Counterpart | None, homes: set[str], countries: frozenset[str]
+                  ) -> tuple[str | None, str]:
     """The foreign country of the deal: its counterpart's, else the nearest one named."""
     own = window[0][0]
     if (counterpart and counterpart.country and counterpart.country not in homes
@@ -736,7 +770,7 @@ def _pick_country(facts: list[SentenceFacts], window: list[tuple[int, float]],
         code = _foreign_in(facts[j], homes)
         if code:
             return code, "sentence" if j == own else "neighbour"
-    foreign = {code for f in facts for code, _, _ in f.countries if code not in homes}
+    foreign = set(countries - homes)
     if len(foreign) == 1:
         return foreign.pop(), "document"
     if facts and facts[0].places and facts[0].places[0] not in homes:
@@ -802,19 +836,20 @@ def _later_stage(stages: Iterable[tuple[str, bool]], first: str, order: list[str
 
 def _value(detector: DealDetector, facts: list[SentenceFacts], window: list[tuple[int, float]],
            country: str | None) -> tuple[float | None, str | None]:
+    """The first amount in the window whose currency is known (in Kenya "Sh" is KES)."""
     for j, _ in window:
-        text = facts[j].span.text
-        if not any(ch.isdigit() for ch in text):
-            continue
-        for m in detector.value_pattern.finditer(text):
-            found = _amount(m, detector, country)
-            if found:
-                return found
+        for value, symbol in facts[j].amounts:
+            code = detector.currency_of.get(symbol) or detector.currency_of.get(symbol.lower())
+            by_country = detector.rules.currency_by_country.get(symbol, {})
+            if country and country in by_country:
+                code = by_country[country]
+            if code:
+                return value, code
     return None, None
 
 
-def _amount(m: re.Match[str], detector: DealDetector, country: str | None) -> tuple[float, str] | None:
-    """Value and ISO currency of one amount ("Sh17.5 billion" in Kenya: 17.5e9, KES)."""
+def _amount(m: re.Match[str]) -> tuple[float, str] | None:
+    """Value and currency symbol of one amount ("Sh17.5 billion": 17.5e9, "Sh")."""
     num = m.group("num") or m.group("num1") or m.group("num2")
     scale = m.group("scale") or m.group("scale1") or m.group("scale2")
     symbol = m.group("pre") or m.group("pre1") or m.group("post") or ""
@@ -822,11 +857,7 @@ def _amount(m: re.Match[str], detector: DealDetector, country: str | None) -> tu
     value = float(Decimal(num.replace(",", "")) * Decimal(_SCALES.get((scale or "").lower(), 1)))
     if value < 1000 and not scale:
         return None  # "$5" in a sentence about deals is a price, not a deal value
-    code = detector.currency_of.get(symbol) or detector.currency_of.get(symbol.lower())
-    by_country = detector.rules.currency_by_country.get(symbol, {})
-    if country and country in by_country:
-        code = by_country[country]
-    return (value, code) if code else None
+    return value, symbol
 
 
 def _year(text: str) -> int | None:
@@ -860,17 +891,13 @@ def _aggregate_candidate(text: str, detector: DealDetector, facts: list[Sentence
         "negative": 1.0 if fact.negative else 0.0,
         "vendor_nearby": 1.0 if distance else 0.0,
     }
-    z = (w.aggregate_base + w.aggregate_survey * signals["survey"]
-         + w.aggregate_type * signals["deal_type"]
-         + w.aggregate_counterpart * signals["counterpart"] + w.negative * signals["negative"]
-         + w.vendor_nearby * signals["vendor_nearby"])
-    span = fact.span
-    start, end = _evidence(text, span.start_char, span.end_char)
+    score = _score(signals, AGGREGATE_WEIGHTS, w.aggregate_base, w)
+    start, end = _evidence(text, fact.span.start_char, fact.span.end_char)
     return Candidate(
         kind="aggregate", vendor=vendors[0], vendors=vendors, country=None, counterpart=None,
         counterpart_type=None, deal_type=deal_types[0] if deal_types else "other",
         deal_types=deal_types or ["other"], stage="unknown", value=None, currency=None,
-        year=_year(span.text), score=round(_logistic(z), 3), sentence=text[start:end],
+        year=_year(fact.text), score=round(score, 3), sentence=text[start:end],
         start=start, end=end, signals=signals)
 
 
@@ -887,10 +914,11 @@ def _logistic(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def _deal_score(signals: Mapping[str, Any], weights: Scoring) -> float:
-    """Logistic combination of the numeric signals with the rules' weights."""
-    return _logistic(weights.base + sum(getattr(weights, name) * value for name, value in signals.items()
-                                        if isinstance(value, float) and hasattr(weights, name)))
+def _score(signals: Mapping[str, Any], weights: Mapping[str, str], base: float,
+           scoring: Scoring) -> float:
+    """Logistic combination of the signals with their weights (DEAL_WEIGHTS, AGGREGATE_WEIGHTS)."""
+    return _logistic(base + sum(getattr(scoring, weight) * float(signals[signal])
+                                for signal, weight in weights.items()))
 
 
 # --- one candidate per deal -----------------------------------------------------------------
@@ -905,9 +933,12 @@ def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[C
     nearest deal of its vendor instead of opening one.
     """
     groups: list[list[tuple[int, Candidate]]] = []
+    sentences: list[list[int]] = []  # each group's sentence indexes, in order
+    groups_of: dict[str, set[int]] = defaultdict(set)  # vendor -> the groups that name it
 
-    def shares_vendor(group: list[tuple[int, Candidate]], candidate: Candidate) -> bool:
-        return any(set(other.vendors) & set(candidate.vendors) for _, other in group)
+    def distance(g: int, index: int) -> int:
+        at = bisect.bisect(sentences[g], index)
+        return min(abs(sentences[g][k] - index) for k in (at - 1, at) if 0 <= k < len(sentences[g]))
 
     def own_country(candidate: Candidate) -> str | None:
         evidence = candidate.signals.get("evidence", {})
@@ -922,13 +953,19 @@ def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[C
     for item in sorted(found, key=lambda it: (own_country(it[1]) is None, it[0])):
         index, candidate = item
         country = own_country(candidate)
-        same = [g for g in groups if shares_vendor(g, candidate)
-                and (country is None or g[0][1].country == country)]
+        same = [g for g in sorted(set().union(*(groups_of[v] for v in candidate.vendors)))
+                if country is None or groups[g][0][1].country == country]
         if same:
             # A sentence that names no country is about the nearest deal of the same vendor.
-            min(same, key=lambda g: min(abs(j - index) for j, _ in g)).append(item)
+            g = min(same, key=lambda k: distance(k, index))
         else:
-            groups.append([item])
+            g = len(groups)
+            groups.append([])
+            sentences.append([])
+        groups[g].append(item)
+        bisect.insort(sentences[g], index)
+        for vendor in candidate.vendors:
+            groups_of[vendor].add(g)
     return [_combine([c for _, c in g], detector) for g in groups]
 
 
@@ -974,5 +1011,5 @@ def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
             merged.signals[name] = max(float(c.signals.get(name, 0.0)) for c in group)
         if merged.signals["domestic"]:
             merged.country = None
-        merged.score = round(_deal_score(merged.signals, detector.w), 3)
+        merged.score = round(_score(merged.signals, DEAL_WEIGHTS, detector.w.base, detector.w), 3)
     return merged

@@ -6,12 +6,15 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from models.config import DEAL_TYPES, Rules
 from models.errors import DealwatchError
 from models.records import Candidate
 from pipeline.jsonl import read_jsonl
+
+if TYPE_CHECKING:  # the analyser loads spaCy; reading and scoring gold files does not need it
+    from pipeline.analyze import AnalyzerLike
 
 logger = logging.getLogger(__name__)
 
@@ -20,15 +23,6 @@ LABELS = ("yes", "no", "aggregate")
 
 class GoldError(DealwatchError):
     """A gold file is missing or malformed; the message names the file and the line."""
-
-
-class AnalyzerLike(Protocol):
-    version: str
-
-    @property
-    def config(self) -> Any: ...
-
-    def analyze_many(self, texts: Iterable[str], batch_size: int = ...) -> Iterable[Any]: ...
 
 
 # --- reading gold files ---------------------------------------------------------------------
@@ -79,8 +73,15 @@ def _check_record(data: Any, where: str) -> dict[str, Any]:
 
 def deal_type_values(words: Iterable[str], rules: Rules) -> set[str]:
     """Map free words ("5G/telecom network", "safe city/surveillance") to deal_type values."""
-    vocab = {phrase.lower(): deal_type for deal_type, phrases in rules.deal_types.items()
-             for phrase in phrases}
+    return _deal_type_values(words, _deal_type_vocabulary(rules))
+
+
+def _deal_type_vocabulary(rules: Rules) -> dict[str, str]:
+    return {phrase.lower(): deal_type for deal_type, phrases in rules.deal_types.items()
+            for phrase in phrases}
+
+
+def _deal_type_values(words: Iterable[str], vocab: Mapping[str, str]) -> set[str]:
     found: set[str] = set()
     for word in words:
         for part in word.replace(",", "/").split("/"):
@@ -114,6 +115,7 @@ def evaluate(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerLike,
     """Passage-level metrics of the analyser on gold records (see load_gold)."""
     rules: Rules = analyzer.config.rules
     cut = rules.scoring.threshold if threshold is None else threshold
+    type_vocabulary = _deal_type_vocabulary(rules)
     vendor_ids = _resolve(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
     country_ids = _resolve(analyzer, (c for r in records for c in r["countries"]), "COUNTRY")
     counts = dict.fromkeys(("passages", "eligible", "excluded", "yes", "no", "aggregate", "tp",
@@ -153,13 +155,13 @@ def evaluate(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerLike,
             errors["missed"].append(record["id"])
             continue
         counts["tp"] += 1
-        _check_found(record, matching, gold_vendors, country_ids, rules, counts, errors)
+        _check_found(record, matching, gold_vendors, country_ids, type_vocabulary, counts, errors)
     return _metrics(counts, errors, cut, analyzer.version)
 
 
 def _check_found(record: Mapping[str, Any], matching: list[Candidate], gold_vendors: set[str],
-                 country_ids: Mapping[str, str | None], rules: Rules, counts: dict[str, int],
-                 errors: dict[str, list[Any]]) -> None:
+                 country_ids: Mapping[str, str | None], type_vocabulary: Mapping[str, str],
+                 counts: dict[str, int], errors: dict[str, list[Any]]) -> None:
     top = max(matching, key=lambda c: c.score)
     found_vendors = {v for c in matching for v in c.vendors}
     if found_vendors == gold_vendors:
@@ -175,7 +177,7 @@ def _check_found(record: Mapping[str, Any], matching: list[Candidate], gold_vend
         else:
             errors["wrong_country"].append({"id": record["id"], "got": top.country,
                                             "want": sorted(gold_countries)})
-    gold_types = deal_type_values(record["deal_type"], rules)
+    gold_types = _deal_type_values(record["deal_type"], type_vocabulary)
     if gold_types:
         counts["type_total"] += 1
         if gold_types & set(top.deal_types):

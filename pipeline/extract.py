@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import overload
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
@@ -17,6 +16,7 @@ from models.errors import DealwatchError
 from models.records import Article
 from pipeline.dedup import canonical_url, registered_domain, text_hash
 from pipeline.metadata import PageMetadata, page_metadata
+from pipeline.text import without_surrogates
 
 logger = logging.getLogger(__name__)
 
@@ -65,19 +65,6 @@ def detect_wall(html: str, consent: bool = True) -> str | None:
     if consent and CONSENT_MARKERS.search(head):
         return "consent wall"
     return None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@overload
-def without_surrogates(text: str) -> str: ...
-@overload
-def without_surrogates(text: None) -> None: ...
-def without_surrogates(text: str | None) -> str | None:
-    """Lone UTF-16 surrogates (from broken entities like &#xD800;) replaced, character for
-    character, by U+FFFD: SQLite and spaCy refuse them, and offsets stay right."""
-    return _SURROGATE.sub("\ufffd", text) if text else text
 
 
 class ExtractionError(DealwatchError):

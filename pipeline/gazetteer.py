@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 
 EXTRA_DATA = "countries_extra.json"
 BLOCK_LABEL = "_NOT_COUNTRY"  # ruler label for look-alikes ("Latin America"); removed after tagging
-_POSSESSIVES = ("'s", "’s", "ʼs", "'", "’")
+# Possessive endings as the tokenizer splits them off ("Kenya's", "Kenya’s", "Kenyaʼs", "Philippines'").
+POSSESSIVES = ("'s", "’s", "ʼs", "'", "’")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,6 @@ class Gazetteer:
     not_countries: tuple[str, ...]
     cities: Mapping[str, str]  # major cities (and their all-caps dateline form) -> alpha-2
     subdivisions: Mapping[str, str]  # unambiguous first-level subdivisions -> alpha-2
-    names: Mapping[str, str]  # alpha-2 -> English short name
     # subdivisions whose names are also words or surnames ("Mendoza", "Delta"): places only
     # next to a word that says so ("the province of Mendoza", "Delta State")
     cued_subdivisions: Mapping[str, str] = field(default_factory=dict)
@@ -44,9 +44,6 @@ class Gazetteer:
 
     def is_demonym(self, text: str) -> bool:
         return _bare(text) in self.demonyms
-
-    def country_name(self, code: str | None) -> str | None:
-        return self.names.get(code) if code else None
 
     def ruler_patterns(self) -> list[dict[str, Any]]:
         """EntityRuler phrase patterns: label COUNTRY with the ISO code as id, plus look-alike blocks."""
@@ -68,7 +65,7 @@ class Gazetteer:
 
 def _bare(text: str) -> str:
     text = text.strip()
-    for possessive in _POSSESSIVES:
+    for possessive in POSSESSIVES:
         if text.endswith(possessive) and len(text) > len(possessive) + 1:
             text = text[: -len(possessive)]
             break
@@ -131,12 +128,9 @@ def load_gazetteer() -> Gazetteer:
     """Build the gazetteer once per process (pycountry + the package's hand-made table)."""
     extra = _read_extra()
     countries: dict[str, str] = {}
-    names: dict[str, str] = {}
     for country in pycountry.countries:
-        code = country.alpha_2
-        names[code] = getattr(country, "common_name", None) or country.name
         for text in _pycountry_names(country):
-            countries.setdefault(text, code)
+            countries.setdefault(text, country.alpha_2)
     for code, forms in extra["aliases"].items():
         for text in forms:
             countries[_bare(text)] = code  # the hand-made table wins over catalogue names
@@ -156,4 +150,4 @@ def load_gazetteer() -> Gazetteer:
                  len(countries), len(cities), len(subdivisions), len(cued))
     return Gazetteer(countries=countries, demonyms=frozenset(demonyms),
                      not_countries=tuple(extra["not_countries"]), cities=cities,
-                     subdivisions=subdivisions, names=names, cued_subdivisions=cued)
+                     subdivisions=subdivisions, cued_subdivisions=cued)

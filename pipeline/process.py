@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from models.config import DedupSettings
 from models.records import Article
@@ -15,15 +15,12 @@ from pipeline.dedup import NearDuplicateIndex, signature
 from pipeline.extract import ExtractionError, extract_article
 from pipeline.store import Store
 
+if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
+    from pipeline.analyze import AnalyzerLike
+
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of items just finished
-
-
-class AnalyzerLike(Protocol):
-    version: str
-
-    def analyze_many(self, texts: Any, batch_size: int = ...) -> Iterator[Any]: ...
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import filter_spans, minibatch
 
 from models.config import WatchlistEntry
-from pipeline.gazetteer import BLOCK_LABEL, Gazetteer, load_gazetteer
+from pipeline.gazetteer import BLOCK_LABEL, POSSESSIVES, Gazetteer, load_gazetteer
 from pipeline.tokenizer import use_fast_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -35,33 +36,17 @@ COUNTERPARTS_KEY = "dealwatch_counterparts"  # span group: public bodies, label 
 RULE_LEXICAL_ATTRIBUTES = ("LOWER", "NORM", "IS_ALPHA", "IS_DIGIT", "IS_LOWER", "IS_UPPER",
                            "IS_TITLE", "IS_PUNCT", "IS_SPACE", "IS_STOP", "LIKE_NUM")
 
-# A capitalised word of a name; days and months ("… Science on Friday") are not part of one.
-_CAP = (r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|March|"
-        r"April|May|June|July|August|September|October|November|December)$)"
-        r"(?:[A-Z0-9][\w'’.&-]*|e[A-Z][\w-]*)")
+# Capitalised, yet never a word of a name or a place: "… Science on Friday", "Kenya in March".
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+_NO_DATE = rf"(?!(?:{'|'.join(WEEKDAYS + MONTHS)})$)"
+# A capitalised word of a name.
+_CAP = _NO_DATE + r"(?:[A-Z0-9][\w'’.&-]*|e[A-Z][\w-]*)"
+# A word of a place name, maybe with an apostrophe ("N'Djamena"), never an amount ("Sh17.5bn").
+_PLACE_WORD = _NO_DATE + r"(?![a-zß-öø-ÿ])[^\W\d_][^\W\d_]*(?:['’][A-Za-z]+)?"
 # "the" is left out so that "the Department of Commerce and the Bureau of …" stays two names.
 _CONNECTORS = ("and", "&", ",", "of", "for", "de", "la", "du", "des", "del")
-_POSSESSIVE = ["'s", "’s", "ʼs", "'", "’"]
-# Words that make a name that is also a surname or a common word a sub-national place.
-_CUES_BEFORE = frozenset(("province", "state", "governorate", "county", "prefecture", "governor",
-                          "government", "region"))
-_CUES_AFTER = frozenset(("state", "province", "provincial", "governorate", "county", "prefecture",
-                         "government", "governor", "govt"))
-_BEFORE_ANCHOR, _AFTER_ANCHOR = 9, 15  # the longest patterns reach this far from their head word
-_STATE_OWNED = ("owned", "run", "controlled", "linked", "backed")
-_PLACE_WORD = (r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|"
-               r"March|April|May|June|July|August|September|October|November|December)$)"
-               r"(?![a-zß-öø-ÿ])[^\W\d_][^\W\d_]*(?:['’][A-Za-z]+)?")
-# Lower-case nouns that make a sub-national government of the place after "of".
-_SUBNATIONAL_OF = frozenset(("province", "state", "governorate", "prefecture", "county",
-                             "municipality"))
-# Heads after a country or place ("Egypt's telecom ministry", "the Kenyan government").
-_LOWER_HEADS = {
-    "government": "government", "govt": "government", "authorities": "government",
-    "administration": "government", "cabinet": "government", "presidency": "government",
-    "ministry": "ministry", "police": "agency", "regulator": "agency", "military": "agency",
-    "army": "agency", "parliament": "government",
-}
 
 
 def find_model() -> str | None:
@@ -90,6 +75,9 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
     use_fast_tokenizer(nlp)
     if not model:
         _keep_lexical_attributes(nlp, RULE_LEXICAL_ATTRIBUTES)
+        # spaCy's limit guards the memory of the parser and NER; the rules have no such need,
+        # and a 10 MB page is analysed whole.
+        nlp.max_length = sys.maxsize
     # The rule sentencizer serves both paths: the model's senter found no better sentences for
     # detection, and it would cost a second network pass over every article.
     nlp.add_pipe("dealwatch_sentencizer_v1", name="sentencizer", first=True)
@@ -105,7 +93,8 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
     gazetteer = load_gazetteer()
     with nlp.select_pipes(enable=[]):
         ruler.add_patterns(list(watchlist_patterns(watchlist, nlp)) + gazetteer.ruler_patterns())
-    nlp.add_pipe("dealwatch_entity_linker_v1", name="entity_linker")
+    nlp.add_pipe("dealwatch_entity_linker_v1", name="entity_linker",
+                 config={"cues": dict(counterpart_rules.get("subdivision_cues", {}))})
     nlp.add_pipe("dealwatch_agency_matcher_v1", name="agency_matcher",
                  config={"counterparts": dict(counterpart_rules)})
     logger.debug("tagger pipeline: %s", nlp.pipe_names)
@@ -226,16 +215,19 @@ class GatedPipe:
             yield from batch
 
 
-@Language.factory("dealwatch_entity_linker_v1")
-def make_entity_linker(nlp: Language, name: str) -> EntityLinker:
-    return EntityLinker(nlp, load_gazetteer())
+@Language.factory("dealwatch_entity_linker_v1", default_config={"cues": {}})
+def make_entity_linker(nlp: Language, name: str, cues: dict[str, list[str]]) -> EntityLinker:
+    return EntityLinker(nlp, load_gazetteer(), cues)
 
 
 class EntityLinker:
     """Drops look-alike blocks, links model GPEs to ISO codes, and marks cities and subdivisions."""
 
-    def __init__(self, nlp: Language, gazetteer: Gazetteer) -> None:
+    def __init__(self, nlp: Language, gazetteer: Gazetteer, cues: Mapping[str, Iterable[str]]) -> None:
+        """`cues` is rules.counterparts.subdivision_cues: lists `before` and `after`."""
         self.gazetteer = gazetteer
+        self.cues_before = frozenset(cues.get("before", ()))
+        self.cues_after = frozenset(cues.get("after", ()))
         self.places = PhraseMatcher(nlp.vocab, attr="ORTH")
         for kind in ("city", "subdivision", "cued_subdivision"):
             texts = [text for text, k, _ in gazetteer.place_patterns() if k == kind]
@@ -262,7 +254,7 @@ class EntityLinker:
         for match_id, start, end in self.places(doc):
             label = doc.vocab.strings[match_id]
             if match_id == self._cued:
-                if not _has_subdivision_cue(doc, start, end):
+                if not self._has_subdivision_cue(doc, start, end):
                     continue  # "Mendoza" the surname, "Delta" the airline
                 label = "subdivision"
             span = doc[start:end]
@@ -271,15 +263,14 @@ class EntityLinker:
         doc.spans[PLACES_KEY] = places
         return doc
 
-
-def _has_subdivision_cue(doc: Doc, start: int, end: int) -> bool:
-    """'the province of Mendoza', 'Kano State', 'Mendoza's provincial government'."""
-    if start >= 2 and doc[start - 1].lower_ == "of" and doc[start - 2].lower_ in _CUES_BEFORE:
-        return True
-    after = end
-    if after < len(doc) and doc[after].text in _POSSESSIVE:
-        after += 1
-    return after < len(doc) and doc[after].lower_ in _CUES_AFTER
+    def _has_subdivision_cue(self, doc: Doc, start: int, end: int) -> bool:
+        """'the province of Mendoza', 'Kano State', 'Mendoza's provincial government'."""
+        if start >= 2 and doc[start - 1].lower_ == "of" and doc[start - 2].lower_ in self.cues_before:
+            return True
+        after = end
+        if after < len(doc) and doc[after].text in POSSESSIVES:
+            after += 1
+        return after < len(doc) and doc[after].lower_ in self.cues_after
 
 
 @Language.factory("dealwatch_agency_matcher_v1", default_config={"counterparts": {}})
@@ -297,94 +288,128 @@ class AgencyMatcher:
     """
 
     def __init__(self, nlp: Language, counterparts: Mapping[str, Any]) -> None:
+        """`counterparts` is rules.counterparts as a plain dict."""
         heads: Mapping[str, list[str]] = counterparts.get("heads", {})
+        country_heads: Mapping[str, list[str]] = counterparts.get("country_heads", {})
         modifiers: Mapping[str, list[str]] = counterparts.get("modifiers", {})
         self.head_type = {word: ctype for ctype, words in heads.items() for word in words}
+        self.country_head_type = {word: ctype for ctype, words in country_heads.items()
+                                  for word in words}
         self.modifier_type = {word: ctype for ctype, words in modifiers.items() for word in words}
+        self.subdivision_nouns = frozenset(counterparts.get("subdivision_nouns", []))
         soe_names = list(counterparts.get("soe_names", []))
-        self.matcher = Matcher(nlp.vocab)
+        # "state-owned", "government-run": the words rules.toml lists, written apart
+        owners, owned = _hyphenated(counterparts.get("words", {}).get("soe", []))
         cap = {"TEXT": {"REGEX": f"^{_CAP}$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR", "COUNTRY"]}}
         cap_or_conn = {"TEXT": {"REGEX": f"^(?:{_CAP}|{'|'.join(map(re.escape, _CONNECTORS))})$"},
                        "ENT_TYPE": {"NOT_IN": ["VENDOR", "COUNTRY"]}}
         head = {"ORTH": {"IN": sorted(self.head_type)}}
         of = {"LOWER": {"IN": ["of", "for"]}}
         the = {"LOWER": "the", "OP": "?"}
-        country = {"ENT_TYPE": "COUNTRY", "OP": "+"}
-        poss = {"ORTH": {"IN": _POSSESSIVE}, "OP": "?"}
+        # a country's words, however many its longest name has ("Papua New Guinea")
+        country = {"ENT_TYPE": "COUNTRY", "OP": f"{{1,{_longest_country_name(nlp)}}}"}
+        poss = {"ORTH": {"IN": list(POSSESSIVES)}, "OP": "?"}
         mods = {"IS_ALPHA": True, "IS_STOP": False, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}, "OP": "{0,3}"}
-        lower_head = {"LOWER": {"IN": sorted(_LOWER_HEADS)}}
-        gov = {"LOWER": {"IN": ["government", "govt", "authorities", "cabinet"]}}
+        country_head = {"LOWER": {"IN": sorted(self.country_head_type)}}
+        place_head = {"LOWER": {"IN": sorted(counterparts.get("place_heads", []))}}
         # A place name is words, maybe hyphenated ("KwaZulu-Natal"): never an amount ("Sh17.5bn")
         word = {"TEXT": {"REGEX": f"^{_PLACE_WORD}$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}}
         place = {"TEXT": {"REGEX": f"^(?:{_PLACE_WORD}|-)$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}}
-        self.matcher.add("NAMED", [
-            [head, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
-            # Ministry of Information, Communications and the Digital Economy
-            [head, of, the, cap, {**cap_or_conn, "OP": "{0,4}"}, {"ORTH": ","}, {**cap, "OP": "{1,3}"},
-             {"LOWER": "and"}, the, {**cap, "OP": "{1,4}"}],
-            [{**cap, "OP": "{1,6}"}, head],  # Communications Authority, National Police
-            [{**cap, "OP": "{0,5}"}, {"ORTH": "Police"},  # Police Service, Police Department
-             {"ORTH": {"IN": ["Service", "Force", "Department", "Command", "Headquarters"]}}],
-        ], greedy="LONGEST")
-        self.matcher.add("PLACE_GOVERNMENT", [
-            [country, poss, mods, lower_head],  # the Kenyan government, Egypt's telecom ministry
-            [word, {**place, "OP": "{0,3}"}, poss, {**mods, "OP": "{0,2}"}, gov],  # Sabah state government
-            [{"LOWER": "government"}, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
-            # the province of Mendoza, the state of Sabah (lower case: "State of Israel" is no state)
-            [{"ORTH": {"IN": sorted(_SUBNATIONAL_OF)}}, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
-        ], greedy="LONGEST")
+        owner = {"LOWER": {"IN": sorted(owners)}}
+        state_owned: list[dict[str, Any]] = [owner, {"ORTH": "-", "OP": "?"},
+                                             {"LOWER": {"IN": sorted(owned)}}]
+        police, government, state = {"ORTH": "Police"}, {"LOWER": "government"}, {"LOWER": "state"}
+        subdivision = {"ORTH": {"IN": sorted(self.subdivision_nouns)}}
+        soe_name = {"ORTH": {"IN": soe_names}}
         # "telecom operator", "carrier": what the company is; "of", "and the" would run on to
         # another name ("the State of Israel", "state government and the Nigerian …")
         described = {"IS_LOWER": True, "IS_STOP": False}
-        self.matcher.add("SOE_DESCRIBED", [
-            # the state-owned Vanuatu Interisland Cable Company, state telecom operator Entel
-            [{"LOWER": {"IN": ["state", "government"]}}, {"ORTH": "-", "OP": "?"},
-             {"LOWER": {"IN": sorted(_STATE_OWNED)}}, {**described, "OP": "{0,3}"},
-             word, {**place, "OP": "{0,5}"}],
-            [{"LOWER": "state"}, {**described, "OP": "{1,3}"}, word, {**place, "OP": "{0,3}"}],
-        ], greedy="LONGEST")
-        self.matcher.add("SOE_APPOSITION", [
-            # Zamtel, the state-owned operator; CNT, a state-run company
-            [word, {**place, "OP": "{0,5}"}, {"ORTH": "(", "OP": "?"},  # … Ltd (NigComSat), a …
-             {"TEXT": {"REGEX": "^[A-Za-z]+$"}, "OP": "?"}, {"ORTH": ")", "OP": "?"},
-             {"ORTH": ","}, {"LOWER": {"IN": ["the", "a", "an"]}, "OP": "?"},
-             {"LOWER": {"IN": ["state", "government"]}}, {"ORTH": "-", "OP": "?"},
-             {"LOWER": {"IN": sorted(_STATE_OWNED)}}],
-        ], greedy="LONGEST")
-        self.matcher.add("SOE_NAME", [
-            [country, {"ORTH": {"IN": soe_names}},
-             {"ORTH": {"IN": ["Corp.", "Corp", "Corporation", "Company", "Limited", "Ltd", "Ltd."]},
-              "OP": "?"}],
-            [{"ORTH": {"IN": soe_names}}, country],
-        ], greedy="LONGEST")
-        self._named = nlp.vocab.strings["NAMED"]
+        patterns: dict[str, list[list[dict[str, Any]]]] = {
+            "NAMED": [
+                [head, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
+                # Ministry of Information, Communications and the Digital Economy
+                [head, of, the, cap, {**cap_or_conn, "OP": "{0,4}"}, {"ORTH": ","},
+                 {**cap, "OP": "{1,3}"}, {"LOWER": "and"}, the, {**cap, "OP": "{1,4}"}],
+                [{**cap, "OP": "{1,6}"}, head],  # Communications Authority, National Police
+                [{**cap, "OP": "{0,5}"}, police,  # Police Service, Police Department
+                 {"ORTH": {"IN": ["Service", "Force", "Department", "Command", "Headquarters"]}}],
+            ],
+            "PLACE_GOVERNMENT": [
+                [country, poss, mods, country_head],  # the Kenyan government, Egypt's telecom ministry
+                # Sabah state government
+                [word, {**place, "OP": "{0,3}"}, poss, {**mods, "OP": "{0,2}"}, place_head],
+                [government, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
+                # the province of Mendoza, the state of Sabah (lower case: "State of Israel" is no state)
+                [subdivision, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
+            ],
+            "SOE_DESCRIBED": [
+                # the state-owned Vanuatu Interisland Cable Company, state telecom operator Entel
+                [*state_owned, {**described, "OP": "{0,3}"}, word, {**place, "OP": "{0,5}"}],
+                [state, {**described, "OP": "{1,3}"}, word, {**place, "OP": "{0,3}"}],
+            ],
+            "SOE_APPOSITION": [
+                # Zamtel, the state-owned operator; CNT, a state-run company
+                [word, {**place, "OP": "{0,5}"}, {"ORTH": "(", "OP": "?"},  # … Ltd (NigComSat), a …
+                 {"TEXT": {"REGEX": "^[A-Za-z]+$"}, "OP": "?"}, {"ORTH": ")", "OP": "?"},
+                 {"ORTH": ","}, {"LOWER": {"IN": ["the", "a", "an"]}, "OP": "?"}, *state_owned],
+            ],
+            "SOE_NAME": [
+                [country, soe_name,
+                 {"ORTH": {"IN": ["Corp.", "Corp", "Corporation", "Company", "Limited", "Ltd", "Ltd."]},
+                  "OP": "?"}],
+                [soe_name, country],
+            ],
+        }
+        # The Matcher's capitalisation tests are slow to run over a whole article: each kind of
+        # pattern runs only on the words around its anchors, the rare words every one of its
+        # patterns contains ("Ministry", "government", "state"), as far as its patterns reach.
+        anchors = (head, police, country_head, place_head, government, subdivision, state, owner,
+                   soe_name)
+        self.anchors = PhraseMatcher(nlp.vocab, attr="ORTH")
+        self.lower_anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.kinds: list[tuple[int, Matcher, int, int]] = []  # key, its patterns, reach
+        for key, key_patterns in patterns.items():
+            matcher = Matcher(nlp.vocab)
+            matcher.add(key, key_patterns, greedy="LONGEST")
+            words, before, after = _anchoring(key_patterns, anchors)
+            for attr, phrase_matcher in (("ORTH", self.anchors), ("LOWER", self.lower_anchors)):
+                if words[attr]:
+                    phrase_matcher.add(key, phrase_docs(nlp, sorted(words[attr])))
+            self.kinds.append((nlp.vocab.strings[key], matcher, before, after))
         self._soe = nlp.vocab.strings["SOE_NAME"]
         self._soe_described = nlp.vocab.strings["SOE_DESCRIBED"]
         self._soe_apposition = nlp.vocab.strings["SOE_APPOSITION"]
-        # Every pattern contains one of these words; the Matcher runs only on the few words
-        # around them, since its capitalisation tests are slow to run over a whole article.
-        self.anchors = PhraseMatcher(nlp.vocab, attr="ORTH")
-        self.anchors.add("HEAD", phrase_docs(nlp, sorted(set(self.head_type) | set(soe_names))))
-        self.lower_anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
-        lower_heads = sorted({*_LOWER_HEADS, *_SUBNATIONAL_OF, "govt", "state"})
-        self.lower_anchors.add("HEAD", phrase_docs(nlp, lower_heads))
 
     def _matches(self, doc: Doc) -> list[tuple[int, int, int]]:
-        anchors = sorted({start for _, start, _ in self.anchors(doc)}
-                         | {start for _, start, _ in self.lower_anchors(doc)})
-        ranges: list[list[int]] = []
-        for a in anchors:
-            lo, hi = max(a - _BEFORE_ANCHOR, 0), min(a + _AFTER_ANCHOR, len(doc))
-            if ranges and lo <= ranges[-1][1]:
-                ranges[-1][1] = hi
-            else:
-                ranges.append([lo, hi])
-        return [(match_id, lo + start, lo + end) for lo, hi in ranges
-                for match_id, start, end in self.matcher(doc[lo:hi])]
+        anchors: dict[int, set[int]] = {}
+        for key, start, _ in [*self.anchors(doc), *self.lower_anchors(doc)]:
+            anchors.setdefault(key, set()).add(start)
+        found = []
+        for key, matcher, before, after in self.kinds:
+            ranges: list[list[int]] = []
+            for a in sorted(anchors.get(key, ())):
+                lo, hi = max(a - before, 0), min(a + after + 1, len(doc))
+                if ranges and lo <= ranges[-1][1]:
+                    ranges[-1][1] = hi
+                else:
+                    ranges.append([lo, hi])
+            found += [(match_id, lo + start, lo + end) for lo, hi in ranges
+                      for match_id, start, end in matcher(doc[lo:hi])]
+        return found
 
     def __call__(self, doc: Doc) -> Doc:
-        protected = [e for e in doc.ents if e.ent_id_ or e.label_ == "COUNTRY"]
-        places = {(s.start, s.end): s.kb_id_ for s in doc.spans.get(PLACES_KEY, [])}
+        # Tokens of the watchlist's names, and of those or a country's: a body is not found
+        # twice, and its entity hides neither. Arrays, since an article may name thousands.
+        listed, shielded = bytearray(len(doc)), bytearray(len(doc))
+        for e in doc.ents:
+            if e.ent_id_ or e.label_ == "COUNTRY":
+                shielded[e.start:e.end] = b"\1" * len(e)
+                if e.label_ != "COUNTRY":
+                    listed[e.start:e.end] = b"\1" * len(e)
+        places: dict[int, list[tuple[int, str]]] = {}  # start -> (end, ISO code)
+        for (p_start, p_end), code in {(p.start, p.end): p.kb_id_
+                                       for p in doc.spans.get(PLACES_KEY, [])}.items():
+            places.setdefault(p_start, []).append((p_end, code))
         found: dict[tuple[int, int], tuple[Span, bool]] = {}  # span, whether a state company
         for match_id, start, end in self._matches(doc):
             if match_id == self._soe_described:
@@ -401,60 +426,66 @@ class AgencyMatcher:
             if any(doc[k].text == "-" and doc[k + 1].is_lower for k in range(start, end - 1)):
                 continue
             # A body the watchlist names (with its id) is not matched a second time.
-            if end <= start or any(e.start < end and start < e.end and e.label_ != "COUNTRY"
-                                   for e in protected):
+            if end <= start or any(listed[start:end]):
                 continue
-            ctype = self._type(doc, match_id, start, end)
+            ctype, national = self._type(doc, match_id, start, end)
             code, start, end, from_place = self._country(doc, start, end, places)
-            if from_place and ctype == "government":
+            # the government of a city or a province is sub-national, unless a word says it is
+            # the country's ("the Abuja federal government")
+            if from_place and ctype == "government" and not national:
                 ctype = "subnational"
             span = Span(doc, start, end, label=ctype, kb_id=code)
             found[(start, end)] = (span, match_id == self._soe)
         counterparts = filter_spans([span for span, _ in found.values()])
         doc.spans[COUNTERPARTS_KEY] = counterparts
-        new_ents = [ent for span in counterparts
-                    if (ent := _entity(doc, span, found[(span.start, span.end)][1], protected))]
+        new_ents = [ent for span in counterparts if (ent := _entity(
+            doc, span, found[(span.start, span.end)][1], listed, shielded))]
         if new_ents:
-            keep = [e for e in doc.ents
-                    if not any(e.start < n.end and n.start < e.end for n in new_ents)]
+            taken = bytearray(len(doc))
+            for ent in new_ents:
+                taken[ent.start:ent.end] = b"\1" * len(ent)
+            keep = [e for e in doc.ents if not any(taken[e.start:e.end])]
             doc.ents = filter_spans(keep + new_ents)
         return doc
 
-    def _type(self, doc: Doc, match_id: int, start: int, end: int) -> str:
+    def _type(self, doc: Doc, match_id: int, start: int, end: int) -> tuple[str, bool]:
+        """The body's counterpart type, and whether a word before its head makes it national."""
         if match_id == self._soe:
-            return "soe"
-        tokens = doc[start:end]
-        ctype = "government"
+            return "soe", False
+        ctype, head = "government", end
         # The head of an English name is its last head word ("Office of the Prime Minister"
         # is an office), or the first one when an "of"-phrase follows it.
-        for token in tokens:
+        for token in doc[start:end]:
             if token.text in self.head_type:
-                ctype = self.head_type[token.text]
+                ctype, head = self.head_type[token.text], token.i
                 if token.i + 1 < end and doc[token.i + 1].lower_ in ("of", "for"):
                     break
-            elif token.lower_ in _LOWER_HEADS:
-                ctype = _LOWER_HEADS[token.lower_]
-        for token in tokens:
-            if self.modifier_type.get(token.lower_) == "subnational" or (
-                    token.lower_ in _SUBNATIONAL_OF and token.i + 1 < end
-                    and doc[token.i + 1].lower_ == "of"):
-                return "subnational"
-        return ctype
+            elif token.lower_ in self.country_head_type:
+                ctype, head = self.country_head_type[token.lower_], token.i
+        # Only the words before the head say what kind of body it is: "Kano State Police
+        # Command" is a state's, the "Ministry of Local Government" and the "Ministry of State
+        # for Public Service" are the nation's.
+        kinds = {self.modifier_type.get(token.lower_) for token in doc[start:head]}
+        if "subnational" in kinds or any(  # "the province of Mendoza"
+                token.lower_ in self.subdivision_nouns and doc[token.i + 1].lower_ == "of"
+                for token in doc[start:min(head, end - 1)]):
+            return "subnational", False
+        return ctype, "government" in kinds
 
     def _country(self, doc: Doc, start: int, end: int,
-                 places: Mapping[tuple[int, int], str]) -> tuple[str, int, int, bool]:
+                 places: Mapping[int, list[tuple[int, str]]]) -> tuple[str, int, int, bool]:
         """The body's country, and the span widened to the country words next to it."""
         for token in doc[start:end]:
             if token.ent_type_ == "COUNTRY":
-                return _ent_code(doc, token.i), start, end, False
+                return token.ent_id_, start, end, False
         before = start - 1
-        if before >= 0 and doc[before].text in _POSSESSIVE:
+        if before >= 0 and doc[before].text in POSSESSIVES:
             before -= 1
         if before >= 0 and doc[before].ent_type_ == "COUNTRY":
             first = before
             while first > 0 and doc[first - 1].ent_type_ == "COUNTRY" and doc[first].ent_iob_ == "I":
                 first -= 1
-            return _ent_code(doc, before), first, end, False
+            return doc[before].ent_id_, first, end, False
         if end + 1 < len(doc) and doc[end].lower_ in ("of", "in"):
             after = end + 1
             if doc[after].lower_ == "the" and after + 1 < len(doc):
@@ -463,21 +494,16 @@ class AgencyMatcher:
                 last = after
                 while last + 1 < len(doc) and doc[last + 1].ent_iob_ == "I":
                     last += 1
-                return _ent_code(doc, after), start, last + 1, False
-        for (p_start, p_end), code in places.items():
-            if code and start <= p_start and p_end <= end:
-                return code, start, end, True
+                return doc[after].ent_id_, start, last + 1, False
+        for p_start in range(start, end):
+            for p_end, code in places.get(p_start, []):
+                if code and p_end <= end:
+                    return code, start, end, True
         return "", start, end, False
 
 
-def _ent_code(doc: Doc, i: int) -> str:
-    for ent in doc.ents:
-        if ent.start <= i < ent.end:
-            return ent.ent_id_
-    return ""
-
-
-def _entity(doc: Doc, span: Span, is_soe: bool, protected: list[Span]) -> Span | None:
+def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: bytearray
+            ) -> Span | None:
     """The AGENCY (or ORG) entity for a counterpart span, where it hides nothing the ruler found.
 
     Entities keep their countries: "Serbia's Office for …" tags "Serbia" COUNTRY and "Office
@@ -487,8 +513,7 @@ def _entity(doc: Doc, span: Span, is_soe: bool, protected: list[Span]) -> Span |
     start, end = (span.start, span.end) if is_soe else _without_countries(doc, span.start, span.end)
     if not any(t.is_title or t.is_upper for t in doc[start:end]):
         return None  # "government" on its own is no name
-    if any(e.start < end and start < e.end for e in protected
-           if not (is_soe and e.label_ == "COUNTRY")):
+    if any((listed if is_soe else shielded)[start:end]):
         return None
     return Span(doc, start, end, label="ORG" if is_soe else "AGENCY")
 
@@ -503,8 +528,70 @@ def _trim(doc: Doc, start: int, end: int) -> tuple[int, int]:
 
 
 def _without_countries(doc: Doc, start: int, end: int) -> tuple[int, int]:
-    while start < end and (doc[start].ent_type_ == "COUNTRY" or doc[start].text in _POSSESSIVE):
+    while start < end and (doc[start].ent_type_ == "COUNTRY" or doc[start].text in POSSESSIVES):
         start += 1
     while end > start and (doc[end - 1].ent_type_ == "COUNTRY" or doc[end - 1].lower_ in ("of", "in", "the")):
         end -= 1
     return start, end
+
+
+def _hyphenated(words: Iterable[str]) -> tuple[set[str], set[str]]:
+    """The two halves of hyphenated one-word entries: 'state-owned' -> {'state'}, {'owned'}."""
+    firsts: set[str] = set()
+    seconds: set[str] = set()
+    for first, _, second in (w.partition("-") for w in words if "-" in w and " " not in w):
+        firsts.add(first)
+        seconds.add(second)
+    return firsts, seconds
+
+
+def _longest_country_name(nlp: Language) -> int:
+    """Words in the longest country name ("United Kingdom of Great Britain and Northern Ireland")."""
+    return max(len(nlp.make_doc(text)) for text in load_gazetteer().countries)
+
+
+def _anchoring(patterns: Iterable[list[dict[str, Any]]], anchors: Iterable[dict[str, Any]]
+               ) -> tuple[dict[str, set[str]], int, int]:
+    """The words of the patterns' anchors, by attribute, and how many words the patterns reach
+    before and after them: a window that wide around an anchor sees each match whole.
+
+    A pattern's anchor is the first of its tokens that is one of `anchors` (the very dict) and
+    must match. A word list rules.toml leaves empty anchors nothing: its pattern never runs.
+    """
+    anchor_ids = {id(anchor) for anchor in anchors}
+    words: dict[str, set[str]] = {"ORTH": set(), "LOWER": set()}
+    before = after = 0
+    for pattern in patterns:
+        k = next((k for k, token in enumerate(pattern)
+                  if id(token) in anchor_ids and _op_counts(token)[0]), None)
+        if k is None:
+            raise ValueError(f"pattern without an anchor word: {pattern}")
+        attr, listed = _listed(pattern[k])
+        words[attr] |= set(listed)
+        most = [_op_counts(token)[1] for token in pattern]
+        before, after = max(before, sum(most[:k])), max(after, sum(most[k + 1:]))
+    return words, before, after
+
+
+def _listed(token: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The attribute and the words an anchor token lists: {"ORTH": {"IN": […]}}, {"LOWER": "state"}."""
+    for attr in ("ORTH", "LOWER"):
+        value = token.get(attr)
+        if isinstance(value, str):
+            return attr, [value]
+        if isinstance(value, dict) and "IN" in value:
+            return attr, list(value["IN"])
+    raise ValueError(f"an anchor lists the words it matches: {token}")
+
+
+def _op_counts(token: Mapping[str, Any]) -> tuple[int, int]:
+    """The fewest and most words a Matcher token pattern matches (bounded operators only)."""
+    op = token.get("OP", "1")
+    fixed = {"1": (1, 1), "?": (0, 1), "!": (0, 0)}
+    if op in fixed:
+        return fixed[op]
+    bounds = re.fullmatch(r"\{(\d*)(,?)(\d*)\}", op)
+    if not bounds or (bounds.group(2) and not bounds.group(3)):
+        raise ValueError(f"an anchored pattern needs bounded operators, not {op!r}")
+    low = int(bounds.group(1) or 0)
+    return low, int(bounds.group(3)) if bounds.group(2) else low

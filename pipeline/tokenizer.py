@@ -33,9 +33,12 @@ def _token_pattern(abbreviations: Iterable[str]) -> re.Pattern[str]:
         r"(?P<token>"
         # most tokens are plain ASCII words before a space or a comma: one cheap test first
         r"[A-Za-z]+(?=[ \n\t,;!?)\]\"”]|$)"
-        # links and addresses stay whole, so "zte" inside www.zte.com.cn is no vendor
-        rf"|(?:https?://|www\.)[^\s<>\"“”]+?(?=[.,;:!?)\]\"'“”’]*(?:\s|$))"
-        rf"|[\w.+-]+@\w[\w-]*(?:\.\w[\w-]*)+"
+        # links and addresses stay whole, so "zte" inside www.zte.com.cn is no vendor. A link
+        # ends at its last character that is not punctuation ("… see https://zte.com/en.").
+        # Both scan a run once: a link is never rejected after the scan, and an address starts
+        # only where a run of its characters starts (else "-" * 100_000 would take minutes).
+        rf"|(?:https?://|www\.)[^\s<>\"“”]*[^\s<>\"“”.,;:!?)\]'’]"
+        rf"|(?<![\w.+-])[\w.+-]+@\w[\w-]*(?:\.\w[\w-]*)+"
         # initialisms and known abbreviations: U.S., e.g., U.S.-made; Corp., Sept., Mr.
         rf"|(?<!\w)(?:[A-Za-z]\.){{2,}}(?:-{word}+)?"
         rf"|(?<![\w.])(?:{abbrev})(?!\w)"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
+from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES, Scoring
 from models.records import Candidate
 from pipeline.analyze import Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
+from pipeline.detect import AGGREGATE_WEIGHTS, DEAL_WEIGHTS
 
 PATHS = ["never", pytest.param("required", marks=pytest.mark.model)]
 
@@ -354,3 +355,12 @@ def test_years_are_dates_not_periods(analyzer) -> None:
     deal = one_deal(analyzer, "Cambodia's ministry, a Huawei customer since 2015, signed a cloud "
                               "contract with Huawei in March 2024.")
     assert deal.year == 2024
+
+
+def test_every_score_weight_weighs_a_signal(analyzer) -> None:
+    used = {*DEAL_WEIGHTS.values(), *AGGREGATE_WEIGHTS.values(), "base", "aggregate_base"}
+    assert set(Scoring.model_fields) - {"threshold", "keep"} == used
+    deal = one_deal(analyzer, "Rwanda agreed a 4G contract with ZTE.")
+    aggregate = flagged(analyzer, "Researchers counted 52 ZTE surveillance agreements across 30 "
+                                  "countries.", kind="aggregate")[0]
+    assert set(DEAL_WEIGHTS) <= set(deal.signals) and set(AGGREGATE_WEIGHTS) <= set(aggregate.signals)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.analyze import Analyzer, AnalyzerError
@@ -292,3 +294,88 @@ def test_model_path_keeps_the_lexical_attributes_its_ner_reads(rules_only, with_
     word = with_model.nlp("Zamtechnetworks")[0]
     assert word.shape_ == "Xxxxx" and word.suffix_ == "rks"
     assert len(rules_only.nlp.vocab.lex_attr_getters) < len(with_model.nlp.vocab.lex_attr_getters)
+
+
+# --- the matcher sees every name whole, and types it by the words before its head ------------
+
+
+def counterparts(analyzer: Analyzer, text: str) -> set[tuple[str, str, str]]:
+    doc = analyzer.nlp(text)
+    return {(s.text, s.label_, s.kb_id_) for s in doc.spans[COUNTERPARTS_KEY]}
+
+
+def test_a_long_name_before_its_description_is_matched_whole(rules_only) -> None:
+    text = ("Huawei signed a contract with Vanuatu Interisland Cable Network Systems Company "
+            "Holdings (VICN), a state-owned firm, to lay the cable.")
+    assert counterparts(rules_only, text) == {
+        ("Vanuatu Interisland Cable Network Systems Company Holdings", "soe", "VU")}
+
+
+@pytest.mark.parametrize(("text", "body", "ctype", "code"), [
+    ("Ghana's Ministry of Local Government and Rural Development signed it.",
+     "Ghana's Ministry of Local Government and Rural Development", "ministry", "GH"),
+    ("Kenya's Ministry of State for Public Service signed it.",
+     "Kenya's Ministry of State for Public Service", "ministry", "KE"),
+    ("The Kano State Police Command signed it.", "Kano State Police Command", "subnational", "NG"),
+    ("The Lagos state government signed it.", "Lagos state government", "subnational", "NG"),
+    # named after the capital, yet the country's own
+    ("The Abuja federal government signed it.", "Abuja federal government", "government", "NG"),
+])
+def test_words_before_the_head_say_whose_body_it_is(rules_only, text, body, ctype, code) -> None:
+    assert counterparts(rules_only, text) == {(body, ctype, code)}
+
+
+def test_each_kind_of_pattern_runs_on_all_the_words_it_reaches(rules_only) -> None:
+    strings = rules_only.nlp.vocab.strings
+    reach = {strings[key]: (before, after)
+             for key, _, before, after in rules_only.nlp.get_pipe("agency_matcher").kinds}
+    # "Ministry of …, … and the …": up to seventeen words after "Ministry"; "Zamtel Holdings
+    # (ZH), a state-…": eleven before "state"; a country name may have eight words before
+    # "government" ("the United Kingdom of Great Britain and Northern Ireland's government")
+    assert reach["NAMED"][1] == 17 and reach["SOE_APPOSITION"][0] == 11
+    assert reach["PLACE_GOVERNMENT"][0] == 12
+
+
+# --- what spaCy cannot take ------------------------------------------------------------------
+
+
+def test_lone_surrogates_are_replaced_in_place(rules_only) -> None:
+    text = "Kenya\udc8fs ministry signed a $48 million cloud contract with Huawei \ud800 in 2019."
+    analysis = rules_only.analyze(text)
+    shown = text.replace("\udc8f", "\ufffd").replace("\ud800", "\ufffd")
+    assert {(e.text, e.label) for e in analysis.entities} >= {("Kenya", "COUNTRY"), ("Huawei", "VENDOR")}
+    for entity in analysis.entities:
+        assert shown[entity.start:entity.end] == entity.text
+    (deal,) = [c for c in analysis.candidates if c.kind == "deal"]
+    assert shown[deal.start:deal.end] == deal.sentence
+    assert [len(a.entities) for a in rules_only.analyze_many([text, "\ud800"])] == [
+        len(analysis.entities), 0]
+
+
+def test_the_rules_take_a_text_longer_than_spacys_limit(rules_only) -> None:
+    deal = "Kenya's ministry signed a $48 million cloud contract with Huawei."
+    text = " " * 1_000_000 + deal
+    (found,) = rules_only.analyze(text).candidates
+    assert found.start == 1_000_000 and text[found.start:found.end] == found.sentence == deal
+
+
+@pytest.mark.model
+def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypatch, caplog) -> None:
+    first = "Kenya's ministry signed a $48 million cloud contract with Huawei. "
+    text = first + "Ghana's ministry signed a $20 million contract with ZTE. " * 10
+    limit = len(first) + 30
+    monkeypatch.setattr(with_model.nlp, "max_length", limit)
+    with caplog.at_level("WARNING", logger="pipeline.analyze"):
+        (analysis,) = with_model.analyze_many([text])
+    assert "analysing its first" in caplog.text
+    assert {e.text for e in analysis.entities if e.label == "VENDOR"} == {"Huawei"}
+    assert all(e.end <= limit and text[e.start:e.end] == e.text for e in analysis.entities)
+    assert analysis.candidates[0].country == "KE"
+    assert all(c.end <= limit and text[c.start:c.end] == c.sentence for c in analysis.candidates)
+
+
+def test_the_analyser_version_covers_the_code_that_finds_things() -> None:
+    from pipeline import detect, gazetteer, tag, tokenizer
+    from pipeline.analyze import ANALYSER_CODE
+
+    assert set(ANALYSER_CODE) == {Path(m.__file__).name for m in (detect, gazetteer, tag, tokenizer)}

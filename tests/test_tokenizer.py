@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import spacy
 
@@ -76,3 +78,30 @@ def test_serialises_with_its_settings(nlp) -> None:
     tokenizer = FastTokenizer(nlp.vocab, ["Corp."])
     copy = FastTokenizer(nlp.vocab).from_bytes(tokenizer.to_bytes())
     assert [t.text for t in copy("ZTE Corp. said")] == ["ZTE", "Corp.", "said"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("https://zte.com/en.", ["https://zte.com/en", "."]),
+    ("(see www.zte.com.cn/a_b).", ["(", "see", "www.zte.com.cn/a_b", ")", "."]),
+    ("“www.zte.com”", ["“", "www.zte.com", "”"]),
+    ("www.zte.com<br>", ["www.zte.com", "<", "br", ">"]),
+    ("mail a-b.c+d@zte.com.cn", ["mail", "a-b.c+d@zte.com.cn"]),
+])
+def test_where_links_and_addresses_end(nlp, text, expected) -> None:
+    assert words(nlp, text) == expected
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("www." + "." * 100_000 + "x", ["www." + "." * 100_000 + "x"]),  # one link
+    ("www.-" * 20_000 + "<", ["www.-" * 20_000, "<"]),
+    ("-" * 100_000, ["-"] * 100_000),  # a line of dashes, with no address in it
+    ("a-" * 50_000, ["a", "-"] * 50_000),
+    ("华" * 100_000, ["华"] * 100_000),
+])
+def test_long_runs_take_one_pass(nlp, text, tokens) -> None:
+    # these took from seconds to hours with a lazy link pattern and an address that could start
+    # anywhere in a run; the bound is generous, so that a slow machine cannot fail it
+    started = time.perf_counter()
+    found = words(nlp, text)
+    assert time.perf_counter() - started < 5
+    assert found == tokens
