@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/analyzer_speed.py [--data ../shared/eval/extractio
 The pages are extracted once with pipeline.extract.extract_article (timed, for scale); then each
 analyser path runs over all texts once from cold and `--repeat` more times, and the first-pass,
 best and median wall times are printed. `--long` also times the rule-only path on one text made
-of all of them and the labelled deal passages of tests/data, and on that text twice over: the
+of all of them and the labelled deal passages of pipeline/data/gold, and on that text twice over: the
 time must double, not quadruple (a crawled page may hold 10 MB of text).
 `--profile` prints the top of a cProfile of one pass; `--dump` writes every text's entities and
 candidates, to diff two versions of the analyser and make sure a speed-up changed nothing it finds.
@@ -54,7 +54,8 @@ def time_pass(analyzer: Analyzer, texts: list[str]) -> tuple[float, int, int]:
 
 
 def time_long(analyzer: Analyzer, texts: list[str]) -> None:
-    passages = [json.loads(line)["text"] for path in sorted((REPO / "tests" / "data").glob("*.jsonl"))
+    gold = REPO / "pipeline" / "data" / "gold"
+    passages = [json.loads(line)["text"] for path in sorted(gold.glob("*.jsonl"))
                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     text = "\n\n".join(texts + passages)
     seconds = []
