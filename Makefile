@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint ranker clean
 
 install: $(STAMP)
 
@@ -24,6 +24,12 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The shipped ranker, trained from the project's own labelled passages (pipeline/data/gold) on the
+# rule-only path, so that it does not depend on the optional model. Run it after changing the
+# detector or the labelled data: tests/test_ranker_cli.py checks the shipped file is up to date.
+ranker: install
+	$(BIN)/dealwatch train --model never --out pipeline/data/ranker.json
 
 lint: install
 	$(BIN)/ruff check .

@@ -101,6 +101,9 @@ class ProcessSettings(Strict):
     batch_size: int = Field(default=64, ge=1)
     use_model: Literal["auto", "never", "required"] = "auto"
     min_text_chars: int = Field(default=300, ge=0)
+    ranker: str | None = Field(
+        default=None, description="ranker model file (dealwatch train); default: the newest "
+                                  "model trained for this database, else the shipped one")
 
 
 class DedupSettings(Strict):

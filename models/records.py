@@ -87,10 +87,13 @@ class Candidate:
     start: int
     end: int
     signals: dict[str, Any] = field(default_factory=dict)  # why it scored what it did
+    reasons: list[str] = field(default_factory=list)  # what drove the score, in words
+    queued: bool = True  # shows in the queue's default view (score reaches the queue threshold)
 
     CONTRACT_FIELDS = (
         "kind", "vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
-        "deal_types", "stage", "value", "currency", "year", "score", "sentence", "start", "end",
+        "deal_types", "stage", "value", "currency", "year", "score", "reasons", "queued",
+        "sentence", "start", "end",
     )
 
     def to_json(self, with_signals: bool = False) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from models.records import Candidate, Entity
 from pipeline.config import Config
 from pipeline.detect import CANDIDATES_KEY  # also registers the detector's spaCy factory
 from pipeline.gazetteer import EXTRA_DATA
+from pipeline.rank import SHIPPED, Ranker, attach_scorer  # also registers the scorer's factory
 from pipeline.tag import build_tagger, find_model, model_version_name
 from pipeline.text import without_surrogates
 
@@ -60,8 +61,10 @@ class Analyzer:
         self.version = version
 
     @classmethod
-    def from_config(cls, config: Config, use_model: str = "auto") -> Analyzer:
-        """Build the pipeline: use_model is "auto" (the model when installed), "never" or "required"."""
+    def from_config(cls, config: Config, use_model: str = "auto",
+                    ranker: Ranker | str | None = SHIPPED) -> Analyzer:
+        """Build the pipeline: use_model is "auto" (the model when installed), "never" or "required";
+        ranker scores the candidates (pipeline.rank.attach_scorer; None: the rule score alone)."""
         if use_model not in USE_MODEL_CHOICES:
             raise AnalyzerError(f"use_model must be one of {', '.join(USE_MODEL_CHOICES)}, "
                                 f"not {use_model!r}")
@@ -78,6 +81,7 @@ class Analyzer:
             "rules": config.rules.model_dump(mode="json"),
             "watchlist": [e.model_dump(mode="json") for e in config.watchlist],
         })
+        attach_scorer(nlp, ranker, config.rules.scoring.threshold)
         version = f"rules-{_content_hash(config)}"
         if model:
             version += "+" + model_version_name(nlp)

@@ -125,13 +125,34 @@ class State:
                 raise
             store.finish_run(record.id, record.outcome, record.counters)
 
-    def analyzer(self, use_model: str | None = None) -> Any:
+    def analyzer(self, use_model: str | None = None, ranker: Any = "shipped") -> Any:
+        """The analysis chain; ranker: a loaded Ranker, "shipped", or None (the rule score)."""
         from pipeline.analyze import Analyzer
 
         mode = use_model or self.config.settings.process.use_model
-        analyzer = Analyzer.from_config(self.config, use_model=mode)
+        analyzer = Analyzer.from_config(self.config, use_model=mode, ranker=ranker)
         logger.info("analyser %s", analyzer.version)
         return analyzer
+
+    def ranker_choices(self, store: Store) -> list[str]:
+        """Which model scores candidates, in order of preference: the setting process.ranker,
+        the newest model trained for this database, the shipped one."""
+        from pipeline.rank import SHIPPED
+
+        choices: list[str] = []
+        if self.config.settings.process.ranker:
+            choices.append(self.config.settings.process.ranker)
+        newest = store.newest_ranker()
+        if newest:
+            choices.append(newest["path"])
+        return [*choices, SHIPPED]
+
+    def default_ranker(self, store: Store) -> Any:
+        from pipeline.rank import choose_ranker
+
+        ranker, name = choose_ranker(self.ranker_choices(store))
+        logger.info("ranking with %s", name)
+        return ranker
 
 
 class RunRecord:
@@ -387,7 +408,7 @@ def _process(state: State, store: Store, use_model: str | None, reanalyse: bool 
     from pipeline.process import process_pages, reanalyse_articles
 
     settings = state.config.settings.process
-    analyzer = state.analyzer(use_model)
+    analyzer = state.analyzer(use_model, ranker=state.default_ranker(store))
     if reanalyse:
         total = store.count("articles")
         with _progress(total, "re-analysing") as progress:
@@ -436,21 +457,60 @@ def crawl(state: State, sources: tuple[str, ...]) -> None:
 @click.option("--reanalyse", is_flag=True,
               help="Tag and detect again on every stored article (after a rules or watchlist "
                    "change); nothing is re-fetched.")
+@click.option("--rescore", is_flag=True,
+              help="Rank every stored candidate again from its stored fields (after training a "
+                   "ranker); nothing is re-extracted or re-analysed.")
+@click.option("--ranker", "ranker_path", default=None, metavar="PATH",
+              help="With --rescore: this model (default: process.ranker, else the newest "
+                   "trained for this database, else the shipped one).")
 @click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
               help="Use the statistical spaCy model: auto (when installed), never, required.")
 @pass_state
-def process(state: State, reanalyse: bool, use_model: str | None) -> None:
+def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | None,
+            use_model: str | None) -> None:
     """Extract, tag and detect on the pages fetched since the last run.
 
     \b
     Example:
         dealwatch process
         dealwatch process --reanalyse     # after editing config/rules.toml
+        dealwatch process --rescore       # after dealwatch train --from-reviews
     """
+    if ranker_path and not rescore:
+        raise click.UsageError("--ranker goes with --rescore (set process.ranker for processing)")
+    if rescore and reanalyse:
+        raise click.UsageError("--rescore and --reanalyse: choose one (--reanalyse scores too)")
+    if rescore:
+        _rescore(state, ranker_path)
+        return
     with state.recorded_run("process") as (store, record):
         report = _process(state, store, use_model, reanalyse)
         record.add_process(report)
     _print_process(report)
+
+
+def _rescore(state: State, ranker_path: str | None) -> None:
+    from pipeline.process import rescore_candidates
+    from pipeline.rank import RankerError, load
+
+    with state.recorded_run("rescore") as (store, record):
+        choices = [ranker_path] if ranker_path else state.ranker_choices(store)
+        try:
+            # A model that fails to load changes nothing: the stored scores are those of the
+            # ranker used before it.
+            ranker = load(choices[0]) if choices[0] != "shipped" else state.default_ranker(store)
+        except RankerError as exc:
+            fail(f"{exc}; nothing was rescored (the previous ranker's scores stay)")
+        name = choices[0] if choices[0] != "shipped" else "the shipped ranker"
+        total = store.count("candidates")
+        with _progress(total, "rescoring") as progress:
+            report = rescore_candidates(store, ranker, state.config.rules.scoring.threshold,
+                                        progress=progress)
+        record.counters["rescore"] = report.as_dict()
+    c = report.counters
+    click.echo(f"rescored {c['candidates']} candidates with {name}: {c['changed']} changed, "
+               f"{c['queued']} in the queue, {c['hidden']} below the threshold "
+               f"{state.config.rules.scoring.threshold:.2f}", err=True)
 
 
 @main.command()
@@ -644,7 +704,7 @@ QUEUE_JSON_FIELDS = (
     "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
     "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
     "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
-    "copies",
+    "copies", "reasons", "queued",
 )
 
 
@@ -655,19 +715,33 @@ QUEUE_JSON_FIELDS = (
               help="Only deals or only aggregates.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many (0 for all).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also the candidates scored below the queue threshold (hidden by default).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Only candidates scored at least P, below the threshold too (implies --all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
-def queue(state: State, status: str, kind: str | None, limit: int, as_json: bool) -> None:
+def queue(state: State, status: str, kind: str | None, limit: int, show_all: bool,
+          min_score: float | None, as_json: bool) -> None:
     """The review queue: candidates ranked by score, with their evidence.
+
+    Pending candidates scored below the queue threshold (rules.toml [scoring] threshold) are
+    kept but hidden; --all or --min-score shows them.
 
     \b
     Example:
         dealwatch queue --limit 10
+        dealwatch queue --min-score 0.2       # the weak candidates too
         dealwatch queue --status confirmed --json | jq '.[].vendor'
     """
     with state.store() as store:
         rows = store.queue(QueueFilter(status=None if status == "all" else status, kind=kind,
-                                       limit=limit or None))
+                                       limit=limit or None, hidden=show_all or min_score is not None,
+                                       min_score=min_score))
+        hidden = 0 if show_all or min_score is not None or as_json else store.count_hidden()
+    if hidden:
+        click.echo(f"({hidden} pending candidates scored below the queue threshold are hidden: "
+                   "--all shows them)", err=True)
     if as_json:
         click.echo(json.dumps([{k: r.get(k) for k in QUEUE_JSON_FIELDS} for r in rows],
                               ensure_ascii=False, indent=2))
@@ -787,10 +861,14 @@ def review(state: State, reviewer: str | None) -> None:
 @click.option("--country", default=None, metavar="CC", help="Only this country (ISO alpha-2).")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many (0 for all).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also the candidates scored below the queue threshold (hidden by default).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Only candidates scored at least P, below the threshold too (implies --all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
-                as_json: bool) -> None:
+                show_all: bool, min_score: float | None, as_json: bool) -> None:
     """Candidates best first, one entry per story (its copies listed with it).
 
     \b
@@ -801,7 +879,8 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
     with state.store() as store:
         rows = store.queue(QueueFilter(status=None if status == "all" else status,
                                        vendor=vendor, country=country.upper() if country else None,
-                                       limit=limit or None))
+                                       limit=limit or None, hidden=show_all or min_score is not None,
+                                       min_score=min_score))
     if as_json:
         click.echo(json.dumps([{k: r.get(k) for k in REVIEW_JSON_FIELDS} for r in rows],
                               ensure_ascii=False, indent=2))
@@ -843,6 +922,7 @@ def _candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
             "reviewed_by": row.get("reviewed_by"), "reviewed_at": row.get("reviewed_at"),
             "reason": row.get("reason"), "note": row.get("note"),
             "deal_id": _deal_label(store, row.get("deal_id")), "signals": row.get("signals"),
+            "reasons": row.get("reasons") or [], "queued": bool(row.get("queued", 1)),
         },
         "article": {name: row.get(name) for name in (
             "article_id", "title", "url", "canonical_url", "published", "site", "author",
@@ -873,6 +953,10 @@ def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
     amount = money(c["value"], c["currency"])
     out(f"  type: {', '.join(c['deal_types'] or []) or '-'}  stage: {c['stage'] or '-'}"
         + (f"  value: {amount}" if amount else "") + (f"  year: {c['year']}" if c["year"] else ""))
+    if c["reasons"]:
+        out(f"  why this score: {'; '.join(c['reasons'])}")
+    if not c["queued"]:
+        out("  below the queue threshold: hidden from the queue's default view")
     if c["reviewed_by"]:
         out(f"  decided by {c['reviewed_by']} at {c['reviewed_at']}"
             + (f" ({c['reason']})" if c["reason"] else ""))
@@ -1429,10 +1513,14 @@ def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
 @click.option("--jsonl", is_flag=True,
               help='Input has one JSON object per line: {"id": ..., "text": ...} (or "html").')
 @click.option("--signals", is_flag=True, help="Also show why each candidate scored as it did.")
+@click.option("--ranker", "ranker_path", default=None, metavar="PATH",
+              help="Score with this ranker model (dealwatch train); default: process.ranker, "
+                   "else the shipped one.")
 @click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
               help="Use the statistical spaCy model: auto, never, required.")
 @pass_state
-def analyze(state: State, source: str, jsonl: bool, signals: bool, use_model: str | None) -> None:
+def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: str | None,
+            use_model: str | None) -> None:
     """Tag entities and detect deal candidates in text or HTML, without the database.
 
     Prints JSON: {"id", "entities": [...], "candidates": [...]} (one object per line with
@@ -1443,8 +1531,12 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, use_model: st
         echo "Huawei signed a cloud deal with Kenya's ICT ministry." | dealwatch analyze -
         dealwatch analyze --jsonl passages.jsonl > results.jsonl
     """
+    from pipeline.rank import SHIPPED, load
+
     raw = _read_input(source)
-    analyzer = state.analyzer(use_model)
+    # analyze never touches the database: no model trained for one is looked up
+    path = ranker_path or state.config.settings.process.ranker
+    analyzer = state.analyzer(use_model, ranker=load(path) if path else SHIPPED)
     if not jsonl:
         analysis = analyzer.analyze(_document_text({"text": raw}))
         click.echo(json.dumps(_analysis_json(source, analysis, signals), ensure_ascii=False))
@@ -1468,6 +1560,71 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, use_model: st
         click.echo(json.dumps(_analysis_json(doc_id, analysis, signals), ensure_ascii=False))
     if bad:
         fail(f"{source}: {bad} line(s) could not be read (see above)")
+
+
+@main.command()
+@click.option("--gold", "gold_files", multiple=True, metavar="FILE.jsonl",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Labelled passages in the eval format (repeatable).")
+@click.option("--from-reviews", is_flag=True,
+              help="Also learn from the reviewers' decisions in the database (--db).")
+@click.option("--no-base", is_flag=True,
+              help="Leave out the project's own labelled passages (shipped with dealwatch).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="PATH", help="Where to write the model (JSON).")
+@click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
+              help="Use the statistical spaCy model for labelled passages: auto, never, required.")
+@pass_state
+def train(state: State, gold_files: tuple[Path, ...], from_reviews: bool, no_base: bool, out: Path,
+          use_model: str | None) -> None:
+    """Train the ranker that scores candidates: the probability that a reviewer confirms.
+
+    It learns from the project's own labelled passages, the labelled files given with --gold, and
+    with --from-reviews the confirmed and rejected candidates of the database; a model trained
+    from reviews becomes the default ranker of `process` for that database.
+
+    \b
+    Example:
+        dealwatch train --from-reviews --out data/ranker.json
+        dealwatch process --rescore
+        dealwatch train --gold more_passages.jsonl --out ranker.json
+    """
+    from pipeline.evaluate import load_gold
+    from pipeline.rank import examples_from_gold, examples_from_reviews, in_sample, shipped_gold
+    from pipeline.rank import train as train_ranker
+
+    files = [] if no_base else [(f"gold:{name}", path) for name, path in shipped_gold()]
+    for path in gold_files:
+        if path.name == "deal_passages_frozen.jsonl":
+            fail(f"{path}: the frozen test set is never trained on")
+        files.append((f"gold:{path.name}", path))
+    if not files and not from_reviews:
+        fail("nothing to train on: give --gold FILE, --from-reviews, or leave out --no-base")
+    records = [(label, load_gold(path)) for label, path in files]  # every file checked first
+    examples = []
+    if records:
+        analyzer = state.analyzer(use_model, ranker=None)  # features need the rule score only
+        for label, recs in records:
+            examples += examples_from_gold(recs, analyzer, label)
+    if from_reviews:
+        with state.store() as store:
+            examples += examples_from_reviews(store)
+    ranker = train_ranker(examples)
+    ranker.save(out)
+    summary = ranker.summary
+    for source, counts in summary["sources"].items():
+        click.echo(f"trained on {source}: {counts['examples']} candidates, "
+                   f"{counts['positive']} confirmed")
+    fit = in_sample(ranker, examples, state.config.rules.scoring.threshold)
+    click.echo(f"in sample: accuracy {fit['accuracy']:.2f}, average precision "
+               f"{fit['average_precision'] or 0:.2f} ({len(ranker.feature_names)} features)")
+    if from_reviews:
+        with state.store() as store:
+            store.record_ranker(str(out.resolve()), summary)
+        click.echo(f"wrote {out}: the default ranker of this database from now on "
+                   "(dealwatch process --rescore ranks the stored candidates with it)")
+    else:
+        click.echo(f"wrote {out}")
 
 
 @main.command("eval")

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from models.config import DedupSettings
-from models.records import Article
+from models.records import Article, Candidate
 from pipeline.dates import iso_day
 from pipeline.dedup import NearDuplicateIndex, signature
 from pipeline.extract import ExtractionError, extract_article
+from pipeline.rank import Ranker, score_candidate
 from pipeline.store import Store
 
 if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
@@ -244,4 +245,31 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
         report.counters["articles"] += len(batch)
         if progress:
             progress(len(batch))
+    return report
+
+
+def rescore_candidates(store: Store, ranker: Ranker | None, threshold: float, *,
+                       batch_size: int = 500, progress: Progress | None = None) -> ProcessReport:
+    """Rank every stored candidate again from its stored fields and signals (no re-extraction,
+    no re-analysis): score, reasons and queued. Running it twice changes nothing the second time.
+    """
+    report = ProcessReport()
+    pending: list[tuple[int, Candidate]] = []
+
+    def flush() -> None:
+        with store.transaction():
+            report.count("changed", None, store.set_scores(pending))
+        if progress:
+            progress(len(pending))
+        pending.clear()
+
+    for candidate_id, cand in store.stored_candidates(batch_size):
+        score_candidate(cand, ranker, threshold)
+        report.count("candidates")
+        report.count("queued" if cand.queued else "hidden")
+        pending.append((candidate_id, cand))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
     return report

@@ -477,8 +477,9 @@ def attach_scorer(nlp: Language, ranker: Ranker | str | None, threshold: float) 
     ranker: a loaded Ranker, SHIPPED, or None for the detector's rule score alone. A shipped
     model that cannot be read leaves the rule score in use, and says so.
     """
-    scorer: CandidateScorer = nlp.add_pipe("dealwatch_scorer_v1", name="scorer", last=True,
-                                           config={"model": "none", "threshold": threshold})
+    scorer = nlp.add_pipe("dealwatch_scorer_v1", name="scorer", last=True,
+                          config={"model": "none", "threshold": threshold})
+    assert isinstance(scorer, CandidateScorer)
     if ranker == SHIPPED:
         try:
             ranker = load_shipped()
@@ -487,3 +488,18 @@ def attach_scorer(nlp: Language, ranker: Ranker | str | None, threshold: float) 
             ranker = None
     scorer.ranker = ranker if isinstance(ranker, Ranker) else None
     return scorer
+
+
+def choose_ranker(choices: Sequence[str | None]) -> tuple[Ranker | None, str]:
+    """The first of these models that loads (a path, SHIPPED, or None for the rule score alone),
+    and what it is. One that fails to load is passed over with a warning naming the file and the
+    problem, and the next one is used."""
+    for choice in choices:
+        if choice is None:
+            return None, "the detector's rule score"
+        try:
+            return (load_shipped(), "the shipped ranker") if choice == SHIPPED \
+                else (load(choice), choice)
+        except RankerError as exc:
+            logger.warning("%s; falling back to the ranker used before it", exc)
+    return None, "the detector's rule score"

@@ -330,6 +330,22 @@ def _migration_6(db: Database) -> None:
     """)
 
 
+def _migration_7(db: Database) -> None:
+    # The ranker: what drove each score, whether the queue's default view shows the candidate
+    # (candidates stored before keep showing until `process --rescore`), and the models trained
+    # for this database (the newest is the default ranker of `process`).
+    db.executescript("""
+        ALTER TABLE candidates ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE candidates ADD COLUMN queued INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE rankers (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            summary TEXT NOT NULL
+        );
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
@@ -337,6 +353,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (4, "near-duplicate signatures and clusters", _migration_4),
     (5, "review, reviewers and the registry", _migration_5),
     (6, "deal numbers are never reused", _migration_6),
+    (7, "ranker reasons, queued flag and trained models", _migration_7),
 ]
 
 
@@ -361,6 +378,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def candidate_from_row(row: dict[str, Any]) -> Candidate:
+    """A stored candidate row (JSON columns decoded) as the record the stages take."""
+    fields: dict[str, Any] = {name: row.get(name) for name in Candidate.__dataclass_fields__}
+    for name in ("vendors", "deal_types", "reasons"):
+        fields[name] = fields[name] if isinstance(fields[name], list) else []
+    fields["signals"] = fields["signals"] if isinstance(fields["signals"], dict) else {}
+    fields["stage"] = fields["stage"] or "unknown"
+    fields["queued"] = bool(row.get("queued", 1))
+    return Candidate(**fields)
+
+
 @dataclass(frozen=True)
 class QueueFilter:
     """What the command line asks of the queue (the web UI has more filters: QueueQuery)."""
@@ -370,6 +398,8 @@ class QueueFilter:
     vendor: str | None = None
     country: str | None = None
     limit: int | None = 50  # None: all of it
+    hidden: bool = False  # also the pending candidates below the queue threshold
+    min_score: float | None = None
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -752,9 +782,9 @@ class Store(RegistryStore):
             self.db.execute(
                 """INSERT INTO candidates (article_id, key, kind, vendor, vendors, country,
                        counterpart, counterpart_type, deal_type, deal_types, stage, value,
-                       currency, year, score, sentence, start, "end", signals, created_at,
-                       updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       currency, year, score, sentence, start, "end", signals, reasons, queued,
+                       created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(key) DO UPDATE SET kind = excluded.kind,
                        vendor = excluded.vendor, vendors = excluded.vendors,
                        country = excluded.country, counterpart = excluded.counterpart,
@@ -763,12 +793,14 @@ class Store(RegistryStore):
                        stage = excluded.stage, value = excluded.value,
                        currency = excluded.currency, year = excluded.year,
                        score = excluded.score, start = excluded.start, "end" = excluded."end",
-                       signals = excluded.signals, updated_at = excluded.updated_at
+                       signals = excluded.signals, reasons = excluded.reasons,
+                       queued = excluded.queued, updated_at = excluded.updated_at
                    WHERE candidates.status = 'pending'""",
                 [article_id, key, cand.kind, cand.vendor, _json(cand.vendors), cand.country,
                  cand.counterpart, cand.counterpart_type, cand.deal_type, _json(cand.deal_types),
                  cand.stage, cand.value, cand.currency, cand.year, round(cand.score, 4),
-                 cand.sentence, cand.start, cand.end, _json(cand.signals), now, now],
+                 cand.sentence, cand.start, cand.end, _json(cand.signals), _json(cand.reasons),
+                 int(cand.queued), now, now],
             )
             new += 0 if exists else 1
         placeholders = ", ".join("?" for _ in keys)
@@ -789,6 +821,49 @@ class Store(RegistryStore):
             if rows:
                 yield rows[0]
 
+    # -- ranking --
+
+    def stored_candidates(self, batch_size: int = 500) -> Iterator[tuple[int, Candidate]]:
+        """Every stored candidate as a record (id order, read in batches: memory stays flat)."""
+        last = 0
+        while True:
+            rows = [decode_row(r) for r in self.db.query(
+                "SELECT * FROM candidates WHERE id > ? ORDER BY id LIMIT ?", [last, batch_size])]
+            if not rows:
+                return
+            for row in rows:
+                yield int(row["id"]), candidate_from_row(row)
+            last = int(rows[-1]["id"])
+
+    def decided_candidates(self) -> Iterator[tuple[Candidate, str, str | None]]:
+        """Confirmed and rejected candidates as reviewers left them: (candidate, status, reason)."""
+        for row in self.db.query("SELECT * FROM candidates WHERE status IN ('confirmed', 'rejected') "
+                                 "ORDER BY id"):
+            row = decode_row(row)
+            yield candidate_from_row(row), row["status"], row.get("reason")
+
+    def set_scores(self, scores: Iterable[tuple[int, Candidate]]) -> int:
+        """Store new scores, reasons, queued flags and signals; how many candidates changed.
+        A score is no reviewer's edit: the candidate's version stays as it is."""
+        changed = 0
+        for candidate_id, cand in scores:
+            values = [round(cand.score, 4), _json(cand.reasons), int(cand.queued), _json(cand.signals)]
+            changed += self.db.execute(
+                "UPDATE candidates SET score = ?, reasons = ?, queued = ?, signals = ? "
+                "WHERE id = ? AND NOT (score = ? AND reasons = ? AND queued = ? AND signals IS ?)",
+                [*values, candidate_id, *values]).rowcount
+        return changed
+
+    def record_ranker(self, path: str, summary: dict[str, Any]) -> int:
+        """Note a model trained for this database: the newest is `process`'s default ranker."""
+        cur = self.db.execute("INSERT INTO rankers (path, created_at, summary) VALUES (?, ?, ?)",
+                              [path, utcnow(), _json(summary)])
+        return int(cur.lastrowid or 0)
+
+    def newest_ranker(self) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM rankers ORDER BY id DESC LIMIT 1"))
+        return rows[0] if rows else None
+
     # -- reading the queue --
 
     def queue(self, flt: QueueFilter | None = None) -> list[dict[str, Any]]:
@@ -796,7 +871,7 @@ class Store(RegistryStore):
         show as one entry carrying every copy in `copies`. Pages through `queue_page`."""
         flt = flt or QueueFilter()
         query = QueueQuery(status=flt.status, kind=flt.kind, vendor=flt.vendor,
-                           country=flt.country)
+                           country=flt.country, hidden=flt.hidden, min_score=flt.min_score)
         page_size = flt.limit or 500
         rows: list[dict[str, Any]] = []
         after: tuple[float, int] | None = None
@@ -807,6 +882,11 @@ class Store(RegistryStore):
                 break
             after = (page[-1]["score"], page[-1]["id"])
         return self.attach_copies(rows)
+
+    def count_hidden(self) -> int:
+        """Pending candidates below the queue threshold: kept, but out of the default view."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM candidates WHERE status = 'pending' AND queued = 0").fetchone()[0])
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])

@@ -40,7 +40,7 @@ def _dump(value: Any) -> Any:
 
 
 JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources",
-                "urls", "previous")
+                "urls", "previous", "reasons")
 
 
 def decode_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +49,8 @@ def decode_row(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(row.get(name), str):
             with contextlib.suppress(json.JSONDecodeError):
                 row[name] = json.loads(row[name])
+    if isinstance(row.get("queued"), int):
+        row["queued"] = bool(row["queued"])
     return row
 
 
@@ -453,6 +455,10 @@ class QueueQuery:
     source: str | None = None
     date_from: str | None = None
     date_to: str | None = None
+    # The default view shows pending candidates whose score reaches the queue threshold
+    # (`queued`); hidden=True shows the ones below it too. min_score: only scores at or above.
+    hidden: bool = False
+    min_score: float | None = None
 
 
 def _queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]]:
@@ -471,6 +477,15 @@ def _queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any
             .replace("_", "\\_")
         where.append(f"({c}.deal_type = ? OR {c}.deal_types LIKE ? ESCAPE '\\')")
         params += [query.deal_type, f"%{pattern}%"]
+    if not query.hidden:
+        # decided candidates stay in their lists whatever their score
+        if query.status == "pending":
+            where.append(f"{c}.queued = 1")
+        elif query.status is None:
+            where.append(f"({c}.queued = 1 OR {c}.status != 'pending')")
+    if query.min_score is not None:
+        where.append(f"{c}.score >= ?")
+        params.append(query.min_score)
     if query.source is not None:
         where.append(f"{a}.source_id = ?")
         params.append(query.source)
