@@ -195,12 +195,23 @@ def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
 
     country = pick("country")
     date_from, date_to = pick("from"), pick("to")
+    min_score = _score_param(pick("min_score"))
     return QueueQuery(
         status=status, kind=pick("kind", ("deal", "aggregate")), vendor=pick("vendor"),
         country=country.upper() if country else None, deal_type=pick("deal_type", DEAL_TYPES),
         stage=pick("stage", STAGES), source=pick("source"),
         date_from=date_from if date_from and _DATE.match(date_from) else None,
-        date_to=date_to if date_to and _DATE.match(date_to) else None)
+        date_to=date_to if date_to and _DATE.match(date_to) else None,
+        hidden=params.get("scores") == "all" or min_score is not None, min_score=min_score)
+
+
+def _score_param(value: str | None) -> float | None:
+    """A score filter from a query string: a number from 0 to 1, else none."""
+    try:
+        score = float(value) if value else None
+    except ValueError:
+        return None
+    return score if score is not None and 0 <= score <= 1 else None
 
 
 def queue_params(query: QueueQuery) -> dict[str, str]:
@@ -214,6 +225,10 @@ def queue_params(query: QueueQuery) -> dict[str, str]:
                         ("from", query.date_from), ("to", query.date_to)):
         if value:
             out[name] = value
+    if query.min_score is not None:
+        out["min_score"] = f"{query.min_score:g}"
+    elif query.hidden:
+        out["scores"] = "all"
     return out
 
 
@@ -603,9 +618,15 @@ class ReviewApp:
                 rows = rows[:PAGE_SIZE]
             ctx.store.attach_copies(rows)
             counts = ctx.store.queue_status_counts(query)
+            hidden_count = 0 if query.hidden or query.status not in ("pending", None) else (
+                ctx.store.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
+                - counts.get("pending", 0))
         base = queue_params(query)
         return self.render(
             ctx, "queue.html", rows=rows, query=query, filters=base,
+            hidden_count=hidden_count, threshold=self.config.rules.scoring.threshold,
+            scores_url=with_query("/queue", queue_params(
+                replace(query, hidden=not query.hidden, min_score=None))),
             filters_qs=filters_qs, counts=counts, total=sum(counts.values()),
             options=self.filter_options(ctx.store),
             status_url=lambda status: with_query("/queue", queue_params(

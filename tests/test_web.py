@@ -741,3 +741,26 @@ def test_every_rejection_reason_is_offered_and_named(web) -> None:
                                                 "pick": f"{web.ids['dahua-PH']}:1"})
     assert refused.status_code == 303 and "Choose a reason" in client.get("/queue").text
     assert candidate(web, web.ids["dahua-PH"])["status"] == "pending"
+
+
+def test_queue_hides_low_scores_until_asked_and_the_candidate_says_why(web) -> None:
+    sentence = "Huawei and Kenya's ICT ministry met to discuss cloud services."
+    with Store(web.db) as store:
+        low = story(store, 900, f"NAIROBI - {sentence} Talks go on.", sentence, score=0.12,
+                    queued=False, reasons=["− no party named", "+ word 'cloud'"])
+    client = reviewer(web, "alice")
+
+    def ids(url: str) -> list[int]:
+        return [int(m) for m in re.findall(r'<tr data-id="(\d+)"', client.get(url).text)]
+
+    page = client.get("/queue").text
+    assert low not in ids("/queue")
+    assert "1 pending candidate scored below the queue threshold 0.50 is hidden" in page
+    assert 'href="/queue?scores=all"' in page
+    assert low in ids("/queue?scores=all") and low in ids("/queue?min_score=0.1")
+    assert low not in ids("/queue?min_score=0.2")
+    assert "Hide low scores" in client.get("/queue?scores=all").text
+    page = client.get(f"/candidate/{low}").text
+    assert "Why this score" in page
+    assert "− no party named" in page and "+ word &#39;cloud&#39;" in page
+    assert "hidden from the queue" in page
