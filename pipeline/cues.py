@@ -1,0 +1,153 @@
+"""Cue matching: the words that say a deal happened, failed or is only hoped for, as spans.
+
+The `dealwatch_cues_v1` component writes every cue it finds into the span group
+`doc.spans[CUES_KEY]`, one span per match, labelled with its category: "T:verb" (a signature,
+an award), "stage:signed", "type:cloud", "neg" (a ban or lawsuit), "plan" (hopes, not deeds),
+and so on. The deal assembler (pipeline.detect) reads only these spans, so each category can be
+tested here alone and shown in displaCy (`displacy.render(doc, style="span",
+options={"spans_key": CUES_KEY})`).
+
+Two kinds of source feed it:
+- the vocabularies of `rules.toml` (phrase lists matched on the lower-case or exact text, with
+  verb forms and plurals generated), and
+- lemma patterns from `config/patterns/<lang>/cues.jsonl` (spaCy Matcher token patterns on
+  LEMMA and LOWER: "give the nod to", "lose out to", "open its own data centre").
+Lemmas come from spaCy's lookup lemmatizer (spacy-lookups-data), which needs no statistical model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc, Span
+
+from models.config import Rules
+from pipeline.config import Config, ConfigError
+from pipeline.tag import phrase_docs
+
+logger = logging.getLogger(__name__)
+
+CUES_KEY = "dealwatch_cues"  # span group: one span per cue, label = its category
+NEGATORS = ("not", "no", "never", "without", "n't", "nor", "neither")
+NEGATOR = "negator"  # the category of the words above
+
+
+def verb_forms(verb: str) -> set[str]:
+    """The base, -s, -ed and -ing forms of a regular verb ("sign", "signs", "signed", "signing")."""
+    if verb.endswith("e"):
+        return {verb, verb + "s", verb + "d", verb[:-1] + "ing"}
+    if verb.endswith("y") and verb[-2:-1] not in "aeiou":
+        return {verb, verb[:-1] + "ies", verb[:-1] + "ied", verb + "ing"}
+    if verb.endswith(("s", "sh", "ch", "x", "z")):
+        return {verb, verb + "es", verb + "ed", verb + "ing"}
+    return {verb, verb + "s", verb + "ed", verb + "ing"}
+
+
+def plural_forms(noun: str) -> set[str]:
+    """A noun phrase and its plural ("data centre", "data centres")."""
+    head, _, last = noun.rpartition(" ")
+    if last.endswith("y") and last[-2:-1] not in "aeiou":
+        plural = last[:-1] + "ies"
+    elif last.endswith(("s", "sh", "ch", "x")):
+        plural = last + "es"
+    else:
+        plural = last + "s"
+    return {noun, f"{head} {plural}".strip()}
+
+
+def vocabularies(rules: Rules) -> dict[str, list[str]]:
+    """Category -> phrases, from the vocabularies of rules.toml."""
+    t = rules.triggers
+
+    def verbs(base: Iterable[str]) -> list[str]:
+        forms: set[str] = set()
+        for verb in base:
+            forms |= verb_forms(verb) | set(t.irregular.get(verb, []))
+        return sorted(forms)
+
+    def nouns(base: Iterable[str]) -> list[str]:
+        return sorted(set().union(*(plural_forms(n) for n in base))) if base else []
+
+    vocab: dict[str, list[str]] = {
+        "T:verb": verbs(t.verbs), "T:noun": nouns(t.nouns) + t.phrases,
+        "T:weak_verb": verbs(t.weak_verbs), "T:weak_noun": nouns(t.weak_nouns) + t.weak_phrases,
+        "neg": rules.negative_contexts, "weak_neg": rules.weak_negative_contexts,
+        "non_party": rules.non_party_markers, "hedge": rules.hedges, "concessive": rules.concessives,
+        "private": rules.private_markers, "anaphor": rules.anaphora,
+        "agg_count": rules.aggregate.count_nouns, "agg_scope": rules.aggregate.scope_nouns,
+        "agg_survey": rules.aggregate.survey_words, NEGATOR: list(NEGATORS),
+    }
+    for deal_type, words in rules.deal_types.items():
+        vocab[f"type:{deal_type}"] = nouns(words)
+    for stage, words in rules.stages.items():
+        vocab[f"stage:{stage}"] = list(words)
+    for stage, words in rules.weak_stages.items():
+        vocab[f"weak_stage:{stage}"] = list(words)
+    for ctype, words in rules.counterparts.words.items():
+        vocab[f"cp:{ctype}"] = list(words)
+    return {k: v for k, v in vocab.items() if v}
+
+
+@Language.factory("dealwatch_cues_v1", default_config={"rules": {}, "patterns": [],
+                                                        "labels": ["VENDOR"]})
+def make_cue_matcher(nlp: Language, name: str, rules: dict[str, Any],
+                     patterns: list[dict[str, Any]], labels: list[str]) -> CueMatcher:
+    return CueMatcher(nlp, Rules.model_validate(rules), patterns, labels)
+
+
+class CueMatcher:
+    """Writes doc.spans[CUES_KEY] on docs that name an entity of `labels` (a watchlist vendor):
+    a document that names none cannot yield a deal, so its cues are never looked for."""
+
+    def __init__(self, nlp: Language, rules: Rules, patterns: Sequence[Mapping[str, Any]],
+                 labels: Iterable[str] = ("VENDOR",)) -> None:
+        self.labels = frozenset(labels)
+        self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self.exact_matcher = PhraseMatcher(nlp.vocab, attr="ORTH")
+        for category, phrases in vocabularies(rules).items():
+            lower = sorted({p for p in phrases if p == p.lower()})
+            exact = sorted({p for p in phrases if p != p.lower()})
+            if lower:
+                self.lower_matcher.add(category, phrase_docs(nlp, lower))
+            if exact:
+                self.exact_matcher.add(category, phrase_docs(nlp, exact))
+        self.lemma_matcher = Matcher(nlp.vocab, validate=True)
+        for pattern in patterns:
+            try:
+                self.lemma_matcher.add(pattern["label"], [pattern["pattern"]])
+            except (ValueError, KeyError) as exc:  # spaCy's E154/E152 pattern errors
+                first = str(exc).strip().splitlines()[0]
+                raise ConfigError(f"{pattern.get('where', 'cue pattern')}: {first}") from None
+
+    def __call__(self, doc: Doc) -> Doc:
+        if not any(ent.label_ in self.labels for ent in doc.ents):
+            doc.spans[CUES_KEY] = []
+            return doc
+        strings = doc.vocab.strings
+        found = set(self.lower_matcher(doc)) | set(self.exact_matcher(doc)) | set(self.lemma_matcher(doc))
+        doc.spans[CUES_KEY] = [Span(doc, start, end, label=strings[match_id])
+                               for match_id, start, end in sorted(found, key=lambda m: (m[1], m[2]))]
+        return doc
+
+
+def add_cue_components(nlp: Language, config: Config, before: str | None = None) -> None:
+    """Add the lemmatizer and the cue matcher to a tagging pipeline (both run only on documents
+    that name a watchlist vendor). Lemmas come from spaCy's lookup tables (spacy-lookups-data),
+    so the rule-only path and the model path match the same lemma patterns the same way."""
+    from spacy.lookups import load_lookups
+
+    lemmatizer = nlp.add_pipe("lemmatizer", name="lookup_lemmatizer", before=before,
+                              config={"mode": "lookup", "overwrite": True})
+    lemmatizer.initialize(lookups=load_lookups(nlp.lang, ["lemma_lookup"]))  # type: ignore[attr-defined]
+    nlp.add_pipe("dealwatch_gated_pipe_v1", name="vendor_lemmatizer", before=before,
+                 config={"pipe": "lookup_lemmatizer", "labels": ["VENDOR"]})
+    nlp.disable_pipe("lookup_lemmatizer")
+    nlp.add_pipe("dealwatch_cues_v1", name="cues", before=before, config={
+        "rules": config.rules.model_dump(mode="json"),
+        "patterns": [{"label": p["label"], "pattern": p["pattern"], "where": p.get("where", "")}
+                     for p in config.cue_patterns],
+    })

@@ -1,0 +1,165 @@
+"""Syntax where it decides: the statistical parser, run on candidate sentences only.
+
+The `dealwatch_syntax_v1` component parses the sentences that name a watchlist vendor and
+either a cue (a deal verb, a cancellation, a plan, a lost bid) or a public body, and leaves the
+parse on the document's tokens as extension attributes: `token._.dw_dep` (the dependency label),
+`token._.dw_head` (the head's index in the document) and `token._.dw_tag`. Other sentences are
+never parsed: the parser is the costliest part of the model, and a sentence that names no vendor
+cannot hold a deal. The deal assembler (pipeline.detect) asks the helpers below who does what
+with whom, and falls back to its token-window rules where a sentence has no parse (the rule-only
+path, on machines without the model).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span, Token
+
+from pipeline.cues import CUES_KEY
+from pipeline.tag import COUNTERPARTS_KEY
+
+logger = logging.getLogger(__name__)
+
+# Cue categories that make a vendor's sentence worth parsing.
+PARSE_CUES = ("T:verb", "T:noun", "T:weak_verb", "approval", "cancel", "plan", "lose", "compare",
+              "non_party")
+SUBJECTS = frozenset(("nsubj", "nsubjpass", "csubj"))
+# The parser's labels for a noun that a preposition governs, and those prepositions that make
+# their object the one compared with the party ("chose Nokia over Huawei", "instead of ZTE").
+_COMPARING = frozenset(("over", "than", "instead", "against", "unlike", "favour", "favor"))
+_CONTRASTING = frozenset(("than", "not", "instead"))  # "X rather than Y", "X, not Y"
+
+if not Token.has_extension("dw_dep"):
+    Token.set_extension("dw_dep", default=None)
+    Token.set_extension("dw_head", default=None)
+    Token.set_extension("dw_tag", default=None)
+
+
+@Language.factory("dealwatch_syntax_v1", default_config={"model": ""})
+def make_syntax_parser(nlp: Language, name: str, model: str) -> SyntaxParser:
+    return SyntaxParser(model)
+
+
+class SyntaxParser:
+    """Parses a document's candidate sentences with the statistical model's tagger and parser."""
+
+    def __init__(self, model: str) -> None:
+        self.parser = spacy.load(model, exclude=["ner", "lemmatizer", "attribute_ruler", "senter"])
+        self.parsed_sentences = 0
+
+    def __call__(self, doc: Doc) -> Doc:
+        sents = [s for s in doc.sents if _worth_parsing(s)] if _names_vendor(doc) else []
+        if not sents:
+            return doc
+        subdocs: Iterable[Doc] = [
+            Doc(self.parser.vocab, words=[t.text for t in s], spaces=[bool(t.whitespace_) for t in s])
+            for s in sents]
+        for _, component in self.parser.pipeline:
+            subdocs = list(component.pipe(subdocs))  # type: ignore[attr-defined]
+        for sent, parsed in zip(sents, subdocs, strict=True):
+            for token, own in zip(parsed, sent, strict=True):
+                own._.dw_dep = token.dep_
+                own._.dw_head = sent.start + token.head.i
+                own._.dw_tag = token.tag_
+        self.parsed_sentences += len(sents)
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
+        for doc in docs:
+            yield self(doc)
+
+
+def _names_vendor(doc: Doc) -> bool:
+    return any(ent.label_ == "VENDOR" for ent in doc.ents)
+
+
+def _worth_parsing(sent: Span) -> bool:
+    """A sentence naming a vendor and a deal cue or a public body."""
+    if not any(ent.label_ == "VENDOR" for ent in sent.ents):
+        return False
+    doc = sent.doc
+    start, end = sent.start, sent.end
+    if any(start <= cue.start < end and cue.label_ in PARSE_CUES for cue in doc.spans.get(CUES_KEY, [])):
+        return True
+    return any(start <= span.start < end for span in doc.spans.get(COUNTERPARTS_KEY, [])) or any(
+        ent.label_ in ("AGENCY", "COUNTRY") for ent in sent.ents)
+
+
+# --- questions the assembler asks --------------------------------------------------------------
+
+
+def is_parsed(token: Token) -> bool:
+    return token._.dw_dep is not None
+
+
+def head(doc: Doc, t: int) -> int:
+    return int(doc[t]._.dw_head)
+
+
+def subjects(doc: Doc, verb: int) -> set[int]:
+    """The tokens that are the subject of `verb`, with their conjuncts ("Oman and Huawei")."""
+    found = {k for k in range(len(doc)) if doc[k]._.dw_head == verb and k != verb
+             and doc[k]._.dw_dep in SUBJECTS}
+    return found | {k for s in found for k in conjuncts(doc, s)}
+
+
+def conjuncts(doc: Doc, t: int) -> set[int]:
+    """Tokens joined to t by "and" (either way), within its sentence."""
+    sent = doc[t].sent
+    out: set[int] = set()
+    frontier = [t]
+    while frontier:
+        k = frontier.pop()
+        for j in range(sent.start, sent.end):
+            if j in out or j == t:
+                continue
+            if (doc[j]._.dw_dep == "conj" and doc[j]._.dw_head == k) or (
+                    doc[k]._.dw_dep == "conj" and doc[k]._.dw_head == j):
+                out.add(j)
+                frontier.append(j)
+    return out
+
+
+def governing_verb(doc: Doc, t: int) -> int | None:
+    """The verb whose clause token t stands in: t itself, or the nearest verb among its heads."""
+    k = t
+    for _ in range(len(doc[t].sent)):
+        if (doc[k]._.dw_tag or "").startswith("VB"):
+            return k
+        parent = head(doc, k)
+        if parent == k:
+            return None
+        k = parent
+    return None
+
+
+def name_root(doc: Doc, start: int, end: int) -> int:
+    """The token of a multi-word name that the parse attaches outside it ("Saudi Arabia": Arabia)."""
+    for k in range(start, end):
+        if not start <= head(doc, k) < end or head(doc, k) == k:
+            return k
+    return end - 1
+
+
+def compared(doc: Doc, start: int, end: int) -> bool:
+    """'chose Nokia over Huawei', 'instead of ZTE': the name is the object of a comparing word."""
+    k = name_root(doc, start, end)
+    # up through "the one from Huawei", "the bid of ZTE": a noun and its preposition, twice
+    sent = doc[start].sent
+    for _ in range(3):
+        if doc[k]._.dw_dep == "conj":  # "Nokia's bid rather than the one from Huawei"
+            parent = head(doc, k)
+            return any(head(doc, j) == parent and doc[j]._.dw_dep == "cc"
+                       and doc[j].lower_ in _CONTRASTING for j in range(sent.start, sent.end))
+        if doc[k]._.dw_dep != "pobj":
+            return False
+        prep = head(doc, k)
+        if doc[prep].lower_ in _COMPARING or (
+                doc[prep].lower_ == "of" and doc[head(doc, prep)].lower_ in _COMPARING):
+            return True
+        k = head(doc, prep)
+    return False
