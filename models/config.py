@@ -303,6 +303,11 @@ class Scoring(Strict):
     hedged: float = -0.6
     private: float = -2.0
     aggregate: float = -1.5
+    cancelled: float = -2.0
+    plan: float = -1.5
+    lost: float = -3.0
+    own_facility: float = 0.0
+    no_trigger: float = -1.5
     aggregate_base: float = 0.2
     aggregate_survey: float = 0.8
     aggregate_type: float = 0.6
@@ -339,6 +344,9 @@ class Rules(Strict):
         default=[], description="signs of a private company counterpart (Sdn Bhd, distributor)")
     anaphora: list[str] = Field(
         default=[], description="words that refer back to a vendor named before (the company)")
+    vendor_descriptors: list[str] = Field(
+        default=[], description="words between a home country and a vendor's name that describe "
+                                "the vendor ('China's largest telecom equipment maker, Huawei')")
     aggregate: Aggregate
     currencies: dict[str, list[str]] = Field(
         default={}, description="ISO 4217 code -> symbols and words written with amounts")

@@ -16,9 +16,11 @@ from spacy.tokens import Doc
 from models.errors import DealwatchError
 from models.records import Candidate, Entity
 from pipeline.config import Config
+from pipeline.cues import add_cue_components
 from pipeline.detect import CANDIDATES_KEY  # also registers the detector's spaCy factory
 from pipeline.gazetteer import EXTRA_DATA
 from pipeline.rank import SHIPPED, Ranker, attach_scorer  # also registers the scorer's factory
+from pipeline.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
 from pipeline.tag import build_tagger, find_model, model_version_name
 from pipeline.text import without_surrogates
 
@@ -27,7 +29,7 @@ logger = logging.getLogger(__name__)
 USE_MODEL_CHOICES = ("auto", "never", "required")
 # The code that decides what is found: the analyser version hashes it with the rules, so that a
 # change to either makes stored results stale (`dealwatch process --reanalyse`).
-ANALYSER_CODE = ("tag.py", "detect.py", "tokenizer.py", "gazetteer.py")
+ANALYSER_CODE = ("tag.py", "cues.py", "syntax.py", "detect.py", "tokenizer.py", "gazetteer.py")
 
 
 class AnalyzerError(DealwatchError):
@@ -77,6 +79,9 @@ class Analyzer:
                                model=model)
         except OSError as exc:  # a broken model install
             raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
+        add_cue_components(nlp, config)
+        if model:  # the parser reads only candidate sentences (pipeline.syntax)
+            nlp.add_pipe("dealwatch_syntax_v1", name="syntax", config={"model": model})
         nlp.add_pipe("dealwatch_deal_detector_v1", name="deal_detector", config={
             "rules": config.rules.model_dump(mode="json"),
             "watchlist": [e.model_dump(mode="json") for e in config.watchlist],
@@ -132,5 +137,7 @@ def _content_hash(config: Config) -> str:
     digest.update(json.dumps(config.rules.model_dump(mode="json"), sort_keys=True).encode())
     for entry in config.watchlist:
         digest.update(json.dumps(entry.model_dump(mode="json"), sort_keys=True).encode())
+    for pattern in config.cue_patterns:
+        digest.update(json.dumps([pattern["label"], pattern["pattern"]], sort_keys=True).encode())
     digest.update(resources.files("pipeline.data").joinpath(EXTRA_DATA).read_bytes())
     return digest.hexdigest()[:8]

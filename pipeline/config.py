@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class Config:
     rules: Rules
     directory: Path
     files: dict[str, Path]  # which file each part was read from
+    cue_patterns: list[dict[str, Any]] = field(default_factory=list)  # pipeline.cues
 
     def source(self, source_id: str) -> Source:
         for src in self.sources:
@@ -116,6 +118,49 @@ def read_watchlist(paths: list[Path], text: str | None = None) -> list[Watchlist
     return entries
 
 
+# Categories that cue patterns may use (pipeline.cues): those of rules.toml's vocabularies that
+# patterns extend, and the classes only patterns make.
+CUE_LABELS = frozenset(("approval", "cancel", "plan", "lose", "compare", "removal", "own_facility",
+                        "T:verb", "T:weak_verb", "T:noun", "T:weak_noun", "neg", "weak_neg", "hedge"))
+
+
+def cue_pattern_files(directory: Path, lang: str = "en") -> list[Path]:
+    """A language's cue pattern files: the shipped ones, each replaced by the config dir's."""
+    files: dict[str, Path] = {}
+    for folder in (SHIPPED_CONFIG_DIR / "patterns" / lang, directory / "patterns" / lang):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.jsonl")):
+                files[path.name] = path
+    return [files[name] for name in sorted(files)]
+
+
+def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
+    """Cue patterns ({"label", "pattern"} a line, // comments), each checked by spaCy's own
+    pattern validation, so that a bad pattern fails here and not in the middle of a run."""
+    from spacy.matcher import Matcher  # spaCy loads slowly: only when patterns are read
+    from spacy.vocab import Vocab
+
+    matcher = Matcher(Vocab(), validate=True)
+    patterns: list[dict[str, Any]] = []
+    for path in paths:
+        for where, data in read_jsonl(path, ConfigError, comments=True):
+            if not isinstance(data, dict) or set(data) != {"label", "pattern"}:
+                raise ConfigError(f"{where}: a cue pattern is an object with exactly 'label' and 'pattern'")
+            if data["label"] not in CUE_LABELS:
+                raise ConfigError(f"{where}: label: {data['label']!r} is not one of "
+                                  f"{', '.join(sorted(CUE_LABELS))}")
+            pattern = data["pattern"]
+            if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
+                raise ConfigError(f"{where}: pattern: a non-empty list of token objects is required")
+            try:
+                matcher.add(data["label"], [pattern])
+            except (ValueError, KeyError, TypeError, re.error) as exc:  # spaCy's E154 / E152, bad REGEX
+                first = str(exc).strip().splitlines()[0]
+                raise ConfigError(f"{where}: pattern: {first}") from None
+            patterns.append({**data, "where": where})
+    return patterns
+
+
 def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate every file of a config directory (raises ConfigError)."""
     base = config_dir_from_env(directory)
@@ -131,8 +176,9 @@ def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
     watchlist = read_watchlist(wl_files)
     if not any(e.type == "vendor" for e in watchlist):
         raise ConfigError(f"{base / 'watchlist'}: the watchlist names no vendor")
+    cue_patterns = read_cue_patterns(cue_pattern_files(base))
     return Config(settings=settings, sources=sources.source, watchlist=watchlist, rules=rules,
-                  directory=base, files=files)
+                  directory=base, files=files, cue_patterns=cue_patterns)
 
 
 def resolve_db_path(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:

@@ -13,13 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from spacy.language import Language
-from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from models.config import Rules, Scoring, WatchlistEntry
 from models.records import Candidate
+from pipeline import syntax
+from pipeline.cues import CUES_KEY, NEGATOR
 from pipeline.gazetteer import POSSESSIVES, Gazetteer, load_gazetteer
-from pipeline.tag import COUNTERPARTS_KEY, MONTHS, PLACES_KEY, WEEKDAYS, phrase_docs
+from pipeline.tag import COUNTERPARTS_KEY, MONTHS, PLACES_KEY, WEEKDAYS
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ DEAL_WEIGHTS: dict[str, str] = {
     "trigger": "trigger", "counterpart": "counterpart", "country": "country",
     "deal_type": "deal_type", "stage": "stage", "value": "value", "vendor_nearby": "vendor_nearby",
     "negative": "negative", "domestic": "domestic", "hedged": "hedged", "private": "private",
-    "aggregate": "aggregate",
+    "aggregate": "aggregate", "cancelled": "cancelled", "plan": "plan", "lost": "lost",
+    "own_facility": "own_facility", "no_trigger": "no_trigger",
 }
 AGGREGATE_WEIGHTS: dict[str, str] = {
     "survey": "aggregate_survey", "deal_type": "aggregate_type",
@@ -64,9 +66,9 @@ _PARTY_BREAKS = frozenset(("and", "with", "between", "to", "for", "by", "from", 
 _NON_PARTY_FILLERS = frozenset(("the", "its", "their", "rival", "rivals", "competitor",
                                 "competitors", "chinese", "china's", "vendor", "vendors"))
 _NATIONAL_SCOPES = frozenset(("countries", "nations", "economies"))
+_DESCRIPTION_REACH = 7  # "China's largest telecom equipment maker, Huawei"
 _TRIGGER_REACH = 6  # "signed an agreement on Monday with Egypt": the verb a few words before "with"
-_NEGATORS = ("not", "no", "never", "without", "n't", "nor", "neither")
-_NEGATOR = "negator"  # the phrase matchers' category for them
+_SUBJECT_REACH = 12  # "Huawei, which built the first phase, now hopes to": vendor to its verb
 _NEGATION_REACH = 5  # "is not part of any government contract": five words on
 _DIGIT = re.compile(r"\d")
 _SCALES = {"trillion": 10**12, "tn": 10**12, "billion": 10**9, "bn": 10**9, "b": 10**9,
@@ -119,6 +121,12 @@ class SentenceFacts:
     dates: list[Span] = field(default_factory=list)  # the model's DATE entities
     amounts: list[tuple[float, str]] = field(default_factory=list)  # value, currency symbol
     negators: list[int] = field(default_factory=list)  # tokens of "not", "no", "without" …
+    vendor_at: list[tuple[str, int]] = field(default_factory=list)  # vendor id, first token
+    approval: bool = False  # a public body let the vendor do the work ("gave the nod to")
+    cancelled: bool = False  # a deal ended ("cancelled the agreement")
+    plan: bool = False  # the vendor's hopes and plans ("Huawei aims to win")
+    lost: bool = False  # the vendor named lost the bid ("Huawei lost out to Ericsson")
+    own_facility: bool = False  # the vendor opens its own site ("opened its first data centre")
 
 
 class _Mentions:
@@ -133,9 +141,23 @@ class _Mentions:
         self.inside[start:end] = b"\1" * (end - start)
         self.starts[start] = self.ends[end] = 1
 
-    def said_of(self, t: int) -> bool:
-        """'China's ZTE', 'China Mobile': a home country said of the vendor, not of the deal."""
-        return bool(self.inside[t] or self.starts[t + 1] or (t + 2 < len(self.starts) and self.starts[t + 2]))
+    def said_of(self, doc: Doc, t: int, descriptors: frozenset[str]) -> bool:
+        """'China's ZTE', 'China Mobile', 'China's technology giant, Huawei', 'Chinese
+        state-owned company ZTE': a home country said of the vendor, not of the deal.
+
+        Between the country and the name stand only words that describe a company (from the
+        rules' `vendor_descriptors` and `anaphora`), possessives, hyphens, commas and articles.
+        """
+        if self.inside[t]:
+            return True
+        for k in range(t + 1, min(t + 1 + _DESCRIPTION_REACH, len(doc))):
+            if self.starts[k]:
+                return True
+            token = doc[k]
+            if not (token.lower_ in descriptors or token.text in POSSESSIVES
+                    or token.text in ("-", ",", "a", "an", "the") or token.is_digit):
+                return False
+        return False
 
 
 # --- the component --------------------------------------------------------------------------
@@ -161,25 +183,13 @@ class DealDetector:
             home: {home, *extra} for home, extra in rules.domestic_territories.items()}
         # where a sentence that names no vendor counts as at home
         self.any_vendor_home = self.home_of(e.id for e in watchlist if e.type == "vendor")
+        self.descriptors = frozenset(w.lower() for w in (*rules.vendor_descriptors, *rules.anaphora))
         # Words between "with" and a place: "with the province of Mendoza", "with the city of Kano".
         cp = rules.counterparts
         self.place_lead = frozenset(("the", "of", "people", "republic", *cp.subdivision_nouns,
                                      *cp.subdivision_cues.before, *cp.modifiers.get("subnational", [])))
-        self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self.exact_matcher = PhraseMatcher(nlp.vocab, attr="ORTH")
-        for category, phrases in _vocabularies(rules).items():
-            self._add(nlp, category, phrases)
-        self._add(nlp, _NEGATOR, _NEGATORS)
         self.value_pattern, self.currency_of = _value_pattern(rules.currencies)
         self.w = rules.scoring
-
-    def _add(self, nlp: Language, category: str, phrases: Iterable[str]) -> None:
-        lower = sorted({p for p in phrases if p == p.lower()})
-        exact = sorted({p for p in phrases if p != p.lower()})
-        if lower:
-            self.lower_matcher.add(category, phrase_docs(nlp, lower))
-        if exact:
-            self.exact_matcher.add(category, phrase_docs(nlp, exact))
 
     def __call__(self, doc: Doc) -> Doc:
         doc.user_data[CANDIDATES_KEY] = detect_candidates(doc, self)
@@ -192,59 +202,6 @@ class DealDetector:
             if entry and entry.country:
                 homes |= self.home_regions.get(entry.country, {entry.country})
         return homes
-
-
-def _verb_forms(verb: str) -> set[str]:
-    if verb.endswith("e"):
-        return {verb, verb + "s", verb + "d", verb[:-1] + "ing"}
-    if verb.endswith("y") and verb[-2:-1] not in "aeiou":
-        return {verb, verb[:-1] + "ies", verb[:-1] + "ied", verb + "ing"}
-    if verb.endswith(("s", "sh", "ch", "x", "z")):
-        return {verb, verb + "es", verb + "ed", verb + "ing"}
-    return {verb, verb + "s", verb + "ed", verb + "ing"}
-
-
-def _plural(noun: str) -> set[str]:
-    head, _, last = noun.rpartition(" ")
-    if last.endswith("y") and last[-2:-1] not in "aeiou":
-        plural = last[:-1] + "ies"
-    elif last.endswith(("s", "sh", "ch", "x")):
-        plural = last + "es"
-    else:
-        plural = last + "s"
-    return {noun, f"{head} {plural}".strip()}
-
-
-def _vocabularies(rules: Rules) -> dict[str, list[str]]:
-    t = rules.triggers
-
-    def verbs(base: Iterable[str]) -> list[str]:
-        forms: set[str] = set()
-        for verb in base:
-            forms |= _verb_forms(verb) | set(t.irregular.get(verb, []))
-        return sorted(forms)
-
-    def nouns(base: Iterable[str]) -> list[str]:
-        return sorted(set().union(*(_plural(n) for n in base))) if base else []
-
-    vocab: dict[str, list[str]] = {
-        "T:verb": verbs(t.verbs), "T:noun": nouns(t.nouns) + t.phrases,
-        "T:weak_verb": verbs(t.weak_verbs), "T:weak_noun": nouns(t.weak_nouns) + t.weak_phrases,
-        "neg": rules.negative_contexts, "weak_neg": rules.weak_negative_contexts,
-        "non_party": rules.non_party_markers, "hedge": rules.hedges, "concessive": rules.concessives,
-        "private": rules.private_markers, "anaphor": rules.anaphora,
-        "agg_count": rules.aggregate.count_nouns, "agg_scope": rules.aggregate.scope_nouns,
-        "agg_survey": rules.aggregate.survey_words,
-    }
-    for deal_type, words in rules.deal_types.items():
-        vocab[f"type:{deal_type}"] = nouns(words)
-    for stage, words in rules.stages.items():
-        vocab[f"stage:{stage}"] = list(words)
-    for stage, words in rules.weak_stages.items():
-        vocab[f"weak_stage:{stage}"] = list(words)
-    for ctype, words in rules.counterparts.words.items():
-        vocab[f"cp:{ctype}"] = list(words)
-    return {k: v for k, v in vocab.items() if v}
 
 
 def _value_pattern(currencies: Mapping[str, list[str]]) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -288,13 +245,31 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
             aggregate = _aggregate_candidate(text, detector, facts, i)
             if aggregate:
                 aggregates.append((i, aggregate))
-        if fact.trigger:
+        # Recall first: a sentence that names a vendor and a foreign public body or state
+        # company is a candidate even with no deal word; its low score says how weak it is.
+        if fact.trigger or _names_party(facts, i, detector):
             deal = _deal_candidate(text, detector, facts, i, countries, codes)
             if deal:
                 deals.append((i, deal))
-    keep = detector.w.keep
     merged = _merge(deals, detector) + _merge(aggregates, detector)
-    return sorted((c for c in merged if c.score >= keep), key=lambda c: (-c.score, c.start))
+    return sorted((c for c in merged if _kept(c, detector.w.keep)), key=lambda c: (-c.score, c.start))
+
+
+def _names_party(facts: list[SentenceFacts], i: int, detector: DealDetector) -> bool:
+    """Whether sentence i names a vendor (or follows one) and a public body of no home country."""
+    vendors, _ = _vendors_for(facts, i)
+    if not vendors or not facts[i].counterparts:
+        return False
+    homes = detector.home_of(vendors)
+    return any(cp.country not in homes for cp in facts[i].counterparts)
+
+
+def _kept(candidate: Candidate, keep: float) -> bool:
+    """Candidates below `keep` are dropped, unless a foreign public body is their party: those
+    stay, however weak, for a reviewer to find (the queue's default view hides them)."""
+    signals = candidate.signals
+    return candidate.score >= keep or bool(
+        candidate.kind == "deal" and signals.get("counterpart") and not signals.get("domestic"))
 
 
 def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
@@ -304,11 +279,8 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
     for i, sent in enumerate(sents):
         sent_of[sent.start:sent.end] = [i] * (sent.end - sent.start)
     gaz = detector.gazetteer
-    strings = doc.vocab.strings
-    matches = sorted(set(detector.lower_matcher(doc)) | set(detector.exact_matcher(doc)),
-                     key=lambda m: m[1])
-    non_party_ends = {end for match_id, _, end in matches if strings[match_id] == "non_party"}
-    negator = strings[_NEGATOR]
+    matches = [(cue.label_, cue.start, cue.end) for cue in doc.spans.get(CUES_KEY, [])]
+    non_party_ends = {end for category, _, end in matches if category in ("non_party", "compare")}
     vendor_names = _Mentions(len(doc))
     covered = [False] * len(doc)  # tokens inside a counterpart name: its words are not re-read
     named = [False] * len(doc)  # tokens of a watchlist name ("Galaxy Backbone", "Huawei Cloud")
@@ -318,8 +290,9 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
             # "Huawei Cloud" is no cloud deal and "Huawei Technologies Co Ltd" no private firm
             named[ent.start:ent.end] = [True] * len(ent)
             vendor_names.add(ent.start, ent.end)
-            if not _compared(doc, ent.start, non_party_ends):
+            if not _compared(doc, ent.start, non_party_ends, ent.end):
                 fact.vendors.append(ent.ent_id_)
+                fact.vendor_at.append((ent.ent_id_, ent.start))
         elif ent.label_ == "COUNTRY" and ent.ent_id_:
             fact.countries.append((ent.ent_id_, ent.start, gaz.is_demonym(ent.text)))
         elif ent.label_ == "ORG" and not ent.ent_id_:
@@ -349,14 +322,13 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
     # "government cloud", "licence plate recognition": a word of a deal type's name is neither
     # a party nor a sign of something else
     in_type = [False] * len(doc)
-    for match_id, start, end in matches:
-        if strings[match_id].startswith("type:"):
+    for category, start, end in matches:
+        if category.startswith("type:"):
             in_type[start:end] = [True] * (end - start)
-    for match_id, start, end in matches:
-        if match_id == negator:
+    for category, start, end in matches:
+        if category == NEGATOR:
             facts[sent_of[start]].negators.append(start)
             continue
-        category = strings[match_id]
         if category.startswith(("cp:", "neg", "weak_neg")) and all(in_type[start:end]):
             continue
         # Words inside names say nothing about the deal: "Ministry of Finance" finances nothing
@@ -376,8 +348,13 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
     return facts
 
 
-def _compared(doc: Doc, start: int, non_party_ends: set[int]) -> bool:
-    """Whether a vendor mention follows 'over', 'rather than' …: compared, not a party."""
+def _compared(doc: Doc, start: int, non_party_ends: set[int], end: int | None = None) -> bool:
+    """Whether a vendor mention follows 'over', 'rather than' …: compared, not a party.
+    Where the sentence was parsed, the parse decides ("chose Nokia's bid over the one from
+    Huawei": Huawei is still the object of "over")."""
+    if end is not None and syntax.is_parsed(doc[start]):
+        return syntax.compared(doc, start, end) or (start > 0 and start in non_party_ends
+                                                    and doc[start - 1].lower_ not in ("and", ","))
     k = start
     while k > 0 and start - k < 3 and doc[k - 1].lower_ in _NON_PARTY_FILLERS:
         k -= 1
@@ -402,12 +379,38 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     for category in list(words):  # "did not announce any agreement" announces none
         if category.startswith(("T:", "stage:", "weak_stage:")):
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
-    strong = words.get("T:verb", []) + words.get("T:noun", [])
+    cue = {name: [t for _, t in words.get(name, []) if t not in background and t not in negated]
+           for name in ("approval", "cancel", "plan", "lose", "own_facility", "removal")}
+    party_words = sorted(t for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
+    for t in cue["lose"]:  # "Huawei lost out to Ericsson": the loser is no party
+        loser = _subject_vendor(doc, fact, t, party_words)
+        if loser is not None:
+            fact.lost = True
+            fact.vendor_at = [(v, k) for v, k in fact.vendor_at if k != loser]
+            fact.vendors = [v for v, _ in fact.vendor_at]
+    fact.approval = bool(cue["approval"])
+    deal_words = {t for cat in ("T:noun", "T:weak_noun") for _, t in words.get(cat, [])}
+    vendor_tokens = {j for _, k in fact.vendor_at for j in range(k, _mention_end(doc, k))}
+    fact.cancelled = any(_cancels_a_deal(doc, t, deal_words, vendor_tokens) for t in cue["cancel"])
+    # "signed an MoU, aiming to …" states the deal's purpose: a plan counts before the deal verb
+    deeds = sorted(party_words + [t for cat in ("T:verb", "approval") for _, t in words.get(cat, [])])
+    fact.plan = any(_subject_vendor(doc, fact, t, deeds) is not None for t in cue["plan"])
+    fact.own_facility = any(_subject_vendor(doc, fact, t, party_words) is not None
+                            for t in cue["own_facility"])
+    strong = words.get("T:verb", []) + words.get("T:noun", []) + words.get("approval", [])
     weak = words.get("T:weak_verb", []) + words.get("T:weak_noun", [])
     fact.trigger = 1.0 if strong else 0.5 if weak else 0.0
-    fact.negative = [w for w, t in words.get("neg", []) if t not in background]
+    fact.negative = [w for w, t in words.get("neg", []) + words.get("removal", []) if t not in background]
     fact.weak_negative = [w for w, t in words.get("weak_neg", []) if t not in background]
+    if fact.own_facility:
+        fact.weak_negative.append("its own site")
     fact.stage, fact.stage_strong = _sentence_stage(detector, words)
+    if fact.stage == "cancelled" and cue["cancel"] and not fact.cancelled:
+        # the parse says the cancel word ends no deal ("suspended two officials")
+        fact.stage, fact.stage_strong = _sentence_stage(
+            detector, {k: v for k, v in words.items() if k != "stage:cancelled"})
+    if fact.stage == "unknown" and fact.approval:
+        fact.stage = "awarded"  # "gave the nod to Hikvision to mount cameras"
     homes = detector.home_of(fact.vendors) or detector.any_vendor_home
 
     def describes_vendor(t: int) -> bool:
@@ -433,21 +436,69 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     verbs = {t for _, t in words.get("T:verb", []) + words.get("T:weak_verb", [])}
     nouns = {t for _, t in words.get("T:noun", [])}
     for code, t, demonym in fact.countries:
-        if code in homes and not demonym and not vendor_names.said_of(t):
+        said_of_vendor = vendor_names.said_of(doc, t, detector.descriptors)
+        if code in homes and not demonym and not said_of_vendor:
             fact.home_mentions += 1  # "the Hong Kong government", "in Shenzhen"
         if demonym or code in homes or t in background:
             continue
-        if _is_actor(doc, sent, t, verbs, nouns, detector.place_lead):
-            fact.counterparts.append(Counterpart(doc[t].text, "government", code, ACTOR, index, t))
+        if _is_actor(doc, sent, t, verbs, nouns, detector.place_lead, vendor_names,
+                     detector.descriptors):
+            fact.counterparts.append(Counterpart(_entity_text(doc, t), "government", code, ACTOR,
+                                                 index, t))
     for t, (kind, code) in sent_places.items():
         # "Zhejiang Dahua", "the Tianjin-based company": the vendor's home, not the deal's place
-        if code in homes and t not in background and not vendor_names.said_of(t) \
+        if code in homes and t not in background and not vendor_names.said_of(doc, t, detector.descriptors) \
                 and not _in_compound(doc, t, t + 1):
             fact.home_mentions += 1
         if fact.trigger and _is_actor(doc, sent, t, verbs, nouns, detector.place_lead):
             ctype = "subnational" if kind == "subdivision" else "government"
             fact.counterparts.append(Counterpart(doc[t].text, ctype, code, ACTOR, index, t))
     fact.aggregate = _is_aggregate(doc, words, fact, homes)
+
+
+def _subject_vendor(doc: Doc, fact: SentenceFacts, t: int, party_words: list[int]) -> int | None:
+    """The first token of the vendor that is the subject of the cue at token t, if one is:
+    the nearest vendor named before it in the same clause, with no public body between
+    ("Huawei, which built the network, now hopes to win" — not "the ministry, Huawei said,
+    plans to"). Without the parser this is the rule path's reading of who does what."""
+    if syntax.is_parsed(doc[t]):
+        verb = syntax.governing_verb(doc, t)
+        if verb is None:
+            return None
+        subjects = syntax.subjects(doc, verb)
+        return next((k for _, k in fact.vendor_at
+                     if any(j in subjects for j in range(k, _mention_end(doc, k)))), None)
+    before = [k for _, k in fact.vendor_at if k < t and t - k <= _SUBJECT_REACH]
+    if not before:
+        return None
+    k = max(before)
+    if any(k < p < t for p in party_words) or any(doc[j].text in (";", ":") for j in range(k, t)):
+        return None
+    return k
+
+
+def _mention_end(doc: Doc, start: int) -> int:
+    end = start + 1
+    while end < len(doc) and doc[end].ent_iob_ == "I":
+        end += 1
+    return end
+
+
+def _cancels_a_deal(doc: Doc, t: int, deal_words: set[int], vendor_tokens: set[int]) -> bool:
+    """'The ministry cancelled the agreement', 'the contract with ZTE was terminated': a
+    cancellation whose object is a deal or the vendor. Without a parse every cancel word counts;
+    with one, "suspended two officials" or "halted imports of phones" cancel no deal."""
+    if not syntax.is_parsed(doc[t]) or not (doc[t]._.dw_tag or "").startswith("VB"):
+        return True
+    sent = doc[t].sent
+    governed = {k for k in range(sent.start, sent.end) if syntax.head(doc, k) == t
+                and doc[k]._.dw_dep in ("dobj", "nsubjpass", "prep", "prt", "attr")}
+    # one step down through a preposition or particle: "pulled out of the deal"
+    governed |= {k for k in range(sent.start, sent.end) if syntax.head(doc, k) in governed
+                 and doc[k]._.dw_dep in ("pobj", "dobj")}
+    targets = deal_words | vendor_tokens
+    return any(k in targets or any(syntax.head(doc, j) == k and j in targets
+                                   for j in range(sent.start, sent.end)) for k in governed)
 
 
 def _sentence_stage(detector: DealDetector, words: Mapping[str, list[tuple[str, int]]]
@@ -515,16 +566,59 @@ def _near_country(fact: SentenceFacts, t: int) -> str | None:
     return None
 
 
+def _entity_text(doc: Doc, t: int) -> str:
+    """The whole entity that starts at token t ("Saudi Arabia", not "Saudi")."""
+    end = t + 1
+    while end < len(doc) and doc[end].ent_iob_ == "I":
+        end += 1
+    return doc[t:end].text
+
+
+def _past_conjoined_vendor(doc: Doc, sent: Span, t: int, vendor_names: _Mentions,
+                           descriptors: frozenset[str]) -> int:
+    """Where the verb of a party at token t may stand when the vendor is its co-subject.
+
+    "Saudi Arabia and China's Huawei recently signed": after "and" and a described vendor the
+    verb belongs to both, so the country signs too. Otherwise t itself.
+    """
+    if t >= sent.end or doc[t].lower_ not in ("and", "&"):
+        return t
+    k = t + 1
+    while k < sent.end and k - t <= _DESCRIPTION_REACH:
+        if vendor_names.starts[k]:
+            while k < sent.end and vendor_names.inside[k]:
+                k += 1
+            return k
+        token = doc[k]
+        if not (token.lower_ in descriptors or token.text in POSSESSIVES or token.ent_type_ == "COUNTRY"
+                or token.text in (",", "-", "the", "a", "an")):
+            return t
+        k += 1
+    return t
+
+
 def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int],
-              place_lead: frozenset[str]) -> bool:
-    """A country that does the deal: 'Ethiopia has signed', 'Kenya's $48m deal', 'with Egypt'."""
+              place_lead: frozenset[str], vendor_names: _Mentions | None = None,
+              descriptors: frozenset[str] = frozenset()) -> bool:
+    """A country that does the deal: 'Ethiopia has signed', 'Kenya's $48m deal', 'with Egypt',
+    'Oman and China's Huawei signed'."""
     end = t + 1
     while end < sent.end and doc[end].ent_iob_ == "I" and doc[end].ent_type_ == doc[t].ent_type_:
         end += 1
     if end < sent.end and doc[end].text in POSSESSIVES:
         return any(n in nouns for n in range(end + 1, min(end + 5, sent.end)))
-    j = end
-    while j < sent.end and j - end < 4 and doc[j].lower_ in _AUX:
+    if syntax.is_parsed(doc[t]):
+        # the country, or a conjunct of it ("Oman and Huawei signed"), is the deal verb's subject
+        root = syntax.name_root(doc, t, end)
+        for k in {root} | syntax.conjuncts(doc, root):
+            if doc[k]._.dw_dep in syntax.SUBJECTS and syntax.head(doc, k) in verbs:
+                return True
+            if doc[k]._.dw_dep == "conj" and doc[syntax.head(doc, k)]._.dw_dep in syntax.SUBJECTS \
+                    and syntax.head(doc, syntax.head(doc, k)) in verbs:
+                return True
+    j = _past_conjoined_vendor(doc, sent, end, vendor_names, descriptors) if vendor_names else end
+    start = j
+    while j < sent.end and j - start < 4 and doc[j].lower_ in _AUX:
         j += 1
     if j in verbs:
         return True
@@ -602,6 +696,21 @@ def _lede_about(facts: list[SentenceFacts], vendors: list[str], country: str | N
     return out
 
 
+def _about(facts: list[SentenceFacts], vendors: list[str], country: str | None
+           ) -> list[tuple[int, float]]:
+    """Sentences anywhere in the story about this deal: they name its vendor or its country,
+    and no other vendor or foreign country ("The 5,457 km cable will link 14 coastal towns" two
+    sentences before "Huawei and the government signed the contract")."""
+    out = []
+    for j, fact in enumerate(facts):
+        codes = {code for code, _, _ in fact.countries} | set(fact.places)
+        if set(fact.vendors) - set(vendors) or codes - {country}:
+            continue
+        if set(fact.vendors) & set(vendors) or (country and country in codes):
+            out.append((j, NEIGHBOUR))
+    return out
+
+
 def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
     """Vendors of sentence i, else of the one before ('The two firms signed …'), with distance."""
     if facts[i].vendors:
@@ -633,7 +742,8 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     # government's bureau"). A story that names a foreign country but leaves the deal's open
     # is not at home for a "loan from China".
     domestic = bool(counterpart and counterpart.country in homes) or (
-        country is None and (counterpart is None or counterpart.country is None)
+        country is None and (counterpart is None or (counterpart.country is None
+                                                     and counterpart.type != "intergovernmental"))
         and any(facts[j].home_mentions for j, _ in window)
         and not codes - homes)
     if domestic:
@@ -642,7 +752,8 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         counterpart = _unlisted_party(facts, i)
     lede = _lede_about(facts, vendors, country)
     # "… will build and equip the centre": the kind of deal may be named only in the lede
-    deal_types = _deal_types(facts, window) or _deal_types(facts, lede)
+    deal_types = (_deal_types(facts, window) or _deal_types(facts, lede)
+                  or _deal_types(facts, _about(facts, vendors, country)))
     stage, stage_from = _deal_stage(detector, facts, window, vendors, country)
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
     start_sent, end_sent = min(used), max(used)
@@ -659,11 +770,18 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         "stage": 1.0 if stage != "unknown" else 0.0,
         "value": 1.0 if value is not None else 0.0,
         "vendor_nearby": 1.0 if distance else 0.0,
-        "negative": _negative(facts, window, named_party),
+        "negative": _negative(facts, window, bool(
+            counterpart and counterpart.strength >= ACTOR and counterpart.sentence == i and not domestic)),
         "domestic": 1.0 if domestic else 0.0,
         "hedged": 1.0 if fact.words.get("hedge") else 0.0,
         "private": 1.0 if private else 0.0,
         "aggregate": 1.0 if fact.aggregate else 0.0,
+        "no_trigger": 0.0 if fact.trigger else 1.0,  # a vendor and a public body, no deal word
+        "approval": 1.0 if fact.approval else 0.0,
+        "cancelled": 1.0 if fact.cancelled else 0.0,
+        "plan": 1.0 if fact.plan else 0.0,
+        "lost": 1.0 if fact.lost else 0.0,
+        "own_facility": 1.0 if fact.own_facility else 0.0,
     }
     score = _score(signals, DEAL_WEIGHTS, detector.w.base, detector.w)
     signals["evidence"] = {
@@ -948,7 +1066,7 @@ def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[C
         return candidate.country
 
     # Sentences too weak to keep do not lend the deal their counterpart or amount.
-    found = [item for item in found if item[1].score >= detector.w.keep
+    found = [item for item in found if _kept(item[1], detector.w.keep)
              or item[1].signals.get("domestic") or item[1].signals.get("private")]
     for item in sorted(found, key=lambda it: (own_country(it[1]) is None, it[0])):
         index, candidate = item

@@ -375,7 +375,8 @@ def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypa
 
 
 def test_the_analyser_version_covers_the_code_that_finds_things() -> None:
-    from pipeline import detect, gazetteer, tag, tokenizer
+    from pipeline import cues, detect, gazetteer, syntax, tag, tokenizer
     from pipeline.analyze import ANALYSER_CODE
 
-    assert set(ANALYSER_CODE) == {Path(m.__file__).name for m in (detect, gazetteer, tag, tokenizer)}
+    modules = (cues, detect, gazetteer, syntax, tag, tokenizer)
+    assert set(ANALYSER_CODE) == {Path(m.__file__).name for m in modules}
