@@ -407,21 +407,19 @@ def shipped_gold() -> list[tuple[str, Path]]:
 
 def in_sample(ranker: Ranker, examples: Sequence[Example], threshold: float) -> dict[str, Any]:
     """A quick look at the fit: accuracy and average precision on the training examples."""
-    scored = sorted(((score_features(ranker, e.features, e.words), e.label) for e in examples),
-                    key=lambda item: -item[0])
-    correct = sum(1 for s, label in scored if (s >= threshold) == bool(label))
-    return {"accuracy": round(correct / len(scored), 4) if scored else None,
-            "average_precision": average_precision([label for _, label in scored])}
+    from pipeline.evaluate import average_precision
+
+    scores = [score_features(ranker, e.features, e.words) for e in examples]
+    labels = [bool(e.label) for e in examples]
+    correct = sum(1 for score, label in zip(scores, labels, strict=True) if (score >= threshold) == label)
+    ap = average_precision(scores, labels)
+    return {"accuracy": round(correct / len(scores), 4) if scores else None,
+            "average_precision": round(ap, 4) if ap is not None else None}
 
 
-def average_precision(labels_by_rank: Sequence[int]) -> float | None:
-    """Average precision of a ranking given its labels best first (None without positives)."""
-    hits, total = 0, 0.0
-    for i, label in enumerate(labels_by_rank, 1):
-        if label:
-            hits += 1
-            total += hits / i
-    return round(total / hits, 4) if hits else None
+def rule_score_of(e: Example) -> float:
+    """The detector's rule score of a training example (benches compare against it)."""
+    return _logistic(e.features.get("rule_logit", 0.0))
 
 
 def score_features(ranker: Ranker, features: Mapping[str, float], words: Iterable[str]) -> float:
