@@ -142,7 +142,7 @@ def add_cue_components(nlp: Language, config: Config, before: str | None = None)
 
     lemmatizer = nlp.add_pipe("lemmatizer", name="lookup_lemmatizer", before=before,
                               config={"mode": "lookup", "overwrite": True})
-    lemmatizer.initialize(lookups=load_lookups(nlp.lang, ["lemma_lookup"]))  # type: ignore[attr-defined]
+    lemmatizer.initialize(lookups=load_lookups(str(nlp.lang), ["lemma_lookup"]))  # type: ignore[attr-defined]
     nlp.add_pipe("dealwatch_gated_pipe_v1", name="vendor_lemmatizer", before=before,
                  config={"pipe": "lookup_lemmatizer", "labels": ["VENDOR"]})
     nlp.disable_pipe("lookup_lemmatizer")

@@ -31,7 +31,6 @@ SUBJECTS = frozenset(("nsubj", "nsubjpass", "csubj"))
 # The parser's labels for a noun that a preposition governs, and those prepositions that make
 # their object the one compared with the party ("chose Nokia over Huawei", "instead of ZTE").
 _COMPARING = frozenset(("over", "than", "instead", "against", "unlike", "favour", "favor"))
-_CONTRASTING = frozenset(("than", "not", "instead"))  # "X rather than Y", "X, not Y"
 
 if not Token.has_extension("dw_dep"):
     Token.set_extension("dw_dep", default=None)
@@ -146,20 +145,39 @@ def name_root(doc: Doc, start: int, end: int) -> int:
 
 
 def compared(doc: Doc, start: int, end: int) -> bool:
-    """'chose Nokia over Huawei', 'instead of ZTE': the name is the object of a comparing word."""
-    k = name_root(doc, start, end)
-    # up through "the one from Huawei", "the bid of ZTE": a noun and its preposition, twice
+    """'chose Nokia over Huawei', 'instead of ZTE', 'Nokia's offer rather than the one from
+    Huawei': the name, or a phrase it hangs from, follows a comparing word.
+
+    Climbs from the name through prepositions, appositions and conjuncts (at most three
+    phrases up); a phrase whose first word comes right after "over", "than", "instead of",
+    "in favour of" or "unlike" is the one compared, whatever label the parser gave it."""
     sent = doc[start].sent
+    k = name_root(doc, start, end)
     for _ in range(3):
-        if doc[k]._.dw_dep == "conj":  # "Nokia's bid rather than the one from Huawei"
-            parent = head(doc, k)
-            return any(head(doc, j) == parent and doc[j]._.dw_dep == "cc"
-                       and doc[j].lower_ in _CONTRASTING for j in range(sent.start, sent.end))
-        if doc[k]._.dw_dep != "pobj":
-            return False
-        prep = head(doc, k)
-        if doc[prep].lower_ in _COMPARING or (
-                doc[prep].lower_ == "of" and doc[head(doc, prep)].lower_ in _COMPARING):
+        edge = _left_edge(doc, k, sent)
+        before = doc[edge - 1].lower_ if edge > sent.start else ""
+        if before in _COMPARING or (before == "of" and edge - 1 > sent.start
+                                    and doc[edge - 2].lower_ in _COMPARING):
             return True
-        k = head(doc, prep)
+        if doc[k]._.dw_dep == "pobj":
+            k = head(doc, head(doc, k))  # the phrase the preposition belongs to
+        elif doc[k]._.dw_dep in ("appos", "conj"):
+            k = head(doc, k)
+        else:
+            return False
     return False
+
+
+def _left_edge(doc: Doc, k: int, sent: Span) -> int:
+    """The first token of the phrase headed by k."""
+    edge = k
+    for j in range(sent.start, k):
+        a = j
+        for _ in range(len(sent)):
+            if a == k:
+                return j
+            parent = head(doc, a)
+            if parent == a:
+                break
+            a = parent
+    return edge
