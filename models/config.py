@@ -318,6 +318,7 @@ class Aggregate(Strict):
     count_nouns: list[str] = Field(min_length=1, description="what is counted: deals, projects")
     scope_nouns: list[str] = Field(min_length=1, description="where: countries, nations")
     survey_words: list[str] = Field(default=[], description="a study or database: report, examined")
+    global_words: list[str] = Field(default=[], description="no one place: worldwide, globally")
 
 
 class Rules(Strict):

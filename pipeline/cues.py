@@ -79,7 +79,8 @@ def vocabularies(rules: Rules) -> dict[str, list[str]]:
         "non_party": rules.non_party_markers, "hedge": rules.hedges, "concessive": rules.concessives,
         "private": rules.private_markers, "anaphor": rules.anaphora,
         "agg_count": rules.aggregate.count_nouns, "agg_scope": rules.aggregate.scope_nouns,
-        "agg_survey": rules.aggregate.survey_words, NEGATOR: list(NEGATORS),
+        "agg_survey": rules.aggregate.survey_words, "agg_global": rules.aggregate.global_words,
+        NEGATOR: list(NEGATORS),
     }
     for deal_type, words in rules.deal_types.items():
         vocab[f"type:{deal_type}"] = nouns(words)

@@ -652,10 +652,17 @@ def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]], fact: Se
     # may stand a few words before the noun.
     counts = counted(list(words.get("agg_count", [])), 7)
     scopes = counted(list(words.get("agg_scope", [])), 6)
+    # "56 undersea cables and over 200 data centres": counted things of a deal type; one alone
+    # ("12,000 cameras") is the size of one deal, two kinds or a count "worldwide" are many deals
+    typed = counted([(w, t) for cat, hits in words.items() if cat.startswith("type:")
+                     for w, t in hits if w.endswith("s")], 4)
     survey = bool(words.get("agg_survey"))
+    spread = bool(words.get("agg_global"))
     if counts and scopes and (counts != scopes or len(counts) > 1):
         return True
-    if (counts or scopes) and survey:
+    if (counts or scopes) and (survey or spread):
+        return True
+    if len(typed) > 1 or (typed and (spread or survey)):
         return True
     # "used by governments in more than 70 countries" counts deals of one kind without naming
     # one country; "Huawei, present in 170 countries, signed with Kenya" names its deal's.

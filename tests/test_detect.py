@@ -431,3 +431,17 @@ def test_the_deal_type_can_come_from_the_rest_of_the_story(rules) -> None:
     text = ("The 3,200 km cable will link eleven coastal towns. Residents have waited for years. "
             "Huawei and the government of Vanuatu signed the contract in 2019.")
     assert best(rules, text).deal_type == "fibre_backbone"
+
+
+@pytest.mark.parametrize("text", [
+    "Hikvision's city surveillance platform now runs in more than 150 cities worldwide, the company says.",
+    "The tracker lists 31 submarine cables and over 90 data centres built by Chinese vendors such as ZTE.",
+])
+def test_aggregates_without_the_word_deals(rules, text) -> None:
+    kinds = {c.kind for c in rules.analyze(text).candidates}
+    assert "aggregate" in kinds
+
+
+def test_one_deal_of_many_cameras_is_not_an_aggregate(rules) -> None:
+    deal = best(rules, "Uganda's police signed a contract with Huawei to install 5,000 cameras in Kampala.")
+    assert deal.kind == "deal" and deal.signals["aggregate"] == 0.0
