@@ -45,8 +45,12 @@ RULE_SCORE = "rule_score"  # signals key of the detector's own score (never the 
 # Words weigh this much in all (their vector is L2-normalised, then scaled): with little data
 # the structured features decide, and reviewers' decisions can still teach new phrasings.
 WORD_WEIGHT = 0.5
+# The rule score's logit is scaled up by this much: its coefficient then costs less under the
+# L2 penalty than the others', so with few decisions the ranker stays close to the detector's
+# score and learns departures from it only as evidence for them grows.
+RULE_WEIGHT = 3.0
 MIN_WORD_EXAMPLES = 2  # a word or bigram enters the vocabulary when this many examples have it
-C = 1.0  # inverse L2 regularisation strength
+C = 0.3  # inverse L2 regularisation strength
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
 
@@ -94,7 +98,7 @@ def structured_features(candidate: Candidate) -> dict[str, float]:
     out["has_value"] = 1.0 if candidate.value is not None else 0.0
     out["vendors"] = float(len(candidate.vendors or []))
     p = min(max(rule_score(candidate), 1e-4), 1 - 1e-4)
-    out["rule_logit"] = math.log(p / (1 - p))
+    out["rule_logit"] = RULE_WEIGHT * math.log(p / (1 - p))
     return out
 
 
@@ -419,7 +423,7 @@ def in_sample(ranker: Ranker, examples: Sequence[Example], threshold: float) -> 
 
 def rule_score_of(e: Example) -> float:
     """The detector's rule score of a training example (benches compare against it)."""
-    return _logistic(e.features.get("rule_logit", 0.0))
+    return _logistic(e.features.get("rule_logit", 0.0) / RULE_WEIGHT)
 
 
 def score_features(ranker: Ranker, features: Mapping[str, float], words: Iterable[str]) -> float:
