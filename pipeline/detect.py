@@ -247,6 +247,9 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
                 aggregates.append((i, aggregate))
         # Recall first: a sentence that names a vendor and a foreign public body or state
         # company is a candidate even with no deal word; its low score says how weak it is.
+        # A sentence that counts many deals is no one deal, unless it names its own party.
+        if fact.aggregate and not any(cp.strength >= NAMED for cp in fact.counterparts):
+            continue
         if fact.trigger or _names_party(facts, i, detector):
             deal = _deal_candidate(text, detector, facts, i, countries, codes)
             if deal:
