@@ -91,7 +91,10 @@ def structured_features(candidate: Candidate) -> dict[str, float]:
             for key, inner in value.items():
                 _nested(out, f"{name}:{key}", inner)
     out[f"kind={candidate.kind}"] = 1.0
-    out[f"counterpart_type={candidate.counterpart_type or 'none'}"] = 1.0
+    # an organisation of unknown type ("a contract with Zamtech") is shown to the reviewer, and
+    # scores as no party at all
+    party = candidate.counterpart_type if candidate.counterpart_type != "unknown" else None
+    out[f"counterpart_type={party or 'none'}"] = 1.0
     out[f"stage={candidate.stage or 'unknown'}"] = 1.0
     for deal_type in candidate.deal_types or []:
         out[f"deal_type={deal_type}"] = 1.0

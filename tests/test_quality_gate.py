@@ -39,6 +39,23 @@ FLOORS = {
 }
 
 
+# The frozen set (tests/data/deal_passages_frozen.jsonl): 140 passages written for this round
+# and measured first on the code before it (docs/benchmarks.md); nothing is tuned or trained on
+# it, so its figures are the honest estimate for unseen news. Its floors sit at the level measured
+# after this round's changes on the rule-only path (the weaker one), less a margin.
+FROZEN = Path(__file__).parent / "data" / "deal_passages_frozen.jsonl"
+FROZEN_FLOORS = {
+    "recall": (0.88, "min"),  # measured 0.93
+    "fp_rate": (0.15, "max"),  # measured 0.10
+    "average_precision": (0.93, "min"),  # measured 0.97
+    "vendor_accuracy": (0.95, "min"),  # measured 1.00
+    "country_accuracy": (0.95, "min"),  # measured 1.00
+    "deal_type_accuracy": (0.88, "min"),  # measured 0.94
+    "aggregate_accuracy": (0.60, "min"),  # measured 0.69
+    "aggregate_spurious_rate": (0.10, "max"),  # measured 0.00
+}
+
+
 @pytest.fixture(scope="module", params=["never", pytest.param("required", marks=pytest.mark.model)])
 def analyzer(request: pytest.FixtureRequest) -> Analyzer:
     return Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model=request.param)
@@ -61,11 +78,11 @@ def test_the_holdout_has_the_styles_of_real_outlets() -> None:
     assert any(t.startswith("[") for t in texts)  # press releases
 
 
-@pytest.mark.parametrize("name", sorted(SETS))
+@pytest.mark.parametrize("name", [*sorted(SETS), "frozen"])
 def test_detection_meets_the_floors(analyzer, name) -> None:
-    metrics = evaluate(load_gold(SETS[name]), analyzer)
+    metrics = evaluate(load_gold(SETS.get(name, FROZEN)), analyzer)
     report = format_report(metrics)
-    for metric, (bound, kind) in FLOORS.items():
+    for metric, (bound, kind) in (FROZEN_FLOORS if name == "frozen" else FLOORS).items():
         value = metrics[metric]
         assert value is not None, f"{name}: {metric} could not be measured\n{report}"
         if kind == "min":
