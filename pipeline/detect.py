@@ -481,6 +481,7 @@ def _subject_vendor(doc: Doc, fact: SentenceFacts, t: int, party_words: list[int
 
 
 def _mention_end(doc: Doc, start: int) -> int:
+    """The token after the entity that starts at `start`."""
     end = start + 1
     while end < len(doc) and doc[end].ent_iob_ == "I":
         end += 1
@@ -571,10 +572,7 @@ def _near_country(fact: SentenceFacts, t: int) -> str | None:
 
 def _entity_text(doc: Doc, t: int) -> str:
     """The whole entity that starts at token t ("Saudi Arabia", not "Saudi")."""
-    end = t + 1
-    while end < len(doc) and doc[end].ent_iob_ == "I":
-        end += 1
-    return doc[t:end].text
+    return doc[t:_mention_end(doc, t)].text
 
 
 def _past_conjoined_vendor(doc: Doc, sent: Span, t: int, vendor_names: _Mentions,

@@ -51,7 +51,12 @@ class SyntaxParser:
         self.parsed_sentences = 0
 
     def __call__(self, doc: Doc) -> Doc:
-        sents = [s for s in doc.sents if _worth_parsing(s)] if _names_vendor(doc) else []
+        if not _names_vendor(doc):
+            return doc
+        # tokens where a cue worth a parse starts, and public bodies: read once per document
+        marks = {cue.start for cue in doc.spans.get(CUES_KEY, []) if cue.label_ in PARSE_CUES}
+        marks |= {span.start for span in doc.spans.get(COUNTERPARTS_KEY, [])}
+        sents = [s for s in doc.sents if _worth_parsing(s, marks)]
         if not sents:
             return doc
         subdocs: Iterable[Doc] = [
@@ -76,16 +81,13 @@ def _names_vendor(doc: Doc) -> bool:
     return any(ent.label_ == "VENDOR" for ent in doc.ents)
 
 
-def _worth_parsing(sent: Span) -> bool:
-    """A sentence naming a vendor and a deal cue or a public body."""
-    if not any(ent.label_ == "VENDOR" for ent in sent.ents):
+def _worth_parsing(sent: Span, marks: set[int]) -> bool:
+    """A sentence naming a vendor and a deal cue or a public body (`marks`: where those start)."""
+    ents = sent.ents
+    if not any(ent.label_ == "VENDOR" for ent in ents):
         return False
-    doc = sent.doc
-    start, end = sent.start, sent.end
-    if any(start <= cue.start < end and cue.label_ in PARSE_CUES for cue in doc.spans.get(CUES_KEY, [])):
-        return True
-    return any(start <= span.start < end for span in doc.spans.get(COUNTERPARTS_KEY, [])) or any(
-        ent.label_ in ("AGENCY", "COUNTRY") for ent in sent.ents)
+    return any(k in marks for k in range(sent.start, sent.end)) or any(
+        ent.label_ in ("AGENCY", "COUNTRY") for ent in ents)
 
 
 # --- questions the assembler asks --------------------------------------------------------------
@@ -101,7 +103,8 @@ def head(doc: Doc, t: int) -> int:
 
 def subjects(doc: Doc, verb: int) -> set[int]:
     """The tokens that are the subject of `verb`, with their conjuncts ("Oman and Huawei")."""
-    found = {k for k in range(len(doc)) if doc[k]._.dw_head == verb and k != verb
+    sent = doc[verb].sent
+    found = {k for k in range(sent.start, sent.end) if doc[k]._.dw_head == verb and k != verb
              and doc[k]._.dw_dep in SUBJECTS}
     return found | {k for s in found for k in conjuncts(doc, s)}
 
