@@ -46,8 +46,22 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "168.63.129.16",  # Azure WireServer
     "192.0.0.192",  # Oracle Cloud
 ))
-# NAT64's well-known prefix carries an IPv4 address in its last 32 bits.
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IPv6 forms that carry an IPv4 address in their last 32 bits: a packet to one of them reaches
+# (or is translated to) that IPv4 host, so they are judged by it. IPv4-compatible (::a.b.c.d,
+# deprecated, RFC 4291), IPv4-translated (::ffff:0:a.b.c.d, RFC 2765) and NAT64 with the
+# well-known prefix (RFC 6052). IPv4-mapped and 6to4 have their own properties in ipaddress.
+_EMBEDDING_PREFIXES = (
+    (ipaddress.IPv6Network("::/96"), "IPv4-compatible"),
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), "IPv4-translated"),
+    (ipaddress.IPv6Network("64:ff9b::/96"), "NAT64"),
+)
+# Local-use NAT64 (RFC 8215): the operator picks the prefix length, so where the IPv4 address
+# sits is not known from outside; the block is local by definition and refused as non-public.
+# Its /96 reading is still checked, so a metadata address in it is named as such.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# Global unicast: the only IPv6 block a public news site can be in.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_LOW32 = 0xFFFFFFFF
 # Entry documents (feeds, sitemaps, listings) are fetched conditionally; articles are not.
 ENTRY_ROLES = frozenset({"feed", "sitemap", "listing"})
 
@@ -57,16 +71,24 @@ def requested_url(request: Request) -> str:
     return str(request.meta.get("redirect_urls", [request.url])[0])
 
 
-def _embedded_ipv4(ip: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 address stands for (mapped, 6to4, NAT64), else the address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip.sixtofour is not None:
-            return ip.sixtofour
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip
+def _embedded_ipv4(ip: IPAddress) -> tuple[IPAddress, str | None]:
+    """(the IPv4 address an IPv6 address stands for, the name of its form), else (ip, None).
+
+    Mapped, compatible, translated, NAT64 (well-known and local-use, /96 format) and 6to4.
+    `::` and `::1` are IPv6's own unspecified and loopback addresses, not compatible forms.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return ip, None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped, "IPv4-mapped"
+    if ip.sixtofour is not None:
+        return ip.sixtofour, "6to4"
+    if ip.is_unspecified or ip.is_loopback:
+        return ip, None
+    for network, form in (*_EMBEDDING_PREFIXES, (_LOCAL_NAT64, "local-use NAT64")):
+        if ip in network:
+            return ipaddress.IPv4Address(int(ip) & _LOW32), form
+    return ip, None
 
 
 def is_public_address(ip: IPAddress) -> bool:
@@ -74,28 +96,39 @@ def is_public_address(ip: IPAddress) -> bool:
 
     `is_global` is false for loopback, RFC 1918, link-local (which holds the cloud metadata
     address 169.254.169.254), carrier-grade NAT, documentation and reserved ranges; IPv6
-    addresses that carry an IPv4 address (mapped, 6to4, NAT64) are judged by that address.
+    addresses that carry an IPv4 address (mapped, compatible, translated, NAT64, 6to4) are
+    judged by that address. An IPv6 address must also be global unicast (2000::/3): Python
+    3.11's `is_global` passes the reserved ::/8 and deprecated site-local fec0::/10.
     """
-    ip = _embedded_ipv4(ip)
-    return ip.is_global and not ip.is_multicast and ip not in METADATA_ADDRESSES
+    if ip in _LOCAL_NAT64:
+        return False
+    inner, _ = _embedded_ipv4(ip)
+    if isinstance(inner, ipaddress.IPv6Address) and inner not in _GLOBAL_UNICAST:
+        return False
+    return inner.is_global and not inner.is_multicast and inner not in METADATA_ADDRESSES
 
 
 def address_refusal(ip: IPAddress, allow_private: bool = False) -> str | None:
     """Why a crawl may not connect to this address, or None when it may.
 
-    With allow_private (tests, the demo, intranet sources) loopback and private addresses are
-    fine; metadata, link-local, unspecified and multicast addresses are refused regardless.
+    With allow_private (crawl.allow_private_networks: tests, the demo, intranet sources)
+    loopback and private addresses are fine; metadata, link-local, deprecated site-local,
+    unspecified and multicast addresses are refused regardless, in whatever IPv6 form they come.
     """
-    inner = _embedded_ipv4(ip)
+    inner, form = _embedded_ipv4(ip)
+    about = f"{form} form of {inner}; " if form else ""
+    never = f"{about}refused whatever crawl.allow_private_networks says"
     if ip in METADATA_ADDRESSES or inner in METADATA_ADDRESSES:
-        return f"cloud metadata address {ip}"
+        return f"cloud metadata address {ip} ({never})"
     if inner.is_link_local:
-        return f"link-local address {ip}"
+        return f"link-local address {ip} ({never})"
+    if isinstance(inner, ipaddress.IPv6Address) and inner.is_site_local:
+        return f"deprecated site-local address {ip} ({never})"
     if inner.is_unspecified or inner.is_multicast:
-        return f"unspecified or multicast address {ip}"
+        return f"unspecified or multicast address {ip} ({never})"
     if allow_private or is_public_address(ip):
         return None
-    return f"non-public address {ip} (set crawl.allow_private_networks = true to allow)"
+    return f"non-public address {ip} ({about}set crawl.allow_private_networks = true to allow)"
 
 
 def _resolve(host: str, port: int) -> list[str] | None:

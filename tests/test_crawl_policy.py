@@ -359,12 +359,40 @@ def test_run_budget_counts_requests_and_time_across_crawlers() -> None:
     ("fe80::1", True, "link-local"), ("::ffff:169.254.169.254", True, "metadata"),
     ("64:ff9b::a9fe:a9fe", True, "metadata"), ("2002:a9fe:a9fe::1", True, "metadata"),
     ("0.0.0.0", True, "unspecified"), ("2002:0a00:0001::1", False, "non-public"),
+    ("2606:4700::6810:84e5", False, None), ("::1", False, "non-public"), ("::1", True, None),
+    ("::", True, "unspecified"),
+    # IPv4-compatible (::a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), NAT64 (well-known and
+    # local-use): judged by the IPv4 address they carry
+    ("::127.0.0.1", False, "non-public"), ("::127.0.0.1", True, None),
+    ("::169.254.169.254", True, "metadata"), ("::10.1.2.3", False, "non-public"),
+    ("::8.8.8.8", False, None), ("::ffff:0:a9fe:a9fe", True, "metadata"),
+    ("::ffff:0:7f00:1", False, "non-public"), ("::ffff:0:808:808", False, None),
+    ("64:ff9b::a00:1", False, "non-public"), ("64:ff9b::808:808", False, None),
+    ("64:ff9b::169.254.10.1", True, "link-local"),
+    ("64:ff9b:1::a9fe:a9fe", True, "metadata"), ("64:ff9b:1::a9fe:a9fe", False, "metadata"),
+    # local-use NAT64 translates to whatever the local translator says: never public
+    ("64:ff9b:1::808:808", False, "non-public"), ("64:ff9b:1::a00:1", True, None),
+    # deprecated site-local (fec0::/10), unassigned and unique-local IPv6
+    ("fec0::1", False, "site-local"), ("fec0::1", True, "site-local"),
+    ("fe00::1", False, "non-public"), ("4000::1", False, "non-public"),
+    ("fd12:3456::1", False, "non-public"), ("fd12:3456::1", True, None),
 ])
 def test_address_refusal(address: str, allowed: bool, refused: str | None) -> None:
     import ipaddress
 
     reason = address_refusal(ipaddress.ip_address(address), allow_private=allowed)
     assert (reason is None) if refused is None else (reason is not None and refused in reason)
+
+
+def test_address_refusal_names_the_setting_and_the_embedded_address() -> None:
+    import ipaddress
+
+    reason = address_refusal(ipaddress.ip_address("::127.0.0.1"))
+    assert reason == ("non-public address ::7f00:1 (IPv4-compatible form of 127.0.0.1; "
+                      "set crawl.allow_private_networks = true to allow)")
+    always = address_refusal(ipaddress.ip_address("::ffff:0:a9fe:a9fe"), allow_private=True)
+    assert always is not None and "IPv4-translated form of 169.254.169.254" in always
+    assert "whatever crawl.allow_private_networks says" in always
 
 
 class _FakeUpstream:

@@ -48,6 +48,11 @@ BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">'
                   "<loc>{{base}}/news/ok.html?&lol9;</loc></url></urlset>")
 
 
+# The metadata address in IPv4-compatible, IPv4-translated and local-use NAT64 forms.
+EMBEDDED_METADATA = ("http://[::169.254.169.254]/latest/", "http://[::ffff:0:a9fe:a9fe]/latest/",
+                     "http://[64:ff9b:1::a9fe:a9fe]/latest/")
+
+
 @pytest.fixture(scope="module")
 def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
     tmp = tmp_path_factory.mktemp("unsafe")
@@ -62,7 +67,7 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
         "feed.rss": rss_feed([
             "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
             "http://[fd00:ec2::254]/latest/meta-data/", "http://100.100.100.200/latest/",
-            "{{base}}/go/meta", "{{base}}/go/zero", "{{base}}/go/loop", "{{base}}/go/file",
+            *EMBEDDED_METADATA, "{{base}}/go/meta", "{{base}}/go/zero", "{{base}}/go/loop", "{{base}}/go/file",
             "{{base}}/news/huge.html", "{{base}}/files/report.pdf", "{{base}}/news/empty.html",
             "{{base}}/news/latin1.html", "{{base}}/news/ok.html"]),
         "news/huge.html": article_html("Huge", paragraphs=200),
@@ -103,7 +108,8 @@ def crawled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
 
 def test_metadata_addresses_are_refused_even_when_private_networks_are_allowed(crawled: Crawled) -> None:
     for url in ("http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-                "http://[fd00:ec2::254]/latest/meta-data/", "http://100.100.100.200/latest/"):
+                "http://[fd00:ec2::254]/latest/meta-data/", "http://100.100.100.200/latest/",
+                *EMBEDDED_METADATA):
         page = crawled.page(url)
         assert page["error"].startswith("private_network: ") and "metadata" in page["error"]
         assert page["status"] == 0 and page["html"] is None
@@ -125,7 +131,7 @@ def test_size_redirect_and_type_limits_are_recorded(crawled: Crawled) -> None:
     assert pdf["error"] == "not_html: content type application/pdf" and pdf["html"] is None
     assert crawled.reason("/news/empty.html") == "empty"
     counters = crawled.report.sources["unsafe"]
-    assert counters["errors"] == {"private_network": 5, "too_many_redirects": 1, "http_302": 1,
+    assert counters["errors"] == {"private_network": 8, "too_many_redirects": 1, "http_302": 1,
                                   "too_large": 1, "not_html": 1, "empty": 1}
 
 
