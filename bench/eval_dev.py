@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import DealwatchError
+from models.records import passage_of
 from pipeline.analyze import Analyzer
 from pipeline.config import load_config
 from pipeline.evaluate import PRECISION_AT, evaluate, format_report, load_gold
@@ -93,7 +94,7 @@ def main() -> int:
 
 
 def _print_candidates(analyzer: Analyzer, records: list[dict[str, Any]]) -> None:
-    for record, analysis in zip(records, analyzer.analyze_many(r["text"] for r in records),
+    for record, analysis in zip(records, analyzer.analyze_many(map(passage_of, records)),
                                 strict=True):
         print(f"-- {record['id']} {record['is_deal']} {record['vendors']} {record['countries']}")
         for c in analysis.candidates:

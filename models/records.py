@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,3 +104,20 @@ class Candidate:
         if with_signals:
             out["signals"] = data["signals"]
         return out
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A text with the headline it ran under: the headline is read as context (the country, the
+    kind of deal, the vendor a story is about), never as evidence of its own. Offsets in the
+    analysis are offsets into `text`."""
+
+    text: str
+    title: str | None = None
+
+
+def passage_of(record: Mapping[str, Any]) -> Passage:
+    """The passage of a labelled or `analyze --jsonl` record: its "text" and, when it has one,
+    its "title" string."""
+    title = record.get("title")
+    return Passage(record["text"], title if isinstance(title, str) else None)

@@ -14,10 +14,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from models.errors import DealwatchError
-from models.records import Candidate, Entity
+from models.records import Candidate, Entity, Passage
 from pipeline.config import Config
 from pipeline.cues import add_cue_components
-from pipeline.detect import CANDIDATES_KEY  # also registers the detector's spaCy factory
+from pipeline.detect import CANDIDATES_KEY, HEADLINE_KEY  # also registers the detector's spaCy factory
 from pipeline.gazetteer import EXTRA_DATA
 from pipeline.rank import SHIPPED, Ranker, attach_scorer  # also registers the scorer's factory
 from pipeline.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
@@ -42,6 +42,10 @@ class Analysis:
     candidates: list[Candidate]
 
 
+_HEADLINE_BREAK = "\n\n"
+_HEADLINE_CHARS = 500  # a longer "title" is no headline: only its start is read
+
+
 class AnalyzerLike(Protocol):
     """What processing and evaluation need of an analyser (tests pass stand-ins)."""
 
@@ -50,7 +54,8 @@ class AnalyzerLike(Protocol):
     @property
     def config(self) -> Config: ...
 
-    def analyze_many(self, texts: Iterable[str], batch_size: int = ...) -> Iterator[Analysis]: ...
+    def analyze_many(self, texts: Iterable[str | Passage], batch_size: int = ...
+                     ) -> Iterator[Analysis]: ...
 
 
 class Analyzer:
@@ -93,13 +98,29 @@ class Analyzer:
         logger.info("analyser %s built (pipeline: %s)", version, ", ".join(nlp.pipe_names))
         return cls(nlp, config, model, version)
 
-    def analyze(self, text: str) -> Analysis:
-        return _analysis(self.nlp(self._analysable(text)))
+    def analyze(self, text: str, title: str | None = None) -> Analysis:
+        return next(self.analyze_many([Passage(text, title)]))
 
-    def analyze_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[Analysis]:
-        """Analyse texts in order, one Analysis per text (streams: nothing is kept in memory)."""
-        for doc in self.nlp.pipe(map(self._analysable, texts), batch_size=batch_size):
+    def analyze_many(self, texts: Iterable[str | Passage], batch_size: int = 64
+                     ) -> Iterator[Analysis]:
+        """Analyse texts (or passages with their headlines) in order, one Analysis per text
+        (streams: nothing is kept in memory)."""
+        for doc in self.nlp.pipe(map(self._doc, texts), batch_size=batch_size):
             yield _analysis(doc)
+
+    def _doc(self, item: str | Passage) -> Doc:
+        """The doc to analyse: the headline, a blank line, then the text. The detector reads
+        sentences before doc.user_data[HEADLINE_KEY] as the headline."""
+        passage = item if isinstance(item, Passage) else Passage(item)
+        # one line (a line break ends a sentence), and only as long as a headline may be
+        title = " ".join((passage.title or "")[:_HEADLINE_CHARS].split())
+        prefix = self._analysable(title) + _HEADLINE_BREAK if title else ""
+        text = self._analysable(passage.text)
+        if len(prefix) + len(text) > self.nlp.max_length:
+            prefix = ""  # the text alone fills what the model takes
+        doc = self.nlp.make_doc(prefix + text)
+        doc.user_data[HEADLINE_KEY] = len(prefix)
+        return doc
 
     def _analysable(self, text: str) -> str:
         """The text as spaCy can take it; offsets into it are offsets into `text`.
@@ -118,12 +139,17 @@ class Analyzer:
 
 
 def _analysis(doc: Doc) -> Analysis:
+    """Entities and candidates with offsets into the text (the headline's entities are left out)."""
+    shift = doc.user_data.get(HEADLINE_KEY, 0)
     entities = [
-        Entity(text=ent.text, label=ent.label_, start=ent.start_char, end=ent.end_char,
-               id=ent.ent_id_ or None)
-        for ent in doc.ents
+        Entity(text=ent.text, label=ent.label_, start=ent.start_char - shift,
+               end=ent.end_char - shift, id=ent.ent_id_ or None)
+        for ent in doc.ents if ent.start_char >= shift
     ]
     candidates: list[Candidate] = doc.user_data.get(CANDIDATES_KEY, [])
+    for candidate in candidates:
+        candidate.start -= shift
+        candidate.end -= shift
     return Analysis(entities=entities, candidates=candidates)
 
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from models.errors import DealwatchError
+from models.records import Passage
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, read_watchlist, resolve_db_path
 from pipeline.export import FORMATS as EXPORT_FORMATS
 from pipeline.present import money
@@ -1486,18 +1487,23 @@ def _read_input(path: str) -> str:
         fail(f"{path}: cannot read: {exc.strerror}")
 
 
-def _document_text(record: dict[str, Any]) -> str:
-    from pipeline.extract import html_to_text, looks_like_html
+def _document_passage(record: dict[str, Any]) -> Passage:
+    """The text to analyse and its headline: the record's "title", else the page's own."""
+    from pipeline.extract import html_to_passage, looks_like_html
 
-    url = record.get("url")
-    if url is not None and not isinstance(url, str):
-        raise ValueError('"url" must be a string')
-    if isinstance(record.get("html"), str):
-        return html_to_text(record["html"], url)
-    text = record.get("text")
-    if not isinstance(text, str):
-        raise ValueError('needs a "text" or an "html" string')
-    return html_to_text(text, url) if looks_like_html(text) else text
+    url, title = record.get("url"), record.get("title")
+    for name, value in (("url", url), ("title", title)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f'"{name}" must be a string')
+    html = record.get("html")
+    if not isinstance(html, str):
+        html = record.get("text")
+        if not isinstance(html, str):
+            raise ValueError('needs a "text" or an "html" string')
+        if not looks_like_html(html):
+            return Passage(html, title)
+    text, headline = html_to_passage(html, url)
+    return Passage(text, title or headline)
 
 
 def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
@@ -1511,7 +1517,8 @@ def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
 @main.command()
 @click.argument("source", default="-", metavar="FILE|-")
 @click.option("--jsonl", is_flag=True,
-              help='Input has one JSON object per line: {"id": ..., "text": ...} (or "html").')
+              help='Input has one JSON object per line: {"id": ..., "text": ...} (or "html"), '
+                   'with an optional "title": the headline, read as context.')
 @click.option("--signals", is_flag=True, help="Also show why each candidate scored as it did.")
 @click.option("--ranker", "ranker_path", default=None, metavar="PATH",
               help="Score with this ranker model (dealwatch train); default: process.ranker, "
@@ -1524,7 +1531,8 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
     """Tag entities and detect deal candidates in text or HTML, without the database.
 
     Prints JSON: {"id", "entities": [...], "candidates": [...]} (one object per line with
-    --jsonl). HTML is detected and its main text extracted first.
+    --jsonl). HTML is detected and its main text and headline extracted first. A headline is
+    context (the country, the kind of deal, the vendor a story is about), never evidence.
 
     \b
     Example:
@@ -1538,11 +1546,11 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
     path = ranker_path or state.config.settings.process.ranker
     analyzer = state.analyzer(use_model, ranker=load(path) if path else SHIPPED)
     if not jsonl:
-        analysis = analyzer.analyze(_document_text({"text": raw}))
+        analysis = next(analyzer.analyze_many([_document_passage({"text": raw})]))
         click.echo(json.dumps(_analysis_json(source, analysis, signals), ensure_ascii=False))
         return
     bad = 0
-    docs: list[tuple[Any, str]] = []
+    docs: list[tuple[Any, Passage]] = []
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
@@ -1550,11 +1558,11 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-            docs.append((record.get("id", lineno), _document_text(record)))
+            docs.append((record.get("id", lineno), _document_passage(record)))
         except (ValueError, DealwatchError) as exc:  # JSONDecodeError is a ValueError
             bad += 1
             click.echo(f"{source}:{lineno}: skipped: {exc}", err=True)
-            docs.append((lineno, ""))
+            docs.append((lineno, Passage("")))
     for (doc_id, _), analysis in zip(docs, analyzer.analyze_many(t for _, t in docs),
                                         strict=True):
         click.echo(json.dumps(_analysis_json(doc_id, analysis, signals), ensure_ascii=False))

@@ -25,6 +25,8 @@ from pipeline.tag import COUNTERPARTS_KEY, MONTHS, PLACES_KEY, WEEKDAYS
 logger = logging.getLogger(__name__)
 
 CANDIDATES_KEY = "dealwatch_candidates"  # doc.user_data key the detector component fills
+# doc.user_data key: the characters before it are the story's headline, context and no evidence
+HEADLINE_KEY = "dealwatch_headline_end"
 
 # Counterpart strengths: how sure we are that a public body is a party to the deal.
 NAMED = 1.0  # a named ministry, agency, state company ("Telecom Egypt", "Ministry of Interior")
@@ -127,6 +129,7 @@ class SentenceFacts:
     plan: bool = False  # the vendor's hopes and plans ("Huawei aims to win")
     lost: bool = False  # the vendor named lost the bid ("Huawei lost out to Ericsson")
     own_facility: bool = False  # the vendor opens its own site ("opened its first data centre")
+    headline: bool = False  # the story's headline: context for the deals below it, none itself
 
 
 class _Mentions:
@@ -241,6 +244,8 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
     deals: list[tuple[int, Candidate]] = []
     aggregates: list[tuple[int, Candidate]] = []
     for i, fact in enumerate(facts):
+        if fact.headline:
+            continue  # a headline says what the story is about; its sentences give the evidence
         if fact.aggregate:
             aggregate = _aggregate_candidate(text, detector, facts, i)
             if aggregate:
@@ -277,7 +282,9 @@ def _kept(candidate: Candidate, keep: float) -> bool:
 
 def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
     sents = list(doc.sents)
-    facts = [SentenceFacts(span=s, text=text[s.start_char:s.end_char]) for s in sents]
+    headline_end = doc.user_data.get(HEADLINE_KEY, 0)
+    facts = [SentenceFacts(span=s, text=text[s.start_char:s.end_char],
+                           headline=s.end_char <= headline_end) for s in sents]
     sent_of = [0] * len(doc)
     for i, sent in enumerate(sents):
         sent_of[sent.start:sent.end] = [i] * (sent.end - sent.start)
@@ -687,33 +694,35 @@ def _lede(facts: list[SentenceFacts]) -> list[tuple[int, float]]:
     return [(j, NEIGHBOUR) for j in range(min(LEDE_SENTENCES, len(facts)))]
 
 
-def _lede_about(facts: list[SentenceFacts], vendors: list[str], country: str | None
-                ) -> list[tuple[int, float]]:
-    """Lede sentences that may be about this deal: no other vendor, no other country.
+def _lede_about(facts: list[SentenceFacts], vendors: list[str], country: str | None,
+                homes: set[str]) -> list[tuple[int, float]]:
+    """Lede sentences that may be about this deal: no other vendor, no other foreign country
+    (the vendor's home is no other deal's: "China gains clout in Ecuador through …").
 
     "Malawi broke ground on a US$75 million data centre …" comes two sentences before "Huawei
     was selected for the project": the lede states the amount the later sentences leave out.
     """
-    out = []
-    for j, weight in _lede(facts):
-        fact = facts[j]
-        codes = {code for code, _, _ in fact.countries} | set(fact.places)
-        if set(fact.vendors) - set(vendors) or codes - {country}:
-            continue
-        out.append((j, weight))
-    return out
+    return [(j, weight) for j, weight in _lede(facts)
+            if not _about_another(facts[j], vendors, country, homes)]
 
 
-def _about(facts: list[SentenceFacts], vendors: list[str], country: str | None
-           ) -> list[tuple[int, float]]:
+def _about_another(fact: SentenceFacts, vendors: list[str], country: str | None,
+                   homes: set[str]) -> bool:
+    """Whether a sentence names another vendor or another foreign country than this deal's."""
+    codes = {code for code, _, _ in fact.countries} | set(fact.places)
+    return bool(set(fact.vendors) - set(vendors) or codes - {country} - homes)
+
+
+def _about(facts: list[SentenceFacts], vendors: list[str], country: str | None,
+           homes: set[str]) -> list[tuple[int, float]]:
     """Sentences anywhere in the story about this deal: they name its vendor or its country,
     and no other vendor or foreign country ("The 5,457 km cable will link 14 coastal towns" two
     sentences before "Huawei and the government signed the contract")."""
     out = []
     for j, fact in enumerate(facts):
-        codes = {code for code, _, _ in fact.countries} | set(fact.places)
-        if set(fact.vendors) - set(vendors) or codes - {country}:
+        if _about_another(fact, vendors, country, homes):
             continue
+        codes = {code for code, _, _ in fact.countries} | set(fact.places)
         if set(fact.vendors) & set(vendors) or (country and country in codes):
             out.append((j, NEIGHBOUR))
     return out
@@ -728,6 +737,12 @@ def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
         return list(dict.fromkeys(facts[i - 1].vendors)), 1
     if i > 1 and facts[i - 2].vendors and facts[i].words.get("anaphor"):
         return list(dict.fromkeys(facts[i - 2].vendors)), 2
+    # A story whose text names no vendor is about the one its headline names ("Huawei project
+    # hits snag" over "The deal calls for 12,000 cameras …").
+    if not any(f.vendors for f in facts if not f.headline):
+        for j, f in enumerate(facts):
+            if f.headline and f.vendors:
+                return list(dict.fromkeys(f.vendors)), i - j
     return [], 0
 
 
@@ -758,12 +773,13 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         country = None
     if counterpart is None:
         counterpart = _unlisted_party(facts, i)
-    lede = _lede_about(facts, vendors, country)
+    lede = _lede_about(facts, vendors, country, homes)
     # "… will build and equip the centre": the kind of deal may be named only in the lede
     deal_types = (_deal_types(facts, window) or _deal_types(facts, lede)
-                  or _deal_types(facts, _about(facts, vendors, country)))
+                  or _deal_types(facts, _about(facts, vendors, country, homes)))
     stage, stage_from = _deal_stage(detector, facts, window, vendors, country)
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
+    used = {j for j in used if not facts[j].headline}  # the evidence is the text's own
     start_sent, end_sent = min(used), max(used)
     value, currency = _value(detector, facts, window + lede, country)
     year = _year(fact.text) or _model_year(fact.dates)
@@ -899,8 +915,10 @@ def _pick_country(facts: list[SentenceFacts], window: list[tuple[int, float]],
     foreign = set(countries - homes)
     if len(foreign) == 1:
         return foreign.pop(), "document"
-    if facts and facts[0].places and facts[0].places[0] not in homes:
-        return facts[0].places[0], "dateline"
+    # the dateline ("NAIROBI —"), or a city in the headline above it
+    for fact in facts[:next((j for j, f in enumerate(facts) if not f.headline), 0) + 1]:
+        if fact.places and fact.places[0] not in homes:
+            return fact.places[0], "dateline"
     return None, ""
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES, Rules
 from models.errors import DealwatchError
-from models.records import Candidate
+from models.records import Candidate, passage_of
 from pipeline.jsonl import read_jsonl
 
 if TYPE_CHECKING:  # the analyser loads spaCy; reading and scoring gold files does not need it
@@ -73,8 +73,9 @@ def _check_record(data: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise GoldError(f"{where}: {name}: a list of strings is required")
         record[name] = value
-    if data.get("counterpart") is not None and not isinstance(data["counterpart"], str):
-        raise GoldError(f"{where}: counterpart: a string or null is required")
+    for name in ("counterpart", "title"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise GoldError(f"{where}: {name}: a string or null is required")
     for name, allowed in (("stage", STAGES), ("counterpart_type", COUNTERPART_TYPES)):
         if data.get(name) is not None:
             record[name] = _check_values(data[name], allowed, f"{where}: {name}")
@@ -361,8 +362,8 @@ def evaluate(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerLike,
     scores: list[float] = []
     positives: list[bool] = []
     counterparts: list[tuple[str, str, Candidate]] = []  # (id, gold, top candidate)
-    texts = [r["text"] for r in records]
-    for record, analysis in zip(records, analyzer.analyze_many(texts), strict=True):
+    passages = [passage_of(r) for r in records]
+    for record, analysis in zip(records, analyzer.analyze_many(passages), strict=True):
         counts["passages"] += 1
         label = record["is_deal"]
         gold_vendors = {vid for v in record["vendors"] if (vid := vendor_ids.get(v))}

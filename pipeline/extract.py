@@ -184,16 +184,22 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
 
 def html_to_text(html: str, url: str | None = None) -> str:
     """Main text of an HTML document, or all of its text when extraction finds no article."""
+    return html_to_passage(html, url)[0]
+
+
+def html_to_passage(html: str, url: str | None = None) -> tuple[str, str | None]:
+    """Main text and headline of an HTML document; all of its text and no headline when
+    extraction finds no article."""
     result = extract_article(html, url or "https://example.invalid/", min_text_chars=0)
     if result.article:
-        return result.article.text
+        return result.article.text, result.article.title or None
     try:
         root = lxml.html.fromstring(html)
     except (etree.ParserError, ValueError):
-        return ""
+        return "", None
     for junk in root.xpath("//script|//style|//noscript"):
         junk.drop_tree()
     # Block elements end a line, so paragraphs stay apart as they would in extracted text.
     for block in root.iter("p", "div", "li", "h1", "h2", "h3", "h4", "br", "tr"):
         block.tail = "\n" + (block.tail or "")
-    return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())
+    return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip()), None

@@ -27,7 +27,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from models.errors import DealwatchError
-from models.records import Candidate
+from models.records import Candidate, passage_of
 from pipeline.detect import CANDIDATES_KEY
 
 if TYPE_CHECKING:  # the analyser loads spaCy models; ranking a stored candidate does not need it
@@ -369,7 +369,7 @@ def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerL
 
     vendor_ids = _resolve(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
     out: list[Example] = []
-    for record, analysis in zip(records, analyzer.analyze_many([r["text"] for r in records]),
+    for record, analysis in zip(records, analyzer.analyze_many(map(passage_of, records)),
                                 strict=True):
         label = record["is_deal"]
         gold_vendors = {vid for v in record["vendors"] if (vid := vendor_ids.get(v))}

@@ -445,3 +445,45 @@ def test_aggregates_without_the_word_deals(rules, text) -> None:
 def test_one_deal_of_many_cameras_is_not_an_aggregate(rules) -> None:
     deal = best(rules, "Uganda's police signed a contract with Huawei to install 5,000 cameras in Kampala.")
     assert deal.kind == "deal" and deal.signals["aggregate"] == 0.0
+
+
+# --- the headline as context ------------------------------------------------------------------
+
+
+def test_headline_gives_the_country_the_text_leaves_out(analyzer) -> None:
+    text = ("A contract for 800 traffic cameras was signed on Tuesday between the Directorate of "
+            "Road Safety and ZTE, which will also train the operators.")
+    without = analyzer.analyze(text).candidates
+    assert not any(c.country for c in without)
+    result = analyzer.analyze(text, title="Malawi orders traffic cameras from ZTE")
+    deal = next(c for c in result.candidates if c.kind == "deal")
+    assert deal.country == "MW"
+    # offsets stay offsets into the text, and the headline's own names are not the text's
+    assert text[deal.start:deal.end] == deal.sentence
+    assert all(text[e.start:e.end] == e.text for e in result.entities)
+    assert not any(e.text == "Malawi" for e in result.entities)
+
+
+def test_headline_names_the_vendor_of_a_story_that_only_says_the_deal(analyzer) -> None:
+    text = ("The agreement, signed when the two presidents met in March, covers 3,000 cameras for "
+            "the capital, Lusaka, and a command centre for the Zambia Police Service.")
+    assert not analyzer.analyze(text).candidates
+    deals = [c for c in analyzer.analyze(text, title="Hikvision deal for Lusaka cameras stalls"
+                                         ).candidates if c.kind == "deal"]
+    assert deals and deals[0].vendor == "hikvision" and deals[0].country == "ZM"
+    assert deals[0].deal_type == "safe_city"
+
+
+def test_headline_gives_the_kind_of_deal(analyzer) -> None:
+    text = "Nokia lost the tender; Huawei will carry out the project for Uganda's ICT ministry."
+    deal = one_deal(analyzer, text)
+    assert deal.deal_type == "other"
+    titled = analyzer.analyze(text, title="China's Huawei to lay Uganda fibre backbone").candidates
+    assert [c.deal_type for c in titled if c.kind == "deal"][:1] == ["fibre_backbone"]
+
+
+def test_headline_alone_is_no_evidence(analyzer) -> None:
+    # a headline about a deal over a text that is about something else raises no candidate
+    result = analyzer.analyze("Shares in the company rose 2% in Shenzhen trading on Friday.",
+                              title="Huawei signs Kenya cloud deal")
+    assert not [c for c in result.candidates if c.score >= analyzer.config.rules.scoring.threshold]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from models.records import Candidate
+from models.records import Candidate, Passage
 from pipeline.analyze import Analysis, Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config
 from pipeline.evaluate import (
@@ -162,8 +162,10 @@ class ScriptedAnalyzer:
     def config(self) -> Config:
         return self.real.config
 
-    def analyze_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[Analysis]:
-        for text in texts:
+    def analyze_many(self, texts: Iterable[str | Passage], batch_size: int = 64
+                     ) -> Iterator[Analysis]:
+        for item in texts:
+            text = item.text if isinstance(item, Passage) else item
             if text in self.script:
                 yield Analysis(entities=[], candidates=self.script[text])
             else:
