@@ -121,7 +121,8 @@ def read_watchlist(paths: list[Path], text: str | None = None) -> list[Watchlist
 # Categories that cue patterns may use (pipeline.cues): those of rules.toml's vocabularies that
 # patterns extend, and the classes only patterns make.
 CUE_LABELS = frozenset(("approval", "cancel", "plan", "lose", "compare", "removal", "own_facility",
-                        "T:verb", "T:weak_verb", "T:noun", "T:weak_noun", "neg", "weak_neg", "hedge"))
+                        "T:verb", "T:weak_verb", "T:noun", "T:weak_noun", "neg", "weak_neg", "hedge",
+                        "concessive"))
 
 
 def cue_pattern_files(directory: Path, lang: str = "en") -> list[Path]:

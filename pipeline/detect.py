@@ -385,6 +385,10 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     sent = fact.span
     background = _background_tokens(doc, sent, words.get("concessive", []))
     fact.countries = [c for c in fact.countries if c[1] not in background]
+    # "While critics ask whether the centre was needed, the ministry signed …": a doubt in the
+    # background is not a doubt about the deal
+    if background and words.get("hedge"):
+        words["hedge"] = [(w, t) for w, t in words["hedge"] if t not in background]
     negated = _negated_tokens(doc, sent, fact.negators)
     for category in list(words):  # "did not announce any agreement" announces none
         if category.startswith(("T:", "stage:", "weak_stage:")):
@@ -676,7 +680,11 @@ def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]], fact: Se
     # one country; "Huawei, present in 170 countries, signed with Kenya" names its deal's.
     foreign = any(code not in homes for code, _, demonym in fact.countries if not demonym)
     national = any(doc[t].lower_ in _NATIONAL_SCOPES for t in scopes)  # not "nine other cities"
-    return bool(national and not foreign and any(cat.startswith("type:") for cat in words))
+    if national and not foreign and any(cat.startswith("type:") for cat in words):
+        return True
+    # "Governments in Africa and Asia have gone ahead with deals …": deals in the plural with
+    # parties in the plural, and not one country named, are many deals, however uncounted
+    return bool(words.get("agg_count") and words.get("agg_scope") and not foreign)
 
 
 def _window(facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:

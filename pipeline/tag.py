@@ -304,6 +304,8 @@ class AgencyMatcher:
         cap_or_conn = {"TEXT": {"REGEX": f"^(?:{_CAP}|{'|'.join(map(re.escape, _CONNECTORS))})$"},
                        "ENT_TYPE": {"NOT_IN": ["VENDOR", "COUNTRY"]}}
         head = {"ORTH": {"IN": sorted(self.head_type)}}
+        # "Directorate General for National Security", "Directorate-General of Customs"
+        general = {"ORTH": {"IN": ["General", "-"]}, "OP": "{0,2}"}
         of = {"LOWER": {"IN": ["of", "for"]}}
         the = {"LOWER": "the", "OP": "?"}
         # a country's words, however many its longest name has ("Papua New Guinea")
@@ -326,7 +328,7 @@ class AgencyMatcher:
         described = {"IS_LOWER": True, "IS_STOP": False}
         patterns: dict[str, list[list[dict[str, Any]]]] = {
             "NAMED": [
-                [head, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
+                [head, general, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
                 # Ministry of Information, Communications and the Digital Economy
                 [head, of, the, cap, {**cap_or_conn, "OP": "{0,4}"}, {"ORTH": ","},
                  {**cap, "OP": "{1,3}"}, {"LOWER": "and"}, the, {**cap, "OP": "{1,4}"}],
@@ -354,7 +356,8 @@ class AgencyMatcher:
                  {"ORTH": ","}, {"LOWER": {"IN": ["the", "a", "an"]}, "OP": "?"}, *state_owned],
             ],
             "SOE_NAME": [
-                [country, soe_name,
+                # Telecom Egypt, the Bolivia National Telecommunications Company
+                [country, {"ORTH": {"IN": ["National", "State", "Public"]}, "OP": "?"}, soe_name,
                  {"ORTH": {"IN": ["Corp.", "Corp", "Corporation", "Company", "Limited", "Ltd", "Ltd."]},
                   "OP": "?"}],
                 [soe_name, country],

@@ -487,3 +487,25 @@ def test_headline_alone_is_no_evidence(analyzer) -> None:
     result = analyzer.analyze("Shares in the company rose 2% in Shenzhen trading on Friday.",
                               title="Huawei signs Kenya cloud deal")
     assert not [c for c in result.candidates if c.score >= analyzer.config.rules.scoring.threshold]
+
+
+def test_a_doubt_in_a_fronted_concessive_clause_is_background(analyzer) -> None:
+    signed = ("the Ministry of Digital Economy of Togo signed a contract with Huawei for a "
+              "national data centre.")
+    fronted = analyzer.analyze("While lawmakers asked whether the country could afford it, "
+                               + signed).candidates
+    assert fronted[0].signals["hedged"] == 0.0 and fronted[0].country == "TG"
+    # "while" inside a sentence joins two facts; a doubt about the deal itself still counts
+    doubted = analyzer.analyze("Officials said Togo may sign a contract with Huawei for a data "
+                               "centre while talks go on.").candidates
+    assert doubted[0].signals["hedged"] == 1.0
+
+
+def test_uncounted_deals_with_parties_in_the_plural_are_an_aggregate(analyzer) -> None:
+    text = ("Ministries across Latin America and the Caribbean have quietly signed contracts that "
+            "let ZTE run their data centres, a think tank found.")
+    result = analyzer.analyze(text).candidates
+    assert [c.kind for c in result if c.score >= 0.5] == ["aggregate"]
+    # one named country makes it one deal again
+    one = "Ministries in Peru have quietly signed contracts that let ZTE run their data centres."
+    assert [c.kind for c in flagged(analyzer, one)] == ["deal"]

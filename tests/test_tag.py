@@ -253,6 +253,13 @@ def test_amounts_are_not_place_names(rules_only) -> None:
     ("Kenya's Ministry of Information, Communications and the Digital Economy signed a cloud "
      "contract with Huawei.",
      "Kenya's Ministry of Information, Communications and the Digital Economy", "ministry", "KE"),
+    # a head with "General" after it, and a country's "National … Company"
+    ("Gabon's Directorate General for Civil Protection signed a camera contract with Dahua.",
+     "Gabon's Directorate General for Civil Protection", "agency", "GA"),
+    ("The Directorate-General of Immigration of Ghana signed an e-passport contract with Huawei.",
+     "Directorate-General of Immigration of Ghana", "agency", "GH"),
+    ("The Uruguay National Telecommunications Company awarded ZTE a 4G contract.",
+     "Uruguay National Telecommunications Company", "soe", "UY"),
 ])
 def test_counterparts_are_typed_with_their_country(rules_only, text, name, ctype, code) -> None:
     deal = rules_only.analyze(text).candidates[0]
