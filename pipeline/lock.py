@@ -1,7 +1,10 @@
 """One writing run at a time per database: an advisory file lock beside the database file.
 
 The kernel drops the lock when its process ends, however it ends (SIGKILL included), so a
-crashed run never leaves a stale lock behind.
+crashed run never leaves a stale lock behind. A flock belongs to the open file, not to the
+process: a subprocess handed the lock's descriptor (`inheritable_fd`, for `pass_fds`) holds the
+lock with its run, so a run killed before its crawl subprocess ends stays locked until that
+subprocess has ended too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ def lock_path(db_path: Path) -> Path:
     return Path(f"{db_path}.lock")
 
 
+# The locks this process holds, by lock file: a subprocess launched for the run finds its lock.
+_HELD: dict[Path, RunLock] = {}
+
+
+def held_lock(db_path: Path) -> RunLock | None:
+    """The run lock this process holds on the database at db_path, if it holds one."""
+    return _HELD.get(lock_path(Path(db_path)).resolve())
+
+
 class RunLock:
     """`with RunLock(db_path, "run"):` — raises RunLockedError when another run holds it."""
 
@@ -34,6 +46,8 @@ class RunLock:
         self.path = lock_path(Path(db_path))
         self.what = what
         self._fd: int | None = None
+        self._holder: dict[str, object] = {}
+        self._subprocesses: dict[str, int] = {}
 
     def holder(self) -> dict[str, object]:
         """What the holder wrote into the lock file (pid, command, since), if readable."""
@@ -50,24 +64,48 @@ class RunLock:
         except BlockingIOError:
             os.close(fd)
             held = self.holder()
-            who = (f"`dealwatch {held.get('command', '?')}` (pid {held.get('pid', '?')}, "
-                   f"since {held.get('since', '?')})") if held else "another process"
+            subprocesses = held.get("subprocesses")
+            helpers = "".join(f", its {what} pid {pid}" for what, pid in
+                              (subprocesses.items() if isinstance(subprocesses, dict) else ()))
+            who = (f"`dealwatch {held.get('command', '?')}` (pid {held.get('pid', '?')}"
+                   f"{helpers}, since {held.get('since', '?')})") if held else "another process"
             raise RunLockedError(
                 f"another dealwatch run is using {self.path.name[:-5]}: {who}; "
                 f"not starting `dealwatch {self.what}`") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({
-            "pid": os.getpid(), "command": self.what,
-            "since": utcnow(),
-        }).encode())
         self._fd = fd
+        self._holder = {"pid": os.getpid(), "command": self.what, "since": utcnow()}
+        self._write_holder()
+        _HELD[self.path.resolve()] = self
         logger.debug("took %s", self.path)
 
-    def release(self) -> None:
+    def _write_holder(self) -> None:
+        assert self._fd is not None
+        os.ftruncate(self._fd, 0)
+        holder = {**self._holder, "subprocesses": self._subprocesses} if self._subprocesses \
+            else self._holder
+        os.pwrite(self._fd, json.dumps(holder).encode(), 0)
+
+    def inheritable_fd(self) -> int:
+        """The locked descriptor, for `subprocess.Popen(pass_fds=...)`: the subprocess then
+        holds the lock until it exits, whatever becomes of this process."""
+        if self._fd is None:
+            raise RuntimeError(f"{self.path} is not held")
+        return self._fd
+
+    def add_subprocess(self, what: str, pid: int) -> None:
+        """Name a subprocess that shares the lock, for the message a refused run prints."""
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self._subprocesses[what] = pid
+            self._write_holder()
+
+    def release(self) -> None:
+        """Close the descriptor. No LOCK_UN: that would unlock a subprocess's copy as well;
+        the lock is free once every process holding the descriptor has closed it."""
+        if self._fd is not None:
+            _HELD.pop(self.path.resolve(), None)
             os.close(self._fd)
             self._fd = None
+            self._subprocesses = {}
 
     def __enter__(self) -> RunLock:
         self.acquire()

@@ -1,6 +1,6 @@
 """Crawl subprocess entry point: one Scrapy crawler per source, pages stored, one JSON report line.
 
-    python -m scrapers.run --db PATH --config DIR [--source ID ...] [--run-id N]
+    python -m scrapers.run --db PATH --config DIR [--source ID ...] [--run-id N] [--parent-pid PID]
 
 stdout carries exactly one line, the report:
 
@@ -30,6 +30,11 @@ stdout carries exactly one line, the report:
   stopped the crawl early, or null. What was fetched is stored; the next run goes on from
   there. A crawl stopped by its budget is not a failure.
 
+With --parent-pid (as `dealwatch crawl` and `run` start it) the crawl is killed when that process
+ends, however it ends. Until then it holds the run's lock, inherited from its parent, so no other
+run starts while it writes. Each page is stored in its own transaction: a kill loses only the
+requests under way, which the next run fetches.
+
 Exit status: 0 all went well, 1 a source needs attention (or config/database trouble, with a
 one-line message on stderr), 2 usage error (bad arguments, unknown source id).
 """
@@ -51,7 +56,7 @@ from scrapy.utils.reactor import install_reactor
 
 from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.crawl import CrawlError, UnknownSourceError, select_sources
+from pipeline.crawl import CrawlError, UnknownSourceError, die_with_parent, select_sources
 from pipeline.store import Store, StoreError
 from scrapers.budget import BUDGET_EXHAUSTED, RunBudget
 from scrapers.settings import crawl_settings
@@ -73,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="crawl only this source (repeatable; disabled sources too)")
     parser.add_argument("--run-id", type=int, default=None, metavar="N",
                         help="store pages under this existing run (default: start a crawl run)")
+    parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="stop when process PID (the launching dealwatch run) ends")
     return parser
 
 
@@ -169,6 +176,8 @@ def attention_reason(counters: dict[str, Any], finish_reason: str | None) -> str
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid)
     try:
         config = load_config(args.config)
         sources = select_sources(config, args.source)

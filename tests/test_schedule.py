@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -218,3 +219,109 @@ def test_sigterm_stops_a_run_and_its_crawl(tmp_path: Path) -> None:
         assert [(r["kind"], r["outcome"]) for r in store.runs()] == [("run", "interrupted")]
     with RunLock(db, "run"):
         pass
+
+
+def _running(pid: int) -> bool:
+    """True while process pid exists and is not a zombie (a zombie has closed its files)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_a_run_killed_with_sigkill_takes_its_crawl_along_and_no_run_overlaps_it(
+        tmp_path: Path) -> None:
+    """kill -9 of `dealwatch run`: its crawl subprocess ends too, no second run can start
+    while any process of the first is there, and the next run fetches only what was not stored."""
+    from sitefixtures import article_html, rss_feed, serve_dir, source_toml, write_config_dir, write_site
+
+    count = 20
+    links = [f"{{{{base}}}}/a/{i}.html" for i in range(count)]
+    site = write_site(tmp_path / "site", {"feed.xml": rss_feed(links),
+                                          **{f"a/{i}.html": article_html(f"Story {i}") for i in range(count)}},
+                      routes={f"/a/{i}.html": {"delay": 1, "file": f"a/{i}.html"} for i in range(count)})
+    db = tmp_path / "run.db"
+    cwd = Path(__file__).parent.parent
+    with serve_dir(site) as server:
+        sources = [source_toml("slow", "rss", [server.base_url + "/feed.xml"],
+                               allowed_domains=["127.0.0.1"])]
+        config = write_config_dir(tmp_path / "config", sources, concurrent_requests_per_domain=1,
+                                  download_delay=0.2)
+        command = [sys.executable, "-m", "pipeline.cli", "--db", str(db), "--config", str(config),
+                   "run", "--model", "never"]
+        first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 cwd=cwd)
+        try:
+            deadline = time.monotonic() + 60
+            while not _stored_articles(db) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert _stored_articles(db), "the crawl never stored an article"
+            crawl = [pid for pid in _processes_mentioning(str(db)) if pid != first.pid]
+            assert len(crawl) == 1, "no crawl subprocess found"
+            refused = CliRunner().invoke(main, command[3:])
+            assert refused.exit_code == 1
+            assert f"(pid {first.pid}, its crawl pid {crawl[0]}, since" in refused.output
+            os.kill(first.pid, signal.SIGKILL)
+            assert first.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            first.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with RunLock(db, "run"):
+                    assert not _running(crawl[0]), "a run could start while the killed run's crawl ran"
+                break
+            except RunLockedError:
+                assert time.monotonic() < deadline, "the crawl subprocess outlived its run"
+                time.sleep(0.02)
+        stored = _stored_articles(db)
+        before = len(server.requests)
+        # the rest at once: no delay, every article in parallel
+        fast = write_config_dir(tmp_path / "fast", sources, concurrent_requests_per_domain=count)
+        second = subprocess.run([*command[:6], str(fast), *command[7:]], capture_output=True,
+                                text=True, timeout=120, cwd=cwd, check=False)
+        fetched_again = {server.base_url + r for r in server.requests[before:] if "/a/" in r}
+    assert second.returncode == 0, second.stderr
+    assert 0 < len(stored) < count, "the run was not killed half way"
+    assert len(_stored_articles(db)) == count  # every story stored, once (pages.url is unique)
+    assert fetched_again == set(_stored_articles(db)) - set(stored)
+    with Store(db) as store:
+        outcomes = [(r["kind"], r["outcome"]) for r in store.runs()]
+    assert outcomes == [("run", "ok"), ("run", "aborted")]
+
+
+def _stored_articles(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db)
+    try:
+        return [r[0] for r in conn.execute(
+            "SELECT url FROM pages WHERE role = 'article' AND error IS NULL")]
+    except sqlite3.OperationalError:  # the crawler has not created the schema yet
+        return []
+    finally:
+        conn.close()
+
+
+def test_a_subprocess_handed_the_lock_holds_it_until_it_exits(db_path: Path) -> None:
+    lock = RunLock(db_path, "run")
+    lock.acquire()
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE, pass_fds=(lock.inheritable_fd(),))
+    try:
+        lock.add_subprocess("crawl", child.pid)
+        lock.release()  # the launching process lets go (or is killed): the child still holds it
+        with pytest.raises(RunLockedError, match=rf"its crawl pid {child.pid}, since"):
+            RunLock(db_path, "run").acquire()
+    finally:
+        child.communicate(timeout=10)
+    with RunLock(db_path, "run"):
+        pass
+
+
+def test_a_crawl_whose_parent_is_already_gone_ends_at_once() -> None:
+    # The run was killed while its crawl subprocess was still starting up.
+    code = "from pipeline.crawl import die_with_parent; die_with_parent(1); print('crawling')"
+    orphan = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=Path(__file__).parent.parent, check=False)
+    assert orphan.returncode == -signal.SIGKILL and orphan.stdout == ""
