@@ -419,7 +419,9 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     if fact.own_facility:
         fact.weak_negative.append("its own site")
     fact.stage, fact.stage_strong = _sentence_stage(detector, words)
-    if fact.stage == "cancelled" and cue["cancel"] and not fact.cancelled:
+    if fact.cancelled:  # "tore up the contract": a cancel word that ends a deal says its stage
+        fact.stage, fact.stage_strong = "cancelled", True
+    elif fact.stage == "cancelled" and cue["cancel"]:
         # the parse says the cancel word ends no deal ("suspended two officials")
         fact.stage, fact.stage_strong = _sentence_stage(
             detector, {k: v for k, v in words.items() if k != "stage:cancelled"})
@@ -1099,9 +1101,10 @@ def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[C
             return None
         return candidate.country
 
-    # Sentences too weak to keep do not lend the deal their counterpart or amount.
-    found = [item for item in found if _kept(item[1], detector.w.keep)
-             or item[1].signals.get("domestic") or item[1].signals.get("private")]
+    # Sentences too weak to keep do not lend the deal their counterpart or amount; one that says
+    # the deal was ended, at home or private still says so of the deal it is about.
+    found = [item for item in found if _kept(item[1], detector.w.keep) or any(
+        item[1].signals.get(name) for name in ("domestic", "private", "cancelled"))]
     for item in sorted(found, key=lambda it: (own_country(it[1]) is None, it[0])):
         index, candidate = item
         country = own_country(candidate)
@@ -1157,6 +1160,12 @@ def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
             if companion:
                 setattr(merged, companion, getattr(filler, companion))
     merged.signals = {**best.signals, "sentences": len(group)}
+    if merged.kind == "deal" and not merged.signals.get("cancelled") and any(
+            c.signals.get("cancelled") for c in group):
+        # "… signed in 2019. Last week the new cabinet cancelled the contract.": the story tells
+        # of a deal that has ended
+        merged.signals["cancelled"] = 1.0
+        merged.score = round(_score(merged.signals, DEAL_WEIGHTS, detector.w.base, detector.w), 3)
     if merged.kind == "deal" and not (best.signals.get("counterpart", 0.0) >= NAMED):
         # One sentence saying the deal is with a private firm, or at home, says it for all.
         for name in ("domestic", "private"):

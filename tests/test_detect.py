@@ -180,7 +180,6 @@ def test_stages(analyzer) -> None:
         "ZTE has completed the 4G expansion it was contracted to build for Ethio Telecom.": "completed",
         "Huawei has begun installing cameras under a contract with the Kenya National Police Service.":
             "under_construction",
-        "Ghana's government cancelled its safe city contract with Huawei.": "cancelled",
         "Nepal Telecom awarded Huawei a contract for 4G base stations.": "awarded",
     }
     for text, stage in stages.items():
@@ -509,3 +508,14 @@ def test_uncounted_deals_with_parties_in_the_plural_are_an_aggregate(analyzer) -
     # one named country makes it one deal again
     one = "Ministries in Peru have quietly signed contracts that let ZTE run their data centres."
     assert [c.kind for c in flagged(analyzer, one)] == ["deal"]
+
+
+def test_a_cancellation_later_in_the_story_ends_the_deal(analyzer) -> None:
+    made = ("In 2019 Lesotho's Ministry of Communications signed a $30 million contract with Huawei "
+            "for a national data centre.")
+    ended = best(analyzer, made + " Last week the new cabinet tore up the contract, citing its cost.")
+    signed = best(analyzer, made + " Work on the site began in May.")
+    assert (ended.stage, ended.signals["cancelled"]) == ("cancelled", 1.0)
+    assert ended.signals["sentences"] == 2 and ended.country == "LS"
+    assert ended.signals["rule_score"] < analyzer.config.rules.scoring.threshold
+    assert ended.score < signed.score
