@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -51,6 +52,10 @@ STATIC_DIR = HERE / "static"
 PAGE_SIZE = 50
 # Forms are small: the biggest, bulk reject, sends one pick a queue row. No form takes files.
 MAX_FORM_FIELDS = 4 * PAGE_SIZE
+# Request bodies past these sizes are refused (413) before they are read: Starlette's body
+# limit checks Content-Length first, then counts what arrives (chunked bodies).
+MAX_BODY_BYTES = 256 * 1024  # every route: the biggest form is a few kilobytes
+MAX_LOGIN_BODY_BYTES = 8 * 1024  # the login form: a name, a password, its token, where to go
 MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger id overflows, it names no row
 SESSION_TTL = 12 * 3600  # a working day; after it the reviewer logs in again
 LOGIN_WINDOW = 15 * 60
@@ -456,10 +461,13 @@ class ReviewApp:
         slow password check) in a worker thread with its own connection."""
 
         async def run(request: Request) -> Response:
-            # Before the login and CSRF checks: keep what anyone may send small (no files, a
-            # few fields; too many is a 400).
-            form = (await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-                    if request.method == "POST" else None)
+            form = None
+            # A post that needs a session and has none is refused (403) unread. The login form
+            # is read within MAX_LOGIN_BODY_BYTES; others within MAX_BODY_BYTES, no files and
+            # a few fields (too many is a 400), before the CSRF check.
+            if request.method == "POST" and (
+                    not auth or await run_in_threadpool(self.signed_in, request)):
+                form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
             try:
                 return await run_in_threadpool(self.dispatch, handler, request, form, auth)
             finally:
@@ -467,6 +475,17 @@ class ReviewApp:
                     await form.close()
 
         return run
+
+    def signed_in(self, request: Request) -> bool:
+        """Whether the request carries a live session (dispatch checks it again)."""
+        sid = request.cookies.get(self.session_cookie)
+        if not sid:
+            return False
+        try:
+            with self.store() as store:
+                return store.session(sid) is not None
+        except (StoreError, sqlite3.OperationalError):
+            return True  # let dispatch say what is wrong with the database
 
     def dispatch(self, handler: Handler, request: Request, form: FormData | None,
                  auth: bool) -> Response:
@@ -863,7 +882,8 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
     routes = [
         Route("/", e(web.home)),
         Route("/login", e(web.login_form, auth=False), methods=["GET"]),
-        Route("/login", e(web.login, auth=False), methods=["POST"]),
+        Route("/login", e(web.login, auth=False), methods=["POST"],
+              max_body_size=MAX_LOGIN_BODY_BYTES),
         Route("/logout", e(web.logout), methods=["POST"]),
         Route("/queue", e(web.queue)),
         Route("/help", e(web.help)),
@@ -878,7 +898,10 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
         Route("/deal/{deal_id}/split", e(web.split), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders)]
+    # Bodies past the limit are refused (413, Starlette's plain "Content Too Large") inside
+    # SecurityHeaders, so that answer carries the headers too.
+    middleware = [Middleware(SecurityHeaders),
+                  Middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY_BYTES)]
     if allowed_hosts is not None:
         # A page on another site that rebinds its DNS name to 127.0.0.1 reaches us with its
         # own Host header: refuse it.

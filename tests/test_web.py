@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import select
+import socket
 import sqlite3
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,7 +25,9 @@ from pipeline.store_registry import QueueQuery
 from pipeline.web import (
     CSP,
     LOGIN_LIMIT,
+    MAX_BODY_BYTES,
     MAX_FORM_FIELDS,
+    MAX_LOGIN_BODY_BYTES,
     REASON_LABELS,
     Segment,
     ServeError,
@@ -34,6 +38,7 @@ from pipeline.web import (
     parse_cursor,
     review_ui_hint,
     run_server,
+    running_server,
 )
 
 
@@ -764,3 +769,86 @@ def test_queue_hides_low_scores_until_asked_and_the_candidate_says_why(web) -> N
     assert "Why this score" in page
     assert "− no party named" in page and "+ word &#39;cloud&#39;" in page
     assert "hidden from the queue" in page
+
+
+# --- request bodies -------------------------------------------------------------------------
+
+
+def _post_head(path: str, length: int | None, cookie: str = "") -> bytes:
+    """The head of a POST sending a form of this length (None: chunked)."""
+    size = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\n{size}\r\n"
+            + (f"Cookie: {cookie}\r\n" if cookie else "") + "\r\n").encode()
+
+
+def _status(sock: socket.socket) -> int:
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the connection without answering"
+        head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def test_big_bodies_are_refused_before_they_are_read(web) -> None:
+    """The answer comes before any of the body is sent: a server reading it would wait."""
+    with running_server(web.app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for path, length, status in (
+                ("/login", MAX_LOGIN_BODY_BYTES + 1, 413),  # before login: the small limit
+                ("/queue", 200_000_000, 413),  # every route: the general limit
+                # a post that needs a session and has none is refused unread
+                (f"/candidate/{web.ids['zte-ET']}/decide", MAX_BODY_BYTES, 403),
+                ("/bulk-reject", MAX_BODY_BYTES, 403)):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(_post_head(path, length))
+                assert _status(sock) == status, path
+
+
+def test_a_streamed_body_is_read_no_further_than_the_login_limit(web) -> None:
+    """Chunked, without a length: the server stops reading at the limit and answers 413,
+    while the client still has most of its 200 MB to send."""
+    frame = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+    with running_server(web.app) as base, socket.create_connection(
+            ("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=30) as sock:
+        sock.sendall(_post_head("/login", None))
+        sock.setblocking(False)
+        sent, pending, answer = 0, b"", b""
+        while sent < 200_000_000 and b"\r\n" not in answer:
+            readable, writable, _ = select.select([sock], [sock], [], 10)
+            if readable:
+                answer += sock.recv(4096)
+            elif writable:
+                pending = pending or frame
+                try:
+                    done = sock.send(pending)
+                except OSError:  # the server closed the connection
+                    break
+                sent, pending = sent + done, pending[done:]
+            else:
+                break
+        sock.setblocking(True)
+        while b"\r\n" not in answer:
+            answer += sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+    assert sent < 50_000_000, f"the server read {sent} bytes"
+
+
+def test_forms_past_the_size_limits_are_a_413_page(web) -> None:
+    client = reviewer(web, "alice")
+    ident = web.ids["zte-ET"]
+    big = client.post(f"/candidate/{ident}/decide", data=decide_form(
+        client, web, ident, decision="defer", note="x" * MAX_BODY_BYTES))
+    assert big.status_code == 413 and big.text == "Content Too Large"
+    assert big.headers["content-security-policy"] == CSP
+    assert candidate(web, ident)["status"] == "pending"
+    fine = client.post(f"/candidate/{ident}/decide", data=decide_form(
+        client, web, ident, decision="defer", note="x" * 10_000))
+    assert fine.status_code == 303 and candidate(web, ident)["status"] == "deferred"
+    anonymous = TestClient(web.app, follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', anonymous.get("/login").text)
+    assert token
+    long_login = anonymous.post("/login", data={"name": "alice", "password": "p" * MAX_LOGIN_BODY_BYTES,
+                                                "csrf_token": token.group(1)})
+    assert long_login.status_code == 413
