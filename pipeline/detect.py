@@ -273,11 +273,12 @@ def _names_party(facts: list[SentenceFacts], i: int, detector: DealDetector) -> 
 
 
 def _kept(candidate: Candidate, keep: float) -> bool:
-    """Candidates below `keep` are dropped, unless a foreign public body is their party: those
-    stay, however weak, for a reviewer to find (the queue's default view hides them)."""
+    """Candidates below `keep` are dropped, unless a foreign public body is their party or they
+    tell of a deal that ended (the registry's record of it needs the news): those stay, however
+    weak, for a reviewer to find (the queue's default view hides them)."""
     signals = candidate.signals
-    return candidate.score >= keep or bool(
-        candidate.kind == "deal" and signals.get("counterpart") and not signals.get("domestic"))
+    return candidate.score >= keep or bool(candidate.kind == "deal" and (
+        signals.get("cancelled") or (signals.get("counterpart") and not signals.get("domestic"))))
 
 
 def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
