@@ -284,9 +284,39 @@ class Counterparts(Strict):
         default=[], description="words that, next to a country, name a state operator: Telecom")
 
 
+class Evidence(Strict):
+    """How much a piece of evidence counts as a signal, before the signal's weight: how sure we
+    are that a public body is a party to the deal, and how far evidence next door carries."""
+
+    named: float = Field(default=1.0, gt=0, le=1, description="a named ministry, agency or state "
+                         "company ('Telecom Egypt', 'Ministry of Interior'): the strongest party")
+    actor: float = Field(default=0.7, ge=0, le=1, description="a country doing the deal "
+                         "('Ethiopia has signed', 'a contract with Jujuy')")
+    word: float = Field(default=0.5, ge=0, le=1, description="a bare word ('the government', "
+                        "'police', 'state-owned')")
+    neighbour: float = Field(default=0.8, ge=0, le=1, description="factor for what the next or "
+                             "previous sentence (or the lede) says")
+    own_sentence: float = Field(default=0.3, ge=0, description="added to a counterpart in the deal "
+                                "word's own sentence: it beats a stronger-sounding one next door")
+    neighbour_negative: float = Field(default=0.5, ge=0, le=1, description="a ban or lawsuit next "
+                                      "door or in the lede (half this for a product or earnings word)")
+    weak_negative_with_party: float = Field(
+        default=0.3, ge=0, le=1, description="a product, earnings or training word in a sentence "
+        "that names a public body as the other party ('a new revenue line for the state utility')")
+    lede_sentences: int = Field(default=2, ge=0, description="sentences (the headline counts) "
+                                "whose ban or amount speaks for the whole story")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Evidence:
+        if not self.word <= self.actor < self.named:
+            raise ValueError("word <= actor < named is required (a named body is the surest party)")
+        return self
+
+
 class Scoring(Strict):
     """Weights of the logistic score: score = 1 / (1 + exp(-(base + sum of weight * signal)))."""
 
+    evidence: Evidence = Evidence()
     threshold: float = Field(default=0.5, ge=0, le=1,
                              description="evaluation counts candidates at or above as found")
     keep: float = Field(default=0.15, ge=0, le=1, description="drop candidates below this score")
@@ -356,3 +386,72 @@ class Rules(Strict):
     domestic_territories: dict[str, list[str]] = Field(
         default={}, description="home country -> territories that count as home (CN: HK, MO)")
     scoring: Scoring = Scoring()
+
+
+# --- patterns/<lang>/grammar.toml ---------------------------------------------------------
+
+
+def _lower_case(words: list[str]) -> list[str]:
+    for word in words:
+        if word != word.lower():
+            raise ValueError(f"{word!r} is matched in lower case: write it so")
+    return words
+
+
+class Reach(Strict):
+    """How many tokens a phrase may span."""
+
+    description: int = Field(ge=1, description="a home country to the vendor it describes")
+    trigger: int = Field(ge=1, description="the deal word before 'with' and its party")
+    subject: int = Field(ge=1, description="a vendor to the verb it is the subject of")
+    negation: int = Field(ge=1, description="the words after a negator that it negates")
+
+
+class GrammarWords(Strict):
+    """Function words, each list read in lower case (see grammar.toml for what each does)."""
+
+    auxiliaries: list[str]
+    party_breaks: list[str]
+    comparison_fillers: list[str]
+    conjunctions: list[str]
+    subject_conjunctions: list[str]
+    description_fillers: list[str]
+    company_possessives: list[str]
+    place_lead: list[str]
+    party_prepositions: list[str]
+    unlisted_party_prepositions: list[str]
+    national_scopes: list[str]
+
+    _lower = field_validator("*")(_lower_case)
+
+
+class AmountWords(Strict):
+    scales: dict[str, int] = Field(
+        min_length=1, description="scale word after a number (case-sensitive) -> its value")
+
+    @field_validator("scales")
+    @classmethod
+    def _scales(cls, scales: dict[str, int]) -> dict[str, int]:
+        for word, value in scales.items():
+            if not re.fullmatch(r"\w+", word) or value < 1:
+                raise ValueError(f"{word!r} = {value}: a scale is a word and a positive number")
+        return scales
+
+
+class DateWords(Strict):
+    months: list[str] = Field(min_length=1, description="month names and abbreviations, as written")
+    year_leads: list[str] = Field(description="words right before a year that date the news: 'in'")
+    range_words: list[str] = Field(description="lower-case words before a year that make it "
+                                               "the start or end of a period: 'since', 'by'")
+    range_joiners: list[str] = Field(description="words between two years of a period: 'to'")
+
+    _lower = field_validator("range_words")(_lower_case)
+
+
+class Grammar(Strict):
+    """A language's grammar for the detector and the amounts-and-dates component."""
+
+    reach: Reach
+    words: GrammarWords
+    amounts: AmountWords
+    dates: DateWords

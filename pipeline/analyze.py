@@ -15,6 +15,7 @@ from spacy.tokens import Doc
 
 from models.errors import DealwatchError
 from models.records import Candidate, Entity, Passage
+from pipeline.amounts import add_amount_finder
 from pipeline.config import Config
 from pipeline.cues import add_cue_components
 from pipeline.detect import CANDIDATES_KEY, HEADLINE_KEY  # also registers the detector's spaCy factory
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 USE_MODEL_CHOICES = ("auto", "never", "required")
 # The code that decides what is found: the analyser version hashes it with the rules, so that a
 # change to either makes stored results stale (`dealwatch process --reanalyse`).
-ANALYSER_CODE = ("tag.py", "cues.py", "syntax.py", "detect.py", "tokenizer.py", "gazetteer.py")
+ANALYSER_CODE = ("tag.py", "cues.py", "amounts.py", "syntax.py", "detect.py", "tokenizer.py",
+                 "gazetteer.py")
 
 
 class AnalyzerError(DealwatchError):
@@ -85,11 +87,13 @@ class Analyzer:
         except OSError as exc:  # a broken model install
             raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
         add_cue_components(nlp, config)
+        add_amount_finder(nlp, config)  # money and dates, after the cues
         if model:  # the parser reads only candidate sentences (pipeline.syntax)
             nlp.add_pipe("dealwatch_syntax_v1", name="syntax", config={"model": model})
         nlp.add_pipe("dealwatch_deal_detector_v1", name="deal_detector", config={
             "rules": config.rules.model_dump(mode="json"),
             "watchlist": [e.model_dump(mode="json") for e in config.watchlist],
+            "grammar": config.grammar.model_dump(mode="json"),
         })
         attach_scorer(nlp, ranker, config.rules.scoring.threshold)
         version = f"rules-{_content_hash(config)}"
@@ -154,13 +158,14 @@ def _analysis(doc: Doc) -> Analysis:
 
 
 def _content_hash(config: Config) -> str:
-    """Eight hex digits that change whenever the rules, the watchlist, the gazetteer or the
-    analyser's code do."""
+    """Eight hex digits that change whenever the rules, the grammar, the watchlist, the gazetteer
+    or the analyser's code do."""
     digest = hashlib.sha256()
     code = resources.files("pipeline")
     for name in ANALYSER_CODE:
         digest.update(code.joinpath(name).read_bytes())
     digest.update(json.dumps(config.rules.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(json.dumps(config.grammar.model_dump(mode="json"), sort_keys=True).encode())
     for entry in config.watchlist:
         digest.update(json.dumps(entry.model_dump(mode="json"), sort_keys=True).encode())
     for pattern in config.cue_patterns:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from models.config import Rules, Settings, Source, Sources, WatchlistEntry
+from models.config import Grammar, Rules, Settings, Source, Sources, WatchlistEntry
 from models.errors import DealwatchError
 from pipeline.jsonl import read_jsonl
 
@@ -31,6 +31,7 @@ class Config:
     rules: Rules
     directory: Path
     files: dict[str, Path]  # which file each part was read from
+    grammar: Grammar  # the language's function words (patterns/<lang>/grammar.toml)
     cue_patterns: list[dict[str, Any]] = field(default_factory=list)  # pipeline.cues
 
     def source(self, source_id: str) -> Source:
@@ -135,6 +136,16 @@ def cue_pattern_files(directory: Path, lang: str = "en") -> list[Path]:
     return [files[name] for name in sorted(files)]
 
 
+def grammar_file(directory: Path, lang: str = "en") -> Path:
+    """A language's grammar file: the config dir's, else the shipped one."""
+    return _pick(directory, f"patterns/{lang}/grammar.toml")
+
+
+def read_grammar(path: Path) -> Grammar:
+    grammar: Grammar = _validate(Grammar, _read_toml(path), str(path))
+    return grammar
+
+
 def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
     """Cue patterns ({"label", "pattern"} a line, // comments), each checked by spaCy's own
     pattern validation, so that a bad pattern fails here and not in the middle of a run."""
@@ -178,8 +189,10 @@ def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
     if not any(e.type == "vendor" for e in watchlist):
         raise ConfigError(f"{base / 'watchlist'}: the watchlist names no vendor")
     cue_patterns = read_cue_patterns(cue_pattern_files(base))
+    files["grammar.toml"] = grammar_file(base)
     return Config(settings=settings, sources=sources.source, watchlist=watchlist, rules=rules,
-                  directory=base, files=files, cue_patterns=cue_patterns)
+                  directory=base, files=files, grammar=read_grammar(files["grammar.toml"]),
+                  cue_patterns=cue_patterns)
 
 
 def resolve_db_path(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:

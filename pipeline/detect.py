@@ -5,22 +5,21 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from models.config import Rules, Scoring, WatchlistEntry
+from models.config import Grammar, Rules, Scoring, WatchlistEntry
 from models.records import Candidate
 from pipeline import syntax
+from pipeline.amounts import AMOUNTS_KEY, DATES_KEY, MODEL_YEAR, YEAR
 from pipeline.cues import CUES_KEY, NEGATOR
 from pipeline.gazetteer import POSSESSIVES, Gazetteer, load_gazetteer
-from pipeline.tag import COUNTERPARTS_KEY, MONTHS, PLACES_KEY, WEEKDAYS
+from pipeline.tag import COUNTERPARTS_KEY, PLACES_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -28,17 +27,10 @@ CANDIDATES_KEY = "dealwatch_candidates"  # doc.user_data key the detector compon
 # doc.user_data key: the characters before it are the story's headline, context and no evidence
 HEADLINE_KEY = "dealwatch_headline_end"
 
-# Counterpart strengths: how sure we are that a public body is a party to the deal.
-NAMED = 1.0  # a named ministry, agency, state company ("Telecom Egypt", "Ministry of Interior")
-ACTOR = 0.7  # a country doing the deal ("Ethiopia has signed", "a contract with Jujuy")
-WORD = 0.5  # a bare word ("the government", "police", "state-owned")
-NEIGHBOUR = 0.8  # factor for a counterpart found in the next or previous sentence
-OWN_BONUS = 0.3  # preference for a counterpart in the trigger's own sentence
-NEIGHBOUR_NEGATIVE = 0.5  # a ban or lawsuit next door, or in the story's lede, weighs half
-# A product, earnings or training word in a sentence that names a public body as the other party
-# ("… opening a new revenue line for the state utility") weighs this much of a ban.
-WEAK_NEGATIVE_WITH_PARTY = 0.3
-LEDE_SENTENCES = 2
+# How sure we are that a public body is a party, how far evidence next door carries, and every
+# weight: `[scoring]` and `[scoring.evidence]` of rules.toml (detector.w, detector.ev). The
+# language's function words and reaches: patterns/<lang>/grammar.toml (detector.grammar).
+
 # How far a deal has got, for combining what several sentences say: the furthest stage wins, and
 # a cancellation ends it. Within a rank the sentence's own words decide (an MoU is signed too).
 STAGE_RANK = {"unknown": -1, "proposed": 0, "mou": 1, "awarded": 1, "signed": 1, "financed": 2,
@@ -56,37 +48,6 @@ AGGREGATE_WEIGHTS: dict[str, str] = {
     "survey": "aggregate_survey", "deal_type": "aggregate_type",
     "counterpart": "aggregate_counterpart", "negative": "negative", "vendor_nearby": "vendor_nearby",
 }
-
-# Words that may stand between a country and its verb: "Ethiopia has already signed".
-_AUX = frozenset((
-    "has", "have", "had", "will", "would", "is", "was", "are", "were", "also", "already",
-    "recently", "officially", "finally", "formally", "reportedly", "on", "this", "last", "next",
-    "week", "month", "today", "yesterday", *(day.lower() for day in WEEKDAYS), "then", "now",
-    "just"))
-_PARTY_BREAKS = frozenset(("and", "with", "between", "to", "for", "by", "from", "in"))
-# Words that may stand between a comparison and the vendor: "over its Chinese rival Huawei".
-_NON_PARTY_FILLERS = frozenset(("the", "its", "their", "rival", "rivals", "competitor",
-                                "competitors", "chinese", "china's", "vendor", "vendors"))
-_NATIONAL_SCOPES = frozenset(("countries", "nations", "economies"))
-_DESCRIPTION_REACH = 7  # "China's largest telecom equipment maker, Huawei"
-_TRIGGER_REACH = 6  # "signed an agreement on Monday with Egypt": the verb a few words before "with"
-_SUBJECT_REACH = 12  # "Huawei, which built the first phase, now hopes to": vendor to its verb
-_NEGATION_REACH = 5  # "is not part of any government contract": five words on
-_DIGIT = re.compile(r"\d")
-_SCALES = {"trillion": 10**12, "tn": 10**12, "billion": 10**9, "bn": 10**9, "b": 10**9,
-           "million": 10**6, "mn": 10**6, "m": 10**6, "thousand": 10**3, "k": 10**3,
-           "crore": 10**7, "lakh": 10**5}
-_NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-_SCALE = r"(?:\s?-?\s?(?P<scale>trillion|billion|million|thousand|crore|lakh|bn|mn|tn|m|b|k)\b)"
-_MONTHS = "|".join(dict.fromkeys([*MONTHS, *(month[:3] for month in MONTHS), "Sept"]))
-# A four-digit number is a year when it reads like a date, not "2000 cameras", and not when it
-# opens or closes a period ("since 2006", "from 2015 until 2022", "by 2027": no deal's year).
-_YEAR = re.compile(
-    rf"(?:(?:{_MONTHS})\.?\s+(?:\d{{1,2}},?\s+)?|\b(?:in|during|of|year|early|late|mid-?|end of|"
-    rf"[Ii]n|[Dd]uring)\s+)(?P<a>19[89]\d|20[0-4]\d)\b(?!\s*(?:-|–|to|and|until)\s*(?:19|20)\d\d)"
-    r"|\b(?P<b>19[89]\d|20[0-4]\d)(?=\s*[,.;:)\]]|\s*$)")
-_RANGE_WORDS = frozenset(("since", "from", "until", "till", "by", "between", "and", "to", "-", "–",
-                          "through", "before", "after"))
 
 
 @dataclass
@@ -120,8 +81,9 @@ class SentenceFacts:
     aggregate: bool = False
     other_company: bool = False  # names a private company (watchlist private: true)
     orgs: list[tuple[str, int]] = field(default_factory=list)  # the model's ORG names, no list
-    dates: list[Span] = field(default_factory=list)  # the model's DATE entities
-    amounts: list[tuple[float, str]] = field(default_factory=list)  # value, currency symbol
+    years: list[int] = field(default_factory=list)  # the years its words date it to
+    model_years: list[int] = field(default_factory=list)  # years in the model's DATE entities
+    amounts: list[Span] = field(default_factory=list)  # doc.spans[AMOUNTS_KEY] in the sentence
     negators: list[int] = field(default_factory=list)  # tokens of "not", "no", "without" …
     vendor_at: list[tuple[str, int]] = field(default_factory=list)  # vendor id, first token
     approval: bool = False  # a public body let the vendor do the work ("gave the nod to")
@@ -144,7 +106,7 @@ class _Mentions:
         self.inside[start:end] = b"\1" * (end - start)
         self.starts[start] = self.ends[end] = 1
 
-    def said_of(self, doc: Doc, t: int, descriptors: frozenset[str]) -> bool:
+    def said_of(self, doc: Doc, t: int, detector: DealDetector) -> bool:
         """'China's ZTE', 'China Mobile', 'China's technology giant, Huawei', 'Chinese
         state-owned company ZTE': a home country said of the vendor, not of the deal.
 
@@ -153,12 +115,12 @@ class _Mentions:
         """
         if self.inside[t]:
             return True
-        for k in range(t + 1, min(t + 1 + _DESCRIPTION_REACH, len(doc))):
+        for k in range(t + 1, min(t + 1 + detector.grammar.reach.description, len(doc))):
             if self.starts[k]:
                 return True
             token = doc[k]
-            if not (token.lower_ in descriptors or token.text in POSSESSIVES
-                    or token.text in ("-", ",", "a", "an", "the") or token.is_digit):
+            if not (token.lower_ in detector.descriptors or token.text in POSSESSIVES
+                    or token.text in detector.description_fillers or token.is_digit):
                 return False
         return False
 
@@ -166,18 +128,22 @@ class _Mentions:
 # --- the component --------------------------------------------------------------------------
 
 
-@Language.factory("dealwatch_deal_detector_v1", default_config={"rules": {}, "watchlist": []})
+@Language.factory("dealwatch_deal_detector_v1",
+                  default_config={"rules": {}, "watchlist": [], "grammar": {}})
 def make_deal_detector(nlp: Language, name: str, rules: dict[str, Any],
-                       watchlist: list[dict[str, Any]]) -> DealDetector:
+                       watchlist: list[dict[str, Any]], grammar: dict[str, Any]) -> DealDetector:
     return DealDetector(nlp, Rules.model_validate(rules),
-                        [WatchlistEntry.model_validate(e) for e in watchlist])
+                        [WatchlistEntry.model_validate(e) for e in watchlist],
+                        Grammar.model_validate(grammar))
 
 
 class DealDetector:
     """Holds the compiled vocabularies; calling it stores candidates in doc.user_data."""
 
-    def __init__(self, nlp: Language, rules: Rules, watchlist: Sequence[WatchlistEntry]) -> None:
+    def __init__(self, nlp: Language, rules: Rules, watchlist: Sequence[WatchlistEntry],
+                 grammar: Grammar) -> None:
         self.rules = rules
+        self.grammar = grammar
         self.gazetteer: Gazetteer = load_gazetteer()
         self.watch = {e.id: e for e in watchlist}
         self.stage_order: list[str] = [str(stage) for stage in rules.stages]
@@ -189,10 +155,16 @@ class DealDetector:
         self.descriptors = frozenset(w.lower() for w in (*rules.vendor_descriptors, *rules.anaphora))
         # Words between "with" and a place: "with the province of Mendoza", "with the city of Kano".
         cp = rules.counterparts
-        self.place_lead = frozenset(("the", "of", "people", "republic", *cp.subdivision_nouns,
+        words = grammar.words
+        self.place_lead = frozenset((*words.place_lead, *cp.subdivision_nouns,
                                      *cp.subdivision_cues.before, *cp.modifiers.get("subnational", [])))
-        self.value_pattern, self.currency_of = _value_pattern(rules.currencies)
+        self.auxiliaries = frozenset(words.auxiliaries)
+        self.party_breaks = frozenset(words.party_breaks)
+        self.comparison_fillers = frozenset(words.comparison_fillers)
+        self.description_fillers = frozenset(words.description_fillers)
+        self.national_scopes = frozenset(words.national_scopes)
         self.w = rules.scoring
+        self.ev = rules.scoring.evidence
 
     def __call__(self, doc: Doc) -> Doc:
         doc.user_data[CANDIDATES_KEY] = detect_candidates(doc, self)
@@ -205,28 +177,6 @@ class DealDetector:
             if entry and entry.country:
                 homes |= self.home_regions.get(entry.country, {entry.country})
         return homes
-
-
-def _value_pattern(currencies: Mapping[str, list[str]]) -> tuple[re.Pattern[str], dict[str, str]]:
-    currency_of = {symbol: code for code, symbols in currencies.items() for symbol in symbols}
-    currency_of.update({code: code for code in currencies})
-    prefixes = sorted((s for s in currency_of if s != s.lower() or not s.isalpha()), key=len,
-                      reverse=True)
-    words = sorted((s for s in currency_of if s.isalpha() or " " in s), key=len, reverse=True)
-
-    def alternation(symbols: Iterable[str]) -> str:
-        return "|".join(re.escape(s) for s in symbols)
-
-    # A one-letter symbol ("P20-billion", "R2bn") counts only with a scale word after it, so
-    # that "Ascend P6" is no amount.
-    pattern = re.compile(
-        rf"(?<![\w$])(?P<pre>{alternation(p for p in prefixes if len(p) > 1 or not p.isalpha())})"
-        rf"\s?{_NUMBER}{_SCALE}?"
-        rf"|(?<![\w$])(?P<pre1>{alternation(p for p in prefixes if len(p) == 1 and p.isalpha())})"
-        rf"{_NUMBER.replace('num', 'num1')}{_SCALE.replace('scale', 'scale1').replace(')?', ')')}"
-        rf"|(?<![\w.,]){_NUMBER.replace('num', 'num2')}{_SCALE.replace('scale', 'scale2')}?"
-        rf"\s+(?P<post>{alternation(words)})\b")
-    return pattern, currency_of
 
 
 # --- detection ------------------------------------------------------------------------------
@@ -253,7 +203,7 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
         # Recall first: a sentence that names a vendor and a foreign public body or state
         # company is a candidate even with no deal word; its low score says how weak it is.
         # A sentence that counts many deals is no one deal, unless it names its own party.
-        if fact.aggregate and not any(cp.strength >= NAMED for cp in fact.counterparts):
+        if fact.aggregate and not any(cp.strength >= detector.ev.named for cp in fact.counterparts):
             continue
         if fact.trigger or _names_party(facts, i, detector):
             deal = _deal_candidate(text, detector, facts, i, countries, codes)
@@ -301,21 +251,20 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
             # "Huawei Cloud" is no cloud deal and "Huawei Technologies Co Ltd" no private firm
             named[ent.start:ent.end] = [True] * len(ent)
             vendor_names.add(ent.start, ent.end)
-            if not _compared(doc, ent.start, non_party_ends, ent.end):
+            if not _compared(doc, detector, ent.start, non_party_ends, ent.end):
                 fact.vendors.append(ent.ent_id_)
                 fact.vendor_at.append((ent.ent_id_, ent.start))
         elif ent.label_ == "COUNTRY" and ent.ent_id_:
             fact.countries.append((ent.ent_id_, ent.start, gaz.is_demonym(ent.text)))
         elif ent.label_ == "ORG" and not ent.ent_id_:
             fact.orgs.append((ent.text, ent.start))
-        elif ent.label_ == "DATE" and ent.end <= fact.span.end:
-            fact.dates.append(ent)
         entry = detector.watch.get(ent.ent_id_) if ent.ent_id_ else None
         if entry and entry.type != "vendor":
             covered[ent.start:ent.end] = named[ent.start:ent.end] = [True] * len(ent)
             if entry.counterpart_type:
                 fact.counterparts.append(Counterpart(ent.text, entry.counterpart_type, entry.country,
-                                                     NAMED, sent_of[ent.start], ent.start))
+                                                     detector.ev.named, sent_of[ent.start],
+                                                     ent.start))
             elif entry.private:
                 fact.private = fact.other_company = True
     for span in doc.spans.get(COUNTERPARTS_KEY, []):
@@ -323,7 +272,8 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
         facts[sent_of[span.start]].orgs = [o for o in facts[sent_of[span.start]].orgs
                                            if not span.start <= o[1] < span.end]
         facts[sent_of[span.start]].counterparts.append(Counterpart(
-            span.text, span.label_, span.kb_id_ or None, NAMED, sent_of[span.start], span.start))
+            span.text, span.label_, span.kb_id_ or None, detector.ev.named, sent_of[span.start],
+            span.start))
     places: list[dict[int, tuple[str, str]]] = [{} for _ in facts]  # per sentence, by token
     for span in doc.spans.get(PLACES_KEY, []):
         if span.kb_id_:
@@ -351,23 +301,30 @@ def _gather(doc: Doc, text: str, detector: DealDetector) -> list[SentenceFacts]:
         if category.startswith("cp:") and _in_compound(doc, start, end):
             continue
         facts[sent_of[start]].words[category].append((doc[start:end].text, start))
+    for span in doc.spans.get(AMOUNTS_KEY, []):
+        facts[sent_of[span.start]].amounts.append(span)
+    for span in doc.spans.get(DATES_KEY, []):
+        fact = facts[sent_of[span.start]]
+        if span.label_ == YEAR:
+            fact.years.append(span._.dw_year)
+        elif span.label_ == MODEL_YEAR and span.end <= fact.span.end:
+            fact.model_years.append(span._.dw_year)
     for i, fact in enumerate(facts):
-        if _DIGIT.search(fact.text):  # the amount pattern is slow to fail
-            fact.amounts = [amount for m in detector.value_pattern.finditer(fact.text)
-                            if (amount := _amount(m))]
         _read_sentence(doc, detector, fact, i, vendor_names, covered, places[i])
     return facts
 
 
-def _compared(doc: Doc, start: int, non_party_ends: set[int], end: int | None = None) -> bool:
+def _compared(doc: Doc, detector: DealDetector, start: int, non_party_ends: set[int],
+              end: int | None = None) -> bool:
     """Whether a vendor mention follows 'over', 'rather than' …: compared, not a party.
     Where the sentence was parsed, the parse decides ("chose Nokia's bid over the one from
     Huawei": Huawei is still the object of "over")."""
     if end is not None and syntax.is_parsed(doc[start]):
         return syntax.compared(doc, start, end) or (start > 0 and start in non_party_ends
-                                                    and doc[start - 1].lower_ not in ("and", ","))
+                                                    and doc[start - 1].lower_
+                                                    not in detector.grammar.words.conjunctions)
     k = start
-    while k > 0 and start - k < 3 and doc[k - 1].lower_ in _NON_PARTY_FILLERS:
+    while k > 0 and start - k < 3 and doc[k - 1].lower_ in detector.comparison_fillers:
         k -= 1
     return k in non_party_ends
 
@@ -390,7 +347,7 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     # background is not a doubt about the deal
     if background and words.get("hedge"):
         words["hedge"] = [(w, t) for w, t in words["hedge"] if t not in background]
-    negated = _negated_tokens(doc, sent, fact.negators)
+    negated = _negated_tokens(doc, sent, fact.negators, detector.grammar.reach.negation)
     for category in list(words):  # "did not announce any agreement" announces none
         if category.startswith(("T:", "stage:", "weak_stage:")):
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
@@ -398,7 +355,7 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
            for name in ("approval", "cancel", "plan", "lose", "own_facility", "removal")}
     party_words = sorted(t for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
     for t in cue["lose"]:  # "Huawei lost out to Ericsson": the loser is no party
-        loser = _subject_vendor(doc, fact, t, party_words)
+        loser = _subject_vendor(doc, detector, fact, t, party_words)
         if loser is not None:
             fact.lost = True
             fact.vendor_at = [(v, k) for v, k in fact.vendor_at if k != loser]
@@ -409,8 +366,8 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     fact.cancelled = any(_cancels_a_deal(doc, t, deal_words, vendor_tokens) for t in cue["cancel"])
     # "signed an MoU, aiming to …" states the deal's purpose: a plan counts before the deal verb
     deeds = sorted(party_words + [t for cat in ("T:verb", "approval") for _, t in words.get(cat, [])])
-    fact.plan = any(_subject_vendor(doc, fact, t, deeds) is not None for t in cue["plan"])
-    fact.own_facility = any(_subject_vendor(doc, fact, t, party_words) is not None
+    fact.plan = any(_subject_vendor(doc, detector, fact, t, deeds) is not None for t in cue["plan"])
+    fact.own_facility = any(_subject_vendor(doc, detector, fact, t, party_words) is not None
                             for t in cue["own_facility"])
     strong = words.get("T:verb", []) + words.get("T:noun", []) + words.get("approval", [])
     weak = words.get("T:weak_verb", []) + words.get("T:weak_noun", [])
@@ -432,10 +389,10 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
 
     def describes_vendor(t: int) -> bool:
         # "a Chinese state-owned company", "Chinese telecoms giant Huawei": about the vendor.
-        if any(vendor_names.starts[start] and not _crosses_clause(doc, t + 1, start)
+        if any(vendor_names.starts[start] and not _crosses_clause(doc, detector, t + 1, start)
                for start in range(t + 1, min(t + 5, len(doc)))):
             return True
-        if any(vendor_names.ends[end] and not _crosses_clause(doc, end, t)
+        if any(vendor_names.ends[end] and not _crosses_clause(doc, detector, end, t)
                for end in range(max(t - 6, 0), t + 1)):
             return True
         return any(0 < t - c <= 3 and code in homes for code, c, _ in fact.countries)
@@ -444,36 +401,36 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     for ctype in ("government", "ministry", "agency", "soe", "subnational", "intergovernmental"):
         for text, t in words.get(f"cp:{ctype}", []):
             if covered[t] or describes_vendor(t) or t in background or t in negated \
-                    or _company_officer(doc, t, anaphora, vendor_names):
+                    or _company_officer(doc, detector, t, anaphora, vendor_names):
                 continue  # "Harbourline is not state-owned" names no state company
             country = _near_country(fact, t) or _near_place(sent_places, t)
-            fact.counterparts.append(Counterpart(text, ctype, country, WORD, index, t))
+            fact.counterparts.append(Counterpart(text, ctype, country, detector.ev.word, index, t))
     if any(not covered[t] and not describes_vendor(t) for _, t in words.get("private", [])):
         fact.private = True
     verbs = {t for _, t in words.get("T:verb", []) + words.get("T:weak_verb", [])}
     nouns = {t for _, t in words.get("T:noun", [])}
     for code, t, demonym in fact.countries:
-        said_of_vendor = vendor_names.said_of(doc, t, detector.descriptors)
+        said_of_vendor = vendor_names.said_of(doc, t, detector)
         if code in homes and not demonym and not said_of_vendor:
             fact.home_mentions += 1  # "the Hong Kong government", "in Shenzhen"
         if demonym or code in homes or t in background:
             continue
-        if _is_actor(doc, sent, t, verbs, nouns, detector.place_lead, vendor_names,
-                     detector.descriptors):
-            fact.counterparts.append(Counterpart(_entity_text(doc, t), "government", code, ACTOR,
-                                                 index, t))
+        if _is_actor(doc, detector, sent, t, verbs, nouns, vendor_names):
+            fact.counterparts.append(Counterpart(_entity_text(doc, t), "government", code,
+                                                 detector.ev.actor, index, t))
     for t, (kind, code) in sent_places.items():
         # "Zhejiang Dahua", "the Tianjin-based company": the vendor's home, not the deal's place
-        if code in homes and t not in background and not vendor_names.said_of(doc, t, detector.descriptors) \
+        if code in homes and t not in background and not vendor_names.said_of(doc, t, detector) \
                 and not _in_compound(doc, t, t + 1):
             fact.home_mentions += 1
-        if fact.trigger and _is_actor(doc, sent, t, verbs, nouns, detector.place_lead):
+        if fact.trigger and _is_actor(doc, detector, sent, t, verbs, nouns):
             ctype = "subnational" if kind == "subdivision" else "government"
-            fact.counterparts.append(Counterpart(doc[t].text, ctype, code, ACTOR, index, t))
-    fact.aggregate = _is_aggregate(doc, words, fact, homes)
+            fact.counterparts.append(Counterpart(doc[t].text, ctype, code, detector.ev.actor, index, t))
+    fact.aggregate = _is_aggregate(doc, detector, words, fact, homes)
 
 
-def _subject_vendor(doc: Doc, fact: SentenceFacts, t: int, party_words: list[int]) -> int | None:
+def _subject_vendor(doc: Doc, detector: DealDetector, fact: SentenceFacts, t: int,
+                    party_words: list[int]) -> int | None:
     """The first token of the vendor that is the subject of the cue at token t, if one is:
     the nearest vendor named before it in the same clause, with no public body between
     ("Huawei, which built the network, now hopes to win" — not "the ministry, Huawei said,
@@ -485,7 +442,7 @@ def _subject_vendor(doc: Doc, fact: SentenceFacts, t: int, party_words: list[int
         subjects = syntax.subjects(doc, verb)
         return next((k for _, k in fact.vendor_at
                      if any(j in subjects for j in range(k, _mention_end(doc, k)))), None)
-    before = [k for _, k in fact.vendor_at if k < t and t - k <= _SUBJECT_REACH]
+    before = [k for _, k in fact.vendor_at if k < t and t - k <= detector.grammar.reach.subject]
     if not before:
         return None
     k = max(before)
@@ -531,15 +488,15 @@ def _sentence_stage(detector: DealDetector, words: Mapping[str, list[tuple[str, 
     return "unknown", False
 
 
-def _company_officer(doc: Doc, t: int, anaphora: set[int],
+def _company_officer(doc: Doc, detector: DealDetector, t: int, anaphora: set[int],
                      vendor_names: _Mentions) -> bool:
     """'the company's regional president', 'its managing director': people of a company."""
     for k in range(t - 1, max(t - 4, -1), -1):
         token = doc[k]
         if token.is_punct and token.text not in POSSESSIVES:
             return False
-        if token.lower_ == "its" or (token.text in POSSESSIVES and k > 0 and (
-                k - 1 in anaphora or vendor_names.ends[k])):
+        if token.lower_ in detector.grammar.words.company_possessives or (
+                token.text in POSSESSIVES and k > 0 and (k - 1 in anaphora or vendor_names.ends[k])):
             return True
     return False
 
@@ -549,12 +506,12 @@ def _near_place(places: Mapping[int, tuple[str, str]], t: int) -> str | None:
     return next((code for p, (_, code) in places.items() if 0 < t - p <= 3), None)
 
 
-def _negated_tokens(doc: Doc, sent: Span, negators: list[int]) -> set[int]:
+def _negated_tokens(doc: Doc, sent: Span, negators: list[int], reach: int) -> set[int]:
     """Tokens a few words after 'not', 'no', 'without', up to the next punctuation."""
     negated: set[int] = set()
     for t in negators:
         k = t + 1
-        while k < min(t + 1 + _NEGATION_REACH, sent.end) and not doc[k].is_punct:
+        while k < min(t + 1 + reach, sent.end) and not doc[k].is_punct:
             negated.add(k)
             k += 1
     return negated
@@ -571,9 +528,10 @@ def _background_tokens(doc: Doc, sent: Span, concessives: list[tuple[str, int]])
     return tokens
 
 
-def _crosses_clause(doc: Doc, start: int, end: int) -> bool:
+def _crosses_clause(doc: Doc, detector: DealDetector, start: int, end: int) -> bool:
     """Whether a word between start and end separates two parties ("the authorities and Huawei")."""
-    return any(doc[t].text in (";", ".") or doc[t].lower_ in _PARTY_BREAKS for t in range(start, end))
+    return any(doc[t].text in (";", ".") or doc[t].lower_ in detector.party_breaks
+               for t in range(start, end))
 
 
 def _near_country(fact: SentenceFacts, t: int) -> str | None:
@@ -589,32 +547,31 @@ def _entity_text(doc: Doc, t: int) -> str:
     return doc[t:_mention_end(doc, t)].text
 
 
-def _past_conjoined_vendor(doc: Doc, sent: Span, t: int, vendor_names: _Mentions,
-                           descriptors: frozenset[str]) -> int:
+def _past_conjoined_vendor(doc: Doc, detector: DealDetector, sent: Span, t: int,
+                           vendor_names: _Mentions) -> int:
     """Where the verb of a party at token t may stand when the vendor is its co-subject.
 
     "Saudi Arabia and China's Huawei recently signed": after "and" and a described vendor the
     verb belongs to both, so the country signs too. Otherwise t itself.
     """
-    if t >= sent.end or doc[t].lower_ not in ("and", "&"):
+    if t >= sent.end or doc[t].lower_ not in detector.grammar.words.subject_conjunctions:
         return t
     k = t + 1
-    while k < sent.end and k - t <= _DESCRIPTION_REACH:
+    while k < sent.end and k - t <= detector.grammar.reach.description:
         if vendor_names.starts[k]:
             while k < sent.end and vendor_names.inside[k]:
                 k += 1
             return k
         token = doc[k]
-        if not (token.lower_ in descriptors or token.text in POSSESSIVES or token.ent_type_ == "COUNTRY"
-                or token.text in (",", "-", "the", "a", "an")):
+        if not (token.lower_ in detector.descriptors or token.text in POSSESSIVES
+                or token.ent_type_ == "COUNTRY" or token.text in detector.description_fillers):
             return t
         k += 1
     return t
 
 
-def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int],
-              place_lead: frozenset[str], vendor_names: _Mentions | None = None,
-              descriptors: frozenset[str] = frozenset()) -> bool:
+def _is_actor(doc: Doc, detector: DealDetector, sent: Span, t: int, verbs: set[int],
+              nouns: set[int], vendor_names: _Mentions | None = None) -> bool:
     """A country that does the deal: 'Ethiopia has signed', 'Kenya's $48m deal', 'with Egypt',
     'Oman and China's Huawei signed'."""
     end = t + 1
@@ -631,24 +588,24 @@ def _is_actor(doc: Doc, sent: Span, t: int, verbs: set[int], nouns: set[int],
             if doc[k]._.dw_dep == "conj" and doc[syntax.head(doc, k)]._.dw_dep in syntax.SUBJECTS \
                     and syntax.head(doc, syntax.head(doc, k)) in verbs:
                 return True
-    j = _past_conjoined_vendor(doc, sent, end, vendor_names, descriptors) if vendor_names else end
+    j = _past_conjoined_vendor(doc, detector, sent, end, vendor_names) if vendor_names else end
     start = j
-    while j < sent.end and j - start < 4 and doc[j].lower_ in _AUX:
+    while j < sent.end and j - start < 4 and doc[j].lower_ in detector.auxiliaries:
         j += 1
     if j in verbs:
         return True
     # "a contract with Egypt", "signed with the province of Mendoza": a party when a deal word
     # comes shortly before "with" ("the borders with Niger" are no party)
     before = t - 1
-    while before > sent.start and doc[before].lower_ in place_lead:
+    while before > sent.start and doc[before].lower_ in detector.place_lead:
         before -= 1
-    if before >= sent.start and doc[before].lower_ in ("with", "between"):
-        return any(before - _TRIGGER_REACH <= k < before for k in verbs | nouns)
+    if before >= sent.start and doc[before].lower_ in detector.grammar.words.party_prepositions:
+        return any(before - detector.grammar.reach.trigger <= k < before for k in verbs | nouns)
     return False
 
 
-def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]], fact: SentenceFacts,
-                  homes: set[str]) -> bool:
+def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tuple[str, int]]],
+                  fact: SentenceFacts, homes: set[str]) -> bool:
     """'70 deals in 41 countries', '45 safe city agreements across 30 countries', 'cameras in
     18 European countries, the review found', 'platforms used in more than 70 countries'."""
 
@@ -682,7 +639,7 @@ def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]], fact: Se
     # "used by governments in more than 70 countries" counts deals of one kind without naming
     # one country; "Huawei, present in 170 countries, signed with Kenya" names its deal's.
     foreign = any(code not in homes for code, _, demonym in fact.countries if not demonym)
-    national = any(doc[t].lower_ in _NATIONAL_SCOPES for t in scopes)  # not "nine other cities"
+    national = any(doc[t].lower_ in detector.national_scopes for t in scopes)  # not "nine other cities"
     if national and not foreign and any(cat.startswith("type:") for cat in words):
         return True
     # "Governments in Africa and Asia have gone ahead with deals …": deals in the plural with
@@ -690,22 +647,23 @@ def _is_aggregate(doc: Doc, words: Mapping[str, list[tuple[str, int]]], fact: Se
     return bool(words.get("agg_count") and words.get("agg_scope") and not foreign)
 
 
-def _window(facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:
+def _window(detector: DealDetector, facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:
     """The sentence itself, then its neighbours, with the weight of evidence found there."""
     out = [(i, 1.0)]
     if i > 0:
-        out.append((i - 1, NEIGHBOUR))
+        out.append((i - 1, detector.ev.neighbour))
     if i + 1 < len(facts):
-        out.append((i + 1, NEIGHBOUR))
+        out.append((i + 1, detector.ev.neighbour))
     return out
 
 
-def _lede(facts: list[SentenceFacts]) -> list[tuple[int, float]]:
+def _lede(detector: DealDetector, facts: list[SentenceFacts]) -> list[tuple[int, float]]:
     """The headline and first sentence: when they report a ban or a lawsuit, so does the story."""
-    return [(j, NEIGHBOUR) for j in range(min(LEDE_SENTENCES, len(facts)))]
+    ev = detector.ev
+    return [(j, ev.neighbour) for j in range(min(ev.lede_sentences, len(facts)))]
 
 
-def _lede_about(facts: list[SentenceFacts], vendors: list[str], country: str | None,
+def _lede_about(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str], country: str | None,
                 homes: set[str]) -> list[tuple[int, float]]:
     """Lede sentences that may be about this deal: no other vendor, no other foreign country
     (the vendor's home is no other deal's: "China gains clout in Ecuador through …").
@@ -713,7 +671,7 @@ def _lede_about(facts: list[SentenceFacts], vendors: list[str], country: str | N
     "Malawi broke ground on a US$75 million data centre …" comes two sentences before "Huawei
     was selected for the project": the lede states the amount the later sentences leave out.
     """
-    return [(j, weight) for j, weight in _lede(facts)
+    return [(j, weight) for j, weight in _lede(detector, facts)
             if not _about_another(facts[j], vendors, country, homes)]
 
 
@@ -724,7 +682,7 @@ def _about_another(fact: SentenceFacts, vendors: list[str], country: str | None,
     return bool(set(fact.vendors) - set(vendors) or codes - {country} - homes)
 
 
-def _about(facts: list[SentenceFacts], vendors: list[str], country: str | None,
+def _about(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str], country: str | None,
            homes: set[str]) -> list[tuple[int, float]]:
     """Sentences anywhere in the story about this deal: they name its vendor or its country,
     and no other vendor or foreign country ("The 5,457 km cable will link 14 coastal towns" two
@@ -735,7 +693,7 @@ def _about(facts: list[SentenceFacts], vendors: list[str], country: str | None,
             continue
         codes = {code for code, _, _ in fact.countries} | set(fact.places)
         if set(fact.vendors) & set(vendors) or (country and country in codes):
-            out.append((j, NEIGHBOUR))
+            out.append((j, detector.ev.neighbour))
     return out
 
 
@@ -765,8 +723,8 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         return None
     fact = facts[i]
     homes = detector.home_of(vendors)
-    window = _window(facts, i)
-    counterpart, weight = _pick_counterpart(facts, window, homes)
+    window = _window(detector, facts, i)
+    counterpart, weight = _pick_counterpart(detector, facts, window, homes)
     country, country_from = _pick_country(facts, window, counterpart, homes, countries)
     if counterpart and counterpart.sentence != i and counterpart.country and country \
             and counterpart.country != country:
@@ -783,18 +741,19 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     if domestic:
         country = None
     if counterpart is None:
-        counterpart = _unlisted_party(facts, i)
-    lede = _lede_about(facts, vendors, country, homes)
+        counterpart = _unlisted_party(detector, facts, i)
+    lede = _lede_about(detector, facts, vendors, country, homes)
     # "… will build and equip the centre": the kind of deal may be named only in the lede
     deal_types = (_deal_types(facts, window) or _deal_types(facts, lede)
-                  or _deal_types(facts, _about(facts, vendors, country, homes)))
+                  or _deal_types(facts, _about(detector, facts, vendors, country, homes)))
     stage, stage_from = _deal_stage(detector, facts, window, vendors, country)
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
     used = {j for j in used if not facts[j].headline}  # the evidence is the text's own
     start_sent, end_sent = min(used), max(used)
     value, currency = _value(detector, facts, window + lede, country)
-    year = _year(fact.text) or _model_year(fact.dates)
-    named_party = bool(counterpart and counterpart.strength >= NAMED and counterpart.sentence == i
+    year = next(iter(fact.years or fact.model_years), None)
+    named_party = bool(counterpart and counterpart.strength >= detector.ev.named
+                       and counterpart.sentence == i
                        and not domestic)
     private = fact.private and not named_party
     signals: dict[str, Any] = {
@@ -805,8 +764,9 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         "stage": 1.0 if stage != "unknown" else 0.0,
         "value": 1.0 if value is not None else 0.0,
         "vendor_nearby": 1.0 if distance else 0.0,
-        "negative": _negative(facts, window, bool(
-            counterpart and counterpart.strength >= ACTOR and counterpart.sentence == i and not domestic)),
+        "negative": _negative(detector, facts, window, bool(
+            counterpart and counterpart.strength >= detector.ev.actor and counterpart.sentence == i
+            and not domestic)),
         "domestic": 1.0 if domestic else 0.0,
         "hedged": 1.0 if fact.words.get("hedge") else 0.0,
         "private": 1.0 if private else 0.0,
@@ -840,7 +800,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         sentence=text[start:end], start=start, end=end, signals=signals)
 
 
-def _pick_counterpart(facts: list[SentenceFacts], window: list[tuple[int, float]],
+def _pick_counterpart(detector: DealDetector, facts: list[SentenceFacts], window: list[tuple[int, float]],
                       homes: set[str]) -> tuple[Counterpart | None, float]:
     pool = [(cp, weight) for j, weight in window for cp in facts[j].counterparts]
     if not pool:
@@ -864,34 +824,25 @@ def _pick_counterpart(facts: list[SentenceFacts], window: list[tuple[int, float]
         return None, 0.0
     own = window[0][0]
     # A party in the sentence itself beats a stronger-sounding one next door.
-    return max(candidates, key=lambda p: (p[0].strength * p[1] + (OWN_BONUS if p[0].sentence == own else 0),
+    bonus = detector.ev.own_sentence
+    return max(candidates, key=lambda p: (p[0].strength * p[1] + (bonus if p[0].sentence == own else 0),
                                           p[0].country is not None, -p[0].token))
 
 
-def _unlisted_party(facts: list[SentenceFacts], i: int) -> Counterpart | None:
+def _unlisted_party(detector: DealDetector, facts: list[SentenceFacts], i: int) -> Counterpart | None:
     """An organisation the statistical model found where the deal's other party stands
     ("a contract with Zamtel"): shown to the reviewer as of unknown type, worth no score."""
     fact = facts[i]
     doc = fact.span.doc
+    prepositions = detector.grammar.words.unlisted_party_prepositions
     for text, t in fact.orgs:
-        if t > 0 and doc[t - 1].lower_ in ("with", "from", "by", "for") and fact.trigger:
+        if t > 0 and doc[t - 1].lower_ in prepositions and fact.trigger:
             return Counterpart(text, "unknown", None, 0.0, i, t)
     return None
 
 
-def _model_year(dates: list[Span]) -> int | None:
-    """A year in a DATE the statistical model found ("the 2019 agreement"), if any."""
-    for ent in dates:
-        before = ent.doc[ent.start - 1].lower_ if ent.start > 0 else ""
-        if before not in _RANGE_WORDS and ent.text.split()[0].lower() not in _RANGE_WORDS:
-            m = re.search(r"\b(19[89]\d|20[0-4]\d)\b", ent.text)
-            if m and not re.search(r"\d\s*(?:-|–|to|and|until)\s*(?:19|20)\d\d", ent.text):
-                return int(m.group(1))
-    return None
-
-
-def _negative(facts: list[SentenceFacts], window: list[tuple[int, float]], named_party: bool
-              ) -> float:
+def _negative(detector: DealDetector, facts: list[SentenceFacts], window: list[tuple[int, float]],
+              named_party: bool) -> float:
     """How strongly the sentence and its surroundings say this is no deal (0 to 1).
 
     A ban, sanction or lawsuit counts fully in the sentence and half next door or in the lede.
@@ -902,12 +853,12 @@ def _negative(facts: list[SentenceFacts], window: list[tuple[int, float]], named
     if fact.negative:
         return 1.0
     if fact.weak_negative:
-        return WEAK_NEGATIVE_WITH_PARTY if named_party else 1.0
-    around = [facts[j] for j, _ in window[1:] + _lede(facts) if j != window[0][0]]
+        return detector.ev.weak_negative_with_party if named_party else 1.0
+    around = [facts[j] for j, _ in window[1:] + _lede(detector, facts) if j != window[0][0]]
     if any(f.negative for f in around):
-        return NEIGHBOUR_NEGATIVE
+        return detector.ev.neighbour_negative
     if not named_party and any(f.weak_negative for f in around):
-        return NEIGHBOUR_NEGATIVE / 2
+        return detector.ev.neighbour_negative / 2
     return 0.0
 
 
@@ -993,39 +944,15 @@ def _value(detector: DealDetector, facts: list[SentenceFacts], window: list[tupl
            country: str | None) -> tuple[float | None, str | None]:
     """The first amount in the window whose currency is known (in Kenya "Sh" is KES)."""
     for j, _ in window:
-        for value, symbol in facts[j].amounts:
-            code = detector.currency_of.get(symbol) or detector.currency_of.get(symbol.lower())
+        for span in facts[j].amounts:
+            value, symbol = span._.dw_amount
+            code = span.label_ if span.label_ in detector.rules.currencies else None
             by_country = detector.rules.currency_by_country.get(symbol, {})
             if country and country in by_country:
                 code = by_country[country]
             if code:
                 return value, code
     return None, None
-
-
-def _amount(m: re.Match[str]) -> tuple[float, str] | None:
-    """Value and currency symbol of one amount ("Sh17.5 billion": 17.5e9, "Sh")."""
-    num = m.group("num") or m.group("num1") or m.group("num2")
-    scale = m.group("scale") or m.group("scale1") or m.group("scale2")
-    symbol = m.group("pre") or m.group("pre1") or m.group("post") or ""
-    # Decimal arithmetic: "4.1 billion" is 4100000000, not 4099999999.9999995.
-    value = float(Decimal(num.replace(",", "")) * Decimal(_SCALES.get((scale or "").lower(), 1)))
-    if value < 1000 and not scale:
-        return None  # "$5" in a sentence about deals is a price, not a deal value
-    return value, symbol
-
-
-def _year(text: str) -> int | None:
-    """The year the sentence dates its news to: "in 2019", "March 2024", "2023." — not the start
-    or end of a period ("since 2006", "from 2015 until 2022", "by 2027")."""
-    for m in _YEAR.finditer(text):
-        if m.group("a"):
-            return int(m.group("a"))
-        before = text[max(m.start() - 12, 0):m.start()].split()
-        if before and before[-1].lower().strip("(") in _RANGE_WORDS:
-            continue
-        return int(m.group("b"))
-    return None
 
 
 def _aggregate_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
@@ -1036,7 +963,7 @@ def _aggregate_candidate(text: str, detector: DealDetector, facts: list[Sentence
     if not vendors:
         return None
     fact = facts[i]
-    window = _window(facts, i)
+    window = _window(detector, facts, i)
     deal_types = _deal_types(facts, window)
     w = detector.w
     signals: dict[str, Any] = {
@@ -1052,7 +979,7 @@ def _aggregate_candidate(text: str, detector: DealDetector, facts: list[Sentence
         kind="aggregate", vendor=vendors[0], vendors=vendors, country=None, counterpart=None,
         counterpart_type=None, deal_type=deal_types[0] if deal_types else "other",
         deal_types=deal_types or ["other"], stage="unknown", value=None, currency=None,
-        year=_year(fact.text), score=round(score, 3), sentence=text[start:end],
+        year=next(iter(fact.years), None), score=round(score, 3), sentence=text[start:end],
         start=start, end=end, signals=signals)
 
 
@@ -1098,7 +1025,7 @@ def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[C
     def own_country(candidate: Candidate) -> str | None:
         evidence = candidate.signals.get("evidence", {})
         if candidate.kind == "deal" and (evidence.get("country_from") not in ("counterpart", "sentence")
-                                         or _continues(candidate)):
+                                         or _continues(candidate, detector.ev.named)):
             return None
         return candidate.country
 
@@ -1125,9 +1052,9 @@ def _merge(found: list[tuple[int, Candidate]], detector: DealDetector) -> list[C
     return [_combine([c for _, c in g], detector) for g in groups]
 
 
-def _continues(candidate: Candidate) -> bool:
+def _continues(candidate: Candidate, named: float) -> bool:
     """A sentence about the vendor named before it, with no party of its own."""
-    return bool(candidate.signals.get("vendor_nearby")) and candidate.signals.get("counterpart", 0.0) < NAMED
+    return bool(candidate.signals.get("vendor_nearby")) and candidate.signals.get("counterpart", 0.0) < named
 
 
 def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
@@ -1147,8 +1074,9 @@ def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
         best.stage, detector.stage_order)
     # A named body ("Ministry of …", "Telecom Egypt") in one sentence beats a country doing the
     # deal or a bare "government" in the best one, when it is in the same country.
-    if merged.kind == "deal" and best.signals.get("counterpart", 0.0) < NAMED:
-        named = [c for c in others if c.signals.get("counterpart", 0.0) >= NAMED and c.counterpart
+    strongest = detector.ev.named
+    if merged.kind == "deal" and best.signals.get("counterpart", 0.0) < strongest:
+        named = [c for c in others if c.signals.get("counterpart", 0.0) >= strongest and c.counterpart
                  and c.country in (None, best.country) and not c.signals.get("domestic")]
         if named:
             chosen = max(named, key=lambda c: c.score)
@@ -1167,7 +1095,7 @@ def _combine(group: list[Candidate], detector: DealDetector) -> Candidate:
         # of a deal that has ended
         merged.signals["cancelled"] = 1.0
         merged.score = round(_score(merged.signals, DEAL_WEIGHTS, detector.w.base, detector.w), 3)
-    if merged.kind == "deal" and not (best.signals.get("counterpart", 0.0) >= NAMED):
+    if merged.kind == "deal" and not (best.signals.get("counterpart", 0.0) >= strongest):
         # One sentence saying the deal is with a private firm, or at home, says it for all.
         for name in ("domestic", "private"):
             merged.signals[name] = max(float(c.signals.get(name, 0.0)) for c in group)

@@ -358,7 +358,7 @@ def test_years_are_dates_not_periods(analyzer) -> None:
 
 def test_every_score_weight_weighs_a_signal(analyzer) -> None:
     used = {*DEAL_WEIGHTS.values(), *AGGREGATE_WEIGHTS.values(), "base", "aggregate_base"}
-    assert set(Scoring.model_fields) - {"threshold", "keep"} == used
+    assert set(Scoring.model_fields) - {"threshold", "keep", "evidence"} == used
     deal = one_deal(analyzer, "Rwanda agreed a 4G contract with ZTE.")
     aggregate = flagged(analyzer, "Researchers counted 52 ZTE surveillance agreements across 30 "
                                   "countries.", kind="aggregate")[0]

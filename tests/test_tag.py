@@ -382,8 +382,8 @@ def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypa
 
 
 def test_the_analyser_version_covers_the_code_that_finds_things() -> None:
-    from pipeline import cues, detect, gazetteer, syntax, tag, tokenizer
+    from pipeline import amounts, cues, detect, gazetteer, syntax, tag, tokenizer
     from pipeline.analyze import ANALYSER_CODE
 
-    modules = (cues, detect, gazetteer, syntax, tag, tokenizer)
+    modules = (amounts, cues, detect, gazetteer, syntax, tag, tokenizer)
     assert set(ANALYSER_CODE) == {Path(m.__file__).name for m in modules}
