@@ -44,6 +44,10 @@ class OffsiteRedirect(IgnoreRequest):
     """A listed link redirected to a host outside the source's allowed domains."""
 
 
+class RedirectLoop(IgnoreRequest):
+    """A redirect (HTTP or meta refresh) led back to a URL of its own chain."""
+
+
 def describe_failure(exc: BaseException, request: Request | None = None) -> tuple[str, str]:
     """(reason code, detail) for a failed request; the code keys the error counters.
 
@@ -60,6 +64,8 @@ def describe_failure(exc: BaseException, request: Request | None = None) -> tupl
         return "known", str(exc)
     if isinstance(exc, OffsiteRedirect):
         return "offsite", str(exc)
+    if isinstance(exc, RedirectLoop):
+        return "redirect_loop", str(exc)
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
         if "robots.txt" in text:

@@ -1,4 +1,5 @@
-"""Downloader middlewares: private-network refusal, conditional GET, retries with backoff, redirect policy."""
+"""Downloader middlewares: private-network refusal, conditional GET, retries with backoff, redirect policy
+(and the duplicate filter that lets redirect hops reach it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
+from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.asyncio import sleep
 from scrapy.utils.defer import maybe_deferred_to_future
@@ -16,10 +18,17 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.response import response_status_message
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
+from w3lib.url import canonicalize_url
 
 from pipeline.dates import retry_after_seconds
 from pipeline.dedup import canonical_url
-from scrapers.failures import AlreadyStored, OffsiteRedirect, PrivateNetworkRefused, describe_failure
+from scrapers.failures import (
+    AlreadyStored,
+    OffsiteRedirect,
+    PrivateNetworkRefused,
+    RedirectLoop,
+    describe_failure,
+)
 from scrapers.stats import inc_stat
 
 if TYPE_CHECKING:
@@ -313,6 +322,35 @@ class BackoffRetryMiddleware(RetryMiddleware):
                 return False
             await sleep(min(self.WAIT_SLICE, left))
         return self.budget is None or not self.budget.exhausted
+
+
+class RedirectHopsDupeFilter(RFPDupeFilter):
+    """Scrapy's duplicate filter, except that it never drops a redirect hop.
+
+    A redirect that loops (A -> A, A -> B -> A, a meta refresh to itself) asks again for a
+    URL the filter has seen, and a dropped request gets neither callback nor errback: the
+    page would leave no row and no error. Let through, the hop reaches RedirectLoopMiddleware,
+    which fails it with its reason. Hops are still remembered, so a later link to a URL that
+    a redirect has reached is dropped as before.
+    """
+
+    def request_seen(self, request: Request) -> bool:
+        return super().request_seen(request) and not request.meta.get("redirect_urls")
+
+
+class RedirectLoopMiddleware:
+    """Fails a redirect that leads back to a URL of its own chain as "redirect_loop", naming
+    the chain, before the looping request is sent. URLs compare as Scrapy's duplicate filter
+    compares them (canonicalised, without fragment). A chain that does not loop ends at
+    max_redirects as "too_many_redirects"."""
+
+    def process_request(self, request: Request) -> None:
+        chain = request.meta.get("redirect_urls")
+        if not chain:
+            return
+        target = canonicalize_url(request.url)
+        if any(canonicalize_url(url) == target for url in chain):
+            raise RedirectLoop(" -> ".join([*chain, request.url]))
 
 
 class KnownRedirectMiddleware:

@@ -17,6 +17,8 @@ ITEM_PIPELINES = {"scrapers.pipelines.StorePipeline": 300}
 DOWNLOADER_MIDDLEWARES = {
     # First: an entry request refused further down still knows it has a good copy stored.
     "scrapers.middlewares.ConditionalGetMiddleware": 40,
+    # A redirect back into its own chain fails with its reason before it is sent again.
+    "scrapers.middlewares.RedirectLoopMiddleware": 42,
     # A redirect to a stored article is dropped before it costs a DNS lookup or budget.
     "scrapers.middlewares.KnownRedirectMiddleware": 45,
     # Before RobotsTxtMiddleware (100): a refused host is not even asked for its robots.txt.
@@ -26,6 +28,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "scrapers.middlewares.BackoffRetryMiddleware": 550,
 }
+
+# Redirect hops pass the duplicate filter, so that a loop is recorded, not dropped unseen.
+DUPEFILTER_CLASS = "scrapers.middlewares.RedirectHopsDupeFilter"
 
 # The check that counts: at connection time, on the addresses actually connected to.
 TWISTED_DNS_RESOLVER = "scrapers.resolver.PublicOnlyResolver"

@@ -154,6 +154,76 @@ def test_malformed_feeds_and_sitemaps_are_recorded_and_the_run_goes_on(crawled: 
     assert report.sources["unsafe"]["articles_ok"] == 2  # the good pages of the same run
 
 
+# Redirect loops of every shape: path -> its chain back to itself (the last hop repeats one).
+LOOPS: dict[str, list[str]] = {
+    "/loop/self": ["/loop/self", "/loop/self"],  # 301 to itself, relative
+    "/loop/abs": ["/loop/abs", "/loop/abs"],  # 302 to itself, absolute
+    "/loop/a": ["/loop/a", "/loop/b", "/loop/a"],  # A -> B -> A
+    "/loop/t307": ["/loop/t307", "/loop/t307b", "/loop/t307"],
+    "/loop/t308": ["/loop/t308", "/loop/t308b", "/loop/t308"],  # relative without a slash
+    "/loop/deep": ["/loop/deep", "/loop/deep2", "/loop/deep3", "/loop/deep2"],  # into the middle
+    "/loop/frag": ["/loop/frag", "/loop/frag#top"],  # the same page, with a fragment
+    "/loop/meta": ["/loop/meta", "/loop/meta2", "/loop/meta"],  # meta refresh
+}
+
+
+LOOP_REDIRECTS = [  # (path, status, Location)
+    ("/loop/self", 301, "/loop/self"), ("/loop/abs", 302, "{{base}}/loop/abs"),
+    ("/loop/a", 302, "/loop/b"), ("/loop/b", 301, "{{base}}/loop/a"),
+    ("/loop/t307", 307, "/loop/t307b"), ("/loop/t307b", 307, "/loop/t307"),
+    ("/loop/t308", 308, "t308b"), ("/loop/t308b", 308, "t308"),
+    ("/loop/deep", 302, "/loop/deep2"), ("/loop/deep2", 302, "/loop/deep3"),
+    ("/loop/deep3", 302, "/loop/deep2"), ("/loop/frag", 302, "/loop/frag#top"),
+]
+
+
+def _refresh(target: str) -> dict[str, str]:
+    return {"body": f'<html><head><meta http-equiv="refresh" content="0; url={target}"></head>'
+                    "<body>Moved.</body></html>"}
+
+
+@pytest.fixture(scope="module")
+def looped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
+    tmp = tmp_path_factory.mktemp("loops")
+    root = write_site(tmp / "site", {
+        "feed.rss": rss_feed([*(f"{{{{base}}}}{path}" for path in LOOPS), "{{base}}/chain/0"]),
+    }, routes={
+        **{path: {"status": status, "location": to} for path, status, to in LOOP_REDIRECTS},
+        "/loop/meta": _refresh("/loop/meta2"),
+        "/loop/meta2": _refresh("{{base}}/loop/meta"),
+        # no loop, just longer than max_redirects
+        **{f"/chain/{i}": {"status": 302, "location": f"/chain/{i + 1}"} for i in range(10)},
+        "/loop-feed.rss": {"status": 302, "location": "/loop-feed.rss"},
+    })
+    with serve(root) as server:
+        base = server.base_url
+        sources = [source_toml("loops", "rss", [f"{base}/feed.rss"]),
+                   source_toml("loop-feed", "rss", [f"{base}/loop-feed.rss"])]
+        config = load_config(write_config_dir(tmp / "config", sources, max_redirects=4))
+        db_path = tmp / "d.db"
+        report = run_crawl(config, db_path, timeout=60)
+        yield Crawled(server, db_path, report, list(server.requests))
+
+
+@pytest.mark.parametrize("path", list(LOOPS))
+def test_every_redirect_loop_is_a_failed_page_naming_its_chain(looped: Crawled, path: str) -> None:
+    page = looped.page(path)
+    base = looped.server.base_url
+    assert page["error"] == "redirect_loop: " + " -> ".join(base + hop for hop in LOOPS[path])
+    assert page["status"] == 0 and page["html"] is None
+    for hop in LOOPS[path][:-1]:  # each URL of the loop asked for once, never again
+        assert looped.paths.count(hop.split("#")[0]) == 1, hop
+
+
+def test_loops_and_long_chains_are_counted_and_an_entry_loop_needs_attention(looped: Crawled) -> None:
+    assert looped.reason("/chain/0") == "too_many_redirects"
+    assert "/chain/4" in looped.paths and "/chain/5" not in looped.paths  # max_redirects = 4
+    counters = looped.report.sources["loops"]
+    assert counters["errors"] == {"redirect_loop": len(LOOPS), "too_many_redirects": 1}
+    assert looped.reason("/loop-feed.rss") == "redirect_loop"
+    assert "redirect_loop" in looped.report.attention["loop-feed"]
+
+
 def test_external_entities_are_never_read(crawled: Crawled) -> None:
     page = crawled.page("/news/xxe.html")
     assert page["error"] is None
