@@ -149,8 +149,10 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
             return Extraction("not_article", reason="not parseable as HTML")
         try:
             meta = page_metadata(tree, url, headers)
-        except Exception:  # metadata is a bonus: a page never fails for it
-            logger.warning("%s: cannot read the page's metadata", url, exc_info=True)
+        except Exception as exc:  # metadata is a bonus: a page never fails for it
+            logger.warning("%s: cannot read the page's metadata: %s: %s", url,
+                           type(exc).__name__, exc)
+            logger.debug("metadata failure", exc_info=True)  # the traceback, with -vv
             meta = PageMetadata()
         # fast: trafilatura's own extractor without its fallbacks; on the article-extraction
         # benchmark it is both quicker and more precise (bench/extraction_quality.py).
@@ -189,7 +191,12 @@ def html_to_text(html: str, url: str | None = None) -> str:
 
 def html_to_passage(html: str, url: str | None = None) -> tuple[str, str | None]:
     """Main text and headline of an HTML document; all of its text and no headline when
-    extraction finds no article."""
+    extraction finds no article. Raises ValueError, in one line, when url is no URL."""
+    if url:
+        try:
+            _ = urlsplit(url).port  # reading the port raises when it is out of range
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {url} ({exc})") from None
     result = extract_article(html, url or "https://example.invalid/", min_text_chars=0)
     if result.article:
         return result.article.text, result.article.title or None

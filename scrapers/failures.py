@@ -44,6 +44,10 @@ class OffsiteRedirect(IgnoreRequest):
     """A listed link redirected to a host outside the source's allowed domains."""
 
 
+class UnreadableRedirect(IgnoreRequest):
+    """A redirect (HTTP or meta refresh) led to something that is no URL (`http://[::1`)."""
+
+
 class RedirectLoop(IgnoreRequest):
     """A redirect (HTTP or meta refresh) led back to a URL of its own chain."""
 
@@ -66,6 +70,8 @@ def describe_failure(exc: BaseException, request: Request | None = None) -> tupl
         return "offsite", str(exc)
     if isinstance(exc, RedirectLoop):
         return "redirect_loop", str(exc)
+    if isinstance(exc, UnreadableRedirect):
+        return "bad_url", str(exc)
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
         if "robots.txt" in text:

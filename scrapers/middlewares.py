@@ -9,6 +9,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any, Self
 
+from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.dupefilters import RFPDupeFilter
 from scrapy.exceptions import NotConfigured
@@ -27,6 +28,7 @@ from scrapers.failures import (
     OffsiteRedirect,
     PrivateNetworkRefused,
     RedirectLoop,
+    UnreadableRedirect,
     describe_failure,
 )
 from scrapers.stats import inc_stat
@@ -336,6 +338,28 @@ class RedirectHopsDupeFilter(RFPDupeFilter):
 
     def request_seen(self, request: Request) -> bool:
         return super().request_seen(request) and not request.meta.get("redirect_urls")
+
+
+class _ReadableTargets:
+    """Scrapy's redirect middlewares raise a bare ValueError when the target is no URL
+    (`Location: http://[::1`): that becomes "bad_url" with the target, in one line."""
+
+    def process_response(self, request: Request, response: Response  # type: ignore[override]
+                         ) -> Request | Response:
+        try:
+            return super().process_response(request, response)  # type: ignore[misc]
+        except ValueError as exc:
+            location = response.headers.get("Location")
+            where = f"redirected to {location.decode('latin-1')}" if location else "meta refresh"
+            raise UnreadableRedirect(f"{where}: {exc}") from None
+
+
+class StatusRedirectMiddleware(_ReadableTargets, RedirectMiddleware):
+    """Scrapy's RedirectMiddleware (3xx + Location); an unreadable target is "bad_url"."""
+
+
+class MetaRefreshRedirectMiddleware(_ReadableTargets, MetaRefreshMiddleware):
+    """Scrapy's MetaRefreshMiddleware; an unreadable target is "bad_url"."""
 
 
 class RedirectLoopMiddleware:

@@ -20,7 +20,7 @@ stdout carries exactly one line, the report:
   304 to a conditional GET; unchanged: entry documents served again with the stored body;
   retries: requests retried (429, 5xx, timeouts); budget_skipped: requests not sent because
   the run's budget was spent; errors: failed or skipped fetches by reason code (http_404,
-  dns, timeout, connection, too_large, too_many_redirects, redirect_loop, not_html, empty, robots,
+  dns, timeout, connection, too_large, too_many_redirects, redirect_loop, bad_url, not_html, empty, robots,
   private_network, offsite, malformed_feed, malformed_sitemap, malformed_listing, store, ...);
   entry_errors: feed/sitemap/listing fetches that failed; article_failures: article fetches
   that failed for a reason other than a deliberate skip (robots, not_html).

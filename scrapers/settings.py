@@ -27,6 +27,11 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapers.budget.BudgetMiddleware": 60,
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "scrapers.middlewares.BackoffRetryMiddleware": 550,
+    # Scrapy's own, at their places, with a redirect to no URL recorded as bad_url.
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "scrapers.middlewares.MetaRefreshRedirectMiddleware": 580,
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "scrapers.middlewares.StatusRedirectMiddleware": 600,
 }
 
 # Redirect hops pass the duplicate filter, so that a loop is recorded, not dropped unseen.

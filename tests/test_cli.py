@@ -169,6 +169,16 @@ def test_analyze_jsonl_keeps_going_past_bad_lines(run_cli) -> None:
     assert "-:2: skipped" in result.stderr
 
 
+def test_analyze_jsonl_says_in_one_line_when_a_url_is_no_url(run_cli) -> None:
+    lines = "\n".join(json.dumps({"id": i, "html": f"<p>{DEAL}</p>", "url": url})
+                      for i, url in enumerate(["http://[::1", "https://news.test:99999/a"]))
+    result = run_cli("analyze", "--jsonl", "-", "--model", "never", input=lines)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[:2] == [
+        "-:1: skipped: not a URL: http://[::1 (Invalid IPv6 URL)",
+        "-:2: skipped: not a URL: https://news.test:99999/a (Port out of range 0-65535)"]
+
+
 def test_analyze_missing_file(run_cli) -> None:
     result = run_cli("analyze", "/nonexistent/file.txt")
     assert result.exit_code == 1 and "cannot read" in result.output

@@ -177,6 +177,18 @@ LOOP_REDIRECTS = [  # (path, status, Location)
 ]
 
 
+# Redirects to something that is no URL: path -> (route, the page's error).
+NO_URL: dict[str, tuple[dict[str, Any], str]] = {
+    "/nourl/bracket": ({"status": 302, "location": "http://[::1"},
+                       "bad_url: redirected to http://[::1: Invalid IPv6 URL"),
+    "/nourl/port": ({"status": 301, "location": "http://[::1]:99999/x"},
+                    "bad_url: redirected to http://[::1]:99999/x: Port out of range 0-65535"),
+    "/nourl/meta": ({"body": '<html><head><meta http-equiv="refresh" content="0; url=http://[::1">'
+                             "</head><body>Moved.</body></html>"},
+                    "bad_url: meta refresh: Invalid IPv6 URL"),
+}
+
+
 def _refresh(target: str) -> dict[str, str]:
     return {"body": f'<html><head><meta http-equiv="refresh" content="0; url={target}"></head>'
                     "<body>Moved.</body></html>"}
@@ -186,8 +198,10 @@ def _refresh(target: str) -> dict[str, str]:
 def looped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crawled]:
     tmp = tmp_path_factory.mktemp("loops")
     root = write_site(tmp / "site", {
-        "feed.rss": rss_feed([*(f"{{{{base}}}}{path}" for path in LOOPS), "{{base}}/chain/0"]),
+        "feed.rss": rss_feed([*(f"{{{{base}}}}{path}" for path in [*LOOPS, *NO_URL]),
+                              "{{base}}/chain/0"]),
     }, routes={
+        **{path: route for path, (route, _) in NO_URL.items()},
         **{path: {"status": status, "location": to} for path, status, to in LOOP_REDIRECTS},
         "/loop/meta": _refresh("/loop/meta2"),
         "/loop/meta2": _refresh("{{base}}/loop/meta"),
@@ -215,11 +229,18 @@ def test_every_redirect_loop_is_a_failed_page_naming_its_chain(looped: Crawled, 
         assert looped.paths.count(hop.split("#")[0]) == 1, hop
 
 
+@pytest.mark.parametrize("path", list(NO_URL))
+def test_a_redirect_to_no_url_is_a_one_line_bad_url(looped: Crawled, path: str) -> None:
+    assert looped.page(path)["error"] == NO_URL[path][1]
+    assert "Traceback" not in looped.report.stderr_tail
+
+
 def test_loops_and_long_chains_are_counted_and_an_entry_loop_needs_attention(looped: Crawled) -> None:
     assert looped.reason("/chain/0") == "too_many_redirects"
     assert "/chain/4" in looped.paths and "/chain/5" not in looped.paths  # max_redirects = 4
     counters = looped.report.sources["loops"]
-    assert counters["errors"] == {"redirect_loop": len(LOOPS), "too_many_redirects": 1}
+    assert counters["errors"] == {"redirect_loop": len(LOOPS), "too_many_redirects": 1,
+                                  "bad_url": len(NO_URL)}
     assert looped.reason("/loop-feed.rss") == "redirect_loop"
     assert "redirect_loop" in looped.report.attention["loop-feed"]
 

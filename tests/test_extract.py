@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from pipeline.dedup import canonical_url, text_hash
-from pipeline.extract import extract_article, html_to_text
+from pipeline.extract import extract_article, html_to_passage, html_to_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extraction"
 PAGES = sorted(FIXTURES.glob("*.html"))
@@ -148,3 +149,14 @@ def test_one_bad_metadata_value_never_loses_the_article(head: str) -> None:
     assert result.article.canonical_url == "https://news.test/2026/05/05/fibre"
     assert "\ud800" not in (result.article.title or "")
     result.article.title and result.article.title.encode("utf-8")  # storable
+
+
+def test_a_page_url_that_is_no_url_gives_one_line_not_a_traceback(caplog) -> None:
+    with caplog.at_level(logging.DEBUG, logger="pipeline.extract"):
+        extract_article(_article_page(""), "http://[::1")
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "http://[::1: cannot read the page's metadata: ValueError: Invalid IPv6 URL"]
+    assert warnings[0].exc_info is None  # the traceback is kept for -vv (DEBUG) only
+    with pytest.raises(ValueError, match=r"^not a URL: http://\[::1 \(Invalid IPv6 URL\)$"):
+        html_to_passage(_article_page(""), "http://[::1")
