@@ -349,6 +349,8 @@ class Aggregate(Strict):
     scope_nouns: list[str] = Field(min_length=1, description="where: countries, nations")
     survey_words: list[str] = Field(default=[], description="a study or database: report, examined")
     global_words: list[str] = Field(default=[], description="no one place: worldwide, globally")
+    many: int = Field(default=5, ge=2, description="a count of this many deals or more is many "
+                                                    "deals, even in one country")
 
 
 class Rules(Strict):
@@ -421,6 +423,8 @@ class GrammarWords(Strict):
     party_prepositions: list[str]
     unlisted_party_prepositions: list[str]
     national_scopes: list[str]
+    many: list[str] = []
+    negation_fillers: list[str] = []
 
     _lower = field_validator("*")(_lower_case)
 

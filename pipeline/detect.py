@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 
 from models.config import Grammar, Rules, Scoring, WatchlistEntry
 from models.records import Candidate
@@ -163,6 +163,8 @@ class DealDetector:
         self.comparison_fillers = frozenset(words.comparison_fillers)
         self.description_fillers = frozenset(words.description_fillers)
         self.national_scopes = frozenset(words.national_scopes)
+        self.many_words = frozenset(words.many)
+        self.negation_fillers = frozenset((*words.auxiliaries, *words.negation_fillers))
         self.w = rules.scoring
         self.ev = rules.scoring.evidence
 
@@ -202,8 +204,11 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
                 aggregates.append((i, aggregate))
         # Recall first: a sentence that names a vendor and a foreign public body or state
         # company is a candidate even with no deal word; its low score says how weak it is.
-        # A sentence that counts many deals is no one deal, unless it names its own party.
-        if fact.aggregate and not any(cp.strength >= detector.ev.named for cp in fact.counterparts):
+        # A sentence that counts many deals is no one deal, unless it names its own foreign
+        # party (a lender at home, "financed by China Exim Bank", is no party of the deals).
+        homes = detector.home_of(fact.vendors) or detector.any_vendor_home
+        if fact.aggregate and not any(cp.strength >= detector.ev.named and cp.country not in homes
+                                      for cp in fact.counterparts):
             continue
         if fact.trigger or _names_party(facts, i, detector):
             deal = _deal_candidate(text, detector, facts, i, countries, codes)
@@ -348,12 +353,28 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     if background and words.get("hedge"):
         words["hedge"] = [(w, t) for w, t in words["hedge"] if t not in background]
     negated = _negated_tokens(doc, sent, fact.negators, detector.grammar.reach.negation)
+    # "No agreement was signed.", "has not yet signed any contract": the sentence says the deal
+    # did not happen (the negator right before the deal word), and says it of the sentences
+    # around it too, as a neighbour's negative ("MPs have never seen the contract" says nothing)
+    denied = any(n < t and all(doc[j].lower_ in detector.negation_fillers for j in range(n + 1, t))
+                 for cat, hits in words.items() if cat.startswith("T:") for _, t in hits
+                 for n in fact.negators)
     for category in list(words):  # "did not announce any agreement" announces none
         if category.startswith(("T:", "stage:", "weak_stage:")):
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
+    denied = denied and not any(hits for cat, hits in words.items() if cat.startswith("T:"))
     cue = {name: [t for _, t in words.get(name, []) if t not in background and t not in negated]
            for name in ("approval", "cancel", "plan", "lose", "own_facility", "removal")}
     party_words = sorted(t for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
+    # "… and will not use Huawei", "a network without Huawei": a vendor right after a negator
+    # (at most two words between) is left out, as one that lost the bid is
+    refused = [k for _, k in fact.vendor_at
+               if any(0 < k - n <= 3 and all(not doc[j].is_punct for j in range(n + 1, k))
+                      for n in fact.negators)]
+    if refused:
+        fact.lost = True
+        fact.vendor_at = [(v, k) for v, k in fact.vendor_at if k not in refused]
+        fact.vendors = [v for v, _ in fact.vendor_at]
     for t in cue["lose"]:  # "Huawei lost out to Ericsson": the loser is no party
         loser = _subject_vendor(doc, detector, fact, t, party_words)
         if loser is not None:
@@ -373,6 +394,8 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     weak = words.get("T:weak_verb", []) + words.get("T:weak_noun", [])
     fact.trigger = 1.0 if strong else 0.5 if weak else 0.0
     fact.negative = [w for w, t in words.get("neg", []) + words.get("removal", []) if t not in background]
+    if denied:
+        fact.negative.append("no deal made")
     fact.weak_negative = [w for w, t in words.get("weak_neg", []) if t not in background]
     if fact.own_facility:
         fact.weak_negative.append("its own site")
@@ -387,25 +410,39 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
         fact.stage = "awarded"  # "gave the nod to Hikvision to mount cameras"
     homes = detector.home_of(fact.vendors) or detector.any_vendor_home
 
-    def describes_vendor(t: int) -> bool:
-        # "a Chinese state-owned company", "Chinese telecoms giant Huawei": about the vendor.
-        if any(vendor_names.starts[start] and not _crosses_clause(doc, detector, t + 1, start)
-               for start in range(t + 1, min(t + 5, len(doc)))):
-            return True
-        if any(vendor_names.ends[end] and not _crosses_clause(doc, detector, end, t)
-               for end in range(max(t - 6, 0), t + 1)):
-            return True
+    def describes_vendor(t: int, text: str) -> bool:
+        # "a Chinese state-owned company ZTE", "state-run China Telecom": about the vendor, when
+        # only words that describe a company stand between ("the president inaugurated the
+        # Huawei-built centre" is the president's doing)
+        def describing(token: Token, clause_words: bool = False) -> bool:
+            return (token.lower_ in detector.descriptors or token.text in POSSESSIVES
+                    or token.text in detector.description_fillers or token.ent_type_ == "COUNTRY"
+                    or (clause_words and (token.is_stop or token.lower_.endswith("ly"))))
+
+        end_char = doc[t].idx + len(text)
+        for k in range(t + 1, min(t + 5, len(doc))):
+            if vendor_names.starts[k]:
+                return True
+            if doc[k].idx >= end_char and not describing(doc[k]):  # past the word itself
+                break
+        # "China Telecom, the state-run carrier", "ZTE, which is partly state-owned": after the
+        # vendor only a description ("Huawei executives met the president" is another party)
+        for end in range(t, max(t - 6, 0) - 1, -1):
+            if vendor_names.ends[end]:
+                return not _crosses_clause(doc, detector, end, t)
+            if end < t and not describing(doc[end], clause_words=True):
+                break
         return any(0 < t - c <= 3 and code in homes for code, c, _ in fact.countries)
 
     anaphora = {t for _, t in words.get("anaphor", [])}
     for ctype in ("government", "ministry", "agency", "soe", "subnational", "intergovernmental"):
         for text, t in words.get(f"cp:{ctype}", []):
-            if covered[t] or describes_vendor(t) or t in background or t in negated \
+            if covered[t] or describes_vendor(t, text) or t in background or t in negated \
                     or _company_officer(doc, detector, t, anaphora, vendor_names):
                 continue  # "Harbourline is not state-owned" names no state company
             country = _near_country(fact, t) or _near_place(sent_places, t)
             fact.counterparts.append(Counterpart(text, ctype, country, detector.ev.word, index, t))
-    if any(not covered[t] and not describes_vendor(t) for _, t in words.get("private", [])):
+    if any(not covered[t] and not describes_vendor(t, w) for w, t in words.get("private", [])):
         fact.private = True
     verbs = {t for _, t in words.get("T:verb", []) + words.get("T:weak_verb", [])}
     nouns = {t for _, t in words.get("T:noun", [])}
@@ -609,12 +646,16 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
     """'70 deals in 41 countries', '45 safe city agreements across 30 countries', 'cameras in
     18 European countries, the review found', 'platforms used in more than 70 countries'."""
 
+    numbers: dict[int, float] = {}  # counted noun -> its number, where it reads as one
+    at: dict[int, int] = {}  # counted noun -> the token of its number
+
     def counted(hits: list[tuple[str, int]], reach: int) -> set[int]:
         found = set()
         for _, t in hits:
             for k in range(t - 1, max(t - reach, 0) - 1, -1):
-                if doc[k].like_num:
+                if doc[k].like_num or doc[k].lower_ in detector.many_words:
                     found.add(t)
+                    numbers[t], at[t] = _count(doc[k].text, detector.many_words), k
                     break
                 if doc[k].is_punct and doc[k].text != "-":
                     break
@@ -636,6 +677,11 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
         return True
     if len(typed) > 1 or (typed and (spread or survey)):
         return True
+    # "has carried out 14 government projects in Pakistan": many deals, even in one country (the
+    # number right before the noun: "3,200 more cameras on highways and in municipalities" is
+    # the size of one deal)
+    if any(numbers[t] >= detector.rules.aggregate.many and t - at[t] <= 3 for t in counts):
+        return True
     # "used by governments in more than 70 countries" counts deals of one kind without naming
     # one country; "Huawei, present in 170 countries, signed with Kenya" names its deal's.
     foreign = any(code not in homes for code, _, demonym in fact.countries if not demonym)
@@ -643,8 +689,24 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
     if national and not foreign and any(cat.startswith("type:") for cat in words):
         return True
     # "Governments in Africa and Asia have gone ahead with deals …": deals in the plural with
-    # parties in the plural, and not one country named, are many deals, however uncounted
-    return bool(words.get("agg_count") and words.get("agg_scope") and not foreign)
+    # parties in the plural ("ministries", "authorities": a public-body word in -s; English,
+    # Spanish, Portuguese and French plurals alike), and not one country named, are many deals,
+    # however uncounted
+    plural_party = bool(words.get("agg_scope")) or any(
+        doc[t].is_alpha and doc[t].lower_.endswith("s")
+        for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
+    return bool(words.get("agg_count") and plural_party and not foreign)
+
+
+def _count(text: str, many_words: frozenset[str]) -> float:
+    """The number a counting word stands for: "14" and "1,200" as written, "dozens" as many,
+    a number in words ("three") as a few."""
+    if text.lower() in many_words:
+        return math.inf
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return 2.0  # "two", "three", "a dozen": spelled-out numbers are small counts here
 
 
 def _window(detector: DealDetector, facts: list[SentenceFacts], i: int) -> list[tuple[int, float]]:
@@ -719,7 +781,9 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
                     countries: frozenset[str], codes: frozenset[str]) -> Candidate | None:
     """The deal of sentence i; `countries` and `codes` are the story's (see detect_candidates)."""
     vendors, distance = _vendors_for(facts, i)
-    if not vendors:
+    if not vendors or (distance and facts[i - distance].aggregate):
+        # "… 46 data centres in 29 countries, most by Huawei. Kenya and Zambia host two.": a
+        # sentence that goes on about an aggregate's vendors is part of the count, no deal
         return None
     fact = facts[i]
     homes = detector.home_of(vendors)

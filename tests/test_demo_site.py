@@ -25,7 +25,8 @@ from pipeline.siteserver import serve
 
 DEMO_SITE = Path(__file__).resolve().parent.parent / "pipeline" / "demo_site"
 EXPECTED: list[dict[str, Any]] = json.loads((DEMO_SITE / "_expected.json").read_text(encoding="utf-8"))
-STORY_KINDS = {"deal", "negative", "aggregate"}
+# "ended": a story that a government ended an earlier deal (kept below the threshold, stage cancelled)
+STORY_KINDS = {"deal", "negative", "aggregate", "ended"}
 STORIES = [row for row in EXPECTED if row["kind"] in STORY_KINDS]
 NOT_ARTICLES = [row for row in EXPECTED if row["kind"] == "not_article"]
 
@@ -133,13 +134,14 @@ def test_expected_covers_the_mix_a_demo_needs() -> None:
     assert kinds.count("negative") >= 4
     assert kinds.count("aggregate") == 1
     assert kinds.count("not_article") >= 1
+    assert kinds.count("ended") >= 1
     assert len({row["path"] for row in EXPECTED}) == len(EXPECTED), "duplicate paths"
     deals = [row for row in EXPECTED if row["kind"] == "deal"]
     assert len({row["vendor"] for row in deals}) >= 6
     assert len({row["country"] for row in deals}) >= 8
     assert {row["deal_type"] for row in deals} >= set(DEAL_TYPES) - {"other"}
     assert {row["stage"] for row in deals} >= {"mou", "signed", "awarded", "financed", "under_construction",
-                                                "completed", "cancelled"}
+                                                "completed"}
 
 
 def test_expected_rows_use_the_design_vocabularies() -> None:
@@ -150,8 +152,10 @@ def test_expected_rows_use_the_design_vocabularies() -> None:
         assert row["counterpart_type"] in (*COUNTERPART_TYPES, None), row["path"]
         assert row["country"] is None or re.fullmatch(r"[A-Z]{2}", row["country"]), row["path"]
         assert row["vendor"] is None or re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", row["vendor"]), row["path"]
-        if row["kind"] == "deal":
+        if row["kind"] in ("deal", "ended"):
             assert row["vendor"] and row["country"] and row["deal_type"] and row["stage"], row["path"]
+        if row["kind"] == "ended":
+            assert row["stage"] == "cancelled", row["path"]
         if row["kind"] == "negative":
             assert row["vendor"] and row["deal_type"] is None and row["stage"] is None, row["path"]
 

@@ -519,3 +519,53 @@ def test_a_cancellation_later_in_the_story_ends_the_deal(analyzer) -> None:
     assert ended.signals["sentences"] == 2 and ended.country == "LS"
     assert ended.signals["rule_score"] < analyzer.config.rules.scoring.threshold
     assert ended.score < signed.score
+
+
+def test_a_vendor_right_after_a_negator_is_no_party(analyzer) -> None:
+    text = "Ethio Telecom picked Nokia for its core network and will not use Huawei equipment."
+    deals = [c for c in analyzer.analyze(text).candidates if c.kind == "deal" and "huawei" in c.vendors]
+    assert all(c.score < analyzer.config.rules.scoring.threshold for c in deals)
+    assert all(c.signals["lost"] == 1.0 for c in deals)
+
+
+def test_a_sentence_saying_no_deal_was_made_weighs_on_its_neighbours(analyzer) -> None:
+    met = "Huawei executives met Zambia's president in Lusaka on Monday to present cloud services."
+    denied = best(analyzer, met + " No agreement was signed.")
+    assert denied.signals["negative"] > 0
+    assert denied.score < analyzer.config.rules.scoring.threshold
+
+
+@pytest.mark.parametrize("text", [
+    "ZTE has delivered 12 government projects in Bolivia over the past decade, an executive said.",
+    "Our database lists 30 government data centres in 20 countries built by Huawei, most of them "
+    "financed by China Exim Bank.",
+])
+def test_many_deals_counted_in_one_sentence_are_an_aggregate(analyzer, text) -> None:
+    found = [c for c in analyzer.analyze(text).candidates
+             if c.score >= analyzer.config.rules.scoring.threshold]
+    assert [c.kind for c in found] == ["aggregate"]
+
+
+def test_the_size_of_one_deal_is_no_count_of_deals(analyzer) -> None:
+    deal = one_deal(analyzer, "Under the contract, Dahua will install 2,500 more cameras along "
+                              "highways and in municipalities, Ghana Police Service said.")
+    assert deal.country == "GH" and deal.deal_type == "safe_city"
+
+
+def test_putting_up_towers_is_building_not_cancelling(analyzer) -> None:
+    deal = one_deal(analyzer, "Ghana's rural telephony fund signed a contract with Huawei to put "
+                              "up 1,000 telecom towers in underserved districts.")
+    assert deal.signals["cancelled"] == 0.0 and deal.stage != "cancelled"
+
+
+def test_a_public_body_acting_on_a_vendor_built_site_is_a_party(analyzer) -> None:
+    deal = best(analyzer, "Senegal's president inaugurated the Huawei-built national data centre "
+                          "in Diamniadio on Tuesday.")
+    assert deal.country == "SN" and deal.counterpart_type == "government"
+
+
+def test_a_negation_that_is_not_about_the_deal_denies_nothing(analyzer) -> None:
+    text = ("Mauritius Telecom, which is partly owned by the state, ordered a safe city network "
+            "from Huawei for $456 million. Opposition MPs have never seen the contract.")
+    deal = one_deal(analyzer, text)
+    assert deal.signals["negative"] == 0.0 and deal.country == "MU"
