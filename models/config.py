@@ -42,6 +42,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StrictValues(Strict):
+    """Settings, sources and the watchlist: a boolean is true or false (not "yes", "on" or 1),
+    a number is finite (not inf or nan), a string is a string."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
 def _check_patterns(patterns: list[str]) -> list[str]:
     for pattern in patterns:
         try:
@@ -54,12 +61,12 @@ def _check_patterns(patterns: list[str]) -> list[str]:
 # --- settings.toml -------------------------------------------------------------------------
 
 
-class DatabaseSettings(Strict):
+class DatabaseSettings(StrictValues):
     path: str = "data/dealwatch.db"
     busy_timeout_ms: int = Field(default=10_000, ge=0)
 
 
-class CrawlSettings(Strict):
+class CrawlSettings(StrictValues):
     user_agent: str = "dealwatch/0.1 (+https://github.com/dealwatch/dealwatch; news monitoring)"
     allow_private_networks: bool = False
     obey_robots: bool = True
@@ -69,8 +76,10 @@ class CrawlSettings(Strict):
     autothrottle: bool = True
     autothrottle_target_concurrency: float = Field(default=1.0, gt=0)
     download_timeout: float = Field(default=30, gt=0)
-    download_maxsize: int = Field(default=10 * 1024 * 1024, ge=0)
-    download_warnsize: int = Field(default=2 * 1024 * 1024, ge=0)
+    download_maxsize: int = Field(
+        default=10 * 1024 * 1024, ge=0,
+        description="largest response body fetched, in bytes (0, Scrapy's 'no limit', is refused)")
+    download_warnsize: int = Field(default=2 * 1024 * 1024, ge=0, description="0: no warning")
     retry_times: int = Field(default=2, ge=0)
     retry_backoff_base: float = Field(
         default=2.0, ge=0, description="seconds before the first retry; doubles with each retry")
@@ -92,21 +101,34 @@ class CrawlSettings(Strict):
     refetch_known_articles: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
+    @field_validator("download_maxsize")
+    @classmethod
+    def _maxsize_is_a_limit(cls, value: int) -> int:
+        # Scrapy reads 0 as "no limit": one page could then cost any time and memory to process.
+        if value == 0:
+            raise ValueError("0 would mean no size limit to Scrapy; give the largest page to "
+                             "fetch in bytes (default 10485760)")
+        return value
 
-class RetentionSettings(Strict):
+
+class RetentionSettings(StrictValues):
     html_days: int = Field(default=90, ge=0, description="days to keep raw HTML; 0 keeps it forever")
 
 
-class ProcessSettings(Strict):
+class ProcessSettings(StrictValues):
     batch_size: int = Field(default=64, ge=1)
     use_model: Literal["auto", "never", "required"] = "auto"
     min_text_chars: int = Field(default=300, ge=0)
+    max_text_chars: int = Field(
+        default=100_000, ge=1_000,
+        description="characters of one article that are analysed (its first ones); a longer "
+                    "article is stored whole and recorded as 'too long'")
     ranker: str | None = Field(
         default=None, description="ranker model file (dealwatch train); default: the newest "
                                   "model trained for this database, else the shipped one")
 
 
-class DedupSettings(Strict):
+class DedupSettings(StrictValues):
     near_duplicates: bool = True
     window_days: int = Field(default=30, ge=1, description="compare with articles this recent")
     jaccard: float = Field(default=0.3, gt=0, le=1)
@@ -115,7 +137,7 @@ class DedupSettings(Strict):
     num_perm: int = Field(default=128, ge=16, le=1024)
 
 
-class ScheduleSettings(Strict):
+class ScheduleSettings(StrictValues):
     cron: str = Field(default="30 2 * * *", description="when the nightly run starts (crontab)")
     timezone: str = "UTC"
     catch_up_grace_hours: float = Field(
@@ -146,13 +168,13 @@ class ScheduleSettings(Strict):
         return value
 
 
-class StatusSettings(Strict):
+class StatusSettings(StrictValues):
     stale_after_runs: int = Field(default=3, ge=1,
                                   description="flag a source with no new articles in this many runs")
     min_pages_for_yield: int = Field(default=5, ge=1)
 
 
-class Settings(Strict):
+class Settings(StrictValues):
     database: DatabaseSettings = DatabaseSettings()
     crawl: CrawlSettings = CrawlSettings()
     retention: RetentionSettings = RetentionSettings()
@@ -165,7 +187,7 @@ class Settings(Strict):
 # --- sources.toml ---------------------------------------------------------------------------
 
 
-class Source(Strict):
+class Source(StrictValues):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
     kind: SourceKind
     urls: list[str] = Field(min_length=1)
@@ -203,7 +225,7 @@ class Source(Strict):
         return _check_patterns(patterns)
 
 
-class Sources(Strict):
+class Sources(StrictValues):
     source: list[Source] = []
 
     @model_validator(mode="after")
@@ -219,7 +241,7 @@ class Sources(Strict):
 # --- watchlist/*.jsonl ----------------------------------------------------------------------
 
 
-class WatchlistEntry(Strict):
+class WatchlistEntry(StrictValues):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: str = Field(min_length=1)
     aliases: list[str] = []

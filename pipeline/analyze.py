@@ -23,7 +23,7 @@ from pipeline.gazetteer import EXTRA_DATA
 from pipeline.rank import SHIPPED, Ranker, attach_scorer  # also registers the scorer's factory
 from pipeline.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
 from pipeline.tag import build_tagger, find_model, model_version_name
-from pipeline.text import without_surrogates
+from pipeline.text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -127,19 +127,28 @@ class Analyzer:
         return doc
 
     def _analysable(self, text: str) -> str:
-        """The text as spaCy can take it; offsets into it are offsets into `text`.
+        """The text as spaCy analyses it: clean (pipeline.text.clean_text: lone surrogates
+        replaced, invisible format characters removed) and at most `process.max_text_chars`
+        characters long, so that what one text costs is bounded whatever it holds.
 
-        spaCy cannot store lone surrogates: each becomes U+FFFD. The rule-only pipeline takes
-        any length; the model's memory grows with the text, so with it only the first
-        nlp.max_length characters are analysed.
+        Offsets found are offsets into the clean text. Stored article text is clean already
+        (extraction cleans it), so for stored articles they index the stored text; for text
+        given to `dealwatch analyze` they index it as cleaned. With the statistical model the
+        first nlp.max_length characters at most are analysed, as spaCy asks.
         """
-        text = without_surrogates(text)
-        limit = self.nlp.max_length
+        text = clean_text(text)
+        limit = analysable_chars(self.nlp, self.config)
         if len(text) > limit:
-            logger.warning("a text of %d characters is longer than the model takes: analysing "
-                           "its first %d", len(text), limit)
+            logger.warning("a text of %d characters is longer than the analyser takes "
+                           "(process.max_text_chars): analysing its first %d", len(text), limit)
             text = text[:limit]
         return text
+
+
+def analysable_chars(nlp: Language, config: Config) -> int:
+    """How many characters of one text the analyser reads: process.max_text_chars, and no more
+    than the statistical model takes."""
+    return min(nlp.max_length, config.settings.process.max_text_chars)
 
 
 def _analysis(doc: Doc) -> Analysis:

@@ -419,6 +419,7 @@ def _process(state: State, store: Store, use_model: str | None, reanalyse: bool 
     with _progress(total, "processing") as progress:
         report = process_pages(store, analyzer, batch_size=settings.batch_size,
                                min_text_chars=settings.min_text_chars,
+                               max_text_chars=settings.max_text_chars,
                                dedup=state.config.settings.dedup, progress=progress)
     store.prune_html(state.config.settings.retention.html_days)
     return report
@@ -431,6 +432,9 @@ def _print_process(report: Any) -> None:
         f"({c['near_duplicates']} copies of stories already seen), {c['not_article']} not "
         f"articles, {c['blocked']} blocked by bot or consent walls, {c['duplicates']} exact "
         f"duplicates, {c['failed']} failed; {c['candidates_new']} new candidates", err=True)
+    if c["too_long"]:
+        click.echo(f"  {c['too_long']} articles too long: their first process.max_text_chars "
+                   "characters were analysed", err=True)
     for url, reason in report.failures[:10]:
         click.echo(f"  failed {url}: {reason}", err=True)
 
@@ -1539,6 +1543,7 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
         echo "Huawei signed a cloud deal with Kenya's ICT ministry." | dealwatch analyze -
         dealwatch analyze --jsonl passages.jsonl > results.jsonl
     """
+    from pipeline.jsonl import json_lines, parse_json_line
     from pipeline.rank import SHIPPED, load
 
     raw = _read_input(source)
@@ -1551,15 +1556,15 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
         return
     bad = 0
     docs: list[tuple[Any, Passage]] = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
+    for lineno, line in json_lines(raw):  # "\n" only: U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = parse_json_line(line)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
             docs.append((record.get("id", lineno), _document_passage(record)))
-        except (ValueError, DealwatchError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, DealwatchError) as exc:  # JsonLineError is a ValueError
             bad += 1
             click.echo(f"{source}:{lineno}: skipped: {exc}", err=True)
             docs.append((lineno, Passage("")))

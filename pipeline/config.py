@@ -6,6 +6,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -75,19 +76,38 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+        elif err["type"] == "bool_type":
+            msg += " (true or false, without quotes)"
         raise ConfigError(f"{where}: {_location(err['loc'])}: {msg}{more}") from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {_undecodable(data, exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+
+
+def _undecodable(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8: line, the key on that line, the byte."""
+    newline = b"\n"
+    line_start = data.rfind(newline, 0, exc.start) + 1
+    line_end = data.find(newline, exc.start)
+    line = data[line_start:line_end if line_end >= 0 else len(data)]
+    key = line.split(b"=", 1)[0].strip().decode("utf-8", "replace") if b"=" in line else ""
+    where = f"line {data.count(newline, 0, exc.start) + 1}" + (f": {key}" if key else "")
+    return (f"{where}: not UTF-8 (byte 0x{data[exc.start]:02x} at column "
+            f"{exc.start - line_start + 1}); TOML files are UTF-8")
 
 
 def _pick(directory: Path, name: str) -> Path:
@@ -114,6 +134,9 @@ def read_watchlist(paths: list[Path], text: str | None = None) -> list[Watchlist
             entry = _validate(WatchlistEntry, data, where)
             if entry.id in seen:
                 raise ConfigError(f"{where}: id: {entry.id!r} is already defined at {seen[entry.id]}")
+            for n, pattern in enumerate(entry.patterns):
+                # as the analyser's EntityRuler will compile it (pipeline.tag.build_tagger)
+                check_token_pattern(entry.id, pattern, f"{where}: {entry.id}: patterns[{n}]")
             seen[entry.id] = where
             entries.append(entry)
     return entries
@@ -146,13 +169,44 @@ def read_grammar(path: Path) -> Grammar:
     return grammar
 
 
-def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
-    """Cue patterns ({"label", "pattern"} a line, // comments), each checked by spaCy's own
-    pattern validation, so that a bad pattern fails here and not in the middle of a run."""
+@cache
+def _pattern_matcher() -> Any:
     from spacy.matcher import Matcher  # spaCy loads slowly: only when patterns are read
     from spacy.vocab import Vocab
 
-    matcher = Matcher(Vocab(), validate=True)
+    return Matcher(Vocab(), validate=True)
+
+
+def check_token_pattern(key: str, pattern: Any, where: str) -> None:
+    """Compile a spaCy token pattern as the analyser's Matcher and EntityRuler will, with
+    spaCy's own validation on top; ConfigError (one line, at `where`) when spaCy refuses it
+    (E152 unknown attribute, a wrong value type, a broken REGEX), so that a bad pattern fails
+    when the config is read and not in the middle of a run."""
+    if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
+        raise ConfigError(f"{where}: a non-empty list of token objects is required")
+    matcher = _pattern_matcher()
+    try:
+        matcher.add(key, [pattern])
+    except (ValueError, KeyError, TypeError, re.error, RecursionError) as exc:
+        raise ConfigError(f"{where}: {_pattern_problem(exc)}") from None
+    finally:
+        if key in matcher:
+            matcher.remove(key)
+
+
+def _pattern_problem(exc: BaseException) -> str:
+    """spaCy's pattern error in one line: its first finding, and how many more there are."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    findings = [line.removeprefix("- ") for line in lines if line.startswith("- [")]
+    if not findings:
+        return lines[0] if lines else type(exc).__name__
+    more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+    return f"{findings[0]}{more}"
+
+
+def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
+    """Cue patterns ({"label", "pattern"} a line, // comments), each checked by spaCy's own
+    pattern validation, so that a bad pattern fails here and not in the middle of a run."""
     patterns: list[dict[str, Any]] = []
     for path in paths:
         for where, data in read_jsonl(path, ConfigError, comments=True):
@@ -161,14 +215,7 @@ def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
             if data["label"] not in CUE_LABELS:
                 raise ConfigError(f"{where}: label: {data['label']!r} is not one of "
                                   f"{', '.join(sorted(CUE_LABELS))}")
-            pattern = data["pattern"]
-            if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
-                raise ConfigError(f"{where}: pattern: a non-empty list of token objects is required")
-            try:
-                matcher.add(data["label"], [pattern])
-            except (ValueError, KeyError, TypeError, re.error) as exc:  # spaCy's E154 / E152, bad REGEX
-                first = str(exc).strip().splitlines()[0]
-                raise ConfigError(f"{where}: pattern: {first}") from None
+            check_token_pattern(data["label"], data["pattern"], f"{where}: pattern")
             patterns.append({**data, "where": where})
     return patterns
 

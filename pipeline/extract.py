@@ -16,7 +16,7 @@ from models.errors import DealwatchError
 from models.records import Article
 from pipeline.dedup import canonical_url, registered_domain, text_hash
 from pipeline.metadata import PageMetadata, page_metadata
-from pipeline.text import without_surrogates
+from pipeline.text import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -162,23 +162,23 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
         )
     except Exception as exc:  # trafilatura/lxml raise many kinds on hostile markup
         raise ExtractionError(f"cannot parse HTML: {type(exc).__name__}: {exc}") from exc
-    text = str(getattr(doc, "text", None) or "").strip()
+    # clean first: zero-width padding neither counts as text nor reaches the store
+    text = clean_text(str(getattr(doc, "text", None) or "")).strip()
     if not text:
         return Extraction("not_article", reason="no main text found")
     if len(text) < min_text_chars:
         return Extraction("not_article", reason=f"too little text ({len(text)} characters)")
     if prose_chars(text) < min_text_chars:
         return Extraction("not_article", reason="no running text (link list or teaser)")
-    text = without_surrogates(text)
     article = Article(
         url=url,
         canonical_url=choose_canonical(url, meta.canonical),
         text=text,
         text_hash=text_hash(text),
-        title=without_surrogates(meta.title),
-        author=without_surrogates(meta.author),
+        title=clean_text(meta.title),
+        author=clean_text(meta.author),
         published=meta.published,
-        site=without_surrogates(meta.site),
+        site=clean_text(meta.site),
         language=meta.language,
     )
     return Extraction("article", article=article)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from models.config import DedupSettings
+from models.config import DedupSettings, ProcessSettings
 from models.records import Article, Candidate
 from pipeline.dates import iso_day
 from pipeline.dedup import NearDuplicateIndex, signature
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of items just finished
+MAX_TEXT_CHARS = ProcessSettings().max_text_chars  # the shipped process.max_text_chars
 
 
 @dataclass
@@ -65,30 +66,37 @@ def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple
     """Tag and detect on (article_id, text, source_id) and store the results (caller's transaction).
 
     A text the analyser chokes on must not cost the batch: then each is analysed on its own, and
-    the one that fails is recorded as failed with its reason.
+    the one that fails is recorded as failed with its reason, so that no later run tries it
+    again. Nothing raises for one bad text, even one alone in its batch.
     """
-    counted = report.checkpoint()
-    try:
-        with store.transaction():
-            texts = (text for _, text, _ in articles)
-            for item, analysis in zip(articles, analyzer.analyze_many(texts, batch_size),
-                                      strict=True):
-                _save_analysis(store, analyzer, item, analysis, report)
-        return
-    except Exception:
-        report.rollback(counted)  # what the rolled-back attempt counted did not happen
-        if len(articles) == 1:
-            raise
-        logger.warning("analysing a batch of %d failed; analysing one by one", len(articles))
-    for item in articles:
+    if len(articles) > 1:
+        counted = report.checkpoint()
         try:
-            _analyse_and_save(store, analyzer, [item], batch_size, report)
+            with store.transaction():
+                _analyse_batch(store, analyzer, articles, batch_size, report)
+            return
+        except Exception:
+            report.rollback(counted)  # what the rolled-back attempt counted did not happen
+            logger.warning("analysing a batch of %d failed; analysing one by one", len(articles))
+    for item in articles:
+        counted = report.checkpoint()
+        try:
+            with store.transaction():
+                _analyse_batch(store, analyzer, [item], batch_size, report)
         except Exception as exc:
+            report.rollback(counted)
             reason = f"analysis failed: {type(exc).__name__}: {exc}"
             logger.exception("article %d: %s", item[0], reason)
             store.mark_article_pages(item[0], "failed", reason)
             report.count("failed", item[2])
             report.failures.append((f"article {item[0]}", reason))
+
+
+def _analyse_batch(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, str, str | None]],
+                   batch_size: int, report: ProcessReport) -> None:
+    texts = (text for _, text, _ in articles)
+    for item, analysis in zip(articles, analyzer.analyze_many(texts, batch_size), strict=True):
+        _save_analysis(store, analyzer, item, analysis, report)
 
 
 def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, str, str | None],
@@ -106,11 +114,13 @@ class PageProcessor:
     """Extracts stored pages into articles, clusters near-duplicates, then tags and detects."""
 
     def __init__(self, store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
-                 min_text_chars: int = 300, dedup: DedupSettings | None = None):
+                 min_text_chars: int = 300, max_text_chars: int = MAX_TEXT_CHARS,
+                 dedup: DedupSettings | None = None):
         self.store = store
         self.analyzer = analyzer
         self.batch_size = batch_size
         self.min_text_chars = min_text_chars
+        self.max_text_chars = max_text_chars
         self.dedup = dedup if dedup is not None else DedupSettings()
         self.report = ProcessReport()
         self._index: NearDuplicateIndex | None = None
@@ -147,7 +157,8 @@ class PageProcessor:
 
     def _cluster(self, article_id: int, text: str, source_id: str | None) -> None:
         d = self.dedup
-        sig = signature(text, d.num_perm, d.shingle_words)
+        # the part that is analysed: a near-duplicate of it is a copy of the same story
+        sig = signature(text[:self.max_text_chars], d.num_perm, d.shingle_words)
         cluster_id, merged = self.index.assign(article_id, sig)
         self.store.save_signature(article_id, sig, d.num_perm)
         self.store.set_cluster(article_id, cluster_id, merged)
@@ -209,7 +220,14 @@ class PageProcessor:
             self.report.count("duplicates", source_id)
             return
         article_id = store.save_article(page["id"], source_id, article)
-        store.mark_page(page["id"], "article", None, article_id)
+        # The whole text is stored; the analyser reads its first max_text_chars characters,
+        # so that one page costs bounded time and memory whatever it holds.
+        too_long = (too_long_reason(len(article.text), self.max_text_chars)
+                    if len(article.text) > self.max_text_chars else None)
+        store.mark_page(page["id"], "article", too_long, article_id)
+        if too_long:
+            logger.warning("%s: %s", url, too_long)
+            self.report.count("too_long", source_id)
         seen_hashes[article.text_hash] = article_id
         self.report.count("articles", source_id)
         if existing and existing["id"] == article_id:
@@ -219,16 +237,22 @@ class PageProcessor:
                 return
         elif self.dedup.near_duplicates:
             self._cluster(article_id, article.text, source_id)
-        to_analyse.append((article_id, article.text, source_id))
+        to_analyse.append((article_id, article.text[:self.max_text_chars], source_id))
+
+
+def too_long_reason(chars: int, limit: int) -> str:
+    """The verdict recorded on the page of an article longer than the analyser reads."""
+    return f"too long: {chars:,} characters, the first {limit:,} analysed (process.max_text_chars)"
 
 
 def process_pages(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
-                  min_text_chars: int = 300,
+                  min_text_chars: int = 300, max_text_chars: int = MAX_TEXT_CHARS,
                   dedup: DedupSettings | None = None,
                   progress: Progress | None = None) -> ProcessReport:
     """Extract, cluster, tag and detect every stored article page not processed yet."""
     processor = PageProcessor(store, analyzer, batch_size=batch_size,
-                              min_text_chars=min_text_chars, dedup=dedup)
+                              min_text_chars=min_text_chars, max_text_chars=max_text_chars,
+                              dedup=dedup)
     return processor.run(progress=progress)
 
 
