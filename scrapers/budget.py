@@ -31,8 +31,10 @@ class BudgetExhausted(IgnoreRequest):
 class RunBudget:
     """At most max_requests requests and max_seconds of wall time for one crawl (0: no limit).
 
-    One instance serves all crawlers of a run (scrapers.run hands it to every spider), so the
-    limits hold across sources. When either runs out, every registered crawler is stopped.
+    The time counts from the first request: starting Python, Scrapy and the spiders is not
+    crawling, and on a busy machine it may take seconds. One instance serves all crawlers of a
+    run (scrapers.run hands it to every spider), so the limits hold across sources. When either
+    runs out, every registered crawler is stopped.
     """
 
     def __init__(self, max_requests: int = 0, max_seconds: float = 0,
@@ -40,7 +42,7 @@ class RunBudget:
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.clock = clock
-        self.started = clock()
+        self.started: float | None = None  # when the first request was taken
         self.requests = 0
         self.reason: str | None = None  # why the budget ran out; None while it lasts
         self._listeners: list[Callable[[str], None]] = []
@@ -55,10 +57,14 @@ class RunBudget:
         """Seconds until the time budget runs out (None: no time limit)."""
         if not self.max_seconds:
             return None
+        if self.started is None:
+            return float(self.max_seconds)
         return max(0.0, self.max_seconds - (self.clock() - self.started))
 
     def take(self) -> bool:
         """Spend one request; False (and nothing spent) when the budget is exhausted."""
+        if self.started is None:
+            self.started = self.clock()
         if self.exhausted:
             return False
         if self.max_requests and self.requests >= self.max_requests:

@@ -318,7 +318,10 @@ def test_retry_after_is_honoured_and_a_long_one_is_not_retried() -> None:
 
 def test_a_retry_wait_ends_when_the_budget_runs_out() -> None:
     middleware = _retry_middleware(DEALWATCH_RETRY_BACKOFF_BASE=30, DEALWATCH_RETRY_BACKOFF_MAX=30)
-    middleware.budget = RunBudget(max_seconds=0.3)
+    now = [0.0]  # the budget's clock, in the test's hands
+    middleware.budget = RunBudget(max_seconds=0.3, clock=lambda: now[0])
+    assert middleware.budget.take()  # the request now retried was sent
+    now[0] = 1.0  # and the budget ran out while the server asked to wait
     request = Request(f"{BASE}/busy")
     response = Response(request.url, status=503, request=request)
     loop = asyncio.new_event_loop()
@@ -342,8 +345,12 @@ def test_run_budget_counts_requests_and_time_across_crawlers() -> None:
     assert [budget.take() for _ in range(4)] == [True, True, True, False]
     assert budget.reason == "max_requests_per_run (3) reached" and len(told) == 2
     timed = RunBudget(max_seconds=10, clock=lambda: clock[0])
-    assert timed.take() and timed.seconds_left() == 10
-    clock[0] = 10.5
+    clock[0] = 100.0  # a slow start-up (a busy machine): not crawl time
+    assert timed.seconds_left() == 10 and not timed.exhausted
+    assert timed.take() and timed.seconds_left() == 10  # the clock starts with the first request
+    clock[0] = 105.0
+    assert timed.take() and timed.seconds_left() == 5
+    clock[0] = 110.5
     assert not timed.take() and timed.reason == "max_run_seconds (10) reached"
     assert RunBudget().take() and RunBudget().seconds_left() is None
     assert describe_failure(BudgetExhausted("spent"))[0] == "budget"
