@@ -447,6 +447,7 @@ class GrammarWords(Strict):
     national_scopes: list[str]
     many: list[str] = []
     negation_fillers: list[str] = []
+    officer_prepositions: list[str] = []
 
     _lower = field_validator("*")(_lower_case)
 

@@ -527,7 +527,13 @@ def _sentence_stage(detector: DealDetector, words: Mapping[str, list[tuple[str, 
 
 def _company_officer(doc: Doc, detector: DealDetector, t: int, anaphora: set[int],
                      vendor_names: _Mentions) -> bool:
-    """'the company's regional president', 'its managing director': people of a company."""
+    """'the company's regional president', 'its managing director', 'president of Huawei Cloud
+    for Africa': people of a company."""
+    after = t + 1
+    if after < len(doc) and doc[after].lower_ in detector.grammar.words.officer_prepositions:
+        after += 1 + (after + 1 < len(doc) and doc[after + 1].lower_ in detector.description_fillers)
+        if after < len(doc) and (vendor_names.starts[after] or after in anaphora):
+            return True
     for k in range(t - 1, max(t - 4, -1), -1):
         token = doc[k]
         if token.is_punct and token.text not in POSSESSIVES:
@@ -679,8 +685,10 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
         return True
     # "has carried out 14 government projects in Pakistan": many deals, even in one country (the
     # number right before the noun: "3,200 more cameras on highways and in municipalities" is
-    # the size of one deal)
-    if any(numbers[t] >= detector.rules.aggregate.many and t - at[t] <= 3 for t in counts):
+    # the size of one deal). A signature is one event however many papers it signs: "signed
+    # seven agreements with Kenya's ministry" is a deal.
+    if not (words.get("stage:signed") or words.get("stage:mou")) and any(
+            numbers[t] >= detector.rules.aggregate.many and t - at[t] <= 3 for t in counts):
         return True
     # "used by governments in more than 70 countries" counts deals of one kind without naming
     # one country; "Huawei, present in 170 countries, signed with Kenya" names its deal's.
@@ -689,13 +697,15 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
     if national and not foreign and any(cat.startswith("type:") for cat in words):
         return True
     # "Governments in Africa and Asia have gone ahead with deals …": deals in the plural with
-    # parties in the plural ("ministries", "authorities": a public-body word in -s; English,
-    # Spanish, Portuguese and French plurals alike), and not one country named, are many deals,
-    # however uncounted
+    # public bodies in the plural ("ministries", "state operators": a body's word in -s, in
+    # English, Spanish, Portuguese and French alike; "officials" are people, not bodies), and
+    # not one country or foreign city named, are many deals, however uncounted
     plural_party = bool(words.get("agg_scope")) or any(
         doc[t].is_alpha and doc[t].lower_.endswith("s")
-        for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
-    return bool(words.get("agg_count") and plural_party and not foreign)
+        for cat, hits in words.items() if cat.startswith("cp:") and cat != "cp:government"
+        for _, t in hits)
+    foreign_place = any(code not in homes for code in fact.places)
+    return bool(words.get("agg_count") and plural_party and not foreign and not foreign_place)
 
 
 def _count(text: str, many_words: frozenset[str]) -> float:

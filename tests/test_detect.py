@@ -37,7 +37,7 @@ def test_state_operator_mou(analyzer) -> None:
         "huawei", "EG", "Telecom Egypt", "soe")
     assert deal.stage == "mou"
     assert deal.deal_type == "cloud" and "data_centre" in deal.deal_types
-    assert 0.5 <= deal.score <= 1
+    assert analyzer.config.rules.scoring.threshold <= deal.score <= 1
     assert text[deal.start:deal.end] == deal.sentence
 
 
@@ -504,7 +504,7 @@ def test_uncounted_deals_with_parties_in_the_plural_are_an_aggregate(analyzer) -
     text = ("Ministries across Latin America and the Caribbean have quietly signed contracts that "
             "let ZTE run their data centres, a think tank found.")
     result = analyzer.analyze(text).candidates
-    assert [c.kind for c in result if c.score >= 0.5] == ["aggregate"]
+    assert [c.kind for c in result if c.score >= analyzer.config.rules.scoring.threshold] == ["aggregate"]
     # one named country makes it one deal again
     one = "Ministries in Peru have quietly signed contracts that let ZTE run their data centres."
     assert [c.kind for c in flagged(analyzer, one)] == ["deal"]
@@ -517,8 +517,8 @@ def test_a_cancellation_later_in_the_story_ends_the_deal(analyzer) -> None:
     signed = best(analyzer, made + " Work on the site began in May.")
     assert (ended.stage, ended.signals["cancelled"]) == ("cancelled", 1.0)
     assert ended.signals["sentences"] == 2 and ended.country == "LS"
-    assert ended.signals["rule_score"] < analyzer.config.rules.scoring.threshold
-    assert ended.score < signed.score
+    assert ended.score < analyzer.config.rules.scoring.threshold
+    assert ended.signals["rule_score"] < signed.signals["rule_score"] and ended.score < signed.score
 
 
 def test_a_vendor_right_after_a_negator_is_no_party(analyzer) -> None:
@@ -569,3 +569,19 @@ def test_a_negation_that_is_not_about_the_deal_denies_nothing(analyzer) -> None:
             "from Huawei for $456 million. Opposition MPs have never seen the contract.")
     deal = one_deal(analyzer, text)
     assert deal.signals["negative"] == 0.0 and deal.country == "MU"
+
+
+@pytest.mark.parametrize("text", [
+    "Huawei signed seven agreements with Kenya's Ministry of ICT on cloud and data centres.",
+    "The agreements were signed by officials in Nairobi and Huawei executives on Friday.",
+])
+def test_one_signing_of_several_papers_is_one_deal(analyzer, text) -> None:
+    kinds = [c.kind for c in analyzer.analyze(text).candidates]
+    assert "deal" in kinds and "aggregate" not in kinds
+
+
+def test_an_officer_of_the_vendor_is_no_public_party(analyzer) -> None:
+    text = ("\"Morocco wanted a local cloud,\" said Li Wei, president of Huawei Cloud for North "
+            "Africa, as the company opened its Casablanca data centre.")
+    deals = [c for c in analyzer.analyze(text).candidates if c.kind == "deal"]
+    assert all(c.counterpart_type != "government" for c in deals)
