@@ -363,6 +363,8 @@ def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerL
 
     In a `yes` passage a deal candidate naming a gold vendor is confirmed and any other is not;
     in a `no` passage none is; in an `aggregate` passage the aggregates are and the deals are not.
+    An aggregate candidate in a `yes` or `no` passage is left out: the label says what the
+    passage reports, not whether a count in it ("present in 170 countries") is a true aggregate.
     A `yes` passage whose vendors the tagger does not know is left out (it cannot be labelled).
     """
     from pipeline.evaluate import _resolve  # the evaluation's own name matching, not a second one
@@ -376,6 +378,8 @@ def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerL
         if label == "yes" and not gold_vendors:
             continue
         for cand in analysis.candidates:
+            if cand.kind == "aggregate" and label != "aggregate":
+                continue
             if label == "yes":
                 positive = cand.kind == "deal" and bool(set(cand.vendors) & gold_vendors)
             elif label == "aggregate":

@@ -163,3 +163,14 @@ def test_the_shipped_gold_ships_with_the_package() -> None:
     names = [name for name, _ in rank.shipped_gold()]
     assert "deal_sentences.jsonl" in names and "deal_passages_holdout.jsonl" in names
     assert "deal_passages_frozen.jsonl" not in names  # the frozen test set is never trained on
+
+
+def test_a_count_inside_a_deal_story_is_no_example(analyzer: Analyzer) -> None:
+    # the label says the passage reports a deal; it does not say whether the count is an aggregate
+    records = [{"id": "y", "is_deal": "yes", "vendors": ["Huawei"], "countries": ["Kenya"],
+                "text": "Huawei, which has signed 70 deals in 41 countries, signed a $48 million "
+                        "contract with Kenya's Ministry of ICT for a data centre."}]
+    analysis = analyzer.analyze(records[0]["text"])
+    assert any(c.kind == "aggregate" for c in analysis.candidates)
+    out = rank.examples_from_gold(records, analyzer, "gold:test")
+    assert out and all(e.features.get("kind=deal") for e in out)
