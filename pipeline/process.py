@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from models.config import DedupSettings, ProcessSettings
-from models.records import Article, Candidate
+from models.records import Article, Candidate, Passage
 from pipeline.dates import iso_day
 from pipeline.dedup import NearDuplicateIndex, signature
 from pipeline.extract import ExtractionError, extract_article
@@ -61,9 +61,10 @@ def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
-def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, str, str | None]],
+def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, Passage, str | None]],
                       batch_size: int, report: ProcessReport) -> None:
-    """Tag and detect on (article_id, text, source_id) and store the results (caller's transaction).
+    """Tag and detect on (article_id, passage, source_id) and store the results (caller's
+    transaction); a passage is the article's text with its headline (read as context).
 
     A text the analyser chokes on must not cost the batch: then each is analysed on its own, and
     the one that fails is recorded as failed with its reason, so that no later run tries it
@@ -92,14 +93,14 @@ def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple
             report.failures.append((f"article {item[0]}", reason))
 
 
-def _analyse_batch(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, str, str | None]],
+def _analyse_batch(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, Passage, str | None]],
                    batch_size: int, report: ProcessReport) -> None:
-    texts = (text for _, text, _ in articles)
-    for item, analysis in zip(articles, analyzer.analyze_many(texts, batch_size), strict=True):
+    passages = (passage for _, passage, _ in articles)
+    for item, analysis in zip(articles, analyzer.analyze_many(passages, batch_size), strict=True):
         _save_analysis(store, analyzer, item, analysis, report)
 
 
-def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, str, str | None],
+def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, Passage, str | None],
                    analysis: Any, report: ProcessReport) -> None:
     article_id, _, source_id = item
     outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
@@ -134,7 +135,7 @@ class PageProcessor:
         """
         for batch in _batched(self.store.pages_to_process(), self.batch_size):
             with self.store.transaction():
-                to_analyse: list[tuple[int, str, str | None]] = []
+                to_analyse: list[tuple[int, Passage, str | None]] = []
                 seen_hashes: dict[str, int] = {}
                 for page in batch:
                     self._extract_page_safely(page, seen_hashes, to_analyse)
@@ -166,7 +167,7 @@ class PageProcessor:
             self.report.count("near_duplicates", source_id)
 
     def _extract_page_safely(self, page: dict[str, Any], seen_hashes: dict[str, int],
-                             to_analyse: list[tuple[int, str, str | None]]) -> None:
+                             to_analyse: list[tuple[int, Passage, str | None]]) -> None:
         """One page in its own savepoint: a page that breaks something unexpected is recorded
         as failed with the reason, and the batch goes on."""
         counted, hashes, queued = self.report.checkpoint(), dict(seen_hashes), len(to_analyse)
@@ -189,7 +190,7 @@ class PageProcessor:
             self.report.failures.append((url, reason))
 
     def _extract_page(self, page: dict[str, Any], seen_hashes: dict[str, int],
-                      to_analyse: list[tuple[int, str, str | None]]) -> None:
+                      to_analyse: list[tuple[int, Passage, str | None]]) -> None:
         store, source_id = self.store, page["source_id"]
         self.report.count("pages", source_id)
         url = page["final_url"] or page["url"]
@@ -237,7 +238,8 @@ class PageProcessor:
                 return
         elif self.dedup.near_duplicates:
             self._cluster(article_id, article.text, source_id)
-        to_analyse.append((article_id, article.text[:self.max_text_chars], source_id))
+        to_analyse.append((article_id, Passage(article.text[:self.max_text_chars], article.title),
+                           source_id))
 
 
 def too_long_reason(chars: int, limit: int) -> str:
@@ -264,7 +266,8 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
     for batch in _batched(rows, batch_size):
         with store.transaction():
             _analyse_and_save(store, analyzer,
-                              [(r["id"], r["text"], r["source_id"]) for r in batch], batch_size,
+                              [(r["id"], Passage(r["text"], r["title"]), r["source_id"])
+                               for r in batch], batch_size,
                               report)
         report.counters["articles"] += len(batch)
         if progress:

@@ -53,11 +53,11 @@ def test_a_text_that_breaks_the_analyser_costs_only_its_article(db_path, analyze
     class Choosy:
         version = analyzer.version
 
-        def analyze_many(self, texts, batch_size=64):
-            for text in texts:
-                if "Story 2" in text:
+        def analyze_many(self, passages, batch_size=64):
+            for passage in passages:
+                if "Story 2" in passage.text:
                     raise ValueError("cannot tag this")
-                yield analyzer.analyze(text)
+                yield analyzer.analyze(passage.text, passage.title)
 
     with Store(db_path) as store:
         for n in (1, 2, 3):
@@ -71,3 +71,21 @@ def test_a_text_that_breaks_the_analyser_costs_only_its_article(db_path, analyze
         # the counts say what is stored, not what a rolled-back attempt did
         assert report.counters["candidates"] == report.counters["candidates_new"] == 2
         assert report.counters["entities"] == store.counts()["entities"]
+
+
+def test_the_headline_is_read_as_context_when_processing(db_path, analyzer) -> None:
+    # the text never names the country; the page's headline does
+    body = ("<html><head><title>Lesotho picks ZTE for police radio</title></head><body><article>"
+            "<h1>Lesotho picks ZTE for police radio</h1>" + "".join(
+                f"<p>The Mounted Police Service signed a contract with ZTE for a digital radio "
+                f"network covering the districts, the police commissioner said, part {i} of a "
+                f"report long enough to read as an article.</p>" for i in range(4))
+            + "</article></body></html>")
+    with Store(db_path) as store:
+        store.save_page(Page(url="https://news.test/ls", source_id=None, status=200,
+                             body=body.encode(), headers={"content-type": "text/html"}))
+        process_pages(store, analyzer)
+        rows = store.db.execute("SELECT country, start, end, sentence FROM candidates").fetchall()
+        text = store.db.execute("SELECT text FROM articles").fetchone()[0]
+    assert rows and {r[0] for r in rows} == {"LS"}
+    assert all(text[r[1]:r[2]] == r[3] for r in rows)  # offsets into the stored text
