@@ -760,7 +760,8 @@ def test_queue_hides_low_scores_until_asked_and_the_candidate_says_why(web) -> N
 
     page = client.get("/queue").text
     assert low not in ids("/queue")
-    assert "1 pending candidate scored below the queue threshold 0.50 is hidden" in page
+    threshold = load_config().rules.scoring.threshold
+    assert f"1 pending candidate scored below the queue threshold {threshold:.2f} is hidden" in page
     assert 'href="/queue?scores=all"' in page
     assert low in ids("/queue?scores=all") and low in ids("/queue?min_score=0.1")
     assert low not in ids("/queue?min_score=0.2")
