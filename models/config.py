@@ -448,6 +448,7 @@ class GrammarWords(Strict):
     many: list[str] = []
     negation_fillers: list[str] = []
     officer_prepositions: list[str] = []
+    additive: list[str] = []
 
     _lower = field_validator("*")(_lower_case)
 

@@ -368,8 +368,10 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     party_words = sorted(t for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
     # "… and will not use Huawei", "a network without Huawei": a vendor right after a negator
     # (at most two words between) is left out, as one that lost the bid is
+    # ("not only Huawei but also ZTE" adds, it refuses no one)
     refused = [k for _, k in fact.vendor_at
                if any(0 < k - n <= 3 and all(not doc[j].is_punct for j in range(n + 1, k))
+                      and doc[n + 1].lower_ not in detector.grammar.words.additive
                       for n in fact.negators)]
     if refused:
         fact.lost = True
@@ -685,9 +687,12 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
         return True
     # "has carried out 14 government projects in Pakistan": many deals, even in one country (the
     # number right before the noun: "3,200 more cameras on highways and in municipalities" is
-    # the size of one deal). A signature is one event however many papers it signs: "signed
-    # seven agreements with Kenya's ministry" is a deal.
-    if not (words.get("stage:signed") or words.get("stage:mou")) and any(
+    # the size of one deal). A signature is one event however many papers it signs ("signed
+    # seven agreements with Kenya's ministry"), and a named party's orders are its deal ("won
+    # five contracts from Ethio Telecom").
+    party = any(cp.strength >= detector.ev.actor and cp.country not in homes
+                for cp in fact.counterparts)
+    if not (party or words.get("stage:signed") or words.get("stage:mou")) and any(
             numbers[t] >= detector.rules.aggregate.many and t - at[t] <= 3 for t in counts):
         return True
     # "used by governments in more than 70 countries" counts deals of one kind without naming
@@ -791,12 +796,17 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
                     countries: frozenset[str], codes: frozenset[str]) -> Candidate | None:
     """The deal of sentence i; `countries` and `codes` are the story's (see detect_candidates)."""
     vendors, distance = _vendors_for(facts, i)
-    if not vendors or (distance and facts[i - distance].aggregate):
-        # "… 46 data centres in 29 countries, most by Huawei. Kenya and Zambia host two.": a
-        # sentence that goes on about an aggregate's vendors is part of the count, no deal
+    if not vendors:
         return None
     fact = facts[i]
     homes = detector.home_of(vendors)
+    if distance and facts[i - distance].aggregate and (not fact.trigger or len(
+            {code for code, _, _ in fact.countries if code not in homes}) > 1):
+        # "… 46 data centres in 29 countries, most by Huawei. Ethiopia, Kenya and Zambia host
+        # two.": a sentence that goes on about an aggregate's vendors with no deal word, or
+        # across several countries, is part of the count ("In Kenya, it signed a contract
+        # with the ICT ministry" after the count is a deal)
+        return None
     window = _window(detector, facts, i)
     counterpart, weight = _pick_counterpart(detector, facts, window, homes)
     country, country_from = _pick_country(facts, window, counterpart, homes, countries)

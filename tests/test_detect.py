@@ -585,3 +585,22 @@ def test_an_officer_of_the_vendor_is_no_public_party(analyzer) -> None:
             "Africa, as the company opened its Casablanca data centre.")
     deals = [c for c in analyzer.analyze(text).candidates if c.kind == "deal"]
     assert all(c.counterpart_type != "government" for c in deals)
+
+
+def test_a_deal_told_after_a_count_of_the_vendors_work_is_a_deal(analyzer) -> None:
+    text = ("Huawei has built government networks in more than 170 countries. In Kenya, it signed "
+            "a $100 million contract with the ICT ministry last year.")
+    kinds = {c.kind: c for c in analyzer.analyze(text).candidates
+             if c.score >= analyzer.config.rules.scoring.threshold}
+    assert set(kinds) == {"aggregate", "deal"} and kinds["deal"].country == "KE"
+
+
+def test_not_only_the_vendor_adds_it_refuses_no_one(analyzer) -> None:
+    deal = one_deal(analyzer, "Ghana's Ministry of Communications signed contracts with not only "
+                              "Huawei but also a local integrator for the data centre.")
+    assert deal.vendor == "huawei" and deal.signals["lost"] == 0.0
+
+
+def test_a_named_partys_several_orders_are_its_deal(analyzer) -> None:
+    deal = one_deal(analyzer, "ZTE won five contracts from Ethio Telecom for rural 4G sites.")
+    assert deal.country == "ET" and deal.counterpart == "Ethio Telecom"
