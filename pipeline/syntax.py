@@ -12,6 +12,7 @@ path, on machines without the model).
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterable, Iterator
 
@@ -56,7 +57,10 @@ class SyntaxParser:
         # tokens where a cue worth a parse starts, and public bodies: read once per document
         marks = {cue.start for cue in doc.spans.get(CUES_KEY, []) if cue.label_ in PARSE_CUES}
         marks |= {span.start for span in doc.spans.get(COUNTERPARTS_KEY, [])}
-        sents = [s for s in doc.sents if _worth_parsing(s, marks)]
+        ents = doc.ents  # built once: Span.ents walks every entity of the doc at each call
+        vendors = sorted(ent.start for ent in ents if ent.label_ == "VENDOR")
+        marks |= {ent.start for ent in ents if ent.label_ in ("AGENCY", "COUNTRY")}
+        sents = [s for s in doc.sents if _worth_parsing(s, vendors, sorted(marks))]
         if not sents:
             return doc
         subdocs: Iterable[Doc] = [
@@ -81,13 +85,15 @@ def _names_vendor(doc: Doc) -> bool:
     return any(ent.label_ == "VENDOR" for ent in doc.ents)
 
 
-def _worth_parsing(sent: Span, marks: set[int]) -> bool:
-    """A sentence naming a vendor and a deal cue or a public body (`marks`: where those start)."""
-    ents = sent.ents
-    if not any(ent.label_ == "VENDOR" for ent in ents):
-        return False
-    return any(k in marks for k in range(sent.start, sent.end)) or any(
-        ent.label_ in ("AGENCY", "COUNTRY") for ent in ents)
+def _worth_parsing(sent: Span, vendors: list[int], marks: list[int]) -> bool:
+    """A sentence naming a vendor and a deal cue, a public body or a country (`vendors`,
+    `marks`: the sorted tokens where those start)."""
+
+    def inside(starts: list[int]) -> bool:
+        at = bisect.bisect_left(starts, sent.start)
+        return at < len(starts) and starts[at] < sent.end
+
+    return inside(vendors) and inside(marks)
 
 
 # --- questions the assembler asks --------------------------------------------------------------
