@@ -42,15 +42,16 @@ FLOORS = {
 # The frozen set (tests/data/deal_passages_frozen.jsonl): 140 passages written for this round
 # and measured first on the code before it (docs/benchmarks.md); nothing is tuned or trained on
 # it, so its figures are the honest estimate for unseen news. Its floors sit at the level measured
-# after this round's changes on the rule-only path (the weaker one), less a margin.
+# on the rule-only path (the weaker one), less a margin: measured at 577af73, threshold 0.40, after
+# three cancellations were relabelled `no` as the issue counts them (docs/benchmarks.md).
 FROZEN = Path(__file__).parent / "data" / "deal_passages_frozen.jsonl"
 FROZEN_FLOORS = {
-    "recall": (0.88, "min"),  # measured 0.93
-    "fp_rate": (0.15, "max"),  # measured 0.10
-    "average_precision": (0.93, "min"),  # measured 0.97
+    "recall": (0.87, "min"),  # measured 0.91
+    "fp_rate": (0.14, "max"),  # measured 0.09
+    "average_precision": (0.93, "min"),  # measured 0.96
     "vendor_accuracy": (0.95, "min"),  # measured 1.00
     "country_accuracy": (0.95, "min"),  # measured 1.00
-    "deal_type_accuracy": (0.88, "min"),  # measured 0.94
+    "deal_type_accuracy": (0.88, "min"),  # measured 0.93
     "aggregate_accuracy": (0.60, "min"),  # measured 0.69
     "aggregate_spurious_rate": (0.10, "max"),  # measured 0.00
 }
