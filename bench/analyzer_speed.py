@@ -27,9 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from models.errors import DealwatchError  # noqa: E402
 from pipeline.analyze import Analyzer  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.extract import extract_article  # noqa: E402
+from pipeline.jsonl import read_jsonl  # noqa: E402
 from pipeline.tag import find_model  # noqa: E402
 
 
@@ -55,8 +57,8 @@ def time_pass(analyzer: Analyzer, texts: list[str]) -> tuple[float, int, int]:
 
 def time_long(analyzer: Analyzer, texts: list[str]) -> None:
     gold = REPO / "pipeline" / "data" / "gold"
-    passages = [json.loads(line)["text"] for path in sorted(gold.glob("*.jsonl"))
-                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    passages = [record["text"] for path in sorted(gold.glob("*.jsonl"))
+                for _, record in read_jsonl(path, DealwatchError)]
     text = "\n\n".join(texts + passages)
     seconds = []
     for long_text in (text, text + "\n\n" + text):

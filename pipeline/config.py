@@ -136,7 +136,8 @@ def read_watchlist(paths: list[Path], text: str | None = None) -> list[Watchlist
                 raise ConfigError(f"{where}: id: {entry.id!r} is already defined at {seen[entry.id]}")
             for n, pattern in enumerate(entry.patterns):
                 # as the analyser's EntityRuler will compile it (pipeline.tag.build_tagger)
-                check_token_pattern(entry.id, pattern, f"{where}: {entry.id}: patterns[{n}]")
+                check_token_pattern(entry.id, pattern, f"{where}: {entry.id}: patterns[{n}]",
+                                    WATCHLIST_UNSET)
             seen[entry.id] = where
             entries.append(entry)
     return entries
@@ -177,13 +178,28 @@ def _pattern_matcher() -> Any:
     return Matcher(Vocab(), validate=True)
 
 
-def check_token_pattern(key: str, pattern: Any, where: str) -> None:
+# Token attributes that no component before the matcher sets (the statistical model is optional
+# and its tagger reads only candidate sentences): spaCy refuses to match them (E155, E156).
+# The watchlist is matched first of all, the cue patterns after the lemmatizer.
+WATCHLIST_UNSET = ("LEMMA", "POS", "TAG", "MORPH", "DEP")
+CUE_UNSET = ("POS", "TAG", "MORPH", "DEP")
+
+
+def check_token_pattern(key: str, pattern: Any, where: str, unset: tuple[str, ...] = ()) -> None:
     """Compile a spaCy token pattern as the analyser's Matcher and EntityRuler will, with
     spaCy's own validation on top; ConfigError (one line, at `where`) when spaCy refuses it
-    (E152 unknown attribute, a wrong value type, a broken REGEX), so that a bad pattern fails
-    when the config is read and not in the middle of a run."""
+    (E152 unknown attribute, a wrong value type, a broken REGEX) or it reads an attribute of
+    `unset`, which nothing has set when it is matched, so that a bad pattern fails when the
+    config is read and not in the middle of a run."""
     if not isinstance(pattern, list) or not pattern or not all(isinstance(t, dict) for t in pattern):
         raise ConfigError(f"{where}: a non-empty list of token objects is required")
+    for n, token in enumerate(pattern):
+        for attr in token:
+            if str(attr).upper() in unset:
+                raise ConfigError(f"{where}: token {n}: {attr} is not set when this pattern is "
+                                  f"matched (the optional model's tags are not there either); "
+                                  f"match on {'LEMMA, ' if 'LEMMA' not in unset else ''}"
+                                  f"LOWER or ORTH")
     matcher = _pattern_matcher()
     try:
         matcher.add(key, [pattern])
@@ -215,7 +231,7 @@ def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
             if data["label"] not in CUE_LABELS:
                 raise ConfigError(f"{where}: label: {data['label']!r} is not one of "
                                   f"{', '.join(sorted(CUE_LABELS))}")
-            check_token_pattern(data["label"], data["pattern"], f"{where}: pattern")
+            check_token_pattern(data["label"], data["pattern"], f"{where}: pattern", CUE_UNSET)
             patterns.append({**data, "where": where})
     return patterns
 
