@@ -75,8 +75,8 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
     use_fast_tokenizer(nlp)
     if not model:
         _keep_lexical_attributes(nlp, RULE_LEXICAL_ATTRIBUTES)
-        # spaCy's limit guards the memory of the parser and NER; the rules have no such need,
-        # and a 10 MB page is analysed whole.
+        # spaCy's limit guards the memory of the parser and NER; the rules have no such need:
+        # what bounds them is process.max_text_chars (Analyzer._analysable).
         nlp.max_length = sys.maxsize
     # The rule sentencizer serves both paths: the model's senter found no better sentences for
     # detection, and it would cost a second network pass over every article.

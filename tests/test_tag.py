@@ -359,11 +359,14 @@ def test_lone_surrogates_are_replaced_in_place(rules_only) -> None:
         len(analysis.entities), 0]
 
 
-def test_the_rules_take_a_text_longer_than_spacys_limit(rules_only) -> None:
+def test_the_rules_read_the_first_max_text_chars_characters(rules_only) -> None:
+    limit = rules_only.config.settings.process.max_text_chars
     deal = "Kenya's ministry signed a $48 million cloud contract with Huawei."
-    text = " " * 1_000_000 + deal
+    text = " " * (limit - len(deal)) + deal
     (found,) = rules_only.analyze(text).candidates
-    assert found.start == 1_000_000 and text[found.start:found.end] == found.sentence == deal
+    assert found.start == limit - len(deal) and text[found.start:found.end] == found.sentence == deal
+    # past the cap nothing is read: processing records such a page "too long" (test_hostile_input)
+    assert not rules_only.analyze(" " * len(deal) + text).candidates
 
 
 @pytest.mark.model
