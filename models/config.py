@@ -120,7 +120,7 @@ class ProcessSettings(StrictValues):
     use_model: Literal["auto", "never", "required"] = "auto"
     min_text_chars: int = Field(default=300, ge=0)
     max_text_chars: int = Field(
-        default=50_000, ge=1_000,
+        default=100_000, ge=1_000,
         description="characters of one article that are analysed (its first ones); a longer "
                     "article is stored whole and recorded as 'too long'")
     ranker: str | None = Field(
