@@ -114,10 +114,14 @@ class Passage:
 
     text: str
     title: str | None = None
+    # ISO 639-1 code the text is known to be in (a page's declared and confirmed language,
+    # `analyze --lang`), or None: the analyser identifies it from the text
+    language: str | None = None
 
 
 def passage_of(record: Mapping[str, Any]) -> Passage:
-    """The passage of a labelled or `analyze --jsonl` record: its "text" and, when it has one,
-    its "title" string."""
-    title = record.get("title")
-    return Passage(record["text"], title if isinstance(title, str) else None)
+    """The passage of a labelled or `analyze --jsonl` record: its "text" and, when it has them,
+    its "title" and "language" strings."""
+    title, language = record.get("title"), record.get("language")
+    return Passage(record["text"], title if isinstance(title, str) else None,
+                   language if isinstance(language, str) else None)

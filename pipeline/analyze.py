@@ -42,6 +42,10 @@ class AnalyzerError(DealwatchError):
 class Analysis:
     entities: list[Entity]
     candidates: list[Candidate]
+    # the language the text was read in (ISO 639-1), or None when it could not be told; a text in
+    # a language without a pattern folder is not analysed (supported False, nothing found)
+    language: str | None = None
+    supported: bool = True
 
 
 _HEADLINE_BREAK = "\n\n"
@@ -163,7 +167,7 @@ def _analysis(doc: Doc) -> Analysis:
     for candidate in candidates:
         candidate.start -= shift
         candidate.end -= shift
-    return Analysis(entities=entities, candidates=candidates)
+    return Analysis(entities=entities, candidates=candidates, language=doc.lang_)
 
 
 def _content_hash(config: Config) -> str:
