@@ -449,6 +449,8 @@ class GrammarWords(Strict):
     negation_fillers: list[str] = []
     officer_prepositions: list[str] = []
     additive: list[str] = []
+    # "not", "no", "without": what a negator is (pipeline.cues); English when not given
+    negators: list[str] = ["not", "no", "never", "without", "n't", "nor", "neither"]
 
     _lower = field_validator("*")(_lower_case)
 
@@ -456,14 +458,59 @@ class GrammarWords(Strict):
 class AmountWords(Strict):
     scales: dict[str, int] = Field(
         min_length=1, description="scale word after a number (case-sensitive) -> its value")
+    decimal: Literal[".", ","] = Field(
+        default=".", description="the decimal mark: '.' ('1,200.5 million'), ',' ('1.200,5 "
+                                 "millones', '1 200,5 millions')")
+    currency_joiners: list[str] = Field(
+        default=[], description="words between a scale and a currency word: 'de' in "
+                                "'50 millones de dólares'")
 
     @field_validator("scales")
     @classmethod
     def _scales(cls, scales: dict[str, int]) -> dict[str, int]:
         for word, value in scales.items():
-            if not re.fullmatch(r"\w+", word) or value < 1:
-                raise ValueError(f"{word!r} = {value}: a scale is a word and a positive number")
+            if not re.fullmatch(r"\w+(?: \w+)*", word) or value < 1:
+                raise ValueError(f"{word!r} = {value}: a scale is a word (or words, 'mil "
+                                 f"millones') and a positive number")
         return scales
+
+
+class NameWords(Strict):
+    """How the names of public bodies are built (pipeline.tag's agency matcher); English by
+    default, so a grammar file written before this section keeps working."""
+
+    of: list[str] = Field(default=["of", "for"], description="after a head: 'Ministry of …'")
+    articles: list[str] = Field(default=["the"], description="after 'of': 'Ministry of the Interior'")
+    connectors: list[str] = Field(
+        default=["and", "&", ",", "of", "for", "de", "la", "du", "des", "del"],
+        description="words that join a name's words: 'Information, Communications and …'")
+    head_followers: list[str] = Field(
+        default=["General", "-"], description="after a head, before 'of': 'Directorate General for'")
+    national_words: list[str] = Field(
+        default=["National", "State", "Public"],
+        description="between a country and its operator word: 'Bolivia National Telecommunications'")
+    company_suffixes: list[str] = Field(
+        default=["Corp.", "Corp", "Corporation", "Company", "Limited", "Ltd", "Ltd."],
+        description="after a state operator's name: 'Ethiopia Telecom Corp.'")
+    government_words: list[str] = Field(
+        default=["government"], description="before 'of' and a place: 'the government of Kenya'")
+    state_words: list[str] = Field(
+        default=["state"], description="before a description and a name: 'state telecom operator Entel'")
+    police_words: list[str] = Field(default=["Police"], description="'… Police Service'")
+    police_units: list[str] = Field(
+        default=["Service", "Force", "Department", "Command", "Headquarters"])
+    apposition_articles: list[str] = Field(
+        default=["the", "a", "an"], description="'Zamtel, the state-owned operator'")
+    place_of: list[str] = Field(
+        default=["of", "in"], description="between a body and its country: 'Ministry of ICT of Kenya'")
+    head_first: bool = Field(
+        default=False, description="names start with their head and go on with capitalised words "
+                                   "before 'of' ('Agencia Nacional de …', 'Empresa Nacional de …'), "
+                                   "and a country's adjective follows its head ('el gobierno "
+                                   "boliviano')")
+
+    _lower = field_validator("of", "articles", "connectors", "government_words", "state_words",
+                             "apposition_articles", "place_of")(_lower_case)
 
 
 class DateWords(Strict):
@@ -483,3 +530,8 @@ class Grammar(Strict):
     words: GrammarWords
     amounts: AmountWords
     dates: DateWords
+    names: NameWords = NameWords()
+    # How the vocabularies' phrases are matched: "lower" (the words as written, English verb
+    # forms and plurals generated: "sign", "signs", "signed"), or "lemma" (each phrase by its
+    # lemmas, so that every inflection matches: "firmar" finds "firmó", "firmaron")
+    phrase_match: Literal["lower", "lemma"] = "lower"

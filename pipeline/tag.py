@@ -19,7 +19,7 @@ from spacy.pipeline import Sentencizer as SpacySentencizer
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans, minibatch
 
-from models.config import WatchlistEntry
+from models.config import NameWords, WatchlistEntry
 from pipeline.gazetteer import BLOCK_LABEL, POSSESSIVES, Gazetteer, load_gazetteer
 from pipeline.tokenizer import use_fast_tokenizer
 
@@ -42,11 +42,9 @@ MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augus
           "October", "November", "December")
 _NO_DATE = rf"(?!(?:{'|'.join(WEEKDAYS + MONTHS)})$)"
 # A capitalised word of a name.
-_CAP = _NO_DATE + r"(?:[A-Z0-9][\w'’.&-]*|e[A-Z][\w-]*)"
+_CAP = _NO_DATE + r"(?:[A-Z0-9À-ÖØ-Þ][\w'’.&-]*|e[A-Z][\w-]*)"
 # A word of a place name, maybe with an apostrophe ("N'Djamena"), never an amount ("Sh17.5bn").
 _PLACE_WORD = _NO_DATE + r"(?![a-zß-öø-ÿ])[^\W\d_][^\W\d_]*(?:['’][A-Za-z]+)?"
-# "the" is left out so that "the Department of Commerce and the Bureau of …" stays two names.
-_CONNECTORS = ("and", "&", ",", "of", "for", "de", "la", "du", "des", "del")
 
 
 def find_model() -> str | None:
@@ -64,15 +62,22 @@ def model_version_name(nlp: Language) -> str:
 
 
 def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping[str, Any],
-                 model: str | None = None) -> Language:
+                 model: str | None = None, lang: str = "en", names: Mapping[str, Any] | None = None,
+                 gazetteer: Mapping[str, Any] | None = None) -> Language:
     """The tagging pipeline: sentences, watchlist and country ruler, (model NER), agencies.
 
     `model` is the package name of the statistical model (see find_model) or None for the
-    rule-only pipeline. `counterpart_rules` is rules.counterparts as a plain dict.
+    rule-only pipeline. `counterpart_rules` is rules.counterparts as a plain dict. `lang` picks
+    spaCy's blank pipeline (its tokenizer) for a language other than English; `names` is its
+    grammar's [names] (how public bodies are named) and `gazetteer` the arguments of
+    pipeline.gazetteer.load_gazetteer for its country names.
     """
-    nlp = spacy.load(model, exclude=list(MODEL_EXCLUDE)) if model else spacy.blank("en")
-    # Both paths share one tokenizer, so that every pattern is tokenised as the text it matches.
-    use_fast_tokenizer(nlp)
+    gazetteer_args = dict(gazetteer or {"lang": lang})
+    nlp = spacy.load(model, exclude=list(MODEL_EXCLUDE)) if model else spacy.blank(lang)
+    if lang == "en":
+        # Both paths share one tokenizer, so that every pattern is tokenised as the text it
+        # matches. Other languages keep spaCy's own rules (French elision: "l'Agence").
+        use_fast_tokenizer(nlp)
     if not model:
         _keep_lexical_attributes(nlp, RULE_LEXICAL_ATTRIBUTES)
         # spaCy's limit guards the memory of the parser and NER; the rules have no such need:
@@ -90,13 +95,16 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
         nlp.add_pipe("dealwatch_gated_pipe_v1", name="vendor_ner", after="ner",
                      config={"pipe": "ner", "labels": ["VENDOR"]})
         nlp.disable_pipe("ner")
-    gazetteer = load_gazetteer()
+    gazetteer_table = load_gazetteer(**gazetteer_args)
     with nlp.select_pipes(enable=[]):
-        ruler.add_patterns(list(watchlist_patterns(watchlist, nlp)) + gazetteer.ruler_patterns())
+        ruler.add_patterns(list(watchlist_patterns(watchlist, nlp))
+                           + gazetteer_table.ruler_patterns())
     nlp.add_pipe("dealwatch_entity_linker_v1", name="entity_linker",
-                 config={"cues": dict(counterpart_rules.get("subdivision_cues", {}))})
+                 config={"cues": dict(counterpart_rules.get("subdivision_cues", {})),
+                         "gazetteer": gazetteer_args})
     nlp.add_pipe("dealwatch_agency_matcher_v1", name="agency_matcher",
-                 config={"counterparts": dict(counterpart_rules)})
+                 config={"counterparts": dict(counterpart_rules), "names": dict(names or {}),
+                         "gazetteer": gazetteer_args})
     logger.debug("tagger pipeline: %s", nlp.pipe_names)
     return nlp
 
@@ -215,9 +223,10 @@ class GatedPipe:
             yield from batch
 
 
-@Language.factory("dealwatch_entity_linker_v1", default_config={"cues": {}})
-def make_entity_linker(nlp: Language, name: str, cues: dict[str, list[str]]) -> EntityLinker:
-    return EntityLinker(nlp, load_gazetteer(), cues)
+@Language.factory("dealwatch_entity_linker_v1", default_config={"cues": {}, "gazetteer": {}})
+def make_entity_linker(nlp: Language, name: str, cues: dict[str, list[str]],
+                       gazetteer: dict[str, Any]) -> EntityLinker:
+    return EntityLinker(nlp, load_gazetteer(**gazetteer), cues)
 
 
 class EntityLinker:
@@ -273,9 +282,12 @@ class EntityLinker:
         return after < len(doc) and doc[after].lower_ in self.cues_after
 
 
-@Language.factory("dealwatch_agency_matcher_v1", default_config={"counterparts": {}})
-def make_agency_matcher(nlp: Language, name: str, counterparts: dict[str, Any]) -> AgencyMatcher:
-    return AgencyMatcher(nlp, counterparts)
+@Language.factory("dealwatch_agency_matcher_v1",
+                  default_config={"counterparts": {}, "names": {}, "gazetteer": {}})
+def make_agency_matcher(nlp: Language, name: str, counterparts: dict[str, Any],
+                        names: dict[str, Any], gazetteer: dict[str, Any]) -> AgencyMatcher:
+    return AgencyMatcher(nlp, counterparts, NameWords.model_validate(names),
+                         load_gazetteer(**gazetteer))
 
 
 class AgencyMatcher:
@@ -287,8 +299,16 @@ class AgencyMatcher:
     where it hides no watchlist entity or country.
     """
 
-    def __init__(self, nlp: Language, counterparts: Mapping[str, Any]) -> None:
-        """`counterparts` is rules.counterparts as a plain dict."""
+    def __init__(self, nlp: Language, counterparts: Mapping[str, Any],
+                 names: NameWords | None = None, gazetteer: Gazetteer | None = None) -> None:
+        """`counterparts` is rules.counterparts as a plain dict; `names` the language's way of
+        naming public bodies (English by default)."""
+        names = names or NameWords()
+        self.names = names
+        self.of_words = frozenset(names.of)
+        self.place_of = frozenset(names.place_of)
+        self.articles = frozenset(names.articles)
+        self.connectors = frozenset(names.connectors)
         heads: Mapping[str, list[str]] = counterparts.get("heads", {})
         country_heads: Mapping[str, list[str]] = counterparts.get("country_heads", {})
         modifiers: Mapping[str, list[str]] = counterparts.get("modifiers", {})
@@ -301,15 +321,16 @@ class AgencyMatcher:
         # "state-owned", "government-run": the words rules.toml lists, written apart
         owners, owned = _hyphenated(counterparts.get("words", {}).get("soe", []))
         cap = {"TEXT": {"REGEX": f"^{_CAP}$"}, "ENT_TYPE": {"NOT_IN": ["VENDOR", "COUNTRY"]}}
-        cap_or_conn = {"TEXT": {"REGEX": f"^(?:{_CAP}|{'|'.join(map(re.escape, _CONNECTORS))})$"},
+        cap_or_conn = {"TEXT": {"REGEX": f"^(?:{_CAP}|{'|'.join(map(re.escape, names.connectors))})$"},
                        "ENT_TYPE": {"NOT_IN": ["VENDOR", "COUNTRY"]}}
         head = {"ORTH": {"IN": sorted(self.head_type)}}
         # "Directorate General for National Security", "Directorate-General of Customs"
-        general = {"ORTH": {"IN": ["General", "-"]}, "OP": "{0,2}"}
-        of = {"LOWER": {"IN": ["of", "for"]}}
-        the = {"LOWER": "the", "OP": "?"}
+        general = {"ORTH": {"IN": names.head_followers}, "OP": "{0,2}"}
+        of = {"LOWER": {"IN": names.of}}
+        the = {"LOWER": {"IN": names.articles}, "OP": "?"}
         # a country's words, however many its longest name has ("Papua New Guinea")
-        country = {"ENT_TYPE": "COUNTRY", "OP": f"{{1,{_longest_country_name(nlp)}}}"}
+        longest = _longest_country_name(nlp, gazetteer or load_gazetteer())
+        country = {"ENT_TYPE": "COUNTRY", "OP": f"{{1,{longest}}}"}
         poss = {"ORTH": {"IN": list(POSSESSIVES)}, "OP": "?"}
         mods = {"IS_ALPHA": True, "IS_STOP": False, "ENT_TYPE": {"NOT_IN": ["VENDOR"]}, "OP": "{0,3}"}
         country_head = {"LOWER": {"IN": sorted(self.country_head_type)}}
@@ -320,7 +341,10 @@ class AgencyMatcher:
         owner = {"LOWER": {"IN": sorted(owners)}}
         state_owned: list[dict[str, Any]] = [owner, {"ORTH": "-", "OP": "?"},
                                              {"LOWER": {"IN": sorted(owned)}}]
-        police, government, state = {"ORTH": "Police"}, {"LOWER": "government"}, {"LOWER": "state"}
+        police = {"ORTH": {"IN": names.police_words}}
+        government = {"LOWER": {"IN": names.government_words}}
+        state = {"LOWER": {"IN": names.state_words}}
+        place_of = {"LOWER": {"IN": names.of}}
         subdivision = {"ORTH": {"IN": sorted(self.subdivision_nouns)}}
         soe_name = {"ORTH": {"IN": soe_names}}
         # "telecom operator", "carrier": what the company is; "of", "and the" would run on to
@@ -331,18 +355,19 @@ class AgencyMatcher:
                 [head, general, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}],  # Ministry of Interior
                 # Ministry of Information, Communications and the Digital Economy
                 [head, of, the, cap, {**cap_or_conn, "OP": "{0,4}"}, {"ORTH": ","},
-                 {**cap, "OP": "{1,3}"}, {"LOWER": "and"}, the, {**cap, "OP": "{1,4}"}],
+                 {**cap, "OP": "{1,3}"}, {"LOWER": {"IN": [c for c in names.connectors if c.isalpha()]}},
+                 the, {**cap, "OP": "{1,4}"}],
                 [{**cap, "OP": "{1,6}"}, head],  # Communications Authority, National Police
                 [{**cap, "OP": "{0,5}"}, police,  # Police Service, Police Department
-                 {"ORTH": {"IN": ["Service", "Force", "Department", "Command", "Headquarters"]}}],
+                 {"ORTH": {"IN": names.police_units}}],
             ],
             "PLACE_GOVERNMENT": [
                 [country, poss, mods, country_head],  # the Kenyan government, Egypt's telecom ministry
                 # Sabah state government
                 [word, {**place, "OP": "{0,3}"}, poss, {**mods, "OP": "{0,2}"}, place_head],
-                [government, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
+                [government, place_of, the, word, {**place, "OP": "{0,3}"}],
                 # the province of Mendoza, the state of Sabah (lower case: "State of Israel" is no state)
-                [subdivision, {"LOWER": "of"}, the, word, {**place, "OP": "{0,3}"}],
+                [subdivision, place_of, the, word, {**place, "OP": "{0,3}"}],
             ],
             "SOE_DESCRIBED": [
                 # the state-owned Vanuatu Interisland Cable Company, state telecom operator Entel
@@ -353,21 +378,38 @@ class AgencyMatcher:
                 # Zamtel, the state-owned operator; CNT, a state-run company
                 [word, {**place, "OP": "{0,5}"}, {"ORTH": "(", "OP": "?"},  # … Ltd (NigComSat), a …
                  {"TEXT": {"REGEX": "^[A-Za-z]+$"}, "OP": "?"}, {"ORTH": ")", "OP": "?"},
-                 {"ORTH": ","}, {"LOWER": {"IN": ["the", "a", "an"]}, "OP": "?"}, *state_owned],
+                 {"ORTH": ","}, {"LOWER": {"IN": names.apposition_articles}, "OP": "?"}, *state_owned],
             ],
             "SOE_NAME": [
                 # Telecom Egypt, the Bolivia National Telecommunications Company
-                [country, {"ORTH": {"IN": ["National", "State", "Public"]}, "OP": "?"}, soe_name,
-                 {"ORTH": {"IN": ["Corp.", "Corp", "Corporation", "Company", "Limited", "Ltd", "Ltd."]},
-                  "OP": "?"}],
+                [country, {"ORTH": {"IN": names.national_words}, "OP": "?"}, soe_name,
+                 {"ORTH": {"IN": names.company_suffixes}, "OP": "?"}],
                 [soe_name, country],
             ],
         }
+        single_soe = sorted(w for w in counterparts.get("words", {}).get("soe", [])
+                            if w.isalpha())
+        soe_word = {"LOWER": {"IN": single_soe}}
+        if names.head_first:
+            # Names that start with their head and go on with capitalised words before "de":
+            # "Agencia Nacional de Innovación", "Empresa Nacional de Telecomunicaciones".
+            patterns["NAMED"].append(
+                [head, {**cap, "OP": "{1,3}"}, of, the, cap, {**cap_or_conn, "OP": "{0,8}"}])
+            patterns["NAMED"].append([head, {**cap, "OP": "{1,3}"}])
+            # A head and the country's adjective after it: "el gobierno boliviano", "la policía
+            # nacional", "le gouvernement ivoirien"; or its name: "el Gobierno de Bolivia".
+            patterns["PLACE_GOVERNMENT"].append([country_head, {**mods, "OP": "{0,2}"}, country])
+            patterns["PLACE_GOVERNMENT"].append([country_head, place_of, the, country])
+        if single_soe:
+            # "la estatal Entel", "a empresa estatal Angola Cables", "l'opérateur public Camtel"
+            patterns["SOE_DESCRIBED"].append(
+                [{**described, "OP": "{0,2}"}, soe_word, {**described, "OP": "{0,2}"}, word,
+                 {**place, "OP": "{0,5}"}])
         # The Matcher's capitalisation tests are slow to run over a whole article: each kind of
         # pattern runs only on the words around its anchors, the rare words every one of its
         # patterns contains ("Ministry", "government", "state"), as far as its patterns reach.
         anchors = (head, police, country_head, place_head, government, subdivision, state, owner,
-                   soe_name)
+                   soe_name, soe_word)
         self.anchors = PhraseMatcher(nlp.vocab, attr="ORTH")
         self.lower_anchors = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.kinds: list[tuple[int, Matcher, int, int]] = []  # key, its patterns, reach
@@ -424,7 +466,7 @@ class AgencyMatcher:
                 # the name is what comes before the comma (or its acronym in brackets)
                 end = next(t for t in range(start, end) if doc[t].text in (",", "("))
                 match_id = self._soe
-            start, end = _trim(doc, start, end)
+            start, end = _trim(doc, start, end, self.connectors)
             # "Republican-dominated state government": a hyphen joins a name's words only
             if any(doc[k].text == "-" and doc[k + 1].is_lower for k in range(start, end - 1)):
                 continue
@@ -441,8 +483,9 @@ class AgencyMatcher:
             found[(start, end)] = (span, match_id == self._soe)
         counterparts = filter_spans([span for span, _ in found.values()])
         doc.spans[COUNTERPARTS_KEY] = counterparts
+        trailing = self.place_of | self.articles
         new_ents = [ent for span in counterparts if (ent := _entity(
-            doc, span, found[(span.start, span.end)][1], listed, shielded))]
+            doc, span, found[(span.start, span.end)][1], listed, shielded, trailing))]
         if new_ents:
             taken = bytearray(len(doc))
             for ent in new_ents:
@@ -461,7 +504,7 @@ class AgencyMatcher:
         for token in doc[start:end]:
             if token.text in self.head_type:
                 ctype, head = self.head_type[token.text], token.i
-                if token.i + 1 < end and doc[token.i + 1].lower_ in ("of", "for"):
+                if token.i + 1 < end and doc[token.i + 1].lower_ in self.of_words:
                     break
             elif token.lower_ in self.country_head_type:
                 ctype, head = self.country_head_type[token.lower_], token.i
@@ -470,7 +513,7 @@ class AgencyMatcher:
         # for Public Service" are the nation's.
         kinds = {self.modifier_type.get(token.lower_) for token in doc[start:head]}
         if "subnational" in kinds or any(  # "the province of Mendoza"
-                token.lower_ in self.subdivision_nouns and doc[token.i + 1].lower_ == "of"
+                token.lower_ in self.subdivision_nouns and doc[token.i + 1].lower_ in self.of_words
                 for token in doc[start:min(head, end - 1)]):
             return "subnational", False
         return ctype, "government" in kinds
@@ -489,9 +532,9 @@ class AgencyMatcher:
             while first > 0 and doc[first - 1].ent_type_ == "COUNTRY" and doc[first].ent_iob_ == "I":
                 first -= 1
             return doc[before].ent_id_, first, end, False
-        if end + 1 < len(doc) and doc[end].lower_ in ("of", "in"):
+        if end + 1 < len(doc) and doc[end].lower_ in self.place_of:
             after = end + 1
-            if doc[after].lower_ == "the" and after + 1 < len(doc):
+            if doc[after].lower_ in self.articles and after + 1 < len(doc):
                 after += 1
             if doc[after].ent_type_ == "COUNTRY":
                 last = after
@@ -505,15 +548,16 @@ class AgencyMatcher:
         return "", start, end, False
 
 
-def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: bytearray
-            ) -> Span | None:
+def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: bytearray,
+            trailing: frozenset[str] = frozenset(("of", "in", "the"))) -> Span | None:
     """The AGENCY (or ORG) entity for a counterpart span, where it hides nothing the ruler found.
 
     Entities keep their countries: "Serbia's Office for …" tags "Serbia" COUNTRY and "Office
     for …" AGENCY, while the counterpart span keeps the whole phrase. A state company's name
     ("Ethiopia Telecom Corp.") is one ORG entity, country and all.
     """
-    start, end = (span.start, span.end) if is_soe else _without_countries(doc, span.start, span.end)
+    start, end = ((span.start, span.end) if is_soe
+                  else _without_countries(doc, span.start, span.end, trailing))
     if not any(t.is_title or t.is_upper for t in doc[start:end]):
         return None  # "government" on its own is no name
     if any((listed if is_soe else shielded)[start:end]):
@@ -521,19 +565,19 @@ def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: byt
     return Span(doc, start, end, label="ORG" if is_soe else "AGENCY")
 
 
-def _trim(doc: Doc, start: int, end: int) -> tuple[int, int]:
+def _trim(doc: Doc, start: int, end: int, connectors: frozenset[str]) -> tuple[int, int]:
     # Capitalised sentence openers ("The", "In") and trailing connectors are not part of a name.
     while start < end and (doc[start].is_stop or doc[start].is_punct):
         start += 1
-    while end > start and (doc[end - 1].lower_ in _CONNECTORS or doc[end - 1].is_punct):
+    while end > start and (doc[end - 1].lower_ in connectors or doc[end - 1].is_punct):
         end -= 1
     return start, end
 
 
-def _without_countries(doc: Doc, start: int, end: int) -> tuple[int, int]:
+def _without_countries(doc: Doc, start: int, end: int, trailing: frozenset[str]) -> tuple[int, int]:
     while start < end and (doc[start].ent_type_ == "COUNTRY" or doc[start].text in POSSESSIVES):
         start += 1
-    while end > start and (doc[end - 1].ent_type_ == "COUNTRY" or doc[end - 1].lower_ in ("of", "in", "the")):
+    while end > start and (doc[end - 1].ent_type_ == "COUNTRY" or doc[end - 1].lower_ in trailing):
         end -= 1
     return start, end
 
@@ -548,9 +592,9 @@ def _hyphenated(words: Iterable[str]) -> tuple[set[str], set[str]]:
     return firsts, seconds
 
 
-def _longest_country_name(nlp: Language) -> int:
+def _longest_country_name(nlp: Language, gazetteer: Gazetteer) -> int:
     """Words in the longest country name ("United Kingdom of Great Britain and Northern Ireland")."""
-    return max(len(nlp.make_doc(text)) for text in load_gazetteer().countries)
+    return max(len(nlp.make_doc(text)) for text in gazetteer.countries)
 
 
 def _anchoring(patterns: Iterable[list[dict[str, Any]]], anchors: Iterable[dict[str, Any]]

@@ -193,8 +193,12 @@ def test_all_caps_datelines_and_vendor_names(rules_only) -> None:
 
 
 def test_chinese_names_inside_chinese_text(rules_only) -> None:
-    found = vendor_ids(rules_only, "华为公司与肯尼亚政府签署协议。中兴通讯也参加了。")
-    assert [vid for _, vid in found] == ["huawei", "zte"]
+    # the tagger finds the names inside an unspaced run of ideographs
+    doc = rules_only.nlp("华为公司与肯尼亚政府签署协议。中兴通讯也参加了。")
+    assert [e.ent_id_ for e in doc.ents if e.label_ == "VENDOR"] == ["huawei", "zte"]
+    # but a Chinese article is in a language dealwatch has no patterns for: it is not analysed
+    analysis = rules_only.analyze("华为公司与肯尼亚政府签署协议。中兴通讯也参加了。")
+    assert (analysis.language, analysis.supported, analysis.candidates) == ("zh", False, [])
 
 
 @pytest.mark.parametrize("text", [
@@ -385,8 +389,9 @@ def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypa
 
 
 def test_the_analyser_version_covers_the_code_that_finds_things() -> None:
-    from pipeline import amounts, cues, detect, gazetteer, syntax, tag, tokenizer
+    from pipeline import amounts, analyze, cues, detect, gazetteer, language, syntax, tag, tokenizer
     from pipeline.analyze import ANALYSER_CODE
 
-    modules = (amounts, cues, detect, gazetteer, syntax, tag, tokenizer)
+    # language.py decides which chain reads a text, analyze.py how a passage becomes a doc
+    modules = (amounts, analyze, cues, detect, gazetteer, language, syntax, tag, tokenizer)
     assert set(ANALYSER_CODE) == {Path(m.__file__).name for m in modules}
