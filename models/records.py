@@ -51,7 +51,12 @@ class Article:
     author: str | None = None
     published: str | None = None
     site: str | None = None
+    # ISO 639-1: the page's declared language confirmed by identification (pipeline.language),
+    # what the page declared, where the language came from and how sure the identifier was
     language: str | None = None
+    language_declared: str | None = None
+    language_source: str | None = None  # declared | identified | declared+identified | unknown
+    language_confidence: float | None = None
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from models.errors import DealwatchError
 from models.records import Passage
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, read_watchlist, resolve_db_path
 from pipeline.export import FORMATS as EXPORT_FORMATS
-from pipeline.present import money
+from pipeline.present import language_note, money
 from pipeline.review import REJECT_REASONS
 from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store, is_busy
 
@@ -435,6 +435,9 @@ def _print_process(report: Any) -> None:
     if c["too_long"]:
         click.echo(f"  {c['too_long']} articles too long: their first process.max_text_chars "
                    "characters were analysed", err=True)
+    if c["unsupported_language"]:
+        click.echo(f"  {c['unsupported_language']} articles in a language dealwatch does not "
+                   "read were not analysed (`dealwatch status` counts them by language)", err=True)
     for url, reason in report.failures[:10]:
         click.echo(f"  failed {url}: {reason}", err=True)
 
@@ -623,12 +626,14 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
     with state.store() as store:
         runs = store.runs(limit)
         counts = store.counts()
+        unsupported = store.unsupported_languages()
     found = flags([r for r in runs if r["outcome"] != "running"], settings.stale_after_runs,
                   settings.min_pages_for_yield)
     rows = _status_rows(runs)
     if as_json:
         click.echo(json.dumps({"runs": rows, "attention": [f.as_dict() for f in found],
-                               "counts": counts}, indent=2, ensure_ascii=False))
+                               "counts": counts, "unsupported_languages": unsupported},
+                              indent=2, ensure_ascii=False))
     else:
         if not rows:
             click.echo("no runs yet: `dealwatch run` (or `dealwatch demo`) starts one")
@@ -646,6 +651,10 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
                 + (f" — {r['message']}" if r["message"] else ""))
         click.echo(f"\npending candidates: {counts['candidates_pending']}; articles: "
                    f"{counts['articles']}; pages: {counts['pages']}")
+        if unsupported:
+            click.echo(f"articles not analysed, in a language dealwatch does not read: "
+                       f"{sum(unsupported.values())} ("
+                       + ", ".join(f"{code} {n}" for code, n in unsupported.items()) + ")")
         if found:
             click.echo("\nneeds attention:")
             for f in found:
@@ -672,6 +681,23 @@ def _prog() -> str:
         return str(argv0)
 
 
+def _language_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 639-1 code from what a user typed ("es", "pt-BR", "fra")."""
+    from pipeline.language import normalise_language
+
+    if value is None:
+        return None
+    code = normalise_language(value)
+    if code is None:
+        raise click.BadParameter(f"{value!r} is no language code (ISO 639-1, e.g. es, pt, fr)")
+    return code
+
+
+def _lang_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--lang", "language", default=None, metavar="CODE",
+                        callback=_language_code, help=help_text)
+
+
 def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None:
     """The review queue as text: one block per candidate, best first."""
     if not rows:
@@ -692,6 +718,8 @@ def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None
             f"type: {types}",
             f"stage: {row['stage'] or '-'}",
         ]
+        if row.get("language"):
+            fields.insert(2, f"lang: {row['language']}")
         if row.get("value") is not None:
             fields.append(f"value: {money(row['value'], row.get('currency'))}")
         if row.get("year"):
@@ -709,7 +737,7 @@ QUEUE_JSON_FIELDS = (
     "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
     "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
     "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
-    "copies", "reasons", "queued",
+    "copies", "reasons", "queued", "language",
 )
 
 
@@ -724,10 +752,11 @@ QUEUE_JSON_FIELDS = (
               help="Also the candidates scored below the queue threshold (hidden by default).")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Only candidates scored at least P, below the threshold too (implies --all).")
+@_lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def queue(state: State, status: str, kind: str | None, limit: int, show_all: bool,
-          min_score: float | None, as_json: bool) -> None:
+          min_score: float | None, language: str | None, as_json: bool) -> None:
     """The review queue: candidates ranked by score, with their evidence.
 
     Pending candidates scored below the queue threshold (rules.toml [scoring] threshold) are
@@ -737,11 +766,13 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
     Example:
         dealwatch queue --limit 10
         dealwatch queue --min-score 0.2       # the weak candidates too
+        dealwatch queue --lang es             # from Spanish articles only
         dealwatch queue --status confirmed --json | jq '.[].vendor'
     """
     with state.store() as store:
         rows = store.queue(QueueFilter(status=None if status == "all" else status, kind=kind,
-                                       limit=limit or None, hidden=show_all or min_score is not None,
+                                       language=language, limit=limit or None,
+                                       hidden=show_all or min_score is not None,
                                        min_score=min_score))
         hidden = 0 if show_all or min_score is not None or as_json else store.count_hidden()
     if hidden:
@@ -870,20 +901,24 @@ def review(state: State, reviewer: str | None) -> None:
               help="Also the candidates scored below the queue threshold (hidden by default).")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Only candidates scored at least P, below the threshold too (implies --all).")
+@_lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
-                show_all: bool, min_score: float | None, as_json: bool) -> None:
+                show_all: bool, min_score: float | None, language: str | None,
+                as_json: bool) -> None:
     """Candidates best first, one entry per story (its copies listed with it).
 
     \b
     Example:
         dealwatch review list --status deferred
+        dealwatch review list --lang pt --country AO
         dealwatch review list --vendor zte --json | jq '.[].id'
     """
     with state.store() as store:
         rows = store.queue(QueueFilter(status=None if status == "all" else status,
                                        vendor=vendor, country=country.upper() if country else None,
+                                       language=language,
                                        limit=limit or None, hidden=show_all or min_score is not None,
                                        min_score=min_score))
     if as_json:
@@ -931,7 +966,7 @@ def _candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
         },
         "article": {name: row.get(name) for name in (
             "article_id", "title", "url", "canonical_url", "published", "site", "author",
-            "language", "cluster_id")},
+            "language", "language_declared", "language_source", "cluster_id")},
         "evidence": _context(row),
         "entities": store.entities_of(row["article_id"]),
         "copies": [c for c in copies if c.get("article_id") != row["article_id"]
@@ -971,6 +1006,7 @@ def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
     out(f"{a['title'] or '(untitled)'}")
     out("  " + ", ".join(x for x in (a["site"], a["published"], a["author"] and f"by {a['author']}")
                          if x) or "  (no date or site)")
+    out(f"  language: {language_note(a)}")
     out(f"  {a['url']}")
     out("")
     before = f"…{ev['before']} " if ev["before"] else ""
@@ -1491,31 +1527,43 @@ def _read_input(path: str) -> str:
         fail(f"{path}: cannot read: {exc.strerror}")
 
 
-def _document_passage(record: dict[str, Any]) -> Passage:
-    """The text to analyse and its headline: the record's "title", else the page's own."""
-    from pipeline.extract import html_to_passage, looks_like_html
+def _document_passage(record: dict[str, Any], language: str | None = None) -> Passage:
+    """The text to analyse, its headline (the record's "title", else the page's own) and its
+    language: the record's "language", else `language` (--lang), else an HTML page's declared
+    one confirmed by identification, else None (the analyser identifies it)."""
+    from pipeline.extract import html_document, looks_like_html
+    from pipeline.language import normalise_language
 
-    url, title = record.get("url"), record.get("title")
-    for name, value in (("url", url), ("title", title)):
+    url, title, declared = record.get("url"), record.get("title"), record.get("language")
+    for name, value in (("url", url), ("title", title), ("language", declared)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f'"{name}" must be a string')
+    if declared is not None:
+        language = normalise_language(declared)
+        if language is None:
+            raise ValueError(f'"language" {declared!r} is no language code (ISO 639-1, e.g. es)')
     html = record.get("html")
     if not isinstance(html, str):
         html = record.get("text")
         if not isinstance(html, str):
             raise ValueError('needs a "text" or an "html" string')
         if not looks_like_html(html):
-            return Passage(html, title)
-    text, headline = html_to_passage(html, url)
-    return Passage(text, title or headline)
+            return Passage(html, title, language)
+    page = html_document(html, url)
+    return Passage(page.text, title or page.title, language or page.language)
 
 
 def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
-    return {
-        "id": doc_id,
-        "entities": [e.to_json() for e in analysis.entities],
-        "candidates": [c.to_json(with_signals=signals) for c in analysis.candidates],
-    }
+    """One `analyze` output object; a text in a language dealwatch does not read says so
+    ("supported": false) and has nothing found in it."""
+    supported = getattr(analysis, "supported", True)
+    out: dict[str, Any] = {"id": doc_id, "language": getattr(analysis, "language", None)}
+    if not supported:
+        out["supported"] = False
+    out["entities"] = [e.to_json() for e in analysis.entities] if supported else []
+    out["candidates"] = ([c.to_json(with_signals=signals) for c in analysis.candidates]
+                         if supported else [])
+    return out
 
 
 @main.command()
@@ -1529,18 +1577,24 @@ def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
                    "else the shipped one.")
 @click.option("--model", "use_model", type=MODEL_CHOICES, default=None,
               help="Use the statistical spaCy model: auto, never, required.")
+@_lang_option("The language of the input (ISO 639-1: en, es, pt, fr); a --jsonl record's own "
+              '"language" comes first. Default: identified from the text (an HTML page\'s '
+              "declared language, confirmed).")
 @pass_state
 def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: str | None,
-            use_model: str | None) -> None:
+            use_model: str | None, language: str | None) -> None:
     """Tag entities and detect deal candidates in text or HTML, without the database.
 
-    Prints JSON: {"id", "entities": [...], "candidates": [...]} (one object per line with
-    --jsonl). HTML is detected and its main text and headline extracted first. A headline is
-    context (the country, the kind of deal, the vendor a story is about), never evidence.
+    Prints JSON: {"id", "language", "entities": [...], "candidates": [...]} (one object per line
+    with --jsonl). HTML is detected and its main text and headline extracted first. A headline
+    is context (the country, the kind of deal, the vendor a story is about), never evidence. A
+    text in a language dealwatch does not read is not analysed: "supported": false, no
+    candidates.
 
     \b
     Example:
         echo "Huawei signed a cloud deal with Kenya's ICT ministry." | dealwatch analyze -
+        dealwatch analyze --lang es nota.html
         dealwatch analyze --jsonl passages.jsonl > results.jsonl
     """
     from pipeline.jsonl import json_lines, parse_json_line
@@ -1551,7 +1605,7 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
     path = ranker_path or state.config.settings.process.ranker
     analyzer = state.analyzer(use_model, ranker=load(path) if path else SHIPPED)
     if not jsonl:
-        analysis = next(analyzer.analyze_many([_document_passage({"text": raw})]))
+        analysis = next(analyzer.analyze_many([_document_passage({"text": raw}, language)]))
         click.echo(json.dumps(_analysis_json(source, analysis, signals), ensure_ascii=False))
         return
     bad = 0
@@ -1563,7 +1617,7 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
             record = parse_json_line(line)
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
-            docs.append((record.get("id", lineno), _document_passage(record)))
+            docs.append((record.get("id", lineno), _document_passage(record, language)))
         except (ValueError, DealwatchError) as exc:  # JsonLineError is a ValueError
             bad += 1
             click.echo(f"{source}:{lineno}: skipped: {exc}", err=True)

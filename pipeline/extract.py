@@ -13,8 +13,9 @@ from lxml import etree
 from trafilatura.utils import decode_file, load_html
 
 from models.errors import DealwatchError
-from models.records import Article
+from models.records import Article, Passage
 from pipeline.dedup import canonical_url, registered_domain, text_hash
+from pipeline.language import identify
 from pipeline.metadata import PageMetadata, page_metadata
 from pipeline.text import clean_text
 
@@ -170,6 +171,7 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
         return Extraction("not_article", reason=f"too little text ({len(text)} characters)")
     if prose_chars(text) < min_text_chars:
         return Extraction("not_article", reason="no running text (link list or teaser)")
+    language = identify(text, meta.language)
     article = Article(
         url=url,
         canonical_url=choose_canonical(url, meta.canonical),
@@ -179,7 +181,10 @@ def _extract(html: str, url: str, headers: dict[str, str] | None, min_text_chars
         author=clean_text(meta.author),
         published=meta.published,
         site=clean_text(meta.site),
-        language=meta.language,
+        language=language.code,
+        language_declared=language.declared,
+        language_source=language.source,
+        language_confidence=round(language.confidence, 3),
     )
     return Extraction("article", article=article)
 
@@ -192,6 +197,14 @@ def html_to_text(html: str, url: str | None = None) -> str:
 def html_to_passage(html: str, url: str | None = None) -> tuple[str, str | None]:
     """Main text and headline of an HTML document; all of its text and no headline when
     extraction finds no article. Raises ValueError, in one line, when url is no URL."""
+    passage = html_document(html, url)
+    return passage.text, passage.title
+
+
+def html_document(html: str, url: str | None = None) -> Passage:
+    """The passage of an HTML document: main text, headline and language (the page's declared
+    one confirmed by identification, pipeline.language); all of its text and no headline when
+    extraction finds no article. Raises ValueError, in one line, when url is no URL."""
     if url:
         try:
             _ = urlsplit(url).port  # reading the port raises when it is out of range
@@ -199,14 +212,28 @@ def html_to_passage(html: str, url: str | None = None) -> tuple[str, str | None]
             raise ValueError(f"not a URL: {url} ({exc})") from None
     result = extract_article(html, url or "https://example.invalid/", min_text_chars=0)
     if result.article:
-        return result.article.text, result.article.title or None
+        a = result.article
+        return Passage(a.text, a.title or None, a.language)
+    text = _all_text(html)
+    return Passage(text, None, identify(text, _declared_language(html)).code)
+
+
+def _declared_language(html: str) -> str | None:
+    try:
+        tree = load_html(html)
+        return page_metadata(tree, "https://example.invalid/").language if tree is not None else None
+    except Exception:  # a page whose head cannot be read declares nothing
+        return None
+
+
+def _all_text(html: str) -> str:
     try:
         root = lxml.html.fromstring(html)
     except (etree.ParserError, ValueError):
-        return "", None
+        return ""
     for junk in root.xpath("//script|//style|//noscript"):
         junk.drop_tree()
     # Block elements end a line, so paragraphs stay apart as they would in extracted text.
     for block in root.iter("p", "div", "li", "h1", "h2", "h3", "h4", "br", "tr"):
         block.tail = "\n" + (block.tail or "")
-    return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip()), None
+    return "\n".join(line.strip() for line in root.text_content().splitlines() if line.strip())

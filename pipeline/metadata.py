@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from lxml.html import HtmlElement
 
+from pipeline.language import normalise_language
+
 logger = logging.getLogger(__name__)
 
 _ISO_DATE = re.compile(r"((?:19|20)\d\d)-(\d\d)-(\d\d)")
@@ -216,11 +218,13 @@ def _site(meta: dict[str, str], ld_objects: list[dict[str, Any]], article: dict[
 
 def _language(tree: HtmlElement, meta: dict[str, str], headers: dict[str, str] | None
               ) -> str | None:
+    """The first declared language tag that names a language, as ISO 639-1 ("pt-BR" → "pt");
+    a template's "x-default" or "und" falls through to the next place."""
     for value in (tree.get("lang"), tree.get("{http://www.w3.org/XML/1998/namespace}lang"),
                   meta.get("og:locale"), meta.get("content-language"), meta.get("language"),
                   (headers or {}).get("content-language")):
-        if value and (code := re.match(r"\s*([A-Za-z]{2,3})(?:[-_,\s]|$)", value)):
-            return code.group(1).lower()
+        if code := normalise_language(value):
+            return code
     return None
 
 

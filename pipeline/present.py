@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 
 def money(value: float | None, currency: str | None = None, short: bool = False) -> str:
@@ -27,6 +29,30 @@ def country_names() -> dict[str, str]:
 
 def country_name(code: str | None) -> str | None:
     return country_names().get(code.upper()) if code else None
+
+
+def language_name(code: str | None) -> str | None:
+    """ISO 639-1 code → the language's English name ("pt" → "Portuguese")."""
+    import pycountry
+
+    found = pycountry.languages.get(alpha_2=code.lower()) if code else None
+    return str(found.name) if found else None
+
+
+def language_note(article: Mapping[str, Any]) -> str:
+    """What a reviewer reads about an article's language: "es (Spanish)", and where it came from
+    when that matters ("…, identified; the page declared en")."""
+    code = article.get("language")
+    name = language_name(code)
+    note = f"{code} ({name})" if code and name else (code or "unknown")
+    declared, source = article.get("language_declared"), article.get("language_source")
+    if source == "identified" and declared and declared != code:
+        note += f", identified; the page declared {declared}"
+    elif source == "identified":
+        note += ", identified (the page declared none)"
+    elif source == "declared":
+        note += ", as the page declared (the text alone could not tell)"
+    return note
 
 
 def _squash(text: str) -> str:

@@ -13,8 +13,9 @@ from models.records import Article, Candidate, Passage
 from pipeline.dates import iso_day
 from pipeline.dedup import NearDuplicateIndex, signature
 from pipeline.extract import ExtractionError, extract_article
+from pipeline.language import identify
 from pipeline.rank import Ranker, score_candidate
-from pipeline.store import Store
+from pipeline.store import Store, unsupported_reason
 
 if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
     from pipeline.analyze import AnalyzerLike
@@ -102,9 +103,20 @@ def _analyse_batch(store: Store, analyzer: AnalyzerLike, articles: list[tuple[in
 
 def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, Passage, str | None],
                    analysis: Any, report: ProcessReport) -> None:
-    article_id, _, source_id = item
+    """Store what the analysis found; an article in a language the analyser does not read is
+    recorded so ("unsupported language: zh"), with nothing found in it: never read as English.
+    Saving its empty analysis takes back what an earlier analysis found in it while pending."""
+    article_id, passage, source_id = item
+    supported = getattr(analysis, "supported", True)
+    language = getattr(analysis, "language", None) or passage.language
+    if not supported:
+        analysis.entities, analysis.candidates = [], []
     outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
                                   analyzer.version)
+    store.set_language_verdict(article_id, language, supported)
+    if not supported:
+        logger.info("article %d: %s: not analysed", article_id, unsupported_reason(language))
+        report.count("unsupported_language", source_id)
     report.count("entities", None, len(analysis.entities))
     report.count("candidates", source_id, len(analysis.candidates))
     report.count("candidates_new", source_id, outcome["candidates_new"])
@@ -238,8 +250,8 @@ class PageProcessor:
                 return
         elif self.dedup.near_duplicates:
             self._cluster(article_id, article.text, source_id)
-        to_analyse.append((article_id, Passage(article.text[:self.max_text_chars], article.title),
-                           source_id))
+        to_analyse.append((article_id, Passage(article.text[:self.max_text_chars], article.title,
+                                               article.language), source_id))
 
 
 def too_long_reason(chars: int, limit: int) -> str:
@@ -266,13 +278,24 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
     for batch in _batched(rows, batch_size):
         with store.transaction():
             _analyse_and_save(store, analyzer,
-                              [(r["id"], Passage(r["text"], r["title"]), r["source_id"])
-                               for r in batch], batch_size,
+                              [(r["id"], Passage(r["text"], r["title"], _stored_language(store, r)),
+                                r["source_id"]) for r in batch], batch_size,
                               report)
         report.counters["articles"] += len(batch)
         if progress:
             progress(len(batch))
     return report
+
+
+def _stored_language(store: Store, row: dict[str, Any]) -> str | None:
+    """A stored article's language; one stored before languages were identified (its
+    language is only what its page declared) is identified now, and recorded."""
+    if row.get("language_source"):
+        return row.get("language")
+    guess = identify(row["text"], row.get("language_declared") or row.get("language"))
+    store.set_article_language(row["id"], guess.code, guess.declared, guess.source,
+                               guess.confidence)
+    return guess.code
 
 
 def rescore_candidates(store: Store, ranker: Ranker | None, threshold: float, *,

@@ -346,6 +346,24 @@ def _migration_7(db: Database) -> None:
     """)
 
 
+def _migration_8(db: Database) -> None:
+    # The language of each article (issue 9): `language` held what the page declared; now it is
+    # the declared language confirmed by identification, beside what was declared, where the
+    # language came from and how sure the identifier was. `supported`: 1 analysed in its
+    # language, 0 not analysed (a language without patterns), NULL not analysed yet. Articles
+    # stored before keep their declaration and are identified when next analysed
+    # (`process --reanalyse`): language_source NULL says so.
+    db.executescript("""
+        ALTER TABLE articles ADD COLUMN language_declared TEXT;
+        ALTER TABLE articles ADD COLUMN language_source TEXT;
+        ALTER TABLE articles ADD COLUMN language_confidence REAL;
+        ALTER TABLE articles ADD COLUMN supported INTEGER;
+        UPDATE articles SET language_declared = language;
+        UPDATE articles SET supported = 1 WHERE analysed_at IS NOT NULL;
+        CREATE INDEX articles_language ON articles(language);
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
@@ -354,10 +372,16 @@ MIGRATIONS: list[tuple[int, str, Callable[[Database], None]]] = [
     (5, "review, reviewers and the registry", _migration_5),
     (6, "deal numbers are never reused", _migration_6),
     (7, "ranker reasons, queued flag and trained models", _migration_7),
+    (8, "article languages: declared, identified, supported", _migration_8),
 ]
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def unsupported_reason(language: str | None) -> str:
+    """The verdict on the pages of an article in a language dealwatch has no patterns for."""
+    return f"unsupported language: {language or 'unknown'}"
 
 
 def compress(body: bytes) -> bytes:
@@ -397,6 +421,7 @@ class QueueFilter:
     kind: str | None = None
     vendor: str | None = None
     country: str | None = None
+    language: str | None = None  # the article's (ISO 639-1)
     limit: int | None = 50  # None: all of it
     hidden: bool = False  # also the pending candidates below the queue threshold
     min_score: float | None = None
@@ -663,22 +688,66 @@ class Store(RegistryStore):
         now = utcnow()
         cur = self.db.execute(
             """INSERT INTO articles (canonical_url, url, page_id, source_id, title, author,
-                   published, site, language, text, text_hash, extracted_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   published, site, language, language_declared, language_source,
+                   language_confidence, text, text_hash, extracted_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(canonical_url) DO UPDATE SET url = excluded.url,
                    page_id = excluded.page_id, title = excluded.title,
                    author = excluded.author, published = excluded.published,
-                   site = excluded.site, language = excluded.language, text = excluded.text,
+                   site = excluded.site, language = excluded.language,
+                   language_declared = excluded.language_declared,
+                   language_source = excluded.language_source,
+                   language_confidence = excluded.language_confidence, text = excluded.text,
                    text_hash = excluded.text_hash, extracted_at = excluded.extracted_at
                RETURNING id""",
             [article.canonical_url, article.url, page_id, source_id, article.title,
-             article.author, article.published, article.site, article.language, article.text,
-             article.text_hash, now],
+             article.author, article.published, article.site, article.language,
+             article.language_declared, article.language_source, article.language_confidence,
+             article.text, article.text_hash, now],
         )
         article_id = int(cur.fetchall()[0][0])
         self.db.execute("UPDATE articles SET cluster_id = id WHERE id = ? AND cluster_id IS NULL",
                         [article_id])
         return article_id
+
+    def set_article_language(self, article_id: int, code: str | None, declared: str | None,
+                             source: str, confidence: float) -> None:
+        """Record an article's language as identification found it (articles stored before
+        languages were identified get theirs when next analysed)."""
+        self.db.execute(
+            "UPDATE articles SET language = ?, language_declared = ?, language_source = ?, "
+            "language_confidence = ? WHERE id = ?",
+            [code, declared, source, round(confidence, 3), article_id])
+
+    def set_language_verdict(self, article_id: int, language: str | None, supported: bool) -> None:
+        """Whether the article was analysed in its language; an article in a language without
+        patterns is not analysed, and its pages say so ("unsupported language: zh"), before any
+        other note they carry ("too long: …"). Once its language is analysed, the pages go back
+        to plain articles."""
+        self.db.execute("UPDATE articles SET supported = ?, language = COALESCE(?, language) "
+                        "WHERE id = ?", [int(supported), language, article_id])
+        rows = self.db.execute(
+            "SELECT p.id, p.process_status, p.process_reason, a.language FROM pages p "
+            "JOIN articles a ON a.id = p.article_id WHERE p.article_id = ? "
+            "AND p.process_status IN ('article', 'unsupported')", [article_id]).fetchall()
+        for page_id, status, reason, code in rows:
+            rest = reason
+            if status == "unsupported" and reason:
+                rest = reason.split("; ", 1)[1] if "; " in reason else None
+            if supported:
+                new = ("article", rest)
+            else:
+                verdict = unsupported_reason(code)
+                new = ("unsupported", f"{verdict}; {rest}" if rest else verdict)
+            if new != (status, reason):
+                self.db.execute("UPDATE pages SET process_status = ?, process_reason = ? "
+                                "WHERE id = ?", [*new, page_id])
+
+    def unsupported_languages(self) -> dict[str, int]:
+        """How many articles were not analysed, by language ("unknown": none could be told)."""
+        return {str(code or "unknown"): int(n) for code, n in self.db.execute(
+            "SELECT language, COUNT(*) FROM articles WHERE supported = 0 GROUP BY language "
+            "ORDER BY COUNT(*) DESC, language").fetchall()}
 
     # -- near-duplicate clusters --
 
@@ -871,7 +940,8 @@ class Store(RegistryStore):
         show as one entry carrying every copy in `copies`. Pages through `queue_page`."""
         flt = flt or QueueFilter()
         query = QueueQuery(status=flt.status, kind=flt.kind, vendor=flt.vendor,
-                           country=flt.country, hidden=flt.hidden, min_score=flt.min_score)
+                           country=flt.country, language=flt.language, hidden=flt.hidden,
+                           min_score=flt.min_score)
         page_size = flt.limit or 500
         rows: list[dict[str, Any]] = []
         after: tuple[float, int] | None = None

@@ -124,7 +124,8 @@ class RegistryStore:
     def candidate(self, candidate_id: int) -> dict[str, Any] | None:
         rows = list(self.db.query(
             "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.author, "
-            "a.language, a.cluster_id, a.extracted_at, a.text AS article_text "
+            "a.language, a.language_declared, a.language_source, a.cluster_id, a.extracted_at, "
+            "a.text AS article_text "
             "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
             [candidate_id]))
         return decode_row(rows[0]) if rows else None
@@ -377,7 +378,7 @@ class RegistryStore:
             order = "c.score ASC, c.id DESC"
         sql = (
             "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.source_id, "
-            "a.cluster_id FROM candidates c JOIN articles a ON a.id = c.article_id "
+            "a.language, a.cluster_id FROM candidates c JOIN articles a ON a.id = c.article_id "
             "WHERE " + " AND ".join([*where, "1"]) +
             " AND NOT EXISTS (SELECT 1 FROM articles a2 JOIN candidates c2 ON c2.article_id = a2.id"
             " WHERE a2.cluster_id = a.cluster_id AND c2.kind = c.kind"
@@ -453,6 +454,7 @@ class QueueQuery:
     deal_type: str | None = None
     stage: str | None = None
     source: str | None = None
+    language: str | None = None  # the article's (ISO 639-1)
     date_from: str | None = None
     date_to: str | None = None
     # The default view shows pending candidates whose score reaches the queue threshold
@@ -489,6 +491,9 @@ def _queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any
     if query.source is not None:
         where.append(f"{a}.source_id = ?")
         params.append(query.source)
+    if query.language is not None:
+        where.append(f"{a}.language = ?")
+        params.append(query.language)
     if query.date_from is not None:
         where.append(f"substr({a}.published, 1, 10) >= ?")
         params.append(query.date_from)

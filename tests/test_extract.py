@@ -30,7 +30,8 @@ def _extract(page: Path) -> dict:
     if result.article:
         a = result.article
         out.update(title=a.title, author=a.author, published=a.published, site=a.site,
-                   language=a.language, canonical_url=a.canonical_url, text=a.text)
+                   language=a.language, language_declared=a.language_declared,
+                   language_source=a.language_source, canonical_url=a.canonical_url, text=a.text)
     return out
 
 
