@@ -423,7 +423,7 @@ class RegistryStore:
     def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
         """Candidates per status under the queue's filters (all but the status filter)."""
         where, params = _queue_where(replace(query, status=None), "c", "a")
-        on_article = query.source or query.date_from or query.date_to
+        on_article = query.source or query.language or query.date_from or query.date_to
         join = " JOIN articles a ON a.id = c.article_id" if on_article else ""
         rows = self.db.execute(
             f"SELECT c.status, COUNT(*) FROM candidates c{join}"
@@ -434,6 +434,12 @@ class RegistryStore:
     def candidate_countries(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT country FROM candidates WHERE country IS NOT NULL ORDER BY country")]
+
+    def candidate_languages(self) -> list[str]:
+        """The languages of the articles that gave candidates."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT a.language FROM articles a WHERE a.language IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM candidates c WHERE c.article_id = a.id) ORDER BY 1")]
 
     def source_ids(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM sources ORDER BY id")]

@@ -40,6 +40,7 @@ from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
 from pipeline import accounts, present, registry, review
 from pipeline.config import Config
+from pipeline.language import normalise_language
 from pipeline.store import CANDIDATE_STATUSES, Store, StoreError, is_busy
 from pipeline.store_registry import QueueQuery
 
@@ -199,12 +200,13 @@ def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
         return value if allowed is None or value in allowed else None
 
     country = pick("country")
+    language = normalise_language(pick("lang"))
     date_from, date_to = pick("from"), pick("to")
     min_score = _score_param(pick("min_score"))
     return QueueQuery(
         status=status, kind=pick("kind", ("deal", "aggregate")), vendor=pick("vendor"),
         country=country.upper() if country else None, deal_type=pick("deal_type", DEAL_TYPES),
-        stage=pick("stage", STAGES), source=pick("source"),
+        stage=pick("stage", STAGES), source=pick("source"), language=language,
         date_from=date_from if date_from and _DATE.match(date_from) else None,
         date_to=date_to if date_to and _DATE.match(date_to) else None,
         hidden=params.get("scores") == "all" or min_score is not None, min_score=min_score)
@@ -227,7 +229,8 @@ def queue_params(query: QueueQuery) -> dict[str, str]:
     for name, value in (("kind", query.kind), ("vendor", query.vendor),
                         ("country", query.country), ("deal_type", query.deal_type),
                         ("stage", query.stage), ("source", query.source),
-                        ("from", query.date_from), ("to", query.date_to)):
+                        ("lang", query.language), ("from", query.date_from),
+                        ("to", query.date_to)):
         if value:
             out[name] = value
     if query.min_score is not None:
@@ -399,6 +402,8 @@ class ReviewApp:
         self.env.filters.update(plain=plain, money=partial(present.money, short=True),
                                 safe_url=safe_url, vendor=self.vendor_name,
                                 country=self.country_name, reason=reason_label,
+                                language=lambda code: present.language_name(code) or code,
+                                language_note=present.language_note,
                                 when=lambda t: (t or "").replace("T", " ").rstrip("Z"),
                                 score_class=lambda s: "hi" if s >= 0.8 else "mid" if s >= 0.6
                                 else "lo")
@@ -552,6 +557,8 @@ class ReviewApp:
             "vendors": self.vendor_options,
             "countries": [(c, f"{self.country_name(c)} ({c})") for c in store.candidate_countries()],
             "sources": [(s, s) for s in store.source_ids()],
+            "languages": [(code, f"{present.language_name(code) or code} ({code})")
+                          for code in store.candidate_languages()],
             "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
             "stages": [(s, s.replace("_", " ")) for s in STAGES],
             "kinds": [("deal", "deal"), ("aggregate", "aggregate")],

@@ -371,3 +371,20 @@ def test_an_html_document_carries_its_confirmed_language() -> None:
 
 def test_a_database_path_fixture_is_fresh(db_path: Path) -> None:
     assert not db_path.exists()
+
+
+def test_the_real_analyser_reads_its_languages_and_records_the_rest(db_path, real) -> None:
+    """With the per-language analyser itself: an English story is analysed; a Chinese one is
+    recorded unsupported; a Spanish one is analysed exactly when there is a Spanish folder."""
+    with Store(db_path) as store:
+        store.save_page(stored_page(1, page_html(EN, "en")))
+        store.save_page(stored_page(2, page_html(ZH, "en", repeat=6)))
+        store.save_page(stored_page(3, page_html(ES, "es")))
+        report = process_pages(store, real)
+        rows = dict(store.db.execute(
+            "SELECT substr(a.url, -1), a.language || ' ' || a.supported || ' ' || p.process_status "
+            "FROM articles a JOIN pages p ON p.article_id = a.id").fetchall())
+    spanish = "es" in real.languages
+    assert rows == {"1": "en 1 article", "2": "zh 0 unsupported",
+                    "3": f"es {int(spanish)} {'article' if spanish else 'unsupported'}"}
+    assert report.counters["unsupported_language"] == 1 + (not spanish)
