@@ -388,3 +388,17 @@ def test_the_real_analyser_reads_its_languages_and_records_the_rest(db_path, rea
     assert rows == {"1": "en 1 article", "2": "zh 0 unsupported",
                     "3": f"es {int(spanish)} {'article' if spanish else 'unsupported'}"}
     assert report.counters["unsupported_language"] == 1 + (not spanish)
+
+
+def test_shipped_sources_cover_spanish_portuguese_and_french_disabled() -> None:
+    from collections import Counter
+
+    from pipeline.config import SHIPPED_CONFIG_DIR
+
+    sources = load_config(SHIPPED_CONFIG_DIR).sources
+    by_language = Counter(s.language for s in sources)
+    assert all(by_language[lang] >= 4 for lang in ("es", "pt", "fr")), by_language
+    for lang in ("spanish", "portuguese", "french"):  # discovery limited to the language
+        assert any(f"sourcelang:{lang}" in url for s in sources for url in s.urls)
+    assert not any("news.google.com" in url for s in sources for url in s.urls)
+    assert not any(s.enabled for s in sources)
