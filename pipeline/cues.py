@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 CUES_KEY = "dealwatch_cues"  # span group: one span per cue, label = its category
 NEGATORS = ("not", "no", "never", "without", "n't", "nor", "neither")
 NEGATOR = "negator"  # the category of the words above
+_VERB_CATEGORIES = frozenset(("T:verb", "T:weak_verb", "cancel", "approval"))
 
 
 def verb_forms(verb: str) -> set[str]:
@@ -100,11 +101,12 @@ def vocabularies(rules: Rules, negators: Iterable[str] = NEGATORS, inflect: bool
 
 @Language.factory("dealwatch_cues_v1", default_config={
     "rules": {}, "patterns": [], "labels": ["VENDOR"], "negators": list(NEGATORS),
-    "phrase_match": "lower"})
+    "phrase_match": "lower", "determiners": []})
 def make_cue_matcher(nlp: Language, name: str, rules: dict[str, Any],
                      patterns: list[dict[str, Any]], labels: list[str], negators: list[str],
-                     phrase_match: str) -> CueMatcher:
-    return CueMatcher(nlp, Rules.model_validate(rules), patterns, labels, negators, phrase_match)
+                     phrase_match: str, determiners: list[str]) -> CueMatcher:
+    return CueMatcher(nlp, Rules.model_validate(rules), patterns, labels, negators, phrase_match,
+                      determiners)
 
 
 class CueMatcher:
@@ -113,8 +115,9 @@ class CueMatcher:
 
     def __init__(self, nlp: Language, rules: Rules, patterns: Sequence[Mapping[str, Any]],
                  labels: Iterable[str] = ("VENDOR",), negators: Iterable[str] = NEGATORS,
-                 phrase_match: str = "lower") -> None:
+                 phrase_match: str = "lower", determiners: Iterable[str] = ()) -> None:
         self.labels = frozenset(labels)
+        self.determiners = frozenset(determiners)
         self.lower_matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
         self.exact_matcher = PhraseMatcher(nlp.vocab, attr="ORTH")
         by_lemma = phrase_match == "lemma"
@@ -127,7 +130,9 @@ class CueMatcher:
             exact = sorted({p for p in phrases if p != p.lower()})
             if lower:
                 self.lower_matcher.add(category, phrase_docs(nlp, lower))
-                if self.lemma_phrases is not None and lemmatize is not None:
+                # counts are read as written ("acuerdos" counts, "un acuerdo" does not)
+                if self.lemma_phrases is not None and lemmatize is not None \
+                        and not category.startswith("agg_") and category != NEGATOR:
                     self.lemma_phrases.add(category, [lemmatize(doc) for doc in phrase_docs(nlp, lower)])
             if exact:
                 self.exact_matcher.add(category, phrase_docs(nlp, exact))
@@ -139,14 +144,23 @@ class CueMatcher:
                 first = str(exc).strip().splitlines()[0]
                 raise ConfigError(f"{pattern.get('where', 'cue pattern')}: {first}") from None
 
+    def _noun_use(self, doc: Doc, match_id: int, start: int, end: int) -> bool:
+        """A verb's lemma matched on a noun right after an article: "la firma china" is the
+        Chinese firm, not a signature ("firmar"); only verb-like categories are checked."""
+        category = doc.vocab.strings[match_id]
+        return (category in _VERB_CATEGORIES or category.startswith("stage:")) and start > 0 \
+            and doc[start - 1].lower_ in self.determiners and doc[start].lower_ != doc[start].lemma_
+
     def __call__(self, doc: Doc) -> Doc:
         if not any(ent.label_ in self.labels for ent in doc.ents):
             doc.spans[CUES_KEY] = []
             return doc
         strings = doc.vocab.strings
-        found = set(self.lower_matcher(doc)) | set(self.exact_matcher(doc)) | set(self.lemma_matcher(doc))
+        found = set(self.lower_matcher(doc)) | set(self.exact_matcher(doc))
+        if len(self.lemma_matcher):  # a language may have no cue patterns of its own
+            found |= set(self.lemma_matcher(doc))
         if self.lemma_phrases is not None:
-            found |= set(self.lemma_phrases(doc))
+            found |= {m for m in self.lemma_phrases(doc) if not self._noun_use(doc, *m)}
         doc.spans[CUES_KEY] = [Span(doc, start, end, label=strings[match_id])
                                for match_id, start, end in sorted(found, key=lambda m: (m[1], m[2]))]
         return doc
@@ -173,4 +187,6 @@ def add_cue_components(nlp: Language, config: Config, before: str | None = None,
                      for p in pack.cue_patterns],
         "negators": pack.grammar.words.negators,
         "phrase_match": pack.grammar.phrase_match,
+        "determiners": sorted({*pack.grammar.names.articles,
+                               *pack.grammar.names.apposition_articles}),
     })

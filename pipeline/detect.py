@@ -207,9 +207,12 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
         # company is a candidate even with no deal word; its low score says how weak it is.
         # A sentence that counts many deals is no one deal, unless it names its own foreign
         # party (a lender at home, "financed by China Exim Bank", is no party of the deals).
+        # A count that names examples in several countries ("from ECU 911 in Ecuador to BOL-110
+        # in Bolivia") names no party of its own either.
         homes = detector.home_of(fact.vendors) or detector.any_vendor_home
-        if fact.aggregate and not any(cp.strength >= detector.ev.named and cp.country not in homes
-                                      for cp in fact.counterparts):
+        if fact.aggregate and (not any(cp.strength >= detector.ev.named and cp.country not in homes
+                                       for cp in fact.counterparts)
+                               or len({c for c, _, _ in fact.countries if c not in homes}) > 1):
             continue
         if fact.trigger or _names_party(facts, i, detector):
             deal = _deal_candidate(text, detector, facts, i, countries, codes)
@@ -363,7 +366,8 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     for category in list(words):  # "did not announce any agreement" announces none
         if category.startswith(("T:", "stage:", "weak_stage:")):
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
-    denied = denied and not any(hits for cat, hits in words.items() if cat.startswith("T:"))
+    # ... unless a deal verb still stands ("the tender in which it bid" is no deal made)
+    denied = denied and not words.get("T:verb")
     cue = {name: [t for _, t in words.get(name, []) if t not in background and t not in negated]
            for name in ("approval", "cancel", "plan", "lose", "own_facility", "removal")}
     party_words = sorted(t for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
@@ -380,6 +384,8 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
         fact.vendors = [v for v, _ in fact.vendor_at]
     for t in cue["lose"]:  # "Huawei lost out to Ericsson": the loser is no party
         loser = _subject_vendor(doc, detector, fact, t, party_words)
+        if loser is None:  # "rejected Huawei's appeal", "rechazó el recurso de Huawei"
+            loser = _object_vendor(doc, detector, fact, t, party_words)
         if loser is not None:
             fact.lost = True
             fact.vendor_at = [(v, k) for v, k in fact.vendor_at if k != loser]
@@ -487,6 +493,22 @@ def _subject_vendor(doc: Doc, detector: DealDetector, fact: SentenceFacts, t: in
         return None
     k = max(before)
     if any(k < p < t for p in party_words) or any(doc[j].text in (";", ":") for j in range(k, t)):
+        return None
+    return k
+
+
+def _object_vendor(doc: Doc, detector: DealDetector, fact: SentenceFacts, t: int,
+                   party_words: list[int]) -> int | None:
+    """The first token of the vendor a few words after the cue at token t, with no public body
+    and no clause break between: what a rejection or a loss is said of when the vendor follows
+    it ("dismissed the objection filed by Huawei")."""
+    reach = detector.grammar.reach.trigger
+    after = [k for _, k in fact.vendor_at if 0 < k - t <= reach]
+    if not after:
+        return None
+    k = min(after)
+    if any(t < p < k for p in party_words) or any(doc[j].text in (";", ".", ",")
+                                                   for j in range(t + 1, k)):
         return None
     return k
 
