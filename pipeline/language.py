@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-SAMPLE_CHARS = 3000  # identify on the start of a text: cost stays flat however long it is
-PIECE_CHARS = 600  # the sample is scored in pieces, so that a mixed text shows as mixed
+SAMPLE_CHARS = 2000  # identify on the start of a text: cost stays flat however long it is
+PIECE_CHARS = 500  # the sample is scored in pieces, so that a mixed text shows as mixed
 MIN_LETTERS = 20  # fewer letters than this in the sample: too short to tell
 CONFIDENT = 0.9  # the identifier overrides a declaration only at this probability or above
 GUESS = 0.5  # an undeclared text takes the identified language only at this probability or above
@@ -150,14 +150,21 @@ def _pieces(text: str) -> list[str]:
 
 
 def _letters(text: str) -> int:
-    return sum(1 for ch in text if ch.isalpha())
+    return sum(map(str.isalpha, text))
 
 
-def _scores(text: str) -> tuple[dict[str, float], int]:
+def _scores(text: str, declared: str | None = None) -> tuple[dict[str, float], int]:
     """Each language's probability over the sample, the mean of its pieces' weighted by their
     letters, and the letters read. A page in one language scores it near 1; a page half in
     one language and half in another scores each near 0.5, however long it is (the identifier
-    grows surer with length on the whole text, mixed or not)."""
+    grows surer with length on the whole text, mixed or not).
+
+    When the first piece is confidently in the declared language (or in one language, when none
+    was declared), the rest is not read: more pieces could only make the text mixed, and a mixed
+    text keeps its declared language anyway (undeclared, it has no one language to find). Most
+    pages stop there, which keeps identification cheap (docs/benchmarks.md). The pieces decide
+    where it matters: whether a page that declares one language and opens in another is in the
+    other (a wrong declaration) or in both (mixed)."""
     identifier = _identifier()
     totals: dict[str, float] = {}
     letters = 0
@@ -165,8 +172,11 @@ def _scores(text: str) -> tuple[dict[str, float], int]:
         weight = _letters(piece)
         if weight < MIN_LETTERS:  # a heading or a date line says little and scores wildly
             continue
+        ranked = identifier.rank(piece)
+        if not letters and ranked[0][1] >= CONFIDENT and declared in (None, ranked[0][0]):
+            return dict(ranked), weight
         letters += weight
-        for code, p in identifier.rank(piece):
+        for code, p in ranked:
             totals[code] = totals.get(code, 0.0) + weight * p
     return ({code: total / letters for code, total in totals.items()} if letters else {}), letters
 
@@ -175,7 +185,7 @@ def identify(text: str, declared: str | None = None) -> LanguageGuess:
     """The language of a text, from what its page declared (a tag as the page wrote it, e.g.
     "pt-BR"; normalised here) confirmed by the identifier (see the module's notes)."""
     declared_code = normalise_language(declared)
-    scores, letters = _scores(text or "")
+    scores, letters = _scores(text or "", declared_code)
     if letters < MIN_LETTERS:
         if declared_code:
             return LanguageGuess(declared_code, "declared", 0.0, declared_code)
