@@ -7,6 +7,8 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy.downloadermiddlewares.redirect import MetaRefreshMiddleware, RedirectMiddleware
@@ -34,9 +36,10 @@ from scrapers.failures import (
 from scrapers.stats import inc_stat
 
 if TYPE_CHECKING:
-    from scrapy import Request
+    from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from scrapy.settings import BaseSettings
 
     from pipeline.store import Store
     from scrapers.budget import RunBudget
@@ -268,7 +271,7 @@ class BackoffRetryMiddleware(RetryMiddleware):
     # The wait is sliced so that a budget running out is noticed promptly.
     WAIT_SLICE = 0.25
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: BaseSettings):
         super().__init__(settings)
         self.backoff_base = settings.getfloat("DEALWATCH_RETRY_BACKOFF_BASE", 2.0)
         self.backoff_max = settings.getfloat("DEALWATCH_RETRY_BACKOFF_MAX", 60.0)
@@ -340,26 +343,34 @@ class RedirectHopsDupeFilter(RFPDupeFilter):
         return super().request_seen(request) and not request.meta.get("redirect_urls")
 
 
-class _ReadableTargets:
+@contextmanager
+def _readable_target(response: Response) -> Iterator[None]:
     """Scrapy's redirect middlewares raise a bare ValueError when the target is no URL
     (`Location: http://[::1`): that becomes "bad_url" with the target, in one line."""
-
-    def process_response(self, request: Request, response: Response  # type: ignore[override]
-                         ) -> Request | Response:
-        try:
-            return super().process_response(request, response)  # type: ignore[misc]
-        except ValueError as exc:
-            location = response.headers.get("Location")
-            where = f"redirected to {location.decode('latin-1')}" if location else "meta refresh"
-            raise UnreadableRedirect(f"{where}: {exc}") from None
+    try:
+        yield
+    except ValueError as exc:
+        location = response.headers.get("Location")
+        where = f"redirected to {location.decode('latin-1')}" if location else "meta refresh"
+        raise UnreadableRedirect(f"{where}: {exc}") from None
 
 
-class StatusRedirectMiddleware(_ReadableTargets, RedirectMiddleware):
+class StatusRedirectMiddleware(RedirectMiddleware):
     """Scrapy's RedirectMiddleware (3xx + Location); an unreadable target is "bad_url"."""
 
+    def process_response(self, request: Request, response: Response,
+                         spider: Spider | None = None) -> Request | Response:
+        with _readable_target(response):
+            return super().process_response(request, response)
 
-class MetaRefreshRedirectMiddleware(_ReadableTargets, MetaRefreshMiddleware):
+
+class MetaRefreshRedirectMiddleware(MetaRefreshMiddleware):
     """Scrapy's MetaRefreshMiddleware; an unreadable target is "bad_url"."""
+
+    def process_response(self, request: Request, response: Response,
+                         spider: Spider | None = None) -> Request | Response:
+        with _readable_target(response):
+            return super().process_response(request, response)
 
 
 class RedirectLoopMiddleware:

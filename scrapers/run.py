@@ -53,6 +53,7 @@ from typing import Any
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.settings import Settings
 from scrapy.utils.reactor import install_reactor
+from twisted.python.failure import Failure
 
 from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
@@ -114,7 +115,7 @@ def crawl(settings: Settings, sources: list[Source], store: Store, known_urls: C
         deferred = process.crawl(crawler, source=source, store=store, known_urls=known_urls,
                                  claimed=claimed, budget=budget)
 
-        def _failed(failure: Any, source_id: str = source.id) -> None:
+        def _failed(failure: Failure, source_id: str = source.id) -> None:
             start_failures[source_id] = f"{type(failure.value).__name__}: {failure.value}"
             logger.error("source %s: crawl failed: %s", source_id, start_failures[source_id])
 
