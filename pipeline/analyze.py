@@ -228,7 +228,7 @@ def build_chain(config: Config, lang: str, model: str | None, ranker: Ranker | N
     pack = config.pack(lang)
     english = lang == BASE_LANGUAGE
     gazetteer = None if english else {"lang": lang, "aliases": pack.aliases,
-                                      "demonyms": pack.demonyms}
+                                      "demonyms": pack.demonyms, "cities": pack.cities}
     try:
         nlp = build_tagger(config.watchlist, pack.rules.counterparts.model_dump(mode="json"),
                            model=model, lang=lang,

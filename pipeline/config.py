@@ -48,6 +48,7 @@ class LanguagePack:
     demonyms: dict[str, list[str]]  # ISO alpha-2 -> demonym forms as written
     aliases: dict[str, list[str]]  # ISO alpha-2 -> other names the language's press uses
     files: dict[str, Path]  # which file each part was read from
+    cities: dict[str, list[str]] = field(default_factory=dict)  # ISO alpha-2 -> city names
 
 
 @dataclass(frozen=True)
@@ -317,13 +318,14 @@ def read_language(directory: Path, lang: str, rules_data: dict[str, Any], rules:
         rules = _validate(Rules, merged, str(files["vocab.toml"]))
     else:
         files["rules.toml"] = rules_file
-    tables: dict[str, dict[str, list[str]]] = {"aliases": {}, "demonyms": {}}
+    tables: dict[str, dict[str, list[str]]] = {"aliases": {}, "demonyms": {}, "cities": {}}
     countries_file = _pick(directory, f"patterns/{lang}/countries.toml")
     if countries_file.exists():
         files["countries.toml"] = countries_file
         data = _read_toml(countries_file)
         for name in sorted(set(data) - set(tables)):
-            raise ConfigError(f"{countries_file}: {name}: unknown table (aliases, demonyms)")
+            raise ConfigError(f"{countries_file}: {name}: unknown table (aliases, demonyms, "
+                              "cities)")
         for name, table in data.items():
             for code, forms in table.items():
                 if not re.fullmatch(r"[A-Z]{2}", code) or not isinstance(forms, list) or not all(
@@ -332,7 +334,8 @@ def read_language(directory: Path, lang: str, rules_data: dict[str, Any], rules:
                                       "a list of names as written")
                 tables[name][code] = forms
     return LanguagePack(lang=lang, rules=rules, grammar=grammar, cue_patterns=cue_patterns,
-                        demonyms=tables["demonyms"], aliases=tables["aliases"], files=files)
+                        demonyms=tables["demonyms"], aliases=tables["aliases"],
+                        cities=tables["cities"], files=files)
 
 
 def load_config(directory: str | os.PathLike[str] | None = None) -> Config:

@@ -699,7 +699,7 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
     # "56 undersea cables and over 200 data centres": counted things of a deal type; one alone
     # ("12,000 cameras") is the size of one deal, two kinds or a count "worldwide" are many deals
     typed = counted([(w, t) for cat, hits in words.items() if cat.startswith("type:")
-                     for w, t in hits if w.endswith("s")], 4)
+                     for w, t in hits if _plural_phrase(w, detector)], 4)
     survey = bool(words.get("agg_survey"))
     spread = bool(words.get("agg_global"))
     if counts and scopes and (counts != scopes or len(counts) > 1):
@@ -734,6 +734,15 @@ def _is_aggregate(doc: Doc, detector: DealDetector, words: Mapping[str, list[tup
         for _, t in hits)
     foreign_place = any(code not in homes for code in fact.places)
     return bool(words.get("agg_count") and plural_party and not foreign and not foreign_place)
+
+
+def _plural_phrase(phrase: str, detector: DealDetector) -> bool:
+    """Whether a deal-type phrase is in the plural: by its head word, the last in English
+    ("data centres"), the first where names start with their head ("centros de datos", not
+    "leitura de placas")."""
+    words = phrase.split()
+    head = words[0] if detector.grammar.names.head_first else words[-1]
+    return head.endswith("s")
 
 
 def _count(text: str, many_words: frozenset[str]) -> float:

@@ -139,14 +139,14 @@ def _translated_names(lang: str) -> Iterator[tuple[str, str]]:
 
 
 def load_gazetteer(lang: str = "en", aliases: Mapping[str, Iterable[str]] | None = None,
-                   demonyms: Mapping[str, Iterable[str]] | None = None) -> Gazetteer:
+                   demonyms: Mapping[str, Iterable[str]] | None = None,
+                   cities: Mapping[str, Iterable[str]] | None = None) -> Gazetteer:
     """The gazetteer of a language: the English one, plus for another language the country
-    names in it (pycountry's translations) and its press's own forms and demonyms (the
-    language's patterns/<lang>/countries.toml)."""
-    if lang == "en" and not aliases and not demonyms:
+    names in it (pycountry's translations) and its press's own forms, demonyms and city names
+    (the language's patterns/<lang>/countries.toml)."""
+    if lang == "en" and not aliases and not demonyms and not cities:
         return _english_gazetteer()
-    key = (lang, _frozen(aliases), _frozen(demonyms))
-    return _language_gazetteer(*key)
+    return _language_gazetteer(lang, _frozen(aliases), _frozen(demonyms), _frozen(cities))
 
 
 def _frozen(table: Mapping[str, Iterable[str]] | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -155,7 +155,8 @@ def _frozen(table: Mapping[str, Iterable[str]] | None) -> tuple[tuple[str, tuple
 
 @lru_cache(maxsize=8)
 def _language_gazetteer(lang: str, aliases: tuple[tuple[str, tuple[str, ...]], ...],
-                        demonyms: tuple[tuple[str, tuple[str, ...]], ...]) -> Gazetteer:
+                        demonyms: tuple[tuple[str, tuple[str, ...]], ...],
+                        cities: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> Gazetteer:
     english = _english_gazetteer()
     countries = dict(english.countries)
     for text, code in _translated_names(lang):
@@ -168,8 +169,14 @@ def _language_gazetteer(lang: str, aliases: tuple[tuple[str, tuple[str, ...]], .
         for text in forms:
             countries.setdefault(text, code)
             own_demonyms.add(text)
+    own_cities = dict(english.cities)
+    for code, forms in cities:
+        for text in forms:
+            own_cities[text] = code
+            if " " not in text and len(text) > 3:
+                own_cities[text.upper()] = code  # datelines: "LUANDA –"
     return Gazetteer(countries=countries, demonyms=frozenset(own_demonyms),
-                     not_countries=english.not_countries, cities=english.cities,
+                     not_countries=english.not_countries, cities=own_cities,
                      subdivisions=english.subdivisions,
                      cued_subdivisions=english.cued_subdivisions)
 

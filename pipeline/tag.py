@@ -86,6 +86,11 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
         # Both paths share one tokenizer, so that every pattern is tokenised as the text it
         # matches. Other languages keep spaCy's own rules (French elision: "l'Agence").
         use_fast_tokenizer(nlp)
+    else:
+        # ... with one more suffix: a full stop after a digit and a letter ends the sentence
+        # ("la red 4G." is "4G" and "."), as it does in English
+        suffixes = [*nlp.Defaults.suffixes, r"(?<=\d[A-Za-z])\."]  # type: ignore[misc]
+        nlp.tokenizer.suffix_search = spacy.util.compile_suffix_regex(suffixes).search  # type: ignore[union-attr]
     if not model:
         _keep_lexical_attributes(nlp, RULE_LEXICAL_ATTRIBUTES)
         # spaCy's limit guards the memory of the parser and NER; the rules have no such need:
@@ -487,7 +492,7 @@ class AgencyMatcher:
                 # the name is what comes before the comma (or its acronym in brackets)
                 end = next(t for t in range(start, end) if doc[t].text in (",", "("))
                 match_id = self._soe
-            start, end = _trim(doc, start, end, self.connectors)
+            start, end = _trim(doc, start, end, self.connectors, self.head_type)
             # "Republican-dominated state government": a hyphen joins a name's words only
             if any(doc[k].text == "-" and doc[k + 1].is_lower for k in range(start, end - 1)):
                 continue
@@ -556,6 +561,9 @@ class AgencyMatcher:
             while first > 0 and doc[first - 1].ent_type_ == "COUNTRY" and doc[first].ent_iob_ == "I":
                 first -= 1
             return doc[before].ent_id_, first, end, False
+        if self.names.head_first and end < len(doc) and doc[end].ent_type_ == "COUNTRY":
+            # "Ministério do Interior angolano": the country's adjective after the name
+            return doc[end].ent_id_, start, end + 1, False
         if end + 1 < len(doc) and doc[end].lower_ in self.place_of:
             after = end + 1
             if doc[after].lower_ in self.articles and after + 1 < len(doc):
@@ -589,9 +597,12 @@ def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: byt
     return Span(doc, start, end, label="ORG" if is_soe else "AGENCY")
 
 
-def _trim(doc: Doc, start: int, end: int, connectors: frozenset[str]) -> tuple[int, int]:
-    # Capitalised sentence openers ("The", "In") and trailing connectors are not part of a name.
-    while start < end and (doc[start].is_stop or doc[start].is_punct):
+def _trim(doc: Doc, start: int, end: int, connectors: frozenset[str],
+          heads: Mapping[str, str] | None = None) -> tuple[int, int]:
+    # Capitalised sentence openers ("The", "In") and trailing connectors are not part of a name;
+    # a head is, even where the language's stop list has it ("Conselho de Ministros")
+    while start < end and (doc[start].is_stop or doc[start].is_punct) \
+            and doc[start].text not in (heads or {}):
         start += 1
     while end > start and (doc[end - 1].lower_ in connectors or doc[end - 1].is_punct):
         end -= 1

@@ -158,3 +158,28 @@ def test_a_bare_dollar_sign_in_a_latin_american_story_is_the_local_peso(analyzer
     (deal,) = deals(analyzer, "La Municipalidad de Córdoba, en Argentina, adjudicó a Dahua un "
                               "contrato de $ 1.500 millones para cámaras.", "es")
     assert (deal.value, deal.currency, deal.country) == (1.5e9, "ARS", "AR")
+
+
+def test_a_city_in_a_dateline_places_a_story_in_its_own_spelling(analyzer) -> None:
+    (deal,) = deals(analyzer, "ALGER – L'opérateur public a signé avec Huawei un contrat pour la "
+                              "fibre optique du pays.", "fr")
+    assert deal.country == "DZ"
+
+
+def test_a_head_on_the_stop_list_stays_in_the_name(analyzer) -> None:
+    (deal,) = deals(analyzer, "O Conselho de Ministros de Angola autorizou a contratação da Huawei "
+                              "para a rede nacional de fibra óptica.", "pt")
+    assert deal.counterpart.startswith("Conselho de Ministros") and deal.country == "AO"
+
+
+def test_a_countrys_adjective_after_a_named_body_is_its_country(analyzer) -> None:
+    (deal,) = deals(analyzer, "O Ministério do Interior angolano assinou com a Huawei um contrato "
+                              "de videovigilância.", "pt")
+    assert deal.country == "AO" and deal.counterpart_type == "ministry"
+
+
+def test_an_attributed_count_is_one_deals_size(analyzer) -> None:
+    # "according to the police" is no study: 300 cameras are the size of one deal
+    text = ("La primera fase instaló 300 cámaras de videovigilancia en la capital de Honduras, "
+            "según la Policía Nacional, bajo el contrato firmado con Huawei.")
+    assert [c.kind for c in deals(analyzer, text, "es")] == ["deal"]
