@@ -57,6 +57,29 @@ FROZEN_FLOORS = {
 }
 
 
+# The frozen test sets of the other languages (tests/data/deal_passages_<lang>_frozen.jsonl):
+# written from real coverage in each language, never tuned on. Floors at the level measured on
+# the rule-only path at 6fd5d02 (docs/benchmarks.md), less a margin; issue 9's targets are recall
+# 0.90, false positives 0.15, country 0.90, deal type 0.80, AP 0.90 on unseen news.
+LANGUAGE_FLOORS = {
+    "es": {"recall": (0.72, "min"),  # measured 0.79
+           "fp_rate": (0.10, "max"),  # measured 0.00
+           "average_precision": (0.90, "min"),  # measured 0.97
+           "country_accuracy": (0.75, "min"),  # measured 0.82
+           "deal_type_accuracy": (0.90, "min")},  # measured 1.00
+    "pt": {"recall": (0.85, "min"),  # measured 0.93
+           "fp_rate": (0.10, "max"),  # measured 0.00
+           "average_precision": (0.92, "min"),  # measured 0.99
+           "country_accuracy": (0.78, "min"),  # measured 0.85
+           "deal_type_accuracy": (0.85, "min")},  # measured 0.92
+    "fr": {"recall": (0.92, "min"),  # measured 1.00
+           "fp_rate": (0.30, "max"),  # measured 0.22
+           "average_precision": (0.92, "min"),  # measured 0.98
+           "country_accuracy": (0.85, "min"),  # measured 0.93
+           "deal_type_accuracy": (0.92, "min")},  # measured 1.00
+}
+
+
 @pytest.fixture(scope="module", params=["never", pytest.param("required", marks=pytest.mark.model)])
 def analyzer(request: pytest.FixtureRequest) -> Analyzer:
     return Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model=request.param)
@@ -82,11 +105,23 @@ def test_the_holdout_has_the_styles_of_real_outlets() -> None:
 @pytest.mark.parametrize("name", [*sorted(SETS), "frozen"])
 def test_detection_meets_the_floors(analyzer, name) -> None:
     metrics = evaluate(load_gold(SETS.get(name, FROZEN)), analyzer)
+    assert_floors(name, metrics, FROZEN_FLOORS if name == "frozen" else FLOORS)
+
+
+def assert_floors(name: str, metrics: dict, floors: dict[str, tuple[float, str]]) -> None:
     report = format_report(metrics)
-    for metric, (bound, kind) in (FROZEN_FLOORS if name == "frozen" else FLOORS).items():
+    for metric, (bound, kind) in floors.items():
         value = metrics[metric]
         assert value is not None, f"{name}: {metric} could not be measured\n{report}"
         if kind == "min":
             assert value >= bound, f"{name}: {metric} {value:.2f} fell below its floor {bound}\n{report}"
         else:
             assert value <= bound, f"{name}: {metric} {value:.2f} rose above its ceiling {bound}\n{report}"
+
+
+@pytest.mark.parametrize("lang", sorted(LANGUAGE_FLOORS))
+def test_detection_in_other_languages_meets_the_floors(analyzer, lang) -> None:
+    path = Path(__file__).parent / "data" / f"deal_passages_{lang}_frozen.jsonl"
+    records = load_gold(path)
+    assert {r.get("language") for r in records} == {lang}
+    assert_floors(lang, evaluate(records, analyzer), LANGUAGE_FLOORS[lang])
