@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -97,7 +98,8 @@ class CrawlSettings(StrictValues):
     max_requests_per_run: int = Field(
         default=10_000, ge=0, description="HTTP requests of one crawl, all sources; 0: no limit")
     max_run_seconds: float = Field(
-        default=7200, ge=0, description="wall time of one crawl, all sources; 0: no limit")
+        default=7200, ge=0, description="wall time of one crawl, all sources, counted from its "
+                                         "first request; 0: no limit")
     refetch_known_articles: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
@@ -217,6 +219,13 @@ class Source(StrictValues):
         for url in urls:
             if not re.match(r"^https?://[^/\s]+", url):
                 raise ValueError(f"not an http(s) URL: {url!r}")
+            try:  # "http://[::1" or a port out of range fails here, not at crawl start
+                parts = urlsplit(url)
+                parts.port  # noqa: B018  (reading it validates it)
+            except ValueError as exc:
+                raise ValueError(f"not a valid URL: {url!r} ({exc})") from None
+            if not parts.hostname:
+                raise ValueError(f"not a valid URL: {url!r} (no host)")
         return urls
 
     @field_validator("allow", "deny")

@@ -40,6 +40,10 @@ def test_smallest_config_dir_from_design(make_config) -> None:
          "sources.toml: source[0].kind: Input should be"),
         ("sources.toml", '[[source]]\nid = "a"\nkind = "rss"\nurls = ["ftp://x.org/"]\n',
          "sources.toml: source[0].urls: Value error, not an http(s) URL"),
+        ("sources.toml", '[[source]]\nid = "a"\nkind = "rss"\nurls = ["http://[::1/feed"]\n',
+         "sources.toml: source[0].urls: Value error, not a valid URL: 'http://[::1/feed'"),
+        ("sources.toml", '[[source]]\nid = "a"\nkind = "rss"\nurls = ["http://x.org:99999/"]\n',
+         "sources.toml: source[0].urls: Value error, not a valid URL"),
         ("sources.toml", '[[source]]\nid = "a"\nkind = "rss"\nurls = ["http://x.org/"]\nallow = ["("]\n',
          "sources.toml: source[0].allow: Value error, invalid regular expression"),
         ("sources.toml", '[[source]]\nid = "a"\nkind = "rss"\nurls = ["http://x.org/"]\n'
