@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+from importlib import metadata
 from pathlib import Path
 
 import click
@@ -43,6 +45,29 @@ def test_readme_shows_the_two_commands() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     assert "make test" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_ci_lints_and_requires_the_models() -> None:
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make lint" in ci
+    assert "export DEALWATCH_REQUIRE_MODEL=1" in ci
+
+
+def test_installed_models_are_the_pinned_ones() -> None:
+    """Each model of requirements-model.txt is installed at its pinned version, or (for developers
+    whose machine cannot install it) not at all; under DEALWATCH_REQUIRE_MODEL=1 (CI) not at all
+    is a failure."""
+    required = os.environ.get("DEALWATCH_REQUIRE_MODEL") == "1"
+    lines = (REPO / "requirements-model.txt").read_text(encoding="utf-8").splitlines()
+    pins = dict(line.split()[0].split("==") for line in lines if line.strip() and not line.startswith("#"))
+    assert pins
+    for name, pinned in pins.items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            assert not required, f"{name} is not installed, and DEALWATCH_REQUIRE_MODEL=1 requires it"
+            continue
+        assert installed == pinned, f"{name} {installed} is installed; requirements-model.txt pins {pinned}"
 
 
 def test_top_level_help_lists_commands() -> None:
