@@ -35,8 +35,13 @@ ATOM = "http://www.w3.org/2005/Atom"
 SITEMAP = "http://www.sitemaps.org/schemas/sitemap/0.9"
 NEWS = "http://www.google.com/schemas/sitemap-news/0.9"
 NS = {"atom": ATOM, "sm": SITEMAP, "news": NEWS}
-# "NAIROBI, March 3 (Coastline Wire) –": city in capitals, date, agency, dash.
-DATELINE = re.compile(r"\b[A-Z][A-Z .'-]+, [A-Z][a-z]{2,8}\.? \d{1,2} \([A-Z][^)]+\) [–-]")
+# "NAIROBI, March 3 (Coastline Wire) –": city in capitals, date, agency, dash. The Spanish,
+# Portuguese and French wires put the day first and may accent the city: "BOGOTÁ, 23 feb (Sierra
+# Wire) –", "ABIDJAN, 27 fév (Lagune Presse) –".
+DATELINE = re.compile(r"\b[A-ZÀ-Þ][A-ZÀ-Þ .'-]+, (?:[A-Z][a-z]{2,8}\.? \d{1,2}|\d{1,2} [a-zéû]{3,9}\.?) "
+                      r"\([A-ZÀ-Þ][^)]+\) [–-]")
+# What a page declares in <html lang>, og:locale and the news sitemap: the row's language.
+LOCALES = {"en": None, "es": "es_ES", "pt": "pt_BR", "fr": "fr_FR"}
 SITE_NAMES = {"/partner/coastline/": "Coastline Wire"}
 
 
@@ -203,12 +208,15 @@ def test_news_sitemap_has_google_news_fields(base: str) -> None:
     assert root.nsmap.get("news") == NEWS
     urls = root.xpath("sm:url", namespaces=NS)
     assert urls
+    language_of = {row["path"]: row["language"] for row in EXPECTED}
+    assert set(language_of.values()) >= {"en", "es", "pt", "fr"}
     for url in urls:
         assert url.findtext(f"{{{SITEMAP}}}loc")
         news = url.find(f"{{{NEWS}}}news")
         assert news is not None
         assert news.findtext(f"{{{NEWS}}}publication/{{{NEWS}}}name") == "The Meridian Ledger"
-        assert news.findtext(f"{{{NEWS}}}publication/{{{NEWS}}}language") == "en"
+        path = url.findtext(f"{{{SITEMAP}}}loc")[len(base):]
+        assert news.findtext(f"{{{NEWS}}}publication/{{{NEWS}}}language") == language_of[path], path
         assert news.findtext(f"{{{NEWS}}}title")
         assert dt.datetime.fromisoformat(news.findtext(f"{{{NEWS}}}publication_date")).year in (2025, 2026)
 
@@ -282,7 +290,8 @@ def test_sources_find_exactly_the_pages_in_expected(base: str) -> None:
 @pytest.mark.parametrize("row", STORIES, ids=[row["path"] for row in STORIES])
 def test_story_pages_carry_the_metadata_extractors_read(base: str, row: dict[str, Any]) -> None:
     doc = page(base, row["path"])
-    assert (doc.get("lang") or "").startswith("en")
+    assert (doc.get("lang") or "").split("-")[0] == row["language"]
+    assert meta(doc, "og:locale") == LOCALES[row["language"]]
     assert doc.findtext(".//title")
     assert doc.xpath('//link[@rel="canonical"]/@href') == [base + row["path"]]
     assert meta(doc, "og:title") == row["title"]
