@@ -458,6 +458,10 @@ class GrammarWords(Strict):
     negation_fillers: list[str] = []
     officer_prepositions: list[str] = []
     additive: list[str] = []
+    # "our", "we": a plan said in the first person is the speaker's hope
+    first_person: list[str] = []
+    # "some", "des": before a public-body word in the plural, a market rather than a party
+    indefinite: list[str] = []
     # "not", "no", "without": what a negator is (pipeline.cues); English when not given
     negators: list[str] = ["not", "no", "never", "without", "n't", "nor", "neither"]
 

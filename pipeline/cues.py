@@ -161,9 +161,17 @@ class CueMatcher:
             found |= set(self.lemma_matcher(doc))
         if self.lemma_phrases is not None:
             found |= {m for m in self.lemma_phrases(doc) if not self._noun_use(doc, *m)}
+        found = {m for m in found if not _named_count(doc, strings[m[0]], m[1], m[2])}
         doc.spans[CUES_KEY] = [Span(doc, start, end, label=strings[match_id])
                                for match_id, start, end in sorted(found, key=lambda m: (m[1], m[2]))]
         return doc
+
+
+def _named_count(doc: Doc, category: str, start: int, end: int) -> bool:
+    """A count or survey word written as a name inside a sentence ("Contagem", the town; "Study"
+    in a title) is the name, not the word: counts and surveys are common nouns."""
+    return (category.startswith("agg_") and end - start == 1 and doc[start].is_title
+            and not doc[start].is_sent_start and start > 0 and doc[start - 1].text not in ("“", "\"", "«"))
 
 
 def add_cue_components(nlp: Language, config: Config, before: str | None = None,

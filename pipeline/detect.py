@@ -92,6 +92,7 @@ class SentenceFacts:
     lost: bool = False  # the vendor named lost the bid ("Huawei lost out to Ericsson")
     own_facility: bool = False  # the vendor opens its own site ("opened its first data centre")
     headline: bool = False  # the story's headline: context for the deals below it, none itself
+    denied: bool = False  # says a deal was not made ("No agreement has been signed")
 
 
 class _Mentions:
@@ -165,6 +166,8 @@ class DealDetector:
         self.description_fillers = frozenset(words.description_fillers)
         self.national_scopes = frozenset(words.national_scopes)
         self.many_words = frozenset(words.many)
+        self.first_person = frozenset(words.first_person)
+        self.indefinite = frozenset(words.indefinite)
         self.negation_fillers = frozenset((*words.auxiliaries, *words.negation_fillers))
         self.w = rules.scoring
         self.ev = rules.scoring.evidence
@@ -352,6 +355,9 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     sent = fact.span
     background = _background_tokens(doc, sent, words.get("concessive", []))
     fact.countries = [c for c in fact.countries if c[1] not in background]
+    # "in the presence of the minister", "despite the ministry's doubts": named bodies in the
+    # background watched or objected; they are no parties
+    fact.counterparts = [cp for cp in fact.counterparts if cp.token not in background]
     # "While critics ask whether the centre was needed, the ministry signed …": a doubt in the
     # background is not a doubt about the deal
     if background and words.get("hedge"):
@@ -368,6 +374,7 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
             words[category] = [(w, t) for w, t in words[category] if t not in negated]
     # ... unless a deal verb still stands ("the tender in which it bid" is no deal made)
     denied = denied and not words.get("T:verb")
+    fact.denied = denied
     cue = {name: [t for _, t in words.get(name, []) if t not in background and t not in negated]
            for name in ("approval", "cancel", "plan", "lose", "own_facility", "removal")}
     party_words = sorted(t for cat, hits in words.items() if cat.startswith("cp:") for _, t in hits)
@@ -396,7 +403,8 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
     fact.cancelled = any(_cancels_a_deal(doc, t, deal_words, vendor_tokens) for t in cue["cancel"])
     # "signed an MoU, aiming to …" states the deal's purpose: a plan counts before the deal verb
     deeds = sorted(party_words + [t for cat in ("T:verb", "approval") for _, t in words.get(cat, [])])
-    fact.plan = any(_subject_vendor(doc, detector, fact, t, deeds) is not None for t in cue["plan"])
+    fact.plan = any(_subject_vendor(doc, detector, fact, t, deeds) is not None
+                    or _first_person(doc, detector, t) for t in cue["plan"])
     fact.own_facility = any(_subject_vendor(doc, detector, fact, t, party_words) is not None
                             for t in cue["own_facility"])
     strong = words.get("T:verb", []) + words.get("T:noun", []) + words.get("approval", [])
@@ -417,6 +425,9 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
             detector, {k: v for k, v in words.items() if k != "stage:cancelled"})
     if fact.stage == "unknown" and fact.approval:
         fact.stage = "awarded"  # "gave the nod to Hikvision to mount cameras"
+    if fact.plan and fact.stage not in ("unknown", "cancelled"):
+        # "our ambition is to sign …": what a plan would sign is proposed, not signed
+        fact.stage, fact.stage_strong = "proposed", False
     homes = detector.home_of(fact.vendors) or detector.any_vendor_home
 
     def describes_vendor(t: int, text: str) -> bool:
@@ -449,6 +460,8 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
             if covered[t] or describes_vendor(t, text) or t in background or t in negated \
                     or _company_officer(doc, detector, t, anaphora, vendor_names):
                 continue  # "Harbourline is not state-owned" names no state company
+            if t > 0 and doc[t - 1].lower_ in detector.indefinite:
+                continue  # "sign with some municipalities", "des communes": a market, no party
             country = _near_country(fact, t) or _near_place(sent_places, t)
             fact.counterparts.append(Counterpart(text, ctype, country, detector.ev.word, index, t))
     if any(not covered[t] and not describes_vendor(t, w) for w, t in words.get("private", [])):
@@ -495,6 +508,12 @@ def _subject_vendor(doc: Doc, detector: DealDetector, fact: SentenceFacts, t: in
     if any(k < p < t for p in party_words) or any(doc[j].text in (";", ":") for j in range(k, t)):
         return None
     return k
+
+
+def _first_person(doc: Doc, detector: DealDetector, t: int) -> bool:
+    """A plan said in the first person, in a quote of the company ("Our ambition is to sign our
+    first projects with towns"): the speaker's hope, whoever the speaker is named as."""
+    return any(doc[k].lower_ in detector.first_person for k in range(max(t - 2, 0), t + 1))
 
 
 def _object_vendor(doc: Doc, detector: DealDetector, fact: SentenceFacts, t: int,
@@ -894,6 +913,11 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         "lost": 1.0 if fact.lost else 0.0,
         "own_facility": 1.0 if fact.own_facility else 0.0,
     }
+    # "… an adviser said no agreement had been signed": a denial anywhere in the story, about no
+    # other vendor or country, weighs as a ban next door does
+    if any(f.denied and j != i and not _about_another(f, vendors, country, homes)
+           for j, f in enumerate(facts)):
+        signals["negative"] = max(signals["negative"], detector.ev.neighbour_negative)
     score = _score(signals, DEAL_WEIGHTS, detector.w.base, detector.w)
     signals["evidence"] = {
         "trigger": list(dict.fromkeys(

@@ -501,6 +501,8 @@ class AgencyMatcher:
                 continue
             ctype, national = self._type(doc, match_id, start, end)
             code, start, end, from_place = self._country(doc, start, end, places)
+            if _wire_credit(doc, start, end):
+                continue
             # the government of a city or a province is sub-national, unless a word says it is
             # the country's ("the Abuja federal government")
             if from_place and ctype == "government" and not national:
@@ -595,6 +597,13 @@ def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: byt
     if any((listed if is_soe else shielded)[start:end]):
         return None
     return Span(doc, start, end, label="ORG" if is_soe else "AGENCY")
+
+
+def _wire_credit(doc: Doc, start: int, end: int) -> bool:
+    """A name in a dateline's brackets before its dash, "NAIROBI, 3 May (Agência Ipê) –":
+    the agency that wrote the story, no party to it."""
+    return (start > 0 and doc[start - 1].text == "(" and end + 1 < len(doc)
+            and doc[end].text == ")" and doc[end + 1].text in ("–", "—", "-", "--", ".-", ":"))
 
 
 def _trim(doc: Doc, start: int, end: int, connectors: frozenset[str],

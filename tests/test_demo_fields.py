@@ -27,10 +27,6 @@ SITE = Path(__file__).resolve().parent.parent / "pipeline" / "demo_site"
 EXPECTED = [e for e in json.loads((SITE / "_expected.json").read_text(encoding="utf-8"))
             if e["kind"] != "not_article"]
 FIELD_FLOOR = 0.90
-# Stories the analyser is known to get wrong, each with what it misses ("detector_gap" in the truth
-# file): their expected kind stays the truth, and a test expects the analyser to still fail on them,
-# so that fixing the detector turns it red and the note is dropped.
-GAPS = [e["path"] for e in EXPECTED if e.get("detector_gap")]
 
 
 @pytest.fixture(scope="module", params=["never", pytest.param("required", marks=pytest.mark.model)])
@@ -89,15 +85,7 @@ def check_flagged_deals(story: dict[str, Any], candidates: list[Candidate]) -> N
 
 def test_each_deal_story_gives_one_flagged_deal(analyses) -> None:
     for story in EXPECTED:
-        if story["path"] not in GAPS:
-            check_flagged_deals(story, analyses[story["path"]])
-
-
-@pytest.mark.xfail(strict=True, reason="a known detector gap (the story's detector_gap in _expected.json)")
-@pytest.mark.parametrize("path", GAPS)
-def test_known_detector_gaps_are_still_open(analyses, path: str) -> None:
-    story = next(e for e in EXPECTED if e["path"] == path)
-    check_flagged_deals(story, analyses[path])
+        check_flagged_deals(story, analyses[story["path"]])
 
 
 def test_the_aggregate_story_is_an_aggregate(analyses) -> None:

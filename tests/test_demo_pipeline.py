@@ -51,7 +51,7 @@ def _check_queue(rows: list[dict]) -> None:
     best = _best_by_path([r for r in rows if r["kind"] == "deal"])
     deals = [e for e in expected if e["kind"] == "deal"]
     # a story with a known detector gap (tests/test_demo_fields.py) is not held to this
-    negatives = [e for e in expected if e["kind"] in ("negative", "ended") and not e.get("detector_gap")]
+    negatives = [e for e in expected if e["kind"] in ("negative", "ended")]
     missing = [e["path"] for e in deals if e["path"] not in best]
     assert not missing, f"demo deals not in the queue: {missing}"
     for e in deals:

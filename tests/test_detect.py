@@ -604,3 +604,38 @@ def test_not_only_the_vendor_adds_it_refuses_no_one(analyzer) -> None:
 def test_a_named_partys_several_orders_are_its_deal(analyzer) -> None:
     deal = one_deal(analyzer, "ZTE won five contracts from Ethio Telecom for rural 4G sites.")
     assert deal.country == "ET" and deal.counterpart == "Ethio Telecom"
+
+
+def test_a_wire_credit_in_the_dateline_is_no_party(analyzer) -> None:
+    text = ("LUSAKA, 3 May (Zambia News Agency) – Zesco signed a contract with Huawei for a "
+            "fibre network along its power lines.")
+    deals = [c for c in analyzer.analyze(text).candidates if c.kind == "deal"]
+    assert deals and all(c.counterpart != "Zambia News Agency" for c in deals)
+
+
+def test_a_body_that_only_witnessed_is_no_party(analyzer) -> None:
+    text = ("In the presence of Kenya's Ministry of Defence, the private lender Harbourline signed "
+            "a cloud contract with Huawei.")
+    assert all(c.counterpart != "Kenya's Ministry of Defence" for c in analyzer.analyze(text).candidates)
+    assert not flagged(analyzer, text)
+
+
+def test_a_plan_said_in_the_first_person_is_a_plan(analyzer) -> None:
+    text = ('"Our ambition is to sign our first smart city projects with municipalities in Ghana '
+            'this year," the head of Huawei Ghana said at the fair.')
+    deal = best(analyzer, text)
+    assert deal.signals["plan"] == 1.0 and deal.stage in ("proposed", "unknown")
+    assert deal.score < analyzer.config.rules.scoring.threshold
+
+
+def test_some_municipalities_are_a_market_not_a_party(analyzer) -> None:
+    text = "Dahua will pitch its camera platform to some municipalities in Peru next month."
+    assert not flagged(analyzer, text)
+
+
+def test_a_denial_anywhere_in_the_story_weighs_on_the_deal(analyzer) -> None:
+    text = ("Huawei showed its cloud platform to Zambia's Ministry of Technology at a trade fair "
+            "in Lusaka, and priced it from $2 million. The visitors toured the stands. A ministry "
+            "adviser said later that no agreement had been signed.")
+    deal = best(analyzer, text)
+    assert deal.signals["negative"] > 0 and deal.score < analyzer.config.rules.scoring.threshold

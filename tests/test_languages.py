@@ -183,3 +183,11 @@ def test_an_attributed_count_is_one_deals_size(analyzer) -> None:
     text = ("La primera fase instaló 300 cámaras de videovigilancia en la capital de Honduras, "
             "según la Policía Nacional, bajo el contrato firmado con Huawei.")
     assert [c.kind for c in deals(analyzer, text, "es")] == ["deal"]
+
+
+def test_a_french_showcase_with_hopes_and_a_denial_is_no_deal(analyzer) -> None:
+    text = ("Huawei a présenté à Dakar sa plateforme de ville intelligente, en présence du ministre "
+            "de l'Économie numérique. « Notre ambition est de signer nos premiers projets avec des "
+            "communes cette année », a dit son directeur. Un conseiller du ministère a précisé "
+            "qu'aucun accord n'avait été signé.")
+    assert not deals(analyzer, text, "fr")
