@@ -564,8 +564,12 @@ class AgencyMatcher:
                 first -= 1
             return doc[before].ent_id_, first, end, False
         if self.names.head_first and end < len(doc) and doc[end].ent_type_ == "COUNTRY":
-            # "Ministério do Interior angolano": the country's adjective after the name
-            return doc[end].ent_id_, start, end + 1, False
+            # "Ministério do Interior angolano", "Prefeitura de Sorocaba (SP)": the country's
+            # adjective or mark after the name, whole
+            last = end + 1
+            while last < len(doc) and doc[last].ent_iob_ == "I":
+                last += 1
+            return doc[end].ent_id_, start, last, False
         if end + 1 < len(doc) and doc[end].lower_ in self.place_of:
             after = end + 1
             if doc[after].lower_ in self.articles and after + 1 < len(doc):

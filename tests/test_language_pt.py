@@ -108,3 +108,10 @@ def test_many_portuguese_deals_counted_are_an_aggregate(analyzer) -> None:
     found = [c.kind for c in analyzer.analyze(text, language="pt").candidates
              if c.score >= analyzer.config.rules.scoring.threshold]
     assert found == ["aggregate"]
+
+
+def test_a_brazilian_state_mark_after_a_town_hall_is_kept_whole(analyzer) -> None:
+    analysis = analyzer.analyze("A Prefeitura de Campinas (SP) assinou um contrato de R$ 60 "
+                                "milhões com a Hikvision para videomonitoramento.", language="pt")
+    (deal,) = [c for c in analysis.candidates if c.kind == "deal"]
+    assert (deal.counterpart, deal.country) == ("Prefeitura de Campinas (SP)", "BR")
