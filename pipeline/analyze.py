@@ -56,6 +56,7 @@ class Analysis:
 
 
 _HEADLINE_BREAK = "\n\n"
+OFFSET_SHIFT_KEY = "dealwatch_offset_shift"  # doc.user_data: doc offset minus text offset
 _HEADLINE_CHARS = 500  # a longer "title" is no headline: only its start is read
 
 
@@ -107,9 +108,13 @@ class Analyzer:
         """The language a passage is read in: its own, else the identified one. A text too
         short or too mixed to tell is read in English, the base language; one confidently in a
         language without a pattern folder gets that language (and is not analysed)."""
-        if passage.language:
-            return normalise_language(passage.language) or passage.language
-        sample = f"{passage.title or ''}\n{passage.text[:SAMPLE_CHARS]}"
+        declared = normalise_language(passage.language) if passage.language else None
+        if declared:
+            return declared
+        if passage.language:  # "english", "x-default": no code; the text tells
+            logger.warning("language %r is no ISO 639-1 code: identifying the text's",
+                           passage.language)
+        sample = f"{(passage.title or '')[:_HEADLINE_CHARS]}\n{passage.text[:SAMPLE_CHARS]}"
         guess = identify(sample)
         if guess.code in self.languages:
             return guess.code
@@ -193,8 +198,13 @@ class Analyzer:
         text = self._analysable(passage.text)
         if len(prefix) + len(text) > nlp.max_length:
             prefix = ""  # the text alone fills what the model takes
-        doc = nlp.make_doc(prefix + text)
+        # The text's own leading whitespace would join the blank line after the headline into
+        # one token, and the headline's sentence would run on into the text: leave it out, and
+        # count it back into the offsets.
+        lead = len(text) - len(text.lstrip()) if prefix else 0
+        doc = nlp.make_doc(prefix + text[lead:])
         doc.user_data[HEADLINE_KEY] = len(prefix)
+        doc.user_data[OFFSET_SHIFT_KEY] = len(prefix) - lead
         return doc
 
     def _analysable(self, text: str) -> str:
@@ -261,11 +271,12 @@ def _package_version(name: str) -> str:
 
 def _analysis(doc: Doc, lang: str | None = None) -> Analysis:
     """Entities and candidates with offsets into the text (the headline's entities are left out)."""
-    shift = doc.user_data.get(HEADLINE_KEY, 0)
+    shift = doc.user_data.get(OFFSET_SHIFT_KEY, 0)
+    headline_end = doc.user_data.get(HEADLINE_KEY, 0)
     entities = [
         Entity(text=ent.text, label=ent.label_, start=ent.start_char - shift,
                end=ent.end_char - shift, id=ent.ent_id_ or None)
-        for ent in doc.ents if ent.start_char >= shift
+        for ent in doc.ents if ent.start_char >= headline_end
     ]
     candidates: list[Candidate] = doc.user_data.get(CANDIDATES_KEY, [])
     for candidate in candidates:
@@ -293,6 +304,7 @@ def _content_hash(config: Config) -> str:
         digest.update(json.dumps([lang, pack.rules.model_dump(mode="json"),
                                   pack.grammar.model_dump(mode="json"),
                                   [[p["label"], p["pattern"]] for p in pack.cue_patterns],
-                                  pack.aliases, pack.demonyms], sort_keys=True).encode())
+                                  pack.aliases, pack.demonyms, pack.cities],
+                                 sort_keys=True).encode())
     digest.update(resources.files("pipeline.data").joinpath(EXTRA_DATA).read_bytes())
     return digest.hexdigest()[:8]

@@ -286,13 +286,34 @@ def pattern_languages(directory: Path) -> list[str]:
     return sorted(found)
 
 
+def _check_spacy_language(directory: Path, lang: str) -> None:
+    """The analyser builds a language's chain on spaCy's blank pipeline for it and lemmatises
+    with spaCy's lookup tables: a folder for a language spaCy lacks either of fails here, in
+    one line, not at the first article in it."""
+    import importlib.util
+    from importlib import resources
+
+    from spacy.util import get_lang_class  # spaCy loads slowly: only for other languages
+
+    where = directory / "patterns" / lang
+    try:
+        get_lang_class(lang)
+    except ImportError:
+        raise ConfigError(f"{where}: spaCy has no language {lang!r} to tokenise it with") from None
+    if importlib.util.find_spec("spacy_lookups_data") is None or not resources.files(
+            "spacy_lookups_data").joinpath("data", f"{lang}_lemma_lookup.json.gz").is_file():
+        raise ConfigError(f"{where}: spacy-lookups-data has no lemma table for {lang!r}, which the "
+                          "cue matcher reads")
+
+
 def read_language(directory: Path, lang: str, rules_data: dict[str, Any], rules: Rules,
                   rules_file: Path) -> LanguagePack:
     """A language's pack: English takes its words from rules.toml, any other language from its
     patterns/<lang>/vocab.toml, which gives every section of words it needs."""
-    if not re.fullmatch(r"[a-z]{2,3}", lang):
+    if not re.fullmatch(r"[a-z]{2}", lang):
         raise ConfigError(f"{directory / 'patterns' / lang}: a pattern folder is named by its "
                           "ISO 639-1 code (two lower-case letters)")
+    _check_spacy_language(directory, lang)
     files = {"grammar.toml": grammar_file(directory, lang)}
     grammar = read_grammar(files["grammar.toml"])
     cue_patterns = read_cue_patterns(cue_pattern_files(directory, lang))
@@ -306,6 +327,13 @@ def read_language(directory: Path, lang: str, rules_data: dict[str, Any], rules:
         missing = [name for name in REQUIRED_VOCABULARY if name not in vocab]
         if missing:
             raise ConfigError(f"{files['vocab.toml']}: {missing[0]}: field required")
+        for name in ("aggregate", "currencies"):  # merged with the base's before validation
+            if name in vocab and not isinstance(vocab[name], dict):
+                raise ConfigError(f"{files['vocab.toml']}: {name}: a table is required")
+        for code, words in vocab.get("currencies", {}).items():
+            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+                raise ConfigError(f"{files['vocab.toml']}: currencies.{code}: a list of strings "
+                                  "is required")
         merged = {k: v for k, v in rules_data.items() if k not in LANGUAGE_SECTIONS}
         merged.update(vocab)
         # the base's count of many deals holds unless the language says otherwise
@@ -327,6 +355,8 @@ def read_language(directory: Path, lang: str, rules_data: dict[str, Any], rules:
             raise ConfigError(f"{countries_file}: {name}: unknown table (aliases, demonyms, "
                               "cities)")
         for name, table in data.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{countries_file}: {name}: a table is required")
             for code, forms in table.items():
                 if not re.fullmatch(r"[A-Z]{2}", code) or not isinstance(forms, list) or not all(
                         isinstance(f, str) and f.strip() for f in forms):

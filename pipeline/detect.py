@@ -169,6 +169,7 @@ class DealDetector:
         self.first_person = frozenset(words.first_person)
         self.indefinite = frozenset(words.indefinite)
         self.negation_fillers = frozenset((*words.auxiliaries, *words.negation_fillers))
+        self.story = _Story(None, [])  # the document being read (detect_candidates)
         self.w = rules.scoring
         self.ev = rules.scoring.evidence
 
@@ -194,6 +195,14 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
         return []
     text = doc.text  # Doc.text joins every token: build it once
     facts = _gather(doc, text, detector)
+    # What every candidate asks of the whole story, worked out once (a long article has
+    # thousands of sentences): the headline's vendors when the text names none, the denials,
+    # and the sentences about each vendor and country (_about).
+    detector.story = _Story(
+        headline_vendors=None if any(f.vendors for f in facts if not f.headline) else next(
+            ((j, list(dict.fromkeys(f.vendors))) for j, f in enumerate(facts)
+             if f.headline and f.vendors), None),
+        denied=[j for j, f in enumerate(facts) if f.denied])
     # the countries the story names, and those and the countries of its places
     countries = frozenset(code for f in facts for code, _, _ in f.countries)
     codes = countries | {code for f in facts for code in f.places}
@@ -227,7 +236,7 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
 
 def _names_party(facts: list[SentenceFacts], i: int, detector: DealDetector) -> bool:
     """Whether sentence i names a vendor (or follows one) and a public body of no home country."""
-    vendors, _ = _vendors_for(facts, i)
+    vendors, _ = _vendors_for(facts, i, detector.story)
     if not vendors or not facts[i].counterparts:
         return False
     homes = detector.home_of(vendors)
@@ -810,6 +819,25 @@ def _about_another(fact: SentenceFacts, vendors: list[str], country: str | None,
     return bool(set(fact.vendors) - set(vendors) or codes - {country} - homes)
 
 
+@dataclass
+class _Story:
+    """What the candidates of one document ask of the whole story (see detect_candidates)."""
+
+    headline_vendors: tuple[int, list[str]] | None  # (headline index, vendors) if the text names none
+    denied: list[int]  # sentences that say a deal was not made
+    about: dict[tuple[Any, ...], list[str]] = field(default_factory=dict)  # _about's deal types
+
+
+def _about_cached(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str],
+                  country: str | None, homes: set[str]) -> list[str]:
+    """The deal types the rest of the story gives this vendor and country (worked out once per
+    vendor and country: every sentence of a long story may ask)."""
+    key = (tuple(vendors), country, frozenset(homes))
+    if key not in detector.story.about:
+        detector.story.about[key] = _deal_types(facts, _about(detector, facts, vendors, country, homes))
+    return detector.story.about[key]
+
+
 def _about(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str], country: str | None,
            homes: set[str]) -> list[tuple[int, float]]:
     """Sentences anywhere in the story about this deal: they name its vendor or its country,
@@ -825,7 +853,8 @@ def _about(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str
     return out
 
 
-def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
+def _vendors_for(facts: list[SentenceFacts], i: int, story: _Story | None = None
+                 ) -> tuple[list[str], int]:
     """Vendors of sentence i, else of the one before ('The two firms signed …'), with distance."""
     if facts[i].vendors:
         return list(dict.fromkeys(facts[i].vendors)), 0
@@ -836,17 +865,16 @@ def _vendors_for(facts: list[SentenceFacts], i: int) -> tuple[list[str], int]:
         return list(dict.fromkeys(facts[i - 2].vendors)), 2
     # A story whose text names no vendor is about the one its headline names ("Huawei project
     # hits snag" over "The deal calls for 12,000 cameras …").
-    if not any(f.vendors for f in facts if not f.headline):
-        for j, f in enumerate(facts):
-            if f.headline and f.vendors:
-                return list(dict.fromkeys(f.vendors)), i - j
+    if story is not None and story.headline_vendors is not None:
+        j, vendors = story.headline_vendors
+        return list(vendors), i - j
     return [], 0
 
 
 def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts], i: int,
                     countries: frozenset[str], codes: frozenset[str]) -> Candidate | None:
     """The deal of sentence i; `countries` and `codes` are the story's (see detect_candidates)."""
-    vendors, distance = _vendors_for(facts, i)
+    vendors, distance = _vendors_for(facts, i, detector.story)
     if not vendors:
         return None
     fact = facts[i]
@@ -880,7 +908,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     lede = _lede_about(detector, facts, vendors, country, homes)
     # "… will build and equip the centre": the kind of deal may be named only in the lede
     deal_types = (_deal_types(facts, window) or _deal_types(facts, lede)
-                  or _deal_types(facts, _about(detector, facts, vendors, country, homes)))
+                  or _about_cached(detector, facts, vendors, country, homes))
     stage, stage_from = _deal_stage(detector, facts, window, vendors, country)
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
     used = {j for j in used if not facts[j].headline}  # the evidence is the text's own
@@ -915,8 +943,8 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     }
     # "… an adviser said no agreement had been signed": a denial anywhere in the story, about no
     # other vendor or country, weighs as a ban next door does
-    if any(f.denied and j != i and not _about_another(f, vendors, country, homes)
-           for j, f in enumerate(facts)):
+    if any(j != i and not _about_another(facts[j], vendors, country, homes)
+           for j in detector.story.denied):
         signals["negative"] = max(signals["negative"], detector.ev.neighbour_negative)
     score = _score(signals, DEAL_WEIGHTS, detector.w.base, detector.w)
     signals["evidence"] = {
@@ -1097,7 +1125,7 @@ def _value(detector: DealDetector, facts: list[SentenceFacts], window: list[tupl
 
 def _aggregate_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
                          i: int) -> Candidate | None:
-    vendors, distance = _vendors_for(facts, i)
+    vendors, distance = _vendors_for(facts, i, detector.story)
     if not vendors and i + 1 < len(facts):
         vendors, distance = list(dict.fromkeys(facts[i + 1].vendors)), 1
     if not vendors:

@@ -118,22 +118,22 @@ def test_passages_in_several_languages_come_back_in_order(analyzer) -> None:
 
 def test_adding_a_language_is_adding_a_folder(tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
-    shutil.copytree(SHIPPED_CONFIG_DIR / "patterns" / "es", config_dir / "patterns" / "xx")
-    assert "xx" in load_config(config_dir).languages
-    (config_dir / "patterns" / "xx" / "vocab.toml").unlink()
-    with pytest.raises(ConfigError, match=r"patterns/xx/vocab.toml: file not found"):
+    shutil.copytree(SHIPPED_CONFIG_DIR / "patterns" / "es", config_dir / "patterns" / "it")
+    assert "it" in load_config(config_dir).languages
+    (config_dir / "patterns" / "it" / "vocab.toml").unlink()
+    with pytest.raises(ConfigError, match=r"patterns/it/vocab.toml: file not found"):
         load_config(config_dir)
 
 
 def test_a_broken_vocabulary_is_one_line_naming_the_file_and_field(tmp_path: Path) -> None:
-    folder = tmp_path / "config" / "patterns" / "xx"
+    folder = tmp_path / "config" / "patterns" / "it"
     shutil.copytree(SHIPPED_CONFIG_DIR / "patterns" / "es", folder)
     vocab = folder / "vocab.toml"
     vocab.write_text(vocab.read_text(encoding="utf-8").replace("[triggers]", "[trigers]"),
                      encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "config")
-    assert "patterns/xx/vocab.toml: trigers: unknown field" in str(err.value)
+    assert "patterns/it/vocab.toml: trigers: unknown field" in str(err.value)
     assert "\n" not in str(err.value)
 
 
@@ -191,3 +191,50 @@ def test_a_french_showcase_with_hopes_and_a_denial_is_no_deal(analyzer) -> None:
             "communes cette année », a dit son directeur. Un conseiller du ministère a précisé "
             "qu'aucun accord n'avait été signé.")
     assert not deals(analyzer, text, "fr")
+
+
+# --- found in review ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lead", [" ", "\n", "\n\n  "])
+def test_a_text_that_starts_with_whitespace_keeps_its_headline_apart(analyzer, lead) -> None:
+    text = lead + "The ministry signed it with Huawei for Kenya's national data centre."
+    analysis = analyzer.analyze(text, title="Huawei signs contract with Kenya's Ministry of ICT")
+    assert analysis.candidates
+    for c in analysis.candidates:
+        assert 0 <= c.start < c.end <= len(text) and text[c.start:c.end] == c.sentence
+    assert all(text[e.start:e.end] == e.text for e in analysis.entities)
+
+
+def test_a_long_title_does_not_decide_the_language_of_the_text(analyzer) -> None:
+    analysis = analyzer.analyze("Kenya's ICT ministry signed a cloud contract with Huawei.",
+                                title="华为" * 1500)
+    assert analysis.language == "en" and analysis.candidates
+
+
+def test_a_language_given_as_no_code_is_identified(analyzer) -> None:
+    analysis = analyzer.analyze("Kenya's ICT ministry signed a cloud contract with Huawei for its "
+                                "data centre, the ministry said.", language="english")
+    assert analysis.language == "en" and analysis.supported and analysis.candidates
+
+
+def test_a_folder_for_a_language_spacy_cannot_read_is_one_line(tmp_path: Path) -> None:
+    shutil.copytree(SHIPPED_CONFIG_DIR / "patterns" / "es", tmp_path / "patterns" / "sw")
+    with pytest.raises(ConfigError, match=r"patterns/sw: spaCy has no language 'sw'"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("countries.toml", "aliases = 3\n", "countries.toml: aliases: a table is required"),
+    ("vocab.toml", None, "vocab.toml: currencies.XXX: a list of strings is required"),
+])
+def test_a_wrong_shape_in_a_language_file_is_one_line(tmp_path: Path, name, text, expected) -> None:
+    folder = tmp_path / "patterns" / "es"
+    shutil.copytree(SHIPPED_CONFIG_DIR / "patterns" / "es", folder)
+    if text is None:
+        vocab = (folder / name).read_text(encoding="utf-8")
+        text = vocab.replace("[currencies]", '[currencies]\nXXX = "dolares"')
+    (folder / name).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert expected in str(err.value) and "\n" not in str(err.value)
