@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from pipeline import rank  # noqa: E402
 from pipeline.analyze import Analyzer  # noqa: E402
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config  # noqa: E402
-from pipeline.evaluate import _resolve, average_precision, load_gold  # noqa: E402
+from pipeline.evaluate import average_precision, load_gold, resolve_names  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "eval"
 FROZEN = REPO / "tests" / "data" / "deal_passages_frozen.jsonl"
@@ -51,7 +51,7 @@ def load_pool(analyzer: Analyzer, files: Sequence[tuple[str, Path]]) -> list[Pas
     pool: list[Passage] = []
     for set_name, path in files:
         records = load_gold(path)
-        vendor_ids = _resolve(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
+        vendor_ids = resolve_names(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
         for record in records:
             examples = rank.examples_from_gold([record], analyzer, set_name)
             eligible = any(vendor_ids.get(v) for v in record["vendors"])

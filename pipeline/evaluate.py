@@ -316,7 +316,8 @@ def same_counterpart(gold: str, found: str | None, country: str | None,
 # --- scoring --------------------------------------------------------------------------------
 
 
-def _resolve(analyzer: AnalyzerLike, names: Iterable[str], label: str) -> dict[str, str | None]:
+def resolve_names(analyzer: AnalyzerLike, names: Iterable[str], label: str
+                  ) -> dict[str, str | None]:
     """Gold names to ids with the analyser's own tagger: 'Huawei' -> huawei, 'Egypt' -> EG."""
     unique = sorted(set(names))
     out: dict[str, str | None] = {}
@@ -355,8 +356,8 @@ def evaluate(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerLike,
     rules: Rules = analyzer.config.rules
     cut = rules.scoring.threshold if threshold is None else threshold
     type_vocabulary = _deal_type_vocabulary(rules)
-    vendor_ids = _resolve(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
-    country_ids = _resolve(analyzer, (c for r in records for c in r["countries"]), "COUNTRY")
+    vendor_ids = resolve_names(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
+    country_ids = resolve_names(analyzer, (c for r in records for c in r["countries"]), "COUNTRY")
     counts = dict.fromkeys(COUNT_KEYS, 0)
     errors: dict[str, list[Any]] = {name: [] for name in ERROR_KEYS}
     scores: list[float] = []

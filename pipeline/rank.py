@@ -367,9 +367,9 @@ def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerL
     passage reports, not whether a count in it ("present in 170 countries") is a true aggregate.
     A `yes` passage whose vendors the tagger does not know is left out (it cannot be labelled).
     """
-    from pipeline.evaluate import _resolve  # the evaluation's own name matching, not a second one
+    from pipeline.evaluate import resolve_names  # the evaluation's own name matching
 
-    vendor_ids = _resolve(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
+    vendor_ids = resolve_names(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
     out: list[Example] = []
     for record, analysis in zip(records, analyzer.analyze_many(map(passage_of, records)),
                                 strict=True):
