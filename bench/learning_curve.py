@@ -52,8 +52,8 @@ def load_pool(analyzer: Analyzer, files: Sequence[tuple[str, Path]]) -> list[Pas
     for set_name, path in files:
         records = load_gold(path)
         vendor_ids = resolve_names(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
-        for record in records:
-            examples = rank.examples_from_gold([record], analyzer, set_name)
+        for record, examples in zip(records, rank.examples_by_passage(records, analyzer, set_name),
+                                    strict=True):
             eligible = any(vendor_ids.get(v) for v in record["vendors"])
             pool.append(Passage(set_name, record["is_deal"], eligible, examples))
     return pool

@@ -367,14 +367,23 @@ def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerL
     passage reports, not whether a count in it ("present in 170 countries") is a true aggregate.
     A `yes` passage whose vendors the tagger does not know is left out (it cannot be labelled).
     """
+    return [e for group in examples_by_passage(records, analyzer, source) for e in group]
+
+
+def examples_by_passage(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerLike,
+                        source: str = "gold") -> list[list[Example]]:
+    """examples_from_gold, one list per record in order ([] for a passage left out): the
+    passages are analysed together, and their gold names resolved once."""
     from pipeline.evaluate import resolve_names  # the evaluation's own name matching
 
     vendor_ids = resolve_names(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
-    out: list[Example] = []
+    out: list[list[Example]] = []
     for record, analysis in zip(records, analyzer.analyze_many(map(passage_of, records)),
                                 strict=True):
         label = record["is_deal"]
         gold_vendors = {vid for v in record["vendors"] if (vid := vendor_ids.get(v))}
+        group: list[Example] = []
+        out.append(group)
         if label == "yes" and not gold_vendors:
             continue
         for cand in analysis.candidates:
@@ -386,7 +395,7 @@ def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerL
                 positive = cand.kind == "aggregate"
             else:
                 positive = False
-            out.append(example(cand, int(positive), source))
+            group.append(example(cand, int(positive), source))
     return out
 
 
