@@ -502,17 +502,19 @@ def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | Non
 
 def _rescore(state: State, ranker_path: str | None) -> None:
     from pipeline.process import rescore_candidates
-    from pipeline.rank import RankerError, load
+    from pipeline.rank import SHIPPED, RankerError, choose_ranker, load
 
     with state.recorded_run("rescore") as (store, record):
-        choices = [ranker_path] if ranker_path else state.ranker_choices(store)
-        try:
-            # A model that fails to load changes nothing: the stored scores are those of the
-            # ranker used before it.
-            ranker = load(choices[0]) if choices[0] != "shipped" else state.default_ranker(store)
-        except RankerError as exc:
-            fail(f"{exc}; nothing was rescored (the previous ranker's scores stay)")
-        name = choices[0] if choices[0] != "shipped" else "the shipped ranker"
+        choice = ranker_path or state.ranker_choices(store)[0]
+        if choice == SHIPPED:  # no model of this database's: the shipped one, else the rule score
+            ranker, name = choose_ranker([SHIPPED])
+        else:
+            try:
+                # A model that fails to load changes nothing: the stored scores are those of the
+                # ranker used before it.
+                ranker, name = load(choice), choice
+            except RankerError as exc:
+                fail(f"{exc}; nothing was rescored (the previous ranker's scores stay)")
         total = store.count("candidates")
         with _progress(total, "rescoring") as progress:
             report = rescore_candidates(store, ranker, state.config.rules.scoring.threshold,
