@@ -293,13 +293,14 @@ def _check_spacy_language(directory: Path, lang: str) -> None:
     import importlib.util
     from importlib import resources
 
-    from spacy.util import get_lang_class  # spaCy loads slowly: only for other languages
+    from spacy.util import find_matching_language, registry
 
     where = directory / "patterns" / lang
-    try:
-        get_lang_class(lang)
-    except ImportError:
-        raise ConfigError(f"{where}: spaCy has no language {lang!r} to tokenise it with") from None
+    # where spacy.util.get_lang_class looks, without importing the language: French's tokenizer
+    # exceptions alone take seconds to compile, which every command reading the config would pay
+    if (lang not in registry.languages and importlib.util.find_spec(f"spacy.lang.{lang}") is None
+            and find_matching_language(lang) is None):
+        raise ConfigError(f"{where}: spaCy has no language {lang!r} to tokenise it with")
     if importlib.util.find_spec("spacy_lookups_data") is None or not resources.files(
             "spacy_lookups_data").joinpath("data", f"{lang}_lemma_lookup.json.gz").is_file():
         raise ConfigError(f"{where}: spacy-lookups-data has no lemma table for {lang!r}, which the "
