@@ -1561,8 +1561,8 @@ def _document_passage(record: dict[str, Any], language: str | None = None) -> Pa
 def _analysis_json(doc_id: Any, analysis: Any, signals: bool) -> dict[str, Any]:
     """One `analyze` output object; a text in a language dealwatch does not read says so
     ("supported": false) and has nothing found in it."""
-    supported = getattr(analysis, "supported", True)
-    out: dict[str, Any] = {"id": doc_id, "language": getattr(analysis, "language", None)}
+    supported = analysis.supported
+    out: dict[str, Any] = {"id": doc_id, "language": analysis.language}
     if not supported:
         out["supported"] = False
     out["entities"] = [e.to_json() for e in analysis.entities] if supported else []

@@ -18,7 +18,7 @@ from pipeline.rank import Ranker, score_candidate
 from pipeline.store import Store, unsupported_reason
 
 if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
-    from pipeline.analyze import AnalyzerLike
+    from pipeline.analyze import Analysis, AnalyzerLike
 
 logger = logging.getLogger(__name__)
 
@@ -102,13 +102,13 @@ def _analyse_batch(store: Store, analyzer: AnalyzerLike, articles: list[tuple[in
 
 
 def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, Passage, str | None],
-                   analysis: Any, report: ProcessReport) -> None:
+                   analysis: Analysis, report: ProcessReport) -> None:
     """Store what the analysis found; an article in a language the analyser does not read is
     recorded so ("unsupported language: zh"), with nothing found in it: never read as English.
     Saving its empty analysis takes back what an earlier analysis found in it while pending."""
     article_id, passage, source_id = item
-    supported = getattr(analysis, "supported", True)
-    language = getattr(analysis, "language", None) or passage.language
+    supported = analysis.supported
+    language = analysis.language or passage.language
     if not supported:
         analysis.entities, analysis.candidates = [], []
     outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
