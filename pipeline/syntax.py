@@ -13,7 +13,6 @@ path, on machines without the model).
 from __future__ import annotations
 
 import bisect
-import logging
 from collections.abc import Iterable, Iterator
 
 import spacy
@@ -23,14 +22,12 @@ from spacy.tokens import Doc, Span, Token
 from pipeline.cues import CUES_KEY
 from pipeline.tag import COUNTERPARTS_KEY
 
-logger = logging.getLogger(__name__)
-
 # Cue categories that make a vendor's sentence worth parsing.
 PARSE_CUES = ("T:verb", "T:noun", "T:weak_verb", "approval", "cancel", "plan", "lose", "compare",
               "non_party")
 SUBJECTS = frozenset(("nsubj", "nsubjpass", "csubj"))
-# The parser's labels for a noun that a preposition governs, and those prepositions that make
-# their object the one compared with the party ("chose Nokia over Huawei", "instead of ZTE").
+# The words that make what follows them the one compared with the party ("chose Nokia over
+# Huawei", "instead of ZTE").
 _COMPARING = frozenset(("over", "than", "instead", "against", "unlike", "favour", "favor"))
 
 if not Token.has_extension("dw_dep"):
@@ -49,18 +46,18 @@ class SyntaxParser:
 
     def __init__(self, model: str) -> None:
         self.parser = spacy.load(model, exclude=["ner", "lemmatizer", "attribute_ruler", "senter"])
-        self.parsed_sentences = 0
 
     def __call__(self, doc: Doc) -> Doc:
-        if not _names_vendor(doc):
+        ents = doc.ents  # built once: Span.ents walks every entity of the doc at each call
+        vendors = sorted(ent.start for ent in ents if ent.label_ == "VENDOR")
+        if not vendors:
             return doc
         # tokens where a cue worth a parse starts, and public bodies: read once per document
         marks = {cue.start for cue in doc.spans.get(CUES_KEY, []) if cue.label_ in PARSE_CUES}
         marks |= {span.start for span in doc.spans.get(COUNTERPARTS_KEY, [])}
-        ents = doc.ents  # built once: Span.ents walks every entity of the doc at each call
-        vendors = sorted(ent.start for ent in ents if ent.label_ == "VENDOR")
         marks |= {ent.start for ent in ents if ent.label_ in ("AGENCY", "COUNTRY")}
-        sents = [s for s in doc.sents if _worth_parsing(s, vendors, sorted(marks))]
+        sorted_marks = sorted(marks)
+        sents = [s for s in doc.sents if _worth_parsing(s, vendors, sorted_marks)]
         if not sents:
             return doc
         subdocs: Iterable[Doc] = [
@@ -73,16 +70,11 @@ class SyntaxParser:
                 own._.dw_dep = token.dep_
                 own._.dw_head = sent.start + token.head.i
                 own._.dw_tag = token.tag_
-        self.parsed_sentences += len(sents)
         return doc
 
     def pipe(self, docs: Iterable[Doc], batch_size: int = 64) -> Iterator[Doc]:
         for doc in docs:
             yield self(doc)
-
-
-def _names_vendor(doc: Doc) -> bool:
-    return any(ent.label_ == "VENDOR" for ent in doc.ents)
 
 
 def _worth_parsing(sent: Span, vendors: list[int], marks: list[int]) -> bool:
