@@ -17,7 +17,6 @@ Lemmas come from spaCy's lookup lemmatizer (spacy-lookups-data), which needs no 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,8 +27,6 @@ from spacy.tokens import Doc, Span
 from models.config import Rules
 from pipeline.config import Config, ConfigError, LanguagePack
 from pipeline.tag import phrase_docs
-
-logger = logging.getLogger(__name__)
 
 CUES_KEY = "dealwatch_cues"  # span group: one span per cue, label = its category
 NEGATORS = ("not", "no", "never", "without", "n't", "nor", "neither")
@@ -129,11 +126,12 @@ class CueMatcher:
             lower = sorted({p for p in phrases if p == p.lower()})
             exact = sorted({p for p in phrases if p != p.lower()})
             if lower:
-                self.lower_matcher.add(category, phrase_docs(nlp, lower))
+                docs = phrase_docs(nlp, lower)
+                self.lower_matcher.add(category, docs)
                 # counts are read as written ("acuerdos" counts, "un acuerdo" does not)
                 if self.lemma_phrases is not None and lemmatize is not None \
                         and not category.startswith("agg_") and category != NEGATOR:
-                    self.lemma_phrases.add(category, [lemmatize(doc) for doc in phrase_docs(nlp, lower)])
+                    self.lemma_phrases.add(category, [lemmatize(doc) for doc in docs])
             if exact:
                 self.exact_matcher.add(category, phrase_docs(nlp, exact))
         self.lemma_matcher = Matcher(nlp.vocab, validate=True)
