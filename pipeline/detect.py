@@ -119,9 +119,7 @@ class _Mentions:
         for k in range(t + 1, min(t + 1 + detector.grammar.reach.description, len(doc))):
             if self.starts[k]:
                 return True
-            token = doc[k]
-            if not (token.lower_ in detector.descriptors or token.text in POSSESSIVES
-                    or token.text in detector.description_fillers or token.is_digit):
+            if not (detector.describes(doc[k]) or doc[k].is_digit):
                 return False
         return False
 
@@ -173,6 +171,13 @@ class DealDetector:
         self.w = rules.scoring
         self.ev = rules.scoring.evidence
 
+    def describes(self, token: Token) -> bool:
+        """Whether a word may stand in a description of a company, between a name and what it
+        describes ("China's technology giant, Huawei"): a word of the rules'
+        `vendor_descriptors` or `anaphora`, a possessive, or a hyphen, comma or article."""
+        return (token.lower_ in self.descriptors or token.text in POSSESSIVES
+                or token.text in self.description_fillers)
+
     def __call__(self, doc: Doc) -> Doc:
         doc.user_data[CANDIDATES_KEY] = detect_candidates(doc, self)
         return doc
@@ -215,17 +220,17 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
             aggregate = _aggregate_candidate(text, detector, facts, i)
             if aggregate:
                 aggregates.append((i, aggregate))
+            # A sentence that counts many deals is no one deal, unless it names its own foreign
+            # party (a lender at home, "financed by China Exim Bank", is no party of the deals).
+            # A count that names examples in several countries ("from ECU 911 in Ecuador to
+            # BOL-110 in Bolivia") names no party of its own either.
+            homes = detector.home_of(fact.vendors) or detector.any_vendor_home
+            if not any(cp.strength >= detector.ev.named and cp.country not in homes
+                       for cp in fact.counterparts) \
+                    or len({c for c, _, _ in fact.countries if c not in homes}) > 1:
+                continue
         # Recall first: a sentence that names a vendor and a foreign public body or state
         # company is a candidate even with no deal word; its low score says how weak it is.
-        # A sentence that counts many deals is no one deal, unless it names its own foreign
-        # party (a lender at home, "financed by China Exim Bank", is no party of the deals).
-        # A count that names examples in several countries ("from ECU 911 in Ecuador to BOL-110
-        # in Bolivia") names no party of its own either.
-        homes = detector.home_of(fact.vendors) or detector.any_vendor_home
-        if fact.aggregate and (not any(cp.strength >= detector.ev.named and cp.country not in homes
-                                       for cp in fact.counterparts)
-                               or len({c for c, _, _ in fact.countries if c not in homes}) > 1):
-            continue
         if fact.trigger or _names_party(facts, i, detector):
             deal = _deal_candidate(text, detector, facts, i, countries, codes)
             if deal:
@@ -443,23 +448,22 @@ def _read_sentence(doc: Doc, detector: DealDetector, fact: SentenceFacts, index:
         # "a Chinese state-owned company ZTE", "state-run China Telecom": about the vendor, when
         # only words that describe a company stand between ("the president inaugurated the
         # Huawei-built centre" is the president's doing)
-        def describing(token: Token, clause_words: bool = False) -> bool:
-            return (token.lower_ in detector.descriptors or token.text in POSSESSIVES
-                    or token.text in detector.description_fillers or token.ent_type_ == "COUNTRY"
-                    or (clause_words and (token.is_stop or token.lower_.endswith("ly"))))
-
         end_char = doc[t].idx + len(text)
         for k in range(t + 1, min(t + 5, len(doc))):
             if vendor_names.starts[k]:
                 return True
-            if doc[k].idx >= end_char and not describing(doc[k]):  # past the word itself
+            token = doc[k]
+            if token.idx >= end_char and not (  # past the word itself
+                    detector.describes(token) or token.ent_type_ == "COUNTRY"):
                 break
         # "China Telecom, the state-run carrier", "ZTE, which is partly state-owned": after the
         # vendor only a description ("Huawei executives met the president" is another party)
         for end in range(t, max(t - 6, 0) - 1, -1):
             if vendor_names.ends[end]:
                 return not _crosses_clause(doc, detector, end, t)
-            if end < t and not describing(doc[end], clause_words=True):
+            token = doc[end]
+            if end < t and not (detector.describes(token) or token.ent_type_ == "COUNTRY"
+                                or token.is_stop or token.lower_.endswith("ly")):
                 break
         return any(0 < t - c <= 3 and code in homes for code, c, _ in fact.countries)
 
@@ -658,9 +662,7 @@ def _past_conjoined_vendor(doc: Doc, detector: DealDetector, sent: Span, t: int,
             while k < sent.end and vendor_names.inside[k]:
                 k += 1
             return k
-        token = doc[k]
-        if not (token.lower_ in detector.descriptors or token.text in POSSESSIVES
-                or token.ent_type_ == "COUNTRY" or token.text in detector.description_fillers):
+        if not (detector.describes(doc[k]) or doc[k].ent_type_ == "COUNTRY"):
             return t
         k += 1
     return t
