@@ -108,7 +108,7 @@ class Analyzer:
         """The language a passage is read in: its own, else the identified one. A text too
         short or too mixed to tell is read in English, the base language; one confidently in a
         language without a pattern folder gets that language (and is not analysed)."""
-        declared = normalise_language(passage.language) if passage.language else None
+        declared = normalise_language(passage.language)
         if declared:
             return declared
         if passage.language:  # "english", "x-default": no code; the text tells
@@ -194,8 +194,8 @@ class Analyzer:
         sentences before doc.user_data[HEADLINE_KEY] as the headline."""
         # one line (a line break ends a sentence), and only as long as a headline may be
         title = " ".join((passage.title or "")[:_HEADLINE_CHARS].split())
-        prefix = self._analysable(title) + _HEADLINE_BREAK if title else ""
-        text = self._analysable(passage.text)
+        prefix = self._analysable(nlp, title) + _HEADLINE_BREAK if title else ""
+        text = self._analysable(nlp, passage.text)
         if len(prefix) + len(text) > nlp.max_length:
             prefix = ""  # the text alone fills what the model takes
         # The text's own leading whitespace would join the blank line after the headline into
@@ -207,7 +207,7 @@ class Analyzer:
         doc.user_data[OFFSET_SHIFT_KEY] = len(prefix) - lead
         return doc
 
-    def _analysable(self, text: str) -> str:
+    def _analysable(self, nlp: Language, text: str) -> str:
         """The text as spaCy analyses it: clean (pipeline.text.clean_text: lone surrogates
         replaced, invisible format characters removed) and at most `process.max_text_chars`
         characters long, so that what one text costs is bounded whatever it holds.
@@ -215,10 +215,11 @@ class Analyzer:
         Offsets found are offsets into the clean text. Stored article text is clean already
         (extraction cleans it), so for stored articles they index the stored text; for text
         given to `dealwatch analyze` they index it as cleaned. With the statistical model the
-        first nlp.max_length characters at most are analysed, as spaCy asks.
+        first nlp.max_length characters at most are analysed, as spaCy asks (the language's
+        chain's own: English may run rule-only while French has a model, or the other way).
         """
         text = clean_text(text)
-        limit = analysable_chars(self.nlp, self.config)
+        limit = analysable_chars(nlp, self.config)
         if len(text) > limit:
             logger.warning("a text of %d characters is longer than the analyser takes "
                            "(process.max_text_chars): analysing its first %d", len(text), limit)
