@@ -206,14 +206,19 @@ class Ranker:
 
     def score(self, candidate: Candidate) -> float:
         """The probability that a reviewer confirms the candidate."""
-        z = self.intercept + sum(self._contributions(candidate).values())
-        return _logistic(z)
+        return self.score_and_reasons(candidate)[0]
 
     def reasons(self, candidate: Candidate, k: int = 3) -> list[str]:
         """The k features that moved the score most, in words: "+ named ministry as party"."""
-        parts = sorted(self._contributions(candidate).items(), key=lambda item: (-abs(item[1]), item[0]))
-        return [f"{'+' if weight > 0 else '−'} {describe(name)}" for name, weight in parts[:k]
-                if abs(weight) >= 0.05]
+        return self.score_and_reasons(candidate, k)[1]
+
+    def score_and_reasons(self, candidate: Candidate, k: int = 3) -> tuple[float, list[str]]:
+        """score and reasons from one reading of the candidate's features."""
+        contributions = self._contributions(candidate)
+        score = _logistic(self.intercept + sum(contributions.values()))
+        parts = sorted(contributions.items(), key=lambda item: (-abs(item[1]), item[0]))
+        return score, [f"{'+' if weight > 0 else '−'} {describe(name)}" for name, weight in parts[:k]
+                       if abs(weight) >= 0.05]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -338,11 +343,9 @@ def train(examples: Sequence[Example]) -> Ranker:
     model = LogisticRegression(C=C, solver="lbfgs", max_iter=5000, tol=1e-8)
     model.fit(x, y)
     coefficients = [float(c) for c in model.coef_[0]]
-    used = [(n, c) for n, c in zip(names, coefficients, strict=True) if abs(c) >= 1e-8]
-    ranker = Ranker([n for n, _ in used], [c for _, c in used], float(model.intercept_[0]),
-                    sorted(w for w in vocabulary if f"word:{w}" in dict(used)),
-                    summary=_summary(examples))
-    return ranker
+    used = {n: c for n, c in zip(names, coefficients, strict=True) if abs(c) >= 1e-8}
+    return Ranker(list(used), list(used.values()), float(model.intercept_[0]),
+                  sorted(w for w in vocabulary if f"word:{w}" in used), summary=_summary(examples))
 
 
 def _summary(examples: Sequence[Example]) -> dict[str, Any]:
@@ -473,8 +476,8 @@ def score_candidate(cand: Candidate, ranker: Ranker | None, threshold: float) ->
         cand.score = round(rule_score(cand), 4)
         cand.reasons = []
     else:
-        cand.score = round(ranker.score(cand), 4)
-        cand.reasons = ranker.reasons(cand)
+        score, cand.reasons = ranker.score_and_reasons(cand)
+        cand.score = round(score, 4)
     cand.queued = cand.score >= threshold
 
 
