@@ -443,16 +443,16 @@ def _check_found(record: Mapping[str, Any], matching: list[Candidate], gold_vend
         else:
             errors["wrong_deal_type"].append({"id": record["id"], "got": top.deal_types,
                                               "want": sorted(gold_types)})
-    for field, key in (("counterpart_type", "counterpart_type"), ("stage", "stage")):
+    for field in ("counterpart_type", "stage"):
         wanted = _gold_values(record.get(field))
         if wanted:
-            counts[f"{key}_total"] += 1
+            counts[f"{field}_total"] += 1
             got = getattr(top, field)
             if got in wanted:
-                counts[f"{key}_ok"] += 1
+                counts[f"{field}_ok"] += 1
             else:
-                errors[f"wrong_{key}"].append({"id": record["id"], "got": got,
-                                               "want": sorted(wanted)})
+                errors[f"wrong_{field}"].append({"id": record["id"], "got": got,
+                                                 "want": sorted(wanted)})
     return top
 
 
