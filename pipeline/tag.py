@@ -407,7 +407,7 @@ class AgencyMatcher:
             # "Délégation générale à la sûreté nationale", "Agence nationale de l'informatique
             # de l'État": after the head, lower-case words, connectors and capitalised ones,
             # up to a stop word, a vendor or a country (a trailing connector is trimmed)
-            inside = {"_": {"dw_name_word": True}}  # set per token in __call__
+            inside = {"_": {"dw_name_word": True}}  # set around its anchors in _matches
             patterns["NAMED"].append([head, {**inside, "OP": "{1,8}"}])
         if names.head_first:
             # Names that start with their head and go on with capitalised words before "de":
@@ -440,6 +440,7 @@ class AgencyMatcher:
                 if words[attr]:
                     phrase_matcher.add(key, phrase_docs(nlp, sorted(words[attr])))
             self.kinds.append((nlp.vocab.strings[key], matcher, before, after))
+        self._named = nlp.vocab.strings["NAMED"]
         self._soe = nlp.vocab.strings["SOE_NAME"]
         self._soe_described = nlp.vocab.strings["SOE_DESCRIBED"]
         self._soe_apposition = nlp.vocab.strings["SOE_APPOSITION"]
@@ -457,18 +458,24 @@ class AgencyMatcher:
                     ranges[-1][1] = hi
                 else:
                     ranges.append([lo, hi])
+            if key == self._named and self.names.lower_inside:
+                self._mark_name_words(doc, ranges)
             found += [(match_id, lo + start, lo + end) for lo, hi in ranges
                       for match_id, start, end in matcher(doc[lo:hi])]
         return found
 
-    def __call__(self, doc: Doc) -> Doc:
-        if self.names.lower_inside:
-            # a word that may stand inside a name written in lower case after its head: a
-            # capitalised word, a lower-case word that is no stop word, a connector
-            for token in doc:
+    def _mark_name_words(self, doc: Doc, ranges: list[list[int]]) -> None:
+        """Set token._.dw_name_word where the names' patterns will read it (around their
+        anchors, not over the whole article): a word that may stand inside a name written in
+        lower case after its head, a capitalised word, a lower-case word that is no stop word,
+        a connector."""
+        for lo, hi in ranges:
+            for token in doc[lo:hi]:
                 token._.dw_name_word = token.ent_type_ not in ("VENDOR", "COUNTRY") and (
                     token.is_title or token.is_upper or token.lower_ in self.connectors
                     or (token.is_alpha and not token.is_stop))
+
+    def __call__(self, doc: Doc) -> Doc:
         # Tokens of the watchlist's names, and of those or a country's: a body is not found
         # twice, and its entity hides neither. Arrays, since an article may name thousands.
         listed, shielded = bytearray(len(doc)), bytearray(len(doc))
@@ -587,7 +594,7 @@ class AgencyMatcher:
 
 
 def _entity(doc: Doc, span: Span, is_soe: bool, listed: bytearray, shielded: bytearray,
-            trailing: frozenset[str] = frozenset(("of", "in", "the"))) -> Span | None:
+            trailing: frozenset[str]) -> Span | None:
     """The AGENCY (or ORG) entity for a counterpart span, where it hides nothing the ruler found.
 
     Entities keep their countries: "Serbia's Office for …" tags "Serbia" COUNTRY and "Office
@@ -611,11 +618,11 @@ def _wire_credit(doc: Doc, start: int, end: int) -> bool:
 
 
 def _trim(doc: Doc, start: int, end: int, connectors: frozenset[str],
-          heads: Mapping[str, str] | None = None) -> tuple[int, int]:
+          heads: Mapping[str, str]) -> tuple[int, int]:
     # Capitalised sentence openers ("The", "In") and trailing connectors are not part of a name;
     # a head is, even where the language's stop list has it ("Conselho de Ministros")
     while start < end and (doc[start].is_stop or doc[start].is_punct) \
-            and doc[start].text not in (heads or {}):
+            and doc[start].text not in heads:
         start += 1
     while end > start and (doc[end - 1].lower_ in connectors or doc[end - 1].is_punct):
         end -= 1
