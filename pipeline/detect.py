@@ -167,7 +167,6 @@ class DealDetector:
         self.first_person = frozenset(words.first_person)
         self.indefinite = frozenset(words.indefinite)
         self.negation_fillers = frozenset((*words.auxiliaries, *words.negation_fillers))
-        self.story = _Story(None, [])  # the document being read (detect_candidates)
         self.w = rules.scoring
         self.ev = rules.scoring.evidence
 
@@ -202,22 +201,21 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
     facts = _gather(doc, text, detector)
     # What every candidate asks of the whole story, worked out once (a long article has
     # thousands of sentences): the headline's vendors when the text names none, the denials,
-    # and the sentences about each vendor and country (_about).
-    detector.story = _Story(
+    # the countries it names, and the sentences about each vendor and country (_about).
+    countries = frozenset(code for f in facts for code, _, _ in f.countries)
+    story = _Story(
         headline_vendors=None if any(f.vendors for f in facts if not f.headline) else next(
             ((j, list(dict.fromkeys(f.vendors))) for j, f in enumerate(facts)
              if f.headline and f.vendors), None),
-        denied=[j for j, f in enumerate(facts) if f.denied])
-    # the countries the story names, and those and the countries of its places
-    countries = frozenset(code for f in facts for code, _, _ in f.countries)
-    codes = countries | {code for f in facts for code in f.places}
+        denied=[j for j, f in enumerate(facts) if f.denied],
+        countries=countries, codes=countries | {code for f in facts for code in f.places})
     deals: list[tuple[int, Candidate]] = []
     aggregates: list[tuple[int, Candidate]] = []
     for i, fact in enumerate(facts):
         if fact.headline:
             continue  # a headline says what the story is about; its sentences give the evidence
         if fact.aggregate:
-            aggregate = _aggregate_candidate(text, detector, facts, i)
+            aggregate = _aggregate_candidate(text, detector, facts, i, story)
             if aggregate:
                 aggregates.append((i, aggregate))
             # A sentence that counts many deals is no one deal, unless it names its own foreign
@@ -231,17 +229,17 @@ def detect_candidates(doc: Doc, detector: DealDetector) -> list[Candidate]:
                 continue
         # Recall first: a sentence that names a vendor and a foreign public body or state
         # company is a candidate even with no deal word; its low score says how weak it is.
-        if fact.trigger or _names_party(facts, i, detector):
-            deal = _deal_candidate(text, detector, facts, i, countries, codes)
+        if fact.trigger or _names_party(facts, i, detector, story):
+            deal = _deal_candidate(text, detector, facts, i, story)
             if deal:
                 deals.append((i, deal))
     merged = _merge(deals, detector) + _merge(aggregates, detector)
     return sorted((c for c in merged if _kept(c, detector.w.keep)), key=lambda c: (-c.score, c.start))
 
 
-def _names_party(facts: list[SentenceFacts], i: int, detector: DealDetector) -> bool:
+def _names_party(facts: list[SentenceFacts], i: int, detector: DealDetector, story: _Story) -> bool:
     """Whether sentence i names a vendor (or follows one) and a public body of no home country."""
-    vendors, _ = _vendors_for(facts, i, detector.story)
+    vendors, _ = _vendors_for(facts, i, story)
     if not vendors or not facts[i].counterparts:
         return False
     homes = detector.home_of(vendors)
@@ -827,17 +825,20 @@ class _Story:
 
     headline_vendors: tuple[int, list[str]] | None  # (headline index, vendors) if the text names none
     denied: list[int]  # sentences that say a deal was not made
-    about: dict[tuple[Any, ...], list[str]] = field(default_factory=dict)  # _about's deal types
+    countries: frozenset[str]  # the countries the story names
+    codes: frozenset[str]  # those and the countries of its places
+    # _about's deal types, by vendors and country
+    about: dict[tuple[tuple[str, ...], str | None], list[str]] = field(default_factory=dict)
 
 
-def _about_cached(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str],
-                  country: str | None, homes: set[str]) -> list[str]:
+def _about_cached(detector: DealDetector, facts: list[SentenceFacts], story: _Story,
+                  vendors: list[str], country: str | None, homes: set[str]) -> list[str]:
     """The deal types the rest of the story gives this vendor and country (worked out once per
-    vendor and country: every sentence of a long story may ask)."""
-    key = (tuple(vendors), country, frozenset(homes))
-    if key not in detector.story.about:
-        detector.story.about[key] = _deal_types(facts, _about(detector, facts, vendors, country, homes))
-    return detector.story.about[key]
+    vendor and country: every sentence of a long story may ask; `homes` are the vendors')."""
+    key = (tuple(vendors), country)
+    if key not in story.about:
+        story.about[key] = _deal_types(facts, _about(detector, facts, vendors, country, homes))
+    return story.about[key]
 
 
 def _about(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str], country: str | None,
@@ -855,8 +856,7 @@ def _about(detector: DealDetector, facts: list[SentenceFacts], vendors: list[str
     return out
 
 
-def _vendors_for(facts: list[SentenceFacts], i: int, story: _Story | None = None
-                 ) -> tuple[list[str], int]:
+def _vendors_for(facts: list[SentenceFacts], i: int, story: _Story) -> tuple[list[str], int]:
     """Vendors of sentence i, else of the one before ('The two firms signed …'), with distance."""
     if facts[i].vendors:
         return list(dict.fromkeys(facts[i].vendors)), 0
@@ -867,16 +867,16 @@ def _vendors_for(facts: list[SentenceFacts], i: int, story: _Story | None = None
         return list(dict.fromkeys(facts[i - 2].vendors)), 2
     # A story whose text names no vendor is about the one its headline names ("Huawei project
     # hits snag" over "The deal calls for 12,000 cameras …").
-    if story is not None and story.headline_vendors is not None:
+    if story.headline_vendors is not None:
         j, vendors = story.headline_vendors
         return list(vendors), i - j
     return [], 0
 
 
 def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts], i: int,
-                    countries: frozenset[str], codes: frozenset[str]) -> Candidate | None:
-    """The deal of sentence i; `countries` and `codes` are the story's (see detect_candidates)."""
-    vendors, distance = _vendors_for(facts, i, detector.story)
+                    story: _Story) -> Candidate | None:
+    """The deal of sentence i of `story` (see detect_candidates)."""
+    vendors, distance = _vendors_for(facts, i, story)
     if not vendors:
         return None
     fact = facts[i]
@@ -890,7 +890,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         return None
     window = _window(detector, facts, i)
     counterpart, weight = _pick_counterpart(detector, facts, window, homes)
-    country, country_from = _pick_country(facts, window, counterpart, homes, countries)
+    country, country_from = _pick_country(facts, window, counterpart, homes, story.countries)
     if counterpart and counterpart.sentence != i and counterpart.country and country \
             and counterpart.country != country:
         counterpart = None  # the neighbour's counterpart belongs to another deal
@@ -902,7 +902,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
         country is None and (counterpart is None or (counterpart.country is None
                                                      and counterpart.type != "intergovernmental"))
         and any(facts[j].home_mentions for j, _ in window)
-        and not codes - homes)
+        and not story.codes - homes)
     if domestic:
         country = None
     if counterpart is None:
@@ -910,7 +910,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     lede = _lede_about(detector, facts, vendors, country, homes)
     # "… will build and equip the centre": the kind of deal may be named only in the lede
     deal_types = (_deal_types(facts, window) or _deal_types(facts, lede)
-                  or _about_cached(detector, facts, vendors, country, homes))
+                  or _about_cached(detector, facts, story, vendors, country, homes))
     stage, stage_from = _deal_stage(detector, facts, window, vendors, country)
     used = {i} | ({counterpart.sentence} if counterpart else set()) | ({i - distance} if distance else set())
     used = {j for j in used if not facts[j].headline}  # the evidence is the text's own
@@ -946,7 +946,7 @@ def _deal_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts
     # "… an adviser said no agreement had been signed": a denial anywhere in the story, about no
     # other vendor or country, weighs as a ban next door does
     if any(j != i and not _about_another(facts[j], vendors, country, homes)
-           for j in detector.story.denied):
+           for j in story.denied):
         signals["negative"] = max(signals["negative"], detector.ev.neighbour_negative)
     score = _score(signals, DEAL_WEIGHTS, detector.w.base, detector.w)
     signals["evidence"] = {
@@ -1126,8 +1126,8 @@ def _value(detector: DealDetector, facts: list[SentenceFacts], window: list[tupl
 
 
 def _aggregate_candidate(text: str, detector: DealDetector, facts: list[SentenceFacts],
-                         i: int) -> Candidate | None:
-    vendors, distance = _vendors_for(facts, i, detector.story)
+                         i: int, story: _Story) -> Candidate | None:
+    vendors, distance = _vendors_for(facts, i, story)
     if not vendors and i + 1 < len(facts):
         vendors, distance = list(dict.fromkeys(facts[i + 1].vendors)), 1
     if not vendors:
