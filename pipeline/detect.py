@@ -132,15 +132,16 @@ class _Mentions:
 def make_deal_detector(nlp: Language, name: str, rules: dict[str, Any],
                        watchlist: list[dict[str, Any]], grammar: dict[str, Any],
                        gazetteer: dict[str, Any]) -> DealDetector:
-    return DealDetector(nlp, Rules.model_validate(rules),
+    return DealDetector(Rules.model_validate(rules),
                         [WatchlistEntry.model_validate(e) for e in watchlist],
                         Grammar.model_validate(grammar), load_gazetteer(**gazetteer))
 
 
 class DealDetector:
-    """Holds the compiled vocabularies; calling it stores candidates in doc.user_data."""
+    """Holds the rules, the language's grammar and their word sets; calling it stores
+    candidates in doc.user_data (the cues it reads are pipeline.cues')."""
 
-    def __init__(self, nlp: Language, rules: Rules, watchlist: Sequence[WatchlistEntry],
+    def __init__(self, rules: Rules, watchlist: Sequence[WatchlistEntry],
                  grammar: Grammar, gazetteer: Gazetteer | None = None) -> None:
         self.rules = rules
         self.grammar = grammar
