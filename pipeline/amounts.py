@@ -40,6 +40,7 @@ _NUMBERS = {
     ",": r"(?P<num>\d{1,3}(?:[. \u00a0\u202f]\d{3})+(?:,\d+)?|\d+(?:,\d+)?)",
 }
 _YEAR_NUMBER = r"19[89]\d|20[0-4]\d"
+_YEAR_IN_DATE = re.compile(rf"\b({_YEAR_NUMBER})\b")
 
 
 class Amount(NamedTuple):
@@ -186,7 +187,7 @@ class AmountFinder:
             before = doc[ent.start - 1].lower_ if ent.start > 0 else ""
             if before in self.range_words or ent.text.split()[0].lower() in self.range_words:
                 continue
-            m = re.search(rf"\b({_YEAR_NUMBER})\b", ent.text)
+            m = _YEAR_IN_DATE.search(ent.text)
             if m and not self.period.search(ent.text):
                 span = Span(doc, ent.start, ent.end, label=MODEL_YEAR, kb_id=m.group(1))
                 span._.dw_year = int(m.group(1))
