@@ -38,11 +38,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The shipped ranker, trained from the project's own labelled passages (pipeline/data/gold) on the
+# The shipped ranker, trained from the project's own labelled passages (pipeline/analysis/data/gold) on the
 # rule-only path, so that it does not depend on the optional model. Run it after changing the
 # detector or the labelled data: tests/test_ranker_cli.py checks the shipped file is up to date.
 ranker: install
-	$(BIN)/dealwatch train --model never --out pipeline/data/ranker.json
+	$(BIN)/dealwatch train --model never --out pipeline/analysis/data/ranker.json
 
 # CI (.ci/run) runs it before the tests: ruff over the tree, mypy over every package
 # ([tool.mypy] packages in pyproject.toml).

@@ -3,10 +3,10 @@
 Usage: .venv/bin/python bench/analyzer_speed.py [--data ../shared/eval/extraction]
        [--model never|required|both] [--repeat 5] [--long] [--profile] [--dump OUT.jsonl]
 
-The pages are extracted once with pipeline.extract.extract_article (timed, for scale); then each
+The pages are extracted once with pipeline.ingest.extract.extract_article (timed, for scale); then each
 analyser path runs over all texts once from cold and `--repeat` more times, and the first-pass,
 best and median wall times are printed. `--long` also times the rule-only path on one text made
-of all of them and the labelled deal passages of pipeline/data/gold, and on that text twice over: the
+of all of them and the labelled deal passages of pipeline/analysis/data/gold, and on that text twice over: the
 time must double, not quadruple (a crawled page may hold 10 MB of text).
 `--profile` prints the top of a cProfile of one pass; `--dump` writes every text's entities and
 candidates, to diff two versions of the analyser and make sure a speed-up changed nothing it finds.
@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from models.errors import DealwatchError  # noqa: E402
-from pipeline.analyze import Analyzer  # noqa: E402
+from pipeline.analysis.analyze import Analyzer  # noqa: E402
+from pipeline.analysis.tag import find_model  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.extract import extract_article  # noqa: E402
+from pipeline.ingest.extract import extract_article  # noqa: E402
 from pipeline.jsonl import read_jsonl  # noqa: E402
-from pipeline.tag import find_model  # noqa: E402
 
 
 def load_texts(data: Path) -> tuple[list[str], float]:
@@ -56,7 +56,7 @@ def time_pass(analyzer: Analyzer, texts: list[str]) -> tuple[float, int, int]:
 
 
 def time_long(analyzer: Analyzer, texts: list[str]) -> None:
-    gold = REPO / "pipeline" / "data" / "gold"
+    gold = REPO / "pipeline" / "analysis" / "data" / "gold"
     passages = [record["text"] for path in sorted(gold.glob("*.jsonl"))
                 for _, record in read_jsonl(path, DealwatchError)]
     text = "\n\n".join(texts + passages)

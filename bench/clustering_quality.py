@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.config import DedupSettings
-from pipeline.dedup import NearDuplicateIndex, resemblance, signature
 from pipeline.demo import DEMO_SITE_DIR
-from pipeline.extract import extract_article
+from pipeline.ingest.dedup import NearDuplicateIndex, resemblance, signature
+from pipeline.ingest.extract import extract_article
 
 
 def drop_paragraph(text: str, rng: random.Random) -> str:

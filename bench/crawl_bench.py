@@ -4,8 +4,8 @@ Usage: .venv/bin/python bench/crawl_bench.py [--articles N] [--skip-scrapy-bench
 
 1. Writes a site of N articles (default 2400; fictional wire copy from a template) into a temp
    directory: a sitemap index with monthly child sitemaps, an RSS feed of the latest stories and
-   a section page, and serves it with pipeline.siteserver on 127.0.0.1.
-2. Crawls it with the real path (pipeline.crawl.run_crawl -> `python -m scrapers.run`, every
+   a section page, and serves it with pipeline.demo.server on 127.0.0.1.
+2. Crawls it with the real path (pipeline.ingest.crawl.run_crawl -> `python -m scrapers.run`, every
    page stored in a temporary SQLite database), politeness off as for a local site.
 3. Crawls it again unchanged: the server's request log must show no article request.
 4. Runs `scrapy bench` (Scrapy's own local server and link-following spider, nothing stored)
@@ -33,8 +33,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from pipeline.config import load_config
-from pipeline.crawl import run_crawl
-from pipeline.siteserver import SiteServer, running
+from pipeline.demo.server import SiteServer, running
+from pipeline.ingest.crawl import run_crawl
 
 VENDORS = ["Huawei", "ZTE", "Hikvision", "Dahua", "Inspur", "China Mobile International"]
 COUNTRIES = ["Kenya", "Serbia", "Ecuador", "Pakistan", "Zambia", "Laos", "Fiji", "Bolivia",
@@ -216,7 +216,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"site: {args.articles} articles, served by pipeline.siteserver on 127.0.0.1")
+        print(f"site: {args.articles} articles, served by pipeline.demo.server on 127.0.0.1")
         for name in ("first", "second"):
             run = result[name]
             print(f"{name} crawl: {run['requests']} requests ({run['article_requests']} for articles), "

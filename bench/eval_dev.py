@@ -18,10 +18,10 @@ from typing import Any
 
 from models.errors import DealwatchError
 from models.records import passage_of
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.evaluate import PRECISION_AT, evaluate, format_report, load_gold
+from pipeline.analysis.tag import find_model
 from pipeline.config import load_config
-from pipeline.evaluate import PRECISION_AT, evaluate, format_report, load_gold
-from pipeline.tag import find_model
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "eval"

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.extract import extract_article  # noqa: E402
+from pipeline.ingest.extract import extract_article  # noqa: E402
 
 TOKEN = re.compile(r"\w+")
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from process_throughput import load_pages, time_processing  # noqa: E402
 
-import pipeline.extract as extract_module  # noqa: E402
+import pipeline.ingest.extract as extract_module  # noqa: E402
 from pipeline import language  # noqa: E402
-from pipeline.analyze import Analyzer  # noqa: E402
+from pipeline.analysis.analyze import Analyzer  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 
 

@@ -3,7 +3,7 @@ and the ranking of the other passages is measured (average precision).
 
 Usage: .venv/bin/python bench/learning_curve.py [--splits 5] [--model never|auto]
 
-The pool is the project's own labelled passages (pipeline/data/gold) and the shared dev sets
+The pool is the project's own labelled passages (pipeline/analysis/data/gold) and the shared dev sets
 (../shared/eval/deal_passages_dev.jsonl and dev2.jsonl, read by path, never copied). Each passage
 is analysed once (the detector's rule score kept); then for each split the passages are shuffled,
 reviewers decide every candidate of the first passages until k decisions are made, a ranker is
@@ -30,10 +30,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline import rank  # noqa: E402
-from pipeline.analyze import Analyzer  # noqa: E402
+from pipeline.analysis import rank  # noqa: E402
+from pipeline.analysis.analyze import Analyzer  # noqa: E402
+from pipeline.analysis.evaluate import average_precision, load_gold, resolve_names  # noqa: E402
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config  # noqa: E402
-from pipeline.evaluate import average_precision, load_gold, resolve_names  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "eval"
 FROZEN = REPO / "tests" / "data" / "deal_passages_frozen.jsonl"

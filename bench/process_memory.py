@@ -24,7 +24,7 @@ from pathlib import Path
 
 from models.records import Page
 from pipeline.demo import DEMO_SITE_DIR
-from pipeline.store import Store
+from pipeline.storage.store import Store
 
 WORDS = [
     "ministry", "network", "contract", "cloud", "regional", "officials", "said", "project", "data",
@@ -51,10 +51,10 @@ def build(db_path: Path, n: int) -> None:
 
 CHILD = """
 import resource, sys, time
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
-from pipeline.process import process_pages
-from pipeline.store import Store
+from pipeline.jobs.process import process_pages
+from pipeline.storage.store import Store
 analyzer = Analyzer.from_config(load_config(), use_model=sys.argv[2])
 started = time.perf_counter()
 with Store(sys.argv[1]) as store:

@@ -24,11 +24,11 @@ from pathlib import Path
 import trafilatura
 
 from models.records import Page
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.tag import find_model
 from pipeline.config import load_config
-from pipeline.process import process_pages
-from pipeline.store import Store
-from pipeline.tag import find_model
+from pipeline.jobs.process import process_pages
+from pipeline.storage.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 

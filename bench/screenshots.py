@@ -21,10 +21,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from webfixtures import PASSWORD, add_reviewers, launch_chromium  # noqa: E402
 
-from pipeline import review  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.store import QueueFilter, Store  # noqa: E402
-from pipeline.web import create_app, running_server  # noqa: E402
+from pipeline.review import decisions as review  # noqa: E402
+from pipeline.review.web import create_app, running_server  # noqa: E402
+from pipeline.storage.store import QueueFilter, Store  # noqa: E402
 
 
 def prepare(db: Path) -> int:

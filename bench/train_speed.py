@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/train_speed.py [--examples 5000] [--model never|auto]
 
-Two timings. `dealwatch train` end to end: the labelled passages of the pool (pipeline/data/gold
+Two timings. `dealwatch train` end to end: the labelled passages of the pool (pipeline/analysis/data/gold
 and the shared dev sets, read by path) repeated up to --examples passages, analysed and labelled
 (examples_from_gold), then fitted. And the fit alone on --examples candidate examples, made from
 the pool's candidates with their words perturbed (each copy drops a random third of its words)
@@ -21,10 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline import rank  # noqa: E402
-from pipeline.analyze import Analyzer  # noqa: E402
+from pipeline.analysis import rank  # noqa: E402
+from pipeline.analysis.analyze import Analyzer  # noqa: E402
+from pipeline.analysis.evaluate import load_gold  # noqa: E402
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config  # noqa: E402
-from pipeline.evaluate import load_gold  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "eval"
 

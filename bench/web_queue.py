@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.store import Store
-from pipeline.store_registry import QueueQuery
+from pipeline.storage.registry_store import QueueQuery
+from pipeline.storage.store import Store
 
 VENDORS = ["huawei", "zte", "hikvision", "dahua", "china-mobile", "inspur"]
 COUNTRIES = ["KE", "UG", "EG", "ZA", "NG", "PK", "RS", "EC", "BO", "ID", "MY", "LA"]
@@ -112,7 +112,7 @@ def main() -> int:
 
 def segments(entities: int = 3_000) -> None:
     """Highlighting an article tagged all over (one pass over the entities, not one a cut)."""
-    from pipeline.web import article_segments
+    from pipeline.review.web import article_segments
 
     rng = random.Random(3)
     text = " ".join(f"word{i}" for i in range(entities * 4))
@@ -129,9 +129,9 @@ def web_page(path: Path) -> None:
     """The whole GET /queue round trip through the app (TestClient, no network)."""
     from starlette.testclient import TestClient
 
-    from pipeline import accounts
     from pipeline.config import load_config
-    from pipeline.web import create_app
+    from pipeline.review import accounts
+    from pipeline.review.web import create_app
 
     with Store(path) as store:
         if store.user("bench") is None:

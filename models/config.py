@@ -462,7 +462,7 @@ class GrammarWords(Strict):
     first_person: list[str] = []
     # "some", "des": before a public-body word in the plural, a market rather than a party
     indefinite: list[str] = []
-    # "not", "no", "without": what a negator is (pipeline.cues); English when not given
+    # "not", "no", "without": what a negator is (pipeline.analysis.cues); English when not given
     negators: list[str] = ["not", "no", "never", "without", "n't", "nor", "neither"]
 
     _lower = field_validator("*")(_lower_case)
@@ -489,7 +489,7 @@ class AmountWords(Strict):
 
 
 class NameWords(Strict):
-    """How the names of public bodies are built (pipeline.tag's agency matcher); English by
+    """How the names of public bodies are built (pipeline.analysis.tag's agency matcher); English by
     default, so a grammar file written before this section keeps working."""
 
     of: list[str] = Field(default=["of", "for"], description="after a head: 'Ministry of …'")

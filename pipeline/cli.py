@@ -21,10 +21,10 @@ import click
 from models.errors import DealwatchError
 from models.records import Passage
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config, read_watchlist, resolve_db_path
-from pipeline.export import FORMATS as EXPORT_FORMATS
-from pipeline.present import language_note, money
-from pipeline.review import REJECT_REASONS
-from pipeline.store import CANDIDATE_STATUSES, QueueFilter, Store, is_busy
+from pipeline.review.decisions import REJECT_REASONS
+from pipeline.review.export import FORMATS as EXPORT_FORMATS
+from pipeline.review.present import language_note, money
+from pipeline.storage.store import CANDIDATE_STATUSES, QueueFilter, Store, is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class State:
     def recorded_run(self, kind: str, sources: list[str] | None = None
                      ) -> Iterator[tuple[Store, RunRecord]]:
         """A writing run: the database's run lock, a `runs` row, its outcome and counters."""
-        from pipeline.lock import RunLock
+        from pipeline.jobs.lock import RunLock
 
         with RunLock(self.db_path, kind), self.store() as store:
             store.abort_stale_runs()
@@ -128,7 +128,7 @@ class State:
 
     def analyzer(self, use_model: str | None = None, ranker: Any = "shipped") -> Any:
         """The analysis chain; ranker: a loaded Ranker, "shipped", or None (the rule score)."""
-        from pipeline.analyze import Analyzer
+        from pipeline.analysis.analyze import Analyzer
 
         mode = use_model or self.config.settings.process.use_model
         analyzer = Analyzer.from_config(self.config, use_model=mode, ranker=ranker)
@@ -138,7 +138,7 @@ class State:
     def ranker_choices(self, store: Store) -> list[str]:
         """Which model scores candidates, in order of preference: the setting process.ranker,
         the newest model trained for this database, the shipped one."""
-        from pipeline.rank import SHIPPED
+        from pipeline.analysis.rank import SHIPPED
 
         choices: list[str] = []
         if self.config.settings.process.ranker:
@@ -149,7 +149,7 @@ class State:
         return [*choices, SHIPPED]
 
     def default_ranker(self, store: Store) -> Any:
-        from pipeline.rank import choose_ranker
+        from pipeline.analysis.rank import choose_ranker
 
         ranker, name = choose_ranker(self.ranker_choices(store))
         logger.info("ranking with %s", name)
@@ -371,7 +371,7 @@ def watchlist_add(state: State, entry_id: str, name: str, aliases: tuple[str, ..
 
 
 def _crawl(state: State, store: Store, source_ids: list[str] | None, run_id: int) -> Any:
-    from pipeline.crawl import run_crawl
+    from pipeline.ingest.crawl import run_crawl
 
     cfg = state.config
     for sid in source_ids or []:
@@ -409,7 +409,7 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
 
 
 def _process(state: State, store: Store, use_model: str | None, reanalyse: bool = False) -> Any:
-    from pipeline.process import process_pages, reanalyse_articles
+    from pipeline.jobs.process import process_pages, reanalyse_articles
 
     settings = state.config.settings.process
     analyzer = state.analyzer(use_model, ranker=state.default_ranker(store))
@@ -501,8 +501,8 @@ def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | Non
 
 
 def _rescore(state: State, ranker_path: str | None) -> None:
-    from pipeline.process import rescore_candidates
-    from pipeline.rank import SHIPPED, RankerError, choose_ranker, load
+    from pipeline.analysis.rank import SHIPPED, RankerError, choose_ranker, load
+    from pipeline.jobs.process import rescore_candidates
 
     with state.recorded_run("rescore") as (store, record):
         choice = ranker_path or state.ranker_choices(store)[0]
@@ -565,7 +565,7 @@ def schedule(state: State) -> None:
     Example:
         dealwatch --db /srv/dealwatch/data/dealwatch.db schedule
     """
-    from pipeline.schedule import NightlyScheduler, run_command
+    from pipeline.jobs.schedule import NightlyScheduler, run_command
 
     settings = state.config.settings.schedule
     db_path = state.db_path
@@ -625,7 +625,7 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
         dealwatch status
         dealwatch status --check || mail -s "dealwatch needs a look" ops@example.org
     """
-    from pipeline.health import flags
+    from pipeline.ingest.health import flags
 
     settings = state.config.settings.status
     with state.store() as store:
@@ -792,8 +792,8 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
 
 # --- review from the terminal ---------------------------------------------------------------
 #
-# The same functions as the web UI (pipeline.review, pipeline.registry), the same audit. No run
-# lock: reviewing goes on while the nightly run writes (WAL and the busy timeout share the file).
+# The same functions as the web UI (pipeline.review.decisions, pipeline.review.registry), the same audit.
+# No run lock: reviewing goes on while the nightly run writes (WAL and the busy timeout share the file).
 
 
 def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
@@ -935,7 +935,7 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
 
 def _context(row: dict[str, Any], width: int = 240) -> dict[str, Any]:
     """The evidence sentence with the text around it, when the offsets point at it."""
-    from pipeline.present import evidence_span
+    from pipeline.review.present import evidence_span
 
     text = row.get("article_text") or ""
     evidence = {"sentence": row["sentence"], "start": row.get("start"), "end": row.get("end"),
@@ -949,9 +949,9 @@ def _context(row: dict[str, Any], width: int = 240) -> dict[str, Any]:
 
 
 def _candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
-    from pipeline.present import country_name
-    from pipeline.registry import suggest_deals
-    from pipeline.review import EDITABLE_FIELDS, history
+    from pipeline.review.decisions import EDITABLE_FIELDS, history
+    from pipeline.review.present import country_name
+    from pipeline.review.registry import suggest_deals
 
     row = store.candidate(candidate_id)
     if row is None:
@@ -1089,7 +1089,7 @@ def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: 
         dealwatch review confirm 14 --deal dw-000003 --set stage=completed
         dealwatch review confirm 15 --new-deal --set "counterpart=Kenya Power" --note "2nd phase"
     """
-    from pipeline.review import decide
+    from pipeline.review.decisions import decide
 
     if deal is not None and new_deal:
         raise click.UsageError("--deal and --new-deal exclude each other")
@@ -1116,7 +1116,7 @@ def review_reject(state: State, candidate_id: int, reason: str, note: str | None
         dealwatch review reject 13 --reason aggregate
         dealwatch review reject 16 --reason other --note "a trade fair, not a deal"
     """
-    from pipeline.review import decide
+    from pipeline.review.decisions import decide
 
     with state.store() as store:
         outcome = decide(store, candidate_id, "reject", state.reviewer_name,
@@ -1139,7 +1139,7 @@ def review_defer(state: State, candidate_id: int, note: str | None, expect_versi
         dealwatch review defer 17 --note "wait for the ministry's statement"
         dealwatch review list --status deferred
     """
-    from pipeline.review import decide
+    from pipeline.review.decisions import decide
 
     with state.store() as store:
         outcome = decide(store, candidate_id, "defer", state.reviewer_name,
@@ -1163,7 +1163,7 @@ def review_edit(state: State, candidate_id: int, edits: dict[str, str], note: st
         dealwatch review edit 12 --set country=UG --set "counterpart=Uganda Telecom"
         dealwatch review edit 12 --set deal_types=cloud,data_centre --set value=12500000
     """
-    from pipeline.review import edit
+    from pipeline.review.decisions import edit
 
     with state.store() as store:
         outcome = edit(store, candidate_id, state.reviewer_name, edits, version=expect_version,
@@ -1185,7 +1185,7 @@ def review_undo(state: State, as_json: bool) -> None:
     Example:
         dealwatch review --reviewer ann undo
     """
-    from pipeline.review import undo
+    from pipeline.review.decisions import undo
 
     with state.store() as store:
         outcome = undo(store, state.reviewer_name)
@@ -1208,7 +1208,7 @@ def review_bulk_reject(state: State, candidate_ids: tuple[int, ...], reason: str
         dealwatch review list --country CN --json | jq '.[].id' \\
             | xargs dealwatch review bulk-reject --reason domestic
     """
-    from pipeline.review import bulk_reject
+    from pipeline.review.decisions import bulk_reject
 
     with state.store() as store:
         outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
@@ -1272,7 +1272,7 @@ def deals_list(state: State, as_json: bool) -> None:
         dealwatch deals list
         dealwatch deals list --json | jq '.[] | select(.stage == "signed") | .deal_id'
     """
-    from pipeline.export import registry_records
+    from pipeline.review.export import registry_records
 
     with state.store() as store:
         records = registry_records(store)
@@ -1301,7 +1301,7 @@ def deals_show(state: State, deal_id: int, as_json: bool) -> None:
         dealwatch deals show dw-000003
         dealwatch deals show 3 --json
     """
-    from pipeline.export import deal_record
+    from pipeline.review.export import deal_record
 
     with state.store() as store:
         deal = store.deal(deal_id)
@@ -1332,7 +1332,7 @@ def deals_merge(state: State, keep: int, absorb: int) -> None:
     Example:
         dealwatch deals merge dw-000003 dw-000007
     """
-    from pipeline.registry import merge_deals
+    from pipeline.review.registry import merge_deals
 
     with state.store() as store:
         merge_deals(store, keep, absorb)
@@ -1354,7 +1354,7 @@ def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
     Example:
         dealwatch deals split dw-000003 --source 41 --source 42
     """
-    from pipeline.registry import split_deal
+    from pipeline.review.registry import split_deal
 
     with state.store() as store:
         new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
@@ -1366,7 +1366,7 @@ def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from pipeline.export import ExportError, parse_since
+    from pipeline.review.export import ExportError, parse_since
 
     if value is None:
         return None
@@ -1426,7 +1426,7 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
     """
     import os
 
-    from pipeline.export import build_export, log_export, push_deals
+    from pipeline.review.export import build_export, log_export, push_deals
 
     if push_url:
         if fmt or out or since:
@@ -1486,7 +1486,7 @@ def user_add(state: State, name: str, password_stdin: bool) -> None:
     Example:
         dealwatch user add ann
     """
-    from pipeline.accounts import add_user
+    from pipeline.review.accounts import add_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -1514,7 +1514,7 @@ def serve(state: State, host: str, port: int, public: bool) -> None:
         dealwatch serve --host 0.0.0.0 --port 8080 --public
     """
     try:
-        from pipeline.web import run_server
+        from pipeline.review.web import run_server
     except ModuleNotFoundError as exc:
         fail(f"the web UI cannot start: {exc}")
     run_server(state.config, state.db_path, host=host, port=port, allow_public=public)
@@ -1536,7 +1536,7 @@ def _document_passage(record: dict[str, Any], language: str | None = None) -> Pa
     """The text to analyse, its headline (the record's "title", else the page's own) and its
     language: the record's "language", else `language` (--lang), else an HTML page's declared
     one confirmed by identification, else None (the analyser identifies it)."""
-    from pipeline.extract import html_document, looks_like_html
+    from pipeline.ingest.extract import html_document, looks_like_html
     from pipeline.language import normalise_language
 
     url, title, declared = record.get("url"), record.get("title"), record.get("language")
@@ -1602,8 +1602,8 @@ def analyze(state: State, source: str, jsonl: bool, signals: bool, ranker_path: 
         dealwatch analyze --lang es nota.html
         dealwatch analyze --jsonl passages.jsonl > results.jsonl
     """
+    from pipeline.analysis.rank import SHIPPED, load
     from pipeline.jsonl import json_lines, parse_json_line
-    from pipeline.rank import SHIPPED, load
 
     raw = _read_input(source)
     # analyze never touches the database: no model trained for one is looked up
@@ -1661,9 +1661,9 @@ def train(state: State, gold_files: tuple[Path, ...], from_reviews: bool, no_bas
         dealwatch process --rescore
         dealwatch train --gold more_passages.jsonl --out ranker.json
     """
-    from pipeline.evaluate import load_gold
-    from pipeline.rank import examples_from_gold, examples_from_reviews, in_sample, shipped_gold
-    from pipeline.rank import train as train_ranker
+    from pipeline.analysis.evaluate import load_gold
+    from pipeline.analysis.rank import examples_from_gold, examples_from_reviews, in_sample, shipped_gold
+    from pipeline.analysis.rank import train as train_ranker
 
     files = [] if no_base else [(f"gold:{name}", path) for name, path in shipped_gold()]
     for path in gold_files:
@@ -1716,7 +1716,7 @@ def eval_command(state: State, gold: Path, as_json: bool, threshold: float | Non
         dealwatch eval labelled_passages.jsonl
         dealwatch eval gold.jsonl --json --model never
     """
-    from pipeline.evaluate import evaluate, format_report, load_gold
+    from pipeline.analysis.evaluate import evaluate, format_report, load_gold
 
     records = load_gold(gold)
     metrics = evaluate(records, state.analyzer(use_model), threshold=threshold)
@@ -1777,7 +1777,7 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
         prog = _prog()
         click.echo(f"\nNext: `{prog} --db {db} queue --limit 0` lists every pending candidate;"
                    f" `{prog} --db {db} queue --json` gives them to scripts.")
-        from pipeline.web import review_ui_hint
+        from pipeline.review.web import review_ui_hint
 
         click.echo(review_ui_hint(db, has_reviewers, prog))
         if keep_serving:

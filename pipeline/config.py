@@ -60,7 +60,7 @@ class Config:
     directory: Path
     files: dict[str, Path]  # which file each part was read from
     grammar: Grammar  # the language's function words (patterns/<lang>/grammar.toml)
-    cue_patterns: list[dict[str, Any]] = field(default_factory=list)  # pipeline.cues
+    cue_patterns: list[dict[str, Any]] = field(default_factory=list)  # pipeline.analysis.cues
     # every language with a pattern folder, English included (its rules are `rules` above)
     languages: dict[str, LanguagePack] = field(default_factory=dict)
 
@@ -175,7 +175,7 @@ def read_watchlist(paths: list[Path], text: str | None = None) -> list[Watchlist
             if entry.id in seen:
                 raise ConfigError(f"{where}: id: {entry.id!r} is already defined at {seen[entry.id]}")
             for n, pattern in enumerate(entry.patterns):
-                # as the analyser's EntityRuler will compile it (pipeline.tag.build_tagger)
+                # as the analyser's EntityRuler will compile it (pipeline.analysis.tag.build_tagger)
                 check_token_pattern(entry.id, pattern, f"{where}: {entry.id}: patterns[{n}]",
                                     WATCHLIST_UNSET)
             seen[entry.id] = where
@@ -183,7 +183,7 @@ def read_watchlist(paths: list[Path], text: str | None = None) -> list[Watchlist
     return entries
 
 
-# Categories that cue patterns may use (pipeline.cues): those of rules.toml's vocabularies that
+# Categories that cue patterns may use (pipeline.analysis.cues): those of rules.toml's vocabularies that
 # patterns extend, and the classes only patterns make.
 CUE_LABELS = frozenset(("approval", "cancel", "plan", "lose", "compare", "removal", "own_facility",
                         "T:verb", "T:weak_verb", "T:noun", "T:weak_noun", "neg", "weak_neg", "hedge",

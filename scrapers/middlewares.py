@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 from w3lib.url import canonicalize_url
 
 from pipeline.dates import retry_after_seconds
-from pipeline.dedup import canonical_url
+from pipeline.ingest.dedup import canonical_url
 from scrapers.failures import (
     AlreadyStored,
     OffsiteRedirect,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from scrapy.settings import BaseSettings
 
-    from pipeline.store import Store
+    from pipeline.storage.store import Store
     from scrapers.budget import RunBudget
 
 logger = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any, Self
 from scrapy.exceptions import DropItem, NotConfigured
 
 from models.records import Page, PageCheck
-from pipeline.store import StoreError
+from pipeline.storage.store import StoreError
 from scrapers.stats import inc_stat
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from pipeline.store import Store
+    from pipeline.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

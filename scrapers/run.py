@@ -57,8 +57,8 @@ from twisted.python.failure import Failure
 
 from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.crawl import CrawlError, UnknownSourceError, die_with_parent, select_sources
-from pipeline.store import Store, StoreError
+from pipeline.ingest.crawl import CrawlError, UnknownSourceError, die_with_parent, select_sources
+from pipeline.storage.store import Store, StoreError
 from scrapers.budget import BUDGET_EXHAUSTED, RunBudget
 from scrapers.settings import crawl_settings
 from scrapers.spiders import spider_class

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from pipeline.siteserver import SiteServer, serve
+from pipeline.demo.server import SiteServer, serve
 
-# What some tests import to serve a directory made by write_site: pipeline.siteserver.serve.
+# What some tests import to serve a directory made by write_site: pipeline.demo.server.serve.
 serve_dir = serve
 
 SITES_DIR = Path(__file__).resolve().parent / "sites"

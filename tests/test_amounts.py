@@ -9,7 +9,7 @@ import spacy
 from spacy import displacy
 from spacy.language import Language
 
-from pipeline.amounts import AMOUNTS_KEY, DATES_KEY, MODEL_YEAR, YEAR, Amount
+from pipeline.analysis.amounts import AMOUNTS_KEY, DATES_KEY, MODEL_YEAR, YEAR, Amount
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, ConfigError, load_config
 
 

@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 import pipeline.cli as cli_module
 from models.records import Article, Candidate, Page, Passage
-from pipeline.analyze import Analysis, Analyzer
+from pipeline.analysis.analyze import Analysis, Analyzer
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.extract import extract_article, html_document
+from pipeline.ingest.extract import extract_article, html_document
+from pipeline.jobs.process import process_pages, reanalyse_articles
 from pipeline.language import identify
-from pipeline.process import process_pages, reanalyse_articles
-from pipeline.store import MIGRATIONS, QueueFilter, Store
+from pipeline.storage.store import MIGRATIONS, QueueFilter, Store
 
 SUPPORTED = frozenset({"en", "es", "pt", "fr"})
 

@@ -14,8 +14,8 @@ import pytest
 from sitefixtures import serve_site, source_toml, write_config_dir
 
 from pipeline.config import Config, load_config
-from pipeline.crawl import PROJECT_ROOT, CrawlError, CrawlReport, crawl_command, run_crawl
-from pipeline.siteserver import SiteServer
+from pipeline.demo.server import SiteServer
+from pipeline.ingest.crawl import PROJECT_ROOT, CrawlError, CrawlReport, crawl_command, run_crawl
 
 ARTICLE_PATHS_OK = {
     "news-rss": {"/articles/rss-cloud.html", "/articles/rss-fibre.html", "/articles/old-address.html"},

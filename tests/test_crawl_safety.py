@@ -15,8 +15,8 @@ import pytest
 from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
 
 from pipeline.config import load_config
-from pipeline.crawl import PROJECT_ROOT, CrawlReport, run_crawl
-from pipeline.siteserver import SiteServer, serve
+from pipeline.demo.server import SiteServer, serve
+from pipeline.ingest.crawl import PROJECT_ROOT, CrawlReport, run_crawl
 
 
 @dataclass

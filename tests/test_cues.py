@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from spacy import displacy
 
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.cues import CUES_KEY
 from pipeline.config import SHIPPED_CONFIG_DIR, ConfigError, load_config
-from pipeline.cues import CUES_KEY
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import pytest
 
 from models.config import DedupSettings
 from models.records import Page
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
-from pipeline.dedup import NearDuplicateIndex, resemblance, signature
 from pipeline.demo import DEMO_SITE_DIR
-from pipeline.extract import extract_article
-from pipeline.process import process_pages
-from pipeline.store import QueueFilter, Store
+from pipeline.ingest.dedup import NearDuplicateIndex, resemblance, signature
+from pipeline.ingest.extract import extract_article
+from pipeline.jobs.process import process_pages
+from pipeline.storage.store import QueueFilter, Store
 
 EXPECTED = json.loads((DEMO_SITE_DIR / "_expected.json").read_text(encoding="utf-8"))
 STORIES = [e for e in EXPECTED if e["kind"] != "not_article"]

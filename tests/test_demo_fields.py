@@ -1,6 +1,6 @@
 """The analyser on the demo site's stories: every field a reviewer sees, against _expected.json.
 
-Each demo article is extracted from its HTML as the pipeline does it (pipeline.extract) and
+Each demo article is extracted from its HTML as the pipeline does it (pipeline.ingest.extract) and
 analysed alone. A deal story must give exactly one flagged deal; a negative none; the aggregate
 an aggregate. Over all deal stories, at least 90% of the fields vendor, country, deal type,
 stage, value + currency and counterpart type must match: a reviewer may have to correct one field
@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from models.records import Candidate, Passage
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
-from pipeline.extract import extract_article
+from pipeline.ingest.extract import extract_article
 
-SITE = Path(__file__).resolve().parent.parent / "pipeline" / "demo_site"
+SITE = Path(__file__).resolve().parent.parent / "pipeline" / "demo" / "site"
 EXPECTED = [e for e in json.loads((SITE / "_expected.json").read_text(encoding="utf-8"))
             if e["kind"] != "not_article"]
 FIELD_FLOOR = 0.90

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.demo import DEMO_SITE_DIR
-from pipeline.store import Store
+from pipeline.storage.store import Store
 
 
 def _expected() -> list[dict]:

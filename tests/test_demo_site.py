@@ -21,9 +21,9 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES, Source, Sources
-from pipeline.siteserver import serve
+from pipeline.demo.server import serve
 
-DEMO_SITE = Path(__file__).resolve().parent.parent / "pipeline" / "demo_site"
+DEMO_SITE = Path(__file__).resolve().parent.parent / "pipeline" / "demo" / "site"
 EXPECTED: list[dict[str, Any]] = json.loads((DEMO_SITE / "_expected.json").read_text(encoding="utf-8"))
 # "ended": a story that a government ended an earlier deal (kept below the threshold, stage cancelled)
 STORY_KINDS = {"deal", "negative", "aggregate", "ended"}

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from models.records import Candidate, Passage
-from pipeline.analyze import Analysis, Analyzer
-from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config
-from pipeline.evaluate import (
+from pipeline.analysis.analyze import Analysis, Analyzer
+from pipeline.analysis.evaluate import (
     GoldError,
     average_precision,
     deal_type_values,
@@ -25,6 +24,7 @@ from pipeline.evaluate import (
     precision_at,
     same_counterpart,
 )
+from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config
 
 GOLD = [
     {"id": "a", "text": "Rwanda has signed a $90 million agreement with ZTE to extend 4G services.",

@@ -18,10 +18,16 @@ from click.testing import CliRunner
 from registryfixtures import kenya_cloud, story
 
 from pipeline.cli import main
-from pipeline.export import CSV_COLUMNS, RECORD_FIELDS, build_export, registry_records, to_csv
-from pipeline.registry import merge_deals
-from pipeline.review import decide
-from pipeline.store import Store
+from pipeline.review.decisions import decide
+from pipeline.review.export import (
+    CSV_COLUMNS,
+    RECORD_FIELDS,
+    build_export,
+    registry_records,
+    to_csv,
+)
+from pipeline.review.registry import merge_deals
+from pipeline.storage.store import Store
 
 DESIGN_FIELDS = [
     "deal_id", "vendor", "vendors", "country", "country_name", "counterpart", "counterpart_type",
@@ -223,7 +229,7 @@ def test_a_rejected_source_is_no_evidence(registry, db_path) -> None:
 def test_csv_defuses_every_cell_that_came_from_a_page(db_path) -> None:
     from registryfixtures import story
 
-    from pipeline.review import decide
+    from pipeline.review.decisions import decide
 
     with Store(db_path) as store:
         cid = story(store, "Kenya's Ministry of ICT signed a cloud contract with Huawei.",

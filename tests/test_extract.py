@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dedup import canonical_url, text_hash
-from pipeline.extract import extract_article, html_to_passage, html_to_text
+from pipeline.ingest.dedup import canonical_url, text_hash
+from pipeline.ingest.extract import extract_article, html_to_passage, html_to_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extraction"
 PAGES = sorted(FIXTURES.glob("*.html"))
@@ -157,7 +157,7 @@ def test_one_bad_metadata_value_never_loses_the_article(head: str) -> None:
 
 
 def test_a_page_url_that_is_no_url_gives_one_line_not_a_traceback(caplog) -> None:
-    with caplog.at_level(logging.DEBUG, logger="pipeline.extract"):
+    with caplog.at_level(logging.DEBUG, logger="pipeline.ingest.extract"):
         extract_article(_article_page(""), "http://[::1")
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in warnings] == [

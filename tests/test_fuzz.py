@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 
 from models.config import WatchlistEntry
 from models.records import Page
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.tag import watchlist_patterns
 from pipeline.config import ConfigError, load_config
-from pipeline.extract import ExtractionError, extract_article
+from pipeline.ingest.extract import ExtractionError, extract_article
+from pipeline.jobs.process import process_pages
 from pipeline.jsonl import MAX_DEPTH, JsonLineError, json_lines, parse_json_line
-from pipeline.process import process_pages
-from pipeline.store import Store
-from pipeline.tag import watchlist_patterns
+from pipeline.storage.store import Store
 from pipeline.text import clean_text
 from scrapers.spiders.documents import MalformedDocument, parse_atom, parse_rss, parse_sitemap
 
@@ -283,7 +283,7 @@ def test_a_watchlist_pattern_check_config_passes_never_fails_in_the_analyser(tmp
     except ConfigError as exc:
         assert "\n" not in str(exc) and "extra.jsonl:1" in str(exc)
         return
-    # passed: the analyser's EntityRuler (pipeline.tag.build_tagger) takes it and runs it
+    # passed: the analyser's EntityRuler (pipeline.analysis.tag.build_tagger) takes it and runs it
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "ORTH", "overwrite_ents": True})
     acme: list[WatchlistEntry] = [e for e in config.watchlist if e.id == "acme"]

@@ -8,13 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from models.records import Page
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
-from pipeline.extract import extract_article
+from pipeline.ingest.extract import extract_article
+from pipeline.jobs.process import process_pages
 from pipeline.jsonl import json_lines, read_jsonl
-from pipeline.process import process_pages
-from pipeline.store import Store
+from pipeline.storage.store import Store
 from pipeline.text import clean_text
 
 SENTENCE = "Kenya's ICT ministry signed a cloud deal with Huawei."

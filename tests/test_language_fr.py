@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.records import Candidate
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 
 

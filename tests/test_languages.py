@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.records import Candidate, Passage
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, ConfigError, load_config
 
 

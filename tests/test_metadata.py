@@ -7,7 +7,7 @@ from datetime import date
 import lxml.html
 import pytest
 
-from pipeline.metadata import page_metadata
+from pipeline.ingest.metadata import page_metadata
 
 
 def meta_of(html: str, url: str = "https://www.harbour-times.test/2026/05/05/cranes", headers=None):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-import pipeline.process as process_module
+import pipeline.jobs.process as process_module
 from models.records import Page
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
-from pipeline.process import process_pages
-from pipeline.store import Store
+from pipeline.jobs.process import process_pages
+from pipeline.storage.store import Store
 
 
 def _page(n: int, extra: str = "") -> Page:

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 
 from pipeline.cli import main
-from pipeline.export import ExportError, push_deals
-from pipeline.registry import merge_deals
-from pipeline.review import decide
-from pipeline.store import Store
+from pipeline.review.decisions import decide
+from pipeline.review.export import ExportError, push_deals
+from pipeline.review.registry import merge_deals
+from pipeline.storage.store import Store
 
 
 @dataclass

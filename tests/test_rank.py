@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from models.records import Candidate
-from pipeline import rank
-from pipeline.analyze import Analyzer
+from pipeline.analysis import rank
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.rank import RankerError
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
-from pipeline.rank import RankerError
 
 
 def cand(sentence: str = "The ministry signed a contract with Huawei.", score: float = 0.6,

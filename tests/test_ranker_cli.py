@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 from registryfixtures import story
 
-from pipeline import rank
-from pipeline.analyze import Analyzer
+from pipeline.analysis import rank
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.evaluate import load_gold
 from pipeline.cli import main
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
-from pipeline.evaluate import load_gold
-from pipeline.review import decide
-from pipeline.store import Store
+from pipeline.review.decisions import decide
+from pipeline.storage.store import Store
 
 DEAL = "Kenya's Ministry of ICT signed a $48 million contract with Huawei to build a government cloud data centre."
 
@@ -213,7 +213,7 @@ def test_review_show_says_why_this_score(run_cli, db_path) -> None:
 
 
 def test_the_shipped_ranker_is_rebuilt_from_the_shipped_data() -> None:
-    """`make ranker` trains pipeline/data/ranker.json; a detector change without it fails here."""
+    """`make ranker` trains pipeline/analysis/data/ranker.json; a detector change without it fails here."""
     analyzer = Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), "never", ranker=None)
     examples = []
     for name, path in rank.shipped_gold():
@@ -221,7 +221,7 @@ def test_the_shipped_ranker_is_rebuilt_from_the_shipped_data() -> None:
     rebuilt = rank.train(examples)
     shipped = rank.load_shipped()
     hint = ("the shipped ranker is out of date with the detector or the labelled data: "
-            "run `make ranker` and commit pipeline/data/ranker.json")
+            "run `make ranker` and commit pipeline/analysis/data/ranker.json")
     assert rebuilt.summary == shipped.summary, hint
     assert rebuilt.feature_names == shipped.feature_names, hint
     for name, a, b in zip(rebuilt.feature_names, rebuilt.coefficients, shipped.coefficients,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from registryfixtures import kenya_cloud, story
 
-from pipeline.export import registry_records
-from pipeline.registry import RegistryError, merge_deals, split_deal, suggest_deals
-from pipeline.review import ConflictError, decide, undo
-from pipeline.store import Store
+from pipeline.review.decisions import ConflictError, decide, undo
+from pipeline.review.export import registry_records
+from pipeline.review.registry import RegistryError, merge_deals, split_deal, suggest_deals
+from pipeline.storage.store import Store
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from models.records import Article, Candidate
-from pipeline import review
-from pipeline.review import ConflictError, ReviewError
-from pipeline.store import Store
+from pipeline.review import decisions as review
+from pipeline.review.decisions import ConflictError, ReviewError
+from pipeline.storage.store import Store
 
 
 def _seed(store: Store, n: int = 1, cluster: int | None = None, **fields) -> int:

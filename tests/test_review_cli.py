@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 
-from pipeline.accounts import authenticate
 from pipeline.cli import main
-from pipeline.lock import RunLock
-from pipeline.review import history
-from pipeline.store import Store
+from pipeline.jobs.lock import RunLock
+from pipeline.review.accounts import authenticate
+from pipeline.review.decisions import history
+from pipeline.storage.store import Store
 
 
 @pytest.fixture
@@ -300,9 +300,9 @@ def test_user_add_from_stdin_and_from_a_prompt(run_cli, db_path) -> None:
 
 def test_serve_hands_the_options_to_the_web_app(run_cli, db_path, monkeypatch) -> None:
     calls: list[tuple] = []
-    fake = types.ModuleType("pipeline.web")
+    fake = types.ModuleType("pipeline.review.web")
     fake.run_server = lambda config, path, **kw: calls.append((config, path, kw))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pipeline.web", fake)
+    monkeypatch.setitem(sys.modules, "pipeline.review.web", fake)
     assert run_cli("serve").exit_code == 0
     assert run_cli("serve", "--host", "0.0.0.0", "--port", "9000", "--public").exit_code == 0
     assert calls[0][1] == db_path

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from models.config import ScheduleSettings
 from pipeline.cli import main
-from pipeline.lock import RunLock, RunLockedError
-from pipeline.schedule import JOB_ID, NightlyScheduler, missed_run, run_command, trigger_for
-from pipeline.store import Store
+from pipeline.jobs.lock import RunLock, RunLockedError
+from pipeline.jobs.schedule import JOB_ID, NightlyScheduler, missed_run, run_command, trigger_for
+from pipeline.storage.store import Store
 
 NIGHTLY = ScheduleSettings(cron="30 2 * * *", timezone="UTC", catch_up_grace_hours=6)
 
@@ -93,7 +93,7 @@ def test_a_second_run_exits_with_a_clear_message(db_path: Path, monkeypatch) -> 
 
 
 def test_lock_dies_with_its_process(db_path: Path) -> None:
-    code = (f"from pipeline.lock import RunLock; import time; l = RunLock({str(db_path)!r}, 'run');"
+    code = (f"from pipeline.jobs.lock import RunLock; import time; l = RunLock({str(db_path)!r}, 'run');"
             " l.acquire(); print('locked', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
@@ -321,7 +321,7 @@ def test_a_subprocess_handed_the_lock_holds_it_until_it_exits(db_path: Path) -> 
 
 def test_a_crawl_whose_parent_is_already_gone_ends_at_once() -> None:
     # The run was killed while its crawl subprocess was still starting up.
-    code = "from pipeline.crawl import die_with_parent; die_with_parent(1); print('crawling')"
+    code = "from pipeline.ingest.crawl import die_with_parent; die_with_parent(1); print('crawling')"
     orphan = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, cwd=Path(__file__).parent.parent, check=False)
     assert orphan.returncode == -signal.SIGKILL and orphan.stdout == ""

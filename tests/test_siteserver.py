@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from pipeline.siteserver import serve
+from pipeline.demo.server import serve
 
 
 @pytest.fixture

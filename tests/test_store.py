@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from models.records import Article, Candidate, Entity, Page
-from pipeline.store import MIGRATIONS, QueueFilter, Store, StoreError
+from pipeline.storage.store import MIGRATIONS, QueueFilter, Store, StoreError
 
 
 def _candidate(sentence: str = "Huawei signed a cloud deal with the Kenyan ICT ministry.",

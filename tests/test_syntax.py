@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.analyze import Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 
 pytestmark = pytest.mark.model

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.analyze import Analyzer, AnalyzerError
+from pipeline.analysis.analyze import Analyzer, AnalyzerError
+from pipeline.analysis.gazetteer import load_gazetteer
+from pipeline.analysis.tag import COUNTERPARTS_KEY, PLACES_KEY, find_model
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
-from pipeline.gazetteer import load_gazetteer
-from pipeline.tag import COUNTERPARTS_KEY, PLACES_KEY, find_model
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_components_are_versioned_factories(rules_only) -> None:
 
 
 def test_model_required_but_missing_is_a_handled_error(monkeypatch) -> None:
-    monkeypatch.setattr("pipeline.analyze.find_model", lambda: None)
+    monkeypatch.setattr("pipeline.analysis.analyze.find_model", lambda: None)
     with pytest.raises(AnalyzerError, match="required but not installed"):
         Analyzer.from_config(load_config(SHIPPED_CONFIG_DIR), use_model="required")
 
@@ -379,7 +379,7 @@ def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypa
     text = first + "Ghana's ministry signed a $20 million contract with ZTE. " * 10
     limit = len(first) + 30
     monkeypatch.setattr(with_model.nlp, "max_length", limit)
-    with caplog.at_level("WARNING", logger="pipeline.analyze"):
+    with caplog.at_level("WARNING", logger="pipeline.analysis.analyze"):
         (analysis,) = with_model.analyze_many([text])
     assert "analysing its first" in caplog.text
     assert {e.text for e in analysis.entities if e.label == "VENDOR"} == {"Huawei"}
@@ -389,9 +389,11 @@ def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypa
 
 
 def test_the_analyser_version_covers_the_code_that_finds_things() -> None:
-    from pipeline import amounts, analyze, cues, detect, gazetteer, language, syntax, tag, tokenizer
-    from pipeline.analyze import ANALYSER_CODE
+    from pipeline import language
+    from pipeline.analysis import amounts, analyze, cues, detect, gazetteer, syntax, tag, tokenizer
+    from pipeline.analysis.analyze import ANALYSER_CODE
 
     # language.py decides which chain reads a text, analyze.py how a passage becomes a doc
     modules = (amounts, analyze, cues, detect, gazetteer, language, syntax, tag, tokenizer)
-    assert set(ANALYSER_CODE) == {Path(m.__file__).name for m in modules}
+    package = Path(language.__file__).parent
+    assert set(ANALYSER_CODE) == {Path(m.__file__).relative_to(package).as_posix() for m in modules}

@@ -7,7 +7,7 @@ import time
 import pytest
 import spacy
 
-from pipeline.tokenizer import FastTokenizer, default_abbreviations, use_fast_tokenizer
+from pipeline.analysis.tokenizer import FastTokenizer, default_abbreviations, use_fast_tokenizer
 
 
 @pytest.fixture(scope="module")

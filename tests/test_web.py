@@ -17,12 +17,10 @@ import pytest
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, XSS_IMG, XSS_SCRIPT, add_reviewers, seed_review_queue, story
 
-from pipeline import review
 from pipeline.config import load_config
-from pipeline.present import evidence_span
-from pipeline.store import Store
-from pipeline.store_registry import QueueQuery
-from pipeline.web import (
+from pipeline.review import decisions as review
+from pipeline.review.present import evidence_span
+from pipeline.review.web import (
     CSP,
     LOGIN_LIMIT,
     MAX_BODY_BYTES,
@@ -40,6 +38,8 @@ from pipeline.web import (
     run_server,
     running_server,
 )
+from pipeline.storage.registry_store import QueueQuery
+from pipeline.storage.store import Store
 
 
 @pytest.fixture
@@ -353,7 +353,7 @@ def test_serving_publicly_says_how_to_set_up_the_tls_proxy(db_path, monkeypatch,
         pass
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
-    with caplog.at_level("WARNING", logger="pipeline.web"):
+    with caplog.at_level("WARNING", logger="pipeline.review.web"):
         run_server(load_config(), db_path, host="127.0.0.1", port=1, allow_public=True)
     assert served and served[0]["proxy_headers"] is True
     assert "proxy_set_header Host $host;" in caplog.text and "HTTPS" in caplog.text

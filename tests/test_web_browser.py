@@ -21,8 +21,8 @@ from webfixtures import (
 )
 
 from pipeline.config import load_config
-from pipeline.store import Store
-from pipeline.web import create_app, running_server
+from pipeline.review.web import create_app, running_server
+from pipeline.storage.store import Store
 
 TIMEOUT_MS = 10_000
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from models.records import Article, Candidate, Entity
-from pipeline import accounts
-from pipeline.store import Store
+from pipeline.review import accounts
+from pipeline.storage.store import Store
 
 CHROMIUM = os.environ.get("DEALWATCH_CHROMIUM", "/usr/bin/chromium")
 # Debian's chromium, never a browser Playwright downloads; flags for a container without a

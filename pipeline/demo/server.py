@@ -15,7 +15,7 @@ headers) to the first N requests only, and then serves the file as if there were
 Every request is logged in `requests` (paths) and `log` (path, monotonic time, and the
 conditional headers If-None-Match / If-Modified-Since it carried).
 
-Run it by hand: python -m pipeline.siteserver DIR [--port N]   (prints the base URL)
+Run it by hand: python -m pipeline.demo.server DIR [--port N]   (prints the base URL)
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@ from pathlib import Path
 from models.config import Source
 from models.errors import DealwatchError
 from pipeline.config import Config, ConfigError
-from pipeline.lock import held_lock
+from pipeline.jobs.lock import held_lock
 
 logger = logging.getLogger(__name__)
 
 # The folder holding the `scrapers` package: the crawler runs from there so that a `scrapers`
 # folder in the caller's working directory cannot shadow ours (`python -m` puts the cwd first).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STDERR_TAIL_LINES = 20
 # <linux/prctl.h>: deliver a signal to this process when the thread that forked it ends.
 PR_SET_PDEATHSIG = 1

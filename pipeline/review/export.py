@@ -29,8 +29,8 @@ from urllib.error import HTTPError, URLError
 
 from models.errors import DealwatchError
 from pipeline.dates import retry_after_seconds
-from pipeline.present import country_name
-from pipeline.store import Store
+from pipeline.review.present import country_name
+from pipeline.storage.store import Store
 
 logger = logging.getLogger(__name__)
 

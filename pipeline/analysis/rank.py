@@ -28,18 +28,18 @@ from spacy.tokens import Doc
 
 from models.errors import DealwatchError
 from models.records import Candidate, passage_of
-from pipeline.detect import CANDIDATES_KEY
+from pipeline.analysis.detect import CANDIDATES_KEY
 
 if TYPE_CHECKING:  # the analyser loads spaCy models; ranking a stored candidate does not need it
-    from pipeline.analyze import AnalyzerLike
-    from pipeline.store import Store
+    from pipeline.analysis.analyze import AnalyzerLike
+    from pipeline.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "dealwatch-ranker"
 VERSION = 1  # of the file format
-SHIPPED_MODEL = "ranker.json"  # in pipeline.data
-GOLD_DIR = "gold"  # in pipeline.data: the project's own labelled passages
+SHIPPED_MODEL = "ranker.json"  # in pipeline.analysis.data
+GOLD_DIR = "gold"  # in pipeline.analysis.data: the project's own labelled passages
 RULE_SCORE = "rule_score"  # signals key of the detector's own score (never the ranker's)
 
 # Words weigh this much in all (their vector is L2-normalised, then scaled): with little data
@@ -272,7 +272,7 @@ def load(path: str | os.PathLike[str]) -> Ranker:
 
 def load_shipped() -> Ranker:
     """The model trained from the project's own labelled data (`make ranker`)."""
-    ref = resources.files("pipeline.data").joinpath(SHIPPED_MODEL)
+    ref = resources.files("pipeline.analysis.data").joinpath(SHIPPED_MODEL)
     try:
         text = ref.read_text(encoding="utf-8")
     except (OSError, FileNotFoundError) as exc:
@@ -362,7 +362,7 @@ def _summary(examples: Sequence[Example]) -> dict[str, Any]:
 
 def examples_from_gold(records: Sequence[Mapping[str, Any]], analyzer: AnalyzerLike,
                        source: str = "gold") -> list[Example]:
-    """Label the analyser's candidates on gold passages (eval format; pipeline.evaluate.load_gold).
+    """Label the analyser's candidates on gold passages (eval format; pipeline.analysis.evaluate.load_gold).
 
     In a `yes` passage a deal candidate naming a gold vendor is confirmed and any other is not;
     in a `no` passage none is; in an `aggregate` passage the aggregates are and the deals are not.
@@ -377,7 +377,7 @@ def examples_by_passage(records: Sequence[Mapping[str, Any]], analyzer: Analyzer
                         source: str = "gold") -> list[list[Example]]:
     """examples_from_gold, one list per record in order ([] for a passage left out): the
     passages are analysed together, and their gold names resolved once."""
-    from pipeline.evaluate import resolve_names  # the evaluation's own name matching
+    from pipeline.analysis.evaluate import resolve_names  # the evaluation's own name matching
 
     vendor_ids = resolve_names(analyzer, (v for r in records for v in r["vendors"]), "VENDOR")
     out: list[list[Example]] = []
@@ -423,14 +423,14 @@ def examples_from_reviews(store: Store) -> list[Example]:
 
 def shipped_gold() -> list[tuple[str, Path]]:
     """The project's own labelled files (name, path), shipped in the package."""
-    folder = resources.files("pipeline.data").joinpath(GOLD_DIR)
+    folder = resources.files("pipeline.analysis.data").joinpath(GOLD_DIR)
     return sorted((entry.name, Path(str(entry))) for entry in folder.iterdir()
                   if entry.name.endswith(".jsonl"))
 
 
 def in_sample(ranker: Ranker, examples: Sequence[Example], threshold: float) -> dict[str, Any]:
     """A quick look at the fit: accuracy and average precision on the training examples."""
-    from pipeline.evaluate import average_precision
+    from pipeline.analysis.evaluate import average_precision
 
     scores = [score_features(ranker, e.features, e.words) for e in examples]
     labels = [bool(e.label) for e in examples]

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from models.config import DedupSettings, ProcessSettings
 from models.records import Article, Candidate, Passage
+from pipeline.analysis.rank import Ranker, score_candidate
 from pipeline.dates import iso_day
-from pipeline.dedup import NearDuplicateIndex, signature
-from pipeline.extract import ExtractionError, extract_article
+from pipeline.ingest.dedup import NearDuplicateIndex, signature
+from pipeline.ingest.extract import ExtractionError, extract_article
 from pipeline.language import identify
-from pipeline.rank import Ranker, score_candidate
-from pipeline.store import Store, unsupported_reason
+from pipeline.storage.store import Store, unsupported_reason
 
 if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
-    from pipeline.analyze import Analysis, AnalyzerLike
+    from pipeline.analysis.analyze import Analysis, AnalyzerLike
 
 logger = logging.getLogger(__name__)
 

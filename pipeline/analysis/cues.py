@@ -3,7 +3,7 @@
 The `dealwatch_cues_v1` component writes every cue it finds into the span group
 `doc.spans[CUES_KEY]`, one span per match, labelled with its category: "T:verb" (a signature,
 an award), "stage:signed", "type:cloud", "neg" (a ban or lawsuit), "plan" (hopes, not deeds),
-and so on. The deal assembler (pipeline.detect) reads only these spans, so each category can be
+and so on. The deal assembler (pipeline.analysis.detect) reads only these spans, so each category can be
 tested here alone and shown in displaCy (`displacy.render(doc, style="span",
 options={"spans_key": CUES_KEY})`).
 
@@ -25,8 +25,8 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from models.config import Rules
+from pipeline.analysis.tag import phrase_docs
 from pipeline.config import Config, ConfigError, LanguagePack
-from pipeline.tag import phrase_docs
 
 CUES_KEY = "dealwatch_cues"  # span group: one span per cue, label = its category
 NEGATORS = ("not", "no", "never", "without", "n't", "nor", "neither")
@@ -61,7 +61,7 @@ def vocabularies(rules: Rules, negators: Iterable[str] = NEGATORS, inflect: bool
                  ) -> dict[str, list[str]]:
     """Category -> phrases, from the vocabularies of rules.toml (or a language's vocab.toml).
     With `inflect` English verb forms and plurals are generated; without, the phrases are
-    matched by their lemmas (pipeline.cues.CueMatcher) and listed as they are."""
+    matched by their lemmas (pipeline.analysis.cues.CueMatcher) and listed as they are."""
     t = rules.triggers
 
     def verbs(base: Iterable[str]) -> list[str]:

@@ -18,9 +18,9 @@ from typing import Any
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
-from pipeline.registry import file_confirmation, link_source, settle_deals, source_changed
-from pipeline.store import Store, utcnow
-from pipeline.store_registry import DEAL_FIELDS
+from pipeline.review.registry import file_confirmation, link_source, settle_deals, source_changed
+from pipeline.storage.registry_store import DEAL_FIELDS
+from pipeline.storage.store import Store, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from spacy.tokens import Doc, Span, Token
 
 from models.config import Grammar, Rules, Scoring, WatchlistEntry
 from models.records import Candidate
-from pipeline import syntax
-from pipeline.amounts import AMOUNTS_KEY, DATES_KEY, MODEL_YEAR, YEAR
-from pipeline.cues import CUES_KEY, NEGATOR
-from pipeline.gazetteer import POSSESSIVES, Gazetteer, load_gazetteer
-from pipeline.tag import COUNTERPARTS_KEY, PLACES_KEY
+from pipeline.analysis import syntax
+from pipeline.analysis.amounts import AMOUNTS_KEY, DATES_KEY, MODEL_YEAR, YEAR
+from pipeline.analysis.cues import CUES_KEY, NEGATOR
+from pipeline.analysis.gazetteer import POSSESSIVES, Gazetteer, load_gazetteer
+from pipeline.analysis.tag import COUNTERPARTS_KEY, PLACES_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def make_deal_detector(nlp: Language, name: str, rules: dict[str, Any],
 
 class DealDetector:
     """Holds the rules, the language's grammar and their word sets; calling it stores
-    candidates in doc.user_data (the cues it reads are pipeline.cues')."""
+    candidates in doc.user_data (the cues it reads are pipeline.analysis.cues')."""
 
     def __init__(self, rules: Rules, watchlist: Sequence[WatchlistEntry],
                  grammar: Grammar, gazetteer: Gazetteer | None = None) -> None:

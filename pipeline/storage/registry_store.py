@@ -1,6 +1,6 @@
 """The store's review and registry tables: reviewers, sessions, decisions, deals, exports, pushes.
 
-A mixin of `pipeline.store.Store`: the SQL for reviewing lives here so store.py stays readable.
+A mixin of `pipeline.storage.store.Store`: the SQL for reviewing lives here so store.py stays readable.
 Pure decisions (what a confirm does to the registry) live in pipeline/review.py and
 pipeline/registry.py; this module only reads and writes rows.
 """
@@ -359,7 +359,7 @@ class RegistryStore:
         if query.status is None:
             # Every status: one index walk per status, merged — one query over all statuses
             # would sort the whole table for every page.
-            from pipeline.store import CANDIDATE_STATUSES
+            from pipeline.storage.store import CANDIDATE_STATUSES
 
             merged = sorted((row for status in CANDIDATE_STATUSES
                              for row in self.queue_page(replace(query, status=status), limit,

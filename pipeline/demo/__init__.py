@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.config import SHIPPED_CONFIG_DIR
-from pipeline.siteserver import SiteServer, running
+from pipeline.demo.server import SiteServer, running
 
 logger = logging.getLogger(__name__)
 
-DEMO_SITE_DIR = Path(__file__).resolve().parent / "demo_site"
+DEMO_SITE_DIR = Path(__file__).resolve().parent / "site"
 # A fixed port keeps the demo's article URLs the same from one run to the next, so a second
 # `make demo` finds the articles it already has. Another free port is used when it is taken.
 DEMO_PORT = 8711

@@ -5,7 +5,7 @@ either a cue (a deal verb, a cancellation, a plan, a lost bid) or a public body,
 parse on the document's tokens as extension attributes: `token._.dw_dep` (the dependency label),
 `token._.dw_head` (the head's index in the document) and `token._.dw_tag`. Other sentences are
 never parsed: the parser is the costliest part of the model, and a sentence that names no vendor
-cannot hold a deal. The deal assembler (pipeline.detect) asks the helpers below who does what
+cannot hold a deal. The deal assembler (pipeline.analysis.detect) asks the helpers below who does what
 with whom, and falls back to its token-window rules where a sentence has no parse (the rule-only
 path, on machines without the model).
 """
@@ -19,8 +19,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
-from pipeline.cues import CUES_KEY
-from pipeline.tag import COUNTERPARTS_KEY
+from pipeline.analysis.cues import CUES_KEY
+from pipeline.analysis.tag import COUNTERPARTS_KEY
 
 # Cue categories that make a vendor's sentence worth parsing.
 PARSE_CUES = ("T:verb", "T:noun", "T:weak_verb", "approval", "cancel", "plan", "lose", "compare",

@@ -15,21 +15,24 @@ from spacy.tokens import Doc
 
 from models.errors import DealwatchError
 from models.records import Candidate, Entity, Passage
-from pipeline.amounts import add_amount_finder
-from pipeline.config import BASE_LANGUAGE, Config
-from pipeline.cues import add_cue_components
-from pipeline.detect import CANDIDATES_KEY, HEADLINE_KEY  # also registers the detector's spaCy factory
-from pipeline.gazetteer import EXTRA_DATA
-from pipeline.language import CONFIDENT, SAMPLE_CHARS, identify, normalise_language
-from pipeline.rank import (  # also registers the scorer's factory
+from pipeline.analysis.amounts import add_amount_finder
+from pipeline.analysis.cues import add_cue_components
+from pipeline.analysis.detect import (  # also registers the detector's spaCy factory
+    CANDIDATES_KEY,
+    HEADLINE_KEY,
+)
+from pipeline.analysis.gazetteer import EXTRA_DATA
+from pipeline.analysis.rank import (  # also registers the scorer's factory
     SHIPPED,
     Ranker,
     RankerError,
     attach_scorer,
     load_shipped,
 )
-from pipeline.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
-from pipeline.tag import build_tagger, find_model, model_version_name
+from pipeline.analysis.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
+from pipeline.analysis.tag import build_tagger, find_model, model_version_name
+from pipeline.config import BASE_LANGUAGE, Config
+from pipeline.language import CONFIDENT, SAMPLE_CHARS, identify, normalise_language
 from pipeline.text import clean_text
 
 logger = logging.getLogger(__name__)
@@ -37,8 +40,9 @@ logger = logging.getLogger(__name__)
 USE_MODEL_CHOICES = ("auto", "never", "required")
 # The code that decides what is found: the analyser version hashes it with the rules, so that a
 # change to either makes stored results stale (`dealwatch process --reanalyse`).
-ANALYSER_CODE = ("tag.py", "cues.py", "amounts.py", "syntax.py", "detect.py", "tokenizer.py",
-                 "gazetteer.py", "language.py", "analyze.py")
+ANALYSER_CODE = ("analysis/tag.py", "analysis/cues.py", "analysis/amounts.py", "analysis/syntax.py",
+                 "analysis/detect.py", "analysis/tokenizer.py", "analysis/gazetteer.py", "language.py",
+                 "analysis/analyze.py")  # under pipeline/
 
 
 class AnalyzerError(DealwatchError):
@@ -126,7 +130,7 @@ class Analyzer:
     def from_config(cls, config: Config, use_model: str = "auto",
                     ranker: Ranker | str | None = SHIPPED) -> Analyzer:
         """Build the pipeline: use_model is "auto" (the model when installed), "never" or "required";
-        ranker scores the candidates (pipeline.rank.attach_scorer; None: the rule score alone)."""
+        ranker scores the candidates (pipeline.analysis.rank.attach_scorer; None: the rule score alone)."""
         if use_model not in USE_MODEL_CHOICES:
             raise AnalyzerError(f"use_model must be one of {', '.join(USE_MODEL_CHOICES)}, "
                                 f"not {use_model!r}")
@@ -248,7 +252,7 @@ def build_chain(config: Config, lang: str, model: str | None, ranker: Ranker | N
         raise AnalyzerError(f"cannot load the spaCy model {model}: {exc}") from None
     add_cue_components(nlp, config, pack=pack)
     add_amount_finder(nlp, config, pack=pack)  # money and dates, after the cues
-    if model and english:  # the parser reads only candidate sentences (pipeline.syntax)
+    if model and english:  # the parser reads only candidate sentences (pipeline.analysis.syntax)
         nlp.add_pipe("dealwatch_syntax_v1", name="syntax", config={"model": model})
     nlp.add_pipe("dealwatch_deal_detector_v1", name="deal_detector", config={
         "rules": pack.rules.model_dump(mode="json"),
@@ -292,7 +296,7 @@ def _content_hash(config: Config) -> str:
     digest = hashlib.sha256()
     code = resources.files("pipeline")
     for name in ANALYSER_CODE:
-        digest.update(code.joinpath(name).read_bytes())
+        digest.update(code.joinpath(*name.split("/")).read_bytes())
     digest.update(json.dumps(config.rules.model_dump(mode="json"), sort_keys=True).encode())
     digest.update(json.dumps(config.grammar.model_dump(mode="json"), sort_keys=True).encode())
     for entry in config.watchlist:
@@ -307,5 +311,5 @@ def _content_hash(config: Config) -> str:
                                   [[p["label"], p["pattern"]] for p in pack.cue_patterns],
                                   pack.aliases, pack.demonyms, pack.cities],
                                  sort_keys=True).encode())
-    digest.update(resources.files("pipeline.data").joinpath(EXTRA_DATA).read_bytes())
+    digest.update(resources.files("pipeline.analysis.data").joinpath(EXTRA_DATA).read_bytes())
     return digest.hexdigest()[:8]

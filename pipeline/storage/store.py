@@ -20,8 +20,8 @@ from sqlite_utils import Database
 from models.config import Source
 from models.errors import DealwatchError
 from models.records import Article, Candidate, Entity, Page
-from pipeline.dedup import Signature, canonical_url
-from pipeline.store_registry import QueueQuery, RegistryStore, decode_row, utcnow
+from pipeline.ingest.dedup import Signature, canonical_url
+from pipeline.storage.registry_store import QueueQuery, RegistryStore, decode_row, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from trafilatura.utils import decode_file, load_html
 
 from models.errors import DealwatchError
 from models.records import Article, Passage
-from pipeline.dedup import canonical_url, registered_domain, text_hash
+from pipeline.ingest.dedup import canonical_url, registered_domain, text_hash
+from pipeline.ingest.metadata import PageMetadata, page_metadata
 from pipeline.language import identify
-from pipeline.metadata import PageMetadata, page_metadata
 from pipeline.text import clean_text
 
 logger = logging.getLogger(__name__)

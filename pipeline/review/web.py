@@ -38,11 +38,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
-from pipeline import accounts, present, registry, review
 from pipeline.config import Config
 from pipeline.language import normalise_language
-from pipeline.store import CANDIDATE_STATUSES, Store, StoreError, is_busy
-from pipeline.store_registry import QueueQuery
+from pipeline.review import accounts, present, registry
+from pipeline.review import decisions as review
+from pipeline.storage.registry_store import QueueQuery
+from pipeline.storage.store import CANDIDATE_STATUSES, Store, StoreError, is_busy
 
 logger = logging.getLogger(__name__)
 

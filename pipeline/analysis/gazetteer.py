@@ -76,7 +76,7 @@ def _bare(text: str) -> str:
 
 
 def _read_extra() -> dict[str, Any]:
-    source = resources.files("pipeline.data").joinpath(EXTRA_DATA)
+    source = resources.files("pipeline.analysis.data").joinpath(EXTRA_DATA)
     data: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
     return data
 

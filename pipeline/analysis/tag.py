@@ -20,8 +20,8 @@ from spacy.tokens import Doc, Span, Token
 from spacy.util import filter_spans, minibatch
 
 from models.config import NameWords, WatchlistEntry
-from pipeline.gazetteer import BLOCK_LABEL, POSSESSIVES, Gazetteer, load_gazetteer
-from pipeline.tokenizer import use_fast_tokenizer
+from pipeline.analysis.gazetteer import BLOCK_LABEL, POSSESSIVES, Gazetteer, load_gazetteer
+from pipeline.analysis.tokenizer import use_fast_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def build_tagger(watchlist: Sequence[WatchlistEntry], counterpart_rules: Mapping
     rule-only pipeline. `counterpart_rules` is rules.counterparts as a plain dict. `lang` picks
     spaCy's blank pipeline (its tokenizer) for a language other than English; `names` is its
     grammar's [names] (how public bodies are named) and `gazetteer` the arguments of
-    pipeline.gazetteer.load_gazetteer for its country names.
+    pipeline.analysis.gazetteer.load_gazetteer for its country names.
     """
     gazetteer_args = dict(gazetteer or {"lang": lang})
     nlp = spacy.load(model, exclude=list(MODEL_EXCLUDE)) if model else spacy.blank(lang)

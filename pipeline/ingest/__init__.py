@@ -1,0 +1,1 @@
+"""Ingest: launching the Scrapy crawl; extracting articles, their metadata, dates and duplicates."""

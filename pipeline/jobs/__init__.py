@@ -1,0 +1,1 @@
+"""Jobs: the work that ties the stages together (processing, the nightly run, the scheduler)."""

@@ -1,0 +1,1 @@
+"""Review: reviewers' decisions, the deal registry, export, accounts and the web app."""
