@@ -24,7 +24,7 @@ from twisted.internet.threads import deferToThread
 from w3lib.url import canonicalize_url
 
 from pipeline.dates import retry_after_seconds
-from pipeline.ingest.dedup import canonical_url
+from pipeline.urls import canonical_url
 from scrapers.failures import (
     AlreadyStored,
     OffsiteRedirect,

@@ -20,7 +20,7 @@ from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, 
 from pipeline.config import Config, load_config
 from pipeline.demo.server import Logged, SiteServer, serve
 from pipeline.ingest.crawl import PROJECT_ROOT, CrawlReport, crawl_command, run_crawl
-from pipeline.ingest.dedup import canonical_url
+from pipeline.urls import canonical_url
 
 LOCAL = ["127.0.0.1"]
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest.dedup import canonical_url, text_hash
+from pipeline.ingest.dedup import text_hash
 from pipeline.ingest.extract import extract_article, html_to_passage, html_to_text
+from pipeline.urls import canonical_url
 
 FIXTURES = Path(__file__).parent / "fixtures" / "extraction"
 PAGES = sorted(FIXTURES.glob("*.html"))

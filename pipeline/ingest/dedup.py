@@ -1,4 +1,4 @@
-"""Identity of articles: canonical URLs and text hashes, so that one story is stored once."""
+"""Identity of articles: text hashes and near-duplicate signatures, so that one story is stored once."""
 
 from __future__ import annotations
 
@@ -6,69 +6,19 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
 from models.config import DedupSettings
 
+# canonical_url moved to pipeline.urls (the crawl uses it too); named here for the callers that
+# still import it from dedup.
+from pipeline.urls import canonical_url as canonical_url
+
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
 
-# Query parameters that only track where a reader came from; they never change the article.
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "mc_cid", "mc_eid",
-    "ocid", "cmpid", "cmp", "ito", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname",
-    "ns_fee", "igshid", "share", "src", "ref", "ref_src", "ref_url", "smid", "sr_share",
-    "via", "spm", "s_cid", "_ga", "_gl", "amp",
-})
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "at_")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_AMP_PATH = re.compile(r"(/amp/?$|/amp(?=/)|\.amp(?=\.html?$|$)|/amp\.html$)", re.IGNORECASE)
 _WS = re.compile(r"\s+")
-
-
-def _is_tracking(name: str) -> bool:
-    lower = name.lower()
-    return lower in TRACKING_PARAMS or lower.startswith(TRACKING_PREFIXES)
-
-
-def canonical_url(url: str) -> str:
-    """One spelling per article URL.
-
-    Lower-cases scheme and host, folds http/https and `www.`/`amp.`/`m.` hosts together, drops
-    default ports, fragments, tracking parameters and AMP path variants, and sorts what is left
-    of the query. Two URLs with the same canonical form are the same article. A URL that does
-    not parse (a port out of range, a broken IPv6 host) stays as it is.
-    """
-    try:
-        return _canonical(url.strip())
-    except ValueError:
-        return url.strip()
-
-
-def _canonical(url: str) -> str:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        return url
-    host = (parts.hostname or "").lower().rstrip(".")
-    for prefix in ("www.", "amp.", "m."):
-        if host.startswith(prefix) and host.count(".") >= 2:
-            host = host[len(prefix):]
-            break
-    port = parts.port
-    if ":" in host:  # an IPv6 address keeps its brackets
-        host = f"[{host}]"
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    path = re.sub(r"/{2,}", "/", parts.path or "/")
-    path = _AMP_PATH.sub("", path) or "/"
-    if path != "/" and path.endswith("/"):
-        path = path.rstrip("/")
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not _is_tracking(k))
-    # http and https are one article: the canonical form always says https.
-    return urlunsplit(("https", netloc, path, urlencode(query), ""))
 
 
 def normalise_text(text: str) -> str:

@@ -23,9 +23,9 @@ from w3lib.url import safe_url_string
 from models.config import Source
 from models.records import Page, PageCheck
 from pipeline.dates import listed_datetime
-from pipeline.ingest.dedup import canonical_url
 from pipeline.ingest.health import SKIP_CODES
 from pipeline.storage.store import Store, sha256_hex
+from pipeline.urls import canonical_url
 from scrapers.budget import RunBudget
 from scrapers.failures import describe_failure
 from scrapers.middlewares import has_validators, requested_url
@@ -77,7 +77,7 @@ class LinkPolicy:
     `allow` pattern (when there are any) and no `deny` pattern, not be stored already (unless
     refetching), not be taken by this run already (by this source or, through the shared
     `claimed` set, another one), and fit within max_items. Stored and taken are judged on
-    canonical URLs (pipeline.ingest.dedup.canonical_url): tracking parameters, fragments, `www.`,
+    canonical URLs (pipeline.urls.canonical_url): tracking parameters, fragments, `www.`,
     http/https and AMP variants make no new article. Child sitemaps of an index only need
     the domain and date checks and fit within max_sitemaps. A link that makes no URL at all
     is a "bad_url", and only that link is lost. Where a followed link redirects to is checked
