@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-# Crawl error codes that are deliberate skips, not signs of a broken source.
-SKIP_CODES = frozenset({"robots", "not_html", "offsite"})
+from scrapers.failures import SKIP_CODES
 
 
 @dataclass

@@ -23,11 +23,10 @@ from w3lib.url import safe_url_string
 from models.config import Source
 from models.records import Page, PageCheck
 from pipeline.dates import listed_datetime
-from pipeline.ingest.health import SKIP_CODES
 from pipeline.storage.store import Store, sha256_hex
 from pipeline.urls import canonical_url
 from scrapers.budget import RunBudget
-from scrapers.failures import describe_failure
+from scrapers.failures import SKIP_CODES, describe_failure
 from scrapers.middlewares import has_validators, requested_url
 from scrapers.settings import source_settings
 from scrapers.spiders.documents import Listed, MalformedDocument, newest_first
