@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from models.records import Page
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 SENTENCE = "Kenya's ICT ministry signed a cloud deal with Huawei."
 PADDING = "\u200b\u200c\u200d\u2060\ufeff" * 4

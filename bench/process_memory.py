@@ -24,7 +24,7 @@ from pathlib import Path
 
 from models.records import Page
 from pipeline.demo import DEMO_SITE_DIR
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 WORDS = [
     "ministry", "network", "contract", "cloud", "regional", "officials", "said", "project", "data",
@@ -54,7 +54,7 @@ import resource, sys, time
 from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
 from pipeline.jobs.process import process_pages
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 analyzer = Analyzer.from_config(load_config(), use_model=sys.argv[2])
 started = time.perf_counter()
 with Store(sys.argv[1]) as store:

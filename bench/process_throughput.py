@@ -28,7 +28,7 @@ from pipeline.analysis.analyze import Analyzer
 from pipeline.analysis.tag import find_model
 from pipeline.config import load_config
 from pipeline.jobs.process import process_pages
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 REPO = Path(__file__).resolve().parent.parent
 

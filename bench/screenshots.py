@@ -24,7 +24,7 @@ from webfixtures import PASSWORD, add_reviewers, launch_chromium  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.review import decisions as review  # noqa: E402
 from pipeline.review.web import create_app, running_server  # noqa: E402
-from pipeline.storage.store import QueueFilter, Store  # noqa: E402
+from pipeline.storage import QueueQuery, Store  # noqa: E402
 
 
 def prepare(db: Path) -> int:
@@ -34,7 +34,7 @@ def prepare(db: Path) -> int:
     with Store(db) as store:
         if store.user("amina") is None:
             add_reviewers(store, "amina", "tomas")
-        rows = store.queue(QueueFilter(status="pending", limit=None))
+        rows = store.queue(QueueQuery(status="pending", limit=None))
         syndicated = next(r for r in rows if len(r["copies"]) > 1)
         others = [r for r in rows if r["id"] != syndicated["id"]]
         if not store.reviews_of(others[0]["id"]):

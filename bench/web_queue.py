@@ -11,8 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.storage.registry_store import QueueQuery
-from pipeline.storage.store import Store
+from pipeline.storage import QueueQuery, Store
 
 VENDORS = ["huawei", "zte", "hikvision", "dahua", "china-mobile", "inspur"]
 COUNTRIES = ["KE", "UG", "EG", "ZA", "NG", "PK", "RS", "EC", "BO", "ID", "MY", "LA"]

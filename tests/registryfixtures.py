@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.records import Article, Candidate
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 def story(store: Store, sentence: str, *, published: str | None = "2025-01-10",

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from models.records import Article, Candidate
 from pipeline.cli import main
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 
 from models.config import Source
 from models.records import Page, PageCheck
-from pipeline.storage.store import sha256_hex
+from pipeline.storage import sha256_hex
 from scrapers import middlewares
 from scrapers.budget import BudgetExhausted, RunBudget
 from scrapers.failures import REFUSED_HOSTS, OffsiteRedirect
@@ -196,7 +196,7 @@ def test_a_failed_entry_fetch_keeps_the_good_copy() -> None:
 
 
 def test_conditional_get_middleware_sends_stored_validators(tmp_path) -> None:
-    from pipeline.storage.store import Store
+    from pipeline.storage import Store
 
     with Store(tmp_path / "d.db") as store:
         store.sync_sources([source()])

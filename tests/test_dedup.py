@@ -16,7 +16,7 @@ from pipeline.demo import DEMO_SITE_DIR
 from pipeline.ingest.dedup import NearDuplicateIndex, resemblance, signature
 from pipeline.ingest.extract import extract_article
 from pipeline.jobs.process import process_pages
-from pipeline.storage.store import QueueFilter, Store
+from pipeline.storage import QueueQuery, Store
 
 EXPECTED = json.loads((DEMO_SITE_DIR / "_expected.json").read_text(encoding="utf-8"))
 STORIES = [e for e in EXPECTED if e["kind"] != "not_article"]
@@ -121,7 +121,7 @@ def test_syndicated_story_is_one_queue_entry_with_both_copies(db_path, analyzer)
         clusters = _cluster_ids(store)
         assert clusters[PAIR[0]] == clusters[PAIR[1]]
         assert len(set(clusters.values())) == len(STORIES) - 1
-        rows = [r for r in store.queue(QueueFilter(limit=None)) if r["country"] == "KE"
+        rows = [r for r in store.queue(QueueQuery(limit=None)) if r["country"] == "KE"
                 and "huawei" in r["vendors"] and r["kind"] == "deal"]
         assert len(rows) == 1
         copies = {re.sub(r"^https?://[^/]+", "", c["url"]) for c in rows[0]["copies"]}

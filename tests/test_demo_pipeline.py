@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.demo import DEMO_SITE_DIR
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 def _expected() -> list[dict]:

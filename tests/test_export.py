@@ -27,7 +27,7 @@ from pipeline.review.export import (
     to_csv,
 )
 from pipeline.review.registry import merge_deals
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 DESIGN_FIELDS = [
     "deal_id", "vendor", "vendors", "country", "country_name", "counterpart", "counterpart_type",

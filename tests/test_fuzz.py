@@ -31,7 +31,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.ingest.extract import ExtractionError, extract_article
 from pipeline.jobs.process import process_pages
 from pipeline.jsonl import MAX_DEPTH, JsonLineError, json_lines, parse_json_line
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 from pipeline.text import clean_text
 from scrapers.spiders.documents import MalformedDocument, parse_atom, parse_rss, parse_sitemap
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.ingest.health import flags
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 def _run(run_id: int, crawl: dict, process: dict | None = None, attention: dict | None = None) -> dict:

@@ -14,7 +14,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.ingest.extract import extract_article
 from pipeline.jobs.process import process_pages
 from pipeline.jsonl import json_lines, read_jsonl
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 from pipeline.text import clean_text
 
 SENTENCE = "Kenya's ICT ministry signed a cloud deal with Huawei."

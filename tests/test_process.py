@@ -9,7 +9,7 @@ from models.records import Page
 from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
 from pipeline.jobs.process import process_pages
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 def _page(n: int, extra: str = "") -> Page:

@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.review.decisions import decide
 from pipeline.review.export import ExportError, push_deals
 from pipeline.review.registry import merge_deals
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 @dataclass

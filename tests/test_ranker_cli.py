@@ -16,7 +16,7 @@ from pipeline.analysis.evaluate import load_gold
 from pipeline.cli import main
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 from pipeline.review.decisions import decide
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 DEAL = "Kenya's Ministry of ICT signed a $48 million contract with Huawei to build a government cloud data centre."
 

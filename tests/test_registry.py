@@ -9,7 +9,7 @@ from registryfixtures import kenya_cloud, story
 from pipeline.review.decisions import ConflictError, decide, undo
 from pipeline.review.export import registry_records
 from pipeline.review.registry import RegistryError, merge_deals, split_deal, suggest_deals
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 @pytest.fixture

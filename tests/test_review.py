@@ -7,7 +7,7 @@ import pytest
 from models.records import Article, Candidate
 from pipeline.review import decisions as review
 from pipeline.review.decisions import ConflictError, ReviewError
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 def _seed(store: Store, n: int = 1, cluster: int | None = None, **fields) -> int:

@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.jobs.lock import RunLock
 from pipeline.review.accounts import authenticate
 from pipeline.review.decisions import history
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from models.config import ScheduleSettings
 from pipeline.cli import main
 from pipeline.jobs.lock import RunLock, RunLockedError
 from pipeline.jobs.schedule import JOB_ID, NightlyScheduler, missed_run, run_command, trigger_for
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 NIGHTLY = ScheduleSettings(cron="30 2 * * *", timezone="UTC", catch_up_grace_hours=6)
 

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from models.config import CrawlSettings, Source
 from models.records import Page
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 from pipeline.urls import canonical_url
 from scrapers.middlewares import PrivateNetworkMiddleware, PrivateNetworkRefused, is_public_address
 from scrapers.pipelines import StorePipeline

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from models.records import Article, Candidate, Entity, Page
-from pipeline.storage.store import MIGRATIONS, QueueFilter, Store, StoreError
+from pipeline.storage import MIGRATIONS, QueueQuery, Store, StoreError
 
 
 def _candidate(sentence: str = "Huawei signed a cloud deal with the Kenyan ICT ministry.",
@@ -87,16 +87,16 @@ def test_reviewed_candidates_survive_reanalysis(db_path) -> None:
     with Store(db_path) as store:
         article_id = store.save_article(None, None, _article())
         store.save_analysis(article_id, [], [_candidate(), _candidate("Another sentence.", 0.4)], "v1")
-        confirmed = store.queue(QueueFilter(limit=None))[0]
+        confirmed = store.queue(QueueQuery(limit=None))[0]
         store.db.execute("UPDATE candidates SET status = 'confirmed' WHERE id = ?", [confirmed["id"]])
         # new rules find neither sentence: the pending one goes, the confirmed one stays
         outcome = store.save_analysis(article_id, [], [], "v2")
         assert outcome["candidates_removed"] == 1
-        left = store.queue(QueueFilter(status=None, limit=None))
+        left = store.queue(QueueQuery(status=None, limit=None))
         assert [(r["id"], r["status"]) for r in left] == [(confirmed["id"], "confirmed")]
         # found again with another score: the confirmed record is not rewritten
         store.save_analysis(article_id, [], [_candidate(score=0.1)], "v3")
-        assert store.queue(QueueFilter(status="confirmed"))[0]["score"] == 0.9
+        assert store.queue(QueueQuery(status="confirmed"))[0]["score"] == 0.9
 
 
 def test_reviews_table_is_append_only(db_path) -> None:
@@ -120,8 +120,8 @@ def test_queue_orders_by_score_and_filters(db_path) -> None:
         rows = store.queue()
         assert [r["score"] for r in rows] == [0.8, 0.3]
         assert rows[0]["url"] == "http://news.test/a2"
-        assert [r["kind"] for r in store.queue(QueueFilter(kind="deal"))] == ["deal"]
-        assert store.queue(QueueFilter(status="confirmed")) == []
+        assert [r["kind"] for r in store.queue(QueueQuery(kind="deal"))] == ["deal"]
+        assert store.queue(QueueQuery(status="confirmed")) == []
 
 
 def test_article_full_text_search(db_path) -> None:

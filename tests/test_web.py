@@ -38,8 +38,7 @@ from pipeline.review.web import (
     run_server,
     running_server,
 )
-from pipeline.storage.registry_store import QueueQuery
-from pipeline.storage.store import Store
+from pipeline.storage import QueueQuery, Store
 
 
 @pytest.fixture

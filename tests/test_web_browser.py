@@ -22,7 +22,7 @@ from webfixtures import (
 
 from pipeline.config import load_config
 from pipeline.review.web import create_app, running_server
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 TIMEOUT_MS = 10_000
 

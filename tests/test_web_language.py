@@ -9,7 +9,7 @@ from test_web import CSP, audit, reviewer, web  # noqa: F401  (web is a fixture)
 from webfixtures import XSS_SCRIPT, story
 
 from pipeline.review.web import parse_queue_query, queue_params
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 ES = ("El Ministerio de Telecomunicaciones de Ecuador firmó un contrato con Huawei para un "
       "centro de datos del gobierno.")

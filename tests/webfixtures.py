@@ -10,7 +10,7 @@ from typing import Any
 
 from models.records import Article, Candidate, Entity
 from pipeline.review import accounts
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 CHROMIUM = os.environ.get("DEALWATCH_CHROMIUM", "/usr/bin/chromium")
 # Debian's chromium, never a browser Playwright downloads; flags for a container without a

@@ -32,7 +32,7 @@ from pipeline.analysis.detect import CANDIDATES_KEY
 
 if TYPE_CHECKING:  # the analyser loads spaCy models; ranking a stored candidate does not need it
     from pipeline.analysis.analyze import AnalyzerLike
-    from pipeline.storage.store import Store
+    from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
 

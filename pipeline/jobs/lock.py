@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from models.errors import DealwatchError
-from pipeline.storage.registry_store import utcnow
+from pipeline.storage import utcnow
 
 logger = logging.getLogger(__name__)
 

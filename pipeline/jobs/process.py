@@ -12,10 +12,10 @@ from models.config import DedupSettings, ProcessSettings
 from models.records import Article, Candidate, Passage
 from pipeline.analysis.rank import Ranker, score_candidate
 from pipeline.dates import iso_day
-from pipeline.ingest.dedup import NearDuplicateIndex, signature
+from pipeline.ingest.dedup import NearDuplicateIndex, Signature, signature
 from pipeline.ingest.extract import ExtractionError, extract_article
 from pipeline.language import identify
-from pipeline.storage.store import Store, unsupported_reason
+from pipeline.storage import Store, unsupported_reason
 
 if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
     from pipeline.analysis.analyze import Analysis, AnalyzerLike
@@ -163,9 +163,9 @@ class PageProcessor:
         if self._index is None:
             d = self.dedup
             self._index = NearDuplicateIndex(d.num_perm, d.jaccard, d.containment)
-            for article_id, cluster_id, sig in self.store.recent_signatures(d.window_days,
-                                                                           d.num_perm):
-                self._index.add(article_id, sig, cluster_id)
+            for article_id, cluster_id, blob, shingles in self.store.recent_signatures(
+                    d.window_days, d.num_perm):
+                self._index.add(article_id, Signature.from_bytes(blob, shingles), cluster_id)
         return self._index
 
     def _cluster(self, article_id: int, text: str, source_id: str | None) -> None:
@@ -173,7 +173,7 @@ class PageProcessor:
         # the part that is analysed: a near-duplicate of it is a copy of the same story
         sig = signature(text[:self.max_text_chars], d.num_perm, d.shingle_words)
         cluster_id, merged = self.index.assign(article_id, sig)
-        self.store.save_signature(article_id, sig, d.num_perm)
+        self.store.save_signature(article_id, sig.to_bytes(), sig.shingles, d.num_perm)
         self.store.set_cluster(article_id, cluster_id, merged)
         if cluster_id != article_id:
             self.report.count("near_duplicates", source_id)

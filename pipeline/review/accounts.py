@@ -11,7 +11,7 @@ import secrets
 import sqlite3
 
 from models.errors import DealwatchError
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 # scrypt cost: 2**15 × 8 × 1 takes ~50 ms and 32 MiB here — slow for guessing, fine for a login.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1

@@ -19,8 +19,7 @@ from typing import Any
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
 from pipeline.review.registry import file_confirmation, link_source, settle_deals, source_changed
-from pipeline.storage.registry_store import DEAL_FIELDS
-from pipeline.storage.store import Store, utcnow
+from pipeline.storage import DEAL_FIELDS, Store, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from urllib.error import HTTPError, URLError
 from models.errors import DealwatchError
 from pipeline.dates import retry_after_seconds
 from pipeline.review.present import country_name
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.errors import DealwatchError
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,208 @@
+"""Candidates: the review queue's reads, one candidate and its copies, scores and rankers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from models.records import Candidate
+from pipeline.storage.database import (
+    CANDIDATE_STATUSES,
+    Database,
+    candidate_from_row,
+    decode_row,
+    dump_json,
+    dump_value,
+    utcnow,
+)
+from pipeline.storage.queue import QueueQuery, queue_where
+
+
+class Candidates:
+    """The candidates table as reviewing and ranking read and write it."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self.db = database.db
+
+    def queue(self, query: QueueQuery | None = None) -> list[dict[str, Any]]:
+        """Candidates, best first; the copies of a syndicated story (one near-duplicate cluster)
+        show as one entry carrying every copy in `copies`. Pages through `queue_page`."""
+        query = query or QueueQuery()
+        page_size = query.limit or 500
+        rows: list[dict[str, Any]] = []
+        after: tuple[float, int] | None = None
+        while True:
+            page = self.queue_page(query, page_size, after)
+            rows += page
+            if query.limit or len(page) < page_size:
+                break
+            after = (page[-1]["score"], page[-1]["id"])
+        return self.attach_copies(rows)
+
+    def queue_page(self, query: QueueQuery, limit: int, after: tuple[float, int] | None = None,
+                   before: tuple[float, int] | None = None) -> list[dict[str, Any]]:
+        """One page of the review queue, best first: queue entries after (or before) a
+        (score, id) cursor. Copies of one story (cluster_group) show as their best one."""
+        if query.status is None:
+            # Every status: one index walk per status, merged — one query over all statuses
+            # would sort the whole table for every page.
+            merged = sorted((row for status in CANDIDATE_STATUSES
+                             for row in self.queue_page(replace(query, status=status), limit,
+                                                        after, before)),
+                            key=lambda row: (-row["score"], row["id"]))
+            return merged[-limit:] if before is not None and after is None else merged[:limit]
+        where, params = queue_where(query, "c", "a")
+        lead_where, lead_params = queue_where(query, "c2", "a2")
+        order = "c.score DESC, c.id"
+        if after is not None:
+            where.append("c.score <= ? AND (c.score < ? OR c.id > ?)")
+            params += [after[0], after[0], after[1]]
+        elif before is not None:
+            where.append("c.score >= ? AND (c.score > ? OR c.id < ?)")
+            params += [before[0], before[0], before[1]]
+            order = "c.score ASC, c.id DESC"
+        sql = (
+            "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.source_id, "
+            "a.language, a.cluster_id FROM candidates c JOIN articles a ON a.id = c.article_id "
+            "WHERE " + " AND ".join([*where, "1"]) +
+            " AND NOT EXISTS (SELECT 1 FROM articles a2 JOIN candidates c2 ON c2.article_id = a2.id"
+            " WHERE a2.cluster_id = a.cluster_id AND c2.kind = c.kind"
+            " AND COALESCE(c2.vendor, '') = COALESCE(c.vendor, '')"
+            " AND COALESCE(c2.country, '') = COALESCE(c.country, '') AND c2.status = c.status"
+            " AND (c2.score > c.score OR (c2.score = c.score AND c2.id < c.id))"
+            + "".join(f" AND {w}" for w in lead_where) +
+            f") ORDER BY {order} LIMIT ?")
+        rows = [decode_row(r) for r in self.db.query(sql, [*params, *lead_params, int(limit)])]
+        return rows[::-1] if before is not None and after is None else rows
+
+    def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """Every copy of each cluster's story: its articles and the pages that repeated one of
+        them word for word, oldest first."""
+        ids = sorted(set(cluster_ids))
+        out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
+        if not ids:
+            return out
+        marks = ", ".join("?" for _ in ids)
+        rows = self.db.query(
+            f"""SELECT a.cluster_id, a.id AS article_id, a.url, a.site, a.title, a.published,
+                       'article' AS copy
+                FROM articles a WHERE a.cluster_id IN ({marks})
+                UNION ALL
+                SELECT a.cluster_id, a.id, COALESCE(p.final_url, p.url), NULL, NULL, NULL,
+                       'exact duplicate'
+                FROM pages p JOIN articles a ON a.id = p.article_id
+                WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks})
+                ORDER BY 1, 2, 7""", [*ids, *ids])
+        for row in rows:
+            out[row.pop("cluster_id")].append(row)
+        return out
+
+    def attach_copies(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows (queue entries, candidates), each given `copies`: every copy of its story,
+        none without a cluster. Changed in place."""
+        copies = self.cluster_copies(r["cluster_id"] for r in rows if r.get("cluster_id"))
+        for row in rows:
+            row["copies"] = copies.get(row["cluster_id"], []) if row.get("cluster_id") else []
+        return rows
+
+    def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
+        """Candidates per status under the queue's filters (all but the status filter)."""
+        where, params = queue_where(replace(query, status=None), "c", "a")
+        on_article = query.source or query.language or query.date_from or query.date_to
+        join = " JOIN articles a ON a.id = c.article_id" if on_article else ""
+        rows = self.db.execute(
+            f"SELECT c.status, COUNT(*) FROM candidates c{join}"
+            + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY c.status",
+            params).fetchall()
+        return {status: int(n) for status, n in rows}
+
+    def count_hidden(self) -> int:
+        """Pending candidates below the queue threshold: kept, but out of the default view."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM candidates WHERE status = 'pending' AND queued = 0").fetchone()[0])
+
+    def candidate(self, candidate_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query(
+            "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.author, "
+            "a.language, a.language_declared, a.language_source, a.cluster_id, a.extracted_at, "
+            "a.text AS article_text "
+            "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
+            [candidate_id]))
+        return decode_row(rows[0]) if rows else None
+
+    def cluster_group(self, candidate: dict[str, Any]) -> list[dict[str, Any]]:
+        """The candidate and its copies: same near-duplicate cluster, kind, vendor and country,
+        with the same status — the queue shows them as one, and they are decided as one."""
+        rows = self.db.query(
+            "SELECT c.id, c.version, c.status FROM candidates c "
+            "JOIN articles a ON a.id = c.article_id "
+            "WHERE a.cluster_id IS ? AND c.kind = ? AND COALESCE(c.vendor, '') = ? "
+            "AND COALESCE(c.country, '') = ? AND c.status = ? ORDER BY c.id",
+            [candidate["cluster_id"], candidate["kind"], candidate["vendor"] or "",
+             candidate["country"] or "", candidate["status"]])
+        return list(rows)
+
+    def set_candidate(self, candidate_id: int, expected_version: int,
+                      values: dict[str, Any]) -> bool:
+        """Write fields of a candidate if nobody changed it since `expected_version`; the version
+        goes up by one. False when someone else got there first."""
+        cols = ", ".join(f"{name} = ?" for name in values)
+        cur = self.db.execute(
+            f"UPDATE candidates SET {cols}, version = version + 1, updated_at = ? "
+            "WHERE id = ? AND version = ?",
+            [*(dump_value(v) for v in values.values()), utcnow(), candidate_id, expected_version])
+        return cur.rowcount == 1
+
+    def candidate_countries(self) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT country FROM candidates WHERE country IS NOT NULL ORDER BY country")]
+
+    def candidate_languages(self) -> list[str]:
+        """The languages of the articles that gave candidates."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT a.language FROM articles a WHERE a.language IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM candidates c WHERE c.article_id = a.id) ORDER BY 1")]
+
+    def stored_candidates(self, batch_size: int = 500) -> Iterator[tuple[int, Candidate]]:
+        """Every stored candidate as a record (id order, read in batches: memory stays flat)."""
+        last = 0
+        while True:
+            rows = [decode_row(r) for r in self.db.query(
+                "SELECT * FROM candidates WHERE id > ? ORDER BY id LIMIT ?", [last, batch_size])]
+            if not rows:
+                return
+            for row in rows:
+                yield int(row["id"]), candidate_from_row(row)
+            last = int(rows[-1]["id"])
+
+    def decided_candidates(self) -> Iterator[tuple[Candidate, str, str | None]]:
+        """Confirmed and rejected candidates as reviewers left them: (candidate, status, reason)."""
+        for row in self.db.query("SELECT * FROM candidates WHERE status IN ('confirmed', 'rejected') "
+                                 "ORDER BY id"):
+            row = decode_row(row)
+            yield candidate_from_row(row), row["status"], row.get("reason")
+
+    def set_scores(self, scores: Iterable[tuple[int, Candidate]]) -> int:
+        """Store new scores, reasons, queued flags and signals; how many candidates changed.
+        A score is no reviewer's edit: the candidate's version stays as it is."""
+        changed = 0
+        for candidate_id, cand in scores:
+            values = [round(cand.score, 4), dump_json(cand.reasons), int(cand.queued),
+                      dump_json(cand.signals)]
+            changed += self.db.execute(
+                "UPDATE candidates SET score = ?, reasons = ?, queued = ?, signals = ? "
+                "WHERE id = ? AND NOT (score = ? AND reasons = ? AND queued = ? AND signals IS ?)",
+                [*values, candidate_id, *values]).rowcount
+        return changed
+
+    def record_ranker(self, path: str, summary: dict[str, Any]) -> int:
+        """Note a model trained for this database: the newest is `process`'s default ranker."""
+        cur = self.db.execute("INSERT INTO rankers (path, created_at, summary) VALUES (?, ?, ?)",
+                              [path, utcnow(), dump_json(summary)])
+        return int(cur.lastrowid or 0)
+
+    def newest_ranker(self) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM rankers ORDER BY id DESC LIMIT 1"))
+        return rows[0] if rows else None

@@ -1,0 +1,235 @@
+"""The database: one SQLite file through sqlite-utils, its connection, migrations and transactions.
+
+Every repository (pages, articles, candidates, reviews, registry, accounts, runs) works over one
+Database; the helpers here are how they all write JSON columns, times and hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database as SqliteDatabase
+
+from models.errors import DealwatchError
+from models.records import Candidate
+from pipeline.storage.schema import MIGRATIONS
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_STATUSES = ("pending", "confirmed", "rejected", "deferred")
+DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
+               "deal_types", "stage", "value", "currency", "year")
+JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources",
+                "urls", "previous", "reasons")
+TABLES = ("sources", "runs", "pages", "articles", "entities", "candidates", "reviews", "deals",
+          "exports")
+
+
+class StoreError(DealwatchError):
+    """The database cannot be opened, migrated or written."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A statement that waited out the busy timeout while another process was writing."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc))
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sha256_hex(data: bytes | str) -> str:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def compress(body: bytes) -> bytes:
+    return zlib.compress(body, 6)
+
+
+def decompress(blob: bytes | None) -> bytes:
+    return zlib.decompress(blob) if blob else b""
+
+
+def dump_json(value: Any) -> str:
+    """A value as the text of a JSON column (stable key order, so equal values compare equal)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def dump_value(value: Any) -> Any:
+    """A value as a column takes it: lists and dicts as JSON text, the rest as they are."""
+    return dump_json(value) if isinstance(value, list | dict) else value
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn the JSON text columns of a row back into lists and dicts."""
+    for name in JSON_COLUMNS:
+        if isinstance(row.get(name), str):
+            with contextlib.suppress(json.JSONDecodeError):
+                row[name] = json.loads(row[name])
+    if isinstance(row.get("queued"), int):
+        row["queued"] = bool(row["queued"])
+    return row
+
+
+def unsupported_reason(language: str | None) -> str:
+    """The verdict on the pages of an article in a language dealwatch has no patterns for."""
+    return f"unsupported language: {language or 'unknown'}"
+
+
+def candidate_key(article_id: int, cand: Candidate) -> str:
+    """Identity of a candidate across re-processing: same article, kind, vendor and evidence."""
+    basis = "\x1f".join([str(article_id), cand.kind, cand.vendor or "", " ".join(cand.sentence.split())])
+    return sha256_hex(basis)[:32]
+
+
+def candidate_from_row(row: dict[str, Any]) -> Candidate:
+    """A stored candidate row (JSON columns decoded) as the record the stages take."""
+    fields: dict[str, Any] = {name: row.get(name) for name in Candidate.__dataclass_fields__}
+    for name in ("vendors", "deal_types", "reasons"):
+        fields[name] = fields[name] if isinstance(fields[name], list) else []
+    fields["signals"] = fields["signals"] if isinstance(fields["signals"], dict) else {}
+    fields["stage"] = fields["stage"] or "unknown"
+    fields["queued"] = bool(row.get("queued", 1))
+    return Candidate(**fields)
+
+
+class Database:
+    """A dealwatch database file. Opening it applies any pending migrations."""
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit: every statement outside `transaction()` is durable on its own, and
+            # transactions are explicit (BEGIN … COMMIT), never opened behind our back.
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000,
+                                   isolation_level=None)
+            self.db = SqliteDatabase(conn)
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open database: {exc}") from None
+        self._savepoints = itertools.count(1)
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema --
+
+    def schema_version(self) -> int:
+        if "schema_migrations" not in self.db.table_names():
+            return 0
+        row = self.db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self) -> list[tuple[int, str]]:
+        """Apply every migration newer than the database, each in its own transaction."""
+        applied: list[tuple[int, str]] = []
+        try:
+            if "schema_migrations" not in self.db.table_names():
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+            current = self.schema_version()
+            for version, name, step in MIGRATIONS:
+                if version <= current:
+                    continue
+                with self.db.atomic():
+                    step(self.db)
+                    self.db.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        [version, name, utcnow()],
+                    )
+                logger.info("applied migration %d: %s", version, name)
+                applied.append((version, name))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot migrate database: {exc}") from None
+        latest = MIGRATIONS[-1][0]
+        if self.schema_version() > latest:
+            raise StoreError(
+                f"{self.path}: database schema {self.schema_version()} is newer than this "
+                f"dealwatch ({latest}); upgrade dealwatch"
+            )
+        return applied
+
+    # -- transactions --
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction (a savepoint when nested): all of it is written, or none of it.
+
+        The outermost one begins IMMEDIATE: it takes the write lock up front, so two writers
+        (two reviewers, or a reviewer and the nightly run) queue on the busy timeout instead of
+        one failing half way with "database is locked" when it upgrades a read lock.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            name = f"sp{next(self._savepoints)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: the database is busy ({exc}): another process has "
+                             "been writing for longer than the busy timeout; try again") from None
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A consistent read of several queries, without taking the write lock (WAL readers
+        never wait for writers)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    # -- sizes --
+
+    def count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per main table, and candidates per review status."""
+        out = {table: self.count(table) for table in TABLES}
+        for status in CANDIDATE_STATUSES:
+            out[f"candidates_{status}"] = int(self.db.execute(
+                "SELECT COUNT(*) FROM candidates WHERE status = ?", [status]).fetchone()[0])
+        return out

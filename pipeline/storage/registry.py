@@ -1,0 +1,181 @@
+"""The registry: deals, their sources and stage history, exports and pushes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pipeline.storage.database import DEAL_FIELDS, Database, decode_row, dump_value, utcnow
+
+
+class Registry:
+    """The deals, deal_sources, deal_stages, exports and deal_pushes tables."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self.db = database.db
+
+    def deal(self, deal_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM deals WHERE id = ?", [deal_id]))
+        return decode_row(rows[0]) if rows else None
+
+    def deals(self, include_merged: bool = False, since: str | None = None
+              ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if not include_merged:
+            where.append("merged_into IS NULL")
+        if since:
+            where.append("updated_at >= ?")
+            params.append(since)
+        sql = "SELECT * FROM deals" + (" WHERE " + " AND ".join(where) if where else "")
+        return [decode_row(r) for r in self.db.query(sql + " ORDER BY id", params)]
+
+    def deals_like(self, vendors: Iterable[str], country: str | None) -> list[dict[str, Any]]:
+        """Live deals of any of these vendors in this country: where a confirmation may belong."""
+        vendors = [v for v in vendors if v]
+        if not vendors:
+            return []
+        marks = ", ".join("?" for _ in vendors)
+        rows = self.db.query(
+            "SELECT DISTINCT d.* FROM deals d, json_each(d.vendors) v "
+            f"WHERE d.merged_into IS NULL AND v.value IN ({marks}) AND d.country IS ? "
+            "ORDER BY d.id", [*vendors, country])
+        return [decode_row(r) for r in rows]
+
+    def insert_deal(self, fields: Mapping[str, Any], confirmed_by: str, batch: str | None,
+                    notes: str | None = None) -> int:
+        """A new deal with the DEAL_FIELDS of `fields` (a confirmed candidate's, say)."""
+        now = utcnow()
+        row = {name: dump_value(fields.get(name)) for name in DEAL_FIELDS}
+        deal_id = int(self.db.execute(
+            "UPDATE deal_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
+        row.update(id=deal_id, deal_id=f"dw-{deal_id:06d}", confirmed_by=confirmed_by,
+                   confirmed_at=now, notes=notes, created_at=now, updated_at=now,
+                   created_by_batch=batch)
+        cols = list(row)
+        self.db.execute(
+            f"INSERT INTO deals ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [row[c] for c in cols])
+        return deal_id
+
+    def update_deal(self, deal_id: int, fields: dict[str, Any], touch: bool = False) -> None:
+        """Change a deal; every change is a new version (what export --since and push go by).
+        With touch, a new version even without field changes (its sources or stages changed)."""
+        if not fields and not touch:
+            return
+        cols = "".join(f"{name} = ?, " for name in fields)
+        self.db.execute(
+            f"UPDATE deals SET {cols}version = version + 1, updated_at = ? WHERE id = ?",
+            [*(dump_value(v) for v in fields.values()), utcnow(), deal_id])
+
+    def delete_deal(self, deal_id: int) -> None:
+        self.db.execute("DELETE FROM deal_stages WHERE deal_id = ?", [deal_id])
+        self.db.execute("DELETE FROM deal_sources WHERE deal_id = ?", [deal_id])
+        self.db.execute("DELETE FROM deal_pushes WHERE deal_id = ?", [deal_id])
+        self.db.execute("UPDATE candidates SET deal_id = NULL WHERE deal_id = ?", [deal_id])
+        self.db.execute("DELETE FROM deals WHERE id = ?", [deal_id])
+
+    def add_deal_source(self, deal_id: int, candidate_id: int, batch: str | None) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO deal_sources (deal_id, candidate_id, article_id, url, title, "
+            "published, sentence, added_at, batch) "
+            "SELECT ?, c.id, a.id, a.url, a.title, a.published, c.sentence, ?, ? "
+            "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
+            [deal_id, utcnow(), batch, candidate_id])
+        self.db.execute("UPDATE candidates SET deal_id = ? WHERE id = ?", [deal_id, candidate_id])
+
+    def move_deal_sources(self, from_deal: int, to_deal: int,
+                          candidate_ids: Iterable[int] | None = None) -> int:
+        sql, params = "UPDATE OR IGNORE deal_sources SET deal_id = ? WHERE deal_id = ?", [to_deal, from_deal]
+        ids = list(candidate_ids or [])
+        if ids:
+            sql += f" AND candidate_id IN ({', '.join('?' for _ in ids)})"
+            params += ids
+        moved = self.db.execute(sql, params).rowcount
+        cand_sql = "UPDATE candidates SET deal_id = ? WHERE deal_id = ?"
+        stage_sql = "UPDATE deal_stages SET deal_id = ? WHERE deal_id = ?"
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            cand_sql += f" AND id IN ({marks})"
+            stage_sql += f" AND candidate_id IN ({marks})"
+        self.db.execute(cand_sql, [to_deal, from_deal, *ids])
+        self.db.execute(stage_sql, [to_deal, from_deal, *ids])
+        self.db.execute("DELETE FROM deal_sources WHERE deal_id = ?" + (
+            f" AND candidate_id IN ({', '.join('?' for _ in ids)})" if ids else ""),
+            [from_deal, *ids])
+        return moved
+
+    def unlink_source(self, candidate_id: int) -> int | None:
+        """Take a candidate out of its deal (sources and stages); the deal it was in."""
+        row = self.db.execute("SELECT deal_id FROM candidates WHERE id = ?", [candidate_id]).fetchone()
+        deal_id = row[0] if row else None
+        self.db.execute("DELETE FROM deal_sources WHERE candidate_id = ?", [candidate_id])
+        self.db.execute("DELETE FROM deal_stages WHERE candidate_id = ?", [candidate_id])
+        self.db.execute("UPDATE candidates SET deal_id = NULL WHERE id = ?", [candidate_id])
+        return int(deal_id) if deal_id is not None else None
+
+    def remove_deal_sources(self, batch: str) -> list[int]:
+        """Take out the sources a decision added; the deals they belonged to."""
+        deals = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT deal_id FROM deal_sources WHERE batch = ?", [batch]).fetchall()]
+        self.db.execute(
+            "UPDATE candidates SET deal_id = NULL WHERE id IN "
+            "(SELECT candidate_id FROM deal_sources WHERE batch = ?)", [batch])
+        self.db.execute("DELETE FROM deal_sources WHERE batch = ?", [batch])
+        self.db.execute("DELETE FROM deal_stages WHERE batch = ?", [batch])
+        return deals
+
+    def deal_sources(self, deal_id: int) -> list[dict[str, Any]]:
+        return [decode_row(r) for r in self.db.query(
+            "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status "
+            "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
+            "LEFT JOIN articles a ON a.id = s.article_id "
+            "WHERE s.deal_id = ? ORDER BY COALESCE(s.published, s.added_at), s.url",
+            [deal_id])]
+
+    def deal_source_counts(self) -> dict[int, int]:
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT deal_id, COUNT(*) FROM deal_sources GROUP BY deal_id")}
+
+    def set_reported_stage(self, candidate_id: int, stage: str | None) -> None:
+        """A source's corrected stage is its report in the deal's stage history."""
+        if stage and stage != "unknown":
+            self.db.execute("UPDATE deal_stages SET stage = ? WHERE candidate_id = ?",
+                            [stage, candidate_id])
+        else:
+            self.db.execute("DELETE FROM deal_stages WHERE candidate_id = ?", [candidate_id])
+
+    def add_stage(self, deal_id: int, stage: str, reported_at: str | None,
+                  candidate_id: int | None, reviewer: str, batch: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO deal_stages (deal_id, stage, reported_at, recorded_at, candidate_id, "
+            "reviewer, batch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [deal_id, stage, reported_at, utcnow(), candidate_id, reviewer, batch])
+
+    def deal_stages(self, deal_id: int) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT * FROM deal_stages WHERE deal_id = ? ORDER BY COALESCE(reported_at, recorded_at), id",
+            [deal_id]))
+
+    def record_export(self, fmt: str, destination: str | None, since: str | None, deals: int,
+                      sha256: str) -> int:
+        cur = self.db.execute(
+            "INSERT INTO exports (exported_at, format, destination, since, deals, sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?)", [utcnow(), fmt, destination, since, deals, sha256])
+        return int(cur.lastrowid or 0)
+
+    def pushed_versions(self, endpoint: str) -> dict[int, int]:
+        """deal id -> the newest version the endpoint acknowledged."""
+        return {r[0]: r[1] for r in self.db.execute(
+            "SELECT deal_id, MAX(version) FROM deal_pushes WHERE endpoint = ? AND status = 'sent' "
+            "GROUP BY deal_id", [endpoint]).fetchall()}
+
+    def record_push(self, endpoint: str, deal_id: int, version: int, key: str, status: str,
+                    error: str | None = None) -> None:
+        self.db.execute(
+            "INSERT INTO deal_pushes (endpoint, deal_id, version, idempotency_key, status, attempts,"
+            " last_error, pushed_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
+            "ON CONFLICT(endpoint, deal_id, version) DO UPDATE SET status = excluded.status, "
+            "attempts = deal_pushes.attempts + 1, last_error = excluded.last_error, "
+            "pushed_at = excluded.pushed_at",
+            [endpoint, deal_id, version, key, status, error, utcnow() if status == "sent" else None])

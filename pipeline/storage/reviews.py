@@ -1,0 +1,40 @@
+"""Reviews: the append-only audit of every decision, and the last one a reviewer may undo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.storage.database import Database, decode_row, dump_value, utcnow
+
+
+class Reviews:
+    """The reviews table (append-only: triggers refuse updates and deletes)."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self.db = database.db
+
+    def add_review(self, row: dict[str, Any]) -> int:
+        row = {k: dump_value(v) for k, v in row.items()}
+        row.setdefault("decided_at", utcnow())
+        cols = list(row)
+        cur = self.db.execute(
+            f"INSERT INTO reviews ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [row[c] for c in cols])
+        return int(cur.lastrowid or 0)
+
+    def reviews_of(self, candidate_id: int) -> list[dict[str, Any]]:
+        return [decode_row(r) for r in self.db.query(
+            "SELECT * FROM reviews WHERE candidate_id = ? ORDER BY id", [candidate_id])]
+
+    def last_batch(self, reviewer: str) -> list[dict[str, Any]]:
+        """The reviewer's most recent decision that has not been undone (all its rows)."""
+        rows = self.db.query(
+            "SELECT batch FROM reviews r WHERE reviewer = ? AND undoes IS NULL AND batch IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM reviews u WHERE u.undoes = r.batch) "
+            "ORDER BY id DESC LIMIT 1", [reviewer])
+        found = [r["batch"] for r in rows]
+        if not found:
+            return []
+        return [decode_row(r) for r in self.db.query(
+            "SELECT * FROM reviews WHERE batch = ? ORDER BY id", [found[0]])]

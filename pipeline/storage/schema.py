@@ -1,0 +1,338 @@
+"""The schema: numbered migrations, each applied once in its own transaction (Database.migrate)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlite_utils import Database as SqliteDatabase
+
+from pipeline.urls import canonical_url
+
+_SCHEMA_1 = """
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT,
+    urls TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    config TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT NOT NULL DEFAULT 'running',
+    sources TEXT,
+    counters TEXT NOT NULL DEFAULT '{}',
+    message TEXT,
+    pid INTEGER
+);
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL UNIQUE,
+    final_url TEXT,
+    source_id TEXT REFERENCES sources(id),
+    role TEXT NOT NULL DEFAULT 'article',
+    status INTEGER,
+    content_type TEXT,
+    headers TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    fetched_at TEXT NOT NULL,
+    content_hash TEXT,
+    size INTEGER,
+    html BLOB,
+    error TEXT,
+    referrer TEXT,
+    listed_title TEXT,
+    listed_date TEXT,
+    run_id INTEGER REFERENCES runs(id),
+    process_status TEXT,
+    process_reason TEXT,
+    processed_at TEXT,
+    article_id INTEGER REFERENCES articles(id)
+);
+CREATE INDEX pages_to_process ON pages(role, process_status);
+CREATE INDEX pages_source ON pages(source_id);
+CREATE TABLE articles (
+    id INTEGER PRIMARY KEY,
+    canonical_url TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    page_id INTEGER REFERENCES pages(id),
+    source_id TEXT REFERENCES sources(id),
+    title TEXT,
+    author TEXT,
+    published TEXT,
+    site TEXT,
+    language TEXT,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL UNIQUE,
+    cluster_id INTEGER,
+    extracted_at TEXT NOT NULL,
+    analysed_at TEXT,
+    analyser TEXT
+);
+CREATE TABLE entities (
+    id INTEGER PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles(id),
+    label TEXT NOT NULL,
+    ent_id TEXT,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    UNIQUE (article_id, start, "end", label)
+);
+CREATE INDEX entities_lookup ON entities(label, ent_id);
+CREATE TABLE candidates (
+    id INTEGER PRIMARY KEY,
+    article_id INTEGER NOT NULL REFERENCES articles(id),
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    vendor TEXT,
+    vendors TEXT NOT NULL DEFAULT '[]',
+    country TEXT,
+    counterpart TEXT,
+    counterpart_type TEXT,
+    deal_type TEXT,
+    deal_types TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    value REAL,
+    currency TEXT,
+    year INTEGER,
+    score REAL NOT NULL,
+    sentence TEXT NOT NULL,
+    start INTEGER,
+    "end" INTEGER,
+    signals TEXT,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'confirmed', 'rejected', 'deferred')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX candidates_queue ON candidates(status, score DESC);
+CREATE INDEX candidates_article ON candidates(article_id);
+CREATE TABLE reviews (
+    id INTEGER PRIMARY KEY,
+    candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+    reviewer TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT,
+    edits TEXT,
+    note TEXT,
+    previous_status TEXT
+);
+CREATE TRIGGER reviews_append_only_update BEFORE UPDATE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews is an append-only audit table'); END;
+CREATE TRIGGER reviews_append_only_delete BEFORE DELETE ON reviews
+BEGIN SELECT RAISE(ABORT, 'reviews is an append-only audit table'); END;
+CREATE TABLE deals (
+    id INTEGER PRIMARY KEY,
+    deal_id TEXT NOT NULL UNIQUE,
+    vendor TEXT,
+    vendors TEXT NOT NULL DEFAULT '[]',
+    country TEXT,
+    counterpart TEXT,
+    counterpart_type TEXT,
+    deal_type TEXT,
+    deal_types TEXT NOT NULL DEFAULT '[]',
+    stage TEXT,
+    value REAL,
+    currency TEXT,
+    year INTEGER,
+    first_reported TEXT,
+    last_reported TEXT,
+    confirmed_by TEXT,
+    confirmed_at TEXT,
+    notes TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE deal_sources (
+    deal_id INTEGER NOT NULL REFERENCES deals(id),
+    candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+    article_id INTEGER REFERENCES articles(id),
+    url TEXT,
+    title TEXT,
+    published TEXT,
+    sentence TEXT,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (deal_id, candidate_id)
+);
+CREATE TABLE exports (
+    id INTEGER PRIMARY KEY,
+    exported_at TEXT NOT NULL,
+    format TEXT NOT NULL,
+    destination TEXT,
+    since TEXT,
+    deals INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT
+);
+"""
+
+
+def _migration_1(db: SqliteDatabase) -> None:
+    db.executescript(_SCHEMA_1)
+
+
+def _migration_2(db: SqliteDatabase) -> None:
+    # Full-text search over articles, kept in step by triggers.
+    db.table("articles").enable_fts(["title", "text"], create_triggers=True, tokenize="porter")
+
+
+def _migration_3(db: SqliteDatabase) -> None:
+    # The canonical form of each page URL, so "already stored?" survives tracking parameters,
+    # www., http/https and AMP variants; and when a page was last checked (a 304 keeps the body).
+    db.executescript("""
+        ALTER TABLE pages ADD COLUMN canonical_url TEXT;
+        ALTER TABLE pages ADD COLUMN checked_at TEXT;
+        ALTER TABLE pages ADD COLUMN check_status INTEGER;
+    """)
+    rows = db.execute("SELECT id, COALESCE(final_url, url) FROM pages").fetchall()
+    db.conn.executemany("UPDATE pages SET canonical_url = ? WHERE id = ?",
+                        [(canonical_url(url), page_id) for page_id, url in rows])
+    db.execute("CREATE INDEX pages_canonical ON pages(canonical_url)")
+
+
+def _migration_4(db: SqliteDatabase) -> None:
+    # MinHash signatures of article texts, kept so near-duplicate clustering works across runs.
+    db.executescript("""
+        CREATE TABLE article_signatures (
+            article_id INTEGER PRIMARY KEY REFERENCES articles(id),
+            num_perm INTEGER NOT NULL,
+            shingles INTEGER NOT NULL,
+            signature BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX articles_cluster ON articles(cluster_id);
+        UPDATE articles SET cluster_id = id WHERE cluster_id IS NULL;
+    """)
+
+
+def _migration_5(db: SqliteDatabase) -> None:
+    # Review and registry: who decided what (optimistic versions catch two reviewers at once),
+    # reviewer accounts and sessions, deal stage history, merges, and pushes to a registry.
+    db.executescript("""
+        ALTER TABLE candidates ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE candidates ADD COLUMN reviewed_by TEXT;
+        ALTER TABLE candidates ADD COLUMN reviewed_at TEXT;
+        ALTER TABLE candidates ADD COLUMN reason TEXT;
+        ALTER TABLE candidates ADD COLUMN note TEXT;
+        ALTER TABLE candidates ADD COLUMN deal_id INTEGER REFERENCES deals(id);
+        CREATE INDEX candidates_vendor ON candidates(status, vendor, score DESC);
+        CREATE INDEX candidates_country ON candidates(status, country, score DESC);
+        CREATE INDEX candidates_deal ON candidates(deal_id);
+        ALTER TABLE reviews ADD COLUMN batch TEXT;
+        ALTER TABLE reviews ADD COLUMN undoes TEXT;
+        ALTER TABLE reviews ADD COLUMN previous TEXT;
+        ALTER TABLE reviews ADD COLUMN version INTEGER;
+        ALTER TABLE reviews ADD COLUMN deal_id INTEGER;
+        CREATE INDEX reviews_candidate ON reviews(candidate_id, id);
+        CREATE INDEX reviews_reviewer ON reviews(reviewer, id);
+        CREATE INDEX reviews_batch ON reviews(batch);
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id),
+            csrf_token TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        );
+        CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            address TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX login_failures_lookup ON login_failures(name, address, at);
+        ALTER TABLE deals ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE deals ADD COLUMN merged_into INTEGER REFERENCES deals(id);
+        ALTER TABLE deals ADD COLUMN created_by_batch TEXT;
+        ALTER TABLE deal_sources ADD COLUMN batch TEXT;
+        CREATE TABLE deal_stages (
+            id INTEGER PRIMARY KEY,
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            stage TEXT NOT NULL,
+            reported_at TEXT,
+            recorded_at TEXT NOT NULL,
+            candidate_id INTEGER REFERENCES candidates(id),
+            reviewer TEXT,
+            batch TEXT
+        );
+        CREATE INDEX deal_stages_deal ON deal_stages(deal_id, reported_at);
+        CREATE TABLE deal_pushes (
+            endpoint TEXT NOT NULL,
+            deal_id INTEGER NOT NULL REFERENCES deals(id),
+            version INTEGER NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            pushed_at TEXT,
+            PRIMARY KEY (endpoint, deal_id, version)
+        );
+    """)
+
+
+def _migration_6(db: SqliteDatabase) -> None:
+    # Deal ids never come back: a withdrawn deal's number (dw-000007) must not name another
+    # deal, or a registry that saw the first would take the second for it.
+    db.executescript("""
+        CREATE TABLE deal_numbers (last INTEGER NOT NULL);
+        INSERT INTO deal_numbers (last) SELECT COALESCE(MAX(id), 0) FROM deals;
+    """)
+
+
+def _migration_7(db: SqliteDatabase) -> None:
+    # The ranker: what drove each score, whether the queue's default view shows the candidate
+    # (candidates stored before keep showing until `process --rescore`), and the models trained
+    # for this database (the newest is the default ranker of `process`).
+    db.executescript("""
+        ALTER TABLE candidates ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE candidates ADD COLUMN queued INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE rankers (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            summary TEXT NOT NULL
+        );
+    """)
+
+
+def _migration_8(db: SqliteDatabase) -> None:
+    # The language of each article (issue 9): `language` held what the page declared; now it is
+    # the declared language confirmed by identification, beside what was declared, where the
+    # language came from and how sure the identifier was. `supported`: 1 analysed in its
+    # language, 0 not analysed (a language without patterns), NULL not analysed yet. Articles
+    # stored before keep their declaration and are identified when next analysed
+    # (`process --reanalyse`): language_source NULL says so.
+    db.executescript("""
+        ALTER TABLE articles ADD COLUMN language_declared TEXT;
+        ALTER TABLE articles ADD COLUMN language_source TEXT;
+        ALTER TABLE articles ADD COLUMN language_confidence REAL;
+        ALTER TABLE articles ADD COLUMN supported INTEGER;
+        UPDATE articles SET language_declared = language;
+        UPDATE articles SET supported = 1 WHERE analysed_at IS NOT NULL;
+        CREATE INDEX articles_language ON articles(language);
+    """)
+
+
+MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
+    (1, "initial schema", _migration_1),
+    (2, "full-text search on articles", _migration_2),
+    (3, "canonical page URLs and last checks", _migration_3),
+    (4, "near-duplicate signatures and clusters", _migration_4),
+    (5, "review, reviewers and the registry", _migration_5),
+    (6, "deal numbers are never reused", _migration_6),
+    (7, "ranker reasons, queued flag and trained models", _migration_7),
+    (8, "article languages: declared, identified, supported", _migration_8),
+]
