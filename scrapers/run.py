@@ -57,10 +57,11 @@ from twisted.python.failure import Failure
 
 from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.ingest.crawl import CrawlError, UnknownSourceError, die_with_parent, select_sources
 from pipeline.storage.store import Store, StoreError
 from scrapers.budget import BUDGET_EXHAUSTED, RunBudget
+from scrapers.lifetime import die_with_parent
 from scrapers.settings import crawl_settings
+from scrapers.sources import CrawlError, UnknownSourceError, select_sources
 from scrapers.spiders import spider_class
 
 logger = logging.getLogger(__name__)

@@ -1,27 +1,27 @@
 """Launches a crawl in a subprocess (Scrapy's reactor cannot restart) and reads back its report.
 
 The subprocess lives no longer than its run: it shares the run's lock (so no other run can
-start while it writes) and ends when the process that launched it ends (`die_with_parent`).
+start while it writes) and ends when the process that launched it ends
+(`scrapers.lifetime.die_with_parent`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.config import Source
-from models.errors import DealwatchError
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config
 from pipeline.jobs.lock import held_lock
+
+# The crawler defines these (it runs without this module); callers may still name them here.
+from scrapers.lifetime import die_with_parent as die_with_parent
+from scrapers.sources import CrawlError, select_sources
+from scrapers.sources import UnknownSourceError as UnknownSourceError
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +29,6 @@ logger = logging.getLogger(__name__)
 # folder in the caller's working directory cannot shadow ours (`python -m` puts the cwd first).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STDERR_TAIL_LINES = 20
-# <linux/prctl.h>: deliver a signal to this process when the thread that forked it ends.
-PR_SET_PDEATHSIG = 1
-
-
-class CrawlError(DealwatchError):
-    """A crawl could not be started or did not report; the message is one line."""
-
-
-class UnknownSourceError(CrawlError):
-    """A source id asked for is not in sources.toml."""
 
 
 @dataclass
@@ -54,19 +44,6 @@ class CrawlReport:
     attention: dict[str, str] = field(default_factory=dict)
     # why the run's request/time budget stopped the crawl early (None: it did not)
     budget_exhausted: str | None = None
-
-
-def select_sources(config: Config, source_ids: list[str] | None = None) -> list[Source]:
-    """The sources a crawl covers: those named (enabled or not), else every enabled one."""
-    if source_ids:
-        try:
-            return [config.source(source_id) for source_id in dict.fromkeys(source_ids)]
-        except ConfigError as exc:
-            raise UnknownSourceError(str(exc)) from None
-    sources = config.enabled_sources()
-    if not sources:
-        raise CrawlError(f"no enabled sources in {config.files['sources.toml']}")
-    return sources
 
 
 def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
@@ -98,36 +75,6 @@ def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = 
     if parent_pid is not None:
         cmd += ["--parent-pid", str(parent_pid)]
     return cmd
-
-
-def die_with_parent(parent_pid: int, signum: int = signal.SIGKILL) -> None:
-    """Have signum sent to this process when process parent_pid ends, however it ends.
-
-    SIGKILL by default: Scrapy takes SIGTERM as a graceful stop, which downloads every request
-    already queued in its downloader first, minutes on a slow site. A killed crawl loses only
-    the pages under way (each page is stored in its own transaction).
-
-    On Linux the kernel sends it (prctl PR_SET_PDEATHSIG, through ctypes: the standard library
-    has no prctl, and this one call needs no package); elsewhere a thread watches for the
-    parent to go. A parent that ended before this call (the subprocess was still starting) is
-    caught by comparing parent ids.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"prctl(PR_SET_PDEATHSIG): {os.strerror(errno)}")
-    else:
-        threading.Thread(target=_watch_parent, args=(parent_pid, signum),
-                         name="dealwatch-parent-watch", daemon=True).start()
-    if os.getppid() != parent_pid:
-        os.kill(os.getpid(), signum)
-
-
-def _watch_parent(parent_pid: int, signum: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(0.5)
-    os.kill(os.getpid(), signum)
 
 
 def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None,
