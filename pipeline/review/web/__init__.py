@@ -1,0 +1,71 @@
+"""The review web UI (`dealwatch serve`): server-rendered pages over the review functions.
+
+The package, its parts in dependency order:
+
+- `views`: pure helpers (article highlighting, queue filters and cursors in URLs, form values);
+- `pages`: the request context handlers see, templates and their filters, flash messages;
+- `security`: response headers, request limits, sessions, CSRF and origin checks, login;
+- `queue` and `deals`: the routes of the review queue and of the deal registry;
+- `app`: the ReviewApp that takes a request to its handler, `create_app` and the server.
+
+What the CLI, the tests and the benches use is re-exported here.
+"""
+
+from __future__ import annotations
+
+from pipeline.review.web.app import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    HTTP_ERRORS,
+    LOOPBACK_NAMES,
+    ReviewApp,
+    ServeError,
+    check_bind,
+    create_app,
+    is_loopback,
+    review_ui_hint,
+    run_server,
+    running_server,
+)
+from pipeline.review.web.pages import STATIC_DIR, TEMPLATES_DIR, Ctx
+from pipeline.review.web.security import (
+    CSP,
+    LOGIN_LIMIT,
+    LOGIN_WINDOW,
+    MAX_BODY_BYTES,
+    MAX_FORM_FIELDS,
+    MAX_LOGIN_BODY_BYTES,
+    SECURITY_HEADERS,
+    SESSION_TTL,
+    SecurityHeaders,
+)
+from pipeline.review.web.views import (
+    ENTITY_CLASSES,
+    FORM_FIELDS,
+    PAGE_SIZE,
+    REASON_LABELS,
+    Segment,
+    article_segments,
+    changed_edits,
+    format_cursor,
+    local_path,
+    paragraphs,
+    parse_cursor,
+    parse_queue_query,
+    plain,
+    queue_params,
+    reason_label,
+    safe_url,
+    with_query,
+)
+
+__all__ = [
+    "CSP", "DEFAULT_HOST", "DEFAULT_PORT", "ENTITY_CLASSES", "FORM_FIELDS", "HTTP_ERRORS",
+    "LOGIN_LIMIT", "LOGIN_WINDOW", "LOOPBACK_NAMES", "MAX_BODY_BYTES", "MAX_FORM_FIELDS",
+    "MAX_LOGIN_BODY_BYTES", "PAGE_SIZE", "REASON_LABELS", "SECURITY_HEADERS", "SESSION_TTL",
+    "STATIC_DIR", "TEMPLATES_DIR", "Ctx", "ReviewApp", "SecurityHeaders", "Segment", "ServeError",
+    "article_segments", "changed_edits", "check_bind", "create_app", "format_cursor",
+    "is_loopback", "local_path", "paragraphs", "parse_cursor", "parse_queue_query", "plain",
+    "queue_params", "reason_label", "review_ui_hint", "run_server", "running_server", "safe_url",
+    "with_query",
+]

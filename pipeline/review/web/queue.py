@@ -1,0 +1,272 @@
+"""Queue and candidate routes: the paged queue, one candidate, deciding, editing, bulk reject, undo."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.responses import RedirectResponse, Response
+
+from models.config import DEAL_TYPES, STAGES
+from pipeline.config import Config
+from pipeline.review import decisions as review
+from pipeline.review import present, registry
+from pipeline.review.web.pages import Ctx, Pages
+from pipeline.review.web.views import (
+    ENTITY_CLASSES,
+    FORM_FIELDS,
+    PAGE_SIZE,
+    article_segments,
+    changed_edits,
+    format_cursor,
+    local_path,
+    paragraphs,
+    parse_cursor,
+    parse_row_id,
+    plain,
+    queue_params,
+    reason_label,
+    with_query,
+)
+from pipeline.storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class QueueRoutes:
+    """The reviewer's work: the queue, a candidate's page and the decisions taken on it."""
+
+    def __init__(self, config: Config, pages: Pages):
+        self.config = config
+        self.pages = pages
+        self.vendor_ids = config.vendor_ids()
+        self.options_cache: tuple[float, dict[str, Any]] | None = None
+
+    def filter_options(self, store: Store) -> dict[str, Any]:
+        """Values for the filter menus; cached for a minute (DISTINCT over 100k rows adds up)."""
+        now = time.monotonic()
+        if self.options_cache and now - self.options_cache[0] < 60:
+            return self.options_cache[1]
+        options = {
+            "vendors": self.pages.vendor_options,
+            "countries": [(c, f"{self.pages.country_name(c)} ({c})")
+                          for c in store.candidate_countries()],
+            "sources": [(s, s) for s in store.source_ids()],
+            "languages": [(code, f"{present.language_name(code) or code} ({code})")
+                          for code in store.candidate_languages()],
+            "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
+            "stages": [(s, s.replace("_", " ")) for s in STAGES],
+            "kinds": [("deal", "deal"), ("aggregate", "aggregate")],
+        }
+        self.options_cache = (now, options)
+        return options
+
+    # -- the queue --
+
+    def home(self, ctx: Ctx) -> Response:
+        return RedirectResponse("/queue", 303)
+
+    def queue(self, ctx: Ctx) -> Response:
+        params = ctx.request.query_params
+        query, filters_qs = ctx.queue_filters()
+        after, before = parse_cursor(params.get("after")), parse_cursor(params.get("before"))
+        rows: list[dict[str, Any]] = []
+        with ctx.store.snapshot():  # the rows and the counts of one moment
+            if before is not None and after is None:
+                rows = ctx.store.queue_page(query, PAGE_SIZE + 1, before=before)
+                has_prev, has_next = len(rows) > PAGE_SIZE, True
+                rows = rows[-PAGE_SIZE:]
+                if not has_prev:
+                    before = None  # back at the top: show a full first page
+            if before is None:
+                rows = ctx.store.queue_page(query, PAGE_SIZE + 1, after=after)
+                has_prev, has_next = after is not None, len(rows) > PAGE_SIZE
+                rows = rows[:PAGE_SIZE]
+            ctx.store.attach_copies(rows)
+            counts = ctx.store.queue_status_counts(query)
+            hidden_count = 0 if query.hidden or query.status not in ("pending", None) else (
+                ctx.store.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
+                - counts.get("pending", 0))
+        base = queue_params(query)
+        return self.pages.render(
+                  ctx, "queue.html", rows=rows, query=query, filters=base,
+                  hidden_count=hidden_count, threshold=self.config.rules.scoring.threshold,
+                  scores_url=with_query("/queue", queue_params(
+                      replace(query, hidden=not query.hidden, min_score=None))),
+                  filters_qs=filters_qs, counts=counts, total=sum(counts.values()),
+                  options=self.filter_options(ctx.store),
+                  status_url=lambda status: with_query("/queue", queue_params(
+                      replace(query, status=None if status == "all" else status))),
+                  prev_url=with_query("/queue", {**base, "before": format_cursor(rows[0])})
+                  if has_prev and rows else None,
+                  next_url=with_query("/queue", {**base, "after": format_cursor(rows[-1])})
+                  if has_next and rows else None,
+                  first_url=with_query("/queue", base) if has_prev else None,
+                  page_cursor={k: v for k, v in (("after", params.get("after")),
+                                                 ("before", params.get("before"))) if v})
+
+    # -- one candidate --
+
+    def candidate_page(self, ctx: Ctx, candidate_id: int, *, status: int = 200,
+                       conflict: str = "", error: str = "",
+                       values: Mapping[str, str] | None = None) -> Response:
+        with ctx.store.snapshot():  # the candidate, its neighbours and its history of one moment
+            cand = ctx.store.candidate(candidate_id)
+            if cand is None:
+                return self.pages.error(ctx, 404, "No such candidate",
+                                        f"There is no candidate #{candidate_id}.")
+            query, filters_qs = ctx.queue_filters()
+            entities = ctx.store.entities_of(cand["article_id"])
+            ctx.store.attach_copies([cand])
+            group = ctx.store.cluster_group(cand)
+            cursor = (float(cand["score"]), int(cand["id"]))
+            nxt = ctx.store.queue_page(query, 1, after=cursor)
+            prev = ctx.store.queue_page(query, 1, before=cursor)
+            # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
+            suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
+                           if s.deal["id"] != cand.get("deal_id")]
+            history = ctx.store.reviews_of(cand["id"])
+            deal = ctx.store.deal(cand["deal_id"]) if cand.get("deal_id") else None
+        text = cand["article_text"] or ""
+        span = present.evidence_span(text, cand["sentence"], cand.get("start"), cand.get("end"))
+        labels = {e["label"] for e in entities}
+        form_values = {name: plain(cand.get(name)) for name in FORM_FIELDS}
+        form_values.update(values or {})
+        return self.pages.render(
+                  ctx, "candidate.html", status=status, c=cand, conflict=conflict, error=error,
+                  paragraphs=paragraphs(article_segments(text, span, entities)),
+                  evidence_found=span is not None,
+                  entity_labels=[label for label in ENTITY_CLASSES if label in labels],
+                  extra_labels=sorted(labels - set(ENTITY_CLASSES)),
+                  copies=cand["copies"], group=[g["id"] for g in group], history=history,
+                  suggestions=suggestions, deal=deal, values=form_values, filters_qs=filters_qs,
+                  queue_url=with_query("/queue", filters_qs),
+                  next_url=with_query(f"/candidate/{nxt[0]['id']}", filters_qs) if nxt else None,
+                  prev_url=with_query(f"/candidate/{prev[0]['id']}", filters_qs) if prev else None,
+                  vendor_options=self.pages.vendor_options, countries=self.pages.country_options,
+                  edit_open=bool(values) or bool(error))
+
+    def candidate(self, ctx: Ctx, candidate_id: int) -> Response:
+        return self.candidate_page(ctx, candidate_id)
+
+    def decide(self, ctx: Ctx, candidate_id: int) -> Response:
+        decision = ctx.field("decision")
+        cand = ctx.store.candidate(candidate_id)
+        if cand is None:
+            return self.pages.error(ctx, 404, "No such candidate",
+                                    f"There is no candidate #{candidate_id}.")
+        version = parse_row_id(ctx.field("version"))
+        if version is None:
+            return self.no_version(ctx)
+        edits = changed_edits(ctx.form or {}, cand)
+        reason = ctx.field("reason") or None
+        if decision == "reject" and reason is None:
+            return self.candidate_page(ctx, candidate_id, status=400, values=edits,
+                                       error="Choose a reason for the rejection.")
+        deal_choice = ctx.field("deal", "auto")
+        deal_id = "new" if deal_choice == "new" else parse_row_id(deal_choice)  # else: the best match
+        try:
+            outcome = review.decide(
+                ctx.store, candidate_id, decision, ctx.user, version=version,
+                reason=reason if decision == "reject" else None,
+                note=ctx.field("note") or None, edits=edits,
+                deal_id=deal_id if decision == "confirm" else None,
+                known_vendors=self.vendor_ids)
+        except review.ConflictError as exc:
+            logger.info("conflict for %s on #%d: %s", ctx.user, candidate_id, exc)
+            return self.candidate_page(ctx, candidate_id, status=409, conflict=str(exc))
+        except (review.ReviewError, registry.RegistryError) as exc:
+            return self.candidate_page(ctx, candidate_id, status=400, values=edits, error=str(exc))
+        copies = len(outcome.candidate_ids) - 1
+        text = f"#{candidate_id} {outcome.status}" + (
+            f" with {copies} {'copy' if copies == 1 else 'copies'}" if copies else "")
+        if outcome.deal_id:
+            deal = ctx.store.deal(outcome.deal_id)
+            text += f", filed under deal {deal['deal_id'] if deal else outcome.deal_id}"
+        if decision == "reject" and reason:
+            text += f" ({reason_label(reason)})"
+        self.pages.flash(ctx, "ok", text + ". Press u to undo.")
+        query, filters_qs = ctx.queue_filters()
+        if ctx.field("return") == "queue":
+            page = {k: v for k, v in parse_qsl(ctx.field("page")) if k in ("after", "before")}
+            return RedirectResponse(with_query("/queue", {**queue_params(query), **page}), 303)
+        # Advance: the next entry of the same queue after this one, else the top of it.
+        cursor = (float(cand["score"]), int(cand["id"]))
+        nxt = ctx.store.queue_page(query, 1, after=cursor) or ctx.store.queue_page(query, 1)
+        if nxt:
+            return RedirectResponse(with_query(f"/candidate/{nxt[0]['id']}", filters_qs), 303)
+        self.pages.flash(ctx, "info", "Nothing left in this queue.")
+        return RedirectResponse(with_query("/queue", filters_qs), 303)
+
+    def edit(self, ctx: Ctx, candidate_id: int) -> Response:
+        cand = ctx.store.candidate(candidate_id)
+        if cand is None:
+            return self.pages.error(ctx, 404, "No such candidate",
+                                    f"There is no candidate #{candidate_id}.")
+        version = parse_row_id(ctx.field("version"))
+        if version is None:
+            return self.no_version(ctx)
+        edits = changed_edits(ctx.form or {}, cand)
+        note = ctx.field("note") or None
+        if not edits and note is None:
+            self.pages.flash(ctx, "info", "Nothing changed.")
+        else:
+            try:
+                review.edit(ctx.store, candidate_id, ctx.user, edits, version=version, note=note,
+                            known_vendors=self.vendor_ids)
+            except review.ConflictError as exc:
+                return self.candidate_page(ctx, candidate_id, status=409, conflict=str(exc))
+            except review.ReviewError as exc:
+                return self.candidate_page(ctx, candidate_id, status=400, values=edits,
+                                           error=str(exc))
+            self.pages.flash(ctx, "ok", f"Saved your changes to #{candidate_id} (not decided yet).")
+        _, filters_qs = ctx.queue_filters()
+        return RedirectResponse(with_query(f"/candidate/{candidate_id}", filters_qs), 303)
+
+    def no_version(self, ctx: Ctx) -> Response:
+        return self.pages.error(ctx, 400, "Bad request", "The form has no candidate version: "
+                                "reload the page and try again.")
+
+    def bulk_reject(self, ctx: Ctx) -> Response:
+        _, filters_qs = ctx.queue_filters()
+        back = with_query("/queue", filters_qs)
+        reason = ctx.field("reason")
+        picked: dict[int, int] = {}  # candidate id → the version the reviewer saw
+        for value in ctx.fields("pick"):
+            ident, _, version = value.partition(":")
+            row_id, row_version = parse_row_id(ident), parse_row_id(version)
+            if row_id is not None and row_version is not None:
+                picked[row_id] = row_version
+        if not picked:
+            self.pages.flash(ctx, "error", "Select candidates first (x, or the boxes), then reject.")
+            return RedirectResponse(back, 303)
+        if reason not in review.REJECT_REASONS:
+            self.pages.flash(ctx, "error", "Choose a reason for the rejection.")
+            return RedirectResponse(back, 303)
+        try:
+            outcomes = review.bulk_reject(ctx.store, list(picked), ctx.user, reason,
+                                          versions=picked)
+        except review.ReviewError as exc:
+            self.pages.flash(ctx, "error", f"Nothing was rejected: {exc}.")
+            return RedirectResponse(back, 303)
+        n = sum(len(o.candidate_ids) for o in outcomes)
+        self.pages.flash(ctx, "ok", f"Rejected {n} candidate(s) as {reason_label(reason)}.")
+        return RedirectResponse(back, 303)
+
+    def undo(self, ctx: Ctx) -> Response:
+        back = local_path(ctx.field("back"))
+        try:
+            outcome = review.undo(ctx.store, ctx.user)
+        except review.ReviewError as exc:
+            self.pages.flash(ctx, "error", str(exc))
+            return RedirectResponse(back, 303)
+        ids = ", ".join(f"#{i}" for i in outcome.candidate_ids)
+        self.pages.flash(ctx, "ok", f"Undone: {ids} back to {outcome.status}.")
+        if urlsplit(back).path == "/queue":
+            return RedirectResponse(back, 303)
+        return RedirectResponse(with_query(f"/candidate/{outcome.candidate_ids[0]}",
+                                           urlsplit(back).query), 303)

@@ -1,0 +1,231 @@
+"""View helpers: article highlighting, queue filters and cursors in URLs, form values, safe links."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from models.config import DEAL_TYPES, STAGES
+from pipeline.language import normalise_language
+from pipeline.review import decisions as review
+from pipeline.storage.registry_store import QueueQuery
+from pipeline.storage.store import CANDIDATE_STATUSES
+
+PAGE_SIZE = 50
+MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger id overflows, it names no row
+
+REASON_LABELS = {code: code.replace("_", " ").capitalize() for code in review.REJECT_REASONS}
+# The fields a reviewer edits in the form, in the order shown (review.EDITABLE_FIELDS also has
+# the list forms, which follow the first vendor and type).
+FORM_FIELDS = ("vendor", "country", "counterpart", "counterpart_type", "deal_type", "stage",
+               "value", "currency", "year")
+ENTITY_CLASSES = {"VENDOR": "vendor", "COUNTRY": "country", "AGENCY": "agency", "ORG": "org"}
+# The statistical model's labels (DATE, MONEY, PERSON, …) are many; the page shows them on request.
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of article text with one look: inside the evidence or not, inside an entity or not."""
+
+    text: str
+    evidence: bool = False
+    label: str | None = None
+    ent_id: str | None = None
+    anchor: bool = False  # the first evidence segment: where the page scrolls to
+
+    @property
+    def css(self) -> str:
+        classes = ["ev"] if self.evidence else []
+        if self.label:
+            classes += ["ent", "ent-" + ENTITY_CLASSES.get(self.label, "extra")]
+        return " ".join(classes)
+
+
+def parse_row_id(value: str) -> int | None:
+    """A row id or version from a URL or a form: ASCII digits below 2**63, else None."""
+    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 19:
+        return None  # (a long string of digits would take int() a while, then overflow SQLite)
+    number = int(value)
+    return number if number < MAX_ROW_ID else None
+
+
+def article_segments(text: str, evidence: tuple[int, int] | None,
+                     entities: Iterable[Mapping[str, Any]]) -> list[Segment]:
+    """Split an article into segments for highlighting. The template escapes each segment's
+    text, so scraped markup never reaches the page as markup."""
+    n = len(text)
+    spans = [(int(e["start"]), int(e["end"]), e) for e in entities
+             if 0 <= int(e["start"]) < int(e["end"]) <= n]
+    cuts = {0, n}
+    if evidence:
+        cuts.update(evidence)
+    for s, e, _ in spans:
+        cuts.update((s, e))
+    bounds = sorted(c for c in cuts if 0 <= c <= n)
+    # One sweep: entities join `covering` as the cuts pass their start and leave (lazily, when
+    # on top) once past their end. Overlapping entities (e.g. an ORG inside a longer AGENCY):
+    # the longest one wins, then the later one.
+    by_start = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    covering: list[tuple[int, int, int]] = []  # heap of (-length, -index, end)
+    joined = 0
+    runs: list[list[Any]] = []  # [start, end, evidence, which entity, anchor]
+    anchored = False
+    for left, right in itertools.pairwise(bounds):
+        while joined < len(by_start) and spans[by_start[joined]][0] <= left:
+            i = by_start[joined]
+            heapq.heappush(covering, (spans[i][0] - spans[i][1], -i, spans[i][1]))
+            joined += 1
+        while covering and covering[0][2] <= left:
+            heapq.heappop(covering)
+        which = -covering[0][1] if covering else -1
+        inside = bool(evidence and evidence[0] <= left and right <= evidence[1])
+        anchor = inside and not anchored
+        anchored = anchored or inside
+        if runs and not anchor and runs[-1][2:4] == [inside, which]:
+            runs[-1][1] = right  # equal neighbours merge
+        else:
+            runs.append([left, right, inside, which, anchor])
+    out: list[Segment] = []
+    for left, right, inside, which, anchor in runs:
+        ent = spans[which][2] if which >= 0 else None
+        out.append(Segment(text[left:right], inside, ent["label"] if ent else None,
+                           ent.get("ent_id") if ent else None, anchor))
+    return out
+
+
+def paragraphs(segments: Iterable[Segment]) -> list[list[Segment]]:
+    """Segments grouped into the article's paragraphs (its lines), for <p> elements; the
+    newlines themselves are dropped and a segment spanning one is cut in two."""
+    out: list[list[Segment]] = [[]]
+    for seg in segments:
+        anchor = seg.anchor  # goes with the first piece that has text
+        for i, line in enumerate(seg.text.split("\n")):
+            if i:
+                out.append([])
+            if line:
+                out[-1].append(replace(seg, text=line, anchor=anchor))
+                anchor = False
+    return [p for p in out if any(s.text.strip() for s in p)]
+
+
+def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
+    """The queue's filters from a query string; values that cannot match are dropped."""
+    status: str | None = params.get("status") or "pending"
+    if status == "all":
+        status = None
+    elif status not in CANDIDATE_STATUSES:
+        status = "pending"
+
+    def pick(name: str, allowed: Iterable[str] | None = None) -> str | None:
+        value = (params.get(name) or "").strip()
+        if not value or len(value) > 200:
+            return None
+        return value if allowed is None or value in allowed else None
+
+    country = pick("country")
+    language = normalise_language(pick("lang"))
+    date_from, date_to = pick("from"), pick("to")
+    min_score = _score_param(pick("min_score"))
+    return QueueQuery(
+        status=status, kind=pick("kind", ("deal", "aggregate")), vendor=pick("vendor"),
+        country=country.upper() if country else None, deal_type=pick("deal_type", DEAL_TYPES),
+        stage=pick("stage", STAGES), source=pick("source"), language=language,
+        date_from=date_from if date_from and _DATE.match(date_from) else None,
+        date_to=date_to if date_to and _DATE.match(date_to) else None,
+        hidden=params.get("scores") == "all" or min_score is not None, min_score=min_score)
+
+
+def _score_param(value: str | None) -> float | None:
+    """A score filter from a query string: a number from 0 to 1, else none."""
+    try:
+        score = float(value) if value else None
+    except ValueError:
+        return None
+    return score if score is not None and 0 <= score <= 1 else None
+
+
+def queue_params(query: QueueQuery) -> dict[str, str]:
+    """The query-string form of a QueueQuery (defaults left out)."""
+    out: dict[str, str] = {}
+    if query.status != "pending":
+        out["status"] = query.status or "all"
+    for name, value in (("kind", query.kind), ("vendor", query.vendor),
+                        ("country", query.country), ("deal_type", query.deal_type),
+                        ("stage", query.stage), ("source", query.source),
+                        ("lang", query.language), ("from", query.date_from),
+                        ("to", query.date_to)):
+        if value:
+            out[name] = value
+    if query.min_score is not None:
+        out["min_score"] = f"{query.min_score:g}"
+    elif query.hidden:
+        out["scores"] = "all"
+    return out
+
+
+def with_query(path: str, query: str | Mapping[str, str]) -> str:
+    qs = query if isinstance(query, str) else urlencode(query)
+    return f"{path}?{qs}" if qs else path
+
+
+def format_cursor(row: Mapping[str, Any]) -> str:
+    return f"{float(row['score'])!r}:{int(row['id'])}"
+
+
+def parse_cursor(value: str | None) -> tuple[float, int] | None:
+    """A queue position from `after=`/`before=` ("score:id"); None for anything else."""
+    score_text, _, ident_text = (value or "").partition(":")
+    ident = parse_row_id(ident_text)
+    try:
+        score = float(score_text)
+    except ValueError:
+        return None
+    return (score, ident) if ident is not None and math.isfinite(score) else None
+
+
+def plain(value: Any) -> str:
+    """A field value as a form shows it (17500000000.0 → 17500000000, None → '')."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+def reason_label(code: str | None) -> str:
+    """A rejection reason as the page shows it ("not_a_deal" → "Not a deal")."""
+    return REASON_LABELS.get(code or "", code or "")
+
+
+def safe_url(url: Any) -> str | None:
+    """A scraped URL fit for an href: http(s) only (javascript:, data: and the rest are shown
+    as text)."""
+    if not isinstance(url, str):
+        return None
+    return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
+
+
+def local_path(target: str | None, default: str = "/queue") -> str:
+    """A redirect target that stays on this site (no //host, no scheme)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def changed_edits(form: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str, str]:
+    """The edit fields whose submitted value differs from the candidate's: only those are
+    written, so an untouched field keeps its exact stored value (and its list form)."""
+    edits: dict[str, str] = {}
+    for name in FORM_FIELDS:
+        if name in form:
+            value = str(form[name]).strip()
+            if value != plain(candidate.get(name)):
+                edits[name] = value
+    return edits
