@@ -92,7 +92,7 @@ def main() -> int:
             db = folder / "dealwatch.db"
             html = f"<html><body><article><h1>Hostile</h1><p>{text}</p></article></body></html>"
             with Store(db) as store:
-                store.save_page(Page(url="https://bench.test/hostile.html", source_id=None,
+                store.pages.save_page(Page(url="https://bench.test/hostile.html", source_id=None,
                                      status=200, body=html.encode(),
                                      headers={"content-type": "text/html"}))
             env_args = [dealwatch, "--db", str(db), "process", "--model", args.model]

@@ -45,7 +45,7 @@ def build(db_path: Path, n: int) -> None:
             # into the story's first long paragraph: inside the text that extraction keeps
             at = re.search(r"<p>[^<]{200,}(</p>)", html).start(1)  # type: ignore[union-attr]
             html = f"{html[:at]} Serial {i}: {extra}.{html[at:]}"
-            store.save_page(Page(url=f"https://bench.test/{i}.html", source_id=None, status=200,
+            store.pages.save_page(Page(url=f"https://bench.test/{i}.html", source_id=None, status=200,
                                  body=html.encode(), headers={"content-type": "text/html"}))
 
 

@@ -49,7 +49,7 @@ def time_trafilatura(pages: list[tuple[str, bytes]]) -> float:
 def time_processing(pages: list[tuple[str, bytes]], analyzer: Analyzer, folder: Path) -> float:
     with Store(folder / f"bench-{time.monotonic_ns()}.db") as store:
         for url, body in pages:
-            store.save_page(Page(url=url, source_id=None, status=200, body=body,
+            store.pages.save_page(Page(url=url, source_id=None, status=200, body=body,
                                  headers={"content-type": "text/html; charset=utf-8"}))
         started = time.perf_counter()
         report = process_pages(store, analyzer, batch_size=64)

@@ -32,12 +32,12 @@ def prepare(db: Path) -> int:
     subprocess.run([sys.executable, "-m", "pipeline.cli", "--db", str(db), "demo", "--limit", "1",
                     "--port", "0"], check=True, stdout=subprocess.DEVNULL)
     with Store(db) as store:
-        if store.user("amina") is None:
+        if store.accounts.user("amina") is None:
             add_reviewers(store, "amina", "tomas")
-        rows = store.queue(QueueQuery(status="pending", limit=None))
+        rows = store.candidates.queue(QueueQuery(status="pending", limit=None))
         syndicated = next(r for r in rows if len(r["copies"]) > 1)
         others = [r for r in rows if r["id"] != syndicated["id"]]
-        if not store.reviews_of(others[0]["id"]):
+        if not store.reviews.reviews_of(others[0]["id"]):
             review.decide(store, others[0]["id"], "confirm", "tomas")
             low = [r for r in others if r["score"] < 0.5]
             review.decide(store, low[0]["id"], "reject", "amina", reason="not_a_deal")

@@ -81,26 +81,27 @@ def main() -> int:
             print(f"seeded {args.candidates:,} candidates in {time.perf_counter() - started:.1f}s")
         with Store(path) as store:
             pending = QueueQuery()
-            first = timed("first page (50)", lambda: store.queue_page(pending, 51))
+            first = timed("first page (50)", lambda: store.candidates.queue_page(pending, 51))
             # walk 1,000 pages deep by cursor, then time the page there
             cursor_row = store.db.execute(
                 "SELECT score, id FROM candidates WHERE status = 'pending' "
                 "ORDER BY score DESC, id LIMIT 1 OFFSET 50000").fetchone()
             after = (cursor_row[0], cursor_row[1])
-            timed("page at entry 50,000 (keyset)", lambda: store.queue_page(pending, 51, after))
-            timed("previous page at entry 50,000", lambda: store.queue_page(pending, 51, None, after))
-            timed("filter vendor=zte", lambda: store.queue_page(QueueQuery(vendor="zte"), 51))
-            timed("filter vendor+country", lambda: store.queue_page(
+            timed("page at entry 50,000 (keyset)", lambda: store.candidates.queue_page(pending, 51, after))
+            timed("previous page at entry 50,000",
+                  lambda: store.candidates.queue_page(pending, 51, None, after))
+            timed("filter vendor=zte", lambda: store.candidates.queue_page(QueueQuery(vendor="zte"), 51))
+            timed("filter vendor+country", lambda: store.candidates.queue_page(
                 QueueQuery(vendor="zte", country="KE"), 51))
-            timed("filter deal_type=safe_city", lambda: store.queue_page(
+            timed("filter deal_type=safe_city", lambda: store.candidates.queue_page(
                 QueueQuery(deal_type="safe_city"), 51))
-            timed("filter source+date range", lambda: store.queue_page(
+            timed("filter source+date range", lambda: store.candidates.queue_page(
                 QueueQuery(source="wire", date_from="2025-03-01", date_to="2025-03-31"), 51))
-            timed("status all (first page)", lambda: store.queue_page(QueueQuery(status=None), 51))
-            timed("status all (at entry 50,000)", lambda: store.queue_page(
+            timed("status all (first page)", lambda: store.candidates.queue_page(QueueQuery(status=None), 51))
+            timed("status all (at entry 50,000)", lambda: store.candidates.queue_page(
                 QueueQuery(status=None), 51, after))
-            timed("counts per status", lambda: store.queue_status_counts(QueueQuery()))
-            timed("counts per status, source filter", lambda: store.queue_status_counts(
+            timed("counts per status", lambda: store.candidates.queue_status_counts(QueueQuery()))
+            timed("counts per status, source filter", lambda: store.candidates.queue_status_counts(
                 QueueQuery(source="wire")))
             timed("distinct countries", store.candidate_countries)
             assert isinstance(first, list) and len(first) == 51
@@ -133,7 +134,7 @@ def web_page(path: Path) -> None:
     from pipeline.review.web import create_app
 
     with Store(path) as store:
-        if store.user("bench") is None:
+        if store.accounts.user("bench") is None:
             accounts.add_user(store, "bench", "bench-password-1")
     client = TestClient(create_app(load_config(), path, secure_cookies=False))
     login = client.get("/login")

@@ -19,7 +19,7 @@ def story(store: Store, sentence: str, *, published: str | None = "2025-01-10",
     text = f"{lead} {sentence} The ministry said more would follow."
     start = len(lead) + 1
     url = url or f"https://{site}/news/{n}"
-    article_id = store.save_article(None, None, Article(
+    article_id = store.articles.save_article(None, None, Article(
         url=url, canonical_url=url, text=text, text_hash=f"text-{n}", title=title or f"Story {n}",
         published=published, site=site, language="en"))
     base: dict[str, Any] = dict(
@@ -34,11 +34,11 @@ def story(store: Store, sentence: str, *, published: str | None = "2025-01-10",
     candidate = Candidate(score=score, sentence=sentence, start=start, end=start + len(sentence),
                           **base)
     with store.transaction():
-        store.save_analysis(article_id, [], [candidate], "test-analyser")
+        store.articles.save_analysis(article_id, [], [candidate], "test-analyser")
     if cluster_of is not None:
-        lead_row = store.candidate(cluster_of)
+        lead_row = store.candidates.candidate(cluster_of)
         assert lead_row is not None
-        store.set_cluster(article_id, lead_row["cluster_id"])
+        store.articles.set_cluster(article_id, lead_row["cluster_id"])
     row = store.db.execute("SELECT id FROM candidates WHERE article_id = ?", [article_id]).fetchone()
     return int(row[0])
 

@@ -111,7 +111,7 @@ def test_processing_stores_each_articles_language_and_hands_it_to_the_analyser(d
     analyser = PerLanguage(real)
     with Store(db_path) as store:
         for n, html in pages.items():
-            store.save_page(stored_page(n, html))
+            store.pages.save_page(stored_page(n, html))
         report = process_pages(store, analyser)
         rows = store.db.execute(
             "SELECT a.url, a.language, a.language_declared, a.language_source, a.supported, "
@@ -134,8 +134,8 @@ def test_a_script_dealwatch_does_not_read_is_recorded_unsupported(db_path, real,
     """Even declared English, and even when the analyser returns what it found: no candidate,
     no entity, a page verdict naming the language, and status counts it."""
     with Store(db_path) as store:
-        store.save_page(stored_page(1, page_html(text, "en", repeat=6)))
-        store.save_page(stored_page(2, page_html(EN, "en")))
+        store.pages.save_page(stored_page(1, page_html(text, "en", repeat=6)))
+        store.pages.save_page(stored_page(2, page_html(EN, "en")))
         report = process_pages(store, PerLanguage(real))
         verdicts = dict(store.db.execute("SELECT url, process_status || ': ' || "
                                          "COALESCE(process_reason, '') FROM pages").fetchall())
@@ -149,7 +149,7 @@ def test_a_script_dealwatch_does_not_read_is_recorded_unsupported(db_path, real,
         assert store.db.execute("SELECT COUNT(*) FROM entities WHERE article_id = ?",
                                 [article[0]]).fetchone()[0] == 0
         assert store.counts()["candidates"] >= 1  # the English story's
-        assert store.unsupported_languages() == {code: 1}
+        assert store.articles.unsupported_languages() == {code: 1}
     assert report.counters["unsupported_language"] == 1
     assert report.counters["articles"] == 2 and report.counters["failed"] == 0
 
@@ -158,7 +158,7 @@ def test_a_mixed_language_page_keeps_its_declared_language(db_path, real) -> Non
     html = page_html(EN, "en", repeat=2).replace("</article>", "".join(
         f"<p>{ES}</p>" for _ in range(2)) + "</article>")
     with Store(db_path) as store:
-        store.save_page(stored_page(1, html))
+        store.pages.save_page(stored_page(1, html))
         process_pages(store, PerLanguage(real))
         row = store.db.execute("SELECT language, language_declared, supported FROM articles").fetchone()
         status = store.db.execute("SELECT process_status FROM pages").fetchone()[0]
@@ -170,19 +170,19 @@ def test_a_page_whose_language_cannot_be_told_is_recorded_and_not_analysed(db_pa
     numbers = " ".join(f"{n:,} – {n * 3:,} / {n % 7}." for n in range(1000, 1100))
     html = f"<html><body><article><p>{numbers}</p><p>{numbers}</p></article></body></html>"
     with Store(db_path) as store:
-        store.save_page(stored_page(1, html))
+        store.pages.save_page(stored_page(1, html))
         report = process_pages(store, PerLanguage(real))
         status = store.db.execute("SELECT process_status, process_reason FROM pages").fetchone()
         if report.counters["articles"]:  # extraction may call it no article: a verdict as well
             assert status == ("unsupported", "unsupported language: unknown")
-            assert store.unsupported_languages() == {"unknown": 1}
+            assert store.articles.unsupported_languages() == {"unknown": 1}
         else:
             assert status[0] == "not_article"
 
 
 def test_the_unsupported_verdict_keeps_the_too_long_note_and_goes_when_the_language_is_read(db_path, real) -> None:
     with Store(db_path) as store:
-        store.save_page(stored_page(1, page_html(ZH, "zh-CN", repeat=8)))
+        store.pages.save_page(stored_page(1, page_html(ZH, "zh-CN", repeat=8)))
         process_pages(store, PerLanguage(real), max_text_chars=400)
         reason = store.db.execute("SELECT process_reason FROM pages").fetchone()[0]
         assert reason.startswith("unsupported language: zh; too long: ")
@@ -190,7 +190,7 @@ def test_the_unsupported_verdict_keeps_the_too_long_note_and_goes_when_the_langu
         reanalyse_articles(store, PerLanguage(real, SUPPORTED | {"zh"}))
         status, reason = store.db.execute("SELECT process_status, process_reason FROM pages").fetchone()
         assert status == "article" and reason.startswith("too long: ")
-        assert store.unsupported_languages() == {}
+        assert store.articles.unsupported_languages() == {}
 
 
 def test_reanalysis_takes_back_what_an_english_reading_found_in_an_unsupported_article(db_path, real) -> None:
@@ -198,12 +198,12 @@ def test_reanalysis_takes_back_what_an_english_reading_found_in_an_unsupported_a
     pending candidates; re-analysed, they go (reviewed ones would stay)."""
     text = AR * 3 + " Huawei signed a cloud contract with Kenya's ICT ministry."
     with Store(db_path) as store:
-        store.save_page(stored_page(1, page_html(text, "ar")))
+        store.pages.save_page(stored_page(1, page_html(text, "ar")))
         process_pages(store, PerLanguage(real, SUPPORTED | {"ar"}))
         assert store.counts()["candidates"] >= 1
         reanalyse_articles(store, PerLanguage(real))
         assert store.counts()["candidates"] == 0
-        assert store.unsupported_languages() == {"ar": 1}
+        assert store.articles.unsupported_languages() == {"ar": 1}
 
 
 # --- the database before and after the migration ----------------------------------------------
@@ -250,15 +250,15 @@ def _seed(store: Store) -> None:
                           language=language, language_declared="en" if language == "es" else language,
                           language_source="identified" if language == "es" else "declared+identified",
                           language_confidence=0.99)
-        page_id = store.save_page(stored_page(n, "<html></html>"))
-        article_id = store.save_article(page_id, None, article)
+        page_id = store.pages.save_page(stored_page(n, "<html></html>"))
+        article_id = store.articles.save_article(page_id, None, article)
         cand = Candidate(kind="deal", vendor="huawei", vendors=["huawei"], country="EC",
                          counterpart=None, counterpart_type=None, deal_type="cloud",
                          deal_types=["cloud"], stage="signed", value=None, currency=None,
                          year=None, score=0.9 - n / 10, sentence=text.strip(), start=0,
                          end=len(text.strip()))
-        store.save_analysis(article_id, [], [cand], "test")
-        store.set_language_verdict(article_id, language, True)
+        store.articles.save_analysis(article_id, [], [cand], "test")
+        store.articles.set_language_verdict(article_id, language, True)
 
 
 @pytest.fixture
@@ -275,7 +275,7 @@ def run_cli(db_path, monkeypatch):
 def test_queue_filters_and_shows_the_language(db_path, run_cli) -> None:
     with Store(db_path) as store:
         _seed(store)
-        assert [r["language"] for r in store.queue(QueueQuery(language="pt"))] == ["pt"]
+        assert [r["language"] for r in store.candidates.queue(QueueQuery(language="pt"))] == ["pt"]
     result = run_cli("queue", "--lang", "es")
     assert result.exit_code == 0, result.output
     assert "lang: es" in result.output and "lang: pt" not in result.output
@@ -293,7 +293,7 @@ def test_queue_filters_and_shows_the_language(db_path, run_cli) -> None:
 def test_review_show_says_the_language_and_where_it_came_from(db_path, run_cli) -> None:
     with Store(db_path) as store:
         _seed(store)
-        candidate_id = store.queue(QueueQuery(language="es"))[0]["id"]
+        candidate_id = store.candidates.queue(QueueQuery(language="es"))[0]["id"]
     result = run_cli("review", "show", str(candidate_id))
     assert result.exit_code == 0, result.output
     assert "language: es (Spanish), identified; the page declared en" in result.output
@@ -305,7 +305,7 @@ def test_review_show_says_the_language_and_where_it_came_from(db_path, run_cli) 
 def test_status_counts_unsupported_articles_by_language(db_path, run_cli, real) -> None:
     with Store(db_path) as store:
         for n, text in enumerate((ZH, "新闻：" + ZH, AR), 1):
-            store.save_page(stored_page(n, page_html(text, None, repeat=6)))
+            store.pages.save_page(stored_page(n, page_html(text, None, repeat=6)))
         process_pages(store, PerLanguage(real))
     result = run_cli("status")
     assert result.exit_code == 0, result.output
@@ -377,9 +377,9 @@ def test_the_real_analyser_reads_its_languages_and_records_the_rest(db_path, rea
     """With the per-language analyser itself: an English story is analysed; a Chinese one is
     recorded unsupported; a Spanish one is analysed exactly when there is a Spanish folder."""
     with Store(db_path) as store:
-        store.save_page(stored_page(1, page_html(EN, "en")))
-        store.save_page(stored_page(2, page_html(ZH, "en", repeat=6)))
-        store.save_page(stored_page(3, page_html(ES, "es")))
+        store.pages.save_page(stored_page(1, page_html(EN, "en")))
+        store.pages.save_page(stored_page(2, page_html(ZH, "en", repeat=6)))
+        store.pages.save_page(stored_page(3, page_html(ES, "es")))
         report = process_pages(store, real)
         rows = dict(store.db.execute(
             "SELECT substr(a.url, -1), a.language || ' ' || a.supported || ' ' || p.process_status "

@@ -96,10 +96,10 @@ def _seed(db_path: Path) -> None:
     with Store(db_path) as store:
         for n, (kind, score) in enumerate([("deal", 0.91), ("aggregate", 0.6), ("deal", 0.2)]):
             text = f"Story {n}: Huawei signed a contract with Kenya's ICT ministry."
-            aid = store.save_article(None, None, Article(
+            aid = store.articles.save_article(None, None, Article(
                 url=f"http://news.test/{n}", canonical_url=f"https://news.test/{n}", text=text,
                 text_hash=f"h{n}", title=f"Story {n}"))
-            store.save_analysis(aid, [], [Candidate(
+            store.articles.save_analysis(aid, [], [Candidate(
                 kind=kind, vendor="huawei", vendors=["huawei"], country="KE",
                 counterpart="ICT ministry", counterpart_type="ministry", deal_type="cloud",
                 deal_types=["cloud"], stage="signed", value=1.5e9, currency="USD", year=2026,

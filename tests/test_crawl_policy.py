@@ -199,8 +199,8 @@ def test_conditional_get_middleware_sends_stored_validators(tmp_path) -> None:
     from pipeline.storage import Store
 
     with Store(tmp_path / "d.db") as store:
-        store.sync_sources([source()])
-        store.save_page(Page(url=f"{BASE}/feed.xml", source_id="test-src", status=200, role="feed",
+        store.runs.sync_sources([source()])
+        store.pages.save_page(Page(url=f"{BASE}/feed.xml", source_id="test-src", status=200, role="feed",
                              headers={"ETag": '"v1"', "Last-Modified": "Sat, 01 Nov 2026 10:00:00 GMT"},
                              body=FEED))
         crawler = get_crawler()

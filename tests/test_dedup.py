@@ -39,7 +39,7 @@ def _text(path: str) -> str:
 
 
 def _store_page(store: Store, path: str, source: str | None = None) -> None:
-    store.save_page(Page(url="http://demo.test" + path, source_id=source, status=200,
+    store.pages.save_page(Page(url="http://demo.test" + path, source_id=source, status=200,
                          body=_html(path), headers={"content-type": "text/html; charset=utf-8"}))
 
 
@@ -121,7 +121,7 @@ def test_syndicated_story_is_one_queue_entry_with_both_copies(db_path, analyzer)
         clusters = _cluster_ids(store)
         assert clusters[PAIR[0]] == clusters[PAIR[1]]
         assert len(set(clusters.values())) == len(STORIES) - 1
-        rows = [r for r in store.queue(QueueQuery(limit=None)) if r["country"] == "KE"
+        rows = [r for r in store.candidates.queue(QueueQuery(limit=None)) if r["country"] == "KE"
                 and "huawei" in r["vendors"] and r["kind"] == "deal"]
         assert len(rows) == 1
         copies = {re.sub(r"^https?://[^/]+", "", c["url"]) for c in rows[0]["copies"]}

@@ -94,7 +94,7 @@ def test_demo_end_to_end_rule_only_and_idempotent(tmp_path: Path) -> None:
     _run_demo(db, "never", port)
     with Store(db) as store:
         second = store.counts()
-        last_run = store.runs(1)[0]
+        last_run = store.runs.recent(1)[0]
     for table in ("pages", "articles", "entities", "candidates"):
         assert second[table] == first[table], (table, first, second)
     crawl = last_run["counters"]["crawl"]

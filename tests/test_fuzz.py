@@ -177,7 +177,7 @@ PAGE_NUMBERS = itertools.count()
 def test_processing_any_pages_records_a_verdict_for_each(analyzer, fuzz_store: Store, pages: list[bytes]) -> None:
     urls = [f"https://news.example/{next(PAGE_NUMBERS)}" for _ in pages]
     for url, body in zip(urls, pages, strict=True):
-        fuzz_store.save_page(Page(url=url, source_id=None, status=200, body=body,
+        fuzz_store.pages.save_page(Page(url=url, source_id=None, status=200, body=body,
                                   headers={"content-type": "text/html"}))
     process_pages(fuzz_store, analyzer, max_text_chars=5_000)  # raises for nothing
     marks = ",".join("?" for _ in urls)

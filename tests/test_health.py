@@ -73,8 +73,8 @@ def test_status_command(db_path, monkeypatch) -> None:
     monkeypatch.delenv("DEALWATCH_CONFIG", raising=False)
     with Store(db_path) as store:
         for _ in range(3):
-            run_id = store.start_run("run", ["a"])
-            store.finish_run(run_id, "ok", {"crawl": {"a": {"requests": 1, "not_modified": 1}},
+            run_id = store.runs.start_run("run", ["a"])
+            store.runs.finish_run(run_id, "ok", {"crawl": {"a": {"requests": 1, "not_modified": 1}},
                                             "process": {"articles": 0}})
     invoke = lambda *a: CliRunner().invoke(main, ["--db", str(db_path), "status", *a])  # noqa: E731
     text = invoke()

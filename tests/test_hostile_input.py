@@ -70,7 +70,7 @@ def test_joiners_that_shape_a_script_are_kept() -> None:
 
 def test_a_long_padded_page_alone_in_its_batch_is_analysed_in_part_and_recorded(db_path, analyzer) -> None:
     with Store(db_path) as store:
-        store.save_page(_hostile_page(400))  # ~22,000 visible characters, 28,000 with padding
+        store.pages.save_page(_hostile_page(400))  # ~22,000 visible characters, 28,000 with padding
         report = process_pages(store, analyzer, max_text_chars=5_000)
         status, reason = store.db.execute("SELECT process_status, process_reason FROM pages").fetchone()
         text = store.db.execute("SELECT text FROM articles").fetchone()[0]
@@ -102,7 +102,7 @@ def test_a_text_that_breaks_the_analyser_alone_in_its_batch_is_recorded_failed(d
             yield  # pragma: no cover
 
     with Store(db_path) as store:
-        store.save_page(_hostile_page(10))
+        store.pages.save_page(_hostile_page(10))
         report = process_pages(store, Breaks())  # must not raise
         status, reason = store.db.execute("SELECT process_status, process_reason FROM pages").fetchone()
         assert status == "failed"

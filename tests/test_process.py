@@ -38,7 +38,7 @@ def test_a_page_that_breaks_extraction_is_recorded_and_the_batch_goes_on(db_path
     monkeypatch.setattr(process_module, "extract_article", flaky)
     with Store(db_path) as store:
         for n in (1, 2, 3):
-            store.save_page(_page(n))
+            store.pages.save_page(_page(n))
         report = process_pages(store, analyzer)
         statuses = dict(store.db.execute("SELECT url, process_status FROM pages").fetchall())
         reason = store.db.execute("SELECT process_reason FROM pages WHERE url LIKE '%/2'").fetchone()[0]
@@ -61,7 +61,7 @@ def test_a_text_that_breaks_the_analyser_costs_only_its_article(db_path, analyze
 
     with Store(db_path) as store:
         for n in (1, 2, 3):
-            store.save_page(_page(n))
+            store.pages.save_page(_page(n))
         report = process_pages(store, Choosy())
         statuses = dict(store.db.execute("SELECT url, process_status FROM pages").fetchall())
         assert statuses["https://news.test/2"] == "failed"
@@ -82,7 +82,7 @@ def test_the_headline_is_read_as_context_when_processing(db_path, analyzer) -> N
                 f"report long enough to read as an article.</p>" for i in range(4))
             + "</article></body></html>")
     with Store(db_path) as store:
-        store.save_page(Page(url="https://news.test/ls", source_id=None, status=200,
+        store.pages.save_page(Page(url="https://news.test/ls", source_id=None, status=200,
                              body=body.encode(), headers={"content-type": "text/html"}))
         process_pages(store, analyzer)
         rows = store.db.execute("SELECT country, start, end, sentence FROM candidates").fetchall()

@@ -41,7 +41,7 @@ def run_cli(db_path, monkeypatch):
 
 def _candidate(db_path: Path, candidate_id: int) -> dict:
     with Store(db_path) as store:
-        return store.candidate(candidate_id)
+        return store.candidates.candidate(candidate_id)
 
 
 def _audit(db_path: Path, candidate_id: int) -> list[dict]:
@@ -107,7 +107,7 @@ def test_confirm_with_edits_and_note_files_a_deal_under_the_reviewer(run_cli, id
     assert audit["note"] == "police tender documents"
     assert audit["edits"]["stage"] == ["signed", "under_construction"]
     with Store(db_path) as store:
-        deal = store.deal(row["deal_id"])
+        deal = store.registry.deal(row["deal_id"])
     assert (deal["stage"], deal["value"], deal["notes"]) == ("under_construction", 7_500_000.0,
                                                              "police tender documents")
 
@@ -200,7 +200,7 @@ def test_undo_takes_back_the_reviewers_last_decision_only(run_cli, ids, db_path)
     assert _candidate(db_path, ids["mou"])["status"] == "pending"
     assert _candidate(db_path, ids["noise"])["status"] == "rejected"  # bob's stays
     with Store(db_path) as store:
-        assert store.deals() == []  # the deal the confirmation created is gone
+        assert store.registry.deals() == []  # the deal the confirmation created is gone
     nothing = run_cli("review", "--reviewer", "ann", "undo")
     assert nothing.exit_code == 1 and "ann has no decision to undo" in nothing.output
 
@@ -264,16 +264,16 @@ def test_registry_changes_through_the_cli_give_deals_a_new_version(run_cli, ids,
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["mou"]))
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["completed"]), "--deal", "1")
     with Store(db_path) as store:
-        before = store.deal(1)["version"]
+        before = store.registry.deal(1)["version"]
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["signed"]), "--deal", "1",
             "--set", "value=", "--set", "currency=")
     with Store(db_path) as store:
-        assert len(store.deal_sources(1)) == 4
-        assert store.deal(1)["version"] > before
-        before = store.deal(1)["version"]
+        assert len(store.registry.deal_sources(1)) == 4
+        assert store.registry.deal(1)["version"] > before
+        before = store.registry.deal(1)["version"]
     run_cli("review", "--reviewer", "ann", "undo")
     with Store(db_path) as store:
-        assert store.deal(1)["version"] > before
+        assert store.registry.deal(1)["version"] > before
 
 
 # --- accounts and the web UI ----------------------------------------------------------------
@@ -295,7 +295,7 @@ def test_user_add_from_stdin_and_from_a_prompt(run_cli, db_path) -> None:
     mismatch = run_cli("user", "add", "dee", input="first-password\nsecond-password\n")
     assert mismatch.exit_code != 0
     with Store(db_path) as store:
-        assert store.user("dee") is None
+        assert store.accounts.user("dee") is None
 
 
 def test_serve_hands_the_options_to_the_web_app(run_cli, db_path, monkeypatch) -> None:

@@ -391,14 +391,14 @@ def test_source_settings_override_politeness_and_headers() -> None:
 def test_store_pipeline_saves_pages_and_counts_them_by_role(tmp_path: Path) -> None:
     db_path = tmp_path / "dealwatch.db"
     with Store(db_path) as store:
-        store.sync_sources([source()])
-        run_id = store.start_run("crawl")
+        store.runs.sync_sources([source()])
+        run_id = store.runs.start_run("crawl")
         crawler = get_crawler(settings_dict={"DEALWATCH_RUN_ID": run_id})
         crawler.spider = spider_class("rss")(source=source(), store=store)
         pipeline = StorePipeline.from_crawler(crawler)
         page = Page(url=f"{BASE}/a", source_id="test-rss", status=200, body=b"<html></html>")
         assert pipeline.process_item(page) is page
-        assert store.known_article_urls() == {canonical_url(f"{BASE}/a")}
+        assert store.pages.known_article_urls() == {canonical_url(f"{BASE}/a")}
     assert crawler.stats.get_value("dealwatch/pages/article") == 1
 
 

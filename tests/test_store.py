@@ -57,52 +57,52 @@ def test_save_page_is_idempotent_and_requeues_changed_bodies(db_path) -> None:
     with Store(db_path) as store:
         page = Page(url="http://news.test/a1", source_id=None, status=200, body=b"<p>one</p>",
                     headers={"ETag": '"e1"', "Content-Type": "text/html"})
-        first = store.save_page(page)
-        assert store.save_page(page) == first
+        first = store.pages.save_page(page)
+        assert store.pages.save_page(page) == first
         assert store.counts()["pages"] == 1
         row = store.db.execute("SELECT etag, content_type FROM pages").fetchone()
         assert row == ('"e1"', "text/html")
-        store.mark_page(first, "article")
-        store.save_page(page)  # same body: stays processed
-        assert store.count_pages_to_process() == 0
+        store.pages.mark_page(first, "article")
+        store.pages.save_page(page)  # same body: stays processed
+        assert store.pages.count_pages_to_process() == 0
         page.body = b"<p>two</p>"
-        store.save_page(page)  # changed body: processed again
-        assert store.count_pages_to_process() == 1
-        assert [p["body"] for p in store.pages_to_process()] == [b"<p>two</p>"]
+        store.pages.save_page(page)  # changed body: processed again
+        assert store.pages.count_pages_to_process() == 1
+        assert [p["body"] for p in store.pages.pages_to_process()] == [b"<p>two</p>"]
 
 
 def test_analysis_is_idempotent(db_path) -> None:
     with Store(db_path) as store:
-        article_id = store.save_article(None, None, _article())
+        article_id = store.articles.save_article(None, None, _article())
         ents = [Entity("Huawei", "VENDOR", 0, 6, "huawei"), Entity("Kenyan", "COUNTRY", 36, 42, "KE")]
         for _ in range(3):
             with store.transaction():
-                store.save_analysis(article_id, ents, [_candidate()], "v1")
-            assert store.save_article(None, None, _article()) == article_id
+                store.articles.save_analysis(article_id, ents, [_candidate()], "v1")
+            assert store.articles.save_article(None, None, _article()) == article_id
         counts = store.counts()
         assert (counts["articles"], counts["entities"], counts["candidates"]) == (1, 2, 1)
 
 
 def test_reviewed_candidates_survive_reanalysis(db_path) -> None:
     with Store(db_path) as store:
-        article_id = store.save_article(None, None, _article())
-        store.save_analysis(article_id, [], [_candidate(), _candidate("Another sentence.", 0.4)], "v1")
-        confirmed = store.queue(QueueQuery(limit=None))[0]
+        article_id = store.articles.save_article(None, None, _article())
+        store.articles.save_analysis(article_id, [], [_candidate(), _candidate("Another sentence.", 0.4)], "v1")
+        confirmed = store.candidates.queue(QueueQuery(limit=None))[0]
         store.db.execute("UPDATE candidates SET status = 'confirmed' WHERE id = ?", [confirmed["id"]])
         # new rules find neither sentence: the pending one goes, the confirmed one stays
-        outcome = store.save_analysis(article_id, [], [], "v2")
+        outcome = store.articles.save_analysis(article_id, [], [], "v2")
         assert outcome["candidates_removed"] == 1
-        left = store.queue(QueueQuery(status=None, limit=None))
+        left = store.candidates.queue(QueueQuery(status=None, limit=None))
         assert [(r["id"], r["status"]) for r in left] == [(confirmed["id"], "confirmed")]
         # found again with another score: the confirmed record is not rewritten
-        store.save_analysis(article_id, [], [_candidate(score=0.1)], "v3")
-        assert store.queue(QueueQuery(status="confirmed"))[0]["score"] == 0.9
+        store.articles.save_analysis(article_id, [], [_candidate(score=0.1)], "v3")
+        assert store.candidates.queue(QueueQuery(status="confirmed"))[0]["score"] == 0.9
 
 
 def test_reviews_table_is_append_only(db_path) -> None:
     with Store(db_path) as store:
-        article_id = store.save_article(None, None, _article())
-        store.save_analysis(article_id, [], [_candidate()], "v1")
+        article_id = store.articles.save_article(None, None, _article())
+        store.articles.save_analysis(article_id, [], [_candidate()], "v1")
         store.db.execute("INSERT INTO reviews (candidate_id, reviewer, decided_at, decision) "
                          "VALUES (1, 'ana', '2026-01-01T00:00:00Z', 'confirm')")
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -113,30 +113,30 @@ def test_reviews_table_is_append_only(db_path) -> None:
 
 def test_queue_orders_by_score_and_filters(db_path) -> None:
     with Store(db_path) as store:
-        a1 = store.save_article(None, None, _article(1))
-        a2 = store.save_article(None, None, _article(2, "Other text."))
-        store.save_analysis(a1, [], [_candidate(score=0.3)], "v1")
-        store.save_analysis(a2, [], [_candidate("Agg.", 0.8, kind="aggregate")], "v1")
-        rows = store.queue()
+        a1 = store.articles.save_article(None, None, _article(1))
+        a2 = store.articles.save_article(None, None, _article(2, "Other text."))
+        store.articles.save_analysis(a1, [], [_candidate(score=0.3)], "v1")
+        store.articles.save_analysis(a2, [], [_candidate("Agg.", 0.8, kind="aggregate")], "v1")
+        rows = store.candidates.queue()
         assert [r["score"] for r in rows] == [0.8, 0.3]
         assert rows[0]["url"] == "http://news.test/a2"
-        assert [r["kind"] for r in store.queue(QueueQuery(kind="deal"))] == ["deal"]
-        assert store.queue(QueueQuery(status="confirmed")) == []
+        assert [r["kind"] for r in store.candidates.queue(QueueQuery(kind="deal"))] == ["deal"]
+        assert store.candidates.queue(QueueQuery(status="confirmed")) == []
 
 
 def test_article_full_text_search(db_path) -> None:
     with Store(db_path) as store:
-        store.save_article(None, None, _article(1, "Huawei builds a data centre in Lusaka."))
-        store.save_article(None, None, _article(2, "Weather report for Tuesday."))
+        store.articles.save_article(None, None, _article(1, "Huawei builds a data centre in Lusaka."))
+        store.articles.save_article(None, None, _article(2, "Weather report for Tuesday."))
         hits = list(store.db["articles"].search("lusaka"))
         assert [h["url"] for h in hits] == ["http://news.test/a1"]
 
 
 def test_runs_are_recorded(db_path) -> None:
     with Store(db_path) as store:
-        run_id = store.start_run("crawl", ["demo-rss"])
-        store.finish_run(run_id, "ok", {"crawl": {"demo-rss": {"requests": 3}}})
-        run = store.runs()[0]
+        run_id = store.runs.start_run("crawl", ["demo-rss"])
+        store.runs.finish_run(run_id, "ok", {"crawl": {"demo-rss": {"requests": 3}}})
+        run = store.runs.recent()[0]
         assert run["outcome"] == "ok" and run["finished_at"]
         assert run["counters"]["crawl"]["demo-rss"]["requests"] == 3
         assert run["sources"] == ["demo-rss"]
@@ -144,9 +144,9 @@ def test_runs_are_recorded(db_path) -> None:
 
 def test_every_write_is_durable_once_the_store_is_closed(db_path) -> None:
     with Store(db_path) as store:
-        article_id = store.save_article(None, None, _article())
-        store.save_analysis(article_id, [Entity("Huawei", "VENDOR", 0, 6, "huawei")], [_candidate()], "v1")
-        store.save_page(Page(url="http://news.test/a1", source_id=None, status=200, body=b"x"))
+        article_id = store.articles.save_article(None, None, _article())
+        store.articles.save_analysis(article_id, [Entity("Huawei", "VENDOR", 0, 6, "huawei")], [_candidate()], "v1")
+        store.pages.save_page(Page(url="http://news.test/a1", source_id=None, status=200, body=b"x"))
     with Store(db_path) as store:
         counts = store.counts()
     assert (counts["articles"], counts["entities"], counts["candidates"], counts["pages"]) == (1, 1, 1, 1)
@@ -155,19 +155,19 @@ def test_every_write_is_durable_once_the_store_is_closed(db_path) -> None:
 def test_a_failed_transaction_leaves_nothing_half_written(db_path) -> None:
     with Store(db_path) as store:
         with pytest.raises(RuntimeError), store.transaction():
-            article_id = store.save_article(None, None, _article())
-            store.save_analysis(article_id, [], [_candidate()], "v1")
+            article_id = store.articles.save_article(None, None, _article())
+            store.articles.save_analysis(article_id, [], [_candidate()], "v1")
             raise RuntimeError("crash half way")
         assert store.counts()["articles"] == 0 and store.counts()["candidates"] == 0
 
 
 def test_session_tokens_are_not_stored_readable(db_path) -> None:
     with Store(db_path) as store:
-        user_id = store.add_user("ana", "scrypt$x")
-        session = store.create_session(user_id, 3600)
+        user_id = store.accounts.add_user("ana", "scrypt$x")
+        session = store.accounts.create_session(user_id, 3600)
         stored = store.db.execute("SELECT id FROM sessions").fetchone()[0]
         assert stored != session["id"] and session["id"] not in stored
-        assert store.session(session["id"])["user_name"] == "ana"
-        assert store.session(stored) is None  # reading the table gives no way in
-        store.delete_session(session["id"])
-        assert store.session(session["id"]) is None
+        assert store.accounts.session(session["id"])["user_name"] == "ana"
+        assert store.accounts.session(stored) is None  # reading the table gives no way in
+        store.accounts.delete_session(session["id"])
+        assert store.accounts.session(session["id"]) is None

@@ -72,7 +72,7 @@ def csrf(client: TestClient, path: str = "/queue") -> str:
 
 def candidate(web: SimpleNamespace, ident: int) -> dict[str, Any]:
     with Store(web.db) as store:
-        row = store.candidate(ident)
+        row = store.candidates.candidate(ident)
     assert row is not None
     return row
 
@@ -432,7 +432,7 @@ def test_second_reviewer_is_told_and_nothing_is_overwritten(web, second) -> None
     row = candidate(web, ident)
     assert (row["status"], row["reviewed_by"], row["stage"]) == ("confirmed", "alice", "signed")
     with Store(web.db) as store:
-        assert [(r["reviewer"], r["decision"]) for r in store.reviews_of(ident)] == [
+        assert [(r["reviewer"], r["decision"]) for r in store.reviews.reviews_of(ident)] == [
             ("alice", "confirm")]
 
 
@@ -446,9 +446,9 @@ def test_confirming_again_refiles_without_doubling_the_deal(web) -> None:
     assert again.status_code == 303
     row = candidate(web, ident)
     with Store(web.db) as store:
-        assert [s["candidate_id"] for s in store.deal_sources(row["deal_id"])] == [ident]
-        assert sum(len(store.deal_sources(d["id"])) for d in store.deals()) == 1
-        assert [r["decision"] for r in store.reviews_of(ident)] == ["confirm", "confirm"]
+        assert [s["candidate_id"] for s in store.registry.deal_sources(row["deal_id"])] == [ident]
+        assert sum(len(store.registry.deal_sources(d["id"])) for d in store.registry.deals()) == 1
+        assert [r["decision"] for r in store.reviews.reviews_of(ident)] == ["confirm", "confirm"]
     assert row["stage"] == "completed" and first_deal is not None
 
 
@@ -515,15 +515,15 @@ def test_deal_page_merges_and_splits(web) -> None:
     client.post(f"/deal/{first.deal_id}/merge", data={"csrf_token": csrf(client),
                                                      "absorb": str(second.deal_id)})
     with Store(web.db) as store:
-        assert len(store.deal_sources(first.deal_id)) == 3
-        assert store.deal(second.deal_id)["merged_into"] == first.deal_id
+        assert len(store.registry.deal_sources(first.deal_id)) == 3
+        assert store.registry.deal(second.deal_id)["merged_into"] == first.deal_id
     response = client.post(f"/deal/{first.deal_id}/split", data={
         "csrf_token": csrf(client), "source": [str(web.ids["huawei-RS"])]})
     assert response.status_code == 303
     new_id = int(response.headers["location"].rsplit("/", 1)[1])
     with Store(web.db) as store:
-        assert [s["candidate_id"] for s in store.deal_sources(new_id)] == [web.ids["huawei-RS"]]
-        assert len(store.deal_sources(first.deal_id)) == 2
+        assert [s["candidate_id"] for s in store.registry.deal_sources(new_id)] == [web.ids["huawei-RS"]]
+        assert len(store.registry.deal_sources(first.deal_id)) == 2
     assert "Moved 1 source" in client.get(f"/deal/{new_id}").text
 
 
@@ -534,7 +534,7 @@ def test_confirm_suggests_an_existing_deal(web) -> None:
         later = story(store, 50, "Huawei finished the Kenyan government cloud for the Ministry "
                       "of ICT.", "Huawei finished the Kenyan government cloud for the Ministry "
                       "of ICT.", stage="completed", score=0.8)
-        deal = store.deal(outcome.deal_id)
+        deal = store.registry.deal(outcome.deal_id)
     page = client.get(f"/candidate/{later}").text
     assert f'value="{outcome.deal_id}"' in page and "Add to existing deal" in page
     assert deal["deal_id"] in page
@@ -564,7 +564,7 @@ def _many(store: Store, n: int) -> list[int]:
 def test_paging_walks_every_entry_once_in_score_order(web) -> None:
     with Store(web.db) as store:
         _many(store, 130)
-        expected = [r["id"] for r in store.queue_page(QueueQuery(), 10_000)]
+        expected = [r["id"] for r in store.candidates.queue_page(QueueQuery(), 10_000)]
     client = reviewer(web, "alice")
     seen: list[int] = []
     url: str | None = "/queue"
@@ -595,7 +595,7 @@ def test_queue_filters_and_counts(web) -> None:
 
     with Store(web.db) as store:
         def rows(**q: Any) -> list[dict[str, Any]]:
-            return store.queue_page(QueueQuery(**q), 1000)
+            return store.candidates.queue_page(QueueQuery(**q), 1000)
 
         assert {r["vendor"] for r in rows(vendor="zte")} == {"zte"}
         assert ids("/queue?vendor=zte") == [r["id"] for r in rows(vendor="zte")]
@@ -606,7 +606,7 @@ def test_queue_filters_and_counts(web) -> None:
         assert ids("/queue?status=rejected") == [web.ids["zte-ET"]]
         assert ids("/queue?country=ke&stage=signed&kind=deal") == [
             r["id"] for r in rows(country="KE", stage="signed", kind="deal")]
-        counts = store.queue_status_counts(QueueQuery())
+        counts = store.candidates.queue_status_counts(QueueQuery())
         assert counts == {"pending": 37, "rejected": 1}
     page = client.get("/queue").text
     assert re.search(r"Pending <span class=\"count\">37</span>", page)
@@ -620,8 +620,8 @@ def test_keyset_paging_walks_the_index_without_sorting(web) -> None:
         _many(store, 20)
         statements: list[str] = []
         store.db.conn.set_trace_callback(statements.append)
-        rows = store.queue_page(QueueQuery(), 5)
-        store.queue_page(QueueQuery(), 5, after=(rows[-1]["score"], rows[-1]["id"]))
+        rows = store.candidates.queue_page(QueueQuery(), 5)
+        store.candidates.queue_page(QueueQuery(), 5, after=(rows[-1]["score"], rows[-1]["id"]))
         store.db.conn.set_trace_callback(None)
         pages = [sql for sql in statements if sql.startswith("SELECT c.*")]
         assert len(pages) == 2

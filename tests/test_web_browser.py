@@ -83,7 +83,7 @@ def log_in(page: Any, site: SimpleNamespace, name: str) -> None:
 
 def row(site: SimpleNamespace, name: str) -> dict[str, Any]:
     with Store(site.db) as store:
-        found = store.candidate(site.ids[name])
+        found = store.candidates.candidate(site.ids[name])
     assert found is not None
     return found
 
@@ -126,7 +126,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.wait_for_url(re.compile(rf"/candidate/{order[2]}"))
     assert "deferred" in page.inner_text(".flashes")
     with Store(site.db) as store:
-        assert store.candidate(order[1])["status"] == "deferred"
+        assert store.candidates.candidate(order[1])["status"] == "deferred"
 
     # r then 2: reject as "wrong vendor"
     page.keyboard.press("r")
@@ -134,7 +134,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.keyboard.press("2")
     page.wait_for_url(re.compile(rf"/candidate/{order[3]}"))
     with Store(site.db) as store:
-        rejected = store.candidate(order[2])
+        rejected = store.candidates.candidate(order[2])
     assert (rejected["status"], rejected["reason"], rejected["reviewed_by"]) == \
         ("rejected", "wrong_vendor", "alice")
 
@@ -143,8 +143,8 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.wait_for_url(re.compile(rf"/candidate/{order[2]}"))
     assert "Undone" in page.inner_text(".flashes")
     with Store(site.db) as store:
-        assert store.candidate(order[2])["status"] == "pending"
-        assert [r["decision"] for r in store.reviews_of(order[2])] == ["reject", "undo"]
+        assert store.candidates.candidate(order[2])["status"] == "pending"
+        assert [r["decision"] for r in store.reviews.reviews_of(order[2])] == ["reject", "undo"]
     assert "undo by alice" in page.inner_text(".history").lower()
 
     # j / k move between candidates; c confirms from the queue and the selection advances
@@ -158,7 +158,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.keyboard.press("c")
     page.wait_for_selector(".flash-ok")
     with Store(site.db) as store:
-        assert store.candidate(chosen)["status"] == "confirmed"
+        assert store.candidates.candidate(chosen)["status"] == "confirmed"
     assert current_id(page) == following
     assert dialogs == []
 
@@ -178,7 +178,7 @@ def test_bulk_reject_a_selection(browser, site, dialogs) -> None:
     page.wait_for_selector(".flash-ok")
     assert "Rejected 2 candidate(s) as Aggregate" in page.inner_text(".flashes")
     with Store(site.db) as store:
-        assert {store.candidate(i)["status"] for i in picked} == {"rejected"}
+        assert {store.candidates.candidate(i)["status"] for i in picked} == {"rejected"}
     shown = page.eval_on_selector_all("#queue tbody tr", "rs => rs.map(r => Number(r.dataset.id))")
     assert not set(picked) & set(shown)
 
@@ -286,5 +286,5 @@ def test_two_reviewers_at_once_the_second_is_told(browser, site, dialogs) -> Non
     decided = row(site, "huawei-RS")
     assert (decided["status"], decided["reviewed_by"]) == ("confirmed", "alice")
     with Store(site.db) as store:
-        assert [(r["reviewer"], r["decision"]) for r in store.reviews_of(decided["id"])] == [
+        assert [(r["reviewer"], r["decision"]) for r in store.reviews.reviews_of(decided["id"])] == [
             ("alice", "confirm")]

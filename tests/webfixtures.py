@@ -50,13 +50,13 @@ def story(store: Store, n: int, text: str, sentence: str, *, title: str | None =
     """Store one article holding `sentence`, tagged with `entities` (text, label, id) wherever
     their text occurs, and one candidate on the sentence; its candidate id."""
     url = url or f"https://{site}/news/{n}"
-    article_id = store.save_article(None, source_id, Article(
+    article_id = store.articles.save_article(None, source_id, Article(
         url=url, canonical_url=url, text=text, text_hash=f"text-{n}", title=title or f"Story {n}",
         published=published, site=site, author="Wire staff", language="en"))
     if cluster_of is not None:
-        lead = store.candidate(cluster_of)
+        lead = store.candidates.candidate(cluster_of)
         assert lead is not None
-        store.set_cluster(article_id, lead["cluster_id"])
+        store.articles.set_cluster(article_id, lead["cluster_id"])
     start = text.index(sentence)
     found: list[Entity] = []
     for ent_text, label, ent_id in entities:
@@ -74,7 +74,7 @@ def story(store: Store, n: int, text: str, sentence: str, *, title: str | None =
     if "deal_types" not in fields:
         base["deal_types"] = [base["deal_type"]] if base["deal_type"] else []
     with store.transaction():
-        store.save_analysis(article_id, found, [Candidate(
+        store.articles.save_analysis(article_id, found, [Candidate(
             sentence=sentence, start=start, end=start + len(sentence), **base)], "web-test")
     row = store.db.execute("SELECT id FROM candidates WHERE article_id = ?", [article_id]).fetchone()
     return int(row[0])

@@ -410,7 +410,7 @@ def examples_from_reviews(store: Store) -> list[Example]:
     "duplicate" says nothing about the evidence and is left out.
     """
     out: list[Example] = []
-    for cand, status, reason in store.decided_candidates():
+    for cand, status, reason in store.candidates.decided_candidates():
         if status == "rejected" and reason == "duplicate":
             continue
         if status == "rejected" and reason == "aggregate" and cand.kind == "deal":

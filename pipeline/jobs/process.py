@@ -89,7 +89,7 @@ def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple
             report.rollback(counted)
             reason = f"analysis failed: {type(exc).__name__}: {exc}"
             logger.exception("article %d: %s", item[0], reason)
-            store.mark_article_pages(item[0], "failed", reason)
+            store.pages.mark_article_pages(item[0], "failed", reason)
             report.count("failed", item[2])
             report.failures.append((f"article {item[0]}", reason))
 
@@ -111,9 +111,9 @@ def _save_analysis(store: Store, analyzer: AnalyzerLike, item: tuple[int, Passag
     language = analysis.language or passage.language
     if not supported:
         analysis.entities, analysis.candidates = [], []
-    outcome = store.save_analysis(article_id, analysis.entities, analysis.candidates,
+    outcome = store.articles.save_analysis(article_id, analysis.entities, analysis.candidates,
                                   analyzer.version)
-    store.set_language_verdict(article_id, language, supported)
+    store.articles.set_language_verdict(article_id, language, supported)
     if not supported:
         logger.info("article %d: %s: not analysed", article_id, unsupported_reason(language))
         report.count("unsupported_language", source_id)
@@ -145,7 +145,7 @@ class PageProcessor:
         run does again. A page that cannot be extracted is recorded with its reason; the rest go
         on.
         """
-        for batch in _batched(self.store.pages_to_process(), self.batch_size):
+        for batch in _batched(self.store.pages.pages_to_process(), self.batch_size):
             with self.store.transaction():
                 to_analyse: list[tuple[int, Passage, str | None]] = []
                 seen_hashes: dict[str, int] = {}
@@ -163,7 +163,7 @@ class PageProcessor:
         if self._index is None:
             d = self.dedup
             self._index = NearDuplicateIndex(d.num_perm, d.jaccard, d.containment)
-            for article_id, cluster_id, blob, shingles in self.store.recent_signatures(
+            for article_id, cluster_id, blob, shingles in self.store.articles.recent_signatures(
                     d.window_days, d.num_perm):
                 self._index.add(article_id, Signature.from_bytes(blob, shingles), cluster_id)
         return self._index
@@ -173,8 +173,8 @@ class PageProcessor:
         # the part that is analysed: a near-duplicate of it is a copy of the same story
         sig = signature(text[:self.max_text_chars], d.num_perm, d.shingle_words)
         cluster_id, merged = self.index.assign(article_id, sig)
-        self.store.save_signature(article_id, sig.to_bytes(), sig.shingles, d.num_perm)
-        self.store.set_cluster(article_id, cluster_id, merged)
+        self.store.articles.save_signature(article_id, sig.to_bytes(), sig.shingles, d.num_perm)
+        self.store.articles.set_cluster(article_id, cluster_id, merged)
         if cluster_id != article_id:
             self.report.count("near_duplicates", source_id)
 
@@ -197,7 +197,7 @@ class PageProcessor:
             logger.exception("%s: %s", url, reason)
             if self._index is not None:
                 self._index = None  # it may hold this page's article: reload from the store
-            self.store.mark_page(page["id"], "failed", reason)
+            self.store.pages.mark_page(page["id"], "failed", reason)
             self.report.count("failed", page["source_id"])
             self.report.failures.append((url, reason))
 
@@ -209,12 +209,12 @@ class PageProcessor:
         try:
             result = extract_article(page["body"], url, page["headers"], self.min_text_chars)
         except ExtractionError as exc:
-            store.mark_page(page["id"], "failed", str(exc))
+            store.pages.mark_page(page["id"], "failed", str(exc))
             self.report.count("failed", source_id)
             self.report.failures.append((url, str(exc)))
             return
         if result.article is None:
-            store.mark_page(page["id"], result.status, result.reason)
+            store.pages.mark_page(page["id"], result.status, result.reason)
             self.report.count(result.status, source_id)
             return
         article: Article = result.article
@@ -223,21 +223,21 @@ class PageProcessor:
         if not article.published:
             # the feed's date, as the day the page itself would have given
             article.published = iso_day(page.get("listed_date"))
-        existing = store.article_by_hash(article.text_hash)
+        existing = store.articles.article_by_hash(article.text_hash)
         duplicate_of = seen_hashes.get(article.text_hash) or (
             existing["id"] if existing and existing["canonical_url"] != article.canonical_url
             else None)
         if duplicate_of:
-            store.mark_page(page["id"], "duplicate", f"same text as article {duplicate_of}",
+            store.pages.mark_page(page["id"], "duplicate", f"same text as article {duplicate_of}",
                             duplicate_of)
             self.report.count("duplicates", source_id)
             return
-        article_id = store.save_article(page["id"], source_id, article)
+        article_id = store.articles.save_article(page["id"], source_id, article)
         # The whole text is stored; the analyser reads its first max_text_chars characters,
         # so that one page costs bounded time and memory whatever it holds.
         too_long = (too_long_reason(len(article.text), self.max_text_chars)
                     if len(article.text) > self.max_text_chars else None)
-        store.mark_page(page["id"], "article", too_long, article_id)
+        store.pages.mark_page(page["id"], "article", too_long, article_id)
         if too_long:
             logger.warning("%s: %s", url, too_long)
             self.report.count("too_long", source_id)
@@ -274,7 +274,7 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
                        progress: Progress | None = None) -> ProcessReport:
     """Tag and detect again on stored text (after a rules or watchlist change); no re-fetching."""
     report = ProcessReport()
-    rows = store.articles_for_reanalysis()
+    rows = store.articles.articles_for_reanalysis()
     for batch in _batched(rows, batch_size):
         with store.transaction():
             _analyse_and_save(store, analyzer,
@@ -293,7 +293,7 @@ def _stored_language(store: Store, row: dict[str, Any]) -> str | None:
     if row.get("language_source"):
         return row.get("language")
     guess = identify(row["text"], row.get("language_declared") or row.get("language"))
-    store.set_article_language(row["id"], guess.code, guess.declared, guess.source,
+    store.articles.set_article_language(row["id"], guess.code, guess.declared, guess.source,
                                guess.confidence)
     return guess.code
 
@@ -308,12 +308,12 @@ def rescore_candidates(store: Store, ranker: Ranker | None, threshold: float, *,
 
     def flush() -> None:
         with store.transaction():
-            report.count("changed", None, store.set_scores(pending))
+            report.count("changed", None, store.candidates.set_scores(pending))
         if progress:
             progress(len(pending))
         pending.clear()
 
-    for candidate_id, cand in store.stored_candidates(batch_size):
+    for candidate_id, cand in store.candidates.stored_candidates(batch_size):
         score_candidate(cand, ranker, threshold)
         report.count("candidates")
         report.count("queued" if cand.queued else "hidden")

@@ -55,17 +55,17 @@ def add_user(store: Store, name: str, password: str) -> int:
         raise AccountError(f"user name {name!r}: letters, digits and _ . @ - only, at most 64")
     if len(password) < MIN_PASSWORD:
         raise AccountError(f"password: at least {MIN_PASSWORD} characters")
-    if store.user(name) is not None:
+    if store.accounts.user(name) is not None:
         raise AccountError(f"user {name!r} exists already")
     try:
-        return store.add_user(name, hash_password(password))
+        return store.accounts.add_user(name, hash_password(password))
     except sqlite3.IntegrityError:  # added by someone else in the meantime
         raise AccountError(f"user {name!r} exists already") from None
 
 
 def authenticate(store: Store, name: str, password: str) -> dict[str, object] | None:
     """The user when name and password match (and the account is enabled), else None."""
-    user = store.user(name)
+    user = store.accounts.user(name)
     if user is None or user["disabled"]:
         verify_password(password, _dummy_hash())
         return None

@@ -110,14 +110,14 @@ def clean_edits(edits: dict[str, Any], known_vendors: set[str] | None = None) ->
 
 
 def _load(store: Store, candidate_id: int) -> dict[str, Any]:
-    row = store.candidate(candidate_id)
+    row = store.candidates.candidate(candidate_id)
     if row is None:
         raise ReviewError(f"no candidate #{candidate_id}")
     return row
 
 
 def _conflict(store: Store, row: dict[str, Any]) -> ConflictError:
-    fresh = store.candidate(row["id"]) or row
+    fresh = store.candidates.candidate(row["id"]) or row
     who = f" by {fresh['reviewed_by']} at {fresh['reviewed_at']}" if fresh.get("reviewed_by") else ""
     return ConflictError(f"candidate #{row['id']} was changed{who} (now {fresh['status']}) "
                          "after you loaded it; reload it and decide again")
@@ -147,7 +147,7 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
         lead = _load(store, candidate_id)
         if version is not None and lead["version"] != version:
             raise _conflict(store, lead)
-        group = store.cluster_group(lead)
+        group = store.candidates.cluster_group(lead)
         members = [m for m in group if m["id"] != lead["id"]]
         outcome = Outcome(decision, [lead["id"]] + [m["id"] for m in members], batch, status)
         rows, audit, left = [], [], []
@@ -157,11 +157,11 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
                                                        "note", "reviewed_by", "reviewed_at",
                                                        "deal_id")}
             if row.get("deal_id"):  # decided again: out of its deal until filed anew
-                left.append(store.unlink_source(row["id"]))
+                left.append(store.registry.unlink_source(row["id"]))
             values: dict[str, Any] = {**changes, "status": status, "reviewed_by": reviewer,
                                       "reviewed_at": utcnow(), "reason": reason,
                                       "note": note if note is not None else row.get("note")}
-            if not store.set_candidate(row["id"], row["version"], values):
+            if not store.candidates.set_candidate(row["id"], row["version"], values):
                 raise _conflict(store, row)
             outcome.versions[row["id"]] = row["version"] + 1
             audit.append({
@@ -176,7 +176,7 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
             outcome.deal_id = file_confirmation(store, rows, reviewer, batch, deal_id)
         settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
         for entry in audit:
-            store.add_review({**entry, "deal_id": outcome.deal_id})
+            store.reviews.add_review({**entry, "deal_id": outcome.deal_id})
     logger.info("%s %s candidate(s) %s", reviewer, status, outcome.candidate_ids)
     return outcome
 
@@ -195,9 +195,9 @@ def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], 
             raise _conflict(store, row)
         before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "note")}
         values = {**changes, **({"note": note} if note is not None else {})}
-        if not store.set_candidate(row["id"], row["version"], values):
+        if not store.candidates.set_candidate(row["id"], row["version"], values):
             raise _conflict(store, row)
-        store.add_review({
+        store.reviews.add_review({
             "candidate_id": row["id"], "reviewer": reviewer, "decision": "edit", "note": note,
             "batch": batch, "previous_status": row["status"], "previous": before,
             "version": row["version"] + 1,
@@ -234,7 +234,7 @@ def undo(store: Store, reviewer: str) -> Outcome:
     """Take back the reviewer's last decision: statuses and fields as they were, the registry
     as it was; recorded in the audit as an `undo`."""
     with store.transaction():
-        rows = store.last_batch(reviewer)
+        rows = store.reviews.last_batch(reviewer)
         if not rows:
             raise ReviewError(f"{reviewer} has no decision to undo")
         batch = rows[0]["batch"]
@@ -245,26 +245,26 @@ def undo(store: Store, reviewer: str) -> Outcome:
                 raise ConflictError(
                     f"candidate #{current['id']} changed after your decision "
                     f"(by {current.get('reviewed_by') or 'processing'}); it cannot be undone")
-        touched = store.remove_deal_sources(batch)
+        touched = store.registry.remove_deal_sources(batch)
         for review in rows:
             current = _load(store, review["candidate_id"])
             previous = dict(review.get("previous") or {})
             previous["status"] = review["previous_status"]
             earlier_deal = previous.pop("deal_id", None)
-            store.set_candidate(current["id"], current["version"], previous)
+            store.candidates.set_candidate(current["id"], current["version"], previous)
             if review["decision"] == "edit":
                 source_changed(store, {**current, **previous})
             elif previous["status"] == "confirmed":
                 # it was a source of a deal before this decision took it out: put it back, or
                 # file it anew when that deal has gone (withdrawn with its last source)
                 row = {**current, **previous}
-                deal = store.deal(earlier_deal) if earlier_deal else None
+                deal = store.registry.deal(earlier_deal) if earlier_deal else None
                 if deal and not deal.get("merged_into"):
                     link_source(store, deal["id"], row, reviewer, None)
                     touched.append(deal["id"])
                 else:
                     touched.append(file_confirmation(store, [row], reviewer, undo_batch, None))
-            store.add_review({
+            store.reviews.add_review({
                 "candidate_id": current["id"], "reviewer": reviewer, "decision": "undo",
                 "undoes": batch, "batch": undo_batch, "previous_status": current["status"],
                 "version": current["version"] + 1,
@@ -277,5 +277,5 @@ def undo(store: Store, reviewer: str) -> Outcome:
 
 def history(store: Store, candidate_id: int) -> list[dict[str, Any]]:
     _load(store, candidate_id)
-    return store.reviews_of(candidate_id)
+    return store.reviews.reviews_of(candidate_id)
 

@@ -93,7 +93,7 @@ def _stage_history(store: Store, deal_id: int, sources: dict[int, str | None]
                    ) -> list[dict[str, Any]]:
     """Stage changes, oldest first: a stage reported again by a later article is not a change."""
     history: list[dict[str, Any]] = []
-    for row in store.deal_stages(deal_id):
+    for row in store.registry.deal_stages(deal_id):
         if row["candidate_id"] is not None and row["candidate_id"] not in sources:
             continue  # reported by a candidate that is no longer a confirmed source
         if history and history[-1]["stage"] == row["stage"]:
@@ -105,7 +105,7 @@ def _stage_history(store: Store, deal_id: int, sources: dict[int, str | None]
 
 def deal_record(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
     """One deal as a registry record (DESIGN.md field order, then `version`, `stage_history`)."""
-    sources = store.deal_sources(deal["id"])
+    sources = store.registry.deal_sources(deal["id"])
     source_urls = {s["candidate_id"]: s["url"] for s in sources}
     value = deal.get("value")
     record: dict[str, Any] = {
@@ -158,7 +158,7 @@ def registry_records(store: Store, since: str | None = None) -> list[dict[str, A
     """
     since = parse_since(since) if since else None
     with store.snapshot():  # one consistent snapshot, while reviewers keep confirming
-        return [deal_record(store, deal) for deal in store.deals(since=since)]
+        return [deal_record(store, deal) for deal in store.registry.deals(since=since)]
 
 
 # --- writers --------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def build_export(store: Store, fmt: str, since: str | None = None) -> Export:
 
 def log_export(store: Store, export: Export, destination: str) -> int:
     """Record a written export in `exports` (format, where, since, how many deals, sha256)."""
-    return store.record_export(export.format, destination, export.since, export.deals,
+    return store.registry.record_export(export.format, destination, export.since, export.deals,
                                export.sha256)
 
 
@@ -327,7 +327,7 @@ def _post_once(opener: Any, url: str, body: bytes, headers: dict[str, str],
 def _push_payload(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
     if deal.get("merged_into"):
         # The endpoint knew this deal; tell it the deal now lives on as another one.
-        keeper = store.deal(int(deal["merged_into"]))
+        keeper = store.registry.deal(int(deal["merged_into"]))
         return {"deal_id": deal["deal_id"], "version": int(deal["version"]),
                 "merged_into": keeper["deal_id"] if keeper else None}
     return deal_record(store, deal)
@@ -351,11 +351,11 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
         raise ExportError(f"push: an http:// or https:// URL, not {url!r}")
     opener = session or _opener()
     report = PushReport(url)
-    acknowledged = store.pushed_versions(url)
+    acknowledged = store.registry.pushed_versions(url)
     digest = hashlib.sha256()
-    for listed in store.deals(include_merged=True):
+    for listed in store.registry.deals(include_merged=True):
         with store.snapshot():  # the deal, its version and its sources as of one moment
-            deal = store.deal(listed["id"])
+            deal = store.registry.deal(listed["id"])
             if deal is None:
                 continue  # withdrawn while the push went on
             version = int(deal["version"])
@@ -382,12 +382,12 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
             logger.info("push %s: %s; retrying in %.1fs", key, attempt.error, min(wait, max_wait))
             sleep(min(wait, max_wait))
         if attempt.done:
-            store.record_push(url, deal["id"], version, key, "sent")
+            store.registry.record_push(url, deal["id"], version, key, "sent")
             report.sent.append(key)
             digest.update(body + b"\n")
         else:
             error = attempt.error or "failed"
-            store.record_push(url, deal["id"], version, key, "failed", error)
+            store.registry.record_push(url, deal["id"], version, key, "failed", error)
             report.failed.append((key, error))
             logger.warning("push %s failed: %s", key, error)
     report.payload_sha256 = digest.hexdigest()

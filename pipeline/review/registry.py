@@ -72,7 +72,7 @@ def suggest_deals(store: Store, candidate: dict[str, Any]) -> list[Suggestion]:
     """Existing deals this candidate may belong to, best first."""
     vendors = candidate.get("vendors") or ([candidate["vendor"]] if candidate.get("vendor") else [])
     found = []
-    for deal in store.deals_like(vendors, candidate.get("country")):
+    for deal in store.registry.deals_like(vendors, candidate.get("country")):
         score, why = match_score(candidate, deal)
         found.append(Suggestion(deal, score, why))
     return sorted(found, key=lambda s: (-s.score, s.deal["id"]))
@@ -84,12 +84,12 @@ def _reported(row: dict[str, Any]) -> str | None:
 
 def refresh_deal(store: Store, deal_id: int) -> None:
     """Recompute what a deal's sources decide: first and last report, types, current stage."""
-    deal = store.deal(deal_id)
+    deal = store.registry.deal(deal_id)
     if deal is None:
         return
-    sources = store.deal_sources(deal_id)
+    sources = store.registry.deal_sources(deal_id)
     dates = sorted(d for s in sources if (d := _reported(s)))
-    stages = store.deal_stages(deal_id)
+    stages = store.registry.deal_stages(deal_id)
     types: list[str] = list(deal.get("deal_types") or [])
     for source in sources:
         for t in source.get("deal_types") or []:
@@ -105,35 +105,35 @@ def refresh_deal(store: Store, deal_id: int) -> None:
         fields["stage"] = stages[-1]["stage"]
     changed = {k: v for k, v in fields.items() if deal.get(k) != v}
     # Called after its sources or stages changed: the exported record did, so a new version.
-    store.update_deal(deal_id, changed, touch=True)
+    store.registry.update_deal(deal_id, changed, touch=True)
 
 
 def source_changed(store: Store, row: dict[str, Any]) -> None:
     """A confirmed source's fields were corrected (or the correction undone): its stage report
     follows, and so does its deal."""
     if row.get("status") == "confirmed" and row.get("deal_id"):
-        store.set_reported_stage(row["id"], row.get("stage"))
+        store.registry.set_reported_stage(row["id"], row.get("stage"))
         refresh_deal(store, row["deal_id"])
 
 
 def settle_deals(store: Store, deal_ids: list[int]) -> None:
     """After sources left these deals: a deal with none left is withdrawn, the rest refreshed."""
     for deal_id in dict.fromkeys(deal_ids):
-        deal = store.deal(deal_id)
+        deal = store.registry.deal(deal_id)
         if deal is None or deal.get("merged_into"):
             continue
-        if store.deal_sources(deal_id):
+        if store.registry.deal_sources(deal_id):
             refresh_deal(store, deal_id)
         else:
-            store.delete_deal(deal_id)
+            store.registry.delete_deal(deal_id)
 
 
 def link_source(store: Store, deal_id: int, row: dict[str, Any], reviewer: str,
                 batch: str | None) -> None:
     """Make a confirmed candidate a source of a deal, its stage part of the deal's history."""
-    store.add_deal_source(deal_id, row["id"], batch)
+    store.registry.add_deal_source(deal_id, row["id"], batch)
     if row.get("stage") and row["stage"] != "unknown":
-        store.add_stage(deal_id, row["stage"], _reported(row), row["id"], reviewer, batch)
+        store.registry.add_stage(deal_id, row["stage"], _reported(row), row["id"], reviewer, batch)
 
 
 def file_confirmation(store: Store, rows: list[dict[str, Any]], reviewer: str, batch: str,
@@ -149,20 +149,20 @@ def file_confirmation(store: Store, rows: list[dict[str, Any]], reviewer: str, b
         deal_id = suggestions[0].deal["id"] if suggestions and \
             suggestions[0].score >= AUTO_MATCH else "new"
     if deal_id == "new":
-        target = store.insert_deal(lead, reviewer, batch, notes=lead.get("note"))
+        target = store.registry.insert_deal(lead, reviewer, batch, notes=lead.get("note"))
     else:
         target = int(deal_id)
-        deal = store.deal(target)
+        deal = store.registry.deal(target)
         if deal is None or deal.get("merged_into"):
             raise RegistryError(f"no deal {deal_id} in the registry")
         # Fill what the deal does not know yet; what it knows stays (a reviewer set it).
         blanks = {name: lead.get(name) for name in ("counterpart", "counterpart_type", "value",
                                                     "currency", "year")
                   if deal.get(name) in (None, "") and lead.get(name) not in (None, "")}
-        store.update_deal(target, blanks)
+        store.registry.update_deal(target, blanks)
     link_source(store, target, lead, reviewer, batch)
     for row in rows[1:]:  # the story's copies: sources, not new stage reports
-        store.add_deal_source(target, row["id"], batch)
+        store.registry.add_deal_source(target, row["id"], batch)
     refresh_deal(store, target)
     return target
 
@@ -173,11 +173,11 @@ def merge_deals(store: Store, keep: int, absorb: int) -> None:
         raise RegistryError("a deal cannot be merged into itself")
     with store.transaction():
         for deal_id in (keep, absorb):
-            deal = store.deal(deal_id)
+            deal = store.registry.deal(deal_id)
             if deal is None or deal.get("merged_into"):
                 raise RegistryError(f"no deal {deal_id} in the registry")
-        store.move_deal_sources(absorb, keep)
-        store.update_deal(absorb, {"merged_into": keep})
+        store.registry.move_deal_sources(absorb, keep)
+        store.registry.update_deal(absorb, {"merged_into": keep})
         refresh_deal(store, keep)
 
 
@@ -188,17 +188,17 @@ def split_deal(store: Store, deal_id: int, candidate_ids: list[int], reviewer: s
 
 
 def _split(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) -> int:
-    deal = store.deal(deal_id)
+    deal = store.registry.deal(deal_id)
     if deal is None or deal.get("merged_into"):
         raise RegistryError(f"no deal {deal_id} in the registry")
-    sources = {s["candidate_id"] for s in store.deal_sources(deal_id)}
+    sources = {s["candidate_id"] for s in store.registry.deal_sources(deal_id)}
     moving = [c for c in candidate_ids if c in sources]
     if not moving or len(moving) == len(sources):
         raise RegistryError("a split moves some of the deal's sources, not none or all of them")
-    lead = store.candidate(moving[0])
+    lead = store.candidates.candidate(moving[0])
     assert lead is not None
-    new_id = store.insert_deal(lead, reviewer, None, notes=f"split from {deal['deal_id']}")
-    store.move_deal_sources(deal_id, new_id, moving)
+    new_id = store.registry.insert_deal(lead, reviewer, None, notes=f"split from {deal['deal_id']}")
+    store.registry.move_deal_sources(deal_id, new_id, moving)
     refresh_deal(store, deal_id)
     refresh_deal(store, new_id)
     return new_id

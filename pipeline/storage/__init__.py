@@ -126,4 +126,4 @@ class Store:
         repo = Store._LEGACY.get(name)
         if repo is None:
             raise AttributeError(name)
-        return getattr(getattr(self, repo), name)
+        return getattr(getattr(self, repo), "recent" if name == "runs" else name)

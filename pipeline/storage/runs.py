@@ -67,8 +67,8 @@ class Runs:
         return datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
     def __call__(self, limit: int = 10) -> list[dict[str, Any]]:  # transitional: store.runs(n)
-        return self.runs(limit)
+        return self.recent(limit)
 
-    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
         return [decode_row(r) for r in rows]
