@@ -37,7 +37,7 @@ from pipeline.review.web.security import (
     SecurityHeaders,
 )
 from pipeline.review.web.views import parse_row_id
-from pipeline.storage.store import Store, StoreError, is_busy
+from pipeline.storage import Store, StoreError, is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def run_server(config: Config, db_path: Path, host: str = DEFAULT_HOST, port: in
     app = create_app(config, db_path, allowed_hosts=None if allow_public
                      else [*LOOPBACK_NAMES, host])
     with Store(db_path, migrate=False) as store:
-        if not store.users():
+        if not store.accounts.users():
             logger.warning("no reviewer accounts yet: create one with `dealwatch user add NAME`")
     if allow_public:
         # Form posts must carry an Origin of the host the browser sees: a proxy that rewrites

@@ -20,19 +20,20 @@ class DealRoutes:
         self.pages = pages
 
     def deals(self, ctx: Ctx) -> Response:
-        deals = ctx.store.deals()
+        deals = ctx.store.registry.deals()
         return self.pages.render(ctx, "deals.html", deals=deals,
-                                 source_counts=ctx.store.deal_source_counts())
+                                 source_counts=ctx.store.registry.deal_source_counts())
 
     def deal(self, ctx: Ctx, deal_id: int) -> Response:
         with ctx.store.snapshot():
-            deal = ctx.store.deal(deal_id)
+            deal = ctx.store.registry.deal(deal_id)
             if deal is None:
                 return self.pages.error(ctx, 404, "No such deal", f"There is no deal {deal_id}.")
-            similar = [d for d in ctx.store.deals_like(deal.get("vendors") or [deal.get("vendor")],
-                                                       deal.get("country")) if d["id"] != deal_id]
-            sources, stages = ctx.store.deal_sources(deal_id), ctx.store.deal_stages(deal_id)
-            merged_into = ctx.store.deal(deal["merged_into"]) if deal.get("merged_into") else None
+            registry = ctx.store.registry
+            similar = [d for d in registry.deals_like(deal.get("vendors") or [deal.get("vendor")],
+                                                      deal.get("country")) if d["id"] != deal_id]
+            sources, stages = registry.deal_sources(deal_id), registry.deal_stages(deal_id)
+            merged_into = registry.deal(deal["merged_into"]) if deal.get("merged_into") else None
         return self.pages.render(ctx, "deal.html", deal=deal, sources=sources, stages=stages,
                                  similar=similar, merged_into=merged_into)
 

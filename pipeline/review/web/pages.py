@@ -28,8 +28,7 @@ from pipeline.review.web.views import (
     reason_label,
     safe_url,
 )
-from pipeline.storage.registry_store import QueueQuery
-from pipeline.storage.store import CANDIDATE_STATUSES, Store
+from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 # The templates and static files belong to the review package as a whole, beside this one.
 REVIEW_DIR = Path(__file__).resolve().parent.parent

@@ -32,7 +32,7 @@ from pipeline.review.web.views import (
     reason_label,
     with_query,
 )
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ class QueueRoutes:
         options = {
             "vendors": self.pages.vendor_options,
             "countries": [(c, f"{self.pages.country_name(c)} ({c})")
-                          for c in store.candidate_countries()],
-            "sources": [(s, s) for s in store.source_ids()],
+                          for c in store.candidates.candidate_countries()],
+            "sources": [(s, s) for s in store.runs.source_ids()],
             "languages": [(code, f"{present.language_name(code) or code} ({code})")
-                          for code in store.candidate_languages()],
+                          for code in store.candidates.candidate_languages()],
             "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
             "stages": [(s, s.replace("_", " ")) for s in STAGES],
             "kinds": [("deal", "deal"), ("aggregate", "aggregate")],
@@ -77,19 +77,19 @@ class QueueRoutes:
         rows: list[dict[str, Any]] = []
         with ctx.store.snapshot():  # the rows and the counts of one moment
             if before is not None and after is None:
-                rows = ctx.store.queue_page(query, PAGE_SIZE + 1, before=before)
+                rows = ctx.store.candidates.queue_page(query, PAGE_SIZE + 1, before=before)
                 has_prev, has_next = len(rows) > PAGE_SIZE, True
                 rows = rows[-PAGE_SIZE:]
                 if not has_prev:
                     before = None  # back at the top: show a full first page
             if before is None:
-                rows = ctx.store.queue_page(query, PAGE_SIZE + 1, after=after)
+                rows = ctx.store.candidates.queue_page(query, PAGE_SIZE + 1, after=after)
                 has_prev, has_next = after is not None, len(rows) > PAGE_SIZE
                 rows = rows[:PAGE_SIZE]
-            ctx.store.attach_copies(rows)
-            counts = ctx.store.queue_status_counts(query)
+            ctx.store.candidates.attach_copies(rows)
+            counts = ctx.store.candidates.queue_status_counts(query)
             hidden_count = 0 if query.hidden or query.status not in ("pending", None) else (
-                ctx.store.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
+                ctx.store.candidates.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
                 - counts.get("pending", 0))
         base = queue_params(query)
         return self.pages.render(
@@ -115,22 +115,22 @@ class QueueRoutes:
                        conflict: str = "", error: str = "",
                        values: Mapping[str, str] | None = None) -> Response:
         with ctx.store.snapshot():  # the candidate, its neighbours and its history of one moment
-            cand = ctx.store.candidate(candidate_id)
+            cand = ctx.store.candidates.candidate(candidate_id)
             if cand is None:
                 return self.pages.error(ctx, 404, "No such candidate",
                                         f"There is no candidate #{candidate_id}.")
             query, filters_qs = ctx.queue_filters()
-            entities = ctx.store.entities_of(cand["article_id"])
-            ctx.store.attach_copies([cand])
-            group = ctx.store.cluster_group(cand)
+            entities = ctx.store.articles.entities_of(cand["article_id"])
+            ctx.store.candidates.attach_copies([cand])
+            group = ctx.store.candidates.cluster_group(cand)
             cursor = (float(cand["score"]), int(cand["id"]))
-            nxt = ctx.store.queue_page(query, 1, after=cursor)
-            prev = ctx.store.queue_page(query, 1, before=cursor)
+            nxt = ctx.store.candidates.queue_page(query, 1, after=cursor)
+            prev = ctx.store.candidates.queue_page(query, 1, before=cursor)
             # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
             suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
                            if s.deal["id"] != cand.get("deal_id")]
-            history = ctx.store.reviews_of(cand["id"])
-            deal = ctx.store.deal(cand["deal_id"]) if cand.get("deal_id") else None
+            history = ctx.store.reviews.reviews_of(cand["id"])
+            deal = ctx.store.registry.deal(cand["deal_id"]) if cand.get("deal_id") else None
         text = cand["article_text"] or ""
         span = present.evidence_span(text, cand["sentence"], cand.get("start"), cand.get("end"))
         labels = {e["label"] for e in entities}
@@ -155,7 +155,7 @@ class QueueRoutes:
 
     def decide(self, ctx: Ctx, candidate_id: int) -> Response:
         decision = ctx.field("decision")
-        cand = ctx.store.candidate(candidate_id)
+        cand = ctx.store.candidates.candidate(candidate_id)
         if cand is None:
             return self.pages.error(ctx, 404, "No such candidate",
                                     f"There is no candidate #{candidate_id}.")
@@ -185,7 +185,7 @@ class QueueRoutes:
         text = f"#{candidate_id} {outcome.status}" + (
             f" with {copies} {'copy' if copies == 1 else 'copies'}" if copies else "")
         if outcome.deal_id:
-            deal = ctx.store.deal(outcome.deal_id)
+            deal = ctx.store.registry.deal(outcome.deal_id)
             text += f", filed under deal {deal['deal_id'] if deal else outcome.deal_id}"
         if decision == "reject" and reason:
             text += f" ({reason_label(reason)})"
@@ -196,14 +196,15 @@ class QueueRoutes:
             return RedirectResponse(with_query("/queue", {**queue_params(query), **page}), 303)
         # Advance: the next entry of the same queue after this one, else the top of it.
         cursor = (float(cand["score"]), int(cand["id"]))
-        nxt = ctx.store.queue_page(query, 1, after=cursor) or ctx.store.queue_page(query, 1)
+        queue = ctx.store.candidates
+        nxt = queue.queue_page(query, 1, after=cursor) or queue.queue_page(query, 1)
         if nxt:
             return RedirectResponse(with_query(f"/candidate/{nxt[0]['id']}", filters_qs), 303)
         self.pages.flash(ctx, "info", "Nothing left in this queue.")
         return RedirectResponse(with_query("/queue", filters_qs), 303)
 
     def edit(self, ctx: Ctx, candidate_id: int) -> Response:
-        cand = ctx.store.candidate(candidate_id)
+        cand = ctx.store.candidates.candidate(candidate_id)
         if cand is None:
             return self.pages.error(ctx, 404, "No such candidate",
                                     f"There is no candidate #{candidate_id}.")

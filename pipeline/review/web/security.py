@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.review import accounts
 from pipeline.review.web.pages import Ctx, Pages
 from pipeline.review.web.views import PAGE_SIZE, local_path
-from pipeline.storage.store import Store, StoreError
+from pipeline.storage import Store, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Auth:
     def session(self, store: Store, request: Request) -> dict[str, Any] | None:
         """The live session this request's cookie names, if any."""
         sid = request.cookies.get(self.session_cookie)
-        return store.session(sid) if sid else None
+        return store.accounts.session(sid) if sid else None
 
     def signed_in(self, request: Request) -> bool:
         """Whether the request carries a live session (dispatch checks it again)."""
@@ -102,7 +102,7 @@ class Auth:
             return False
         try:
             with self.open_store() as store:
-                return store.session(sid) is not None
+                return store.accounts.session(sid) is not None
         except (StoreError, sqlite3.OperationalError):
             return True  # let dispatch say what is wrong with the database
 
@@ -167,7 +167,7 @@ class Auth:
                                     "Reload the login page and try again.")
         name, password = ctx.field("name"), ctx.field("password", strip=False)
         address = ctx.request.client.host if ctx.request.client else "unknown"
-        if ctx.store.login_failures(name, address, LOGIN_WINDOW) >= LOGIN_LIMIT:
+        if ctx.store.accounts.login_failures(name, address, LOGIN_WINDOW) >= LOGIN_LIMIT:
             logger.warning("login refused for %r from %s: too many failures", name, address)
             return self.login_page(
                 ctx, next_url, status=429, name=name, headers={"retry-after": str(LOGIN_WINDOW)},
@@ -175,12 +175,12 @@ class Auth:
                       f"{LOGIN_WINDOW // 60} minutes and try again.")
         user = accounts.authenticate(ctx.store, name, password)
         if user is None:
-            ctx.store.record_login_failure(name, address)
+            ctx.store.accounts.record_login_failure(name, address)
             logger.info("failed login for %r from %s", name, address)
             return self.login_page(ctx, next_url, status=401, name=name,
                                    error="Wrong name or password.")
-        ctx.store.clear_login_failures(name)
-        session = ctx.store.create_session(int(str(user["id"])), SESSION_TTL)
+        ctx.store.accounts.clear_login_failures(name)
+        session = ctx.store.accounts.create_session(int(str(user["id"])), SESSION_TTL)
         response = RedirectResponse(local_path(next_url), 303)
         self.cookie(response, self.session_cookie, session["id"], SESSION_TTL)
         response.delete_cookie(self.login_cookie, path="/", secure=self.secure, httponly=True,
@@ -190,7 +190,7 @@ class Auth:
 
     def logout(self, ctx: Ctx) -> Response:
         assert ctx.session is not None
-        ctx.store.delete_session(ctx.session["id"])
+        ctx.store.accounts.delete_session(ctx.session["id"])
         response = RedirectResponse("/login", 303)
         response.delete_cookie(self.session_cookie, path="/", secure=self.secure, httponly=True,
                                samesite="strict")

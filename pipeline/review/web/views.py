@@ -14,8 +14,7 @@ from urllib.parse import urlencode, urlsplit
 from models.config import DEAL_TYPES, STAGES
 from pipeline.language import normalise_language
 from pipeline.review import decisions as review
-from pipeline.storage.registry_store import QueueQuery
-from pipeline.storage.store import CANDIDATE_STATUSES
+from pipeline.storage import CANDIDATE_STATUSES, QueueQuery
 
 PAGE_SIZE = 50
 MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger id overflows, it names no row
