@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from scrapy.settings import BaseSettings
 
-    from pipeline.storage.store import Store
+    from pipeline.storage import Store
     from scrapers.budget import RunBudget
 
 logger = logging.getLogger(__name__)
@@ -219,14 +219,14 @@ class PrivateNetworkMiddleware:
 
 
 def has_validators(stored: dict[str, Any] | None) -> bool:
-    """True when a stored page (Store.validators_of) has an ETag or Last-Modified to send."""
+    """True when a stored page (store.pages.validators_of) has an ETag or Last-Modified to send."""
     return bool(stored and (stored.get("etag") or stored.get("last_modified")))
 
 
 class ConditionalGetMiddleware:
     """Sends If-None-Match / If-Modified-Since for entry documents stored before.
 
-    What the last good fetch said (Store.validators_of) goes into the request's meta as
+    What the last good fetch said (store.pages.validators_of) goes into the request's meta as
     meta["dealwatch"]["stored"], so that the spider can tell a 304 or an unchanged body from
     news, and a failed fetch from a page it must not overwrite. The store is the spider's
     (`store`, handed to every spider by scrapers.run); off without one.
@@ -247,7 +247,7 @@ class ConditionalGetMiddleware:
         # Looked up once per entry: retries and redirects carry the meta (and headers) along.
         if not meta or meta.get("role") not in ENTRY_ROLES or "stored" in meta:
             return
-        stored = self.store.validators_of(requested_url(request))
+        stored = self.store.pages.validators_of(requested_url(request))
         meta["stored"] = stored
         if not has_validators(stored):
             return

@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Any, Self
 from scrapy.exceptions import DropItem, NotConfigured
 
 from models.records import Page, PageCheck
-from pipeline.storage.store import StoreError
+from pipeline.storage import StoreError
 from scrapers.stats import inc_stat
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-    from pipeline.storage.store import Store
+    from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
 
 
 class StorePipeline:
-    """Saves Page items with Store.save_page under the run id (DEALWATCH_RUN_ID), and notes
-    PageCheck items (a stored page fetched again, unchanged or failed) with Store.record_check.
+    """Saves Page items with store.pages.save_page under the run id (DEALWATCH_RUN_ID), and notes
+    PageCheck items (a stored page fetched again, unchanged or failed) with store.pages.record_check.
 
     The store is the spider's (`store`): scrapers.run opens one for the whole crawl and hands
     it to every spider, so all sources write through one connection, from the reactor thread.
@@ -47,9 +47,9 @@ class StorePipeline:
             return item
         try:
             if isinstance(item, PageCheck):
-                self.store.record_check(item.url, item.status, self.run_id)
+                self.store.pages.record_check(item.url, item.status, self.run_id)
                 return item
-            self.store.save_page(item, self.run_id)
+            self.store.pages.save_page(item, self.run_id)
         except (StoreError, sqlite3.Error) as exc:
             inc_stat(self.crawler, "dealwatch/errors/store")
             logger.error("cannot store page %s: %s", item.url, exc)

@@ -57,7 +57,7 @@ from twisted.python.failure import Failure
 
 from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
-from pipeline.storage.store import Store, StoreError
+from pipeline.storage import Store, StoreError
 from scrapers.budget import BUDGET_EXHAUSTED, RunBudget
 from scrapers.lifetime import die_with_parent
 from scrapers.settings import crawl_settings
@@ -197,11 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     source_ids = [s.id for s in sources]
     with store:
         # pages.source_id refers to sources.id, so every configured source gets its row first.
-        store.sync_sources(config.sources)
+        store.runs.sync_sources(config.sources)
         own_run = args.run_id is None
-        run_id = store.start_run("crawl", source_ids, os.getpid()) if own_run else args.run_id
+        run_id = store.runs.start_run("crawl", source_ids, os.getpid()) if own_run else args.run_id
         # Read once: the link policy of every source checks against the same snapshot.
-        known = store.known_article_urls()
+        known = store.pages.known_article_urls()
         limits = config.settings.crawl
         budget = RunBudget(limits.max_requests_per_run, limits.max_run_seconds)
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         report["ok"] = not report["attention"]
         if own_run:
             message = "; ".join(f"{k}: {v}" for k, v in report["attention"].items()) or None
-            store.finish_run(run_id, "ok" if report["ok"] else "failed",
+            store.runs.finish_run(run_id, "ok" if report["ok"] else "failed",
                              {"sources": report["sources"],
                               "budget_exhausted": report["budget_exhausted"]}, message)
     print(json.dumps(report, sort_keys=True), flush=True)

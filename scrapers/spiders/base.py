@@ -23,7 +23,7 @@ from w3lib.url import safe_url_string
 from models.config import Source
 from models.records import Page, PageCheck
 from pipeline.dates import listed_datetime
-from pipeline.storage.store import Store, sha256_hex
+from pipeline.storage import Store, sha256_hex
 from pipeline.urls import canonical_url
 from scrapers.budget import RunBudget
 from scrapers.failures import SKIP_CODES, describe_failure
