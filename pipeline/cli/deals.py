@@ -1,0 +1,249 @@
+"""The registry from the terminal: deals list|show|merge|split, and export (or push)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.cli.common import (
+    DEAL,
+    State,
+    echo_json,
+    fail,
+    pass_state,
+    reviewer_option,
+    write_atomically,
+)
+from pipeline.review.export import FORMATS as EXPORT_FORMATS
+from pipeline.review.export import (
+    ExportError,
+    build_export,
+    log_export,
+    parse_since,
+    push_deals,
+    registry_records,
+)
+from pipeline.review.present import money
+from pipeline.review.registry import merge_deals, split_deal
+from pipeline.review.views import deal_label, deal_view
+
+logger = logging.getLogger(__name__)
+
+
+def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into: str | None,
+                 candidates: dict[str, list[int]]) -> None:
+    counterpart = (record["counterpart"] or "-") + (
+        f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
+    amount = money(record["value"], record["currency"])
+    out(f"{record['deal_id']}  version {record['version']}"
+        + (f"  merged into {merged_into}" if merged_into else ""))
+    out(f"  vendor: {', '.join(record['vendors']) or record['vendor'] or '-'}  country: "
+        f"{record['country'] or '-'}" + (f" ({record['country_name']})" if record["country_name"]
+                                         else "") + f"  counterpart: {counterpart}")
+    out(f"  type: {', '.join(record['deal_types']) or '-'}  stage: {record['stage'] or '-'}"
+        + (f"  value: {amount}" if amount else "") + (f"  year: {record['year']}" if record["year"]
+                                                   else ""))
+    out(f"  reported {record['first_reported'] or '?'} – {record['last_reported'] or '?'}; "
+        f"confirmed by {record['confirmed_by']} at {record['confirmed_at']}")
+    if record["notes"]:
+        out(f"  notes: {record['notes']}")
+    if record["stage_history"]:
+        out("  stages: " + " → ".join(f"{h['stage']} ({h['reported'] or 'undated'})"
+                                      for h in record["stage_history"]))
+    out(f"  sources ({len(record['sources'])}; split --source takes the #):")
+    for s in record["sources"]:
+        marks = " ".join(f"#{c}" for c in candidates.get(s["url"], []))
+        out(f"    {marks}  {s['published'] or 'undated'}  {s['site'] or ''}  {s['url']}")
+        out(f"      “{s['sentence']}”")
+
+
+@click.group()
+@reviewer_option
+@pass_state
+def deals(state: State, reviewer: str | None) -> None:
+    """The registry: confirmed deals with their sources; merge and split them.
+
+    \b
+    Example:
+        dealwatch deals list
+        dealwatch deals show dw-000003
+        dealwatch deals merge dw-000003 dw-000007     # one real-world deal recorded twice
+        dealwatch deals split dw-000003 --source 41 --source 42
+    """
+    state.reviewer = reviewer
+
+
+@deals.command("list")
+@click.option("--json", "as_json", is_flag=True, help="The registry records (as `export`).")
+@pass_state
+def deals_list(state: State, as_json: bool) -> None:
+    """Every deal in the registry (merged ones left out), oldest first.
+
+    \b
+    Example:
+        dealwatch deals list
+        dealwatch deals list --json | jq '.[] | select(.stage == "signed") | .deal_id'
+    """
+
+    with state.store() as store:
+        records = registry_records(store)
+    if as_json:
+        echo_json(records)
+        return
+    if not records:
+        click.echo("the registry is empty: `dealwatch review confirm ID` files a deal")
+    for r in records:
+        click.echo(f"{r['deal_id']}  {','.join(r['vendors']) or r['vendor'] or '-':<12} "
+                   f"{r['country'] or '--'}  {(r['counterpart'] or '-')[:32]:<32} "
+                   f"{','.join(r['deal_types']) or '-':<18} {r['stage'] or '-':<18} "
+                   f"{len(r['sources'])} source(s)  {r['first_reported'] or '?'} – "
+                   f"{r['last_reported'] or '?'}")
+
+
+@deals.command("show")
+@click.argument("deal_id", metavar="ID", type=DEAL)
+@click.option("--json", "as_json", is_flag=True, help="The registry record.")
+@pass_state
+def deals_show(state: State, deal_id: int, as_json: bool) -> None:
+    """One deal: its fields, stage history and every source with its evidence.
+
+    \b
+    Example:
+        dealwatch deals show dw-000003
+        dealwatch deals show 3 --json
+    """
+
+    with state.store() as store:
+        view = deal_view(store, deal_id)
+    if as_json:
+        merged = {"merged_into": view.merged_into} if view.merged_into else {}
+        echo_json({**view.record, **merged})
+    else:
+        _render_deal(view.record, click.echo, view.merged_into, view.candidates)
+
+
+@deals.command("merge")
+@click.argument("keep", type=DEAL)
+@click.argument("absorb", type=DEAL)
+@pass_state
+def deals_merge(state: State, keep: int, absorb: int) -> None:
+    """One real-world deal recorded twice: move ABSORB's sources and stages into KEEP.
+
+    ABSORB stays in the database as merged (exports leave it out; a push tells the endpoint).
+
+    \b
+    Example:
+        dealwatch deals merge dw-000003 dw-000007
+    """
+
+    with state.store() as store:
+        merge_deals(store, keep, absorb)
+        logger.info("%s merged deal %d into %d", state.reviewer_name, absorb, keep)
+        click.echo(f"merged {deal_label(store, absorb)} into {deal_label(store, keep)} "
+                   f"({len(store.deal_sources(keep))} sources now)")
+
+
+@deals.command("split")
+@click.argument("deal_id", metavar="ID", type=DEAL)
+@click.option("--source", "sources", type=int, multiple=True, required=True, metavar="CANDIDATE_ID",
+              help="A source (candidate id, as `deals show` lists) to move into the new deal "
+                   "(repeatable).")
+@pass_state
+def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
+    """Two real-world deals recorded as one: move some sources into a new deal.
+
+    \b
+    Example:
+        dealwatch deals split dw-000003 --source 41 --source 42
+    """
+
+    with state.store() as store:
+        new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
+        click.echo(f"moved {len(store.deal_sources(new_id))} source(s) of "
+                   f"{deal_label(store, deal_id)} into the new deal {deal_label(store, new_id)}")
+
+
+# --- export and push ------------------------------------------------------------------------
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ExportError as exc:
+        raise click.BadParameter(str(exc).removeprefix("since: "), ctx, param) from None
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="csv (one row per deal), json (a list) or jsonl (a record per line). "
+                   "Default: csv.")
+@click.option("--out", default=None, metavar="FILE", help="Write to FILE ('-' or absent: stdout).")
+@click.option("--since", default=None, metavar="DATE", callback=_since,
+              help="Only deals changed on or after DATE (a new source, stage or field).")
+@click.option("--push", "push_url", default=None, metavar="URL",
+              help="POST new and changed deals to this registry endpoint instead (env "
+                   "DEALWATCH_PUSH_TOKEN: sent as a bearer token).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Push: seconds to wait for each answer.")
+@click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True,
+              help="Push: retries of a deal after a 5xx, 429 or lost connection.")
+@click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Push: seconds before the first retry, doubling after each.")
+@pass_state
+def export(state: State, fmt: str | None, out: str | None, since: str | None,
+           push_url: str | None, timeout: float, retries: int, backoff: float) -> None:
+    """Export the registry (one record per deal, with its sources), or push it to an endpoint.
+
+    The same registry gives the same bytes; each export is logged in the `exports` table. A push
+    sends each deal version the endpoint has not acknowledged, with an Idempotency-Key
+    (`<deal_id>-v<version>`), and exits 1 when a deal could not be sent (run it again: it sends
+    only what is missing).
+
+    \b
+    Example:
+        dealwatch export --format csv --out registry.csv
+        dealwatch export --format jsonl --since 2026-01-01 > changed.jsonl
+        dealwatch export --push https://registry.example.org/api/deals
+    """
+
+    if push_url:
+        if fmt or out or since:
+            raise click.UsageError("--push sends every new or changed deal: it takes no "
+                                   "--format, --out or --since")
+        with state.store() as store:
+            report = push_deals(store, push_url, timeout=timeout, retries=retries, backoff=backoff,
+                                token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None)
+            store.record_export("push", push_url, None, len(report.sent), report.payload_sha256)
+        for key, error in report.failed:
+            click.echo(f"  not sent: {key}: {error}", err=True)
+        if not report.ok:
+            fail(f"push to {push_url}: {report.summary()}; run it again to send the rest")
+        click.echo(f"push to {push_url}: {report.summary()}")
+        return
+    with state.store() as store:
+        result = build_export(store, fmt or "csv", since)
+        if out in (None, "-"):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(result.data)  # bytes as built: no newline translation
+            sys.stdout.buffer.flush()
+            destination = "stdout"
+        else:
+            path = Path(out)
+            try:
+                write_atomically(path, result.data)
+            except OSError as exc:
+                fail(f"{out}: cannot write: {exc.strerror or exc}")
+            destination = str(path.resolve())
+        log_export(store, result, destination)
+    click.echo(f"exported {result.deals} deal(s) as {result.format} to {destination}", err=True)
+
+
+COMMANDS = (deals, export)

@@ -1,0 +1,437 @@
+"""The review queue and reviewing from the terminal: queue, review list|show|confirm|reject|…"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from pipeline.cli.common import (
+    DEAL,
+    Decorator,
+    State,
+    echo_json,
+    lang_option,
+    pass_state,
+    reviewer_option,
+)
+from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
+from pipeline.review.present import language_note, money
+from pipeline.review.views import candidate_view, deal_label, outcome_view
+from pipeline.storage.store import CANDIDATE_STATUSES, QueueFilter, Store
+
+
+def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None:
+    """The review queue as text: one block per candidate, best first."""
+    if not rows:
+        out("the queue is empty")
+        return
+    for rank, row in enumerate(rows, 1):
+        vendors = ", ".join(row["vendors"] or ([row["vendor"]] if row["vendor"] else []))
+        counterpart = row["counterpart"] or "-"
+        if row["counterpart_type"]:
+            counterpart += f" ({row['counterpart_type']})"
+        types = ", ".join(row["deal_types"] or []) or "-"
+        fields = [
+            f"{row['score']:.2f}",
+            row["kind"],
+            f"vendor: {vendors or '-'}",
+            f"country: {row['country'] or '-'}",
+            f"counterpart: {counterpart}",
+            f"type: {types}",
+            f"stage: {row['stage'] or '-'}",
+        ]
+        if row.get("language"):
+            fields.insert(2, f"lang: {row['language']}")
+        if row.get("value") is not None:
+            fields.append(f"value: {money(row['value'], row.get('currency'))}")
+        if row.get("year"):
+            fields.append(f"year: {row['year']}")
+        out(f"{rank:>3}. [{row['status']}] #{row['id']}  " + "  ".join(fields))
+        out(f"     “{' '.join(row['sentence'].split())}”")
+        out(f"     {row['url']}")
+        others = [c for c in row.get("copies") or [] if c["url"] != row["url"]]
+        for copy in others:
+            site = f" ({copy['site']})" if copy.get("site") else ""
+            out(f"     also: {copy['url']}{site}")
+
+
+QUEUE_JSON_FIELDS = (
+    "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
+    "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
+    "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
+    "copies", "reasons", "queued", "language",
+)
+
+
+@click.command()
+@click.option("--status", type=click.Choice([*CANDIDATE_STATUSES, "all"]), default="pending",
+              show_default=True, help="Which candidates to list.")
+@click.option("--kind", type=click.Choice(["deal", "aggregate"]), default=None,
+              help="Only deals or only aggregates.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="How many (0 for all).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also the candidates scored below the queue threshold (hidden by default).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Only candidates scored at least P, below the threshold too (implies --all).")
+@lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def queue(state: State, status: str, kind: str | None, limit: int, show_all: bool,
+          min_score: float | None, language: str | None, as_json: bool) -> None:
+    """The review queue: candidates ranked by score, with their evidence.
+
+    Pending candidates scored below the queue threshold (rules.toml [scoring] threshold) are
+    kept but hidden; --all or --min-score shows them.
+
+    \b
+    Example:
+        dealwatch queue --limit 10
+        dealwatch queue --min-score 0.2       # the weak candidates too
+        dealwatch queue --lang es             # from Spanish articles only
+        dealwatch queue --status confirmed --json | jq '.[].vendor'
+    """
+    with state.store() as store:
+        rows = store.queue(QueueFilter(status=None if status == "all" else status, kind=kind,
+                                       language=language, limit=limit or None,
+                                       hidden=show_all or min_score is not None,
+                                       min_score=min_score))
+        hidden = 0 if show_all or min_score is not None or as_json else store.count_hidden()
+    if hidden:
+        click.echo(f"({hidden} pending candidates scored below the queue threshold are hidden: "
+                   "--all shows them)", err=True)
+    if as_json:
+        echo_json([{k: r.get(k) for k in QUEUE_JSON_FIELDS} for r in rows])
+    else:
+        render_queue(rows, click.echo)
+
+
+# --- review from the terminal ---------------------------------------------------------------
+#
+# The same functions as the web UI (pipeline.review.decisions, pipeline.review.registry), the
+# same audit. No run lock: reviewing goes on while the nightly run writes (WAL and the busy
+# timeout share the file).
+
+
+def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+                ) -> dict[str, str]:
+    edits: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.BadParameter(f"FIELD=VALUE, not {item!r}", ctx, param)
+        if name in edits:
+            raise click.BadParameter(f"{name} is set twice", ctx, param)
+        edits[name] = value
+    return edits
+
+
+def _set_option(help_text: str) -> Decorator:
+    return click.option("--set", "edits", multiple=True, metavar="FIELD=VALUE",
+                        callback=_parse_sets, help=help_text)
+
+
+def _print_outcomes(store: Store, outcomes: list[Outcome], as_json: bool) -> None:
+    if as_json:
+        echo_json([outcome_view(store, o) for o in outcomes])
+        return
+    for o in outcomes:
+        lead, copies = o.candidate_ids[0], o.candidate_ids[1:]
+        verb = {"undo": f"undone: #{lead} is {o.status} again"}.get(o.decision, f"{o.status} #{lead}")
+        line = verb + (f" with its {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} "
+                       f"({', '.join(f'#{c}' for c in copies)})" if copies else "")
+        label = deal_label(store, o.deal_id)
+        if label:
+            line += f"; filed under {label}"
+        click.echo(line)
+
+
+REVIEW_JSON_FIELDS = (*QUEUE_JSON_FIELDS, "version", "reviewed_by", "reviewed_at", "reason", "note",
+                      "deal_id")
+
+
+@click.group()
+@reviewer_option
+@pass_state
+def review(state: State, reviewer: str | None) -> None:
+    """Review candidates from the terminal: list, show, confirm, reject, defer, edit, undo.
+
+    Decisions go through the same code as the web UI and land in the same audit (`reviews`),
+    under --reviewer. A syndicated story's copies are decided with it. Reviews work while the
+    nightly run goes on.
+
+    \b
+    Example:
+        dealwatch review list --vendor huawei --country KE
+        dealwatch review show 12
+        dealwatch --db data/dealwatch.db review --reviewer ann confirm 12 --set stage=signed
+        dealwatch review reject 13 --reason not_a_deal --note "a phone launch"
+        dealwatch review undo
+    """
+    state.reviewer = reviewer
+
+
+@review.command("list")
+@click.option("--status", type=click.Choice([*CANDIDATE_STATUSES, "all"]), default="pending",
+              show_default=True, help="Which candidates to list.")
+@click.option("--vendor", default=None, metavar="ID", help="Only this watchlist vendor.")
+@click.option("--country", default=None, metavar="CC", help="Only this country (ISO alpha-2).")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="How many (0 for all).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Also the candidates scored below the queue threshold (hidden by default).")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
+              help="Only candidates scored at least P, below the threshold too (implies --all).")
+@lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
+                show_all: bool, min_score: float | None, language: str | None,
+                as_json: bool) -> None:
+    """Candidates best first, one entry per story (its copies listed with it).
+
+    \b
+    Example:
+        dealwatch review list --status deferred
+        dealwatch review list --lang pt --country AO
+        dealwatch review list --vendor zte --json | jq '.[].id'
+    """
+    with state.store() as store:
+        rows = store.queue(QueueFilter(status=None if status == "all" else status,
+                                       vendor=vendor, country=country.upper() if country else None,
+                                       language=language,
+                                       limit=limit or None, hidden=show_all or min_score is not None,
+                                       min_score=min_score))
+    if as_json:
+        echo_json([{k: r.get(k) for k in REVIEW_JSON_FIELDS} for r in rows])
+    else:
+        render_queue(rows, click.echo)
+
+
+def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
+    c, a, ev = view["candidate"], view["article"], view["evidence"]
+    counterpart = (c["counterpart"] or "-") + (f" ({c['counterpart_type']})"
+                                               if c["counterpart_type"] else "")
+    country = (c["country"] or "-") + (f" ({c['country_name']})" if c["country_name"] else "")
+    out(f"#{c['id']} [{c['status']}] version {c['version']}  score {c['score']:.2f}  {c['kind']}"
+        + (f"  deal {c['deal_id']}" if c["deal_id"] else ""))
+    out(f"  vendor: {', '.join(c['vendors'] or []) or c['vendor'] or '-'}  country: {country}  "
+        f"counterpart: {counterpart}")
+    amount = money(c["value"], c["currency"])
+    out(f"  type: {', '.join(c['deal_types'] or []) or '-'}  stage: {c['stage'] or '-'}"
+        + (f"  value: {amount}" if amount else "") + (f"  year: {c['year']}" if c["year"] else ""))
+    if c["reasons"]:
+        out(f"  why this score: {'; '.join(c['reasons'])}")
+    if not c["queued"]:
+        out("  below the queue threshold: hidden from the queue's default view")
+    if c["reviewed_by"]:
+        out(f"  decided by {c['reviewed_by']} at {c['reviewed_at']}"
+            + (f" ({c['reason']})" if c["reason"] else ""))
+    if c["note"]:
+        out(f"  note: {c['note']}")
+    out("")
+    out(f"{a['title'] or '(untitled)'}")
+    out("  " + ", ".join(x for x in (a["site"], a["published"], a["author"] and f"by {a['author']}")
+                         if x) or "  (no date or site)")
+    out(f"  language: {language_note(a)}")
+    out(f"  {a['url']}")
+    out("")
+    before = f"…{ev['before']} " if ev["before"] else ""
+    after = f" {ev['after']}…" if ev["after"] else ""
+    out(f"evidence: {before}“{' '.join(ev['sentence'].split())}”{after}")
+    names = sorted({f"{e['text']} ({e['label']}{' ' + e['ent_id'] if e['ent_id'] else ''})"
+                    for e in view["entities"]})
+    if names:
+        out(f"entities: {', '.join(names)}")
+    for copy in view["copies"]:
+        out(f"copy: {copy['url']}" + (f" ({copy['site']})" if copy.get("site") else "")
+            + (" (exact duplicate)" if copy.get("copy") == "exact duplicate" else ""))
+    out("")
+    if view["suggestions"]:
+        out("registry (confirm --deal ID files it there):")
+        for s in view["suggestions"]:
+            out(f"  {s['deal_id']}  {s['score']:.2f}  {s['counterpart'] or '-'}, "
+                f"{', '.join(s['deal_types'] or []) or '-'}, {s['stage'] or '-'}, reported "
+                f"{s['first_reported'] or '?'} – {s['last_reported'] or '?'}  ({s['why']})")
+    else:
+        out("registry: no deal of this vendor in this country yet (confirm starts one)")
+    if view["history"]:
+        out("history:")
+        for h in view["history"]:
+            edits = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in (h["edits"] or {}).items())
+            out(f"  {h['decided_at']}  {h['reviewer']}  {h['decision']}"
+                + (f" ({h['reason']})" if h.get("reason") else "")
+                + (f"  {edits}" if edits else "") + (f"  note: {h['note']}" if h.get("note") else ""))
+
+
+@review.command("show")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_show(state: State, candidate_id: int, as_json: bool) -> None:
+    """One candidate with its article, evidence in context, copies, the registry deals it may
+    belong to, and its decision history.
+
+    \b
+    Example:
+        dealwatch review show 12
+        dealwatch review show 12 --json | jq .suggestions
+    """
+    with state.store() as store:
+        view = candidate_view(store, candidate_id)
+    if as_json:
+        echo_json(view)
+    else:
+        _render_candidate(view, click.echo)
+
+
+_VERSION_HELP = ("Only if the candidate is still at this version (from `review show`); "
+                 "otherwise exit 1 and change nothing.")
+
+
+@review.command("confirm")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--deal", "deal", type=DEAL, default=None,
+              help="File it under this registry deal (default: the matching deal, or a new one).")
+@click.option("--new-deal", is_flag=True, help="Start a new deal even if one matches.")
+@_set_option("Correct a field first (repeatable): vendor, vendors, country, counterpart, "
+             "counterpart_type, deal_type, deal_types, stage, value, currency, year.")
+@click.option("--note", default=None, help="A note for the audit and the deal.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: bool,
+                   edits: dict[str, str], note: str | None, expect_version: int | None,
+                   as_json: bool) -> None:
+    """Confirm a candidate (and its copies) and file it in the registry.
+
+    \b
+    Example:
+        dealwatch review confirm 12
+        dealwatch review confirm 14 --deal dw-000003 --set stage=completed
+        dealwatch review confirm 15 --new-deal --set "counterpart=Kenya Power" --note "2nd phase"
+    """
+
+    if deal is not None and new_deal:
+        raise click.UsageError("--deal and --new-deal exclude each other")
+    with state.store() as store:
+        outcome = decide(store, candidate_id, "confirm", state.reviewer_name,
+                         version=expect_version, note=note, edits=edits,
+                         deal_id="new" if new_deal else deal, known_vendors=state.config.vendor_ids())
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("reject")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--reason", required=True, type=click.Choice(REJECT_REASONS), help="Why.")
+@click.option("--note", default=None, help="A note for the audit.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_reject(state: State, candidate_id: int, reason: str, note: str | None,
+                  expect_version: int | None, as_json: bool) -> None:
+    """Reject a candidate (and its copies) with a reason.
+
+    \b
+    Example:
+        dealwatch review reject 13 --reason aggregate
+        dealwatch review reject 16 --reason other --note "a trade fair, not a deal"
+    """
+
+    with state.store() as store:
+        outcome = decide(store, candidate_id, "reject", state.reviewer_name,
+                         version=expect_version, reason=reason, note=note)
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("defer")
+@click.argument("candidate_id", metavar="ID", type=int)
+@click.option("--note", default=None, help="What to find out first.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_defer(state: State, candidate_id: int, note: str | None, expect_version: int | None,
+                 as_json: bool) -> None:
+    """Put a candidate (and its copies) aside to decide later.
+
+    \b
+    Example:
+        dealwatch review defer 17 --note "wait for the ministry's statement"
+        dealwatch review list --status deferred
+    """
+
+    with state.store() as store:
+        outcome = decide(store, candidate_id, "defer", state.reviewer_name,
+                         version=expect_version, note=note)
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("edit")
+@click.argument("candidate_id", metavar="ID", type=int)
+@_set_option("A field and its corrected value (repeatable; an empty value clears it).")
+@click.option("--note", default=None, help="A note for the audit.")
+@click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_edit(state: State, candidate_id: int, edits: dict[str, str], note: str | None,
+                expect_version: int | None, as_json: bool) -> None:
+    """Correct a candidate's fields without deciding it; the audit keeps the old values.
+
+    \b
+    Example:
+        dealwatch review edit 12 --set country=UG --set "counterpart=Uganda Telecom"
+        dealwatch review edit 12 --set deal_types=cloud,data_centre --set value=12500000
+    """
+
+    with state.store() as store:
+        outcome = edit(store, candidate_id, state.reviewer_name, edits, version=expect_version,
+                       note=note, known_vendors=state.config.vendor_ids())
+        if as_json:
+            _print_outcomes(store, [outcome], as_json)
+        else:
+            click.echo(f"edited #{candidate_id} ({', '.join(edits) or 'note'}); it stays "
+                       f"{outcome.status}")
+
+
+@review.command("undo")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_undo(state: State, as_json: bool) -> None:
+    """Take back your last decision or edit (statuses, fields and the registry as they were).
+
+    \b
+    Example:
+        dealwatch review --reviewer ann undo
+    """
+
+    with state.store() as store:
+        outcome = undo(store, state.reviewer_name)
+        _print_outcomes(store, [outcome], as_json)
+
+
+@review.command("bulk-reject")
+@click.argument("candidate_ids", metavar="ID...", type=int, nargs=-1, required=True)
+@click.option("--reason", required=True, type=click.Choice(REJECT_REASONS), help="Why.")
+@click.option("--note", default=None, help="A note for the audit.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@pass_state
+def review_bulk_reject(state: State, candidate_ids: tuple[int, ...], reason: str,
+                       note: str | None, as_json: bool) -> None:
+    """Reject several candidates (each with its copies) for one reason; all or none.
+
+    \b
+    Example:
+        dealwatch review bulk-reject 21 22 23 --reason domestic
+        dealwatch review list --country CN --json | jq '.[].id' \\
+            | xargs dealwatch review bulk-reject --reason domestic
+    """
+
+    with state.store() as store:
+        outcomes = bulk_reject(store, list(candidate_ids), state.reviewer_name, reason, note)
+        _print_outcomes(store, outcomes, as_json)
+
+
+COMMANDS = (queue, review)

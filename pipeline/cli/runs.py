@@ -1,0 +1,202 @@
+"""Runs: crawl, process, the nightly run, the scheduler, and the runs' status."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+
+import click
+
+from pipeline.cli.common import (
+    State,
+    echo_err,
+    echo_json,
+    fail,
+    model_option,
+    pass_state,
+    progress_bar,
+)
+from pipeline.jobs.runs import (
+    RECENT_RUNS,
+    crawl_job,
+    describe_crawl,
+    describe_health,
+    describe_process,
+    health,
+    run_summary,
+)
+from pipeline.jobs.schedule import NightlyScheduler, run_command
+
+
+@click.command()
+@click.option("--source", "sources", multiple=True, metavar="ID",
+              help="Crawl only this source (repeatable). Default: every enabled source.")
+@pass_state
+def crawl(state: State, sources: tuple[str, ...]) -> None:
+    """Fetch new articles from the configured sources (Scrapy, in a subprocess).
+
+    \b
+    Example:
+        dealwatch crawl --source techcabal
+    """
+    _, report = crawl_job(state.config, state.db_path, list(sources))
+    echo_err(describe_crawl(report))
+    if not report.ok:
+        fail("the crawl finished with errors that need attention (see above)")
+
+
+@click.command()
+@click.option("--reanalyse", is_flag=True,
+              help="Tag and detect again on every stored article (after a rules or watchlist "
+                   "change); nothing is re-fetched.")
+@click.option("--rescore", is_flag=True,
+              help="Rank every stored candidate again from its stored fields (after training a "
+                   "ranker); nothing is re-extracted or re-analysed.")
+@click.option("--ranker", "ranker_path", default=None, metavar="PATH",
+              help="With --rescore: this model (default: process.ranker, else the newest "
+                   "trained for this database, else the shipped one).")
+@model_option("Use the statistical spaCy model: auto (when installed), never, required.")
+@pass_state
+def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | None,
+            use_model: str | None) -> None:
+    """Extract, tag and detect on the pages fetched since the last run.
+
+    \b
+    Example:
+        dealwatch process
+        dealwatch process --reanalyse     # after editing config/rules.toml
+        dealwatch process --rescore       # after dealwatch train --from-reviews
+    """
+    if ranker_path and not rescore:
+        raise click.UsageError("--ranker goes with --rescore (set process.ranker for processing)")
+    if rescore and reanalyse:
+        raise click.UsageError("--rescore and --reanalyse: choose one (--reanalyse scores too)")
+    from pipeline.jobs.nightly import process_job, rescore_job  # loads spaCy
+
+    if rescore:
+        rescored = rescore_job(state.config, state.db_path, ranker_path, progress=progress_bar)
+        c, threshold = rescored.report.counters, state.config.rules.scoring.threshold
+        click.echo(f"rescored {c['candidates']} candidates with {rescored.ranker}: "
+                   f"{c['changed']} changed, {c['queued']} in the queue, {c['hidden']} below the "
+                   f"threshold {threshold:.2f}", err=True)
+        return
+    report = process_job(state.config, state.db_path, use_model=use_model, reanalyse=reanalyse,
+                         progress=progress_bar)
+    echo_err(describe_process(report))
+
+
+@click.command()
+@click.option("--source", "sources", multiple=True, metavar="ID",
+              help="Only this source (repeatable). Default: every enabled source.")
+@model_option()
+@pass_state
+def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
+    """The nightly job: crawl, then process. Exit 1 when something needs a person's attention.
+
+    \b
+    Example (crontab):
+        30 2 * * *  cd /srv/dealwatch && .venv/bin/dealwatch run >> data/run.log 2>&1
+    """
+    from pipeline.jobs.nightly import run_nightly  # loads spaCy
+
+    report = run_nightly(state.config, state.db_path, source_ids=list(sources),
+                         use_model=use_model, progress=progress_bar,
+                         on_crawl=lambda crawled: echo_err(describe_crawl(crawled)))
+    echo_err(describe_process(report.process) + describe_health(report.health))
+    if not report.ok:
+        fail(f"run {report.run_id} finished with errors that need attention (see above; "
+             "`dealwatch status` lists the sources)")
+
+
+@click.command()
+@pass_state
+def schedule(state: State) -> None:
+    """Run the nightly job on the schedule in settings.toml, in the foreground.
+
+    For systemd or supervisor: each run is a `dealwatch run` subprocess; runs never overlap
+    (also not with a run started by hand or by cron); a run missed while the scheduler was down
+    runs once at start-up when it was due within [schedule] catch_up_grace_hours. SIGTERM or
+    Ctrl-C stops it cleanly.
+
+    \b
+    Example:
+        dealwatch --db /srv/dealwatch/data/dealwatch.db schedule
+    """
+    settings = state.config.settings.schedule
+    db_path = state.db_path
+    with state.store():
+        pass  # a database we cannot open fails now, not at 02:30
+
+    def last_run_started() -> datetime | None:
+        with state.store() as store:
+            return store.last_run_started()
+
+    scheduler = NightlyScheduler(settings, run_command(db_path, state.config.directory),
+                                 last_run_started)
+
+    def ready(next_run: datetime | None) -> None:
+        click.echo(f"dealwatch scheduler: `{settings.cron}` ({settings.timezone}); next run at "
+                   f"{next_run.isoformat() if next_run else 'never'}; database {db_path}",
+                   err=True)
+
+    scheduler.serve(on_ready=ready)
+    click.echo("dealwatch scheduler stopped", err=True)
+
+
+@click.command()
+@click.option("--runs", "limit", type=click.IntRange(min=1), default=RECENT_RUNS, show_default=True,
+              help="How many recent runs to show and judge.")
+@click.option("--json", "as_json", is_flag=True, help="JSON for scripts and monitoring.")
+@click.option("--check", is_flag=True, help="Exit 1 when a source needs attention (monitoring).")
+@pass_state
+def status(state: State, limit: int, as_json: bool, check: bool) -> None:
+    """The last runs, and the sources that need attention: errors, no new articles for several
+    runs, falling extraction yield, bot or consent walls.
+
+    \b
+    Example:
+        dealwatch status
+        dealwatch status --check || mail -s "dealwatch needs a look" ops@example.org
+    """
+    with state.store() as store:
+        runs = store.runs(limit)
+        counts = store.counts()
+        unsupported = store.unsupported_languages()
+    found = health(runs, state.config.settings.status)
+    rows = [run_summary(r) for r in runs]
+    if as_json:
+        echo_json({"runs": rows, "attention": [f.as_dict() for f in found], "counts": counts,
+                   "unsupported_languages": unsupported})
+    else:
+        if not rows:
+            click.echo("no runs yet: `dealwatch run` (or `dealwatch demo`) starts one")
+        for r in rows:
+            took = ""
+            if r["finished_at"]:
+                started = time.strptime(r["started_at"], "%Y-%m-%dT%H:%M:%SZ")
+                finished = time.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
+                took = f" {time.mktime(finished) - time.mktime(started):.0f}s"
+            click.echo(
+                f"run {r['id']:>4} {r['kind']:<7} {r['started_at']}{took} {r['outcome']:<8} "
+                f"requests {r['requests']}, 304s {r['not_modified']}, new articles "
+                f"{r['articles_new']}, articles {r['articles']} ({r['near_duplicates']} copies), "
+                f"walls {r['blocked']}, new candidates {r['candidates_new']}"
+                + (f" — {r['message']}" if r["message"] else ""))
+        click.echo(f"\npending candidates: {counts['candidates_pending']}; articles: "
+                   f"{counts['articles']}; pages: {counts['pages']}")
+        if unsupported:
+            click.echo(f"articles not analysed, in a language dealwatch does not read: "
+                       f"{sum(unsupported.values())} ("
+                       + ", ".join(f"{code} {n}" for code, n in unsupported.items()) + ")")
+        if found:
+            click.echo("\nneeds attention:")
+            for f in found:
+                click.echo(f"  {f.source}: {f.problem.replace('_', ' ')}: {f.detail}")
+        else:
+            click.echo("no source needs attention")
+    if check and found:
+        sys.exit(1)
+
+
+COMMANDS = (crawl, process, run, schedule, status)

@@ -1,0 +1,172 @@
+"""Recorded runs (the run lock, a `runs` row, its outcome and counters), the crawl run, run health."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from models.config import StatusSettings
+from pipeline.config import Config
+from pipeline.ingest.crawl import CrawlReport, run_crawl
+from pipeline.jobs.lock import RunLock
+from pipeline.storage.store import Store
+
+if TYPE_CHECKING:
+    from pipeline.ingest.health import Flag
+    from pipeline.jobs.process import ProcessReport  # it loads spaCy; records need only its type
+
+# How many recent runs `dealwatch status` judges by default, and a finished run judges itself by.
+RECENT_RUNS = 10
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop like Ctrl-C, so runs are recorded and subprocesses end with us."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated("stopped by SIGTERM")
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise Terminated (signal handlers belong to the main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+class RunRecord:
+    """What a run row will say: crawl and processing counters, and whether it went well."""
+
+    def __init__(self, run_id: int):
+        self.id = run_id
+        self.counters: dict[str, Any] = {}
+        self.outcome = "ok"
+
+    def add_crawl(self, report: CrawlReport) -> None:
+        self.counters["crawl"] = report.sources
+        if report.attention:
+            self.counters["attention"] = report.attention
+        if report.budget_exhausted:
+            self.counters["budget_exhausted"] = report.budget_exhausted
+        if not report.ok:
+            self.outcome = "errors"
+
+    def add_process(self, report: ProcessReport) -> None:
+        self.counters["process"] = report.as_dict()
+        if report.failures:
+            self.outcome = "errors"
+
+
+@contextmanager
+def recorded_run(db_path: Path, kind: str, sources: list[str] | None = None, *,
+                 busy_timeout_ms: int) -> Iterator[tuple[Store, RunRecord]]:
+    """A writing run: the database's run lock, a `runs` row, its outcome and counters.
+
+    Runs that died without finishing their row are marked aborted first. An exception (Ctrl-C
+    and SIGTERM included) finishes the row as failed or interrupted, with its message.
+    """
+    with RunLock(db_path, kind), Store(db_path, busy_timeout_ms) as store:
+        store.abort_stale_runs()
+        record = RunRecord(store.start_run(kind, sources))
+        try:
+            yield store, record
+        except BaseException as exc:
+            outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.finish_run(record.id, outcome, record.counters, str(exc) or type(exc).__name__)
+            raise
+        store.finish_run(record.id, record.outcome, record.counters)
+
+
+def crawl_sources(config: Config, db_path: Path, store: Store, source_ids: list[str] | None,
+                  run_id: int) -> CrawlReport:
+    """Crawl the enabled (or the named) sources for the run run_id (Scrapy, in a subprocess)."""
+    for sid in source_ids or []:
+        config.source(sid)  # unknown ids fail before anything starts
+    store.sync_sources(config.sources)
+    return run_crawl(config, db_path, source_ids or None, run_id=run_id)
+
+
+def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None
+              ) -> tuple[int, CrawlReport]:
+    """A recorded crawl of the enabled (or the named) sources: its run id and report."""
+    with recorded_run(db_path, "crawl", source_ids,
+                      busy_timeout_ms=config.settings.database.busy_timeout_ms) as (store, record):
+        report = crawl_sources(config, db_path, store, source_ids, record.id)
+        record.add_crawl(report)
+    return record.id, report
+
+
+def health(runs: list[dict[str, Any]], settings: StatusSettings) -> list[Flag]:
+    """The sources that need a person's attention, judged from these runs (newest first); a run
+    still going is left out."""
+    # Imported here: health's reason codes come from scrapers.failures, which loads Scrapy, and
+    # the CLI imports this module for every command.
+    from pipeline.ingest.health import flags
+
+    return flags([r for r in runs if r["outcome"] != "running"], settings.stale_after_runs,
+                 settings.min_pages_for_yield)
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """One run row as `dealwatch status` reports it: its crawl and processing counters summed."""
+    c = run.get("counters") or {}
+    crawl = c.get("crawl") or {}
+    process = c.get("process") or {}
+    return {
+        "id": run["id"], "kind": run["kind"], "started_at": run["started_at"],
+        "finished_at": run["finished_at"], "outcome": run["outcome"],
+        "sources": sorted(crawl) or run.get("sources") or [],
+        "requests": sum(int(v.get("requests", 0)) for v in crawl.values()),
+        "not_modified": sum(int(v.get("not_modified", 0)) for v in crawl.values()),
+        "articles_new": sum(int(v.get("articles_new", 0)) for v in crawl.values()),
+        "articles": int(process.get("articles", 0)),
+        "near_duplicates": int(process.get("near_duplicates", 0)),
+        "blocked": int(process.get("blocked", 0)),
+        "candidates_new": int(process.get("candidates_new", 0)),
+        "message": run.get("message"),
+    }
+
+
+def describe_crawl(report: CrawlReport) -> list[str]:
+    """What a crawl did, a line per source, then what needs attention (for stderr or a log)."""
+    lines = []
+    for sid, counters in sorted(report.sources.items()):
+        parts = [f"{k}={v}" for k, v in sorted(counters.items()) if not isinstance(v, dict) and v]
+        errors = counters.get("errors") or {}
+        if isinstance(errors, dict) and errors:
+            parts.append("errors: " + ", ".join(f"{k}={v}" for k, v in sorted(errors.items())))
+        lines.append(f"crawl {sid}: " + (" ".join(parts) or "nothing fetched"))
+    for sid, reason in sorted(report.attention.items()):
+        lines.append(f"needs attention: {sid}: {reason}")
+    if report.budget_exhausted:
+        lines.append(f"the run's budget ran out ({report.budget_exhausted}); what was fetched is "
+                     "stored and the next run goes on from there")
+    return lines
+
+
+def describe_process(report: ProcessReport) -> list[str]:
+    """What processing did, in a sentence, then what to know about it (for stderr or a log)."""
+    c = report.counters
+    lines = [
+        f"processed {c['pages']} pages: {c['articles']} articles "
+        f"({c['near_duplicates']} copies of stories already seen), {c['not_article']} not "
+        f"articles, {c['blocked']} blocked by bot or consent walls, {c['duplicates']} exact "
+        f"duplicates, {c['failed']} failed; {c['candidates_new']} new candidates"]
+    if c["too_long"]:
+        lines.append(f"  {c['too_long']} articles too long: their first process.max_text_chars "
+                     "characters were analysed")
+    if c["unsupported_language"]:
+        lines.append(f"  {c['unsupported_language']} articles in a language dealwatch does not "
+                     "read were not analysed (`dealwatch status` counts them by language)")
+    lines += [f"  failed {url}: {reason}" for url, reason in report.failures[:10]]
+    return lines
+
+
+def describe_health(found: list[Flag]) -> list[str]:
+    """The health flags a crawl's own lines do not already give (its errors and attention)."""
+    return [f"needs attention: {f.source}: {f.problem.replace('_', ' ')}: {f.detail}"
+            for f in found if f.problem != "errors"]
