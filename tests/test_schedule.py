@@ -169,7 +169,7 @@ def test_schedule_catches_up_on_a_missed_run_at_start_up(db_path: Path, make_con
 
 def test_run_command_targets_this_database(tmp_path: Path) -> None:
     cmd = run_command(tmp_path / "x.db", tmp_path / "cfg")
-    assert cmd[1:3] == ["-m", "pipeline.cli"] and cmd[-1] == "run"
+    assert cmd[:3] == [sys.executable, "-m", "pipeline.jobs.nightly"]  # a fresh process each run
     assert str((tmp_path / "x.db").resolve()) in cmd and str((tmp_path / "cfg").resolve()) in cmd
 
 

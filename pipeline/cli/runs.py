@@ -114,10 +114,10 @@ def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
 def schedule(state: State) -> None:
     """Run the nightly job on the schedule in settings.toml, in the foreground.
 
-    For systemd or supervisor: each run is a `dealwatch run` subprocess; runs never overlap
-    (also not with a run started by hand or by cron); a run missed while the scheduler was down
-    runs once at start-up when it was due within [schedule] catch_up_grace_hours. SIGTERM or
-    Ctrl-C stops it cleanly.
+    For systemd or supervisor: each run is the nightly job in a fresh process; runs never
+    overlap (also not with a run started by hand or by cron); a run missed while the scheduler
+    was down runs once at start-up when it was due within [schedule] catch_up_grace_hours.
+    SIGTERM or Ctrl-C stops it cleanly.
 
     \b
     Example:

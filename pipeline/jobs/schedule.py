@@ -1,4 +1,4 @@
-"""The built-in scheduler: the nightly `dealwatch run`, in a subprocess, never two at a time."""
+"""The built-in scheduler: the nightly job, each run in a fresh process, never two at a time."""
 
 from __future__ import annotations
 
@@ -48,19 +48,20 @@ def missed_run(trigger: CronTrigger, last_started: datetime | None, now: datetim
 
 
 def run_command(db_path: Path, config_dir: Path | None) -> list[str]:
-    """`dealwatch run` for this database and config, as the scheduler starts it."""
-    cmd = [sys.executable, "-m", "pipeline.cli", "--db", str(Path(db_path).resolve())]
+    """The nightly job (pipeline.jobs.nightly) for this database and config, in a fresh Python
+    process, as the scheduler starts it."""
+    cmd = [sys.executable, "-m", "pipeline.jobs.nightly", "--db", str(Path(db_path).resolve())]
     if config_dir is not None:
         cmd += ["--config", str(Path(config_dir).resolve())]
-    return [*cmd, "run"]
+    return cmd
 
 
 class NightlyScheduler:
     """Runs the nightly job on the configured cron schedule, in the foreground.
 
-    Each run is a `dealwatch run` subprocess (Scrapy's reactor cannot restart in one process),
-    which takes the database's run lock: a run started by hand or by cron at the same time
-    makes the later one exit with a clear message. Jobs coalesce and never overlap.
+    Each run is the nightly job in a subprocess (Scrapy's reactor cannot restart in one
+    process), which takes the database's run lock: a run started by hand or by cron at the same
+    time makes the later one exit with a clear message. Jobs coalesce and never overlap.
     """
 
     def __init__(self, settings: ScheduleSettings, command: list[str],
@@ -74,7 +75,7 @@ class NightlyScheduler:
         self.runner = runner or self._run_subprocess
         self.trigger = trigger_for(settings)
         self.scheduler = BackgroundScheduler(timezone=self.tz)
-        self.scheduler.add_job(self.run_job, self.trigger, id=JOB_ID, name="dealwatch run",
+        self.scheduler.add_job(self.run_job, self.trigger, id=JOB_ID, name="dealwatch nightly run",
                                replace_existing=True, coalesce=True, max_instances=1,
                                misfire_grace_time=max(int(settings.catch_up_grace_hours * 3600), 1))
         self._child: subprocess.Popen[bytes] | None = None
