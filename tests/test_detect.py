@@ -7,7 +7,7 @@ import pytest
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES, Scoring
 from models.records import Candidate
 from pipeline.analysis.analyze import Analyzer
-from pipeline.analysis.detect import AGGREGATE_WEIGHTS, DEAL_WEIGHTS
+from pipeline.analysis.candidates import AGGREGATE_WEIGHTS, DEAL_WEIGHTS
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 
 PATHS = ["never", pytest.param("required", marks=pytest.mark.model)]

@@ -390,10 +390,30 @@ def test_the_model_analyses_the_first_max_length_characters(with_model, monkeypa
 
 def test_the_analyser_version_covers_the_code_that_finds_things() -> None:
     from pipeline import language
-    from pipeline.analysis import amounts, analyze, cues, detect, gazetteer, syntax, tag, tokenizer
+    from pipeline.analysis import (
+        agencies,
+        amounts,
+        analyze,
+        candidates,
+        counts,
+        cues,
+        detect,
+        facts,
+        gazetteer,
+        merge,
+        parties,
+        pipes,
+        places,
+        reading,
+        story,
+        syntax,
+        tag,
+        tokenizer,
+    )
     from pipeline.analysis.analyze import ANALYSER_CODE
 
     # language.py decides which chain reads a text, analyze.py how a passage becomes a doc
-    modules = (amounts, analyze, cues, detect, gazetteer, language, syntax, tag, tokenizer)
+    modules = (agencies, amounts, analyze, candidates, counts, cues, detect, facts, gazetteer, language,
+               merge, parties, pipes, places, reading, story, syntax, tag, tokenizer)
     package = Path(language.__file__).parent
     assert set(ANALYSER_CODE) == {Path(m.__file__).relative_to(package).as_posix() for m in modules}

@@ -40,8 +40,11 @@ logger = logging.getLogger(__name__)
 USE_MODEL_CHOICES = ("auto", "never", "required")
 # The code that decides what is found: the analyser version hashes it with the rules, so that a
 # change to either makes stored results stale (`dealwatch process --reanalyse`).
-ANALYSER_CODE = ("analysis/tag.py", "analysis/cues.py", "analysis/amounts.py", "analysis/syntax.py",
-                 "analysis/detect.py", "analysis/tokenizer.py", "analysis/gazetteer.py", "language.py",
+ANALYSER_CODE = ("analysis/tag.py", "analysis/pipes.py", "analysis/places.py", "analysis/agencies.py",
+                 "analysis/cues.py", "analysis/amounts.py", "analysis/syntax.py", "analysis/detect.py",
+                 "analysis/facts.py", "analysis/reading.py", "analysis/parties.py", "analysis/counts.py",
+                 "analysis/story.py", "analysis/candidates.py", "analysis/merge.py",
+                 "analysis/tokenizer.py", "analysis/gazetteer.py", "language.py",
                  "analysis/analyze.py")  # under pipeline/
 
 
