@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 import pipeline.cli as cli_module
 from models.records import Article, Candidate, Page, Passage
-from pipeline.analysis.analyze import Analysis, Analyzer
+from pipeline.analysis.analyze import Analyzer
+from pipeline.analysis.results import Analysis
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.ingest.extract import extract_article, html_document

@@ -23,7 +23,7 @@ HEADER = """\
 # Command-line reference
 
 <!-- Generated from each command's --help by `make golden` (tests/test_cli_reference.py checks
-     it): edit the help in pipeline/cli.py, not this file. -->
+     it): edit the help in pipeline/cli/, not this file. -->
 
 Every `dealwatch` command's `--help`, as a terminal 80 columns wide shows it. The
 [README](../README.md#command-line) says what the commands are for and how they fit together.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from models.records import Candidate, Passage
-from pipeline.analysis.analyze import Analysis, Analyzer
+from pipeline.analysis.analyze import Analyzer
 from pipeline.analysis.evaluate import (
     GoldError,
     average_precision,
@@ -24,6 +24,7 @@ from pipeline.analysis.evaluate import (
     precision_at,
     same_counterpart,
 )
+from pipeline.analysis.results import Analysis
 from pipeline.config import SHIPPED_CONFIG_DIR, Config, load_config
 
 GOLD = [

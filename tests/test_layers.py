@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import itertools
 import re
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -37,28 +36,8 @@ LAYER_OF_PACKAGE = {
     "pipeline.cli": "cli",
 }
 
-# Known exceptions, each with the change that ends it. Delete an entry when that change
-# lands; an entry that no longer matches anything is reported as a warning.
-KNOWN_UPWARD_IMPORTS = {
-    # The run lock guards the database file, so it belongs below the stages (with storage), not
-    # in jobs; goes when pipeline/jobs/lock.py moves down.
-    ("pipeline.ingest.crawl", "pipeline.jobs.lock"),
-}
-KNOWN_CYCLES = {
-    # Found by this test, through type-only and in-function imports: rank and evaluate take the
-    # AnalyzerLike protocol from analyze, which imports rank. Goes when the protocol moves to a
-    # module below the three.
-    frozenset({"pipeline.analysis.analyze", "pipeline.analysis.evaluate", "pipeline.analysis.rank"}),
-}
-
 MAX_LINES = 600
-# Being split now; a module stays over MAX_LINES only when its docstring says "Long because ...".
-KNOWN_LONG_MODULES = frozenset({
-    "pipeline/cli.py",
-    "pipeline/analysis/detect.py",
-    "pipeline/analysis/tag.py",
-    "pipeline/review/web.py",
-})
+# A module stays over MAX_LINES only when its docstring says "Long because ...".
 LONG_BECAUSE = re.compile(r"(?:\A|[.!?:]\s+|\n\s*)Long because\b")
 
 
@@ -131,29 +110,20 @@ def layer_of(module: str) -> str | None:
     return None
 
 
-def _stale(kind: str, entries: object) -> None:
-    warnings.warn(f"{kind}: no longer needed, delete from the allowlist: {entries}", stacklevel=2)
-
-
 def test_every_module_has_a_layer() -> None:
     unplaced = [module for module in _modules() if layer_of(module) is None]
     assert not unplaced, f"give these modules a layer in tests/test_layers.py: {unplaced}"
 
 
 def test_no_module_imports_from_a_higher_layer() -> None:
-    upward, seen = [], set()
+    upward = []
     for imp in _imports():
         mine, theirs = layer_of(imp.importer), layer_of(imp.target)
         if mine is None or theirs is None or RANK[theirs] <= RANK[mine]:
             continue
-        seen.add((imp.importer, imp.target))
-        if (imp.importer, imp.target) in KNOWN_UPWARD_IMPORTS:
-            continue
         allowed = ", ".join(LAYERS[:RANK[mine] + 1])
         upward.append(f"{imp.path}:{imp.line}: `{imp.statement}`: {imp.importer} ({mine}) imports "
                       f"{imp.target} ({theirs}), but {mine} may import only from {allowed}")
-    if KNOWN_UPWARD_IMPORTS - seen:
-        _stale("upward imports", sorted(KNOWN_UPWARD_IMPORTS - seen))
     assert not upward, "imports from a higher layer:\n" + "\n".join(upward)
 
 
@@ -224,25 +194,20 @@ def test_no_import_cycle() -> None:
     for imp in _imports():
         graph[imp.importer].add(imp.target)
         where.setdefault((imp.importer, imp.target), imp)
-    cycles, seen = [], set()
+    cycles = []
     for group in _strongly_connected(graph):
         if len(group) < 2:
-            continue
-        seen.add(frozenset(group))
-        if frozenset(group) in KNOWN_CYCLES:
             continue
         path = _cycle_through(group[0], graph, set(group))
         steps = [where[pair] for pair in itertools.pairwise(path)]
         cycles.append(f"{' -> '.join(path)}\n" + "\n".join(
             f"    {s.path}:{s.line}: `{s.statement}`" for s in steps)
             + (f"\n    (and the rest of {group})" if len(set(path)) < len(group) else ""))
-    if KNOWN_CYCLES - seen:
-        _stale("import cycles", [sorted(c) for c in KNOWN_CYCLES - seen])
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 def test_no_module_is_overlong_without_a_reason() -> None:
-    offenders, long_now = [], set()
+    offenders = []
     for path in _modules().values():
         text = path.read_text(encoding="utf-8")
         lines = len(text.splitlines())
@@ -252,10 +217,6 @@ def test_no_module_is_overlong_without_a_reason() -> None:
         if LONG_BECAUSE.search(docstring):
             continue
         name = path.relative_to(REPO).as_posix()
-        long_now.add(name)
-        if name not in KNOWN_LONG_MODULES:
-            offenders.append(f"{name}: {lines} lines")
-    if KNOWN_LONG_MODULES - long_now:
-        _stale("long modules", sorted(KNOWN_LONG_MODULES - long_now))
+        offenders.append(f"{name}: {lines} lines")
     assert not offenders, (f"over {MAX_LINES} lines, and no sentence starting 'Long because' in the "
                            "module docstring says why:\n" + "\n".join(offenders))

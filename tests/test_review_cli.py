@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 
 from pipeline.cli import main
-from pipeline.jobs.lock import RunLock
 from pipeline.review.accounts import authenticate
 from pipeline.review.decisions import history
 from pipeline.storage import Store
+from pipeline.storage.lock import RunLock
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from models.config import ScheduleSettings
 from pipeline.cli import main
-from pipeline.jobs.lock import RunLock, RunLockedError
 from pipeline.jobs.schedule import JOB_ID, NightlyScheduler, missed_run, run_command, trigger_for
 from pipeline.storage import Store
+from pipeline.storage.lock import RunLock, RunLockedError
 
 NIGHTLY = ScheduleSettings(cron="30 2 * * *", timezone="UTC", catch_up_grace_hours=6)
 
@@ -93,7 +93,7 @@ def test_a_second_run_exits_with_a_clear_message(db_path: Path, monkeypatch) -> 
 
 
 def test_lock_dies_with_its_process(db_path: Path) -> None:
-    code = (f"from pipeline.jobs.lock import RunLock; import time; l = RunLock({str(db_path)!r}, 'run');"
+    code = (f"from pipeline.storage.lock import RunLock; import time; l = RunLock({str(db_path)!r}, 'run');"
             " l.acquire(); print('locked', flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

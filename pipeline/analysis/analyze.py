@@ -6,9 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from importlib import resources
-from typing import Protocol
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -29,6 +27,7 @@ from pipeline.analysis.rank import (  # also registers the scorer's factory
     attach_scorer,
     load_shipped,
 )
+from pipeline.analysis.results import Analysis
 from pipeline.analysis.syntax import make_syntax_parser  # noqa: F401  registers the parser's factory
 from pipeline.analysis.tag import build_tagger, find_model, model_version_name
 from pipeline.config import BASE_LANGUAGE, Config
@@ -52,31 +51,9 @@ class AnalyzerError(DealwatchError):
     """The analyser cannot be built as asked (e.g. the model is required but not installed)."""
 
 
-@dataclass
-class Analysis:
-    entities: list[Entity]
-    candidates: list[Candidate]
-    # the language the text was read in (ISO 639-1), or None when it could not be told; a text in
-    # a language without a pattern folder is not analysed (supported False, nothing found)
-    language: str | None = None
-    supported: bool = True
-
-
 _HEADLINE_BREAK = "\n\n"
 OFFSET_SHIFT_KEY = "dealwatch_offset_shift"  # doc.user_data: doc offset minus text offset
 _HEADLINE_CHARS = 500  # a longer "title" is no headline: only its start is read
-
-
-class AnalyzerLike(Protocol):
-    """What processing and evaluation need of an analyser (tests pass stand-ins)."""
-
-    version: str
-
-    @property
-    def config(self) -> Config: ...
-
-    def analyze_many(self, texts: Iterable[str | Passage], batch_size: int = ...
-                     ) -> Iterator[Analysis]: ...
 
 
 class Analyzer:

@@ -17,7 +17,7 @@ from models.records import Candidate, passage_of
 from pipeline.jsonl import read_jsonl
 
 if TYPE_CHECKING:  # the analyser loads spaCy; reading and scoring gold files does not need it
-    from pipeline.analysis.analyze import AnalyzerLike
+    from pipeline.analysis.results import AnalyzerLike
 
 logger = logging.getLogger(__name__)
 

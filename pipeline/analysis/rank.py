@@ -31,7 +31,7 @@ from models.records import Candidate, passage_of
 from pipeline.analysis.detect import CANDIDATES_KEY
 
 if TYPE_CHECKING:  # the analyser loads spaCy models; ranking a stored candidate does not need it
-    from pipeline.analysis.analyze import AnalyzerLike
+    from pipeline.analysis.results import AnalyzerLike
     from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from pipeline.jsonl import json_lines, parse_json_line
 from pipeline.language import normalise_language
 
 if TYPE_CHECKING:
-    from pipeline.analysis.analyze import Analysis
+    from pipeline.analysis.results import Analysis
 
 
 def _read_input(path: str) -> str:
@@ -195,7 +195,7 @@ def train(state: State, gold_files: tuple[Path, ...], from_reviews: bool, no_bas
                f"{fit['average_precision'] or 0:.2f} ({len(ranker.feature_names)} features)")
     if from_reviews:
         with state.store() as store:
-            store.record_ranker(str(out.resolve()), summary)
+            store.candidates.record_ranker(str(out.resolve()), summary)
         click.echo(f"wrote {out}: the default ranker of this database from now on "
                    "(dealwatch process --rescore ranks the stored candidates with it)")
     else:

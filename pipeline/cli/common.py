@@ -22,7 +22,7 @@ from models.errors import DealwatchError
 from pipeline.config import Config, load_config, resolve_db_path
 from pipeline.jobs.runs import Terminated, stop_on_sigterm
 from pipeline.language import normalise_language
-from pipeline.storage.store import Store, is_busy
+from pipeline.storage import Store, is_busy
 
 if TYPE_CHECKING:
     from pipeline.analysis.analyze import Analyzer

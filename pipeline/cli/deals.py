@@ -146,7 +146,7 @@ def deals_merge(state: State, keep: int, absorb: int) -> None:
         merge_deals(store, keep, absorb)
         logger.info("%s merged deal %d into %d", state.reviewer_name, absorb, keep)
         click.echo(f"merged {deal_label(store, absorb)} into {deal_label(store, keep)} "
-                   f"({len(store.deal_sources(keep))} sources now)")
+                   f"({len(store.registry.deal_sources(keep))} sources now)")
 
 
 @deals.command("split")
@@ -165,7 +165,7 @@ def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
 
     with state.store() as store:
         new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
-        click.echo(f"moved {len(store.deal_sources(new_id))} source(s) of "
+        click.echo(f"moved {len(store.registry.deal_sources(new_id))} source(s) of "
                    f"{deal_label(store, deal_id)} into the new deal {deal_label(store, new_id)}")
 
 
@@ -221,7 +221,7 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
         with state.store() as store:
             report = push_deals(store, push_url, timeout=timeout, retries=retries, backoff=backoff,
                                 token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None)
-            store.record_export("push", push_url, None, len(report.sent), report.payload_sha256)
+            store.registry.record_export("push", push_url, None, len(report.sent), report.payload_sha256)
         for key, error in report.failed:
             click.echo(f"  not sent: {key}: {error}", err=True)
         if not report.ok:

@@ -20,7 +20,7 @@ from pipeline.config import load_config
 from pipeline.demo import DEMO_PORT, demo_config_dir, serve_demo_site
 from pipeline.jobs.runs import describe_crawl, describe_process
 from pipeline.review.views import review_ui_hint
-from pipeline.storage.store import QueueFilter
+from pipeline.storage import QueueQuery
 
 
 @click.command()
@@ -58,8 +58,8 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
                                  on_crawl=lambda crawled: echo_err(describe_crawl(crawled)))
         echo_err(describe_process(report.process))
         with state.store() as store:
-            everything = store.queue(QueueFilter(status="pending", limit=None))
-            has_reviewers = bool(store.users())
+            everything = store.candidates.queue(QueueQuery(status="pending", limit=None))
+            has_reviewers = bool(store.accounts.users())
         rows, total = everything[:limit] if limit else everything, len(everything)
         click.echo(f"done in {time.monotonic() - started:.1f}s\n", err=True)
         click.echo(f"Review queue ({len(rows)} of {total} pending, best first; a syndicated "

@@ -19,7 +19,7 @@ from pipeline.cli.common import (
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
 from pipeline.review.present import language_note, money
 from pipeline.review.views import candidate_view, deal_label, outcome_view
-from pipeline.storage.store import CANDIDATE_STATUSES, QueueFilter, Store
+from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 
 def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None:
@@ -94,11 +94,11 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
         dealwatch queue --status confirmed --json | jq '.[].vendor'
     """
     with state.store() as store:
-        rows = store.queue(QueueFilter(status=None if status == "all" else status, kind=kind,
+        rows = store.candidates.queue(QueueQuery(status=None if status == "all" else status, kind=kind,
                                        language=language, limit=limit or None,
                                        hidden=show_all or min_score is not None,
                                        min_score=min_score))
-        hidden = 0 if show_all or min_score is not None or as_json else store.count_hidden()
+        hidden = 0 if show_all or min_score is not None or as_json else store.candidates.count_hidden()
     if hidden:
         click.echo(f"({hidden} pending candidates scored below the queue threshold are hidden: "
                    "--all shows them)", err=True)
@@ -200,7 +200,7 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
         dealwatch review list --vendor zte --json | jq '.[].id'
     """
     with state.store() as store:
-        rows = store.queue(QueueFilter(status=None if status == "all" else status,
+        rows = store.candidates.queue(QueueQuery(status=None if status == "all" else status,
                                        vendor=vendor, country=country.upper() if country else None,
                                        language=language,
                                        limit=limit or None, hidden=show_all or min_score is not None,

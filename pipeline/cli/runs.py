@@ -130,7 +130,7 @@ def schedule(state: State) -> None:
 
     def last_run_started() -> datetime | None:
         with state.store() as store:
-            return store.last_run_started()
+            return store.runs.last_run_started()
 
     scheduler = NightlyScheduler(settings, run_command(db_path, state.config.directory),
                                  last_run_started)
@@ -160,9 +160,9 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
         dealwatch status --check || mail -s "dealwatch needs a look" ops@example.org
     """
     with state.store() as store:
-        runs = store.runs(limit)
+        runs = store.runs.recent(limit)
         counts = store.counts()
-        unsupported = store.unsupported_languages()
+        unsupported = store.articles.unsupported_languages()
     found = health(runs, state.config.settings.status)
     rows = [run_summary(r) for r in runs]
     if as_json:

@@ -13,7 +13,7 @@ from models.config import WatchlistEntry
 from pipeline.cli.common import State, fail, pass_state, write_atomically
 from pipeline.config import SHIPPED_CONFIG_DIR, read_watchlist
 from pipeline.review.accounts import add_user
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 
 @click.command()
@@ -34,7 +34,7 @@ def init(state: State, write_config: Path | None) -> None:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         click.echo(f"wrote config files to {write_config}/ (use --config {write_config})")
     with state.store() as store:
-        store.sync_sources(state.config.sources)
+        store.runs.sync_sources(state.config.sources)
         click.echo(f"database {state.db_path} ready (schema version {store.schema_version()})")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.jobs.lock import held_lock
+from pipeline.storage.lock import held_lock
 
 # The crawler defines these (it runs without this module); callers may still name them here.
 from scrapers.lifetime import die_with_parent as die_with_parent

@@ -7,7 +7,7 @@ import logging
 from pipeline.analysis.analyze import Analyzer
 from pipeline.analysis.rank import SHIPPED, Ranker, choose_ranker
 from pipeline.config import Config
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def ranker_choices(config: Config, store: Store) -> list[str]:
     choices: list[str] = []
     if config.settings.process.ranker:
         choices.append(config.settings.process.ranker)
-    newest = store.newest_ranker()
+    newest = store.candidates.newest_ranker()
     if newest:
         choices.append(newest["path"])
     return [*choices, SHIPPED]

@@ -43,7 +43,7 @@ from pipeline.jobs.runs import (
     recorded_run,
     stop_on_sigterm,
 )
-from pipeline.storage.store import Store, is_busy
+from pipeline.storage import Store, is_busy
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +91,12 @@ def _process(config: Config, store: Store, use_model: str | None, reanalyse: boo
         with bar(store.count("articles"), "re-analysing") as progress:
             return reanalyse_articles(store, analyzer, batch_size=settings.batch_size,
                                       progress=progress)
-    with bar(store.count_pages_to_process(), "processing") as progress:
+    with bar(store.pages.count_pages_to_process(), "processing") as progress:
         report = process_pages(store, analyzer, batch_size=settings.batch_size,
                                min_text_chars=settings.min_text_chars,
                                max_text_chars=settings.max_text_chars,
                                dedup=config.settings.dedup, progress=progress)
-    store.prune_html(config.settings.retention.html_days)
+    store.pages.prune_html(config.settings.retention.html_days)
     return report
 
 
@@ -153,7 +153,7 @@ def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
         processed = _process(config, store, use_model, False, progress or _no_bar)
         record.add_process(processed)
     with Store(db_path, config.settings.database.busy_timeout_ms) as store:
-        found = health(store.runs(RECENT_RUNS), config.settings.status)
+        found = health(store.runs.recent(RECENT_RUNS), config.settings.status)
     return NightlyReport(record.id, record.outcome, crawled, processed, found)
 
 

@@ -18,7 +18,7 @@ from pipeline.language import identify
 from pipeline.storage import Store, unsupported_reason
 
 if TYPE_CHECKING:  # the analyser needs spaCy; processing code only calls it
-    from pipeline.analysis.analyze import Analysis, AnalyzerLike
+    from pipeline.analysis.results import Analysis, AnalyzerLike
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from models.config import StatusSettings
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, run_crawl
-from pipeline.jobs.lock import RunLock
-from pipeline.storage.store import Store
+from pipeline.storage import Store
+from pipeline.storage.lock import RunLock
 
 if TYPE_CHECKING:
     from pipeline.ingest.health import Flag
@@ -70,15 +70,15 @@ def recorded_run(db_path: Path, kind: str, sources: list[str] | None = None, *,
     and SIGTERM included) finishes the row as failed or interrupted, with its message.
     """
     with RunLock(db_path, kind), Store(db_path, busy_timeout_ms) as store:
-        store.abort_stale_runs()
-        record = RunRecord(store.start_run(kind, sources))
+        store.runs.abort_stale_runs()
+        record = RunRecord(store.runs.start_run(kind, sources))
         try:
             yield store, record
         except BaseException as exc:
             outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(record.id, outcome, record.counters, str(exc) or type(exc).__name__)
+            store.runs.finish_run(record.id, outcome, record.counters, str(exc) or type(exc).__name__)
             raise
-        store.finish_run(record.id, record.outcome, record.counters)
+        store.runs.finish_run(record.id, record.outcome, record.counters)
 
 
 def crawl_sources(config: Config, db_path: Path, store: Store, source_ids: list[str] | None,
@@ -86,7 +86,7 @@ def crawl_sources(config: Config, db_path: Path, store: Store, source_ids: list[
     """Crawl the enabled (or the named) sources for the run run_id (Scrapy, in a subprocess)."""
     for sid in source_ids or []:
         config.source(sid)  # unknown ids fail before anything starts
-    store.sync_sources(config.sources)
+    store.runs.sync_sources(config.sources)
     return run_crawl(config, db_path, source_ids or None, run_id=run_id)
 
 

@@ -10,7 +10,7 @@ from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError, his
 from pipeline.review.export import deal_record
 from pipeline.review.present import country_name, evidence_span
 from pipeline.review.registry import RegistryError, suggest_deals
-from pipeline.storage.store import Store
+from pipeline.storage import Store
 
 # Where `dealwatch serve` listens unless told otherwise.
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
@@ -26,7 +26,7 @@ def review_ui_hint(db_path: Path, has_reviewers: bool, prog: str = "dealwatch") 
 
 def deal_label(store: Store, deal_id: int | None) -> str | None:
     """A deal's registry id (dw-000003), None when there is no such deal."""
-    deal = store.deal(deal_id) if deal_id is not None else None
+    deal = store.registry.deal(deal_id) if deal_id is not None else None
     return deal["deal_id"] if deal else None
 
 
@@ -46,10 +46,10 @@ def evidence_in_context(row: dict[str, Any], width: int = 240) -> dict[str, Any]
 def candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
     """One candidate with its article, evidence in context, entities, copies, the registry deals
     it may belong to and its decision history (ReviewError when there is no such candidate)."""
-    row = store.candidate(candidate_id)
+    row = store.candidates.candidate(candidate_id)
     if row is None:
         raise ReviewError(f"no candidate #{candidate_id}")
-    copies = store.cluster_copies([row["cluster_id"]]).get(row["cluster_id"], []) \
+    copies = store.candidates.cluster_copies([row["cluster_id"]]).get(row["cluster_id"], []) \
         if row.get("cluster_id") is not None else []
     return {
         "candidate": {
@@ -66,7 +66,7 @@ def candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
             "article_id", "title", "url", "canonical_url", "published", "site", "author",
             "language", "language_declared", "language_source", "cluster_id")},
         "evidence": evidence_in_context(row),
-        "entities": store.entities_of(row["article_id"]),
+        "entities": store.articles.entities_of(row["article_id"]),
         "copies": [c for c in copies if c.get("article_id") != row["article_id"]
                    or c.get("copy") != "article"],
         "suggestions": [{
@@ -98,11 +98,11 @@ class DealView:
 def deal_view(store: Store, deal_id: int) -> DealView:
     """One deal as the registry records it, with the candidates behind each source
     (RegistryError when there is no such deal)."""
-    deal = store.deal(deal_id)
+    deal = store.registry.deal(deal_id)
     if deal is None:
         raise RegistryError(f"no deal {deal_id} in the registry")
     candidates: dict[str, list[int]] = {}
-    for source in store.deal_sources(deal_id):
+    for source in store.registry.deal_sources(deal_id):
         candidates.setdefault(source["url"], []).append(source["candidate_id"])
     return DealView(deal_record(store, deal), deal_label(store, deal.get("merged_into")),
                     candidates)

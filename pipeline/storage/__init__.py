@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
 
 from pipeline.storage.accounts import Accounts
 from pipeline.storage.articles import Articles
@@ -92,38 +91,3 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return self.database.counts()
-
-    # Transitional, while callers move to the repositories: the old flat method names.
-    _LEGACY: ClassVar[dict[str, str]] = {
-        'known_article_urls': 'pages', 'validators_of': 'pages', 'record_check': 'pages',
-        'save_page': 'pages', 'pages_to_process': 'pages', 'count_pages_to_process': 'pages',
-        'mark_page': 'pages', 'mark_article_pages': 'pages', 'prune_html': 'pages',
-        'article_by_hash': 'articles', 'save_article': 'articles', 'set_article_language': 'articles',
-        'set_language_verdict': 'articles', 'unsupported_languages': 'articles',
-        'save_signature': 'articles', 'recent_signatures': 'articles', 'set_cluster': 'articles',
-        'save_analysis': 'articles', 'articles_for_reanalysis': 'articles', 'entities_of': 'articles',
-        'queue': 'candidates', 'queue_page': 'candidates', 'cluster_copies': 'candidates',
-        'attach_copies': 'candidates', 'queue_status_counts': 'candidates',
-        'count_hidden': 'candidates', 'candidate': 'candidates', 'cluster_group': 'candidates',
-        'set_candidate': 'candidates', 'candidate_countries': 'candidates',
-        'candidate_languages': 'candidates', 'stored_candidates': 'candidates',
-        'decided_candidates': 'candidates', 'set_scores': 'candidates', 'record_ranker': 'candidates',
-        'newest_ranker': 'candidates', 'add_review': 'reviews', 'reviews_of': 'reviews',
-        'last_batch': 'reviews', 'deal': 'registry', 'deals': 'registry', 'deals_like': 'registry',
-        'insert_deal': 'registry', 'update_deal': 'registry', 'delete_deal': 'registry',
-        'add_deal_source': 'registry', 'move_deal_sources': 'registry', 'unlink_source': 'registry',
-        'remove_deal_sources': 'registry', 'deal_sources': 'registry', 'deal_source_counts': 'registry',
-        'set_reported_stage': 'registry', 'add_stage': 'registry', 'deal_stages': 'registry',
-        'record_export': 'registry', 'pushed_versions': 'registry', 'record_push': 'registry',
-        'add_user': 'accounts', 'user': 'accounts', 'users': 'accounts', 'create_session': 'accounts',
-        'session': 'accounts', 'delete_session': 'accounts', 'record_login_failure': 'accounts',
-        'login_failures': 'accounts', 'clear_login_failures': 'accounts', 'sync_sources': 'runs',
-        'source_ids': 'runs', 'start_run': 'runs', 'finish_run': 'runs', 'abort_stale_runs': 'runs',
-        'last_run_started': 'runs', 'runs': 'runs',
-    }
-
-    def __getattr__(self, name: str) -> Any:
-        repo = Store._LEGACY.get(name)
-        if repo is None:
-            raise AttributeError(name)
-        return getattr(getattr(self, repo), "recent" if name == "runs" else name)

@@ -66,9 +66,6 @@ class Runs:
             return None
         return datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
-    def __call__(self, limit: int = 10) -> list[dict[str, Any]]:  # transitional: store.runs(n)
-        return self.recent(limit)
-
     def recent(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
         return [decode_row(r) for r in rows]

@@ -13,9 +13,8 @@ What the CLI, the tests and the benches use is re-exported here.
 
 from __future__ import annotations
 
+from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT, review_ui_hint
 from pipeline.review.web.app import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
     HTTP_ERRORS,
     LOOPBACK_NAMES,
     ReviewApp,
@@ -23,7 +22,6 @@ from pipeline.review.web.app import (
     check_bind,
     create_app,
     is_loopback,
-    review_ui_hint,
     run_server,
     running_server,
 )

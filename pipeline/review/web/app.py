@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 
 from models.errors import DealwatchError
 from pipeline.config import Config
+from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT
 from pipeline.review.web.deals import DealRoutes
 from pipeline.review.web.pages import STATIC_DIR, Ctx, Handler, Pages
 from pipeline.review.web.queue import QueueRoutes
@@ -42,7 +43,6 @@ from pipeline.storage import Store, StoreError, is_busy
 logger = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 NOT_FOUND = ("Not found", "There is nothing at this address.")
 HTTP_ERRORS = {
     400: ("Bad request", "The form could not be read (forms here send a few fields and no files)."),
@@ -183,14 +183,6 @@ def check_bind(host: str, allow_public: bool) -> None:
     if not is_loopback(host) and not allow_public:
         raise ServeError(f"refusing to serve on {host}: it is not a loopback address; pass "
                          "--public to let other machines reach the review UI (put HTTPS in front)")
-
-
-def review_ui_hint(db_path: Path, has_reviewers: bool, prog: str = "dealwatch") -> str:
-    """What to run to review a database in the browser (the demo prints it last)."""
-    db = f"--db {db_path} " if str(db_path) != "data/dealwatch.db" else ""
-    first = "" if has_reviewers else f"`{prog} {db}user add NAME` (once), then "
-    return (f"Review them in your browser: {first}`{prog} {db}serve` and open "
-            f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/ (j/k to move, c/r/d to decide, ? for keys).")
 
 
 def run_server(config: Config, db_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from models.errors import DealwatchError
-from pipeline.storage import utcnow
+from pipeline.storage.database import utcnow
 
 logger = logging.getLogger(__name__)
 
