@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 # per process too: it tells a refused connection from a name that does not resolve.
 REFUSED_HOSTS: dict[str, str] = {}
 
-# Reason codes of deliberate skips, not signs of a broken source: the spider counts them apart
-# from article failures, and run health leaves them out of a source's errors.
-SKIP_CODES = frozenset({"robots", "not_html", "offsite"})
-
 
 def refused_host_reason(host: str | None) -> str | None:
     """Why the resolver refused this host's addresses in this process, or None."""

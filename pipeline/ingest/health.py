@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from scrapers.failures import SKIP_CODES
+from scrapers.reasons import SKIP_CODES
 
 
 @dataclass

@@ -26,8 +26,9 @@ from pipeline.dates import listed_datetime
 from pipeline.storage import Store, sha256_hex
 from pipeline.urls import canonical_url
 from scrapers.budget import RunBudget
-from scrapers.failures import SKIP_CODES, describe_failure
+from scrapers.failures import describe_failure
 from scrapers.middlewares import has_validators, requested_url
+from scrapers.reasons import SKIP_CODES
 from scrapers.settings import source_settings
 from scrapers.spiders.documents import Listed, MalformedDocument, newest_first
 from scrapers.stats import inc_stat
