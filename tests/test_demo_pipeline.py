@@ -97,7 +97,7 @@ def test_demo_end_to_end_rule_only_and_idempotent(tmp_path: Path) -> None:
         last_run = store.runs.recent(1)[0]
     for table in ("pages", "articles", "entities", "candidates"):
         assert second[table] == first[table], (table, first, second)
-    crawl = last_run["counters"]["crawl"]
+    crawl = last_run.counters["crawl"]
     assert sum(src.get("articles_new", 0) for src in crawl.values()) == 0, crawl
     # the site on another port: new URLs, but the same texts are recognised as duplicates
     _run_demo(db, "never", 0)

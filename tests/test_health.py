@@ -6,23 +6,24 @@ import json
 
 from click.testing import CliRunner
 
+from models.registry import Run
 from pipeline.cli import main
 from pipeline.ingest.health import flags
 from pipeline.storage import Store
 
 
-def _run(run_id: int, crawl: dict, process: dict | None = None, attention: dict | None = None) -> dict:
+def _run(run_id: int, crawl: dict, process: dict | None = None, attention: dict | None = None) -> Run:
     counters = {"crawl": crawl, "process": {"sources": process or {}}}
     if attention:
         counters["attention"] = attention
-    return {"id": run_id, "started_at": f"2026-05-0{run_id}T02:30:00Z", "counters": counters}
+    return Run(id=run_id, kind="run", started_at=f"2026-05-0{run_id}T02:30:00Z", counters=counters)
 
 
 HEALTHY = {"requests": 10, "articles_new": 4}
 PROCESSED = {"articles": 9, "not_article": 1}
 
 
-def _problems(runs: list[dict]) -> dict[str, set[str]]:
+def _problems(runs: list[Run]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for f in flags(runs, stale_after_runs=3, min_pages=5):
         out.setdefault(f.source, set()).add(f.problem)

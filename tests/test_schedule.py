@@ -114,7 +114,7 @@ def test_killed_runs_are_marked_aborted(db_path: Path, monkeypatch) -> None:
         stale = store.runs.start_run("run")  # a run whose process was killed
     CliRunner().invoke(main, ["--db", str(db_path), "process", "--model", "never"])
     with Store(db_path) as store:
-        outcome = {r["id"]: r["outcome"] for r in store.runs.recent()}
+        outcome = {r.id: r.outcome for r in store.runs.recent()}
     assert outcome[stale] == "aborted"
 
 
@@ -164,7 +164,7 @@ def test_schedule_catches_up_on_a_missed_run_at_start_up(db_path: Path, make_con
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     with Store(db_path) as store:
-        assert [(r["kind"], r["outcome"]) for r in store.runs.recent()] == [("run", "failed")]
+        assert [(r.kind, r.outcome) for r in store.runs.recent()] == [("run", "failed")]
 
 
 def test_run_command_targets_this_database(tmp_path: Path) -> None:
@@ -216,7 +216,7 @@ def test_sigterm_stops_a_run_and_its_crawl(tmp_path: Path) -> None:
             proc.kill()
         assert _processes_mentioning(str(db)) == [], "the crawl subprocess outlived its run"
     with Store(db) as store:
-        assert [(r["kind"], r["outcome"]) for r in store.runs.recent()] == [("run", "interrupted")]
+        assert [(r.kind, r.outcome) for r in store.runs.recent()] == [("run", "interrupted")]
     with RunLock(db, "run"):
         pass
 
@@ -286,7 +286,7 @@ def test_a_run_killed_with_sigkill_takes_its_crawl_along_and_no_run_overlaps_it(
     assert len(_stored_articles(db)) == count  # every story stored, once (pages.url is unique)
     assert fetched_again == set(_stored_articles(db)) - set(stored)
     with Store(db) as store:
-        outcomes = [(r["kind"], r["outcome"]) for r in store.runs.recent()]
+        outcomes = [(r.kind, r.outcome) for r in store.runs.recent()]
     assert outcomes == [("run", "ok"), ("run", "aborted")]
 
 

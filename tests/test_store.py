@@ -137,9 +137,9 @@ def test_runs_are_recorded(db_path) -> None:
         run_id = store.runs.start_run("crawl", ["demo-rss"])
         store.runs.finish_run(run_id, "ok", {"crawl": {"demo-rss": {"requests": 3}}})
         run = store.runs.recent()[0]
-        assert run["outcome"] == "ok" and run["finished_at"]
-        assert run["counters"]["crawl"]["demo-rss"]["requests"] == 3
-        assert run["sources"] == ["demo-rss"]
+        assert run.outcome == "ok" and run.finished_at
+        assert run.counters["crawl"]["demo-rss"]["requests"] == 3
+        assert run.sources == ["demo-rss"]
 
 
 def test_every_write_is_durable_once_the_store_is_closed(db_path) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
+from models.registry import Run
 from scrapers.reasons import SKIP_CODES
 
 
@@ -57,18 +58,18 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def source_runs(runs: list[dict[str, Any]]) -> dict[str, list[SourceRun]]:
-    """Per source, its runs newest first (runs as `Store.runs()` returns them, newest first)."""
+def source_runs(runs: list[Run]) -> dict[str, list[SourceRun]]:
+    """Per source, its runs newest first (runs as `store.runs.recent()` gives them, newest first)."""
     out: dict[str, list[SourceRun]] = {}
     for run in runs:
-        counters = run.get("counters") or {}
+        counters = run.counters or {}
         crawl = counters.get("crawl") or {}
         process = (counters.get("process") or {}).get("sources") or {}
         attention = counters.get("attention") or {}
         for sid in sorted(set(crawl) | set(process)):
             c, p = crawl.get(sid) or {}, process.get(sid) or {}
             out.setdefault(sid, []).append(SourceRun(
-                run_id=run["id"], started_at=run["started_at"],
+                run_id=run.id, started_at=run.started_at,
                 requests=_int(c.get("requests")), not_modified=_int(c.get("not_modified")),
                 articles_new=_int(c.get("articles_new")), articles=_int(p.get("articles")),
                 duplicates=_int(p.get("duplicates")),
@@ -81,7 +82,7 @@ def source_runs(runs: list[dict[str, Any]]) -> dict[str, list[SourceRun]]:
     return out
 
 
-def flags(runs: list[dict[str, Any]], stale_after_runs: int = 3, min_pages: int = 5
+def flags(runs: list[Run], stale_after_runs: int = 3, min_pages: int = 5
           ) -> list[Flag]:
     """Sources that need attention, from the runs newest first."""
     found: list[Flag] = []

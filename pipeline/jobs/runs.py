@@ -11,6 +11,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from models.config import StatusSettings
+from models.registry import Run
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, run_crawl
 from pipeline.storage import Store
@@ -100,26 +101,26 @@ def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None
     return record.id, report
 
 
-def health(runs: list[dict[str, Any]], settings: StatusSettings) -> list[Flag]:
+def health(runs: list[Run], settings: StatusSettings) -> list[Flag]:
     """The sources that need a person's attention, judged from these runs (newest first); a run
     still going is left out."""
     # Imported here: health's reason codes come from scrapers.failures, which loads Scrapy, and
     # the CLI imports this module for every command.
     from pipeline.ingest.health import flags
 
-    return flags([r for r in runs if r["outcome"] != "running"], settings.stale_after_runs,
+    return flags([r for r in runs if r.outcome != "running"], settings.stale_after_runs,
                  settings.min_pages_for_yield)
 
 
-def run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    """One run row as `dealwatch status` reports it: its crawl and processing counters summed."""
-    c = run.get("counters") or {}
+def run_summary(run: Run) -> dict[str, Any]:
+    """One run as `dealwatch status` reports it: its crawl and processing counters summed."""
+    c = run.counters or {}
     crawl = c.get("crawl") or {}
     process = c.get("process") or {}
     return {
-        "id": run["id"], "kind": run["kind"], "started_at": run["started_at"],
-        "finished_at": run["finished_at"], "outcome": run["outcome"],
-        "sources": sorted(crawl) or run.get("sources") or [],
+        "id": run.id, "kind": run.kind, "started_at": run.started_at,
+        "finished_at": run.finished_at, "outcome": run.outcome,
+        "sources": sorted(crawl) or run.sources or [],
         "requests": sum(int(v.get("requests", 0)) for v in crawl.values()),
         "not_modified": sum(int(v.get("not_modified", 0)) for v in crawl.values()),
         "articles_new": sum(int(v.get("articles_new", 0)) for v in crawl.values()),
@@ -127,7 +128,7 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "near_duplicates": int(process.get("near_duplicates", 0)),
         "blocked": int(process.get("blocked", 0)),
         "candidates_new": int(process.get("candidates_new", 0)),
-        "message": run.get("message"),
+        "message": run.message,
     }
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from models.config import Source
+from models.registry import Run, record_of
 from pipeline.storage.database import Database, decode_row, dump_json, utcnow
 
 
@@ -66,6 +67,7 @@ class Runs:
             return None
         return datetime.strptime(row[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
-    def recent(self, limit: int = 10) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 10) -> list[Run]:
+        """The last runs, newest first."""
         rows = self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
-        return [decode_row(r) for r in rows]
+        return [record_of(Run, decode_row(r)) for r in rows]

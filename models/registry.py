@@ -1,0 +1,183 @@
+"""Typed records of reviewing and of the registry: deals, their sources and stages, decisions, runs.
+
+The storage repositories turn rows into these at their edge; review, export, the web app and the
+CLI take and give records, never `dict` rows. Dates are ISO 8601 text in UTC, as stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+# The fields a reviewer corrects and a confirmation files: a candidate's and a deal's alike.
+DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
+               "deal_types", "stage", "value", "currency", "year")
+
+
+def deal_number(deal_id: int) -> str:
+    """The public name of a deal: dw- and six digits (dw-000042)."""
+    return f"dw-{deal_id:06d}"
+
+
+@dataclass(slots=True)
+class Deal:
+    """One real-world deal: a vendor's project with one counterpart in one country."""
+
+    id: int
+    deal_id: str  # dw-000042: the name exports, pushes and people use
+    vendor: str | None = None
+    vendors: list[str] = field(default_factory=list)
+    country: str | None = None
+    counterpart: str | None = None
+    counterpart_type: str | None = None
+    deal_type: str | None = None
+    deal_types: list[str] = field(default_factory=list)
+    stage: str | None = None
+    value: float | None = None
+    currency: str | None = None
+    year: int | None = None
+    first_reported: str | None = None
+    last_reported: str | None = None
+    confirmed_by: str | None = None
+    confirmed_at: str | None = None
+    notes: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    version: int = 1  # goes up with every change (what `export --since` and pushes go by)
+    merged_into: int | None = None  # the deal this one was merged into; None while it lives
+    created_by_batch: str | None = None  # the decision that created it (undo takes it back)
+
+    def fields(self) -> dict[str, Any]:
+        """The DEAL_FIELDS, as a confirmation's values are given."""
+        return {name: getattr(self, name) for name in DEAL_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class DealSource:
+    """One report of a deal: a confirmed candidate and the article it came from.
+
+    (Named DealSource because `models.config.Source` is a configured news source.)
+    """
+
+    deal_id: int
+    candidate_id: int
+    article_id: int | None = None
+    url: str | None = None
+    title: str | None = None
+    published: str | None = None
+    sentence: str | None = None
+    added_at: str | None = None
+    batch: str | None = None  # the decision that filed it (undo takes it out)
+    # from the candidate and the article
+    stage: str | None = None
+    kind: str | None = None
+    deal_types: list[str] = field(default_factory=list)
+    site: str | None = None
+    candidate_status: str | None = None
+
+    @property
+    def reported(self) -> str | None:
+        """When the source reported the deal: its article's date, else when it was filed."""
+        return self.published or self.added_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class DealStage:
+    """A stage a deal was reported at (its history; the deal's stage is the latest)."""
+
+    id: int
+    deal_id: int
+    stage: str
+    recorded_at: str  # when a reviewer's decision recorded it
+    reported_at: str | None = None  # when its source reported it
+    candidate_id: int | None = None  # the source that reported it (None: set by hand)
+    reviewer: str | None = None
+    batch: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class NewReview:
+    """A decision on a candidate as it goes into the review audit (the store adds id and time)."""
+
+    candidate_id: int
+    reviewer: str
+    decision: str  # confirm | reject | defer | edit | undo
+    reason: str | None = None
+    edits: dict[str, Any] | None = None  # field -> [before, after]
+    note: str | None = None
+    previous_status: str | None = None
+    batch: str | None = None  # the decision it belongs to (one decision may touch copies)
+    undoes: str | None = None  # the batch an undo took back
+    previous: dict[str, Any] | None = None  # the candidate's fields before the decision
+    version: int | None = None  # the candidate's version after it
+    deal_id: int | None = None  # the deal a confirmation filed it under
+
+
+@dataclass(slots=True)
+class ReviewEvent:
+    """One row of the append-only review audit: a decision on a candidate, or its undoing."""
+
+    id: int
+    candidate_id: int
+    reviewer: str
+    decided_at: str
+    decision: str  # confirm | reject | defer | edit | undo
+    reason: str | None = None
+    edits: dict[str, Any] | None = None  # field -> [before, after]
+    note: str | None = None
+    previous_status: str | None = None
+    batch: str | None = None  # the decision it belongs to (one decision may touch copies)
+    undoes: str | None = None  # the batch an undo took back
+    previous: dict[str, Any] | None = None  # the candidate's fields before the decision
+    version: int | None = None  # the candidate's version after it
+    deal_id: int | None = None  # the deal a confirmation filed it under
+
+    def to_dict(self) -> dict[str, Any]:
+        """The audit row, its columns in the table's order (what `review show --json` gives)."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Run:
+    """One crawl, process or nightly run, as recorded."""
+
+    id: int
+    kind: str  # crawl | process | run
+    started_at: str
+    finished_at: str | None = None
+    outcome: str = "running"  # running | ok | partial | failed | interrupted | aborted
+    sources: list[str] = field(default_factory=list)  # the source ids it was asked to crawl
+    counters: dict[str, Any] = field(default_factory=dict)  # crawl and process, per source
+    message: str | None = None
+    pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+R = TypeVar("R")
+
+
+def record_of(cls: type[R], row: Mapping[str, Any]) -> R:
+    """A record of `cls` from a row (JSON columns decoded): the columns it has fields for, the
+    rest left out; a NULL list or dict column is an empty one."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in row:
+            continue
+        value = row[f.name]
+        if value is None and f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        values[f.name] = value
+    return cls(**values)
