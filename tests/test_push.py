@@ -111,7 +111,7 @@ def _push(store: Store, url: str, sleeps: list[float] | None = None, **kw: Any):
 
 
 def _deal_versions(store: Store) -> dict[str, str]:
-    return {d["deal_id"]: f"{d['deal_id']}-v{d['version']}" for d in store.registry.deals()}
+    return {d.deal_id: f"{d.deal_id}-v{d.version}" for d in store.registry.deals()}
 
 
 def test_every_deal_is_sent_once_with_its_idempotency_key(store, endpoint) -> None:
@@ -119,10 +119,10 @@ def test_every_deal_is_sent_once_with_its_idempotency_key(store, endpoint) -> No
     assert report.ok and len(report.sent) == 4 and report.up_to_date == 0
     assert endpoint.keys() == list(_deal_versions(store).values())
     key, headers, body = endpoint.requests[0]
-    assert key == "dw-000001-v" + str(store.registry.deal(1)["version"])
+    assert key == "dw-000001-v" + str(store.registry.deal(1).version)
     assert headers["Content-Type"] == "application/json"
     assert body["deal_id"] == "dw-000001" and body["country_name"] == "Kenya"
-    assert body["version"] == store.registry.deal(1)["version"] and len(body["sources"]) == 2
+    assert body["version"] == store.registry.deal(1).version and len(body["sources"]) == 2
     # nothing new: nothing sent
     again = _push(store, endpoint.url)
     assert again.sent == [] and again.up_to_date == 4 and len(endpoint.requests) == 4
@@ -132,7 +132,7 @@ def test_a_changed_deal_is_sent_again_as_its_new_version(store, endpoint) -> Non
     _push(store, endpoint.url)
     store.registry.update_deal(2, {"stage": "completed"})
     report = _push(store, endpoint.url)
-    assert report.sent == [f"dw-000002-v{store.registry.deal(2)['version']}"] and report.up_to_date == 3
+    assert report.sent == [f"dw-000002-v{store.registry.deal(2).version}"] and report.up_to_date == 3
     assert endpoint.accepted[report.sent[0]]["stage"] == "completed"
 
 
@@ -217,7 +217,7 @@ def test_a_merged_deal_the_endpoint_knew_is_sent_as_merged(store, endpoint) -> N
     report = _push(store, endpoint.url)
     bodies = {key: body for key, _, body in endpoint.requests[4:]}
     merged = next(b for b in bodies.values() if b["deal_id"] == "dw-000003")
-    assert merged == {"deal_id": "dw-000003", "version": store.registry.deal(3)["version"],
+    assert merged == {"deal_id": "dw-000003", "version": store.registry.deal(3).version,
                       "merged_into": "dw-000001"}
     assert report.ok and len(report.sent) == 2  # the tombstone and the deal that grew
 

@@ -40,8 +40,8 @@ def test_confirm_is_audited_and_files_a_deal(store) -> None:
     assert (row["status"], row["reviewed_by"], row["version"]) == ("confirmed", "ana", 2)
     assert outcome.deal_id and row["deal_id"] == outcome.deal_id
     deal = store.registry.deal(outcome.deal_id)
-    assert (deal["vendor"], deal["country"], deal["stage"]) == ("huawei", "KE", "signed")
-    assert deal["deal_id"] == f"dw-{outcome.deal_id:06d}"
+    assert (deal.vendor, deal.country, deal.stage) == ("huawei", "KE", "signed")
+    assert deal.deal_id == f"dw-{outcome.deal_id:06d}"
     [audit] = review.history(store, cid)
     assert (audit["reviewer"], audit["decision"], audit["previous_status"], audit["note"]) == (
         "ana", "confirm", "pending", "checked the ministry site")
@@ -69,9 +69,9 @@ def test_a_syndicated_story_is_decided_once(store) -> None:
     assert store.candidates.candidate(copy)["status"] == "confirmed"
     assert store.candidates.candidate(other)["status"] == "pending"
     sources = store.registry.deal_sources(outcome.deal_id)
-    assert sorted(s["url"] for s in sources) == ["http://news.test/1", "http://news.test/2"]
+    assert sorted(s.url for s in sources) == ["http://news.test/1", "http://news.test/2"]
     deal = store.registry.deal(outcome.deal_id)
-    assert (deal["first_reported"], deal["last_reported"]) == ("2026-03-01", "2026-03-02")
+    assert (deal.first_reported, deal.last_reported) == ("2026-03-01", "2026-03-02")
 
 
 def test_edits_before_confirming_are_validated_and_recorded(store) -> None:
@@ -85,7 +85,7 @@ def test_edits_before_confirming_are_validated_and_recorded(store) -> None:
     assert row["deal_types"] == ["cloud", "data_centre"] and row["deal_type"] == "cloud"
     [audit] = review.history(store, cid)
     assert audit["edits"]["country"] == ["KE", "UG"]
-    assert store.registry.deal(outcome.deal_id)["country"] == "UG"
+    assert store.registry.deal(outcome.deal_id).country == "UG"
 
 
 @pytest.mark.parametrize(("edits", "message"), [
@@ -131,12 +131,12 @@ def test_undo_of_an_extension_keeps_the_deal(store) -> None:
     first, second = _seed(store, 1), _seed(store, 2, stage="completed")
     deal_id = review.decide(store, first, "confirm", "ana").deal_id
     assert review.decide(store, second, "confirm", "ana", deal_id=deal_id).deal_id == deal_id
-    assert store.registry.deal(deal_id)["stage"] == "completed"
-    assert [s["stage"] for s in store.registry.deal_stages(deal_id)] == ["signed", "completed"]
+    assert store.registry.deal(deal_id).stage == "completed"
+    assert [s.stage for s in store.registry.deal_stages(deal_id)] == ["signed", "completed"]
     review.undo(store, "ana")
     deal = store.registry.deal(deal_id)
-    assert deal is not None and deal["stage"] == "signed"
-    assert [s["candidate_id"] for s in store.registry.deal_sources(deal_id)] == [first]
+    assert deal is not None and deal.stage == "signed"
+    assert [s.candidate_id for s in store.registry.deal_sources(deal_id)] == [first]
 
 
 def test_undo_refuses_when_someone_decided_since(store) -> None:
@@ -191,7 +191,7 @@ def test_undoing_a_rejection_of_the_last_source_files_it_again(store) -> None:
     review.undo(store, "ana")
     row = store.candidates.candidate(cid)
     assert row["status"] == "confirmed" and row["deal_id"] is not None
-    assert [s["candidate_id"] for s in store.registry.deal_sources(row["deal_id"])] == [cid]
+    assert [s.candidate_id for s in store.registry.deal_sources(row["deal_id"])] == [cid]
 
 
 def test_deal_numbers_are_never_reused(store) -> None:
@@ -199,20 +199,20 @@ def test_deal_numbers_are_never_reused(store) -> None:
     first = review.decide(store, a, "confirm", "ana").deal_id
     review.decide(store, a, "reject", "ana", reason="other")  # withdraws dw-000001
     second = review.decide(store, b, "confirm", "ana").deal_id
-    assert second != first and store.registry.deal(second)["deal_id"] != f"dw-{first:06d}"
+    assert second != first and store.registry.deal(second).deal_id != f"dw-{first:06d}"
 
 
 def test_correcting_a_confirmed_source_reaches_its_deal_and_undo_takes_it_back(store) -> None:
     cid = _seed(store, stage="mou")
     deal_id = review.decide(store, cid, "confirm", "ana").deal_id
-    version = store.registry.deal(deal_id)["version"]
+    version = store.registry.deal(deal_id).version
     review.edit(store, cid, "ana", {}, note="checked the gazette")
-    assert store.registry.deal(deal_id)["version"] == version, "a note changes nothing a registry sees"
+    assert store.registry.deal(deal_id).version == version, "a note changes nothing a registry sees"
     review.edit(store, cid, "ana", {"stage": "completed"})
     deal = store.registry.deal(deal_id)
-    assert deal["stage"] == "completed" and deal["version"] > version
-    assert [s["stage"] for s in store.registry.deal_stages(deal_id)] == ["completed"]
+    assert deal.stage == "completed" and deal.version > version
+    assert [s.stage for s in store.registry.deal_stages(deal_id)] == ["completed"]
     review.undo(store, "ana")
-    assert store.registry.deal(deal_id)["stage"] == "mou"
-    assert [s["deal_id"] for s in store.registry.deal_sources(deal_id)] == [deal_id]
+    assert store.registry.deal(deal_id).stage == "mou"
+    assert [s.deal_id for s in store.registry.deal_sources(deal_id)] == [deal_id]
     assert store.counts()["deals"] == 1, "undoing an edit files nothing anew"

@@ -108,7 +108,7 @@ def test_confirm_with_edits_and_note_files_a_deal_under_the_reviewer(run_cli, id
     assert audit["edits"]["stage"] == ["signed", "under_construction"]
     with Store(db_path) as store:
         deal = store.registry.deal(row["deal_id"])
-    assert (deal["stage"], deal["value"], deal["notes"]) == ("under_construction", 7_500_000.0,
+    assert (deal.stage, deal.value, deal.notes) == ("under_construction", 7_500_000.0,
                                                              "police tender documents")
 
 
@@ -264,16 +264,16 @@ def test_registry_changes_through_the_cli_give_deals_a_new_version(run_cli, ids,
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["mou"]))
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["completed"]), "--deal", "1")
     with Store(db_path) as store:
-        before = store.registry.deal(1)["version"]
+        before = store.registry.deal(1).version
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["signed"]), "--deal", "1",
             "--set", "value=", "--set", "currency=")
     with Store(db_path) as store:
         assert len(store.registry.deal_sources(1)) == 4
-        assert store.registry.deal(1)["version"] > before
-        before = store.registry.deal(1)["version"]
+        assert store.registry.deal(1).version > before
+        before = store.registry.deal(1).version
     run_cli("review", "--reviewer", "ann", "undo")
     with Store(db_path) as store:
-        assert store.registry.deal(1)["version"] > before
+        assert store.registry.deal(1).version > before
 
 
 # --- accounts and the web UI ----------------------------------------------------------------

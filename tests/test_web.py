@@ -446,8 +446,8 @@ def test_confirming_again_refiles_without_doubling_the_deal(web) -> None:
     assert again.status_code == 303
     row = candidate(web, ident)
     with Store(web.db) as store:
-        assert [s["candidate_id"] for s in store.registry.deal_sources(row["deal_id"])] == [ident]
-        assert sum(len(store.registry.deal_sources(d["id"])) for d in store.registry.deals()) == 1
+        assert [s.candidate_id for s in store.registry.deal_sources(row["deal_id"])] == [ident]
+        assert sum(len(store.registry.deal_sources(d.id)) for d in store.registry.deals()) == 1
         assert [r["decision"] for r in store.reviews.reviews_of(ident)] == ["confirm", "confirm"]
     assert row["stage"] == "completed" and first_deal is not None
 
@@ -516,13 +516,13 @@ def test_deal_page_merges_and_splits(web) -> None:
                                                      "absorb": str(second.deal_id)})
     with Store(web.db) as store:
         assert len(store.registry.deal_sources(first.deal_id)) == 3
-        assert store.registry.deal(second.deal_id)["merged_into"] == first.deal_id
+        assert store.registry.deal(second.deal_id).merged_into == first.deal_id
     response = client.post(f"/deal/{first.deal_id}/split", data={
         "csrf_token": csrf(client), "source": [str(web.ids["huawei-RS"])]})
     assert response.status_code == 303
     new_id = int(response.headers["location"].rsplit("/", 1)[1])
     with Store(web.db) as store:
-        assert [s["candidate_id"] for s in store.registry.deal_sources(new_id)] == [web.ids["huawei-RS"]]
+        assert [s.candidate_id for s in store.registry.deal_sources(new_id)] == [web.ids["huawei-RS"]]
         assert len(store.registry.deal_sources(first.deal_id)) == 2
     assert "Moved 1 source" in client.get(f"/deal/{new_id}").text
 
@@ -537,7 +537,7 @@ def test_confirm_suggests_an_existing_deal(web) -> None:
         deal = store.registry.deal(outcome.deal_id)
     page = client.get(f"/candidate/{later}").text
     assert f'value="{outcome.deal_id}"' in page and "Add to existing deal" in page
-    assert deal["deal_id"] in page
+    assert deal.deal_id in page
     client.post(f"/candidate/{later}/decide", data=decide_form(
         client, web, later, decision="confirm", deal=str(outcome.deal_id)))
     assert candidate(web, later)["deal_id"] == outcome.deal_id

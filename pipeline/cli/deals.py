@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into: str | None,
-                 candidates: dict[str, list[int]]) -> None:
+                 candidates: dict[str | None, list[int]]) -> None:
     counterpart = (record["counterpart"] or "-") + (
         f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
     amount = money(record["value"], record["currency"])

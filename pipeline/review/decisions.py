@@ -259,9 +259,9 @@ def undo(store: Store, reviewer: str) -> Outcome:
                 # file it anew when that deal has gone (withdrawn with its last source)
                 row = {**current, **previous}
                 deal = store.registry.deal(earlier_deal) if earlier_deal else None
-                if deal and not deal.get("merged_into"):
-                    link_source(store, deal["id"], row, reviewer, None)
-                    touched.append(deal["id"])
+                if deal and not deal.merged_into:
+                    link_source(store, deal.id, row, reviewer, None)
+                    touched.append(deal.id)
                 else:
                     touched.append(file_confirmation(store, [row], reviewer, undo_batch, None))
             store.reviews.add_review({

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.error import HTTPError, URLError
 
 from models.errors import DealwatchError
+from models.registry import Deal, DealSource, DealStage
 from pipeline.dates import retry_after_seconds
 from pipeline.review.present import country_name
 from pipeline.storage import Store
@@ -75,64 +76,71 @@ def _one_line(text: str | None) -> str | None:
     return " ".join(text.split()) if text else text
 
 
-def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _sources(sources: list[DealSource]) -> list[dict[str, Any]]:
     out = [{
-        "url": s["url"],
-        "title": _one_line(s["title"]),
-        "published": _day(s["published"]),
-        "sentence": _one_line(s["sentence"]),
-        "site": s["site"],
-    } for s in rows]
+        "url": s.url,
+        "title": _one_line(s.title),
+        "published": _day(s.published),
+        "sentence": _one_line(s.sentence),
+        "site": s.site,
+    } for s in sources]
     # Oldest report first; undated reports last; ties broken by what the source says, never by
     # when it was filed, so the same sources always come in the same order.
     return sorted(out, key=lambda s: (s["published"] is None, s["published"] or "", s["url"] or "",
                                       s["sentence"] or ""))
 
 
-def _stage_history(store: Store, deal_id: int, sources: dict[int, str | None]
+def _stage_history(stages: list[DealStage], sources: dict[int, str | None]
                    ) -> list[dict[str, Any]]:
-    """Stage changes, oldest first: a stage reported again by a later article is not a change."""
+    """Stage changes, oldest first: a stage reported again by a later article is not a change.
+    sources: candidate id -> URL, of the deal's confirmed sources."""
     history: list[dict[str, Any]] = []
-    for row in store.registry.deal_stages(deal_id):
-        if row["candidate_id"] is not None and row["candidate_id"] not in sources:
+    for stage in stages:
+        if stage.candidate_id is not None and stage.candidate_id not in sources:
             continue  # reported by a candidate that is no longer a confirmed source
-        if history and history[-1]["stage"] == row["stage"]:
+        if history and history[-1]["stage"] == stage.stage:
             continue
-        history.append({"stage": row["stage"], "reported": _day(row["reported_at"]),
-                        "url": sources.get(row["candidate_id"])})
+        history.append({"stage": stage.stage, "reported": _day(stage.reported_at),
+                        "url": sources.get(stage.candidate_id)
+                        if stage.candidate_id is not None else None})
     return history
 
 
-def deal_record(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
-    """One deal as a registry record (DESIGN.md field order, then `version`, `stage_history`)."""
-    sources = store.registry.deal_sources(deal["id"])
-    source_urls = {s["candidate_id"]: s["url"] for s in sources}
-    value = deal.get("value")
+def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStage]
+                    ) -> dict[str, Any]:
+    """A deal with its sources and stage history as a registry record (DESIGN.md field order,
+    then `version`, `stage_history`)."""
     record: dict[str, Any] = {
-        "deal_id": deal["deal_id"],
-        "vendor": deal.get("vendor"),
-        "vendors": list(deal.get("vendors") or []),
-        "country": deal.get("country"),
-        "country_name": country_name(deal.get("country")),
-        "counterpart": deal.get("counterpart"),
-        "counterpart_type": deal.get("counterpart_type"),
-        "deal_type": deal.get("deal_type"),
-        "deal_types": list(deal.get("deal_types") or []),
-        "stage": deal.get("stage"),
-        "value": float(value) if value is not None else None,
-        "currency": deal.get("currency"),
-        "year": int(deal["year"]) if deal.get("year") is not None else None,
-        "first_reported": deal.get("first_reported"),
-        "last_reported": deal.get("last_reported"),
+        "deal_id": deal.deal_id,
+        "vendor": deal.vendor,
+        "vendors": list(deal.vendors or []),
+        "country": deal.country,
+        "country_name": country_name(deal.country),
+        "counterpart": deal.counterpart,
+        "counterpart_type": deal.counterpart_type,
+        "deal_type": deal.deal_type,
+        "deal_types": list(deal.deal_types or []),
+        "stage": deal.stage,
+        "value": float(deal.value) if deal.value is not None else None,
+        "currency": deal.currency,
+        "year": int(deal.year) if deal.year is not None else None,
+        "first_reported": deal.first_reported,
+        "last_reported": deal.last_reported,
         "sources": _sources(sources),
-        "confirmed_by": deal.get("confirmed_by"),
-        "confirmed_at": deal.get("confirmed_at"),
-        "notes": deal.get("notes"),
-        "version": int(deal["version"]),
-        "stage_history": _stage_history(store, deal["id"], source_urls),
+        "confirmed_by": deal.confirmed_by,
+        "confirmed_at": deal.confirmed_at,
+        "notes": deal.notes,
+        "version": int(deal.version),
+        "stage_history": _stage_history(stages, {s.candidate_id: s.url for s in sources}),
     }
     assert tuple(record) == RECORD_FIELDS
     return record
+
+
+def deal_record(store: Store, deal: Deal) -> dict[str, Any]:
+    """One deal as a registry record, with its sources and stages as stored now."""
+    return registry_record(deal, store.registry.deal_sources(deal.id),
+                           store.registry.deal_stages(deal.id))
 
 
 def parse_since(text: str) -> str:
@@ -324,12 +332,12 @@ def _post_once(opener: Any, url: str, body: bytes, headers: dict[str, str],
         return _Attempt(False, True, f"no answer: {exc.__class__.__name__}: {exc}".rstrip(": "))
 
 
-def _push_payload(store: Store, deal: dict[str, Any]) -> dict[str, Any]:
-    if deal.get("merged_into"):
+def _push_payload(store: Store, deal: Deal) -> dict[str, Any]:
+    if deal.merged_into:
         # The endpoint knew this deal; tell it the deal now lives on as another one.
-        keeper = store.registry.deal(int(deal["merged_into"]))
-        return {"deal_id": deal["deal_id"], "version": int(deal["version"]),
-                "merged_into": keeper["deal_id"] if keeper else None}
+        keeper = store.registry.deal(int(deal.merged_into))
+        return {"deal_id": deal.deal_id, "version": int(deal.version),
+                "merged_into": keeper.deal_id if keeper else None}
     return deal_record(store, deal)
 
 
@@ -355,18 +363,18 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
     digest = hashlib.sha256()
     for listed in store.registry.deals(include_merged=True):
         with store.snapshot():  # the deal, its version and its sources as of one moment
-            deal = store.registry.deal(listed["id"])
+            deal = store.registry.deal(listed.id)
             if deal is None:
                 continue  # withdrawn while the push went on
-            version = int(deal["version"])
-            known = acknowledged.get(deal["id"])
-            if deal.get("merged_into") and known is None:
+            version = int(deal.version)
+            known = acknowledged.get(deal.id)
+            if deal.merged_into and known is None:
                 continue  # merged before the endpoint ever saw it: nothing to tell
             if known is not None and known >= version:
                 report.up_to_date += 1
                 continue
             payload = _push_payload(store, deal)
-        key = f"{deal['deal_id']}-v{version}"
+        key = f"{deal.deal_id}-v{version}"
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "Idempotency-Key": key,
                    "User-Agent": "dealwatch registry push"}
@@ -382,12 +390,12 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
             logger.info("push %s: %s; retrying in %.1fs", key, attempt.error, min(wait, max_wait))
             sleep(min(wait, max_wait))
         if attempt.done:
-            store.registry.record_push(url, deal["id"], version, key, "sent")
+            store.registry.record_push(url, deal.id, version, key, "sent")
             report.sent.append(key)
             digest.update(body + b"\n")
         else:
             error = attempt.error or "failed"
-            store.registry.record_push(url, deal["id"], version, key, "failed", error)
+            store.registry.record_push(url, deal.id, version, key, "failed", error)
             report.failed.append((key, error))
             logger.warning("push %s failed: %s", key, error)
     report.payload_sha256 = digest.hexdigest()

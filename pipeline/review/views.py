@@ -27,7 +27,7 @@ def review_ui_hint(db_path: Path, has_reviewers: bool, prog: str = "dealwatch") 
 def deal_label(store: Store, deal_id: int | None) -> str | None:
     """A deal's registry id (dw-000003), None when there is no such deal."""
     deal = store.registry.deal(deal_id) if deal_id is not None else None
-    return deal["deal_id"] if deal else None
+    return deal.deal_id if deal else None
 
 
 def evidence_in_context(row: dict[str, Any], width: int = 240) -> dict[str, Any]:
@@ -70,10 +70,10 @@ def candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
         "copies": [c for c in copies if c.get("article_id") != row["article_id"]
                    or c.get("copy") != "article"],
         "suggestions": [{
-            "deal_id": s.deal["deal_id"], "score": round(s.score, 2), "why": s.why,
-            "counterpart": s.deal.get("counterpart"), "deal_types": s.deal.get("deal_types"),
-            "stage": s.deal.get("stage"), "first_reported": s.deal.get("first_reported"),
-            "last_reported": s.deal.get("last_reported"),
+            "deal_id": s.deal.deal_id, "score": round(s.score, 2), "why": s.why,
+            "counterpart": s.deal.counterpart, "deal_types": s.deal.deal_types,
+            "stage": s.deal.stage, "first_reported": s.deal.first_reported,
+            "last_reported": s.deal.last_reported,
         } for s in suggest_deals(store, row)],
         "history": history(store, candidate_id),
     }
@@ -92,7 +92,7 @@ def outcome_view(store: Store, outcome: Outcome) -> dict[str, Any]:
 class DealView:
     record: dict[str, Any]  # the registry record, as exported
     merged_into: str | None  # the deal it was merged into, if it was
-    candidates: dict[str, list[int]]  # source URL -> the candidates filed under it
+    candidates: dict[str | None, list[int]]  # source URL -> the candidates filed under it
 
 
 def deal_view(store: Store, deal_id: int) -> DealView:
@@ -101,8 +101,8 @@ def deal_view(store: Store, deal_id: int) -> DealView:
     deal = store.registry.deal(deal_id)
     if deal is None:
         raise RegistryError(f"no deal {deal_id} in the registry")
-    candidates: dict[str, list[int]] = {}
+    candidates: dict[str | None, list[int]] = {}
     for source in store.registry.deal_sources(deal_id):
-        candidates.setdefault(source["url"], []).append(source["candidate_id"])
-    return DealView(deal_record(store, deal), deal_label(store, deal.get("merged_into")),
+        candidates.setdefault(source.url, []).append(source.candidate_id)
+    return DealView(deal_record(store, deal), deal_label(store, deal.merged_into),
                     candidates)

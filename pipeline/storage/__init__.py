@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from models.registry import DEAL_FIELDS
 from pipeline.storage.accounts import Accounts
 from pipeline.storage.articles import Articles
 from pipeline.storage.candidates import Candidates
 from pipeline.storage.database import (
     CANDIDATE_STATUSES,
-    DEAL_FIELDS,
     Database,
     StoreError,
     is_busy,

@@ -28,8 +28,6 @@ from pipeline.storage.schema import MIGRATIONS
 logger = logging.getLogger(__name__)
 
 CANDIDATE_STATUSES = ("pending", "confirmed", "rejected", "deferred")
-DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type", "deal_type",
-               "deal_types", "stage", "value", "currency", "year")
 JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources",
                 "urls", "previous", "reasons")
 TABLES = ("sources", "runs", "pages", "articles", "entities", "candidates", "reviews", "deals",

@@ -1,11 +1,15 @@
-"""The registry: deals, their sources and stage history, exports and pushes."""
+"""The registry: deals, their sources and stage history, exports and pushes.
+
+Rows leave as records (`Deal`, `DealSource`, `DealStage`); changes come in as the fields to set.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipeline.storage.database import DEAL_FIELDS, Database, decode_row, dump_value, utcnow
+from models.registry import DEAL_FIELDS, Deal, DealSource, DealStage, deal_number, record_of
+from pipeline.storage.database import Database, decode_row, dump_value, utcnow
 
 
 class Registry:
@@ -15,12 +19,13 @@ class Registry:
         self.database = database
         self.db = database.db
 
-    def deal(self, deal_id: int) -> dict[str, Any] | None:
+    def deal(self, deal_id: int) -> Deal | None:
         rows = list(self.db.query("SELECT * FROM deals WHERE id = ?", [deal_id]))
-        return decode_row(rows[0]) if rows else None
+        return record_of(Deal, decode_row(rows[0])) if rows else None
 
-    def deals(self, include_merged: bool = False, since: str | None = None
-              ) -> list[dict[str, Any]]:
+    def deals(self, include_merged: bool = False, since: str | None = None) -> list[Deal]:
+        """The deals in id order; merged ones only with include_merged; since: changed on or
+        after (`updated_at`)."""
         where, params = [], []
         if not include_merged:
             where.append("merged_into IS NULL")
@@ -28,9 +33,9 @@ class Registry:
             where.append("updated_at >= ?")
             params.append(since)
         sql = "SELECT * FROM deals" + (" WHERE " + " AND ".join(where) if where else "")
-        return [decode_row(r) for r in self.db.query(sql + " ORDER BY id", params)]
+        return [record_of(Deal, decode_row(r)) for r in self.db.query(sql + " ORDER BY id", params)]
 
-    def deals_like(self, vendors: Iterable[str], country: str | None) -> list[dict[str, Any]]:
+    def deals_like(self, vendors: Iterable[str], country: str | None) -> list[Deal]:
         """Live deals of any of these vendors in this country: where a confirmation may belong."""
         vendors = [v for v in vendors if v]
         if not vendors:
@@ -40,16 +45,16 @@ class Registry:
             "SELECT DISTINCT d.* FROM deals d, json_each(d.vendors) v "
             f"WHERE d.merged_into IS NULL AND v.value IN ({marks}) AND d.country IS ? "
             "ORDER BY d.id", [*vendors, country])
-        return [decode_row(r) for r in rows]
+        return [record_of(Deal, decode_row(r)) for r in rows]
 
     def insert_deal(self, fields: Mapping[str, Any], confirmed_by: str, batch: str | None,
                     notes: str | None = None) -> int:
-        """A new deal with the DEAL_FIELDS of `fields` (a confirmed candidate's, say)."""
+        """A new deal with the DEAL_FIELDS of `fields` (a confirmed candidate's, say); its id."""
         now = utcnow()
         row = {name: dump_value(fields.get(name)) for name in DEAL_FIELDS}
         deal_id = int(self.db.execute(
             "UPDATE deal_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
-        row.update(id=deal_id, deal_id=f"dw-{deal_id:06d}", confirmed_by=confirmed_by,
+        row.update(id=deal_id, deal_id=deal_number(deal_id), confirmed_by=confirmed_by,
                    confirmed_at=now, notes=notes, created_at=now, updated_at=now,
                    created_by_batch=batch)
         cols = list(row)
@@ -58,7 +63,7 @@ class Registry:
             [row[c] for c in cols])
         return deal_id
 
-    def update_deal(self, deal_id: int, fields: dict[str, Any], touch: bool = False) -> None:
+    def update_deal(self, deal_id: int, fields: Mapping[str, Any], touch: bool = False) -> None:
         """Change a deal; every change is a new version (what export --since and push go by).
         With touch, a new version even without field changes (its sources or stages changed)."""
         if not fields and not touch:
@@ -125,8 +130,10 @@ class Registry:
         self.db.execute("DELETE FROM deal_stages WHERE batch = ?", [batch])
         return deals
 
-    def deal_sources(self, deal_id: int) -> list[dict[str, Any]]:
-        return [decode_row(r) for r in self.db.query(
+    def deal_sources(self, deal_id: int) -> list[DealSource]:
+        """A deal's sources, oldest report first, with their candidate's stage, kind, types and
+        status and their article's site."""
+        return [record_of(DealSource, decode_row(r)) for r in self.db.query(
             "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status "
             "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
             "LEFT JOIN articles a ON a.id = s.article_id "
@@ -152,10 +159,11 @@ class Registry:
             "reviewer, batch) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [deal_id, stage, reported_at, utcnow(), candidate_id, reviewer, batch])
 
-    def deal_stages(self, deal_id: int) -> list[dict[str, Any]]:
-        return list(self.db.query(
+    def deal_stages(self, deal_id: int) -> list[DealStage]:
+        """A deal's stage history, oldest report first."""
+        return [record_of(DealStage, r) for r in self.db.query(
             "SELECT * FROM deal_stages WHERE deal_id = ? ORDER BY COALESCE(reported_at, recorded_at), id",
-            [deal_id]))
+            [deal_id])]
 
     def record_export(self, fmt: str, destination: str | None, since: str | None, deals: int,
                       sha256: str) -> int:

@@ -30,10 +30,10 @@ class DealRoutes:
             if deal is None:
                 return self.pages.error(ctx, 404, "No such deal", f"There is no deal {deal_id}.")
             registry = ctx.store.registry
-            similar = [d for d in registry.deals_like(deal.get("vendors") or [deal.get("vendor")],
-                                                      deal.get("country")) if d["id"] != deal_id]
+            vendors = deal.vendors or ([deal.vendor] if deal.vendor else [])
+            similar = [d for d in registry.deals_like(vendors, deal.country) if d.id != deal_id]
             sources, stages = registry.deal_sources(deal_id), registry.deal_stages(deal_id)
-            merged_into = registry.deal(deal["merged_into"]) if deal.get("merged_into") else None
+            merged_into = registry.deal(deal.merged_into) if deal.merged_into else None
         return self.pages.render(ctx, "deal.html", deal=deal, sources=sources, stages=stages,
                                  similar=similar, merged_into=merged_into)
 

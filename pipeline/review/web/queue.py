@@ -128,7 +128,7 @@ class QueueRoutes:
             prev = ctx.store.candidates.queue_page(query, 1, before=cursor)
             # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
             suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
-                           if s.deal["id"] != cand.get("deal_id")]
+                           if s.deal.id != cand.get("deal_id")]
             history = ctx.store.reviews.reviews_of(cand["id"])
             deal = ctx.store.registry.deal(cand["deal_id"]) if cand.get("deal_id") else None
         text = cand["article_text"] or ""
@@ -186,7 +186,7 @@ class QueueRoutes:
             f" with {copies} {'copy' if copies == 1 else 'copies'}" if copies else "")
         if outcome.deal_id:
             deal = ctx.store.registry.deal(outcome.deal_id)
-            text += f", filed under deal {deal['deal_id'] if deal else outcome.deal_id}"
+            text += f", filed under deal {deal.deal_id if deal else outcome.deal_id}"
         if decision == "reject" and reason:
             text += f" ({reason_label(reason)})"
         self.pages.flash(ctx, "ok", text + ". Press u to undo.")
