@@ -43,9 +43,9 @@ def test_confirm_is_audited_and_files_a_deal(store) -> None:
     assert (deal.vendor, deal.country, deal.stage) == ("huawei", "KE", "signed")
     assert deal.deal_id == f"dw-{outcome.deal_id:06d}"
     [audit] = review.history(store, cid)
-    assert (audit["reviewer"], audit["decision"], audit["previous_status"], audit["note"]) == (
+    assert (audit.reviewer, audit.decision, audit.previous_status, audit.note) == (
         "ana", "confirm", "pending", "checked the ministry site")
-    assert audit["decided_at"]
+    assert audit.decided_at
 
 
 def test_second_reviewer_is_told_and_nothing_is_overwritten(store) -> None:
@@ -55,7 +55,7 @@ def test_second_reviewer_is_told_and_nothing_is_overwritten(store) -> None:
         review.decide(store, cid, "confirm", "bo", version=1)
     row = store.candidates.candidate(cid)
     assert (row["status"], row["reviewed_by"]) == ("rejected", "ana")
-    assert [r["reviewer"] for r in review.history(store, cid)] == ["ana"]
+    assert [r.reviewer for r in review.history(store, cid)] == ["ana"]
     assert store.counts()["deals"] == 0
 
 
@@ -84,7 +84,7 @@ def test_edits_before_confirming_are_validated_and_recorded(store) -> None:
         "UG", "mou", 75e6, "USD", 2025)
     assert row["deal_types"] == ["cloud", "data_centre"] and row["deal_type"] == "cloud"
     [audit] = review.history(store, cid)
-    assert audit["edits"]["country"] == ["KE", "UG"]
+    assert audit.edits["country"] == ["KE", "UG"]
     assert store.registry.deal(outcome.deal_id).country == "UG"
 
 
@@ -122,7 +122,7 @@ def test_undo_restores_the_candidate_and_the_registry(store) -> None:
     row = store.candidates.candidate(cid)
     assert (row["status"], row["stage"], row["deal_id"]) == ("pending", "signed", None)
     assert store.registry.deal(outcome.deal_id) is None, "the deal this confirmation created is gone"
-    assert [r["decision"] for r in review.history(store, cid)] == ["confirm", "undo"]
+    assert [r.decision for r in review.history(store, cid)] == ["confirm", "undo"]
     with pytest.raises(ReviewError, match="no decision to undo"):
         review.undo(store, "ana")
 

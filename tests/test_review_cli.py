@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 
+from models.registry import ReviewEvent
 from pipeline.cli import main
 from pipeline.review.accounts import authenticate
 from pipeline.review.decisions import history
@@ -44,7 +45,7 @@ def _candidate(db_path: Path, candidate_id: int) -> dict:
         return store.candidates.candidate(candidate_id)
 
 
-def _audit(db_path: Path, candidate_id: int) -> list[dict]:
+def _audit(db_path: Path, candidate_id: int) -> list[ReviewEvent]:
     with Store(db_path) as store:
         return history(store, candidate_id)
 
@@ -104,8 +105,8 @@ def test_confirm_with_edits_and_note_files_a_deal_under_the_reviewer(run_cli, id
     assert (row["status"], row["reviewed_by"], row["stage"], row["value"], row["currency"]) == (
         "confirmed", "ann", "under_construction", 7_500_000.0, "USD")
     [audit] = _audit(db_path, ids["uganda"])
-    assert audit["note"] == "police tender documents"
-    assert audit["edits"]["stage"] == ["signed", "under_construction"]
+    assert audit.note == "police tender documents"
+    assert audit.edits["stage"] == ["signed", "under_construction"]
     with Store(db_path) as store:
         deal = store.registry.deal(row["deal_id"])
     assert (deal.stage, deal.value, deal.notes) == ("under_construction", 7_500_000.0,
@@ -161,7 +162,7 @@ def test_edit_changes_fields_and_bad_values_are_one_line_errors(run_cli, ids, db
     row = _candidate(db_path, ids["noise"])
     assert (row["status"], row["country"], row["deal_types"], row["deal_type"]) == (
         "pending", "UG", ["cloud", "data_centre"], "cloud")
-    assert _audit(db_path, ids["noise"])[0]["decision"] == "edit"
+    assert _audit(db_path, ids["noise"])[0].decision == "edit"
     for args, message in (
         (["--set", "colour=red"], "colour: not an editable field"),
         (["--set", "stage=rumoured"], "stage: one of"),

@@ -432,7 +432,7 @@ def test_second_reviewer_is_told_and_nothing_is_overwritten(web, second) -> None
     row = candidate(web, ident)
     assert (row["status"], row["reviewed_by"], row["stage"]) == ("confirmed", "alice", "signed")
     with Store(web.db) as store:
-        assert [(r["reviewer"], r["decision"]) for r in store.reviews.reviews_of(ident)] == [
+        assert [(r.reviewer, r.decision) for r in store.reviews.reviews_of(ident)] == [
             ("alice", "confirm")]
 
 
@@ -448,7 +448,7 @@ def test_confirming_again_refiles_without_doubling_the_deal(web) -> None:
     with Store(web.db) as store:
         assert [s.candidate_id for s in store.registry.deal_sources(row["deal_id"])] == [ident]
         assert sum(len(store.registry.deal_sources(d.id)) for d in store.registry.deals()) == 1
-        assert [r["decision"] for r in store.reviews.reviews_of(ident)] == ["confirm", "confirm"]
+        assert [r.decision for r in store.reviews.reviews_of(ident)] == ["confirm", "confirm"]
     assert row["stage"] == "completed" and first_deal is not None
 
 

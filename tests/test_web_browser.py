@@ -144,7 +144,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     assert "Undone" in page.inner_text(".flashes")
     with Store(site.db) as store:
         assert store.candidates.candidate(order[2])["status"] == "pending"
-        assert [r["decision"] for r in store.reviews.reviews_of(order[2])] == ["reject", "undo"]
+        assert [r.decision for r in store.reviews.reviews_of(order[2])] == ["reject", "undo"]
     assert "undo by alice" in page.inner_text(".history").lower()
 
     # j / k move between candidates; c confirms from the queue and the selection advances
@@ -286,5 +286,5 @@ def test_two_reviewers_at_once_the_second_is_told(browser, site, dialogs) -> Non
     decided = row(site, "huawei-RS")
     assert (decided["status"], decided["reviewed_by"]) == ("confirmed", "alice")
     with Store(site.db) as store:
-        assert [(r["reviewer"], r["decision"]) for r in store.reviews.reviews_of(decided["id"])] == [
+        assert [(r.reviewer, r.decision) for r in store.reviews.reviews_of(decided["id"])] == [
             ("alice", "confirm")]

@@ -18,6 +18,7 @@ from typing import Any
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
+from models.registry import NewReview, ReviewEvent
 from pipeline.review.registry import file_confirmation, link_source, settle_deals, source_changed
 from pipeline.storage import DEAL_FIELDS, Store, utcnow
 
@@ -150,7 +151,9 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
         group = store.candidates.cluster_group(lead)
         members = [m for m in group if m["id"] != lead["id"]]
         outcome = Outcome(decision, [lead["id"]] + [m["id"] for m in members], batch, status)
-        rows, audit, left = [], [], []
+        rows: list[dict[str, Any]] = []
+        audit: list[NewReview] = []
+        left: list[int | None] = []
         for member in [lead, *members]:
             row = lead if member is lead else _load(store, member["id"])
             before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "reason",
@@ -164,19 +167,20 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
             if not store.candidates.set_candidate(row["id"], row["version"], values):
                 raise _conflict(store, row)
             outcome.versions[row["id"]] = row["version"] + 1
-            audit.append({
-                "candidate_id": row["id"], "reviewer": reviewer, "decision": decision,
-                "reason": reason, "note": note, "batch": batch, "previous_status": row["status"],
-                "previous": before, "version": row["version"] + 1,
-                "edits": {k: [before.get(k), v] for k, v in changes.items()
-                          if before.get(k) != v} or None,
-            })
+            audit.append(NewReview(
+                candidate_id=row["id"], reviewer=reviewer, decision=decision, reason=reason,
+                note=note, batch=batch, previous_status=row["status"], previous=before,
+                version=row["version"] + 1,
+                edits={k: [before.get(k), v] for k, v in changes.items()
+                       if before.get(k) != v} or None,
+            ))
             rows.append({**row, **values})
         if decision == "confirm":
             outcome.deal_id = file_confirmation(store, rows, reviewer, batch, deal_id)
         settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
         for entry in audit:
-            store.reviews.add_review({**entry, "deal_id": outcome.deal_id})
+            entry.deal_id = outcome.deal_id
+            store.reviews.add_review(entry)
     logger.info("%s %s candidate(s) %s", reviewer, status, outcome.candidate_ids)
     return outcome
 
@@ -197,12 +201,11 @@ def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], 
         values = {**changes, **({"note": note} if note is not None else {})}
         if not store.candidates.set_candidate(row["id"], row["version"], values):
             raise _conflict(store, row)
-        store.reviews.add_review({
-            "candidate_id": row["id"], "reviewer": reviewer, "decision": "edit", "note": note,
-            "batch": batch, "previous_status": row["status"], "previous": before,
-            "version": row["version"] + 1,
-            "edits": {k: [before.get(k), v] for k, v in changes.items() if before.get(k) != v},
-        })
+        store.reviews.add_review(NewReview(
+            candidate_id=row["id"], reviewer=reviewer, decision="edit", note=note, batch=batch,
+            previous_status=row["status"], previous=before, version=row["version"] + 1,
+            edits={k: [before.get(k), v] for k, v in changes.items() if before.get(k) != v},
+        ))
         if changes:  # a note alone changes nothing a registry sees
             source_changed(store, {**row, **changes})
     return Outcome("edit", [row["id"]], batch, row["status"],
@@ -237,22 +240,23 @@ def undo(store: Store, reviewer: str) -> Outcome:
         rows = store.reviews.last_batch(reviewer)
         if not rows:
             raise ReviewError(f"{reviewer} has no decision to undo")
-        batch = rows[0]["batch"]
+        batch = rows[0].batch
+        assert batch is not None  # last_batch gives the rows of one batch
         undo_batch = secrets.token_hex(8)
         for review in rows:
-            current = _load(store, review["candidate_id"])
-            if current["version"] != review["version"]:
+            current = _load(store, review.candidate_id)
+            if current["version"] != review.version:
                 raise ConflictError(
                     f"candidate #{current['id']} changed after your decision "
                     f"(by {current.get('reviewed_by') or 'processing'}); it cannot be undone")
         touched = store.registry.remove_deal_sources(batch)
         for review in rows:
-            current = _load(store, review["candidate_id"])
-            previous = dict(review.get("previous") or {})
-            previous["status"] = review["previous_status"]
+            current = _load(store, review.candidate_id)
+            previous = dict(review.previous or {})
+            previous["status"] = review.previous_status
             earlier_deal = previous.pop("deal_id", None)
             store.candidates.set_candidate(current["id"], current["version"], previous)
-            if review["decision"] == "edit":
+            if review.decision == "edit":
                 source_changed(store, {**current, **previous})
             elif previous["status"] == "confirmed":
                 # it was a source of a deal before this decision took it out: put it back, or
@@ -264,18 +268,19 @@ def undo(store: Store, reviewer: str) -> Outcome:
                     touched.append(deal.id)
                 else:
                     touched.append(file_confirmation(store, [row], reviewer, undo_batch, None))
-            store.reviews.add_review({
-                "candidate_id": current["id"], "reviewer": reviewer, "decision": "undo",
-                "undoes": batch, "batch": undo_batch, "previous_status": current["status"],
-                "version": current["version"] + 1,
-            })
+            store.reviews.add_review(NewReview(
+                candidate_id=current["id"], reviewer=reviewer, decision="undo", undoes=batch,
+                batch=undo_batch, previous_status=current["status"],
+                version=current["version"] + 1,
+            ))
         settle_deals(store, touched)
     first = rows[0]
-    return Outcome("undo", [r["candidate_id"] for r in rows], undo_batch,
-                   first["previous_status"])
+    return Outcome("undo", [r.candidate_id for r in rows], undo_batch,
+                   first.previous_status or "")
 
 
-def history(store: Store, candidate_id: int) -> list[dict[str, Any]]:
+def history(store: Store, candidate_id: int) -> list[ReviewEvent]:
+    """A candidate's decisions, oldest first (ReviewError when there is no such candidate)."""
     _load(store, candidate_id)
     return store.reviews.reviews_of(candidate_id)
 

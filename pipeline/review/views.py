@@ -75,7 +75,7 @@ def candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
             "stage": s.deal.stage, "first_reported": s.deal.first_reported,
             "last_reported": s.deal.last_reported,
         } for s in suggest_deals(store, row)],
-        "history": history(store, candidate_id),
+        "history": [event.to_dict() for event in history(store, candidate_id)],
     }
 
 

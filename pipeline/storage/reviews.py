@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
 
+from models.registry import NewReview, ReviewEvent, record_of
 from pipeline.storage.database import Database, decode_row, dump_value, utcnow
 
 
@@ -14,20 +15,22 @@ class Reviews:
         self.database = database
         self.db = database.db
 
-    def add_review(self, row: dict[str, Any]) -> int:
-        row = {k: dump_value(v) for k, v in row.items()}
-        row.setdefault("decided_at", utcnow())
+    def add_review(self, review: NewReview) -> int:
+        """Write a decision to the audit, decided now; its row id."""
+        row = {k: dump_value(v) for k, v in asdict(review).items()}
+        row["decided_at"] = utcnow()
         cols = list(row)
         cur = self.db.execute(
             f"INSERT INTO reviews ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
             [row[c] for c in cols])
         return int(cur.lastrowid or 0)
 
-    def reviews_of(self, candidate_id: int) -> list[dict[str, Any]]:
-        return [decode_row(r) for r in self.db.query(
+    def reviews_of(self, candidate_id: int) -> list[ReviewEvent]:
+        """A candidate's decisions, oldest first."""
+        return [record_of(ReviewEvent, decode_row(r)) for r in self.db.query(
             "SELECT * FROM reviews WHERE candidate_id = ? ORDER BY id", [candidate_id])]
 
-    def last_batch(self, reviewer: str) -> list[dict[str, Any]]:
+    def last_batch(self, reviewer: str) -> list[ReviewEvent]:
         """The reviewer's most recent decision that has not been undone (all its rows)."""
         rows = self.db.query(
             "SELECT batch FROM reviews r WHERE reviewer = ? AND undoes IS NULL AND batch IS NOT NULL "
@@ -36,5 +39,5 @@ class Reviews:
         found = [r["batch"] for r in rows]
         if not found:
             return []
-        return [decode_row(r) for r in self.db.query(
+        return [record_of(ReviewEvent, decode_row(r)) for r in self.db.query(
             "SELECT * FROM reviews WHERE batch = ? ORDER BY id", [found[0]])]
