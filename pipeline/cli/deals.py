@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -23,6 +22,7 @@ from pipeline.cli.common import (
 from pipeline.review.export import FORMATS as EXPORT_FORMATS
 from pipeline.review.export import (
     ExportError,
+    RegistryRecord,
     build_export,
     log_export,
     parse_since,
@@ -36,7 +36,7 @@ from pipeline.review.views import deal_label, deal_view
 logger = logging.getLogger(__name__)
 
 
-def _render_deal(record: dict[str, Any], out: Callable[[str], None], merged_into: str | None,
+def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into: str | None,
                  candidates: dict[str | None, list[int]]) -> None:
     counterpart = (record["counterpart"] or "-") + (
         f" ({record['counterpart_type']})" if record["counterpart_type"] else "")

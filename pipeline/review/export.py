@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypedDict
 from urllib.error import HTTPError, URLError
 
 from models.errors import DealwatchError
@@ -65,6 +65,58 @@ class ExportError(DealwatchError):
     """An export or push that cannot be done as asked (bad format, date or endpoint)."""
 
 
+class SourceRecord(TypedDict):
+    """One source of a deal as exported (SOURCE_FIELDS)."""
+
+    url: str | None
+    title: str | None  # on one line
+    published: str | None  # the day
+    sentence: str | None  # the evidence, on one line
+    site: str | None
+
+
+class StageChange(TypedDict):
+    """A change of a deal's stage: the stage, the day it was reported and by which source."""
+
+    stage: str
+    reported: str | None
+    url: str | None
+
+
+class RegistryRecord(TypedDict):
+    """One deal as exported and pushed: the keys of RECORD_FIELDS, in that order."""
+
+    deal_id: str
+    vendor: str | None
+    vendors: list[str]
+    country: str | None
+    country_name: str | None
+    counterpart: str | None
+    counterpart_type: str | None
+    deal_type: str | None
+    deal_types: list[str]
+    stage: str | None
+    value: float | None
+    currency: str | None
+    year: int | None
+    first_reported: str | None
+    last_reported: str | None
+    sources: list[SourceRecord]
+    confirmed_by: str | None
+    confirmed_at: str | None
+    notes: str | None
+    version: int
+    stage_history: list[StageChange]
+
+
+class MergedNotice(TypedDict):
+    """What a push tells an endpoint about a deal it knew that was merged into another."""
+
+    deal_id: str
+    version: int
+    merged_into: str | None
+
+
 # --- records --------------------------------------------------------------------------------
 
 
@@ -76,8 +128,8 @@ def _one_line(text: str | None) -> str | None:
     return " ".join(text.split()) if text else text
 
 
-def _sources(sources: list[DealSource]) -> list[dict[str, Any]]:
-    out = [{
+def _sources(sources: list[DealSource]) -> list[SourceRecord]:
+    out: list[SourceRecord] = [{
         "url": s.url,
         "title": _one_line(s.title),
         "published": _day(s.published),
@@ -91,10 +143,10 @@ def _sources(sources: list[DealSource]) -> list[dict[str, Any]]:
 
 
 def _stage_history(stages: list[DealStage], sources: dict[int, str | None]
-                   ) -> list[dict[str, Any]]:
+                   ) -> list[StageChange]:
     """Stage changes, oldest first: a stage reported again by a later article is not a change.
     sources: candidate id -> URL, of the deal's confirmed sources."""
-    history: list[dict[str, Any]] = []
+    history: list[StageChange] = []
     for stage in stages:
         if stage.candidate_id is not None and stage.candidate_id not in sources:
             continue  # reported by a candidate that is no longer a confirmed source
@@ -107,10 +159,10 @@ def _stage_history(stages: list[DealStage], sources: dict[int, str | None]
 
 
 def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStage]
-                    ) -> dict[str, Any]:
+                    ) -> RegistryRecord:
     """A deal with its sources and stage history as a registry record (DESIGN.md field order,
     then `version`, `stage_history`)."""
-    record: dict[str, Any] = {
+    record: RegistryRecord = {
         "deal_id": deal.deal_id,
         "vendor": deal.vendor,
         "vendors": list(deal.vendors or []),
@@ -137,7 +189,7 @@ def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStag
     return record
 
 
-def deal_record(store: Store, deal: Deal) -> dict[str, Any]:
+def deal_record(store: Store, deal: Deal) -> RegistryRecord:
     """One deal as a registry record, with its sources and stages as stored now."""
     return registry_record(deal, store.registry.deal_sources(deal.id),
                            store.registry.deal_stages(deal.id))
@@ -158,7 +210,7 @@ def parse_since(text: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def registry_records(store: Store, since: str | None = None) -> list[dict[str, Any]]:
+def registry_records(store: Store, since: str | None = None) -> list[RegistryRecord]:
     """Every live deal as a registry record, in deal order.
 
     since: only deals changed (`deals.updated_at`: a new source, stage, field or merge) on or
@@ -186,7 +238,7 @@ def _defuse(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_row(record: dict[str, Any]) -> dict[str, str]:
+def csv_row(record: RegistryRecord) -> dict[str, str]:
     """A record flattened for a spreadsheet: one row, one value per cell."""
     sources = record["sources"]
     flat = {name: _cell(record.get(name)) for name in RECORD_FIELDS}
@@ -203,7 +255,7 @@ def csv_row(record: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
-def to_csv(records: list[dict[str, Any]]) -> bytes:
+def to_csv(records: list[RegistryRecord]) -> bytes:
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
@@ -212,15 +264,15 @@ def to_csv(records: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def to_json(records: list[dict[str, Any]]) -> bytes:
+def to_json(records: list[RegistryRecord]) -> bytes:
     return (json.dumps(records, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def to_jsonl(records: list[dict[str, Any]]) -> bytes:
+def to_jsonl(records: list[RegistryRecord]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 
-WRITERS: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {
+WRITERS: dict[str, Callable[[list[RegistryRecord]], bytes]] = {
     "csv": to_csv, "json": to_json, "jsonl": to_jsonl}
 
 
@@ -332,7 +384,7 @@ def _post_once(opener: Any, url: str, body: bytes, headers: dict[str, str],
         return _Attempt(False, True, f"no answer: {exc.__class__.__name__}: {exc}".rstrip(": "))
 
 
-def _push_payload(store: Store, deal: Deal) -> dict[str, Any]:
+def _push_payload(store: Store, deal: Deal) -> RegistryRecord | MergedNotice:
     if deal.merged_into:
         # The endpoint knew this deal; tell it the deal now lives on as another one.
         keeper = store.registry.deal(int(deal.merged_into))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError, history
-from pipeline.review.export import deal_record
+from pipeline.review.export import RegistryRecord, deal_record
 from pipeline.review.present import country_name, evidence_span
 from pipeline.review.registry import RegistryError, suggest_deals
 from pipeline.storage import Store
@@ -90,7 +90,7 @@ def outcome_view(store: Store, outcome: Outcome) -> dict[str, Any]:
 
 @dataclass
 class DealView:
-    record: dict[str, Any]  # the registry record, as exported
+    record: RegistryRecord  # the registry record, as exported
     merged_into: str | None  # the deal it was merged into, if it was
     candidates: dict[str | None, list[int]]  # source URL -> the candidates filed under it
 
