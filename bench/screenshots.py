@@ -35,16 +35,16 @@ def prepare(db: Path) -> int:
         if store.accounts.user("amina") is None:
             add_reviewers(store, "amina", "tomas")
         rows = store.candidates.queue(QueueQuery(status="pending", limit=None))
-        syndicated = next(r for r in rows if len(r["copies"]) > 1)
-        others = [r for r in rows if r["id"] != syndicated["id"]]
-        if not store.reviews.reviews_of(others[0]["id"]):
-            review.decide(store, others[0]["id"], "confirm", "tomas")
-            low = [r for r in others if r["score"] < 0.5]
-            review.decide(store, low[0]["id"], "reject", "amina", reason="not_a_deal")
-            review.decide(store, low[1]["id"], "defer", "tomas", note="check the ministry's site")
-            review.edit(store, syndicated["id"], "tomas", {"year": "2026"},
+        syndicated = next(r for r in rows if len(r.copies) > 1)
+        others = [r for r in rows if r.id != syndicated.id]
+        if not store.reviews.reviews_of(others[0].id):
+            review.decide(store, others[0].id, "confirm", "tomas")
+            low = [r for r in others if r.score < 0.5]
+            review.decide(store, low[0].id, "reject", "amina", reason="not_a_deal")
+            review.decide(store, low[1].id, "defer", "tomas", note="check the ministry's site")
+            review.edit(store, syndicated.id, "tomas", {"year": "2026"},
                         note="year from the ministry's press release")
-        return int(syndicated["id"])
+        return int(syndicated.id)
 
 
 def shoot(base: str, out: Path, candidate_id: int) -> None:

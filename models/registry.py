@@ -1,4 +1,5 @@
-"""Typed records of reviewing and of the registry: deals, their sources and stages, decisions, runs.
+"""Typed records of reviewing and of the registry: queue entries, deals, their sources and stages,
+decisions, runs.
 
 The storage repositories turn rows into these at their edge; review, export, the web app and the
 CLI take and give records, never `dict` rows. Dates are ISO 8601 text in UTC, as stored.
@@ -19,6 +20,81 @@ DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type"
 def deal_number(deal_id: int) -> str:
     """The public name of a deal: dw- and six digits (dw-000042)."""
     return f"dw-{deal_id:06d}"
+
+
+@dataclass(slots=True)
+class StoryCopy:
+    """One copy of a syndicated story: an article of its near-duplicate cluster, or a page that
+    repeated one of them word for word."""
+
+    article_id: int
+    url: str | None = None
+    site: str | None = None
+    title: str | None = None
+    published: str | None = None
+    copy: str = "article"  # article | exact duplicate
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class QueueEntry:
+    """A stored candidate as reviewers see it: what detection found, where its review stands,
+    and its article's metadata (`store.candidates.queue()`); `candidate()` adds the article's
+    author, language evidence and text. `copies`: every copy of its story, once attached."""
+
+    id: int
+    article_id: int
+    kind: str  # deal | aggregate
+    score: float
+    sentence: str
+    key: str | None = None
+    vendor: str | None = None
+    vendors: list[str] = field(default_factory=list)
+    country: str | None = None
+    counterpart: str | None = None
+    counterpart_type: str | None = None
+    deal_type: str | None = None
+    deal_types: list[str] = field(default_factory=list)
+    stage: str | None = None
+    value: float | None = None
+    currency: str | None = None
+    year: int | None = None
+    start: int | None = None
+    end: int | None = None
+    signals: dict[str, Any] | None = None
+    reasons: list[str] = field(default_factory=list)  # what drove the score
+    queued: bool = True  # shown in the queue's default view (scored at the threshold or above)
+    # the review
+    status: str = "pending"  # pending | confirmed | rejected | deferred
+    version: int = 1  # goes up with every change (a decision on an older one is a conflict)
+    reviewed_by: str | None = None
+    reviewed_at: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    deal_id: int | None = None  # the deal a confirmation filed it under
+    created_at: str | None = None
+    updated_at: str | None = None
+    # its article
+    url: str | None = None
+    canonical_url: str | None = None
+    title: str | None = None
+    published: str | None = None
+    site: str | None = None
+    source_id: str | None = None
+    language: str | None = None
+    cluster_id: int | None = None
+    author: str | None = None
+    language_declared: str | None = None
+    language_source: str | None = None
+    extracted_at: str | None = None
+    article_text: str | None = None
+    copies: list[StoryCopy] = field(default_factory=list)
+
+    def fields(self) -> dict[str, Any]:
+        """The DEAL_FIELDS, as a confirmation files them."""
+        return {name: getattr(self, name) for name in DEAL_FIELDS}
 
 
 @dataclass(slots=True)

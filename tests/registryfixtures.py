@@ -38,7 +38,7 @@ def story(store: Store, sentence: str, *, published: str | None = "2025-01-10",
     if cluster_of is not None:
         lead_row = store.candidates.candidate(cluster_of)
         assert lead_row is not None
-        store.articles.set_cluster(article_id, lead_row["cluster_id"])
+        store.articles.set_cluster(article_id, lead_row.cluster_id)
     row = store.db.execute("SELECT id FROM candidates WHERE article_id = ?", [article_id]).fetchone()
     return int(row[0])
 

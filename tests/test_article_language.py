@@ -276,7 +276,7 @@ def run_cli(db_path, monkeypatch):
 def test_queue_filters_and_shows_the_language(db_path, run_cli) -> None:
     with Store(db_path) as store:
         _seed(store)
-        assert [r["language"] for r in store.candidates.queue(QueueQuery(language="pt"))] == ["pt"]
+        assert [r.language for r in store.candidates.queue(QueueQuery(language="pt"))] == ["pt"]
     result = run_cli("queue", "--lang", "es")
     assert result.exit_code == 0, result.output
     assert "lang: es" in result.output and "lang: pt" not in result.output
@@ -294,7 +294,7 @@ def test_queue_filters_and_shows_the_language(db_path, run_cli) -> None:
 def test_review_show_says_the_language_and_where_it_came_from(db_path, run_cli) -> None:
     with Store(db_path) as store:
         _seed(store)
-        candidate_id = store.candidates.queue(QueueQuery(language="es"))[0]["id"]
+        candidate_id = store.candidates.queue(QueueQuery(language="es"))[0].id
     result = run_cli("review", "show", str(candidate_id))
     assert result.exit_code == 0, result.output
     assert "language: es (Spanish), identified; the page declared en" in result.output

@@ -121,10 +121,10 @@ def test_syndicated_story_is_one_queue_entry_with_both_copies(db_path, analyzer)
         clusters = _cluster_ids(store)
         assert clusters[PAIR[0]] == clusters[PAIR[1]]
         assert len(set(clusters.values())) == len(STORIES) - 1
-        rows = [r for r in store.candidates.queue(QueueQuery(limit=None)) if r["country"] == "KE"
-                and "huawei" in r["vendors"] and r["kind"] == "deal"]
+        rows = [r for r in store.candidates.queue(QueueQuery(limit=None)) if r.country == "KE"
+                and "huawei" in r.vendors and r.kind == "deal"]
         assert len(rows) == 1
-        copies = {re.sub(r"^https?://[^/]+", "", c["url"]) for c in rows[0]["copies"]}
+        copies = {re.sub(r"^https?://[^/]+", "", c.url) for c in rows[0].copies}
         assert copies == set(PAIR)
         # both copies' candidates are stored; the queue shows them as one
         assert store.db.execute("SELECT COUNT(*) FROM candidates WHERE country = 'KE' "

@@ -75,7 +75,7 @@ def test_the_reviewer_chooses_the_deal_or_a_new_one(store) -> None:
     assert filed == separate
     with pytest.raises(RegistryError, match="no deal 99"):
         decide(store, ids["uganda"], "confirm", "ann", deal_id=99)
-    assert store.candidates.candidate(ids["uganda"])["status"] == "pending"  # nothing half-done
+    assert store.candidates.candidate(ids["uganda"]).status == "pending"  # nothing half-done
 
 
 def test_stage_history_mou_signed_completed_across_articles(store) -> None:
@@ -100,7 +100,7 @@ def test_merge_moves_every_source_and_stage(store) -> None:
     assert store.registry.deal_sources(absorb) == []
     assert store.registry.deal(absorb).merged_into == keep
     assert store.registry.deal(keep).stage == "completed"
-    assert store.candidates.candidate(ids["completed"])["deal_id"] == keep
+    assert store.candidates.candidate(ids["completed"]).deal_id == keep
     assert [r["deal_id"] for r in registry_records(store)] == [store.registry.deal(keep).deal_id]
     with pytest.raises(RegistryError):
         merge_deals(store, keep, absorb)  # already merged
@@ -134,7 +134,7 @@ def test_undo_of_a_confirmation_removes_the_deal_it_created(store) -> None:
     assert store.registry.deals() == []
     for cid in (ids["mou"], ids["copy"]):
         row = store.candidates.candidate(cid)
-        assert (row["status"], row["deal_id"]) == ("pending", None)
+        assert (row.status, row.deal_id) == ("pending", None)
 
 
 def test_undo_of_a_confirmation_into_an_existing_deal_takes_back_only_its_source(store) -> None:
@@ -150,11 +150,11 @@ def test_undo_of_a_confirmation_into_an_existing_deal_takes_back_only_its_source
 
 def test_two_reviewers_at_once_the_second_is_told(store) -> None:
     ids = kenya_cloud(store)
-    seen = store.candidates.candidate(ids["signed"])["version"]
+    seen = store.candidates.candidate(ids["signed"]).version
     decide(store, ids["signed"], "confirm", "ann", version=seen)
     with pytest.raises(ConflictError, match="ann"):
         decide(store, ids["signed"], "reject", "bob", version=seen, reason="not_a_deal")
-    assert store.candidates.candidate(ids["signed"])["status"] == "confirmed"
+    assert store.candidates.candidate(ids["signed"]).status == "confirmed"
 
 
 def test_a_new_source_is_a_new_deal_version(store) -> None:

@@ -37,8 +37,8 @@ def test_confirm_is_audited_and_files_a_deal(store) -> None:
     cid = _seed(store)
     outcome = review.decide(store, cid, "confirm", "ana", version=1, note="checked the ministry site")
     row = store.candidates.candidate(cid)
-    assert (row["status"], row["reviewed_by"], row["version"]) == ("confirmed", "ana", 2)
-    assert outcome.deal_id and row["deal_id"] == outcome.deal_id
+    assert (row.status, row.reviewed_by, row.version) == ("confirmed", "ana", 2)
+    assert outcome.deal_id and row.deal_id == outcome.deal_id
     deal = store.registry.deal(outcome.deal_id)
     assert (deal.vendor, deal.country, deal.stage) == ("huawei", "KE", "signed")
     assert deal.deal_id == f"dw-{outcome.deal_id:06d}"
@@ -54,20 +54,20 @@ def test_second_reviewer_is_told_and_nothing_is_overwritten(store) -> None:
     with pytest.raises(ConflictError, match=r"changed by ana .* \(now rejected\)"):
         review.decide(store, cid, "confirm", "bo", version=1)
     row = store.candidates.candidate(cid)
-    assert (row["status"], row["reviewed_by"]) == ("rejected", "ana")
+    assert (row.status, row.reviewed_by) == ("rejected", "ana")
     assert [r.reviewer for r in review.history(store, cid)] == ["ana"]
     assert store.counts()["deals"] == 0
 
 
 def test_a_syndicated_story_is_decided_once(store) -> None:
     first = _seed(store, 1)
-    cluster = store.candidates.candidate(first)["cluster_id"]
+    cluster = store.candidates.candidate(first).cluster_id
     copy = _seed(store, 2, cluster=cluster)
     other = _seed(store, 3, country="UG")  # another story: untouched
     outcome = review.decide(store, first, "confirm", "ana")
     assert sorted(outcome.candidate_ids) == [first, copy]
-    assert store.candidates.candidate(copy)["status"] == "confirmed"
-    assert store.candidates.candidate(other)["status"] == "pending"
+    assert store.candidates.candidate(copy).status == "confirmed"
+    assert store.candidates.candidate(other).status == "pending"
     sources = store.registry.deal_sources(outcome.deal_id)
     assert sorted(s.url for s in sources) == ["http://news.test/1", "http://news.test/2"]
     deal = store.registry.deal(outcome.deal_id)
@@ -80,9 +80,9 @@ def test_edits_before_confirming_are_validated_and_recorded(store) -> None:
         "country": "ug", "stage": "mou", "value": "75,000,000", "currency": "usd", "year": "2025",
         "deal_types": "cloud, data_centre"}, known_vendors={"huawei", "zte"})
     row = store.candidates.candidate(cid)
-    assert (row["country"], row["stage"], row["value"], row["currency"], row["year"]) == (
+    assert (row.country, row.stage, row.value, row.currency, row.year) == (
         "UG", "mou", 75e6, "USD", 2025)
-    assert row["deal_types"] == ["cloud", "data_centre"] and row["deal_type"] == "cloud"
+    assert row.deal_types == ["cloud", "data_centre"] and row.deal_type == "cloud"
     [audit] = review.history(store, cid)
     assert audit.edits["country"] == ["KE", "UG"]
     assert store.registry.deal(outcome.deal_id).country == "UG"
@@ -103,7 +103,7 @@ def test_bad_edits_are_refused(store, edits, message) -> None:
     cid = _seed(store)
     with pytest.raises(ReviewError, match=message):
         review.decide(store, cid, "confirm", "ana", edits=edits, known_vendors={"huawei"})
-    assert store.candidates.candidate(cid)["status"] == "pending"
+    assert store.candidates.candidate(cid).status == "pending"
 
 
 def test_reject_needs_a_known_reason(store) -> None:
@@ -111,7 +111,7 @@ def test_reject_needs_a_known_reason(store) -> None:
     with pytest.raises(ReviewError, match="reason: one of not_a_deal"):
         review.decide(store, cid, "reject", "ana", reason="meh")
     review.decide(store, cid, "reject", "ana", reason="domestic")
-    assert store.candidates.candidate(cid)["reason"] == "domestic"
+    assert store.candidates.candidate(cid).reason == "domestic"
 
 
 def test_undo_restores_the_candidate_and_the_registry(store) -> None:
@@ -120,7 +120,7 @@ def test_undo_restores_the_candidate_and_the_registry(store) -> None:
     undone = review.undo(store, "ana")
     assert undone.candidate_ids == [cid]
     row = store.candidates.candidate(cid)
-    assert (row["status"], row["stage"], row["deal_id"]) == ("pending", "signed", None)
+    assert (row.status, row.stage, row.deal_id) == ("pending", "signed", None)
     assert store.registry.deal(outcome.deal_id) is None, "the deal this confirmation created is gone"
     assert [r.decision for r in review.history(store, cid)] == ["confirm", "undo"]
     with pytest.raises(ReviewError, match="no decision to undo"):
@@ -154,14 +154,14 @@ def test_bulk_reject_is_all_or_nothing(store) -> None:
     c = _seed(store, 3, country="TZ")
     with pytest.raises(ReviewError):
         review.bulk_reject(store, [c, 99999], "ana", "not_a_deal")
-    assert store.candidates.candidate(c)["status"] == "pending"
+    assert store.candidates.candidate(c).status == "pending"
 
 
 def test_edit_without_deciding(store) -> None:
     cid = _seed(store)
     outcome = review.edit(store, cid, "ana", {"counterpart": "Ministry of ICT"}, version=1)
     row = store.candidates.candidate(cid)
-    assert (row["status"], row["counterpart"], row["version"]) == ("pending", "Ministry of ICT", 2)
+    assert (row.status, row.counterpart, row.version) == ("pending", "Ministry of ICT", 2)
     assert outcome.versions == {cid: 2}
     with pytest.raises(ConflictError):
         review.edit(store, cid, "bo", {"counterpart": "x"}, version=1)
@@ -171,8 +171,8 @@ def test_reanalysis_does_not_touch_reviewed_candidates(store) -> None:
     cid = _seed(store)
     review.decide(store, cid, "confirm", "ana", edits={"stage": "mou"})
     row = store.candidates.candidate(cid)
-    store.articles.save_analysis(row["article_id"], [], [], "v2")  # new rules find nothing
-    assert store.candidates.candidate(cid)["stage"] == "mou"
+    store.articles.save_analysis(row.article_id, [], [], "v2")  # new rules find nothing
+    assert store.candidates.candidate(cid).stage == "mou"
 
 
 def test_bulk_reject_checks_the_versions_the_reviewer_saw(store) -> None:
@@ -180,7 +180,7 @@ def test_bulk_reject_checks_the_versions_the_reviewer_saw(store) -> None:
     review.decide(store, b, "defer", "bo")  # b changed after the list was read
     with pytest.raises(ConflictError, match="changed by bo"):
         review.bulk_reject(store, [a, b], "ana", "not_a_deal", versions={a: 1, b: 1})
-    assert store.candidates.candidate(a)["status"] == "pending"
+    assert store.candidates.candidate(a).status == "pending"
 
 
 def test_undoing_a_rejection_of_the_last_source_files_it_again(store) -> None:
@@ -190,8 +190,8 @@ def test_undoing_a_rejection_of_the_last_source_files_it_again(store) -> None:
     assert store.registry.deal(first) is None  # its only source left: the deal is withdrawn
     review.undo(store, "ana")
     row = store.candidates.candidate(cid)
-    assert row["status"] == "confirmed" and row["deal_id"] is not None
-    assert [s.candidate_id for s in store.registry.deal_sources(row["deal_id"])] == [cid]
+    assert row.status == "confirmed" and row.deal_id is not None
+    assert [s.candidate_id for s in store.registry.deal_sources(row.deal_id)] == [cid]
 
 
 def test_deal_numbers_are_never_reused(store) -> None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 
-from models.registry import ReviewEvent
+from models.registry import QueueEntry, ReviewEvent
 from pipeline.cli import main
 from pipeline.review.accounts import authenticate
 from pipeline.review.decisions import history
@@ -40,7 +40,7 @@ def run_cli(db_path, monkeypatch):
     return invoke
 
 
-def _candidate(db_path: Path, candidate_id: int) -> dict:
+def _candidate(db_path: Path, candidate_id: int) -> QueueEntry:
     with Store(db_path) as store:
         return store.candidates.candidate(candidate_id)
 
@@ -102,13 +102,13 @@ def test_confirm_with_edits_and_note_files_a_deal_under_the_reviewer(run_cli, id
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"confirmed #{ids['uganda']}; filed under dw-000001"
     row = _candidate(db_path, ids["uganda"])
-    assert (row["status"], row["reviewed_by"], row["stage"], row["value"], row["currency"]) == (
+    assert (row.status, row.reviewed_by, row.stage, row.value, row.currency) == (
         "confirmed", "ann", "under_construction", 7_500_000.0, "USD")
     [audit] = _audit(db_path, ids["uganda"])
     assert audit.note == "police tender documents"
     assert audit.edits["stage"] == ["signed", "under_construction"]
     with Store(db_path) as store:
-        deal = store.registry.deal(row["deal_id"])
+        deal = store.registry.deal(row.deal_id)
     assert (deal.stage, deal.value, deal.notes) == ("under_construction", 7_500_000.0,
                                                              "police tender documents")
 
@@ -116,12 +116,12 @@ def test_confirm_with_edits_and_note_files_a_deal_under_the_reviewer(run_cli, id
 def test_the_reviewer_comes_from_the_option_the_environment_or_the_os(run_cli, ids, db_path,
                                                                       monkeypatch) -> None:
     run_cli("review", "defer", str(ids["uganda"]), env={"DEALWATCH_REVIEWER": "bob"})
-    assert _candidate(db_path, ids["uganda"])["reviewed_by"] == "bob"
+    assert _candidate(db_path, ids["uganda"]).reviewed_by == "bob"
     monkeypatch.setattr("getpass.getuser", lambda: "osuser")
     run_cli("review", "defer", str(ids["noise"]))
-    assert _candidate(db_path, ids["noise"])["reviewed_by"] == "osuser"
+    assert _candidate(db_path, ids["noise"]).reviewed_by == "osuser"
     run_cli("review", "--reviewer", "cy", "reject", str(ids["signed"]), "--reason", "duplicate")
-    assert _candidate(db_path, ids["signed"])["reviewed_by"] == "cy"
+    assert _candidate(db_path, ids["signed"]).reviewed_by == "cy"
 
 
 def test_confirm_into_a_chosen_or_a_new_deal(run_cli, ids, db_path) -> None:
@@ -145,14 +145,14 @@ def test_reject_needs_a_known_reason_and_records_it(run_cli, ids, db_path) -> No
                      "not_a_deal", "--note", "a phone launch")
     assert result.exit_code == 0 and result.output.strip() == f"rejected #{ids['noise']}"
     row = _candidate(db_path, ids["noise"])
-    assert (row["status"], row["reason"], row["note"]) == ("rejected", "not_a_deal", "a phone launch")
+    assert (row.status, row.reason, row.note) == ("rejected", "not_a_deal", "a phone launch")
 
 
 def test_a_story_and_its_copy_are_decided_together(run_cli, ids, db_path) -> None:
     result = run_cli("review", "--reviewer", "ann", "defer", str(ids["mou"]), "--json")
     [outcome] = json.loads(result.output)
     assert outcome["candidate_ids"] == [ids["mou"], ids["copy"]]
-    assert _candidate(db_path, ids["copy"])["status"] == "deferred"
+    assert _candidate(db_path, ids["copy"]).status == "deferred"
 
 
 def test_edit_changes_fields_and_bad_values_are_one_line_errors(run_cli, ids, db_path) -> None:
@@ -160,7 +160,7 @@ def test_edit_changes_fields_and_bad_values_are_one_line_errors(run_cli, ids, db
                      "country=ug", "--set", "deal_types=cloud,data_centre")
     assert result.exit_code == 0, result.output
     row = _candidate(db_path, ids["noise"])
-    assert (row["status"], row["country"], row["deal_types"], row["deal_type"]) == (
+    assert (row.status, row.country, row.deal_types, row.deal_type) == (
         "pending", "UG", ["cloud", "data_centre"], "cloud")
     assert _audit(db_path, ids["noise"])[0].decision == "edit"
     for args, message in (
@@ -177,13 +177,13 @@ def test_edit_changes_fields_and_bad_values_are_one_line_errors(run_cli, ids, db
 
 
 def test_a_stale_version_is_a_conflict_and_changes_nothing(run_cli, ids, db_path) -> None:
-    seen = _candidate(db_path, ids["signed"])["version"]
+    seen = _candidate(db_path, ids["signed"]).version
     run_cli("review", "--reviewer", "ann", "confirm", str(ids["signed"]), "--expect-version", str(seen))
     late = run_cli("review", "--reviewer", "bob", "reject", str(ids["signed"]), "--reason",
                    "not_a_deal", "--expect-version", str(seen))
     assert late.exit_code == 1
     assert "changed by ann" in late.output and "reload it" in late.output
-    assert _candidate(db_path, ids["signed"])["status"] == "confirmed"
+    assert _candidate(db_path, ids["signed"]).status == "confirmed"
 
 
 def test_unknown_candidate_is_a_handled_error(run_cli, ids) -> None:
@@ -198,8 +198,8 @@ def test_undo_takes_back_the_reviewers_last_decision_only(run_cli, ids, db_path)
     result = run_cli("review", "--reviewer", "ann", "undo")
     assert result.exit_code == 0, result.output
     assert f"undone: #{ids['mou']} is pending again" in result.output
-    assert _candidate(db_path, ids["mou"])["status"] == "pending"
-    assert _candidate(db_path, ids["noise"])["status"] == "rejected"  # bob's stays
+    assert _candidate(db_path, ids["mou"]).status == "pending"
+    assert _candidate(db_path, ids["noise"]).status == "rejected"  # bob's stays
     with Store(db_path) as store:
         assert store.registry.deals() == []  # the deal the confirmation created is gone
     nothing = run_cli("review", "--reviewer", "ann", "undo")
@@ -210,11 +210,11 @@ def test_bulk_reject_is_all_or_nothing(run_cli, ids, db_path) -> None:
     result = run_cli("review", "--reviewer", "ann", "bulk-reject", str(ids["noise"]),
                      str(ids["mou"]), "--reason", "other")
     assert result.exit_code == 0, result.output
-    assert {_candidate(db_path, i)["status"] for i in (ids["noise"], ids["mou"], ids["copy"])} == {
+    assert {_candidate(db_path, i).status for i in (ids["noise"], ids["mou"], ids["copy"])} == {
         "rejected"}
     failed = run_cli("review", "bulk-reject", str(ids["uganda"]), "999", "--reason", "other")
     assert failed.exit_code == 1
-    assert _candidate(db_path, ids["uganda"])["status"] == "pending"
+    assert _candidate(db_path, ids["uganda"]).status == "pending"
     assert run_cli("review", "bulk-reject", "--reason", "other").exit_code == 2
 
 

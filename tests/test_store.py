@@ -88,15 +88,15 @@ def test_reviewed_candidates_survive_reanalysis(db_path) -> None:
         article_id = store.articles.save_article(None, None, _article())
         store.articles.save_analysis(article_id, [], [_candidate(), _candidate("Another sentence.", 0.4)], "v1")
         confirmed = store.candidates.queue(QueueQuery(limit=None))[0]
-        store.db.execute("UPDATE candidates SET status = 'confirmed' WHERE id = ?", [confirmed["id"]])
+        store.db.execute("UPDATE candidates SET status = 'confirmed' WHERE id = ?", [confirmed.id])
         # new rules find neither sentence: the pending one goes, the confirmed one stays
         outcome = store.articles.save_analysis(article_id, [], [], "v2")
         assert outcome["candidates_removed"] == 1
         left = store.candidates.queue(QueueQuery(status=None, limit=None))
-        assert [(r["id"], r["status"]) for r in left] == [(confirmed["id"], "confirmed")]
+        assert [(r.id, r.status) for r in left] == [(confirmed.id, "confirmed")]
         # found again with another score: the confirmed record is not rewritten
         store.articles.save_analysis(article_id, [], [_candidate(score=0.1)], "v3")
-        assert store.candidates.queue(QueueQuery(status="confirmed"))[0]["score"] == 0.9
+        assert store.candidates.queue(QueueQuery(status="confirmed"))[0].score == 0.9
 
 
 def test_reviews_table_is_append_only(db_path) -> None:
@@ -118,9 +118,9 @@ def test_queue_orders_by_score_and_filters(db_path) -> None:
         store.articles.save_analysis(a1, [], [_candidate(score=0.3)], "v1")
         store.articles.save_analysis(a2, [], [_candidate("Agg.", 0.8, kind="aggregate")], "v1")
         rows = store.candidates.queue()
-        assert [r["score"] for r in rows] == [0.8, 0.3]
-        assert rows[0]["url"] == "http://news.test/a2"
-        assert [r["kind"] for r in store.candidates.queue(QueueQuery(kind="deal"))] == ["deal"]
+        assert [r.score for r in rows] == [0.8, 0.3]
+        assert rows[0].url == "http://news.test/a2"
+        assert [r.kind for r in store.candidates.queue(QueueQuery(kind="deal"))] == ["deal"]
         assert store.candidates.queue(QueueQuery(status="confirmed")) == []
 
 

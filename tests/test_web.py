@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, XSS_IMG, XSS_SCRIPT, add_reviewers, seed_review_queue, story
 
+from models.registry import QueueEntry
 from pipeline.config import load_config
 from pipeline.review import decisions as review
 from pipeline.review.present import evidence_span
@@ -70,7 +71,7 @@ def csrf(client: TestClient, path: str = "/queue") -> str:
     return found.group(1)
 
 
-def candidate(web: SimpleNamespace, ident: int) -> dict[str, Any]:
+def candidate(web: SimpleNamespace, ident: int) -> QueueEntry:
     with Store(web.db) as store:
         row = store.candidates.candidate(ident)
     assert row is not None
@@ -78,7 +79,7 @@ def candidate(web: SimpleNamespace, ident: int) -> dict[str, Any]:
 
 
 def decide_form(client: TestClient, web: SimpleNamespace, ident: int, **fields: Any) -> dict[str, Any]:
-    return {"csrf_token": csrf(client), "version": candidate(web, ident)["version"], **fields}
+    return {"csrf_token": csrf(client), "version": candidate(web, ident).version, **fields}
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def test_pages_need_a_login_and_posts_without_one_are_refused(web) -> None:
     refused = anonymous.post(f"/candidate/{web.ids['syndicated']}/decide",
                              data={"decision": "confirm", "version": "1"})
     assert refused.status_code == 403
-    assert candidate(web, web.ids["syndicated"])["status"] == "pending"
+    assert candidate(web, web.ids["syndicated"]).status == "pending"
 
 
 def test_session_cookie_is_httponly_strict_and_secure_when_asked(web, db_path) -> None:
@@ -277,7 +278,7 @@ def test_every_post_without_the_csrf_token_is_refused(web, path) -> None:
         assert response.status_code == 403, path
         assert "form token" in response.text
     row = candidate(web, ident)
-    assert (row["status"], row["stage"], row["version"]) == ("pending", "signed", 1)
+    assert (row.status, row.stage, row.version) == ("pending", "signed", 1)
     assert client.get("/queue").status_code == 200  # still logged in
 
 
@@ -288,7 +289,7 @@ def test_a_post_from_another_origin_is_refused_even_with_the_token(web) -> None:
                            data=decide_form(client, web, ident, decision="confirm"),
                            headers={"origin": "http://evil.test"})
     assert response.status_code == 403
-    assert candidate(web, ident)["status"] == "pending"
+    assert candidate(web, ident).status == "pending"
 
 
 def test_login_form_needs_its_token(web) -> None:
@@ -384,10 +385,10 @@ def test_confirm_with_edits_files_a_deal_and_advances(web) -> None:
     assert response.status_code == 303
     assert response.headers["location"].startswith("/candidate/")  # the next one
     lead, copy = candidate(web, ident), candidate(web, web.ids["copy"])
-    assert (lead["status"], lead["stage"], lead["value"], lead["year"], lead["reviewed_by"]) == \
+    assert (lead.status, lead.stage, lead.value, lead.year, lead.reviewed_by) == \
         ("confirmed", "awarded", 150_000_000.0, 2025, "alice")
-    assert copy["status"] == "confirmed" and copy["deal_id"] == lead["deal_id"]
-    deal = client.get(f"/deal/{lead['deal_id']}").text
+    assert copy.status == "confirmed" and copy.deal_id == lead.deal_id
+    deal = client.get(f"/deal/{lead.deal_id}").text
     assert "awarded" in deal and "Stage history" in deal and "alice" in deal
     history = client.get(f"/candidate/{ident}").text
     assert "confirm" in history and "150000000" in history and "checked the gazette" in history
@@ -403,7 +404,7 @@ def test_reject_needs_a_reason_and_records_it(web) -> None:
                        data=decide_form(client, web, ident, decision="reject", reason="domestic"))
     assert done.status_code == 303
     row = candidate(web, ident)
-    assert (row["status"], row["reason"]) == ("rejected", "domestic")
+    assert (row.status, row.reason) == ("rejected", "domestic")
 
 
 def test_a_bad_field_value_is_explained_and_nothing_is_written(web) -> None:
@@ -414,7 +415,7 @@ def test_a_bad_field_value_is_explained_and_nothing_is_written(web) -> None:
     assert response.status_code == 400
     assert "ISO 3166-1 alpha-2" in response.text
     assert 'value="Kenya"' in response.text  # the reviewer's input is kept
-    assert candidate(web, ident)["status"] == "pending"
+    assert candidate(web, ident).status == "pending"
 
 
 @pytest.mark.parametrize("second", [{"decision": "reject", "reason": "not_a_deal"},
@@ -430,7 +431,7 @@ def test_second_reviewer_is_told_and_nothing_is_overwritten(web, second) -> None
     assert response.status_code == 409
     assert "by alice" in response.text and "Nothing you sent was saved" in response.text
     row = candidate(web, ident)
-    assert (row["status"], row["reviewed_by"], row["stage"]) == ("confirmed", "alice", "signed")
+    assert (row.status, row.reviewed_by, row.stage) == ("confirmed", "alice", "signed")
     with Store(web.db) as store:
         assert [(r.reviewer, r.decision) for r in store.reviews.reviews_of(ident)] == [
             ("alice", "confirm")]
@@ -440,16 +441,16 @@ def test_confirming_again_refiles_without_doubling_the_deal(web) -> None:
     client = reviewer(web, "alice")
     ident = web.ids["zte-BO"]
     client.post(f"/candidate/{ident}/decide", data=decide_form(client, web, ident, decision="confirm"))
-    first_deal = candidate(web, ident)["deal_id"]
+    first_deal = candidate(web, ident).deal_id
     again = client.post(f"/candidate/{ident}/decide",
                         data=decide_form(client, web, ident, decision="confirm", stage="completed"))
     assert again.status_code == 303
     row = candidate(web, ident)
     with Store(web.db) as store:
-        assert [s.candidate_id for s in store.registry.deal_sources(row["deal_id"])] == [ident]
+        assert [s.candidate_id for s in store.registry.deal_sources(row.deal_id)] == [ident]
         assert sum(len(store.registry.deal_sources(d.id)) for d in store.registry.deals()) == 1
         assert [r.decision for r in store.reviews.reviews_of(ident)] == ["confirm", "confirm"]
-    assert row["stage"] == "completed" and first_deal is not None
+    assert row.stage == "completed" and first_deal is not None
 
 
 def test_edit_without_deciding(web) -> None:
@@ -459,19 +460,19 @@ def test_edit_without_deciding(web) -> None:
         client, web, ident, stage="mou", note="an MoU, not a contract"))
     assert response.status_code == 303
     row = candidate(web, ident)
-    assert (row["status"], row["stage"], row["note"]) == ("pending", "mou", "an MoU, not a contract")
+    assert (row.status, row.stage, row.note) == ("pending", "mou", "an MoU, not a contract")
     # untouched fields keep their exact stored values
-    assert row["deal_types"] == ["smart_city"] and row["counterpart"] == "Department of Finance"
+    assert row.deal_types == ["smart_city"] and row.counterpart == "Department of Finance"
 
 
 def test_undo_takes_back_the_last_decision(web) -> None:
     client = reviewer(web, "alice")
     ident = web.ids["huawei-RS"]
     client.post(f"/candidate/{ident}/decide", data=decide_form(client, web, ident, decision="defer"))
-    assert candidate(web, ident)["status"] == "deferred"
+    assert candidate(web, ident).status == "deferred"
     response = client.post("/undo", data={"csrf_token": csrf(client), "back": "/queue"})
     assert response.status_code == 303 and response.headers["location"] == "/queue"
-    assert candidate(web, ident)["status"] == "pending"
+    assert candidate(web, ident).status == "pending"
     again = client.post("/undo", data={"csrf_token": csrf(client), "back": "/queue"})
     assert again.status_code == 303
     assert "no decision to undo" in client.get("/queue").text
@@ -480,17 +481,17 @@ def test_undo_takes_back_the_last_decision(web) -> None:
 def test_bulk_reject_checks_versions(web) -> None:
     alice, bob = reviewer(web, "alice"), reviewer(web, "bob")
     a, b = web.ids["zte-BO"], web.ids["dahua-PH"]
-    picks = [f"{a}:{candidate(web, a)['version']}", f"{b}:{candidate(web, b)['version']}"]
+    picks = [f"{a}:{candidate(web, a).version}", f"{b}:{candidate(web, b).version}"]
     bob.post(f"/candidate/{b}/decide", data=decide_form(bob, web, b, decision="confirm"))
     stale = alice.post("/bulk-reject", data={"csrf_token": csrf(alice), "pick": picks,
                                              "reason": "not_a_deal"})
     assert stale.status_code == 303
     assert "changed by bob" in alice.get("/queue").text
-    assert candidate(web, a)["status"] == "pending" and candidate(web, b)["status"] == "confirmed"
-    fresh = [f"{a}:{candidate(web, a)['version']}"]
+    assert candidate(web, a).status == "pending" and candidate(web, b).status == "confirmed"
+    fresh = [f"{a}:{candidate(web, a).version}"]
     alice.post("/bulk-reject", data={"csrf_token": csrf(alice), "pick": fresh,
                                      "reason": "aggregate"})
-    assert (candidate(web, a)["status"], candidate(web, a)["reason"]) == ("rejected", "aggregate")
+    assert (candidate(web, a).status, candidate(web, a).reason) == ("rejected", "aggregate")
 
 
 def test_cluster_copies_show_as_sources_and_are_decided_once(web) -> None:
@@ -540,7 +541,7 @@ def test_confirm_suggests_an_existing_deal(web) -> None:
     assert deal.deal_id in page
     client.post(f"/candidate/{later}/decide", data=decide_form(
         client, web, later, decision="confirm", deal=str(outcome.deal_id)))
-    assert candidate(web, later)["deal_id"] == outcome.deal_id
+    assert candidate(web, later).deal_id == outcome.deal_id
     deal_page = client.get(f"/deal/{outcome.deal_id}").text
     stages = deal_page[deal_page.index("Stage history"):]
     assert stages.index(">signed<") < stages.index(">completed<")  # the history, oldest first
@@ -564,7 +565,7 @@ def _many(store: Store, n: int) -> list[int]:
 def test_paging_walks_every_entry_once_in_score_order(web) -> None:
     with Store(web.db) as store:
         _many(store, 130)
-        expected = [r["id"] for r in store.candidates.queue_page(QueueQuery(), 10_000)]
+        expected = [r.id for r in store.candidates.queue_page(QueueQuery(), 10_000)]
     client = reviewer(web, "alice")
     seen: list[int] = []
     url: str | None = "/queue"
@@ -594,18 +595,18 @@ def test_queue_filters_and_counts(web) -> None:
         return [int(m) for m in re.findall(r'<tr data-id="(\d+)"', client.get(url).text)]
 
     with Store(web.db) as store:
-        def rows(**q: Any) -> list[dict[str, Any]]:
+        def rows(**q: Any) -> list[QueueEntry]:
             return store.candidates.queue_page(QueueQuery(**q), 1000)
 
-        assert {r["vendor"] for r in rows(vendor="zte")} == {"zte"}
-        assert ids("/queue?vendor=zte") == [r["id"] for r in rows(vendor="zte")]
+        assert {r.vendor for r in rows(vendor="zte")} == {"zte"}
+        assert ids("/queue?vendor=zte") == [r.id for r in rows(vendor="zte")]
         safe = rows(deal_type="safe_city")
-        assert safe and all("safe_city" in r["deal_types"] for r in safe)
-        assert {r["published"][:7] for r in rows(date_from="2025-03-01", date_to="2025-03-31")} \
+        assert safe and all("safe_city" in r.deal_types for r in safe)
+        assert {r.published[:7] for r in rows(date_from="2025-03-01", date_to="2025-03-31")} \
             == {"2025-03"}
         assert ids("/queue?status=rejected") == [web.ids["zte-ET"]]
         assert ids("/queue?country=ke&stage=signed&kind=deal") == [
-            r["id"] for r in rows(country="KE", stage="signed", kind="deal")]
+            r.id for r in rows(country="KE", stage="signed", kind="deal")]
         counts = store.candidates.queue_status_counts(QueueQuery())
         assert counts == {"pending": 37, "rejected": 1}
     page = client.get("/queue").text
@@ -621,7 +622,7 @@ def test_keyset_paging_walks_the_index_without_sorting(web) -> None:
         statements: list[str] = []
         store.db.conn.set_trace_callback(statements.append)
         rows = store.candidates.queue_page(QueueQuery(), 5)
-        store.candidates.queue_page(QueueQuery(), 5, after=(rows[-1]["score"], rows[-1]["id"]))
+        store.candidates.queue_page(QueueQuery(), 5, after=(rows[-1].score, rows[-1].id))
         store.db.conn.set_trace_callback(None)
         pages = [sql for sql in statements if sql.startswith("SELECT c.*")]
         assert len(pages) == 2
@@ -670,7 +671,7 @@ def test_form_numbers_that_are_not_ids_are_refused_politely(web) -> None:
             assert response.status_code == 400, (action, version)
             assert "no candidate version" in response.text and "invalid literal" not in \
                 response.text
-    assert candidate(web, ident)["version"] == 1
+    assert candidate(web, ident).version == 1
     # "²" is a digit to str.isdigit(): neither a pick, nor a deal, nor a source
     bulk = client.post("/bulk-reject", data={"csrf_token": csrf(client), "reason": "other",
                                              "pick": ["²:1", f"{ident}:²", f"{2**63}:1"]})
@@ -678,7 +679,7 @@ def test_form_numbers_that_are_not_ids_are_refused_politely(web) -> None:
     confirm = client.post(f"/candidate/{ident}/decide", data=decide_form(
         client, web, ident, decision="confirm", deal="²"))
     assert confirm.status_code == 303  # the best matching deal, else a new one
-    deal_id = candidate(web, ident)["deal_id"]
+    deal_id = candidate(web, ident).deal_id
     for form in ({"source": "²"}, {"absorb": "²"}, {"absorb": "9" * 25}):
         action = "split" if "source" in form else "merge"
         response = client.post(f"/deal/{deal_id}/{action}", data={"csrf_token": csrf(client),
@@ -698,7 +699,7 @@ def test_forms_take_no_files_and_few_fields(web) -> None:
         "csrf_token": csrf(client), "reason": "other",
         "pick": [f"{i}:1" for i in range(MAX_FORM_FIELDS + 1)]})
     assert crowded.status_code == 400
-    assert candidate(web, ident)["status"] == "pending"
+    assert candidate(web, ident).status == "pending"
 
 
 def test_a_busy_database_is_a_503_page_and_nothing_is_written(db_path, make_config) -> None:
@@ -725,7 +726,7 @@ def test_a_busy_database_is_a_503_page_and_nothing_is_written(db_path, make_conf
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-    assert candidate(web, ident)["status"] == "pending"
+    assert candidate(web, ident).status == "pending"
     assert client.post(f"/candidate/{ident}/decide", data=form).status_code == 303
 
 
@@ -744,7 +745,7 @@ def test_every_rejection_reason_is_offered_and_named(web) -> None:
     refused = client.post("/bulk-reject", data={"csrf_token": csrf(client), "reason": "bogus",
                                                 "pick": f"{web.ids['dahua-PH']}:1"})
     assert refused.status_code == 303 and "Choose a reason" in client.get("/queue").text
-    assert candidate(web, web.ids["dahua-PH"])["status"] == "pending"
+    assert candidate(web, web.ids["dahua-PH"]).status == "pending"
 
 
 def test_queue_hides_low_scores_until_asked_and_the_candidate_says_why(web) -> None:
@@ -842,10 +843,10 @@ def test_forms_past_the_size_limits_are_a_413_page(web) -> None:
         client, web, ident, decision="defer", note="x" * MAX_BODY_BYTES))
     assert big.status_code == 413 and big.text == "Content Too Large"
     assert big.headers["content-security-policy"] == CSP
-    assert candidate(web, ident)["status"] == "pending"
+    assert candidate(web, ident).status == "pending"
     fine = client.post(f"/candidate/{ident}/decide", data=decide_form(
         client, web, ident, decision="defer", note="x" * 10_000))
-    assert fine.status_code == 303 and candidate(web, ident)["status"] == "deferred"
+    assert fine.status_code == 303 and candidate(web, ident).status == "deferred"
     anonymous = TestClient(web.app, follow_redirects=False)
     token = re.search(r'name="csrf_token" value="([^"]+)"', anonymous.get("/login").text)
     assert token

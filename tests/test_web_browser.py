@@ -20,6 +20,7 @@ from webfixtures import (
     seed_review_queue,
 )
 
+from models.registry import QueueEntry
 from pipeline.config import load_config
 from pipeline.review.web import create_app, running_server
 from pipeline.storage import Store
@@ -81,7 +82,7 @@ def log_in(page: Any, site: SimpleNamespace, name: str) -> None:
     page.wait_for_url(f"{site.base}/queue")
 
 
-def row(site: SimpleNamespace, name: str) -> dict[str, Any]:
+def row(site: SimpleNamespace, name: str) -> QueueEntry:
     with Store(site.db) as store:
         found = store.candidates.candidate(site.ids[name])
     assert found is not None
@@ -126,7 +127,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.wait_for_url(re.compile(rf"/candidate/{order[2]}"))
     assert "deferred" in page.inner_text(".flashes")
     with Store(site.db) as store:
-        assert store.candidates.candidate(order[1])["status"] == "deferred"
+        assert store.candidates.candidate(order[1]).status == "deferred"
 
     # r then 2: reject as "wrong vendor"
     page.keyboard.press("r")
@@ -135,7 +136,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.wait_for_url(re.compile(rf"/candidate/{order[3]}"))
     with Store(site.db) as store:
         rejected = store.candidates.candidate(order[2])
-    assert (rejected["status"], rejected["reason"], rejected["reviewed_by"]) == \
+    assert (rejected.status, rejected.reason, rejected.reviewed_by) == \
         ("rejected", "wrong_vendor", "alice")
 
     # u: undo the rejection; back on that candidate, pending again
@@ -143,7 +144,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.wait_for_url(re.compile(rf"/candidate/{order[2]}"))
     assert "Undone" in page.inner_text(".flashes")
     with Store(site.db) as store:
-        assert store.candidates.candidate(order[2])["status"] == "pending"
+        assert store.candidates.candidate(order[2]).status == "pending"
         assert [r.decision for r in store.reviews.reviews_of(order[2])] == ["reject", "undo"]
     assert "undo by alice" in page.inner_text(".history").lower()
 
@@ -158,7 +159,7 @@ def test_triage_with_the_keyboard(browser, site, dialogs) -> None:
     page.keyboard.press("c")
     page.wait_for_selector(".flash-ok")
     with Store(site.db) as store:
-        assert store.candidates.candidate(chosen)["status"] == "confirmed"
+        assert store.candidates.candidate(chosen).status == "confirmed"
     assert current_id(page) == following
     assert dialogs == []
 
@@ -178,7 +179,7 @@ def test_bulk_reject_a_selection(browser, site, dialogs) -> None:
     page.wait_for_selector(".flash-ok")
     assert "Rejected 2 candidate(s) as Aggregate" in page.inner_text(".flashes")
     with Store(site.db) as store:
-        assert {store.candidates.candidate(i)["status"] for i in picked} == {"rejected"}
+        assert {store.candidates.candidate(i).status for i in picked} == {"rejected"}
     shown = page.eval_on_selector_all("#queue tbody tr", "rs => rs.map(r => Number(r.dataset.id))")
     assert not set(picked) & set(shown)
 
@@ -198,8 +199,8 @@ def test_edit_then_confirm_files_a_deal_with_its_stage_history(browser, site, di
     page.click("#btn-edit-confirm")
     page.wait_for_selector(".flash-ok")
     confirmed = row(site, "zte-ET")
-    assert (confirmed["status"], confirmed["stage"], confirmed["value"], confirmed["currency"],
-            confirmed["year"]) == ("confirmed", "awarded", 310_000_000.0, "USD", 2025)
+    assert (confirmed.status, confirmed.stage, confirmed.value, confirmed.currency,
+            confirmed.year) == ("confirmed", "awarded", 310_000_000.0, "USD", 2025)
     page.goto(f"{site.base}/candidate/{site.ids['zte-ET']}")
     history = page.inner_text(".history")
     assert "confirm by alice" in history.lower() and "awarded" in history and "annual report" in history
@@ -226,8 +227,8 @@ def test_cluster_sources_are_listed_and_decided_once(browser, site, dialogs) -> 
     page.wait_for_selector(".flash-ok")
     assert "with 1 copy" in page.inner_text(".flashes")
     lead, copy = row(site, "syndicated"), row(site, "copy")
-    assert lead["status"] == copy["status"] == "confirmed"
-    assert lead["deal_id"] == copy["deal_id"]
+    assert lead.status == copy.status == "confirmed"
+    assert lead.deal_id == copy.deal_id
 
 
 def test_script_in_an_article_stays_inert_text(browser, site, dialogs) -> None:
@@ -264,7 +265,7 @@ def test_a_post_without_the_csrf_token_is_refused(browser, site, dialogs) -> Non
     with page.expect_response(f"{site.base}/candidate/{ident}/decide") as info:
         page.click("#go")
     assert info.value.status == 403
-    assert row(site, "hikvision-ZA")["status"] == "pending"
+    assert row(site, "hikvision-ZA").status == "pending"
 
 
 def test_two_reviewers_at_once_the_second_is_told(browser, site, dialogs) -> None:
@@ -284,7 +285,7 @@ def test_two_reviewers_at_once_the_second_is_told(browser, site, dialogs) -> Non
     assert "Someone else decided first" in told and "alice" in told
     assert "confirmed" in bob.inner_text(".summary")
     decided = row(site, "huawei-RS")
-    assert (decided["status"], decided["reviewed_by"]) == ("confirmed", "alice")
+    assert (decided.status, decided.reviewed_by) == ("confirmed", "alice")
     with Store(site.db) as store:
-        assert [(r.reviewer, r.decision) for r in store.reviews.reviews_of(decided["id"])] == [
+        assert [(r.reviewer, r.decision) for r in store.reviews.reviews_of(decided.id)] == [
             ("alice", "confirm")]

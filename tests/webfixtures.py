@@ -56,7 +56,7 @@ def story(store: Store, n: int, text: str, sentence: str, *, title: str | None =
     if cluster_of is not None:
         lead = store.candidates.candidate(cluster_of)
         assert lead is not None
-        store.articles.set_cluster(article_id, lead["cluster_id"])
+        store.articles.set_cluster(article_id, lead.cluster_id)
     start = text.index(sentence)
     found: list[Entity] = []
     for ent_text, label, ent_id in entities:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from models.registry import QueueEntry
 from pipeline.cli.common import (
     DEAL,
     Decorator,
@@ -22,39 +23,38 @@ from pipeline.review.views import candidate_view, deal_label, outcome_view
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 
-def render_queue(rows: list[dict[str, Any]], out: Callable[[str], None]) -> None:
+def render_queue(entries: list[QueueEntry], out: Callable[[str], None]) -> None:
     """The review queue as text: one block per candidate, best first."""
-    if not rows:
+    if not entries:
         out("the queue is empty")
         return
-    for rank, row in enumerate(rows, 1):
-        vendors = ", ".join(row["vendors"] or ([row["vendor"]] if row["vendor"] else []))
-        counterpart = row["counterpart"] or "-"
-        if row["counterpart_type"]:
-            counterpart += f" ({row['counterpart_type']})"
-        types = ", ".join(row["deal_types"] or []) or "-"
+    for rank, entry in enumerate(entries, 1):
+        vendors = ", ".join(entry.vendors or ([entry.vendor] if entry.vendor else []))
+        counterpart = entry.counterpart or "-"
+        if entry.counterpart_type:
+            counterpart += f" ({entry.counterpart_type})"
+        types = ", ".join(entry.deal_types or []) or "-"
         fields = [
-            f"{row['score']:.2f}",
-            row["kind"],
+            f"{entry.score:.2f}",
+            entry.kind,
             f"vendor: {vendors or '-'}",
-            f"country: {row['country'] or '-'}",
+            f"country: {entry.country or '-'}",
             f"counterpart: {counterpart}",
             f"type: {types}",
-            f"stage: {row['stage'] or '-'}",
+            f"stage: {entry.stage or '-'}",
         ]
-        if row.get("language"):
-            fields.insert(2, f"lang: {row['language']}")
-        if row.get("value") is not None:
-            fields.append(f"value: {money(row['value'], row.get('currency'))}")
-        if row.get("year"):
-            fields.append(f"year: {row['year']}")
-        out(f"{rank:>3}. [{row['status']}] #{row['id']}  " + "  ".join(fields))
-        out(f"     “{' '.join(row['sentence'].split())}”")
-        out(f"     {row['url']}")
-        others = [c for c in row.get("copies") or [] if c["url"] != row["url"]]
-        for copy in others:
-            site = f" ({copy['site']})" if copy.get("site") else ""
-            out(f"     also: {copy['url']}{site}")
+        if entry.language:
+            fields.insert(2, f"lang: {entry.language}")
+        if entry.value is not None:
+            fields.append(f"value: {money(entry.value, entry.currency)}")
+        if entry.year:
+            fields.append(f"year: {entry.year}")
+        out(f"{rank:>3}. [{entry.status}] #{entry.id}  " + "  ".join(fields))
+        out(f"     “{' '.join(entry.sentence.split())}”")
+        out(f"     {entry.url}")
+        for copy in [c for c in entry.copies if c.url != entry.url]:
+            site = f" ({copy.site})" if copy.site else ""
+            out(f"     also: {copy.url}{site}")
 
 
 QUEUE_JSON_FIELDS = (
@@ -63,6 +63,12 @@ QUEUE_JSON_FIELDS = (
     "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
     "copies", "reasons", "queued", "language",
 )
+
+
+def entry_json(entry: QueueEntry, names: tuple[str, ...]) -> dict[str, Any]:
+    """A queue entry as `--json` gives it: these fields, in this order."""
+    return {name: [c.to_dict() for c in entry.copies] if name == "copies" else getattr(entry, name)
+            for name in names}
 
 
 @click.command()
@@ -103,7 +109,7 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
         click.echo(f"({hidden} pending candidates scored below the queue threshold are hidden: "
                    "--all shows them)", err=True)
     if as_json:
-        echo_json([{k: r.get(k) for k in QUEUE_JSON_FIELDS} for r in rows])
+        echo_json([entry_json(r, QUEUE_JSON_FIELDS) for r in rows])
     else:
         render_queue(rows, click.echo)
 
@@ -206,7 +212,7 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
                                        limit=limit or None, hidden=show_all or min_score is not None,
                                        min_score=min_score))
     if as_json:
-        echo_json([{k: r.get(k) for k in REVIEW_JSON_FIELDS} for r in rows])
+        echo_json([entry_json(r, REVIEW_JSON_FIELDS) for r in rows])
     else:
         render_queue(rows, click.echo)
 
@@ -236,7 +242,7 @@ def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
     out(f"{a['title'] or '(untitled)'}")
     out("  " + ", ".join(x for x in (a["site"], a["published"], a["author"] and f"by {a['author']}")
                          if x) or "  (no date or site)")
-    out(f"  language: {language_note(a)}")
+    out(f"  language: {language_note(a['language'], a['language_declared'], a['language_source'])}")
     out(f"  {a['url']}")
     out("")
     before = f"…{ev['before']} " if ev["before"] else ""

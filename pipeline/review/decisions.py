@@ -13,12 +13,12 @@ import math
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
-from models.registry import NewReview, ReviewEvent
+from models.registry import NewReview, QueueEntry, ReviewEvent
 from pipeline.review.registry import file_confirmation, link_source, settle_deals, source_changed
 from pipeline.storage import DEAL_FIELDS, Store, utcnow
 
@@ -110,17 +110,17 @@ def clean_edits(edits: dict[str, Any], known_vendors: set[str] | None = None) ->
     return out
 
 
-def _load(store: Store, candidate_id: int) -> dict[str, Any]:
+def _load(store: Store, candidate_id: int) -> QueueEntry:
     row = store.candidates.candidate(candidate_id)
     if row is None:
         raise ReviewError(f"no candidate #{candidate_id}")
     return row
 
 
-def _conflict(store: Store, row: dict[str, Any]) -> ConflictError:
-    fresh = store.candidates.candidate(row["id"]) or row
-    who = f" by {fresh['reviewed_by']} at {fresh['reviewed_at']}" if fresh.get("reviewed_by") else ""
-    return ConflictError(f"candidate #{row['id']} was changed{who} (now {fresh['status']}) "
+def _conflict(store: Store, row: QueueEntry) -> ConflictError:
+    fresh = store.candidates.candidate(row.id) or row
+    who = f" by {fresh.reviewed_by} at {fresh.reviewed_at}" if fresh.reviewed_by else ""
+    return ConflictError(f"candidate #{row.id} was changed{who} (now {fresh.status}) "
                          "after you loaded it; reload it and decide again")
 
 
@@ -146,37 +146,36 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
     batch = secrets.token_hex(8)
     with store.transaction():
         lead = _load(store, candidate_id)
-        if version is not None and lead["version"] != version:
+        if version is not None and lead.version != version:
             raise _conflict(store, lead)
-        group = store.candidates.cluster_group(lead)
-        members = [m for m in group if m["id"] != lead["id"]]
-        outcome = Outcome(decision, [lead["id"]] + [m["id"] for m in members], batch, status)
-        rows: list[dict[str, Any]] = []
+        members = [m for m in store.candidates.cluster_group(lead) if m != lead.id]
+        outcome = Outcome(decision, [lead.id, *members], batch, status)
+        decided: list[QueueEntry] = []
         audit: list[NewReview] = []
         left: list[int | None] = []
-        for member in [lead, *members]:
-            row = lead if member is lead else _load(store, member["id"])
-            before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "reason",
-                                                       "note", "reviewed_by", "reviewed_at",
-                                                       "deal_id")}
-            if row.get("deal_id"):  # decided again: out of its deal until filed anew
-                left.append(store.registry.unlink_source(row["id"]))
+        for member in [lead.id, *members]:
+            row = lead if member == lead.id else _load(store, member)
+            before = {name: getattr(row, name) for name in (*EDITABLE_FIELDS, "status", "reason",
+                                                            "note", "reviewed_by", "reviewed_at",
+                                                            "deal_id")}
+            if row.deal_id:  # decided again: out of its deal until filed anew
+                left.append(store.registry.unlink_source(row.id))
             values: dict[str, Any] = {**changes, "status": status, "reviewed_by": reviewer,
                                       "reviewed_at": utcnow(), "reason": reason,
-                                      "note": note if note is not None else row.get("note")}
-            if not store.candidates.set_candidate(row["id"], row["version"], values):
+                                      "note": note if note is not None else row.note}
+            if not store.candidates.set_candidate(row.id, row.version, values):
                 raise _conflict(store, row)
-            outcome.versions[row["id"]] = row["version"] + 1
+            outcome.versions[row.id] = row.version + 1
             audit.append(NewReview(
-                candidate_id=row["id"], reviewer=reviewer, decision=decision, reason=reason,
-                note=note, batch=batch, previous_status=row["status"], previous=before,
-                version=row["version"] + 1,
+                candidate_id=row.id, reviewer=reviewer, decision=decision, reason=reason,
+                note=note, batch=batch, previous_status=row.status, previous=before,
+                version=row.version + 1,
                 edits={k: [before.get(k), v] for k, v in changes.items()
                        if before.get(k) != v} or None,
             ))
-            rows.append({**row, **values})
+            decided.append(replace(row, **values))
         if decision == "confirm":
-            outcome.deal_id = file_confirmation(store, rows, reviewer, batch, deal_id)
+            outcome.deal_id = file_confirmation(store, decided, reviewer, batch, deal_id)
         settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
         for entry in audit:
             entry.deal_id = outcome.deal_id
@@ -195,21 +194,20 @@ def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], 
     batch = secrets.token_hex(8)
     with store.transaction():
         row = _load(store, candidate_id)
-        if version is not None and row["version"] != version:
+        if version is not None and row.version != version:
             raise _conflict(store, row)
-        before = {name: row.get(name) for name in (*EDITABLE_FIELDS, "status", "note")}
+        before = {name: getattr(row, name) for name in (*EDITABLE_FIELDS, "status", "note")}
         values = {**changes, **({"note": note} if note is not None else {})}
-        if not store.candidates.set_candidate(row["id"], row["version"], values):
+        if not store.candidates.set_candidate(row.id, row.version, values):
             raise _conflict(store, row)
         store.reviews.add_review(NewReview(
-            candidate_id=row["id"], reviewer=reviewer, decision="edit", note=note, batch=batch,
-            previous_status=row["status"], previous=before, version=row["version"] + 1,
+            candidate_id=row.id, reviewer=reviewer, decision="edit", note=note, batch=batch,
+            previous_status=row.status, previous=before, version=row.version + 1,
             edits={k: [before.get(k), v] for k, v in changes.items() if before.get(k) != v},
         ))
         if changes:  # a note alone changes nothing a registry sees
-            source_changed(store, {**row, **changes})
-    return Outcome("edit", [row["id"]], batch, row["status"],
-                   versions={row["id"]: row["version"] + 1})
+            source_changed(store, replace(row, **changes))
+    return Outcome("edit", [row.id], batch, row.status, versions={row.id: row.version + 1})
 
 
 def bulk_reject(store: Store, candidate_ids: list[int], reviewer: str, reason: str,
@@ -245,23 +243,23 @@ def undo(store: Store, reviewer: str) -> Outcome:
         undo_batch = secrets.token_hex(8)
         for review in rows:
             current = _load(store, review.candidate_id)
-            if current["version"] != review.version:
+            if current.version != review.version:
                 raise ConflictError(
-                    f"candidate #{current['id']} changed after your decision "
-                    f"(by {current.get('reviewed_by') or 'processing'}); it cannot be undone")
+                    f"candidate #{current.id} changed after your decision "
+                    f"(by {current.reviewed_by or 'processing'}); it cannot be undone")
         touched = store.registry.remove_deal_sources(batch)
         for review in rows:
             current = _load(store, review.candidate_id)
             previous = dict(review.previous or {})
             previous["status"] = review.previous_status
             earlier_deal = previous.pop("deal_id", None)
-            store.candidates.set_candidate(current["id"], current["version"], previous)
+            store.candidates.set_candidate(current.id, current.version, previous)
             if review.decision == "edit":
-                source_changed(store, {**current, **previous})
+                source_changed(store, replace(current, **previous))
             elif previous["status"] == "confirmed":
                 # it was a source of a deal before this decision took it out: put it back, or
                 # file it anew when that deal has gone (withdrawn with its last source)
-                row = {**current, **previous}
+                row = replace(current, **previous)
                 deal = store.registry.deal(earlier_deal) if earlier_deal else None
                 if deal and not deal.merged_into:
                     link_source(store, deal.id, row, reviewer, None)
@@ -269,9 +267,8 @@ def undo(store: Store, reviewer: str) -> Outcome:
                 else:
                     touched.append(file_confirmation(store, [row], reviewer, undo_batch, None))
             store.reviews.add_review(NewReview(
-                candidate_id=current["id"], reviewer=reviewer, decision="undo", undoes=batch,
-                batch=undo_batch, previous_status=current["status"],
-                version=current["version"] + 1,
+                candidate_id=current.id, reviewer=reviewer, decision="undo", undoes=batch,
+                batch=undo_batch, previous_status=current.status, version=current.version + 1,
             ))
         settle_deals(store, touched)
     first = rows[0]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
-from typing import Any
 
 
 def money(value: float | None, currency: str | None = None, short: bool = False) -> str:
@@ -39,13 +37,13 @@ def language_name(code: str | None) -> str | None:
     return str(found.name) if found else None
 
 
-def language_note(article: Mapping[str, Any]) -> str:
-    """What a reviewer reads about an article's language: "es (Spanish)", and where it came from
-    when that matters ("…, identified; the page declared en")."""
-    code = article.get("language")
+def language_note(code: str | None, declared: str | None = None, source: str | None = None
+                  ) -> str:
+    """What a reviewer reads about an article's language (code, the language its page declared,
+    and where the code came from): "es (Spanish)", and where it came from when that matters
+    ("…, identified; the page declared en")."""
     name = language_name(code)
     note = f"{code} ({name})" if code and name else (code or "unknown")
-    declared, source = article.get("language_declared"), article.get("language_source")
     if source == "identified" and declared and declared != code:
         note += f", identified; the page declared {declared}"
     elif source == "identified":

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from models.errors import DealwatchError
-from models.registry import Deal, DealSource, DealStage
+from models.registry import Deal, DealSource, DealStage, QueueEntry
 from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ _STOP = {"the", "of", "and", "for", "ministry", "department", "government", "nat
          "authority", "agency", "office", "republic", "s"}
 # What a confirmation fills in on a deal that does not know it yet.
 FILLABLE_FIELDS = ("counterpart", "counterpart_type", "value", "currency", "year")
-
-# A candidate row (store.candidates.candidate: its columns and its article's).
-CandidateRow = Mapping[str, Any]
 
 
 class RegistryError(DealwatchError):
@@ -55,33 +52,32 @@ def _types(types: list[str] | None, single: str | None) -> set[str]:
     return set(types or ([single] if single else []))
 
 
-def match_score(candidate: CandidateRow, deal: Deal) -> tuple[float, str]:
+def match_score(candidate: QueueEntry, deal: Deal) -> tuple[float, str]:
     """How likely a confirmed candidate reports on this deal (same vendor and country given)."""
     score, why = 0.4, ["same vendor and country"]
-    a, b = _words(candidate.get("counterpart")), _words(deal.counterpart)
+    a, b = _words(candidate.counterpart), _words(deal.counterpart)
     if a and b:
         overlap = len(a & b) / min(len(a), len(b))
         if overlap >= 0.5:
             score += 0.3
             why.append("same counterpart")
-        elif candidate.get("counterpart_type") and \
-                candidate.get("counterpart_type") != deal.counterpart_type:
+        elif candidate.counterpart_type and candidate.counterpart_type != deal.counterpart_type:
             score -= 0.2
-    candidate_types = _types(candidate.get("deal_types"), candidate.get("deal_type"))
+    candidate_types = _types(candidate.deal_types, candidate.deal_type)
     deal_types = _types(deal.deal_types, deal.deal_type)
     if candidate_types & deal_types:
         score += 0.25
         why.append("same kind of project")
     elif candidate_types and deal_types:
         score -= 0.2
-    year, deal_year = candidate.get("year"), deal.year
+    year, deal_year = candidate.year, deal.year
     if year and deal_year and abs(int(year) - int(deal_year)) > 3:
         score -= 0.3
         why.append(f"{year} vs {deal_year}")
     return max(0.0, min(score, 1.0)), ", ".join(why)
 
 
-def rank_suggestions(candidate: CandidateRow, deals: Iterable[Deal]) -> list[Suggestion]:
+def rank_suggestions(candidate: QueueEntry, deals: Iterable[Deal]) -> list[Suggestion]:
     """These deals as suggestions for the candidate, best first."""
     found = [Suggestion(deal, *match_score(candidate, deal)) for deal in deals]
     return sorted(found, key=lambda s: (-s.score, s.deal.id))
@@ -95,19 +91,19 @@ def best_match(suggestions: list[Suggestion]) -> int | None:
     return None
 
 
-def candidate_vendors(candidate: CandidateRow) -> list[str]:
-    return list(candidate.get("vendors") or ([candidate["vendor"]] if candidate.get("vendor") else []))
+def candidate_vendors(candidate: QueueEntry) -> list[str]:
+    return list(candidate.vendors or ([candidate.vendor] if candidate.vendor else []))
 
 
-def suggest_deals(store: Store, candidate: CandidateRow) -> list[Suggestion]:
+def suggest_deals(store: Store, candidate: QueueEntry) -> list[Suggestion]:
     """Existing deals this candidate may belong to, best first."""
-    deals = store.registry.deals_like(candidate_vendors(candidate), candidate.get("country"))
+    deals = store.registry.deals_like(candidate_vendors(candidate), candidate.country)
     return rank_suggestions(candidate, deals)
 
 
-def _reported(row: CandidateRow) -> str | None:
-    """When a candidate's article reported it."""
-    return row.get("published") or row.get("extracted_at") or row.get("added_at")
+def _reported(candidate: QueueEntry) -> str | None:
+    """When a candidate's article reported it (its date, else when it was extracted)."""
+    return candidate.published or candidate.extracted_at
 
 
 def refreshed_fields(deal: Deal, sources: list[DealSource], stages: list[DealStage]
@@ -131,11 +127,11 @@ def refreshed_fields(deal: Deal, sources: list[DealSource], stages: list[DealSta
     return {k: v for k, v in fields.items() if getattr(deal, k) != v}
 
 
-def blanks_to_fill(deal: Deal, lead: CandidateRow) -> dict[str, Any]:
+def blanks_to_fill(deal: Deal, lead: QueueEntry) -> dict[str, Any]:
     """What a confirmation adds to a deal: the FILLABLE_FIELDS the deal does not know yet and
     the candidate does (what the deal knows stays: a reviewer set it)."""
-    return {name: lead.get(name) for name in FILLABLE_FIELDS
-            if getattr(deal, name) in (None, "") and lead.get(name) not in (None, "")}
+    return {name: getattr(lead, name) for name in FILLABLE_FIELDS
+            if getattr(deal, name) in (None, "") and getattr(lead, name) not in (None, "")}
 
 
 def _live_deal(store: Store, deal_id: int | None) -> Deal:
@@ -156,12 +152,12 @@ def refresh_deal(store: Store, deal_id: int) -> None:
     store.registry.update_deal(deal_id, changed, touch=True)
 
 
-def source_changed(store: Store, row: CandidateRow) -> None:
+def source_changed(store: Store, candidate: QueueEntry) -> None:
     """A confirmed source's fields were corrected (or the correction undone): its stage report
     follows, and so does its deal."""
-    if row.get("status") == "confirmed" and row.get("deal_id"):
-        store.registry.set_reported_stage(row["id"], row.get("stage"))
-        refresh_deal(store, row["deal_id"])
+    if candidate.status == "confirmed" and candidate.deal_id:
+        store.registry.set_reported_stage(candidate.id, candidate.stage)
+        refresh_deal(store, candidate.deal_id)
 
 
 def settle_deals(store: Store, deal_ids: list[int]) -> None:
@@ -176,32 +172,33 @@ def settle_deals(store: Store, deal_ids: list[int]) -> None:
             store.registry.delete_deal(deal_id)
 
 
-def link_source(store: Store, deal_id: int, row: CandidateRow, reviewer: str,
+def link_source(store: Store, deal_id: int, candidate: QueueEntry, reviewer: str,
                 batch: str | None) -> None:
     """Make a confirmed candidate a source of a deal, its stage part of the deal's history."""
-    store.registry.add_deal_source(deal_id, row["id"], batch)
-    if row.get("stage") and row["stage"] != "unknown":
-        store.registry.add_stage(deal_id, row["stage"], _reported(row), row["id"], reviewer, batch)
+    store.registry.add_deal_source(deal_id, candidate.id, batch)
+    if candidate.stage and candidate.stage != "unknown":
+        store.registry.add_stage(deal_id, candidate.stage, _reported(candidate), candidate.id,
+                                 reviewer, batch)
 
 
-def file_confirmation(store: Store, rows: Sequence[CandidateRow], reviewer: str, batch: str,
+def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: str, batch: str,
                       deal_id: int | str | None = None) -> int:
     """File confirmed candidates (one story's copies) under a deal; returns the deal's id.
 
     deal_id: an existing deal's id, "new" for a new deal, or None to pick the best suggestion
     when it is good enough (AUTO_MATCH) and start a new deal otherwise.
     """
-    lead = rows[0]
+    lead = candidates[0]
     if deal_id is None:
         deal_id = best_match(suggest_deals(store, lead)) or "new"
     if deal_id == "new":
-        target = store.registry.insert_deal(lead, reviewer, batch, notes=lead.get("note"))
+        target = store.registry.insert_deal(lead.fields(), reviewer, batch, notes=lead.note)
     else:
         target = int(deal_id)
         store.registry.update_deal(target, blanks_to_fill(_live_deal(store, target), lead))
     link_source(store, target, lead, reviewer, batch)
-    for row in rows[1:]:  # the story's copies: sources, not new stage reports
-        store.registry.add_deal_source(target, row["id"], batch)
+    for copy in candidates[1:]:  # the story's copies: sources, not new stage reports
+        store.registry.add_deal_source(target, copy.id, batch)
     refresh_deal(store, target)
     return target
 
@@ -232,7 +229,8 @@ def _split(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) 
         raise RegistryError("a split moves some of the deal's sources, not none or all of them")
     lead = store.candidates.candidate(moving[0])
     assert lead is not None
-    new_id = store.registry.insert_deal(lead, reviewer, None, notes=f"split from {deal.deal_id}")
+    new_id = store.registry.insert_deal(lead.fields(), reviewer, None,
+                                        notes=f"split from {deal.deal_id}")
     store.registry.move_deal_sources(deal_id, new_id, moving)
     refresh_deal(store, deal_id)
     refresh_deal(store, new_id)

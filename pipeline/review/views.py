@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.registry import QueueEntry
 from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError, history
 from pipeline.review.export import RegistryRecord, deal_record
 from pipeline.review.present import country_name, evidence_span
@@ -30,12 +31,12 @@ def deal_label(store: Store, deal_id: int | None) -> str | None:
     return deal.deal_id if deal else None
 
 
-def evidence_in_context(row: dict[str, Any], width: int = 240) -> dict[str, Any]:
+def evidence_in_context(candidate: QueueEntry, width: int = 240) -> dict[str, Any]:
     """The evidence sentence with the text around it, when the offsets point at it."""
-    text = row.get("article_text") or ""
-    evidence = {"sentence": row["sentence"], "start": row.get("start"), "end": row.get("end"),
+    text = candidate.article_text or ""
+    evidence = {"sentence": candidate.sentence, "start": candidate.start, "end": candidate.end,
                 "before": "", "after": ""}
-    span = evidence_span(text, row["sentence"], row.get("start"), row.get("end"))
+    span = evidence_span(text, candidate.sentence, candidate.start, candidate.end)
     if span:
         start, end = span
         evidence["before"] = " ".join(text[max(0, start - width):start].split())
@@ -49,26 +50,26 @@ def candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
     row = store.candidates.candidate(candidate_id)
     if row is None:
         raise ReviewError(f"no candidate #{candidate_id}")
-    copies = store.candidates.cluster_copies([row["cluster_id"]]).get(row["cluster_id"], []) \
-        if row.get("cluster_id") is not None else []
+    copies = store.candidates.cluster_copies([row.cluster_id]).get(row.cluster_id, []) \
+        if row.cluster_id is not None else []
     return {
         "candidate": {
-            "id": row["id"], "status": row["status"], "version": row["version"],
-            "kind": row["kind"], "score": row["score"],
-            **{name: row.get(name) for name in EDITABLE_FIELDS},
-            "country_name": country_name(row.get("country")),
-            "reviewed_by": row.get("reviewed_by"), "reviewed_at": row.get("reviewed_at"),
-            "reason": row.get("reason"), "note": row.get("note"),
-            "deal_id": deal_label(store, row.get("deal_id")), "signals": row.get("signals"),
-            "reasons": row.get("reasons") or [], "queued": bool(row.get("queued", 1)),
+            "id": row.id, "status": row.status, "version": row.version,
+            "kind": row.kind, "score": row.score,
+            **{name: getattr(row, name) for name in EDITABLE_FIELDS},
+            "country_name": country_name(row.country),
+            "reviewed_by": row.reviewed_by, "reviewed_at": row.reviewed_at,
+            "reason": row.reason, "note": row.note,
+            "deal_id": deal_label(store, row.deal_id), "signals": row.signals,
+            "reasons": row.reasons or [], "queued": bool(row.queued),
         },
-        "article": {name: row.get(name) for name in (
+        "article": {name: getattr(row, name) for name in (
             "article_id", "title", "url", "canonical_url", "published", "site", "author",
             "language", "language_declared", "language_source", "cluster_id")},
         "evidence": evidence_in_context(row),
-        "entities": store.articles.entities_of(row["article_id"]),
-        "copies": [c for c in copies if c.get("article_id") != row["article_id"]
-                   or c.get("copy") != "article"],
+        "entities": store.articles.entities_of(row.article_id),
+        "copies": [c.to_dict() for c in copies if c.article_id != row.article_id
+                   or c.copy != "article"],
         "suggestions": [{
             "deal_id": s.deal.deal_id, "score": round(s.score, 2), "why": s.why,
             "counterpart": s.deal.counterpart, "deal_types": s.deal.deal_types,

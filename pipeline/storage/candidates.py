@@ -1,4 +1,8 @@
-"""Candidates: the review queue's reads, one candidate and its copies, scores and rankers."""
+"""Candidates: the review queue's reads, one candidate and its copies, scores and rankers.
+
+What reviewing reads leaves as records: `QueueEntry` (a candidate with its article) and
+`StoryCopy` (one copy of a syndicated story).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from models.records import Candidate
+from models.registry import QueueEntry, StoryCopy, record_of
 from pipeline.storage.database import (
     CANDIDATE_STATUSES,
     Database,
@@ -26,23 +31,23 @@ class Candidates:
         self.database = database
         self.db = database.db
 
-    def queue(self, query: QueueQuery | None = None) -> list[dict[str, Any]]:
+    def queue(self, query: QueueQuery | None = None) -> list[QueueEntry]:
         """Candidates, best first; the copies of a syndicated story (one near-duplicate cluster)
         show as one entry carrying every copy in `copies`. Pages through `queue_page`."""
         query = query or QueueQuery()
         page_size = query.limit or 500
-        rows: list[dict[str, Any]] = []
+        rows: list[QueueEntry] = []
         after: tuple[float, int] | None = None
         while True:
             page = self.queue_page(query, page_size, after)
             rows += page
             if query.limit or len(page) < page_size:
                 break
-            after = (page[-1]["score"], page[-1]["id"])
+            after = (page[-1].score, page[-1].id)
         return self.attach_copies(rows)
 
     def queue_page(self, query: QueueQuery, limit: int, after: tuple[float, int] | None = None,
-                   before: tuple[float, int] | None = None) -> list[dict[str, Any]]:
+                   before: tuple[float, int] | None = None) -> list[QueueEntry]:
         """One page of the review queue, best first: queue entries after (or before) a
         (score, id) cursor. Copies of one story (cluster_group) show as their best one."""
         if query.status is None:
@@ -51,7 +56,7 @@ class Candidates:
             merged = sorted((row for status in CANDIDATE_STATUSES
                              for row in self.queue_page(replace(query, status=status), limit,
                                                         after, before)),
-                            key=lambda row: (-row["score"], row["id"]))
+                            key=lambda row: (-row.score, row.id))
             return merged[-limit:] if before is not None and after is None else merged[:limit]
         where, params = queue_where(query, "c", "a")
         lead_where, lead_params = queue_where(query, "c2", "a2")
@@ -74,14 +79,15 @@ class Candidates:
             " AND (c2.score > c.score OR (c2.score = c.score AND c2.id < c.id))"
             + "".join(f" AND {w}" for w in lead_where) +
             f") ORDER BY {order} LIMIT ?")
-        rows = [decode_row(r) for r in self.db.query(sql, [*params, *lead_params, int(limit)])]
+        rows = [record_of(QueueEntry, decode_row(r))
+                for r in self.db.query(sql, [*params, *lead_params, int(limit)])]
         return rows[::-1] if before is not None and after is None else rows
 
-    def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[StoryCopy]]:
         """Every copy of each cluster's story: its articles and the pages that repeated one of
         them word for word, oldest first."""
         ids = sorted(set(cluster_ids))
-        out: dict[int, list[dict[str, Any]]] = {cid: [] for cid in ids}
+        out: dict[int, list[StoryCopy]] = {cid: [] for cid in ids}
         if not ids:
             return out
         marks = ", ".join("?" for _ in ids)
@@ -96,16 +102,16 @@ class Candidates:
                 WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks})
                 ORDER BY 1, 2, 7""", [*ids, *ids])
         for row in rows:
-            out[row.pop("cluster_id")].append(row)
+            out[row.pop("cluster_id")].append(record_of(StoryCopy, row))
         return out
 
-    def attach_copies(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The rows (queue entries, candidates), each given `copies`: every copy of its story,
-        none without a cluster. Changed in place."""
-        copies = self.cluster_copies(r["cluster_id"] for r in rows if r.get("cluster_id"))
-        for row in rows:
-            row["copies"] = copies.get(row["cluster_id"], []) if row.get("cluster_id") else []
-        return rows
+    def attach_copies(self, entries: list[QueueEntry]) -> list[QueueEntry]:
+        """The entries (of the queue, or candidates), each given `copies`: every copy of its
+        story, none without a cluster. Changed in place."""
+        copies = self.cluster_copies(e.cluster_id for e in entries if e.cluster_id)
+        for entry in entries:
+            entry.copies = copies.get(entry.cluster_id, []) if entry.cluster_id else []
+        return entries
 
     def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
         """Candidates per status under the queue's filters (all but the status filter)."""
@@ -123,26 +129,27 @@ class Candidates:
         return int(self.db.execute(
             "SELECT COUNT(*) FROM candidates WHERE status = 'pending' AND queued = 0").fetchone()[0])
 
-    def candidate(self, candidate_id: int) -> dict[str, Any] | None:
+    def candidate(self, candidate_id: int) -> QueueEntry | None:
+        """One candidate with its article (its text too)."""
         rows = list(self.db.query(
             "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.author, "
             "a.language, a.language_declared, a.language_source, a.cluster_id, a.extracted_at, "
             "a.text AS article_text "
             "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
             [candidate_id]))
-        return decode_row(rows[0]) if rows else None
+        return record_of(QueueEntry, decode_row(rows[0])) if rows else None
 
-    def cluster_group(self, candidate: dict[str, Any]) -> list[dict[str, Any]]:
-        """The candidate and its copies: same near-duplicate cluster, kind, vendor and country,
-        with the same status — the queue shows them as one, and they are decided as one."""
-        rows = self.db.query(
-            "SELECT c.id, c.version, c.status FROM candidates c "
+    def cluster_group(self, candidate: QueueEntry) -> list[int]:
+        """The ids of the candidate and its copies: same near-duplicate cluster, kind, vendor and
+        country, with the same status — the queue shows them as one, and they are decided as one."""
+        rows = self.db.execute(
+            "SELECT c.id FROM candidates c "
             "JOIN articles a ON a.id = c.article_id "
             "WHERE a.cluster_id IS ? AND c.kind = ? AND COALESCE(c.vendor, '') = ? "
             "AND COALESCE(c.country, '') = ? AND c.status = ? ORDER BY c.id",
-            [candidate["cluster_id"], candidate["kind"], candidate["vendor"] or "",
-             candidate["country"] or "", candidate["status"]])
-        return list(rows)
+            [candidate.cluster_id, candidate.kind, candidate.vendor or "",
+             candidate.country or "", candidate.status])
+        return [int(r[0]) for r in rows]
 
     def set_candidate(self, candidate_id: int, expected_version: int,
                       values: dict[str, Any]) -> bool:

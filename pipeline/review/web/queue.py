@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.responses import RedirectResponse, Response
 
 from models.config import DEAL_TYPES, STAGES
+from models.registry import QueueEntry
 from pipeline.config import Config
 from pipeline.review import decisions as review
 from pipeline.review import present, registry
@@ -74,7 +75,7 @@ class QueueRoutes:
         params = ctx.request.query_params
         query, filters_qs = ctx.queue_filters()
         after, before = parse_cursor(params.get("after")), parse_cursor(params.get("before"))
-        rows: list[dict[str, Any]] = []
+        rows: list[QueueEntry] = []
         with ctx.store.snapshot():  # the rows and the counts of one moment
             if before is not None and after is None:
                 rows = ctx.store.candidates.queue_page(query, PAGE_SIZE + 1, before=before)
@@ -120,21 +121,21 @@ class QueueRoutes:
                 return self.pages.error(ctx, 404, "No such candidate",
                                         f"There is no candidate #{candidate_id}.")
             query, filters_qs = ctx.queue_filters()
-            entities = ctx.store.articles.entities_of(cand["article_id"])
+            entities = ctx.store.articles.entities_of(cand.article_id)
             ctx.store.candidates.attach_copies([cand])
             group = ctx.store.candidates.cluster_group(cand)
-            cursor = (float(cand["score"]), int(cand["id"]))
+            cursor = (float(cand.score), int(cand.id))
             nxt = ctx.store.candidates.queue_page(query, 1, after=cursor)
             prev = ctx.store.candidates.queue_page(query, 1, before=cursor)
             # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
             suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
-                           if s.deal.id != cand.get("deal_id")]
-            history = ctx.store.reviews.reviews_of(cand["id"])
-            deal = ctx.store.registry.deal(cand["deal_id"]) if cand.get("deal_id") else None
-        text = cand["article_text"] or ""
-        span = present.evidence_span(text, cand["sentence"], cand.get("start"), cand.get("end"))
+                           if s.deal.id != cand.deal_id]
+            history = ctx.store.reviews.reviews_of(cand.id)
+            deal = ctx.store.registry.deal(cand.deal_id) if cand.deal_id else None
+        text = cand.article_text or ""
+        span = present.evidence_span(text, cand.sentence, cand.start, cand.end)
         labels = {e["label"] for e in entities}
-        form_values = {name: plain(cand.get(name)) for name in FORM_FIELDS}
+        form_values = {name: plain(getattr(cand, name)) for name in FORM_FIELDS}
         form_values.update(values or {})
         return self.pages.render(
                   ctx, "candidate.html", status=status, c=cand, conflict=conflict, error=error,
@@ -142,11 +143,11 @@ class QueueRoutes:
                   evidence_found=span is not None,
                   entity_labels=[label for label in ENTITY_CLASSES if label in labels],
                   extra_labels=sorted(labels - set(ENTITY_CLASSES)),
-                  copies=cand["copies"], group=[g["id"] for g in group], history=history,
+                  copies=cand.copies, group=group, history=history,
                   suggestions=suggestions, deal=deal, values=form_values, filters_qs=filters_qs,
                   queue_url=with_query("/queue", filters_qs),
-                  next_url=with_query(f"/candidate/{nxt[0]['id']}", filters_qs) if nxt else None,
-                  prev_url=with_query(f"/candidate/{prev[0]['id']}", filters_qs) if prev else None,
+                  next_url=with_query(f"/candidate/{nxt[0].id}", filters_qs) if nxt else None,
+                  prev_url=with_query(f"/candidate/{prev[0].id}", filters_qs) if prev else None,
                   vendor_options=self.pages.vendor_options, countries=self.pages.country_options,
                   edit_open=bool(values) or bool(error))
 
@@ -195,11 +196,11 @@ class QueueRoutes:
             page = {k: v for k, v in parse_qsl(ctx.field("page")) if k in ("after", "before")}
             return RedirectResponse(with_query("/queue", {**queue_params(query), **page}), 303)
         # Advance: the next entry of the same queue after this one, else the top of it.
-        cursor = (float(cand["score"]), int(cand["id"]))
+        cursor = (float(cand.score), int(cand.id))
         queue = ctx.store.candidates
         nxt = queue.queue_page(query, 1, after=cursor) or queue.queue_page(query, 1)
         if nxt:
-            return RedirectResponse(with_query(f"/candidate/{nxt[0]['id']}", filters_qs), 303)
+            return RedirectResponse(with_query(f"/candidate/{nxt[0].id}", filters_qs), 303)
         self.pages.flash(ctx, "info", "Nothing left in this queue.")
         return RedirectResponse(with_query("/queue", filters_qs), 303)
 

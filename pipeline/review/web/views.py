@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from models.config import DEAL_TYPES, STAGES
+from models.registry import QueueEntry
 from pipeline.language import normalise_language
 from pipeline.review import decisions as review
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery
@@ -174,8 +175,8 @@ def with_query(path: str, query: str | Mapping[str, str]) -> str:
     return f"{path}?{qs}" if qs else path
 
 
-def format_cursor(row: Mapping[str, Any]) -> str:
-    return f"{float(row['score'])!r}:{int(row['id'])}"
+def format_cursor(entry: QueueEntry) -> str:
+    return f"{float(entry.score)!r}:{int(entry.id)}"
 
 
 def parse_cursor(value: str | None) -> tuple[float, int] | None:
@@ -218,13 +219,13 @@ def local_path(target: str | None, default: str = "/queue") -> str:
     return target
 
 
-def changed_edits(form: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str, str]:
+def changed_edits(form: Mapping[str, Any], candidate: QueueEntry) -> dict[str, str]:
     """The edit fields whose submitted value differs from the candidate's: only those are
     written, so an untouched field keeps its exact stored value (and its list form)."""
     edits: dict[str, str] = {}
     for name in FORM_FIELDS:
         if name in form:
             value = str(form[name]).strip()
-            if value != plain(candidate.get(name)):
+            if value != plain(getattr(candidate, name)):
                 edits[name] = value
     return edits
