@@ -14,11 +14,11 @@ from models.config import StatusSettings
 from models.registry import Run
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, run_crawl
+from pipeline.ingest.health import Flag, flags
 from pipeline.storage import Store
 from pipeline.storage.lock import RunLock
 
 if TYPE_CHECKING:
-    from pipeline.ingest.health import Flag
     from pipeline.jobs.process import ProcessReport  # it loads spaCy; records need only its type
 
 # How many recent runs `dealwatch status` judges by default, and a finished run judges itself by.
@@ -104,10 +104,6 @@ def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None
 def health(runs: list[Run], settings: StatusSettings) -> list[Flag]:
     """The sources that need a person's attention, judged from these runs (newest first); a run
     still going is left out."""
-    # Imported here: health's reason codes come from scrapers.failures, which loads Scrapy, and
-    # the CLI imports this module for every command.
-    from pipeline.ingest.health import flags
-
     return flags([r for r in runs if r.outcome != "running"], settings.stale_after_runs,
                  settings.min_pages_for_yield)
 
