@@ -200,28 +200,22 @@ class NewReview:
     deal_id: int | None = None  # the deal a confirmation filed it under
 
 
-@dataclass(slots=True)
-class ReviewEvent:
-    """One row of the append-only review audit: a decision on a candidate, or its undoing."""
+# The reviews table's columns, in its order: what `review show --json` gives for each event.
+REVIEW_COLUMNS = ("id", "candidate_id", "reviewer", "decided_at", "decision", "reason", "edits",
+                  "note", "previous_status", "batch", "undoes", "previous", "version", "deal_id")
+
+
+@dataclass(slots=True, kw_only=True)
+class ReviewEvent(NewReview):
+    """One row of the append-only review audit: a decision on a candidate, or its undoing, as
+    stored (a NewReview with the id and time the store gave it)."""
 
     id: int
-    candidate_id: int
-    reviewer: str
     decided_at: str
-    decision: str  # confirm | reject | defer | edit | undo
-    reason: str | None = None
-    edits: dict[str, Any] | None = None  # field -> [before, after]
-    note: str | None = None
-    previous_status: str | None = None
-    batch: str | None = None  # the decision it belongs to (one decision may touch copies)
-    undoes: str | None = None  # the batch an undo took back
-    previous: dict[str, Any] | None = None  # the candidate's fields before the decision
-    version: int | None = None  # the candidate's version after it
-    deal_id: int | None = None  # the deal a confirmation filed it under
 
     def to_dict(self) -> dict[str, Any]:
         """The audit row, its columns in the table's order (what `review show --json` gives)."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in REVIEW_COLUMNS}
 
 
 @dataclass(slots=True)

@@ -154,8 +154,10 @@ class QueueRoutes:
     def candidate(self, ctx: Ctx, candidate_id: int) -> Response:
         return self.candidate_page(ctx, candidate_id)
 
-    def decide(self, ctx: Ctx, candidate_id: int) -> Response:
-        decision = ctx.field("decision")
+    def posted(self, ctx: Ctx, candidate_id: int
+               ) -> tuple[QueueEntry, int, dict[str, str]] | Response:
+        """The candidate a form was posted for, the version the reviewer saw and the fields they
+        changed; or the page that says why not."""
         cand = ctx.store.candidates.candidate(candidate_id)
         if cand is None:
             return self.pages.error(ctx, 404, "No such candidate",
@@ -163,7 +165,14 @@ class QueueRoutes:
         version = parse_row_id(ctx.field("version"))
         if version is None:
             return self.no_version(ctx)
-        edits = changed_edits(ctx.form or {}, cand)
+        return cand, version, changed_edits(ctx.form or {}, cand)
+
+    def decide(self, ctx: Ctx, candidate_id: int) -> Response:
+        decision = ctx.field("decision")
+        posted = self.posted(ctx, candidate_id)
+        if isinstance(posted, Response):
+            return posted
+        cand, version, edits = posted
         reason = ctx.field("reason") or None
         if decision == "reject" and reason is None:
             return self.candidate_page(ctx, candidate_id, status=400, values=edits,
@@ -205,14 +214,10 @@ class QueueRoutes:
         return RedirectResponse(with_query("/queue", filters_qs), 303)
 
     def edit(self, ctx: Ctx, candidate_id: int) -> Response:
-        cand = ctx.store.candidates.candidate(candidate_id)
-        if cand is None:
-            return self.pages.error(ctx, 404, "No such candidate",
-                                    f"There is no candidate #{candidate_id}.")
-        version = parse_row_id(ctx.field("version"))
-        if version is None:
-            return self.no_version(ctx)
-        edits = changed_edits(ctx.form or {}, cand)
+        posted = self.posted(ctx, candidate_id)
+        if isinstance(posted, Response):
+            return posted
+        _, version, edits = posted
         note = ctx.field("note") or None
         if not edits and note is None:
             self.pages.flash(ctx, "info", "Nothing changed.")
