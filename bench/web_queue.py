@@ -103,7 +103,7 @@ def main() -> int:
             timed("counts per status", lambda: store.candidates.queue_status_counts(QueueQuery()))
             timed("counts per status, source filter", lambda: store.candidates.queue_status_counts(
                 QueueQuery(source="wire")))
-            timed("distinct countries", store.candidate_countries)
+            timed("distinct countries", store.candidates.candidate_countries)
             assert isinstance(first, list) and len(first) == 51
         web_page(path)
     segments()

@@ -28,7 +28,7 @@ class Page:
 
 @dataclass(slots=True)
 class PageCheck:
-    """A stored page fetched again without storing it anew (Store.record_check).
+    """A stored page fetched again without storing it anew (store.pages.record_check).
 
     status 304: not modified; 200: the same body again; anything else (0: no response): the
     fetch failed, and the good copy stored before is kept.

@@ -63,7 +63,7 @@ def feed_response(body: bytes = FEED, status: int = 200, stored: dict[str, Any] 
 # --- which links are followed ------------------------------------------------------------------
 
 def test_known_urls_match_in_canonical_form() -> None:
-    known = {"https://news.example/a/1"}  # as Store.known_article_urls() gives them
+    known = {"https://news.example/a/1"}  # as store.pages.known_article_urls() gives them
     policy = LinkPolicy(source(), max_items=10, known_urls=known)
     variants = ["http://news.example/a/1", "https://www.news.example/a/1/",
                 "https://news.example/a/1?utm_source=rss&utm_medium=feed",

@@ -187,7 +187,15 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_sigterm_stops_a_run_and_its_crawl(tmp_path: Path) -> None:
+# The nightly job as the scheduler starts it, and as a person or cron starts it.
+NIGHTLY_COMMANDS = {
+    "scheduler": ["-m", "pipeline.jobs.nightly"],
+    "dealwatch run": ["-m", "pipeline.cli", "run", "--model", "never"],
+}
+
+
+@pytest.mark.parametrize("started_by", list(NIGHTLY_COMMANDS))
+def test_sigterm_stops_a_run_and_its_crawl(tmp_path: Path, started_by: str) -> None:
     """What the scheduler sends on shutdown: the run is recorded as interrupted, its crawl
     subprocess ends with it, and the lock is free again."""
     from sitefixtures import article_html, rss_feed, serve_dir, source_toml, write_config_dir, write_site
@@ -201,8 +209,9 @@ def test_sigterm_stops_a_run_and_its_crawl(tmp_path: Path) -> None:
         config = write_config_dir(tmp_path / "config", [source_toml(
             "slow", "rss", [server.base_url + "/feed.xml"], allowed_domains=["127.0.0.1"])],
             concurrent_requests_per_domain=1)
-        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--db", str(db), "--config",
-                                 str(config), "run", "--model", "never"],
+        module, *rest = NIGHTLY_COMMANDS[started_by][1:]
+        proc = subprocess.Popen([sys.executable, "-m", module, "--db", str(db), "--config",
+                                 str(config), *rest],
                                 stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
         try:
             deadline = time.monotonic() + 30
@@ -321,7 +330,7 @@ def test_a_subprocess_handed_the_lock_holds_it_until_it_exits(db_path: Path) -> 
 
 def test_a_crawl_whose_parent_is_already_gone_ends_at_once() -> None:
     # The run was killed while its crawl subprocess was still starting up.
-    code = "from pipeline.ingest.crawl import die_with_parent; die_with_parent(1); print('crawling')"
+    code = "from scrapers.lifetime import die_with_parent; die_with_parent(1); print('crawling')"
     orphan = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, cwd=Path(__file__).parent.parent, check=False)
     assert orphan.returncode == -signal.SIGKILL and orphan.stdout == ""

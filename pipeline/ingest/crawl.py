@@ -19,9 +19,7 @@ from pipeline.config import Config
 from pipeline.storage.lock import held_lock
 
 # The crawler defines these (it runs without this module); callers may still name them here.
-from scrapers.lifetime import die_with_parent as die_with_parent
 from scrapers.sources import CrawlError, select_sources
-from scrapers.sources import UnknownSourceError as UnknownSourceError
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,6 @@ import numpy as np
 
 from models.config import DedupSettings
 
-# canonical_url moved to pipeline.urls (the crawl uses it too); named here for the callers that
-# still import it from dedup.
-from pipeline.urls import canonical_url as canonical_url
-
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
 

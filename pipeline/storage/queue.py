@@ -26,7 +26,7 @@ class QueueQuery:
     hidden: bool = False
     min_score: float | None = None
     # How many queue entries Candidates.queue returns (None: all); queue_page takes a page size.
-    limit: int | None = 50
+    limit: int | None = None
 
 
 def queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]]:
