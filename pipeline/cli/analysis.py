@@ -160,42 +160,16 @@ def train(state: State, gold_files: tuple[Path, ...], from_reviews: bool, no_bas
         dealwatch process --rescore
         dealwatch train --gold more_passages.jsonl --out ranker.json
     """
-    from pipeline.analysis.rank import (  # loads spaCy
-        examples_from_gold,
-        examples_from_reviews,
-        in_sample,
-        shipped_gold,
-    )
-    from pipeline.analysis.rank import train as train_ranker
+    from pipeline.jobs.train import train_ranker  # loads spaCy
 
-    files = [] if no_base else [(f"gold:{name}", path) for name, path in shipped_gold()]
-    for path in gold_files:
-        if path.name == "deal_passages_frozen.jsonl":
-            fail(f"{path}: the frozen test set is never trained on")
-        files.append((f"gold:{path.name}", path))
-    if not files and not from_reviews:
-        fail("nothing to train on: give --gold FILE, --from-reviews, or leave out --no-base")
-    records = [(label, load_gold(path)) for label, path in files]  # every file checked first
-    examples = []
-    if records:
-        analyzer = state.analyzer(use_model, ranker=None)  # features need the rule score only
-        for label, recs in records:
-            examples += examples_from_gold(recs, analyzer, label)
-    if from_reviews:
-        with state.store() as store:
-            examples += examples_from_reviews(store)
-    ranker = train_ranker(examples)
-    ranker.save(out)
-    summary = ranker.summary
-    for source, counts in summary["sources"].items():
+    report = train_ranker(state.config, out, gold_files=gold_files, base=not no_base,
+                          reviews_db=state.db_path if from_reviews else None, use_model=use_model)
+    for source, counts in report.sources.items():
         click.echo(f"trained on {source}: {counts['examples']} candidates, "
                    f"{counts['positive']} confirmed")
-    fit = in_sample(ranker, examples, state.config.rules.scoring.threshold)
-    click.echo(f"in sample: accuracy {fit['accuracy']:.2f}, average precision "
-               f"{fit['average_precision'] or 0:.2f} ({len(ranker.feature_names)} features)")
-    if from_reviews:
-        with state.store() as store:
-            store.candidates.record_ranker(str(out.resolve()), summary)
+    click.echo(f"in sample: accuracy {report.accuracy or 0:.2f}, average precision "
+               f"{report.average_precision or 0:.2f} ({report.features} features)")
+    if report.default_ranker:
         click.echo(f"wrote {out}: the default ranker of this database from now on "
                    "(dealwatch process --rescore ranks the stored candidates with it)")
     else:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from models.errors import DealwatchError
 from pipeline.config import Config, load_config, resolve_db_path
-from pipeline.jobs.runs import Terminated, stop_on_sigterm
+from pipeline.jobs.exits import exit_status
+from pipeline.jobs.runs import stop_on_sigterm
 from pipeline.language import normalise_language
-from pipeline.storage import Store, is_busy
+from pipeline.storage import Store
 
 if TYPE_CHECKING:
     from pipeline.analysis.analyze import Analyzer
@@ -51,18 +50,12 @@ class DealwatchGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except KeyboardInterrupt as exc:
-            click.echo(str(exc) or "interrupted", err=True)
-            sys.exit(143 if isinstance(exc, Terminated) else 130)
-        except DealwatchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
+        except (KeyboardInterrupt, Exception) as exc:
+            status = exit_status(exc)  # shared with `python -m pipeline.jobs.nightly`
+            if status is None:
                 raise
-            click.echo(f"error: the database is busy ({exc}): another process has been writing "
-                       "for longer than the busy timeout; try again", err=True)
-            sys.exit(1)
+            click.echo(status.message, err=True)
+            sys.exit(status.code)
 
 
 class State:
@@ -198,6 +191,9 @@ def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None] | Non
     if not sys.stderr.isatty() or total == 0:
         yield None
         return
+    # rich only here: `dealwatch --help` and commands in cron need not load it
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task(label, total=total)

@@ -23,10 +23,9 @@ from pipeline.review.export import FORMATS as EXPORT_FORMATS
 from pipeline.review.export import (
     ExportError,
     RegistryRecord,
-    build_export,
-    log_export,
+    export_registry,
     parse_since,
-    push_deals,
+    push_registry,
     registry_records,
 )
 from pipeline.review.present import money
@@ -219,30 +218,31 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
             raise click.UsageError("--push sends every new or changed deal: it takes no "
                                    "--format, --out or --since")
         with state.store() as store:
-            report = push_deals(store, push_url, timeout=timeout, retries=retries, backoff=backoff,
-                                token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None)
-            store.registry.record_export("push", push_url, None, len(report.sent), report.payload_sha256)
+            report = push_registry(store, push_url, timeout=timeout, retries=retries,
+                                   backoff=backoff,
+                                   token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None)
         for key, error in report.failed:
             click.echo(f"  not sent: {key}: {error}", err=True)
         if not report.ok:
             fail(f"push to {push_url}: {report.summary()}; run it again to send the rest")
         click.echo(f"push to {push_url}: {report.summary()}")
         return
-    with state.store() as store:
-        result = build_export(store, fmt or "csv", since)
+
+    def write(data: bytes) -> str:
         if out in (None, "-"):
             sys.stdout.flush()
-            sys.stdout.buffer.write(result.data)  # bytes as built: no newline translation
+            sys.stdout.buffer.write(data)  # bytes as built: no newline translation
             sys.stdout.buffer.flush()
-            destination = "stdout"
-        else:
-            path = Path(out)
-            try:
-                write_atomically(path, result.data)
-            except OSError as exc:
-                fail(f"{out}: cannot write: {exc.strerror or exc}")
-            destination = str(path.resolve())
-        log_export(store, result, destination)
+            return "stdout"
+        path = Path(out)
+        try:
+            write_atomically(path, data)
+        except OSError as exc:
+            fail(f"{out}: cannot write: {exc.strerror or exc}")
+        return str(path.resolve())
+
+    with state.store() as store:
+        result, destination = export_registry(store, fmt or "csv", since, write)
     click.echo(f"exported {result.deals} deal(s) as {result.format} to {destination}", err=True)
 
 

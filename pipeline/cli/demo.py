@@ -17,7 +17,7 @@ from pipeline.cli.common import (
 )
 from pipeline.cli.review import render_queue
 from pipeline.config import load_config
-from pipeline.demo import DEMO_PORT, demo_config_dir, serve_demo_site
+from pipeline.jobs.nightly import run_nightly
 from pipeline.jobs.runs import describe_crawl, describe_process
 from pipeline.review.views import review_ui_hint
 from pipeline.storage import QueueQuery
@@ -44,7 +44,8 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
         dealwatch demo
         dealwatch --db /tmp/demo.db demo --limit 0
     """
-    from pipeline.jobs.nightly import run_nightly  # loads spaCy
+    # the demo site's server (http.server) is loaded only for the demo
+    from pipeline.demo import DEMO_PORT, demo_config_dir, serve_demo_site
 
     started = time.monotonic()
     db = state.db_path

@@ -17,6 +17,7 @@ from pipeline.cli.common import (
     pass_state,
     progress_bar,
 )
+from pipeline.jobs.nightly import run_nightly
 from pipeline.jobs.runs import (
     RECENT_RUNS,
     crawl_job,
@@ -26,7 +27,6 @@ from pipeline.jobs.runs import (
     health,
     run_summary,
 )
-from pipeline.jobs.schedule import NightlyScheduler, run_command
 
 
 @click.command()
@@ -72,7 +72,7 @@ def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | Non
         raise click.UsageError("--ranker goes with --rescore (set process.ranker for processing)")
     if rescore and reanalyse:
         raise click.UsageError("--rescore and --reanalyse: choose one (--reanalyse scores too)")
-    from pipeline.jobs.nightly import process_job, rescore_job  # loads spaCy
+    from pipeline.jobs.process_runs import process_job, rescore_job  # loads spaCy
 
     if rescore:
         rescored = rescore_job(state.config, state.db_path, ranker_path, progress=progress_bar)
@@ -98,8 +98,6 @@ def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
     Example (crontab):
         30 2 * * *  cd /srv/dealwatch && .venv/bin/dealwatch run >> data/run.log 2>&1
     """
-    from pipeline.jobs.nightly import run_nightly  # loads spaCy
-
     report = run_nightly(state.config, state.db_path, source_ids=list(sources),
                          use_model=use_model, progress=progress_bar,
                          on_crawl=lambda crawled: echo_err(describe_crawl(crawled)))
@@ -123,6 +121,9 @@ def schedule(state: State) -> None:
     Example:
         dealwatch --db /srv/dealwatch/data/dealwatch.db schedule
     """
+    # APScheduler only here: no other command needs it
+    from pipeline.jobs.schedule import NightlyScheduler, run_command
+
     settings = state.config.settings.schedule
     db_path = state.db_path
     with state.store():

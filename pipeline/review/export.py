@@ -289,7 +289,7 @@ class Export:
 
 
 def build_export(store: Store, fmt: str, since: str | None = None) -> Export:
-    """The export's bytes; the caller writes them, then logs them with `log_export`."""
+    """The export's bytes (export_registry writes and logs them)."""
     if fmt not in WRITERS:
         raise ExportError(f"format: one of {', '.join(FORMATS)}, not {fmt!r}")
     since = parse_since(since) if since else None
@@ -301,6 +301,17 @@ def log_export(store: Store, export: Export, destination: str) -> int:
     """Record a written export in `exports` (format, where, since, how many deals, sha256)."""
     return store.registry.record_export(export.format, destination, export.since, export.deals,
                                export.sha256)
+
+
+def export_registry(store: Store, fmt: str, since: str | None,
+                    write: Callable[[bytes], str]) -> tuple[Export, str]:
+    """Build the export, hand its bytes to write (which says where they went), and log it in
+    `exports`: the export and its destination. An export that could not be written (write
+    raises) is not logged."""
+    export = build_export(store, fmt, since)
+    destination = write(export.data)
+    log_export(store, export, destination)
+    return export, destination
 
 
 # --- push -----------------------------------------------------------------------------------
@@ -451,4 +462,12 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
             report.failed.append((key, error))
             logger.warning("push %s failed: %s", key, error)
     report.payload_sha256 = digest.hexdigest()
+    return report
+
+
+def push_registry(store: Store, url: str, *, timeout: float = 30.0, retries: int = 3,
+                  backoff: float = 1.0, token: str | None = None) -> PushReport:
+    """push_deals, then log the push in `exports` (what was sent now and its sha256)."""
+    report = push_deals(store, url, timeout=timeout, retries=retries, backoff=backoff, token=token)
+    store.registry.record_export("push", url, None, len(report.sent), report.payload_sha256)
     return report

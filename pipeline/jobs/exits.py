@@ -1,0 +1,38 @@
+"""How an error that ends a command or a job becomes an exit code and one line for stderr.
+
+`dealwatch` (pipeline.cli.common) and the scheduler's fresh process (`python -m
+pipeline.jobs.nightly`) share it, so both say the same and exit the same: 1 for an error a person
+can act on (bad config, a locked or busy database, ...), 130 for Ctrl-C, 143 for SIGTERM.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import NamedTuple
+
+from models.errors import DealwatchError
+from pipeline.jobs.runs import Terminated
+from pipeline.storage import is_busy
+
+
+class ExitStatus(NamedTuple):
+    code: int
+    message: str  # one line, for stderr
+
+
+def busy_message(exc: BaseException) -> str:
+    """What to say when a statement waited out the busy timeout while another process wrote."""
+    return (f"error: the database is busy ({exc}): another process has been writing for longer "
+            "than the busy timeout; try again")
+
+
+def exit_status(exc: BaseException) -> ExitStatus | None:
+    """The exit code and message for an error that ends a command or a job run; None for one
+    that is a bug (let it raise, with its traceback)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus(143 if isinstance(exc, Terminated) else 130, str(exc) or "interrupted")
+    if isinstance(exc, DealwatchError):
+        return ExitStatus(1, f"error: {exc}")
+    if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+        return ExitStatus(1, busy_message(exc))
+    return None
