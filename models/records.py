@@ -130,3 +130,34 @@ def passage_of(record: Mapping[str, Any]) -> Passage:
     title, language = record.get("title"), record.get("language")
     return Passage(record["text"], title if isinstance(title, str) else None,
                    language if isinstance(language, str) else None)
+
+
+@dataclass(slots=True)
+class FetchedPage:
+    """A stored page waiting to be processed: what extraction needs of it."""
+
+    id: int
+    url: str
+    source_id: str | None
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    final_url: str | None = None
+    listed_title: str | None = None
+    listed_date: str | None = None
+
+
+@dataclass(slots=True)
+class StoredArticle:
+    """An article as stored: its identity, text, headline and language (what re-analysis and the
+    duplicate check read)."""
+
+    id: int
+    canonical_url: str
+    url: str
+    text: str
+    source_id: str | None = None
+    title: str | None = None
+    language: str | None = None
+    language_declared: str | None = None
+    language_source: str | None = None
+    analyser: str | None = None  # the analyser version that last analysed it (None: never)

@@ -68,7 +68,7 @@ def test_save_page_is_idempotent_and_requeues_changed_bodies(db_path) -> None:
         page.body = b"<p>two</p>"
         store.pages.save_page(page)  # changed body: processed again
         assert store.pages.count_pages_to_process() == 1
-        assert [p["body"] for p in store.pages.pages_to_process()] == [b"<p>two</p>"]
+        assert [p.body for p in store.pages.pages_to_process()] == [b"<p>two</p>"]
 
 
 def test_analysis_is_idempotent(db_path) -> None:

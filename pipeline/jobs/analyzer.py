@@ -30,7 +30,7 @@ def ranker_choices(config: Config, store: Store) -> list[str]:
         choices.append(config.settings.process.ranker)
     newest = store.candidates.newest_ranker()
     if newest:
-        choices.append(newest["path"])
+        choices.append(newest)
     return [*choices, SHIPPED]
 
 

@@ -6,10 +6,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from models.config import DedupSettings, ProcessSettings
-from models.records import Article, Candidate, Passage
+from models.records import Article, Candidate, FetchedPage, Passage, StoredArticle
 from pipeline.analysis.rank import Ranker, score_candidate
 from pipeline.dates import iso_day
 from pipeline.ingest.dedup import NearDuplicateIndex, Signature, signature
@@ -51,8 +51,11 @@ class ProcessReport:
         return out
 
 
-def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+T = TypeVar("T")
+
+
+def _batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:
@@ -178,7 +181,7 @@ class PageProcessor:
         if cluster_id != article_id:
             self.report.count("near_duplicates", source_id)
 
-    def _extract_page_safely(self, page: dict[str, Any], seen_hashes: dict[str, int],
+    def _extract_page_safely(self, page: FetchedPage, seen_hashes: dict[str, int],
                              to_analyse: list[tuple[int, Passage, str | None]]) -> None:
         """One page in its own savepoint: a page that breaks something unexpected is recorded
         as failed with the reason, and the batch goes on."""
@@ -192,59 +195,59 @@ class PageProcessor:
             seen_hashes.clear()
             seen_hashes.update(hashes)
             del to_analyse[queued:]
-            url = page["final_url"] or page["url"]
+            url = page.final_url or page.url
             reason = f"processing failed: {type(exc).__name__}: {exc}"
             logger.exception("%s: %s", url, reason)
             if self._index is not None:
                 self._index = None  # it may hold this page's article: reload from the store
-            self.store.pages.mark_page(page["id"], "failed", reason)
-            self.report.count("failed", page["source_id"])
+            self.store.pages.mark_page(page.id, "failed", reason)
+            self.report.count("failed", page.source_id)
             self.report.failures.append((url, reason))
 
-    def _extract_page(self, page: dict[str, Any], seen_hashes: dict[str, int],
+    def _extract_page(self, page: FetchedPage, seen_hashes: dict[str, int],
                       to_analyse: list[tuple[int, Passage, str | None]]) -> None:
-        store, source_id = self.store, page["source_id"]
+        store, source_id = self.store, page.source_id
         self.report.count("pages", source_id)
-        url = page["final_url"] or page["url"]
+        url = page.final_url or page.url
         try:
-            result = extract_article(page["body"], url, page["headers"], self.min_text_chars)
+            result = extract_article(page.body, url, page.headers, self.min_text_chars)
         except ExtractionError as exc:
-            store.pages.mark_page(page["id"], "failed", str(exc))
+            store.pages.mark_page(page.id, "failed", str(exc))
             self.report.count("failed", source_id)
             self.report.failures.append((url, str(exc)))
             return
         if result.article is None:
-            store.pages.mark_page(page["id"], result.status, result.reason)
+            store.pages.mark_page(page.id, result.status, result.reason)
             self.report.count(result.status, source_id)
             return
         article: Article = result.article
-        if not article.title and page.get("listed_title"):
-            article.title = page["listed_title"]
+        if not article.title and page.listed_title:
+            article.title = page.listed_title
         if not article.published:
             # the feed's date, as the day the page itself would have given
-            article.published = iso_day(page.get("listed_date"))
+            article.published = iso_day(page.listed_date)
         existing = store.articles.article_by_hash(article.text_hash)
         duplicate_of = seen_hashes.get(article.text_hash) or (
-            existing["id"] if existing and existing["canonical_url"] != article.canonical_url
+            existing.id if existing and existing.canonical_url != article.canonical_url
             else None)
         if duplicate_of:
-            store.pages.mark_page(page["id"], "duplicate", f"same text as article {duplicate_of}",
+            store.pages.mark_page(page.id, "duplicate", f"same text as article {duplicate_of}",
                             duplicate_of)
             self.report.count("duplicates", source_id)
             return
-        article_id = store.articles.save_article(page["id"], source_id, article)
+        article_id = store.articles.save_article(page.id, source_id, article)
         # The whole text is stored; the analyser reads its first max_text_chars characters,
         # so that one page costs bounded time and memory whatever it holds.
         too_long = (too_long_reason(len(article.text), self.max_text_chars)
                     if len(article.text) > self.max_text_chars else None)
-        store.pages.mark_page(page["id"], "article", too_long, article_id)
+        store.pages.mark_page(page.id, "article", too_long, article_id)
         if too_long:
             logger.warning("%s: %s", url, too_long)
             self.report.count("too_long", source_id)
         seen_hashes[article.text_hash] = article_id
         self.report.count("articles", source_id)
-        if existing and existing["id"] == article_id:
-            if existing["analyser"] == self.analyzer.version:
+        if existing and existing.id == article_id:
+            if existing.analyser == self.analyzer.version:
                 # Same article, same text, analysed by this very analyser: nothing would change.
                 self.report.count("unchanged", source_id)
                 return
@@ -278,8 +281,8 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
     for batch in _batched(rows, batch_size):
         with store.transaction():
             _analyse_and_save(store, analyzer,
-                              [(r["id"], Passage(r["text"], r["title"], _stored_language(store, r)),
-                                r["source_id"]) for r in batch], batch_size,
+                              [(r.id, Passage(r.text, r.title, _stored_language(store, r)), r.source_id)
+                               for r in batch], batch_size,
                               report)
         report.counters["articles"] += len(batch)
         if progress:
@@ -287,13 +290,13 @@ def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int 
     return report
 
 
-def _stored_language(store: Store, row: dict[str, Any]) -> str | None:
+def _stored_language(store: Store, row: StoredArticle) -> str | None:
     """A stored article's language; one stored before languages were identified (its
     language is only what its page declared) is identified now, and recorded."""
-    if row.get("language_source"):
-        return row.get("language")
-    guess = identify(row["text"], row.get("language_declared") or row.get("language"))
-    store.articles.set_article_language(row["id"], guess.code, guess.declared, guess.source,
+    if row.language_source:
+        return row.language
+    guess = identify(row.text, row.language_declared or row.language)
+    store.articles.set_article_language(row.id, guess.code, guess.declared, guess.source,
                                guess.confidence)
     return guess.code
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from models.records import Article, Candidate, Entity
+from models.records import Article, Candidate, Entity, StoredArticle
+from models.registry import record_of
 from pipeline.storage.database import Database, candidate_key, dump_json, unsupported_reason, utcnow
 
 
@@ -16,9 +17,9 @@ class Articles:
         self.database = database
         self.db = database.db
 
-    def article_by_hash(self, text_hash: str) -> dict[str, Any] | None:
+    def article_by_hash(self, text_hash: str) -> StoredArticle | None:
         rows = list(self.db.query("SELECT * FROM articles WHERE text_hash = ?", [text_hash]))
-        return rows[0] if rows else None
+        return record_of(StoredArticle, rows[0]) if rows else None
 
     def save_article(self, page_id: int, source_id: str | None, article: Article) -> int:
         """Insert or update an article by canonical URL; returns its id."""
@@ -173,13 +174,13 @@ class Articles:
                         [now, analyser, article_id])
         return {"candidates_new": new, "candidates_removed": removed}
 
-    def articles_for_reanalysis(self) -> Iterator[dict[str, Any]]:
+    def articles_for_reanalysis(self) -> Iterator[StoredArticle]:
         """Every stored article, one at a time (memory stays flat however many there are)."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM articles ORDER BY id").fetchall()]
         for article_id in ids:
             rows = list(self.db.query("SELECT * FROM articles WHERE id = ?", [article_id]))
             if rows:
-                yield rows[0]
+                yield record_of(StoredArticle, rows[0])
 
     def entities_of(self, article_id: int) -> list[dict[str, Any]]:
         return list(self.db.query(

@@ -210,6 +210,7 @@ class Candidates:
                               [path, utcnow(), dump_json(summary)])
         return int(cur.lastrowid or 0)
 
-    def newest_ranker(self) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM rankers ORDER BY id DESC LIMIT 1"))
-        return rows[0] if rows else None
+    def newest_ranker(self) -> str | None:
+        """The path of the model trained for this database most recently, if any."""
+        row = self.db.execute("SELECT path FROM rankers ORDER BY id DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from models.records import Page
+from models.records import FetchedPage, Page
 from pipeline.storage.database import Database, compress, decompress, dump_json, sha256_hex, utcnow
 from pipeline.urls import canonical_url
 
@@ -98,7 +98,7 @@ class Pages:
                    "AND process_status IS NULL")
 
 
-    def pages_to_process(self, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    def pages_to_process(self, limit: int | None = None) -> Iterator[FetchedPage]:
         sql = f"SELECT id FROM pages WHERE {self._TO_PROCESS} ORDER BY id"
         if limit:
             sql += f" LIMIT {int(limit)}"
@@ -109,9 +109,9 @@ class Pages:
                 "FROM pages WHERE id = ?", [page_id]).fetchone()
             if row is None:
                 continue
-            yield {"id": row[0], "url": row[1], "final_url": row[2], "source_id": row[3],
-                   "body": decompress(row[4]), "headers": json.loads(row[5] or "{}"),
-                   "listed_title": row[6], "listed_date": row[7]}
+            yield FetchedPage(id=row[0], url=row[1], final_url=row[2], source_id=row[3],
+                              body=decompress(row[4]), headers=json.loads(row[5] or "{}"),
+                              listed_title=row[6], listed_date=row[7])
 
     def count_pages_to_process(self) -> int:
         return int(self.db.execute(
