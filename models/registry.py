@@ -1,5 +1,5 @@
 """Typed records of reviewing and of the registry: queue entries, deals, their sources and stages,
-decisions, runs.
+decisions, runs, reviewers.
 
 The storage repositories turn rows into these at their edge; review, export, the web app and the
 CLI take and give records, never `dict` rows. Dates are ISO 8601 text in UTC, as stored.
@@ -231,6 +231,21 @@ class Run:
     counters: dict[str, Any] = field(default_factory=dict)  # crawl and process, per source
     message: str | None = None
     pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Reviewer:
+    """A reviewer account as `dealwatch user list` shows it; never its password hash."""
+
+    id: int
+    name: str
+    created_at: str
+    disabled: bool = False
+    # the last login to the web UI; None: never (or not since logins are recorded)
+    last_login_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,9 +10,15 @@ import click
 from pydantic import ValidationError
 
 from models.config import WatchlistEntry
-from pipeline.cli.common import State, fail, pass_state, write_atomically
+from pipeline.cli.common import State, echo_json, fail, pass_state, write_atomically
 from pipeline.config import SHIPPED_CONFIG_DIR, read_watchlist
-from pipeline.review.accounts import add_user
+from pipeline.review.accounts import (
+    add_user,
+    change_password,
+    disable_user,
+    enable_user,
+    reviewer,
+)
 from pipeline.storage import Store
 
 
@@ -171,19 +177,37 @@ def watchlist_add(state: State, entry_id: str, name: str, aliases: tuple[str, ..
 
 @click.group()
 def user() -> None:
-    """Reviewer accounts for the web UI.
+    """Reviewer accounts for the web UI: add, list, disable, enable, new password.
+
+    Passwords are kept as scrypt hashes in the accounts file beside the database
+    (data/dealwatch.db.accounts), never in the database itself.
 
     \b
     Example:
         dealwatch user add ann                                    # asks for the password twice
         printf '%s\\n' "$ANN_PASSWORD" | dealwatch user add ann --password-stdin
+        dealwatch user list
+        dealwatch user disable ann                                # and ends her sessions
     """
+
+
+def _read_password(password_stdin: bool, prompt: str = "Password") -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+def _sessions(n: int) -> str:
+    return "no session was open" if n == 0 else f"ended {n} session{'s' if n != 1 else ''}"
+
+
+PASSWORD_STDIN = click.option("--password-stdin", is_flag=True,
+                              help="Read the password from the first line of stdin (for scripts).")
 
 
 @user.command("add")
 @click.argument("name")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the password from the first line of stdin (for scripts).")
+@PASSWORD_STDIN
 @pass_state
 def user_add(state: State, name: str, password_stdin: bool) -> None:
     """Create a reviewer who can sign in to the web UI.
@@ -192,13 +216,92 @@ def user_add(state: State, name: str, password_stdin: bool) -> None:
     Example:
         dealwatch user add ann
     """
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     with state.store() as store:
         add_user(store, name, password)
     click.echo(f"created reviewer {name}")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list: id, name, created_at, disabled, last_login_at per reviewer.")
+@pass_state
+def user_list(state: State, as_json: bool) -> None:
+    """List the reviewers: name, when created, active or disabled, last login (UTC).
+
+    \b
+    Example:
+        dealwatch user list
+        dealwatch user list --json | jq -r '.[] | select(.disabled | not) | .name'
+    """
+    with state.store() as store:
+        reviewers = store.accounts.users()
+    if as_json:
+        echo_json([r.to_dict() for r in reviewers])
+        return
+    if not reviewers:
+        click.echo("no reviewers yet: `dealwatch user add NAME` creates one")
+        return
+    rows = [("NAME", "CREATED", "STATUS", "LAST LOGIN")] + [
+        (r.name, r.created_at, "disabled" if r.disabled else "active", r.last_login_at or "never")
+        for r in reviewers]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@user.command("disable")
+@click.argument("name")
+@pass_state
+def user_disable(state: State, name: str) -> None:
+    """Stop a reviewer from logging in, and end their open sessions at once.
+
+    Their decisions stay in the audit under their name; `user enable` lets them back in.
+
+    \b
+    Example:
+        dealwatch user disable ann
+    """
+    with state.store() as store:
+        was = reviewer(store, name)
+        ended = disable_user(store, name)
+    click.echo(f"disabled reviewer {name}" + (" (already disabled)" if was.disabled else "")
+               + f"; {_sessions(ended)}")
+
+
+@user.command("enable")
+@click.argument("name")
+@pass_state
+def user_enable(state: State, name: str) -> None:
+    """Let a disabled reviewer log in again, with the password they had.
+
+    \b
+    Example:
+        dealwatch user enable ann
+    """
+    with state.store() as store:
+        was = reviewer(store, name)
+        enable_user(store, name)
+    click.echo(f"enabled reviewer {name}" + ("" if was.disabled else " (already active)"))
+
+
+@user.command("passwd")
+@click.argument("name")
+@PASSWORD_STDIN
+@pass_state
+def user_passwd(state: State, name: str, password_stdin: bool) -> None:
+    """Give a reviewer a new password; every session they have open ends.
+
+    \b
+    Example:
+        dealwatch user passwd ann                                 # asks for it twice
+        printf '%s\\n' "$ANN_PASSWORD" | dealwatch user passwd ann --password-stdin
+    """
+    with state.store() as store:
+        found = reviewer(store, name)  # an unknown name fails before the password is asked
+        ended = change_password(store, name, _read_password(password_stdin, "New password"))
+    click.echo(f"new password for reviewer {name}; {_sessions(ended)}"
+               + (f" (still disabled: `dealwatch user enable {name}`)" if found.disabled else ""))
 
 
 COMMANDS = (init, migrate, check_config, watchlist, user)

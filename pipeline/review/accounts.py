@@ -1,4 +1,5 @@
-"""Reviewer accounts: scrypt password hashes (standard library), creation and checks."""
+"""Reviewer accounts: scrypt password hashes (standard library), creation, checks, and
+disabling, enabling and new passwords (each of which ends sessions as it must)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import secrets
 import sqlite3
 
 from models.errors import DealwatchError
+from models.registry import Reviewer
 from pipeline.storage import Store
 
 # scrypt cost: 2**15 × 8 × 1 takes ~50 ms and 32 MiB here — slow for guessing, fine for a login.
@@ -50,11 +52,19 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+
+
+def _unknown(name: str) -> AccountError:
+    return AccountError(f"no reviewer named {name!r} (`dealwatch user list` shows them)")
+
+
 def add_user(store: Store, name: str, password: str) -> int:
     if not NAME.match(name):
         raise AccountError(f"user name {name!r}: letters, digits and _ . @ - only, at most 64")
-    if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password: at least {MIN_PASSWORD} characters")
+    _check_password(password)
     if store.accounts.user(name) is not None:
         raise AccountError(f"user {name!r} exists already")
     try:
@@ -70,3 +80,37 @@ def authenticate(store: Store, name: str, password: str) -> dict[str, object] | 
         verify_password(password, _dummy_hash())
         return None
     return user if verify_password(password, str(user["password_hash"])) else None
+
+
+def reviewer(store: Store, name: str) -> Reviewer:
+    """The reviewer of that name; AccountError when there is none."""
+    found = store.accounts.reviewer(name)
+    if found is None:
+        raise _unknown(name)
+    return found
+
+
+def disable_user(store: Store, name: str) -> int:
+    """Refuse the reviewer's logins from now on and end every session of theirs (the web app
+    refuses their cookie on the next request). How many sessions it ended."""
+    ended = store.accounts.set_disabled(name, True)
+    if ended is None:
+        raise _unknown(name)
+    return ended
+
+
+def enable_user(store: Store, name: str) -> None:
+    """Let a disabled reviewer log in again (with the password they had)."""
+    if store.accounts.set_disabled(name, False) is None:
+        raise _unknown(name)
+
+
+def change_password(store: Store, name: str, password: str, keep_session: str | None = None
+                    ) -> int:
+    """Give the reviewer a new password and end their sessions, all but `keep_session` (the
+    token of the session that asked, when a reviewer changes their own). How many it ended."""
+    _check_password(password)
+    ended = store.accounts.set_password(name, hash_password(password), keep_session)
+    if ended is None:
+        raise _unknown(name)
+    return ended

@@ -1,7 +1,8 @@
 """The database: one SQLite file through sqlite-utils, its connection, migrations and transactions.
 
 Every repository (pages, articles, candidates, reviews, registry, accounts, runs) works over one
-Database; the helpers here are how they all write JSON columns, times and hashes.
+Database; the helpers here are how they all write JSON columns, times and hashes. Reviewers'
+credentials are in a second file beside it, attached to the same connection (`accounts_path`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from sqlite_utils import Database as SqliteDatabase
 
 from models.errors import DealwatchError
 from models.records import Candidate
-from pipeline.storage.schema import MIGRATIONS
+from pipeline.storage.schema import ACCOUNTS, MIGRATIONS, ensure_accounts_schema
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,20 @@ def decode_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def accounts_path(path: str | Path) -> Path:
+    """The file that holds reviewers' credentials, beside the database: `dealwatch.db` ->
+    `dealwatch.db.accounts`. No .db ending, so `datasette data/` (which serves every *.db,
+    *.sqlite and *.sqlite3 file of a folder) leaves it out too."""
+    return Path(":memory:") if str(path) == ":memory:" else Path(f"{path}.accounts")
+
+
+def _create_private(path: Path) -> None:
+    """Make an empty file only its owner can read, so SQLite (and its -wal and -shm files,
+    which take the database file's mode) keep the credentials private."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def unsupported_reason(language: str | None) -> str:
     """The verdict on the pages of an article in a language dealwatch has no patterns for."""
     return f"unsupported language: {language or 'unknown'}"
@@ -125,9 +141,31 @@ class Database:
             self.db.execute("PRAGMA synchronous = NORMAL")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open database: {exc}") from None
+        self.accounts_path = accounts_path(path)
+        self._attach_accounts()
         self._savepoints = itertools.count(1)
         if migrate:
             self.migrate()
+
+    def _attach_accounts(self) -> None:
+        """Attach the accounts file as `accounts` (made, private, on first use), with its tables.
+
+        Its tables are reached as `accounts.users` and so on; a statement that names a table
+        alone finds it there too, once migration 9 has moved it out of the main database.
+        """
+        path = self.accounts_path
+        try:
+            if str(path) != ":memory:":
+                _create_private(path)
+            self.db.execute(f"ATTACH DATABASE ? AS {ACCOUNTS}", [str(path)])
+            if str(path) != ":memory:":
+                self.db.execute(f"PRAGMA {ACCOUNTS}.journal_mode = WAL")
+                self.db.execute(f"PRAGMA {ACCOUNTS}.synchronous = NORMAL")
+            ensure_accounts_schema(self.db)
+        except (sqlite3.Error, OSError) as exc:
+            self.db.close()
+            raise StoreError(f"{path}: cannot open the reviewer accounts database: {exc}"
+                             ) from None
 
     def close(self) -> None:
         self.db.close()
@@ -174,12 +212,15 @@ class Database:
     # -- transactions --
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, immediate: bool = True) -> Iterator[None]:
         """A transaction (a savepoint when nested): all of it is written, or none of it.
 
         The outermost one begins IMMEDIATE: it takes the write lock up front, so two writers
         (two reviewers, or a reviewer and the nightly run) queue on the busy timeout instead of
-        one failing half way with "database is locked" when it upgrades a read lock.
+        one failing half way with "database is locked" when it upgrades a read lock. That
+        locks the accounts file too; `immediate=False` is for a transaction on the accounts
+        file alone whose first statement writes: it locks only that file, so a change to an
+        account does not wait for a long write to the main database.
         """
         conn = self.db.conn
         if conn.in_transaction:
@@ -194,7 +235,7 @@ class Database:
             conn.execute(f"RELEASE SAVEPOINT {name}")
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"{self.path}: the database is busy ({exc}): another process has "
                              "been writing for longer than the busy timeout; try again") from None

@@ -174,6 +174,60 @@ CREATE TABLE exports (
 """
 
 
+# --- the accounts file -------------------------------------------------------------------------
+#
+# Reviewers' credentials live in a second SQLite file beside the main database
+# (`dealwatch.db` -> `dealwatch.db.accounts`), attached to every connection under this name. Its
+# schema is versioned on its own (PRAGMA user_version): the file can be lost or left behind
+# without the main database's migrations knowing, and a fresh one is made on the next open.
+
+ACCOUNTS = "accounts"
+ACCOUNTS_VERSION = 1
+_ACCOUNTS_SCHEMA_1 = f"""
+CREATE TABLE IF NOT EXISTS {ACCOUNTS}.users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    last_login_at TEXT
+);
+CREATE TABLE IF NOT EXISTS {ACCOUNTS}.sessions (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {ACCOUNTS}.sessions_user ON sessions(user_id);
+CREATE TABLE IF NOT EXISTS {ACCOUNTS}.login_failures (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    address TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {ACCOUNTS}.login_failures_lookup ON login_failures(name, address, at);
+"""
+# What migration 9 moves out of the main database, in the order the rows can be inserted.
+_MOVED_TO_ACCOUNTS = (
+    ("users", ("id", "name", "password_hash", "created_at", "disabled")),
+    ("sessions", ("id", "user_id", "csrf_token", "created_at", "expires_at")),
+    ("login_failures", ("id", "name", "address", "at")),
+)
+
+
+def ensure_accounts_schema(db: SqliteDatabase) -> None:
+    """Create the tables of the attached accounts file when it is new (or older)."""
+    version = int(db.execute(f"PRAGMA {ACCOUNTS}.user_version").fetchone()[0])
+    if version >= ACCOUNTS_VERSION:
+        return
+    with db.atomic():
+        for statement in _ACCOUNTS_SCHEMA_1.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA {ACCOUNTS}.user_version = {ACCOUNTS_VERSION}")
+
+
 def _migration_1(db: SqliteDatabase) -> None:
     db.executescript(_SCHEMA_1)
 
@@ -326,6 +380,30 @@ def _migration_8(db: SqliteDatabase) -> None:
     """)
 
 
+def _migration_9(db: SqliteDatabase) -> None:
+    # Reviewers' credentials leave the main database (issue 11): the password hashes, sessions
+    # and failed logins move to the accounts file beside it (ACCOUNTS_SCHEMA), so whoever is
+    # given the main database (Datasette, a copy for a colleague) never sees them. The copy is
+    # keyed by id and skipped when the tables are gone already: WAL commits are atomic per file,
+    # not across the two, so a crash between them is mended by running this again.
+    # secure_delete zeroes the freed pages, so the hashes do not linger in the main file either.
+    ensure_accounts_schema(db)
+    present = {row[0] for row in db.execute(
+        "SELECT name FROM main.sqlite_master WHERE type = 'table'").fetchall()}
+    for table, columns in _MOVED_TO_ACCOUNTS:
+        if table not in present:
+            continue
+        names = ", ".join(columns)
+        db.execute(f"INSERT OR IGNORE INTO {ACCOUNTS}.{table} ({names}) "
+                   f"SELECT {names} FROM main.{table}")
+    secure_delete = int(db.execute("PRAGMA main.secure_delete").fetchone()[0])
+    db.execute("PRAGMA main.secure_delete = ON")
+    for table, _ in reversed(_MOVED_TO_ACCOUNTS):  # sessions before the users they point to
+        if table in present:
+            db.execute(f"DROP TABLE main.{table}")
+    db.execute(f"PRAGMA main.secure_delete = {secure_delete}")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
@@ -335,4 +413,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (6, "deal numbers are never reused", _migration_6),
     (7, "ranker reasons, queued flag and trained models", _migration_7),
     (8, "article languages: declared, identified, supported", _migration_8),
+    (9, "reviewer credentials move to the accounts file", _migration_9),
 ]
