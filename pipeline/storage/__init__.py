@@ -1,5 +1,9 @@
 """Storage: one SQLite database (sqlite-utils), its migrations, and a repository per concern.
 
+Reviewers' credentials (users, sessions, failed logins) live in a second file beside it,
+`<database>.accounts`, attached to every connection, so that nothing pointed at the main file
+(Datasette, a copy sent to a colleague) can read them.
+
 `Store(path)` opens the database and holds one repository for each concern, all over the same
 `Database` (connection, migrations, transactions):
 
