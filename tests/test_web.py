@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, XSS_IMG, XSS_SCRIPT, add_reviewers, seed_review_queue, story
 
+from models.records import Entity
 from models.registry import QueueEntry
 from pipeline.config import load_config
 from pipeline.review import decisions as review
@@ -89,11 +90,11 @@ def test_segments_mark_evidence_and_entities_with_the_longest_entity_winning() -
     text = "Lead. Huawei signed with the Ministry of ICT. Tail."
     start = text.index("Huawei")
     end = text.index(" Tail")
-    entities = [{"label": "VENDOR", "ent_id": "huawei", "start": start, "end": start + 6},
-                {"label": "AGENCY", "ent_id": None, "start": text.index("Ministry"),
-                 "end": text.index(".", start)},
-                {"label": "ORG", "ent_id": None, "start": text.index("ICT"),
-                 "end": text.index("ICT") + 3}]
+    entities = [Entity(text="Huawei", label="VENDOR", id="huawei", start=start, end=start + 6),
+                Entity(text="Ministry of ICT", label="AGENCY", start=text.index("Ministry"),
+                       end=text.index(".", start)),
+                Entity(text="ICT", label="ORG", start=text.index("ICT"),
+                       end=text.index("ICT") + 3)]
     segments = article_segments(text, (start, end), entities)
     assert "".join(s.text for s in segments) == text
     marked = [(s.text, s.evidence, s.label) for s in segments if s.evidence or s.label]
@@ -106,16 +107,15 @@ def test_segments_mark_evidence_and_entities_with_the_longest_entity_winning() -
 def test_overlapping_entities_segment_as_one_at_a_time_would() -> None:
     """The one-pass sweep gives what checking every entity at every cut gives."""
 
-    def by_brute_force(text: str, evidence: tuple[int, int], entities: list[dict[str, Any]]
+    def by_brute_force(text: str, evidence: tuple[int, int], entities: list[Entity]
                        ) -> list[tuple[str, bool, str | None, bool]]:
-        cuts = sorted({0, len(text), *evidence, *(x for e in entities for x in (e["start"],
-                                                                               e["end"]))})
+        cuts = sorted({0, len(text), *evidence, *(x for e in entities for x in (e.start, e.end))})
         out: list[tuple[str, bool, str | None, bool]] = []
         for left, right in itertools.pairwise(cuts):
             inside = evidence[0] <= left and right <= evidence[1]
-            covering = [(e["end"] - e["start"], i) for i, e in enumerate(entities)
-                        if e["start"] <= left and right <= e["end"]]
-            label = entities[max(covering)[1]]["label"] if covering else None
+            covering = [(e.end - e.start, i) for i, e in enumerate(entities)
+                        if e.start <= left and right <= e.end]
+            label = entities[max(covering)[1]].label if covering else None
             out += [(ch, inside, label, False) for ch in text[left:right]]
         return out
 
@@ -125,9 +125,9 @@ def test_overlapping_entities_segment_as_one_at_a_time_would() -> None:
         entities = []
         for i in range(rng.randint(0, 40)):
             start = rng.randint(0, 290)
-            entities.append({"label": f"L{i}", "ent_id": None, "start": start,
-                             "end": start + rng.randint(1, 30)})
-        entities = [e for e in entities if e["end"] <= len(text)]
+            end = start + rng.randint(1, 30)
+            entities.append(Entity(text=text[start:end], label=f"L{i}", start=start, end=end))
+        entities = [e for e in entities if e.end <= len(text)]
         evidence = tuple(sorted(rng.sample(range(len(text) + 1), 2)))
         segments = article_segments(text, evidence, entities)
         assert "".join(s.text for s in segments) == text

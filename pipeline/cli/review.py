@@ -18,8 +18,8 @@ from pipeline.cli.common import (
     reviewer_option,
 )
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
-from pipeline.review.present import language_note, money
-from pipeline.review.views import candidate_view, deal_label, outcome_view
+from pipeline.review.present import country_name, language_note, money
+from pipeline.review.views import CandidateView, candidate_view, deal_label, outcome_view
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 
@@ -217,60 +217,63 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
         render_queue(rows, click.echo)
 
 
-def _render_candidate(view: dict[str, Any], out: Callable[[str], None]) -> None:
-    c, a, ev = view["candidate"], view["article"], view["evidence"]
-    counterpart = (c["counterpart"] or "-") + (f" ({c['counterpart_type']})"
-                                               if c["counterpart_type"] else "")
-    country = (c["country"] or "-") + (f" ({c['country_name']})" if c["country_name"] else "")
-    out(f"#{c['id']} [{c['status']}] version {c['version']}  score {c['score']:.2f}  {c['kind']}"
-        + (f"  deal {c['deal_id']}" if c["deal_id"] else ""))
-    out(f"  vendor: {', '.join(c['vendors'] or []) or c['vendor'] or '-'}  country: {country}  "
+def _render_candidate(view: CandidateView, out: Callable[[str], None]) -> None:
+    c, ev = view.candidate, view.evidence
+    counterpart = (c.counterpart or "-") + (f" ({c.counterpart_type})" if c.counterpart_type
+                                             else "")
+    name = country_name(c.country)
+    country = (c.country or "-") + (f" ({name})" if name else "")
+    out(f"#{c.id} [{c.status}] version {c.version}  score {c.score:.2f}  {c.kind}"
+        + (f"  deal {view.deal.deal_id}" if view.deal else ""))
+    out(f"  vendor: {', '.join(c.vendors or []) or c.vendor or '-'}  country: {country}  "
         f"counterpart: {counterpart}")
-    amount = money(c["value"], c["currency"])
-    out(f"  type: {', '.join(c['deal_types'] or []) or '-'}  stage: {c['stage'] or '-'}"
-        + (f"  value: {amount}" if amount else "") + (f"  year: {c['year']}" if c["year"] else ""))
-    if c["reasons"]:
-        out(f"  why this score: {'; '.join(c['reasons'])}")
-    if not c["queued"]:
+    amount = money(c.value, c.currency)
+    out(f"  type: {', '.join(c.deal_types or []) or '-'}  stage: {c.stage or '-'}"
+        + (f"  value: {amount}" if amount else "") + (f"  year: {c.year}" if c.year else ""))
+    if c.reasons:
+        out(f"  why this score: {'; '.join(c.reasons)}")
+    if not c.queued:
         out("  below the queue threshold: hidden from the queue's default view")
-    if c["reviewed_by"]:
-        out(f"  decided by {c['reviewed_by']} at {c['reviewed_at']}"
-            + (f" ({c['reason']})" if c["reason"] else ""))
-    if c["note"]:
-        out(f"  note: {c['note']}")
+    if c.reviewed_by:
+        out(f"  decided by {c.reviewed_by} at {c.reviewed_at}" + (f" ({c.reason})" if c.reason
+                                                                   else ""))
+    if c.note:
+        out(f"  note: {c.note}")
     out("")
-    out(f"{a['title'] or '(untitled)'}")
-    out("  " + ", ".join(x for x in (a["site"], a["published"], a["author"] and f"by {a['author']}")
-                         if x) or "  (no date or site)")
-    out(f"  language: {language_note(a['language'], a['language_declared'], a['language_source'])}")
-    out(f"  {a['url']}")
+    out(f"{c.title or '(untitled)'}")
+    out("  " + ", ".join(x for x in (c.site, c.published, c.author and f"by {c.author}") if x)
+        or "  (no date or site)")
+    out(f"  language: {language_note(c.language, c.language_declared, c.language_source)}")
+    out(f"  {c.url}")
     out("")
-    before = f"…{ev['before']} " if ev["before"] else ""
-    after = f" {ev['after']}…" if ev["after"] else ""
-    out(f"evidence: {before}“{' '.join(ev['sentence'].split())}”{after}")
-    names = sorted({f"{e['text']} ({e['label']}{' ' + e['ent_id'] if e['ent_id'] else ''})"
-                    for e in view["entities"]})
+    before = f"…{ev.before} " if ev.before else ""
+    after = f" {ev.after}…" if ev.after else ""
+    out(f"evidence: {before}“{' '.join(ev.sentence.split())}”{after}")
+    names = sorted({f"{e.text} ({e.label}{' ' + e.id if e.id else ''})" for e in view.entities})
     if names:
         out(f"entities: {', '.join(names)}")
-    for copy in view["copies"]:
-        out(f"copy: {copy['url']}" + (f" ({copy['site']})" if copy.get("site") else "")
-            + (" (exact duplicate)" if copy.get("copy") == "exact duplicate" else ""))
+    for copy in view.other_copies:
+        out(f"copy: {copy.url}" + (f" ({copy.site})" if copy.site else "")
+            + (" (exact duplicate)" if copy.copy == "exact duplicate" else ""))
     out("")
-    if view["suggestions"]:
+    if view.suggestions:
         out("registry (confirm --deal ID files it there):")
-        for s in view["suggestions"]:
-            out(f"  {s['deal_id']}  {s['score']:.2f}  {s['counterpart'] or '-'}, "
-                f"{', '.join(s['deal_types'] or []) or '-'}, {s['stage'] or '-'}, reported "
-                f"{s['first_reported'] or '?'} – {s['last_reported'] or '?'}  ({s['why']})")
+        for s in view.suggestions:
+            d = s.deal
+            out(f"  {d.deal_id}  {s.score:.2f}  {d.counterpart or '-'}, "
+                f"{', '.join(d.deal_types or []) or '-'}, {d.stage or '-'}, reported "
+                f"{d.first_reported or '?'} – {d.last_reported or '?'}  ({s.why})")
+    elif view.deal:  # filed, and its own deal is no suggestion
+        out("registry: no other deal of this vendor in this country")
     else:
         out("registry: no deal of this vendor in this country yet (confirm starts one)")
-    if view["history"]:
+    if view.history:
         out("history:")
-        for h in view["history"]:
-            edits = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in (h["edits"] or {}).items())
-            out(f"  {h['decided_at']}  {h['reviewer']}  {h['decision']}"
-                + (f" ({h['reason']})" if h.get("reason") else "")
-                + (f"  {edits}" if edits else "") + (f"  note: {h['note']}" if h.get("note") else ""))
+        for h in view.history:
+            edits = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in (h.edits or {}).items())
+            out(f"  {h.decided_at}  {h.reviewer}  {h.decision}"
+                + (f" ({h.reason})" if h.reason else "")
+                + (f"  {edits}" if edits else "") + (f"  note: {h.note}" if h.note else ""))
 
 
 @review.command("show")
@@ -289,7 +292,7 @@ def review_show(state: State, candidate_id: int, as_json: bool) -> None:
     with state.store() as store:
         view = candidate_view(store, candidate_id)
     if as_json:
-        echo_json(view)
+        echo_json(view.to_dict())
     else:
         _render_candidate(view, click.echo)
 

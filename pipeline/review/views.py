@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.registry import QueueEntry
-from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError, history
-from pipeline.review.export import RegistryRecord, deal_record
+from models.records import Entity
+from models.registry import Deal, DealSource, DealStage, QueueEntry, ReviewEvent, StoryCopy
+from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError
+from pipeline.review.export import RegistryRecord, registry_record
 from pipeline.review.present import country_name, evidence_span
-from pipeline.review.registry import RegistryError, suggest_deals
+from pipeline.review.registry import RegistryError, Suggestion, suggest_deals
 from pipeline.storage import Store
 
 # Where `dealwatch serve` listens unless told otherwise.
@@ -31,53 +32,100 @@ def deal_label(store: Store, deal_id: int | None) -> str | None:
     return deal.deal_id if deal else None
 
 
-def evidence_in_context(candidate: QueueEntry, width: int = 240) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Evidence:
+    """A candidate's evidence sentence, where it lies in the article, and the text around it."""
+
+    sentence: str
+    start: int | None  # the offsets the detector stored
+    end: int | None
+    span: tuple[int, int] | None  # where the sentence is in the article text; None: not found
+    before: str = ""  # the text before and after it (whitespace collapsed), when found
+    after: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "start": self.start, "end": self.end,
+                "before": self.before, "after": self.after}
+
+
+def evidence_in_context(candidate: QueueEntry, width: int = 240) -> Evidence:
     """The evidence sentence with the text around it, when the offsets point at it."""
     text = candidate.article_text or ""
-    evidence = {"sentence": candidate.sentence, "start": candidate.start, "end": candidate.end,
-                "before": "", "after": ""}
     span = evidence_span(text, candidate.sentence, candidate.start, candidate.end)
-    if span:
-        start, end = span
-        evidence["before"] = " ".join(text[max(0, start - width):start].split())
-        evidence["after"] = " ".join(text[end:end + width].split())
-    return evidence
+    if span is None:
+        return Evidence(candidate.sentence, candidate.start, candidate.end, None)
+    start, end = span
+    return Evidence(candidate.sentence, candidate.start, candidate.end, span,
+                    " ".join(text[max(0, start - width):start].split()),
+                    " ".join(text[end:end + width].split()))
 
 
-def candidate_view(store: Store, candidate_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CandidateView:
+    """One candidate as a reviewer looks at it, in the CLI (`review show`) and on its web page."""
+
+    candidate: QueueEntry  # with its article, its text and the copies of its story
+    evidence: Evidence
+    entities: list[Entity]  # tagged in its article, in text order
+    group: list[int]  # the candidates decided with it: it and its story's copies, by id
+    suggestions: list[Suggestion]  # registry deals it may belong to, best first; not its own
+    history: list[ReviewEvent]  # its decisions, oldest first
+    deal: Deal | None  # the deal a confirmation filed it under
+
+    @property
+    def other_copies(self) -> list[StoryCopy]:
+        """The copies of its story besides the article it was found in."""
+        c = self.candidate
+        return [s for s in c.copies if s.article_id != c.article_id or s.copy != "article"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The view as `review show --json` gives it."""
+        c = self.candidate
+        return {
+            "candidate": {
+                "id": c.id, "status": c.status, "version": c.version,
+                "kind": c.kind, "score": c.score,
+                **{name: getattr(c, name) for name in EDITABLE_FIELDS},
+                "country_name": country_name(c.country),
+                "reviewed_by": c.reviewed_by, "reviewed_at": c.reviewed_at,
+                "reason": c.reason, "note": c.note,
+                "deal_id": self.deal.deal_id if self.deal else None, "signals": c.signals,
+                "reasons": c.reasons or [], "queued": bool(c.queued),
+            },
+            "article": {name: getattr(c, name) for name in (
+                "article_id", "title", "url", "canonical_url", "published", "site", "author",
+                "language", "language_declared", "language_source", "cluster_id")},
+            "evidence": self.evidence.to_dict(),
+            "entities": [{"label": e.label, "ent_id": e.id, "text": e.text, "start": e.start,
+                          "end": e.end} for e in self.entities],
+            "copies": [copy.to_dict() for copy in self.other_copies],
+            "suggestions": [{
+                "deal_id": s.deal.deal_id, "score": round(s.score, 2), "why": s.why,
+                "counterpart": s.deal.counterpart, "deal_types": s.deal.deal_types,
+                "stage": s.deal.stage, "first_reported": s.deal.first_reported,
+                "last_reported": s.deal.last_reported,
+            } for s in self.suggestions],
+            "history": [event.to_dict() for event in self.history],
+        }
+
+
+def candidate_view(store: Store, candidate_id: int) -> CandidateView:
     """One candidate with its article, evidence in context, entities, copies, the registry deals
-    it may belong to and its decision history (ReviewError when there is no such candidate)."""
-    row = store.candidates.candidate(candidate_id)
-    if row is None:
-        raise ReviewError(f"no candidate #{candidate_id}")
-    copies = store.candidates.cluster_copies([row.cluster_id]).get(row.cluster_id, []) \
-        if row.cluster_id is not None else []
-    return {
-        "candidate": {
-            "id": row.id, "status": row.status, "version": row.version,
-            "kind": row.kind, "score": row.score,
-            **{name: getattr(row, name) for name in EDITABLE_FIELDS},
-            "country_name": country_name(row.country),
-            "reviewed_by": row.reviewed_by, "reviewed_at": row.reviewed_at,
-            "reason": row.reason, "note": row.note,
-            "deal_id": deal_label(store, row.deal_id), "signals": row.signals,
-            "reasons": row.reasons or [], "queued": bool(row.queued),
-        },
-        "article": {name: getattr(row, name) for name in (
-            "article_id", "title", "url", "canonical_url", "published", "site", "author",
-            "language", "language_declared", "language_source", "cluster_id")},
-        "evidence": evidence_in_context(row),
-        "entities": store.articles.entities_of(row.article_id),
-        "copies": [c.to_dict() for c in copies if c.article_id != row.article_id
-                   or c.copy != "article"],
-        "suggestions": [{
-            "deal_id": s.deal.deal_id, "score": round(s.score, 2), "why": s.why,
-            "counterpart": s.deal.counterpart, "deal_types": s.deal.deal_types,
-            "stage": s.deal.stage, "first_reported": s.deal.first_reported,
-            "last_reported": s.deal.last_reported,
-        } for s in suggest_deals(store, row)],
-        "history": [event.to_dict() for event in history(store, candidate_id)],
-    }
+    it may belong to and its decision history, read at one moment (ReviewError when there is no
+    such candidate)."""
+    with store.snapshot():
+        candidate = store.candidates.candidate(candidate_id)
+        if candidate is None:
+            raise ReviewError(f"no candidate #{candidate_id}")
+        store.candidates.attach_copies([candidate])
+        deal = store.registry.deal(candidate.deal_id) if candidate.deal_id is not None else None
+        # Its own deal is no suggestion: confirming it again would file it where it is.
+        suggestions = [s for s in suggest_deals(store, candidate) if s.deal.id != candidate.deal_id]
+        return CandidateView(
+            candidate, evidence_in_context(candidate),
+            store.articles.entities_of(candidate.article_id),
+            store.candidates.cluster_group(candidate), suggestions,
+            store.reviews.reviews_of(candidate_id), deal)
 
 
 def outcome_view(store: Store, outcome: Outcome) -> dict[str, Any]:
@@ -89,21 +137,40 @@ def outcome_view(store: Store, outcome: Outcome) -> dict[str, Any]:
     }
 
 
-@dataclass
+def deal_vendors(deal: Deal) -> list[str]:
+    """A deal's vendors (an older deal may know only its first)."""
+    return list(deal.vendors or ([deal.vendor] if deal.vendor else []))
+
+
+@dataclass(frozen=True)
 class DealView:
+    """One deal as a reviewer looks at it, in the CLI (`deals show`) and on its web page."""
+
+    deal: Deal
     record: RegistryRecord  # the registry record, as exported
-    merged_into: str | None  # the deal it was merged into, if it was
-    candidates: dict[str | None, list[int]]  # source URL -> the candidates filed under it
+    sources: list[DealSource]
+    stages: list[DealStage]  # its stage history, oldest first
+    merged_into: str | None  # the registry id of the deal it was merged into, if it was
+    similar: list[Deal]  # other live deals of its vendors in its country: what it may merge with
+
+    @property
+    def candidates(self) -> dict[str | None, list[int]]:
+        """Source URL -> the candidates filed under it."""
+        out: dict[str | None, list[int]] = {}
+        for source in self.sources:
+            out.setdefault(source.url, []).append(source.candidate_id)
+        return out
 
 
 def deal_view(store: Store, deal_id: int) -> DealView:
-    """One deal as the registry records it, with the candidates behind each source
-    (RegistryError when there is no such deal)."""
-    deal = store.registry.deal(deal_id)
-    if deal is None:
-        raise RegistryError(f"no deal {deal_id} in the registry")
-    candidates: dict[str | None, list[int]] = {}
-    for source in store.registry.deal_sources(deal_id):
-        candidates.setdefault(source.url, []).append(source.candidate_id)
-    return DealView(deal_record(store, deal), deal_label(store, deal.merged_into),
-                    candidates)
+    """One deal as the registry records it, with its sources, its stages and the deals it may
+    be merged with, read at one moment (RegistryError when there is no such deal)."""
+    with store.snapshot():
+        deal = store.registry.deal(deal_id)
+        if deal is None:
+            raise RegistryError(f"no deal {deal_id} in the registry")
+        sources, stages = store.registry.deal_sources(deal_id), store.registry.deal_stages(deal_id)
+        similar = [d for d in store.registry.deals_like(deal_vendors(deal), deal.country)
+                   if d.id != deal_id]
+        return DealView(deal, registry_record(deal, sources, stages),
+                        sources, stages, deal_label(store, deal.merged_into), similar)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from models.records import Article, Candidate, Entity, StoredArticle
 from models.registry import record_of
@@ -182,7 +181,8 @@ class Articles:
             if rows:
                 yield record_of(StoredArticle, rows[0])
 
-    def entities_of(self, article_id: int) -> list[dict[str, Any]]:
-        return list(self.db.query(
-            'SELECT label, ent_id, text, start, "end" FROM entities WHERE article_id = ? '
-            "ORDER BY start", [article_id]))
+    def entities_of(self, article_id: int) -> list[Entity]:
+        """The entities tagged in an article, in text order."""
+        return [record_of(Entity, row) for row in self.db.query(
+            'SELECT text, label, start, "end", ent_id AS id FROM entities WHERE article_id = ? '
+            "ORDER BY start", [article_id])]

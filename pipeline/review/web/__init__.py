@@ -2,7 +2,8 @@
 
 The package, its parts in dependency order:
 
-- `views`: pure helpers (article highlighting, queue filters and cursors in URLs, form values);
+- `forms` and `highlight`: pure helpers (what goes in and out of URLs and forms: row ids, queue
+  filters and cursors, form values, safe links; an article cut into highlighted runs);
 - `pages`: the request context handlers see, templates and their filters, flash messages;
 - `security`: response headers, request limits, sessions, CSRF and origin checks, login;
 - `queue` and `deals`: the routes of the review queue and of the deal registry;
@@ -25,6 +26,22 @@ from pipeline.review.web.app import (
     run_server,
     running_server,
 )
+from pipeline.review.web.forms import (
+    FORM_FIELDS,
+    PAGE_SIZE,
+    REASON_LABELS,
+    changed_edits,
+    format_cursor,
+    local_path,
+    parse_cursor,
+    parse_queue_query,
+    plain,
+    queue_params,
+    reason_label,
+    safe_url,
+    with_query,
+)
+from pipeline.review.web.highlight import ENTITY_CLASSES, Segment, article_segments, paragraphs
 from pipeline.review.web.pages import STATIC_DIR, TEMPLATES_DIR, Ctx
 from pipeline.review.web.security import (
     CSP,
@@ -36,25 +53,6 @@ from pipeline.review.web.security import (
     SECURITY_HEADERS,
     SESSION_TTL,
     SecurityHeaders,
-)
-from pipeline.review.web.views import (
-    ENTITY_CLASSES,
-    FORM_FIELDS,
-    PAGE_SIZE,
-    REASON_LABELS,
-    Segment,
-    article_segments,
-    changed_edits,
-    format_cursor,
-    local_path,
-    paragraphs,
-    parse_cursor,
-    parse_queue_query,
-    plain,
-    queue_params,
-    reason_label,
-    safe_url,
-    with_query,
 )
 
 __all__ = [

@@ -28,6 +28,7 @@ from models.errors import DealwatchError
 from pipeline.config import Config
 from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT
 from pipeline.review.web.deals import DealRoutes
+from pipeline.review.web.forms import parse_row_id
 from pipeline.review.web.pages import STATIC_DIR, Ctx, Handler, Pages
 from pipeline.review.web.queue import QueueRoutes
 from pipeline.review.web.security import (
@@ -37,7 +38,6 @@ from pipeline.review.web.security import (
     Auth,
     SecurityHeaders,
 )
-from pipeline.review.web.views import parse_row_id
 from pipeline.storage import Store, StoreError, is_busy
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,9 @@ import logging
 from starlette.responses import RedirectResponse, Response
 
 from pipeline.review import registry
+from pipeline.review.views import deal_view
+from pipeline.review.web.forms import parse_row_id
 from pipeline.review.web.pages import Ctx, Pages
-from pipeline.review.web.views import parse_row_id
 
 logger = logging.getLogger(__name__)
 
@@ -25,17 +26,13 @@ class DealRoutes:
                                  source_counts=ctx.store.registry.deal_source_counts())
 
     def deal(self, ctx: Ctx, deal_id: int) -> Response:
-        with ctx.store.snapshot():
-            deal = ctx.store.registry.deal(deal_id)
-            if deal is None:
-                return self.pages.error(ctx, 404, "No such deal", f"There is no deal {deal_id}.")
-            registry = ctx.store.registry
-            vendors = deal.vendors or ([deal.vendor] if deal.vendor else [])
-            similar = [d for d in registry.deals_like(vendors, deal.country) if d.id != deal_id]
-            sources, stages = registry.deal_sources(deal_id), registry.deal_stages(deal_id)
-            merged_into = registry.deal(deal.merged_into) if deal.merged_into else None
-        return self.pages.render(ctx, "deal.html", deal=deal, sources=sources, stages=stages,
-                                 similar=similar, merged_into=merged_into)
+        try:
+            view = deal_view(ctx.store, deal_id)
+        except registry.RegistryError:
+            return self.pages.error(ctx, 404, "No such deal", f"There is no deal {deal_id}.")
+        return self.pages.render(ctx, "deal.html", deal=view.deal, sources=view.sources,
+                                 stages=view.stages, similar=view.similar,
+                                 merged_into=view.merged_into)
 
     def merge(self, ctx: Ctx, deal_id: int) -> Response:
         absorb = parse_row_id(ctx.field("absorb"))

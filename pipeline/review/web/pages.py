@@ -19,8 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from pipeline.config import Config
 from pipeline.review import present
-from pipeline.review.web.views import (
-    ENTITY_CLASSES,
+from pipeline.review.web.forms import (
     REASON_LABELS,
     parse_queue_query,
     plain,
@@ -28,6 +27,7 @@ from pipeline.review.web.views import (
     reason_label,
     safe_url,
 )
+from pipeline.review.web.highlight import ENTITY_CLASSES
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 # The templates and static files belong to the review package as a whole, beside this one.

@@ -16,16 +16,13 @@ from models.registry import QueueEntry
 from pipeline.config import Config
 from pipeline.review import decisions as review
 from pipeline.review import present, registry
-from pipeline.review.web.pages import Ctx, Pages
-from pipeline.review.web.views import (
-    ENTITY_CLASSES,
+from pipeline.review.views import candidate_view
+from pipeline.review.web.forms import (
     FORM_FIELDS,
     PAGE_SIZE,
-    article_segments,
     changed_edits,
     format_cursor,
     local_path,
-    paragraphs,
     parse_cursor,
     parse_row_id,
     plain,
@@ -33,6 +30,8 @@ from pipeline.review.web.views import (
     reason_label,
     with_query,
 )
+from pipeline.review.web.highlight import ENTITY_CLASSES, article_segments, paragraphs
+from pipeline.review.web.pages import Ctx, Pages
 from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -116,36 +115,29 @@ class QueueRoutes:
                        conflict: str = "", error: str = "",
                        values: Mapping[str, str] | None = None) -> Response:
         with ctx.store.snapshot():  # the candidate, its neighbours and its history of one moment
-            cand = ctx.store.candidates.candidate(candidate_id)
-            if cand is None:
+            try:
+                view = candidate_view(ctx.store, candidate_id)
+            except review.ReviewError:
                 return self.pages.error(ctx, 404, "No such candidate",
                                         f"There is no candidate #{candidate_id}.")
+            cand = view.candidate
             query, filters_qs = ctx.queue_filters()
-            entities = ctx.store.articles.entities_of(cand.article_id)
-            ctx.store.candidates.attach_copies([cand])
-            group = ctx.store.candidates.cluster_group(cand)
             cursor = (float(cand.score), int(cand.id))
             nxt = ctx.store.candidates.queue_page(query, 1, after=cursor)
             prev = ctx.store.candidates.queue_page(query, 1, before=cursor)
-            # A confirmed candidate's own deal is no suggestion: confirming again refiles it.
-            suggestions = [s for s in registry.suggest_deals(ctx.store, cand)
-                           if s.deal.id != cand.deal_id]
-            history = ctx.store.reviews.reviews_of(cand.id)
-            deal = ctx.store.registry.deal(cand.deal_id) if cand.deal_id else None
-        text = cand.article_text or ""
-        span = present.evidence_span(text, cand.sentence, cand.start, cand.end)
-        labels = {e["label"] for e in entities}
+        labels = {e.label for e in view.entities}
         form_values = {name: plain(getattr(cand, name)) for name in FORM_FIELDS}
         form_values.update(values or {})
         return self.pages.render(
                   ctx, "candidate.html", status=status, c=cand, conflict=conflict, error=error,
-                  paragraphs=paragraphs(article_segments(text, span, entities)),
-                  evidence_found=span is not None,
+                  paragraphs=paragraphs(article_segments(
+                      cand.article_text or "", view.evidence.span, view.entities)),
+                  evidence_found=view.evidence.span is not None,
                   entity_labels=[label for label in ENTITY_CLASSES if label in labels],
                   extra_labels=sorted(labels - set(ENTITY_CLASSES)),
-                  copies=cand.copies, group=group, history=history,
-                  suggestions=suggestions, deal=deal, values=form_values, filters_qs=filters_qs,
-                  queue_url=with_query("/queue", filters_qs),
+                  copies=cand.copies, group=view.group, history=view.history,
+                  suggestions=view.suggestions, deal=view.deal, values=form_values,
+                  filters_qs=filters_qs, queue_url=with_query("/queue", filters_qs),
                   next_url=with_query(f"/candidate/{nxt[0].id}", filters_qs) if nxt else None,
                   prev_url=with_query(f"/candidate/{prev[0].id}", filters_qs) if prev else None,
                   vendor_options=self.pages.vendor_options, countries=self.pages.country_options,

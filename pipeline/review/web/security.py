@@ -17,8 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.review import accounts
+from pipeline.review.web.forms import PAGE_SIZE, local_path
 from pipeline.review.web.pages import Ctx, Pages
-from pipeline.review.web.views import PAGE_SIZE, local_path
 from pipeline.storage import Store, StoreError
 
 logger = logging.getLogger(__name__)
