@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from models.records import Entity
 from pipeline.storage import QueueQuery, Store
 
 VENDORS = ["huawei", "zte", "hikvision", "dahua", "china-mobile", "inspur"]
@@ -119,8 +120,9 @@ def segments(entities: int = 3_000) -> None:
     spans = []
     for _ in range(entities):
         start = rng.randrange(len(text) - 40)
-        spans.append({"label": rng.choice(["VENDOR", "ORG", "GPE", "DATE"]), "ent_id": None,
-                      "start": start, "end": start + rng.randint(3, 40)})
+        end = start + rng.randint(3, 40)
+        spans.append(Entity(text=text[start:end], label=rng.choice(["VENDOR", "ORG", "GPE", "DATE"]),
+                            start=start, end=end))
     timed(f"article_segments, {entities:,} entities",
           lambda: article_segments(text, (100, 400), spans))
 

@@ -91,8 +91,9 @@ def best_match(suggestions: list[Suggestion]) -> int | None:
     return None
 
 
-def candidate_vendors(candidate: QueueEntry) -> list[str]:
-    return list(candidate.vendors or ([candidate.vendor] if candidate.vendor else []))
+def candidate_vendors(record: QueueEntry | Deal) -> list[str]:
+    """A candidate's or a deal's vendors (an older record may know only its first)."""
+    return list(record.vendors or ([record.vendor] if record.vendor else []))
 
 
 def suggest_deals(store: Store, candidate: QueueEntry) -> list[Suggestion]:

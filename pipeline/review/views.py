@@ -11,7 +11,7 @@ from models.registry import Deal, DealSource, DealStage, QueueEntry, ReviewEvent
 from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError
 from pipeline.review.export import RegistryRecord, registry_record
 from pipeline.review.present import country_name, evidence_span
-from pipeline.review.registry import RegistryError, Suggestion, suggest_deals
+from pipeline.review.registry import RegistryError, Suggestion, candidate_vendors, suggest_deals
 from pipeline.storage import Store
 
 # Where `dealwatch serve` listens unless told otherwise.
@@ -137,11 +137,6 @@ def outcome_view(store: Store, outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def deal_vendors(deal: Deal) -> list[str]:
-    """A deal's vendors (an older deal may know only its first)."""
-    return list(deal.vendors or ([deal.vendor] if deal.vendor else []))
-
-
 @dataclass(frozen=True)
 class DealView:
     """One deal as a reviewer looks at it, in the CLI (`deals show`) and on its web page."""
@@ -170,7 +165,7 @@ def deal_view(store: Store, deal_id: int) -> DealView:
         if deal is None:
             raise RegistryError(f"no deal {deal_id} in the registry")
         sources, stages = store.registry.deal_sources(deal_id), store.registry.deal_stages(deal_id)
-        similar = [d for d in store.registry.deals_like(deal_vendors(deal), deal.country)
+        similar = [d for d in store.registry.deals_like(candidate_vendors(deal), deal.country)
                    if d.id != deal_id]
         return DealView(deal, registry_record(deal, sources, stages),
                         sources, stages, deal_label(store, deal.merged_into), similar)
