@@ -1,8 +1,10 @@
 """Crawl subprocess entry point: one Scrapy crawler per source, pages stored, one JSON report line.
 
     python -m scrapers.run --db PATH --config DIR [--source ID ...] [--run-id N] [--parent-pid PID]
+                           [--progress-every SECONDS]
 
-stdout carries exactly one line, the report:
+stdout carries one line, the report, last (with --progress-every, each source's progress lines
+come before it: scrapers/progress.py):
 
     {"run_id": 7, "ok": true, "attention": {}, "budget_exhausted": null,
      "sources": {"example-rss": {"requests": 12, "pages": {"feed": 1, "article": 9},
@@ -82,15 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="store pages under this existing run (default: start a crawl run)")
     parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
                         help="stop when process PID (the launching dealwatch run) ends")
+    parser.add_argument("--progress-every", type=float, default=0.0, metavar="SECONDS",
+                        help="write each source's progress on stdout every SECONDS (default: "
+                             "no progress lines, only the report)")
     return parser
 
 
-def scrapy_settings(config: Config, run_id: int) -> Settings:
+def scrapy_settings(config: Config, run_id: int, progress_every: float = 0.0) -> Settings:
     """The Scrapy Settings of this crawl: scrapers.settings, then settings.toml's [crawl]."""
     settings = Settings()
     settings.setmodule("scrapers.settings", priority="project")
     settings.setdict(crawl_settings(config.settings.crawl), priority="project")
     settings.set("DEALWATCH_RUN_ID", run_id, priority="project")
+    settings.set("DEALWATCH_PROGRESS_INTERVAL", progress_every, priority="project")
     return settings
 
 
@@ -159,8 +165,22 @@ def source_counters(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def attention_reason(counters: dict[str, Any], finish_reason: str | None) -> str | None:
-    """Why a source's crawl needs a human, or None when it went as a crawl should."""
+def attention_reason(counters: dict[str, Any], finish_reason: str | None,
+                     settings_file: Path | None = None) -> str | None:
+    """Why a source's crawl needs a human, or None when it went as a crawl should.
+
+    When requests were refused as private_network, the reason says which setting allows them
+    (crawl.allow_private_networks in settings_file): a local or intranet source fails this way.
+    """
+    reason = _attention(counters, finish_reason)
+    if reason and counters["errors"].get("private_network"):
+        where = f"in {settings_file}" if settings_file else "in settings.toml"
+        reason += (f" (private_network: a host on a private or local network; to crawl it, set "
+                   f"crawl.allow_private_networks = true {where})")
+    return reason
+
+
+def _attention(counters: dict[str, Any], finish_reason: str | None) -> str | None:
     errors = counters["errors"]
     if counters["entry_errors"]:
         return (f"{counters['entry_errors']} feed/sitemap/listing fetch(es) failed: "
@@ -205,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         limits = config.settings.crawl
         budget = RunBudget(limits.max_requests_per_run, limits.max_run_seconds)
 
-        stats, start_failures = crawl(scrapy_settings(config, run_id), sources, store, known,
-                                      budget)
+        stats, start_failures = crawl(scrapy_settings(config, run_id, args.progress_every),
+                                      sources, store, known, budget)
 
         report: dict[str, Any] = {"run_id": run_id, "ok": True, "attention": {},
                                   "budget_exhausted": budget.reason, "sources": {}}
@@ -216,16 +236,22 @@ def main(argv: list[str] | None = None) -> int:
             counters = source_counters(stats.get(source_id, {}))
             report["sources"][source_id] = counters
             reason = start_failures.get(source_id) or attention_reason(
-                counters, stats.get(source_id, {}).get("finish_reason"))
+                counters, stats.get(source_id, {}).get("finish_reason"),
+                Path(config.directory) / "settings.toml")
             if reason:
                 report["attention"][source_id] = reason
                 print(f"source {source_id}: {reason}", file=sys.stderr)
         report["ok"] = not report["attention"]
         if own_run:
+            # The counters as a run of `dealwatch crawl` keeps them, so that status and run
+            # health read this run too.
             message = "; ".join(f"{k}: {v}" for k, v in report["attention"].items()) or None
-            store.runs.finish_run(run_id, "ok" if report["ok"] else "failed",
-                             {"sources": report["sources"],
-                              "budget_exhausted": report["budget_exhausted"]}, message)
+            recorded: dict[str, Any] = {"crawl": report["sources"]}
+            if report["attention"]:
+                recorded["attention"] = report["attention"]
+            if budget.reason:
+                recorded["budget_exhausted"] = budget.reason
+            store.runs.finish_run(run_id, "ok" if report["ok"] else "failed", recorded, message)
     print(json.dumps(report, sort_keys=True), flush=True)
     return EXIT_OK if report["ok"] else EXIT_FAILED
 

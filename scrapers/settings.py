@@ -34,6 +34,9 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapers.middlewares.StatusRedirectMiddleware": 600,
 }
 
+# Each source's progress on stdout while it crawls, when DEALWATCH_PROGRESS_INTERVAL > 0.
+EXTENSIONS = {"scrapers.extensions.ProgressReporter": 500}
+
 # Redirect hops pass the duplicate filter, so that a loop is recorded, not dropped unseen.
 DUPEFILTER_CLASS = "scrapers.middlewares.RedirectHopsDupeFilter"
 
@@ -57,6 +60,8 @@ DEALWATCH_NEWS_SITEMAP_MAX_AGE_DAYS = 3
 DEALWATCH_RETRY_BACKOFF_BASE = 2.0
 DEALWATCH_RETRY_BACKOFF_MAX = 60.0
 DEALWATCH_RETRY_AFTER_MAX = 120.0
+# Seconds between a source's progress lines on stdout (0: none; `--progress-every` sets it).
+DEALWATCH_PROGRESS_INTERVAL = 0.0
 # A sitemap index can list thousands of monthly sitemaps; the newest few hold the news.
 DEALWATCH_MAX_SITEMAPS = 20
 
@@ -66,7 +71,7 @@ COOKIES_ENABLED = False  # news pages need no session; cookies would only track 
 # Both open a listening socket inside the crawl process; a nightly job has no use for them.
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False
-# stdout carries the one JSON line of scrapers.run; the stats dump would only add noise to stderr.
+# stdout carries the JSON lines of scrapers.run; the stats dump would only add noise to stderr.
 STATS_DUMP = False
 LOG_LEVEL = "WARNING"
 DEFAULT_REQUEST_HEADERS = {

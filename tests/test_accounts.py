@@ -97,6 +97,7 @@ def test_user_list_is_a_table_with_a_header_and_json(run_cli, web) -> None:
 
 
 def test_user_list_without_reviewers(run_cli) -> None:
+    assert run_cli("init").exit_code == 0  # user list refuses a database that is not there
     result = run_cli("user", "list")
     assert result.exit_code == 0 and "no reviewers yet" in result.output
     assert json.loads(run_cli("user", "list", "--json").output) == []

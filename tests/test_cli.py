@@ -122,6 +122,7 @@ def test_queue_text_and_json(run_cli, db_path) -> None:
 
 
 def test_queue_on_empty_database(run_cli) -> None:
+    assert run_cli("init").exit_code == 0  # a read command refuses a database that is not there
     result = run_cli("queue")
     assert result.exit_code == 0 and "the queue is empty" in result.output
 

@@ -91,5 +91,6 @@ def test_status_command(db_path, monkeypatch) -> None:
 
 def test_status_on_a_new_database(db_path, monkeypatch) -> None:
     monkeypatch.delenv("DEALWATCH_CONFIG", raising=False)
+    assert CliRunner().invoke(main, ["--db", str(db_path), "init"]).exit_code == 0
     result = CliRunner().invoke(main, ["--db", str(db_path), "status", "--check"])
     assert result.exit_code == 0 and "no runs yet" in result.output

@@ -304,6 +304,7 @@ def test_serve_hands_the_options_to_the_web_app(run_cli, db_path, monkeypatch) -
     fake = types.ModuleType("pipeline.review.web")
     fake.run_server = lambda config, path, **kw: calls.append((config, path, kw))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pipeline.review.web", fake)
+    assert run_cli("init").exit_code == 0  # serve refuses a database that is not there
     assert run_cli("serve").exit_code == 0
     assert run_cli("serve", "--host", "0.0.0.0", "--port", "9000", "--public").exit_code == 0
     assert calls[0][1] == db_path

@@ -6,9 +6,11 @@ import getpass
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,14 +20,18 @@ import click
 
 from models.errors import DealwatchError
 from pipeline.config import Config, load_config, resolve_db_path
+from pipeline.ingest.crawl import OnProgress
 from pipeline.jobs.exits import exit_status
-from pipeline.jobs.runs import stop_on_sigterm
+from pipeline.jobs.runs import ProgressLines, describe_budget, describe_progress, stop_on_sigterm
 from pipeline.language import normalise_language
 from pipeline.storage import Store
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from pipeline.analysis.analyze import Analyzer
     from pipeline.analysis.rank import Ranker
+    from scrapers.progress import SourceProgress
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +93,26 @@ class State:
 
     @property
     def db_path(self) -> Path:
-        return resolve_db_path(self.db_option, self.config.settings)
+        """The database file of this command; UserError when it cannot be one, or when a command
+        that does not create the database (CREATES_DATABASE) names one that does not exist."""
+        path = resolve_db_path(self.db_option, self.config.settings)
+        origin = self._db_origin()
+        dealwatch = prog() + (f" --db {shlex.quote(str(path))}" if origin == "--db" else "")
+        problem = database_problem(path, _command_name() in CREATES_DATABASE, dealwatch)
+        if problem:
+            fail(f"{problem} (from {origin})")
+        return path
+
+    def _db_origin(self) -> str:
+        """Where the database path came from: --db, DEALWATCH_DB (the option's envvar) or
+        settings.toml, as resolve_db_path picked it."""
+        ctx = click.get_current_context(silent=True)
+        source = ctx.find_root().get_parameter_source("db") if ctx is not None else None
+        if source is click.core.ParameterSource.ENVIRONMENT:
+            return "DEALWATCH_DB"
+        if self.db_option:
+            return "--db"
+        return f"database.path in {self.config.files['settings.toml']}"
 
     @contextmanager
     def store(self) -> Iterator[Store]:
@@ -112,6 +137,40 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+# The commands that may make the database: they write, and a first run starts from nothing. Any
+# other command that opens it refuses a path that does not exist, so that a mistyped --db is an
+# error rather than a new, empty database ("the queue is empty").
+CREATES_DATABASE = frozenset({"init", "migrate", "crawl", "process", "run", "schedule", "demo",
+                              "user add", "deals import"})
+
+
+def _command_name() -> str | None:
+    """The command being run, below `dealwatch` ("review list"); None outside a command."""
+    ctx = click.get_current_context(silent=True)
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names)) or None
+
+
+def database_problem(path: Path, may_create: bool, dealwatch: str = "dealwatch") -> str | None:
+    """Why `path` cannot be this command's database file, in one line; None when it can.
+    dealwatch: how to call dealwatch on this database, for the commands a message suggests."""
+    if path.is_dir():
+        return f"{path} is a directory, not a database file (such as {path / 'dealwatch.db'})"
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            return f"{path}: cannot read the database: permission denied"
+        return None
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{path}: cannot open database: {parent} is a file, not a directory"
+    if may_create:
+        return None
+    return (f"{path}: no such database; `{dealwatch} init` creates an empty one, "
+            f"`{dealwatch} run` creates and fills it")
 
 
 def configure_logging(verbose: int) -> None:
@@ -155,6 +214,57 @@ def reviewer_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "your OS user name).")(f)
 
 
+def _vendor_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A watchlist vendor's id from its id in any case, its name or an alias ("Huawei")."""
+    if value is None:
+        return None
+    state = ctx.find_object(State)
+    if state is None:  # a command called without `dealwatch` above it
+        return value.strip().lower()
+    vendors = [e for e in state.config.watchlist if e.type == "vendor"]
+    wanted = value.strip().casefold()
+    for entry in vendors:
+        if wanted in {entry.id.casefold(), entry.name.casefold(),
+                      *(alias.casefold() for alias in entry.aliases)}:
+            return entry.id
+    raise click.BadParameter(f"{value!r} is no watchlist vendor; the vendor ids: "
+                             + ", ".join(sorted(e.id for e in vendors)), ctx, param)
+
+
+def _country_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 3166 alpha-2 code, in any case; a country's name or alpha-3 code is an error that
+    gives its alpha-2 code."""
+    if value is None:
+        return None
+    import pycountry  # loaded for this filter only
+
+    text = value.strip()
+    if len(text) == 2 and pycountry.countries.get(alpha_2=text.upper()):
+        return text.upper()
+    problem = f"{value!r} is no ISO 3166 alpha-2 country code"
+    try:
+        found = [pycountry.countries.lookup(text)]
+    except LookupError:
+        try:
+            found = pycountry.countries.search_fuzzy(text)[:3] if len(text) > 2 else []
+        except LookupError:
+            found = []
+    if not found:
+        raise click.BadParameter(f"{problem} (two letters, such as KE for Kenya)", ctx, param)
+    names = [f"{c.alpha_2} ({getattr(c, 'common_name', None) or c.name})" for c in found]
+    raise click.BadParameter(f"{problem}; did you mean " + " or ".join(names) + "?", ctx, param)
+
+
+def vendor_option(help_text: str = "Only this watchlist vendor.") -> Decorator:
+    return click.option("--vendor", default=None, metavar="ID", callback=_vendor_id,
+                        help=help_text)
+
+
+def country_option(help_text: str = "Only this country (ISO alpha-2).") -> Decorator:
+    return click.option("--country", default=None, metavar="CC", callback=_country_code,
+                        help=help_text)
+
+
 class DealRef(click.ParamType):
     """A deal by row id (3) or registry id (dw-000003)."""
 
@@ -185,19 +295,77 @@ def echo_err(lines: list[str]) -> None:
         click.echo(line, err=True)
 
 
+def on_terminal() -> bool:
+    """Someone is watching: stdout and stderr (where progress goes) are both a terminal. In cron,
+    a pipe or a log, progress is plain lines or nothing."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+# Under cron, a long processing run says how far it has got this often (seconds).
+PLAIN_PROGRESS_EVERY = 60.0
+
+
 @contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on a terminal; nothing in cron or a pipe."""
-    if not sys.stderr.isatty() or total == 0:
+    """A progress bar on a terminal; in cron or a pipe, a line every PLAIN_PROGRESS_EVERY seconds
+    while it goes on (a short run says nothing)."""
+    if total == 0:
         yield None
         return
+    if not on_terminal():
+        done, started, said = 0, time.monotonic(), time.monotonic()
+
+        def advance(n: int) -> None:
+            nonlocal done, said
+            done += n
+            if time.monotonic() - said >= PLAIN_PROGRESS_EVERY:
+                said = time.monotonic()
+                click.echo(f"{label}: {done:,} of {total:,} after "
+                           f"{said - started:.0f}s", err=True)
+
+        yield advance
+        return
     # rich only here: `dealwatch --help` and commands in cron need not load it
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=True) as bar:
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def crawl_display() -> Iterator[OnProgress]:
+    """Each source's crawl progress: live on a terminal (requests, articles, errors, the run's
+    budget left), else a plain line per source when it finishes (and every minute while a long
+    one goes on)."""
+    if not on_terminal():
+        yield ProgressLines(lambda line: click.echo(line, err=True), PLAIN_PROGRESS_EVERY)
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(finished_text="[green]✓"), TextColumn("{task.description}"),
+                  TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                  TextColumn("[dim]{task.fields[budget]}"), console=Console(stderr=True),
+                  transient=True) as bar:
+        starting = bar.add_task("crawl: starting the crawler", total=None, counts="", budget="")
+        tasks: dict[str, TaskID] = {}
+
+        def show(progress: SourceProgress) -> None:
+            if not tasks:
+                bar.remove_task(starting)
+            if progress.source not in tasks:
+                tasks[progress.source] = bar.add_task(f"crawl {progress.source}", total=None,
+                                                      counts="", budget="")
+            budget = describe_budget(progress)
+            bar.update(tasks[progress.source], counts=describe_progress(progress),
+                       budget=f"budget left: {budget}" if budget else "")
+            if progress.finished:
+                bar.update(tasks[progress.source], total=1, completed=1)
+
+        yield show
 
 
 def prog() -> str:

@@ -12,10 +12,12 @@ from pipeline.cli.common import (
     DEAL,
     Decorator,
     State,
+    country_option,
     echo_json,
     lang_option,
     pass_state,
     reviewer_option,
+    vendor_option,
 )
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
 from pipeline.review.present import country_name, language_note, money
@@ -183,8 +185,8 @@ def review(state: State, reviewer: str | None) -> None:
 @review.command("list")
 @click.option("--status", type=click.Choice([*CANDIDATE_STATUSES, "all"]), default="pending",
               show_default=True, help="Which candidates to list.")
-@click.option("--vendor", default=None, metavar="ID", help="Only this watchlist vendor.")
-@click.option("--country", default=None, metavar="CC", help="Only this country (ISO alpha-2).")
+@vendor_option()
+@country_option()
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many (0 for all).")
 @click.option("--all", "show_all", is_flag=True,
@@ -207,7 +209,7 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
     """
     with state.store() as store:
         rows = store.candidates.queue(QueueQuery(status=None if status == "all" else status,
-                                       vendor=vendor, country=country.upper() if country else None,
+                                       vendor=vendor, country=country,
                                        language=language,
                                        limit=limit or None, hidden=show_all or min_score is not None,
                                        min_score=min_score))

@@ -10,6 +10,7 @@ import click
 
 from pipeline.cli.common import (
     State,
+    crawl_display,
     echo_err,
     echo_json,
     fail,
@@ -24,6 +25,7 @@ from pipeline.jobs.runs import (
     describe_crawl,
     describe_health,
     describe_process,
+    describe_run,
     health,
     run_summary,
 )
@@ -40,7 +42,7 @@ def crawl(state: State, sources: tuple[str, ...]) -> None:
     Example:
         dealwatch crawl --source techcabal
     """
-    _, report = crawl_job(state.config, state.db_path, list(sources))
+    _, report = crawl_job(state.config, state.db_path, list(sources), display=crawl_display)
     echo_err(describe_crawl(report))
     if not report.ok:
         fail("the crawl finished with errors that need attention (see above)")
@@ -99,7 +101,7 @@ def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
         30 2 * * *  cd /srv/dealwatch && .venv/bin/dealwatch run >> data/run.log 2>&1
     """
     report = run_nightly(state.config, state.db_path, source_ids=list(sources),
-                         use_model=use_model, progress=progress_bar,
+                         use_model=use_model, progress=progress_bar, crawl_display=crawl_display,
                          on_crawl=lambda crawled: echo_err(describe_crawl(crawled)))
     echo_err(describe_process(report.process) + describe_health(report.health))
     if not report.ok:
@@ -178,12 +180,9 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
                 started = time.strptime(r["started_at"], "%Y-%m-%dT%H:%M:%SZ")
                 finished = time.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
                 took = f" {time.mktime(finished) - time.mktime(started):.0f}s"
-            click.echo(
-                f"run {r['id']:>4} {r['kind']:<7} {r['started_at']}{took} {r['outcome']:<8} "
-                f"requests {r['requests']}, 304s {r['not_modified']}, new articles "
-                f"{r['articles_new']}, articles {r['articles']} ({r['near_duplicates']} copies), "
-                f"walls {r['blocked']}, new candidates {r['candidates_new']}"
-                + (f" — {r['message']}" if r["message"] else ""))
+            click.echo(f"run {r['id']:>4} {r['kind']:<7} {r['started_at']}{took} "
+                       f"{r['outcome']:<8} {describe_run(r)}"
+                       + (f" — {r['message']}" if r["message"] else ""))
         click.echo(f"\npending candidates: {counts['candidates_pending']}; articles: "
                    f"{counts['articles']}; pages: {counts['pages']}")
         if unsupported:

@@ -2,7 +2,8 @@
 
 The subprocess lives no longer than its run: it shares the run's lock (so no other run can
 start while it writes) and ends when the process that launched it ends
-(`scrapers.lifetime.die_with_parent`).
+(`scrapers.lifetime.die_with_parent`). Asked to, it reports each source's progress as it goes
+(scrapers.progress), which is handed to a callback line by line.
 """
 
 from __future__ import annotations
@@ -10,18 +11,29 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from pipeline.config import Config
 from pipeline.storage.lock import held_lock
+from scrapers.progress import SourceProgress
 
 # The crawler defines these (it runs without this module); callers may still name them here.
 from scrapers.sources import CrawlError, select_sources
 
 logger = logging.getLogger(__name__)
+
+# What hears each source's progress while the crawl goes on.
+OnProgress = Callable[[SourceProgress], None]
+# Seconds between a source's progress lines, when someone listens.
+PROGRESS_EVERY = 1.0
 
 # The folder holding the `scrapers` package: the crawler runs from there so that a `scrapers`
 # folder in the caller's working directory cannot shadow ours (`python -m` puts the cwd first).
@@ -62,7 +74,8 @@ def _last_json_line(stdout: str) -> dict | None:
 
 
 def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = None,
-                  run_id: int | None = None, parent_pid: int | None = None) -> list[str]:
+                  run_id: int | None = None, parent_pid: int | None = None,
+                  progress_every: float | None = None) -> list[str]:
     """The command line of the crawl subprocess (paths made absolute: it runs elsewhere)."""
     cmd = [sys.executable, "-m", "scrapers.run", "--db", str(Path(db_path).resolve()),
            "--config", str(Path(config.directory).resolve())]
@@ -72,18 +85,82 @@ def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = 
         cmd += ["--run-id", str(run_id)]
     if parent_pid is not None:
         cmd += ["--parent-pid", str(parent_pid)]
+    if progress_every:
+        cmd += ["--progress-every", f"{progress_every:g}"]
     return cmd
 
 
+def _pump(stream: IO[str], into: queue.Queue[str | None]) -> None:
+    for line in stream:
+        into.put(line)
+    into.put(None)
+
+
+def _communicate(proc: subprocess.Popen[str], timeout: float | None,
+                 on_progress: OnProgress | None) -> tuple[str, str]:
+    """Popen.communicate that hands each progress line on stdout to on_progress as it comes
+    (in this thread); stdout's other lines and stderr are returned.
+
+    Raises TimeoutExpired after timeout seconds; then, and when interrupted (Ctrl-C, SIGTERM),
+    the crawl is killed first."""
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    errors: list[str] = []
+    pumps = [threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True),
+             threading.Thread(target=errors.extend, args=(proc.stderr,), daemon=True)]
+    for pump in pumps:
+        pump.start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out: list[str] = []
+    try:
+        while (line := _next_line(lines, deadline, proc, timeout)) is not None:
+            progress = SourceProgress.from_line(line)
+            if progress is None:
+                out.append(line)
+            elif on_progress is not None:
+                try:
+                    on_progress(progress)
+                except Exception:  # showing progress must not stop the crawl
+                    logger.exception("cannot show the crawl's progress; it goes on without")
+                    on_progress = None
+        proc.wait(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.1))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        for pump in pumps:  # at the end of their streams once the crawl has ended
+            pump.join(timeout=10)
+    return "".join(out), "".join(errors)
+
+
+def _next_line(lines: queue.Queue[str | None], deadline: float | None,
+               proc: subprocess.Popen[str], timeout: float | None) -> str | None:
+    """The next line of stdout; None at its end."""
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+        try:  # short waits: Ctrl-C and SIGTERM are heard between them
+            return lines.get(timeout=0.5 if left is None else min(left, 0.5))
+        except queue.Empty:
+            continue
+
+
 def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None,
-              run_id: int | None = None, timeout: float | None = None) -> CrawlReport:
+              run_id: int | None = None, timeout: float | None = None,
+              on_progress: OnProgress | None = None,
+              progress_every: float = PROGRESS_EVERY) -> CrawlReport:
     """Crawl the enabled (or the named) sources into the database at db_path.
 
-    Raises CrawlError when the crawl cannot start, times out or ends without its report; a
-    crawl that ran but had failures returns a report with ok False.
+    on_progress hears each source's progress (when it starts, every progress_every seconds
+    while it changes, when it finishes). Raises CrawlError when the crawl cannot start, times
+    out or ends without its report; a crawl that ran but had failures returns a report with ok
+    False.
     """
     select_sources(config, source_ids)  # fail fast, before a process starts
-    cmd = crawl_command(config, db_path, source_ids, run_id, parent_pid=os.getpid())
+    cmd = crawl_command(config, db_path, source_ids, run_id, parent_pid=os.getpid(),
+                        progress_every=progress_every if on_progress else None)
     # The run's lock goes to the subprocess too: should this process be killed, the crawl
     # keeps the lock until it has ended (killed by the parent-death signal) and stopped writing.
     lock = held_lock(db_path)
@@ -97,15 +174,10 @@ def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None
     with proc:
         if lock is not None:
             lock.add_subprocess("crawl", proc.pid)
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+        try:  # killed on a timeout, and on Ctrl-C: the crawl goes with the run
+            stdout, stderr = _communicate(proc, timeout, on_progress)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
             raise CrawlError(f"crawl timed out after {timeout:g} s") from None
-        except BaseException:  # Ctrl-C: the crawl goes with the run
-            proc.kill()
-            raise
     tail = _tail(stderr)
     data = _last_json_line(stdout)
     if data is None:

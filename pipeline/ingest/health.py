@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from statistics import median
@@ -58,12 +59,25 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
+def crawl_counters(counters: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+    """A run's crawl counters per source id; None when the run did not crawl.
+
+    Runs record them under "crawl"; a crawl that `python -m scrapers.run` recorded as its own
+    run kept them under "sources" until that was made the same.
+    """
+    counters = counters or {}
+    crawl = counters.get("crawl")
+    if crawl is None:
+        crawl = counters.get("sources")
+    return crawl if isinstance(crawl, dict) else None
+
+
 def source_runs(runs: list[Run]) -> dict[str, list[SourceRun]]:
     """Per source, its runs newest first (runs as `store.runs.recent()` gives them, newest first)."""
     out: dict[str, list[SourceRun]] = {}
     for run in runs:
         counters = run.counters or {}
-        crawl = counters.get("crawl") or {}
+        crawl = crawl_counters(counters) or {}
         process = (counters.get("process") or {}).get("sources") or {}
         attention = counters.get("attention") or {}
         for sid in sorted(set(crawl) | set(process)):
@@ -89,7 +103,10 @@ def flags(runs: list[Run], stale_after_runs: int = 3, min_pages: int = 5
     for sid, history in sorted(source_runs(runs).items()):
         last = history[0]
         if last.attention or last.real_errors:
-            reasons = ", ".join(f"{k} ×{v}" for k, v in sorted(last.real_errors.items()))
+            # The crawl's attention may name the error codes already ("...: http_404 x1").
+            unnamed = {k: v for k, v in last.real_errors.items()
+                       if not re.search(rf"\b{re.escape(k)}\b", last.attention or "")}
+            reasons = ", ".join(f"{k} ×{v}" for k, v in sorted(unnamed.items()))
             detail = "; ".join(x for x in (last.attention, reasons) if x)
             found.append(Flag(sid, "errors", f"run {last.run_id}: {detail}"))
         recent = history[:stale_after_runs]

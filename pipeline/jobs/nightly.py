@@ -28,11 +28,13 @@ from pipeline.ingest.health import Flag
 from pipeline.jobs.exits import exit_status
 from pipeline.jobs.runs import (
     RECENT_RUNS,
+    CrawlDisplay,
     crawl_sources,
     describe_crawl,
     describe_health,
     describe_process,
     health,
+    plain_display,
     recorded_run,
     stop_on_sigterm,
 )
@@ -63,11 +65,13 @@ class NightlyReport:
 def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
                 source_ids: list[str] | None = None, use_model: str | None = None,
                 progress: ProgressBar | None = None,
-                on_crawl: Callable[[CrawlReport], None] | None = None) -> NightlyReport:
+                on_crawl: Callable[[CrawlReport], None] | None = None,
+                crawl_display: CrawlDisplay | None = None) -> NightlyReport:
     """The nightly job in one recorded run: crawl the enabled (or the named) sources, process
     what is new, drop raw HTML past retention, then judge the sources' health.
 
-    on_crawl hears the crawl's report before processing starts. A run that finished with
+    crawl_display shows the crawl's progress, progress the processing's; on_crawl hears the
+    crawl's report before processing starts. A run that finished with
     errors returns a report that is not ok; a run that cannot start or is stopped raises (and
     its row says so). The health is advice on a run already recorded: when the database is too
     busy to judge it, the report has no health flags and a warning is logged."""
@@ -75,7 +79,7 @@ def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
 
     with recorded_run(db_path, kind, source_ids,
                       busy_timeout_ms=config.settings.database.busy_timeout_ms) as (store, record):
-        crawled = crawl_sources(config, db_path, store, source_ids, record.id)
+        crawled = crawl_sources(config, db_path, store, source_ids, record.id, crawl_display)
         record.add_crawl(crawled)
         if on_crawl:
             on_crawl(crawled)
@@ -135,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             stream=sys.stderr)
         config = load_config(args.config)
         report = run_nightly(config, resolve_db_path(args.db, config.settings),
-                             on_crawl=_say_crawl)
+                             on_crawl=_say_crawl, crawl_display=plain_display(_say))
     except (KeyboardInterrupt, Exception) as exc:
         status = exit_status(exc)
         if status is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -13,16 +14,21 @@ from typing import TYPE_CHECKING, Any
 from models.config import StatusSettings
 from models.registry import Run
 from pipeline.config import Config
-from pipeline.ingest.crawl import CrawlReport, run_crawl
-from pipeline.ingest.health import Flag, flags
+from pipeline.ingest.crawl import CrawlReport, OnProgress, run_crawl
+from pipeline.ingest.health import Flag, crawl_counters, flags
 from pipeline.storage import Store
 from pipeline.storage.lock import RunLock
+from scrapers.progress import SourceProgress
 
 if TYPE_CHECKING:
     from pipeline.jobs.process import ProcessReport  # it loads spaCy; records need only its type
 
 # How many recent runs `dealwatch status` judges by default, and a finished run judges itself by.
 RECENT_RUNS = 10
+
+# A display of a crawl's progress, entered around the crawl: it yields what to call with each
+# source's progress (None: show nothing). The CLI shows it live on a terminal, as lines in a log.
+CrawlDisplay = Callable[[], AbstractContextManager[OnProgress | None]]
 
 
 class Terminated(KeyboardInterrupt):
@@ -83,20 +89,27 @@ def recorded_run(db_path: Path, kind: str, sources: list[str] | None = None, *,
 
 
 def crawl_sources(config: Config, db_path: Path, store: Store, source_ids: list[str] | None,
-                  run_id: int) -> CrawlReport:
-    """Crawl the enabled (or the named) sources for the run run_id (Scrapy, in a subprocess)."""
+                  run_id: int, display: CrawlDisplay | None = None) -> CrawlReport:
+    """Crawl the enabled (or the named) sources for the run run_id (Scrapy, in a subprocess),
+    its progress shown on the display."""
     for sid in source_ids or []:
         config.source(sid)  # unknown ids fail before anything starts
     store.runs.sync_sources(config.sources)
-    return run_crawl(config, db_path, source_ids or None, run_id=run_id)
+    with (display or no_display)() as on_progress:
+        return run_crawl(config, db_path, source_ids or None, run_id=run_id,
+                         on_progress=on_progress)
 
 
-def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None
-              ) -> tuple[int, CrawlReport]:
+def no_display() -> AbstractContextManager[OnProgress | None]:
+    return nullcontext(None)
+
+
+def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None,
+              display: CrawlDisplay | None = None) -> tuple[int, CrawlReport]:
     """A recorded crawl of the enabled (or the named) sources: its run id and report."""
     with recorded_run(db_path, "crawl", source_ids,
                       busy_timeout_ms=config.settings.database.busy_timeout_ms) as (store, record):
-        report = crawl_sources(config, db_path, store, source_ids, record.id)
+        report = crawl_sources(config, db_path, store, source_ids, record.id, display)
         record.add_crawl(report)
     return record.id, report
 
@@ -109,23 +122,51 @@ def health(runs: list[Run], settings: StatusSettings) -> list[Flag]:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    """One run as `dealwatch status` reports it: its crawl and processing counters summed."""
+    """One run as `dealwatch status` reports it: its crawl and processing counters summed.
+
+    The counters of a part the run did not do are None: a processing run sent no requests, it
+    did not get "0 304s".
+    """
     c = run.counters or {}
-    crawl = c.get("crawl") or {}
-    process = c.get("process") or {}
+    crawl = crawl_counters(c)
+    process = c.get("process")
+
+    def crawled(key: str) -> int | None:
+        return None if crawl is None else sum(int(v.get(key, 0)) for v in crawl.values())
+
+    def processed(key: str) -> int | None:
+        return None if process is None else int(process.get(key, 0))
+
     return {
         "id": run.id, "kind": run.kind, "started_at": run.started_at,
         "finished_at": run.finished_at, "outcome": run.outcome,
-        "sources": sorted(crawl) or run.sources or [],
-        "requests": sum(int(v.get("requests", 0)) for v in crawl.values()),
-        "not_modified": sum(int(v.get("not_modified", 0)) for v in crawl.values()),
-        "articles_new": sum(int(v.get("articles_new", 0)) for v in crawl.values()),
-        "articles": int(process.get("articles", 0)),
-        "near_duplicates": int(process.get("near_duplicates", 0)),
-        "blocked": int(process.get("blocked", 0)),
-        "candidates_new": int(process.get("candidates_new", 0)),
+        "sources": sorted(crawl or {}) or run.sources or [],
+        "requests": crawled("requests"),
+        "not_modified": crawled("not_modified"),
+        "unchanged": crawled("unchanged"),
+        "articles_new": crawled("articles_new"),
+        "articles": processed("articles"),
+        "near_duplicates": processed("near_duplicates"),
+        "blocked": processed("blocked"),
+        "candidates_new": processed("candidates_new"),
+        "rescored": (c.get("rescore") or {}).get("candidates"),
         "message": run.message,
     }
+
+
+def describe_run(summary: dict[str, Any]) -> str:
+    """What a run did, from its run_summary, for one line of `dealwatch status`: only the parts
+    it did (a crawl, processing, rescoring)."""
+    parts = []
+    if summary["requests"] is not None:
+        parts.append(f"requests {summary['requests']}, 304s {summary['not_modified']}, "
+                     f"unchanged {summary['unchanged']}, new articles {summary['articles_new']}")
+    if summary["articles"] is not None:
+        parts.append(f"articles {summary['articles']} ({summary['near_duplicates']} copies), "
+                     f"walls {summary['blocked']}, new candidates {summary['candidates_new']}")
+    if summary["rescored"] is not None:
+        parts.append(f"rescored {summary['rescored']} candidates")
+    return "; ".join(parts) or "nothing done"
 
 
 def describe_crawl(report: CrawlReport) -> list[str]:
@@ -143,6 +184,66 @@ def describe_crawl(report: CrawlReport) -> list[str]:
         lines.append(f"the run's budget ran out ({report.budget_exhausted}); what was fetched is "
                      "stored and the next run goes on from there")
     return lines
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def describe_budget(progress: SourceProgress) -> str:
+    """What is left of the run's budget ("9,988 requests, 1h59m"); empty without limits."""
+    left = []
+    if progress.requests_left is not None:
+        left.append(f"{progress.requests_left:,} requests")
+    if progress.seconds_left is not None:
+        left.append(_duration(progress.seconds_left))
+    return ", ".join(left)
+
+
+def _counted(n: int, thing: str) -> str:
+    return f"{n:,} {thing}" + ("" if n == 1 else "s")
+
+
+def describe_progress(progress: SourceProgress) -> str:
+    """A source's counts so far: "12 requests, 8 articles (6 new), 1 error"."""
+    return (f"{_counted(progress.requests, 'request')}, {_counted(progress.articles, 'article')} "
+            f"({progress.articles_new:,} new), {_counted(progress.errors, 'error')}")
+
+
+class ProgressLines:
+    """A crawl's progress for a log: a line per source when it finishes, and one every `every`
+    seconds while a source goes on longer."""
+
+    def __init__(self, say: Callable[[str], None], every: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.say = say
+        self.every = every
+        self.clock = clock
+        self.started = clock()
+        self.said: dict[str, float] = {}  # source id -> when its last line was said
+
+    def __call__(self, progress: SourceProgress) -> None:
+        now = self.clock()
+        took = _duration(now - self.started)
+        budget = describe_budget(progress)
+        budget = f"; budget left: {budget}" if budget else ""
+        if progress.finished:
+            how = ("" if progress.finish_reason in (None, "finished")
+                   else f" ({progress.finish_reason})")
+            self.say(f"crawl {progress.source} finished after {took}{how}: "
+                     f"{describe_progress(progress)}{budget}")
+        elif now - self.said.get(progress.source, self.started) >= self.every:
+            self.said[progress.source] = now
+            self.say(f"crawl {progress.source} going on after {took}: "
+                     f"{describe_progress(progress)}{budget}")
+
+
+def plain_display(say: Callable[[str], None], every: float = 60.0) -> CrawlDisplay:
+    """The crawl display for a log: ProgressLines."""
+    return lambda: nullcontext(ProgressLines(say, every))
 
 
 def describe_process(report: ProcessReport) -> list[str]:
