@@ -143,12 +143,30 @@
   function candidatePage() {
     const form = document.getElementById("decide-form");
     const edit = document.getElementById("edit");
-    const evidence = document.getElementById("evidence");
-    if (evidence) evidence.scrollIntoView({ block: "center" });
+    const reason = document.getElementById("reason");
+    // The page opens at the top, on the headline, the date and "Open original"; evidence far
+    // down the article is quoted under them, with a link to its place.
 
     function submitWith(buttonId) {
       const button = document.getElementById(buttonId);
       if (form && button) form.requestSubmit(button);
+    }
+
+    function rejectAsking() {
+      askReason((code) => {
+        reason.value = code;
+        submitWith("btn-reject");
+      });
+    }
+
+    // Reject with no reason chosen asks for one, rather than sending the form back with an error.
+    const rejectButton = document.getElementById("btn-reject");
+    if (rejectButton && reason) {
+      rejectButton.addEventListener("click", (event) => {
+        if (reason.value) return;
+        event.preventDefault();
+        rejectAsking();
+      });
     }
 
     return function (event) {
@@ -157,12 +175,7 @@
         case "k": follow("prev-link"); break;
         case "c": submitWith("btn-confirm"); break;
         case "d": submitWith("btn-defer"); break;
-        case "r":
-          askReason((reason) => {
-            document.getElementById("reason").value = reason;
-            submitWith("btn-reject");
-          });
-          break;
+        case "r": if (reason) rejectAsking(); break;
         case "e":
           if (edit) {
             edit.open = true;
