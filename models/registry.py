@@ -17,9 +17,28 @@ DEAL_FIELDS = ("vendor", "vendors", "country", "counterpart", "counterpart_type"
                "deal_types", "stage", "value", "currency", "year")
 
 
+# What a reviewer edits on a deal: the DEAL_FIELDS and the deal's notes.
+DEAL_EDIT_FIELDS = (*DEAL_FIELDS, "notes")
+# A deal's columns that corrections change and their undo puts back.
+SNAPSHOT_FIELDS = (*DEAL_FIELDS, "first_reported", "last_reported", "notes", "confirmed_by",
+                   "confirmed_at", "merged_into")
+_MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger number names no row
+
+
 def deal_number(deal_id: int) -> str:
     """The public name of a deal: dw- and six digits (dw-000042)."""
     return f"dw-{deal_id:06d}"
+
+
+def parse_deal_number(text: str) -> int | None:
+    """The row id a deal's name gives: dw-000042, DW-42 or a bare 42 (what people type and old
+    links carry); None for anything that can name no deal."""
+    digits = text.strip().lower().removeprefix("dw-")
+    # ASCII digits only ("²" is a digit to str.isdigit()); a long run would overflow SQLite
+    if not (digits.isascii() and digits.isdigit()) or len(digits.lstrip("0")) > 19:
+        return None
+    number = int(digits)
+    return number if 0 < number < _MAX_ROW_ID else None
 
 
 @dataclass(slots=True)
@@ -216,6 +235,40 @@ class ReviewEvent(NewReview):
     def to_dict(self) -> dict[str, Any]:
         """The audit row, its columns in the table's order (what `review show --json` gives)."""
         return {name: getattr(self, name) for name in REVIEW_COLUMNS}
+
+
+@dataclass(slots=True)
+class NewCorrection:
+    """A reviewer's correction of the registry as it goes into the deal audit (the store adds
+    id and time): a merge, a split, an edit, or the undoing of one of them.
+
+    Deal ids are row ids; `before` and `versions` are keyed by them as text (JSON keys).
+    """
+
+    reviewer: str
+    action: str  # merge | split | edit | undo
+    deal_id: int  # merge: the deal kept; split: the deal split; edit: the deal edited
+    other_deal_id: int | None = None  # merge: the deal absorbed; split: the deal split off
+    sources: list[int] = field(default_factory=list)  # the sources moved (candidate ids)
+    stages: list[int] = field(default_factory=list)  # the stage reports moved with them (ids)
+    changes: dict[str, Any] = field(default_factory=dict)  # field -> [before, after] on deal_id
+    before: dict[str, dict[str, Any]] = field(default_factory=dict)  # deal -> SNAPSHOT_FIELDS
+    versions: dict[str, int] = field(default_factory=dict)  # deal -> its version after this
+    batch: str = ""  # marks the stage reports an edit set by hand (undo takes them out)
+    reverses: int | None = None  # a split: the merge it took back
+    undoes: int | None = None  # an undo: the correction it took back
+
+
+@dataclass(slots=True, kw_only=True)
+class DealCorrection(NewCorrection):
+    """One row of the append-only deal audit, as stored."""
+
+    id: int
+    corrected_at: str
+    after_review: int = 0  # the newest `reviews` row then: orders it among review decisions
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(slots=True)

@@ -73,7 +73,7 @@ def test_the_reviewer_chooses_the_deal_or_a_new_one(store) -> None:
     assert separate != kenya
     filed = decide(store, ids["completed"], "confirm", "ann", deal_id=separate).deal_id
     assert filed == separate
-    with pytest.raises(RegistryError, match="no deal 99"):
+    with pytest.raises(RegistryError, match="no deal dw-000099"):
         decide(store, ids["uganda"], "confirm", "ann", deal_id=99)
     assert store.candidates.candidate(ids["uganda"]).status == "pending"  # nothing half-done
 

@@ -134,7 +134,7 @@ def test_confirm_into_a_chosen_or_a_new_deal(run_cli, ids, db_path) -> None:
     both = run_cli("review", "confirm", str(ids["uganda"]), "--deal", "1", "--new-deal")
     assert both.exit_code == 2 and "exclude each other" in both.output
     missing = run_cli("review", "confirm", str(ids["uganda"]), "--deal", "dw-000099")
-    assert missing.exit_code == 1 and missing.output.strip() == "error: no deal 99 in the registry"
+    assert missing.exit_code == 1 and missing.output.strip() == "error: no deal dw-000099 in the registry"
     assert run_cli("review", "confirm", str(ids["uganda"]), "--deal", "first").exit_code == 2
 
 
@@ -235,7 +235,7 @@ def test_deals_list_show_merge_and_split(run_cli, ids, db_path) -> None:
     assert [line.split()[0] for line in listing] == ["dw-000001", "dw-000002"]
     assert "2 source(s)" in listing[0]
 
-    merged = run_cli("deals", "merge", "dw-000001", "2")
+    merged = run_cli("deals", "merge", "dw-000001", "2", "--yes")
     assert merged.exit_code == 0, merged.output
     assert merged.output.strip() == "merged dw-000002 into dw-000001 (3 sources now)"
     shown = run_cli("deals", "show", "dw-000001").output
@@ -244,15 +244,16 @@ def test_deals_list_show_merge_and_split(run_cli, ids, db_path) -> None:
     assert "merged into dw-000001" in run_cli("deals", "show", "2").output
     assert [r["deal_id"] for r in json.loads(run_cli("deals", "list", "--json").output)] == [
         "dw-000001"]
-    again = run_cli("deals", "merge", "1", "2")
-    assert again.exit_code == 1 and again.output.strip() == "error: no deal 2 in the registry"
+    again = run_cli("deals", "merge", "1", "2", "--yes")
+    assert again.exit_code == 1 and again.output.strip() == "error: dw-000002 was merged into dw-000001"
 
     split = run_cli("deals", "--reviewer", "bob", "split", "dw-000001", "--source",
                     str(ids["completed"]))
     assert split.exit_code == 0, split.output
-    assert split.output.strip() == "moved 1 source(s) of dw-000001 into the new deal dw-000003"
-    record = json.loads(run_cli("deals", "show", "3", "--json").output)
-    assert (record["stage"], record["confirmed_by"], len(record["sources"])) == ("completed", "bob", 1)
+    # exactly the sources the merge brought in: the merged deal comes back as it was
+    assert split.output.strip() == "moved 1 source(s) of dw-000001 back into dw-000002, as before the merge"
+    record = json.loads(run_cli("deals", "show", "2", "--json").output)
+    assert (record["stage"], record["confirmed_by"], len(record["sources"])) == ("completed", "ann", 1)
     everything = run_cli("deals", "split", "1", "--source", str(ids["mou"]), "--source",
                          str(ids["copy"]))
     assert everything.exit_code == 1 and "not none or all" in everything.output

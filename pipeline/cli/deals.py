@@ -1,4 +1,4 @@
-"""The registry from the terminal: deals list|show|merge|split, and export (or push)."""
+"""The registry from the terminal: deals list|show|edit|merge|split|undo, and export (or push)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from pipeline.cli.common import (
     reviewer_option,
     write_atomically,
 )
+from pipeline.cli.review import _set_option
+from pipeline.review.corrections import edit_deal
 from pipeline.review.export import FORMATS as EXPORT_FORMATS
 from pipeline.review.export import (
     ExportError,
@@ -29,14 +31,27 @@ from pipeline.review.export import (
     registry_records,
 )
 from pipeline.review.present import money
-from pipeline.review.registry import merge_deals, split_deal
-from pipeline.review.views import deal_label, deal_view
+from pipeline.review.registry import (
+    describe_correction,
+    merge_deals,
+    split_sources,
+    undo_correction,
+)
+from pipeline.review.views import (
+    CorrectionEntry,
+    deal_label,
+    deal_summary,
+    deal_view,
+    field_text,
+    merge_view,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into: str | None,
-                 candidates: dict[str | None, list[int]]) -> None:
+                 candidates: dict[str | None, list[int]],
+                 corrections: list[CorrectionEntry] | None = None) -> None:
     counterpart = (record["counterpart"] or "-") + (
         f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
     amount = money(record["value"], record["currency"])
@@ -60,20 +75,27 @@ def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into
         marks = " ".join(f"#{c}" for c in candidates.get(s["url"], []))
         out(f"    {marks}  {s['published'] or 'undated'}  {s['site'] or ''}  {s['url']}")
         out(f"      “{s['sentence']}”")
+    if corrections:
+        out("  corrections (`deals undo` takes back your last):")
+        for entry in corrections:
+            out(f"    {entry.line()}")
 
 
 @click.group()
 @reviewer_option
 @pass_state
 def deals(state: State, reviewer: str | None) -> None:
-    """The registry: confirmed deals with their sources; merge and split them.
+    """The registry: confirmed deals with their sources; correct them (edit, merge, split) and
+    undo a correction. A deal is named dw-000003 (or just 3).
 
     \b
     Example:
         dealwatch deals list
         dealwatch deals show dw-000003
+        dealwatch deals edit dw-000003 --set stage=signed --set "notes=gazette of 2 May"
         dealwatch deals merge dw-000003 dw-000007     # one real-world deal recorded twice
         dealwatch deals split dw-000003 --source 41 --source 42
+        dealwatch deals undo                          # takes back your last correction
     """
     state.reviewer = reviewer
 
@@ -124,28 +146,99 @@ def deals_show(state: State, deal_id: int, as_json: bool) -> None:
         merged = {"merged_into": view.merged_into} if view.merged_into else {}
         echo_json({**view.record, **merged})
     else:
-        _render_deal(view.record, click.echo, view.merged_into, view.candidates)
+        _render_deal(view.record, click.echo, view.merged_into, view.candidates, view.corrections)
+
+
+def _can_ask() -> bool:
+    """Someone at a terminal can answer a question (not a script, a pipe or cron)."""
+    return sys.stdin.isatty()
+
+
+@deals.command("edit")
+@click.argument("deal_id", metavar="ID", type=DEAL)
+@_set_option("A field and its corrected value (repeatable; an empty value clears it): vendor, "
+             "vendors, country, counterpart, counterpart_type, deal_type, deal_types (comma-"
+             "separated), stage, value, currency, year, notes.")
+@click.option("--expect-version", type=int, default=None, metavar="N",
+              help="Refuse (exit 1) when the deal is no longer at version N (what `deals show` "
+                   "printed): someone changed it since.")
+@click.option("--json", "as_json", is_flag=True, help="The correction as recorded, for scripts.")
+@pass_state
+def deals_edit(state: State, deal_id: int, edits: dict[str, str], expect_version: int | None,
+               as_json: bool) -> None:
+    """Correct a deal's fields; the deal audit keeps the old values (`deals undo` puts them back).
+
+    Values are checked as `review edit` checks a candidate's. A new stage joins the deal's
+    stage history as set by hand.
+
+    \b
+    Example:
+        dealwatch deals edit dw-000003 --set stage=signed --set value=120000000 --set currency=USD
+        dealwatch deals edit dw-000003 --set deal_types=cloud,data_centre --set "notes=two phases"
+    """
+
+    if not edits:
+        raise click.UsageError("give the fields to change: --set FIELD=VALUE")
+    with state.store() as store:
+        correction = edit_deal(store, deal_id, state.reviewer_name, edits, version=expect_version,
+                               known_vendors=state.config.vendor_ids())
+        deal = store.registry.deal(deal_id)
+    if as_json:
+        echo_json(correction.to_dict())
+        return
+    changes = "; ".join(f"{name}: {field_text(before)} → {field_text(after)}"
+                        for name, (before, after) in correction.changes.items())
+    click.echo(f"edited {deal.deal_id if deal else deal_id}: {changes} "
+               f"(version {deal.version if deal else '?'}; `deals undo` takes it back)")
 
 
 @deals.command("merge")
 @click.argument("keep", type=DEAL)
 @click.argument("absorb", type=DEAL)
+@click.option("--yes", is_flag=True,
+              help="Merge without asking (needed when not on a terminal, as in a script).")
 @pass_state
-def deals_merge(state: State, keep: int, absorb: int) -> None:
+def deals_merge(state: State, keep: int, absorb: int, yes: bool) -> None:
     """One real-world deal recorded twice: move ABSORB's sources and stages into KEEP.
 
-    ABSORB stays in the database as merged (exports leave it out; a push tells the endpoint).
+    Shows what will change and asks first (on a terminal; elsewhere it needs --yes), warning
+    when the two deals' countries, vendors, counterparts, kinds or years disagree. ABSORB stays
+    in the database as merged (exports leave it out; a push tells the endpoint). `deals undo`
+    takes the merge back, and so does splitting ABSORB's sources off KEEP again.
 
     \b
     Example:
         dealwatch deals merge dw-000003 dw-000007
+        dealwatch deals merge dw-000003 dw-000007 --yes     # in a script: no question
     """
 
     with state.store() as store:
-        merge_deals(store, keep, absorb)
-        logger.info("%s merged deal %d into %d", state.reviewer_name, absorb, keep)
-        click.echo(f"merged {deal_label(store, absorb)} into {deal_label(store, keep)} "
-                   f"({len(store.registry.deal_sources(keep))} sources now)")
+        view = merge_view(store, keep, absorb)
+        names = f"{view.preview.absorb.deal_id} into {view.preview.keep.deal_id}"
+        if not yes:
+            if not _can_ask():
+                differ = (" (the " + " and the ".join(
+                    "countries" if name == "country" else name for name in view.preview.serious)
+                    + " differ)") if view.serious else ""
+                fail(f"merging {names}{differ} needs an answer: nothing was asked here (not a "
+                     "terminal), so add --yes to merge without asking")
+            click.echo(f"merge {names}:")
+            for line in (deal_summary(view.preview.keep), deal_summary(view.preview.absorb)):
+                click.echo(f"  {line}")
+            click.echo(f"  {view.moves}")
+            for change in view.changes:
+                click.echo(f"  {view.preview.keep.deal_id} {change}")
+            for warning in view.warnings:
+                click.echo(f"  warning: {warning}")
+            question = "These look like two deals. Merge them anyway?" if view.serious else "Merge?"
+            if not click.confirm(question, default=False):
+                click.echo("not merged")
+                return
+        else:
+            for warning in view.warnings:
+                click.echo(f"warning: {warning}", err=True)
+        merge_deals(store, keep, absorb, state.reviewer_name, seen=view.versions)
+        click.echo(f"merged {names} ({len(store.registry.deal_sources(keep))} sources now)")
 
 
 @deals.command("split")
@@ -157,15 +250,47 @@ def deals_merge(state: State, keep: int, absorb: int) -> None:
 def deals_split(state: State, deal_id: int, sources: tuple[int, ...]) -> None:
     """Two real-world deals recorded as one: move some sources into a new deal.
 
+    The deal keeps its id, fields and notes (a kind of project only the moved sources reported
+    goes with them); its dates and stage follow the sources it keeps. When the sources are
+    exactly those a merge brought in, the merged deal comes back as it was, with its own id and
+    notes. `deals undo` takes the split back.
+
     \b
     Example:
         dealwatch deals split dw-000003 --source 41 --source 42
     """
 
     with state.store() as store:
-        new_id = split_deal(store, deal_id, list(sources), state.reviewer_name)
-        click.echo(f"moved {len(store.registry.deal_sources(new_id))} source(s) of "
-                   f"{deal_label(store, deal_id)} into the new deal {deal_label(store, new_id)}")
+        split = split_sources(store, deal_id, list(sources), state.reviewer_name)
+        assert split.other_deal_id is not None
+        moved, into = len(split.sources), deal_label(store, split.other_deal_id)
+        if split.reverses:
+            click.echo(f"moved {moved} source(s) of {deal_label(store, deal_id)} back into "
+                       f"{into}, as before the merge")
+        else:
+            click.echo(f"moved {moved} source(s) of {deal_label(store, deal_id)} into the new "
+                       f"deal {into}")
+
+
+@deals.command("undo")
+@pass_state
+def deals_undo(state: State) -> None:
+    """Take back your last registry correction (a merge, split or edit): sources, stages and
+    fields as they were.
+
+    Refused when one of its deals changed since in another way (a review decision, another
+    reviewer's correction); then correct it again by hand. `review undo` takes back review
+    decisions, and not past a later correction.
+
+    \b
+    Example:
+        dealwatch deals --reviewer ann undo
+    """
+
+    with state.store() as store:
+        undone = undo_correction(store, state.reviewer_name)
+    click.echo(f"undone: {describe_correction(undone)} (by {undone.reviewer} at "
+               f"{undone.corrected_at})")
 
 
 # --- export and push ------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Every decision is written to the append-only `reviews` table (who, when, what, t
 it) and guarded by the candidate's version: when two reviewers decide the same candidate at
 once, the second is told and nothing is overwritten. A syndicated story's copies (one queue
 entry) are decided together, as one batch; undo takes back a reviewer's last batch.
+
+Undo goes back through a reviewer's changes newest first and never skips one: when their latest
+change is a registry correction (a merge, split or deal edit, in the deal audit), `undo` refuses
+and names it, for `registry.undo_correction` (`dealwatch deals undo`) to take back first.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from typing import Any
 from models.config import COUNTERPART_TYPES, DEAL_TYPES, STAGES
 from models.errors import DealwatchError
 from models.registry import NewReview, QueueEntry, ReviewEvent
-from pipeline.review.registry import file_confirmation, link_source, settle_deals, source_changed
+from pipeline.review.registry import (
+    describe_correction,
+    file_confirmation,
+    link_source,
+    newer_correction,
+    settle_deals,
+    source_changed,
+)
 from pipeline.storage import DEAL_FIELDS, Store, utcnow
 
 logger = logging.getLogger(__name__)
@@ -233,9 +244,20 @@ def bulk_reject(store: Store, candidate_ids: list[int], reviewer: str, reason: s
 
 def undo(store: Store, reviewer: str) -> Outcome:
     """Take back the reviewer's last decision: statuses and fields as they were, the registry
-    as it was; recorded in the audit as an `undo`."""
+    as it was; recorded in the audit as an `undo`. Refused (naming it) while a registry
+    correction of theirs came after that decision: that is taken back first."""
     with store.transaction():
         rows = store.reviews.last_batch(reviewer)
+        correction = newer_correction(store, reviewer)
+        if correction is not None:
+            what = describe_correction(correction)
+            if rows:
+                raise ReviewError(
+                    f"{reviewer}'s last change was a registry correction, {what}: "
+                    "`dealwatch deals undo` takes it back first (review undo takes back review "
+                    "decisions only, and never past a later registry correction)")
+            raise ReviewError(f"{reviewer} has no decision to undo; the last registry "
+                              f"correction, {what}, is taken back by `dealwatch deals undo`")
         if not rows:
             raise ReviewError(f"{reviewer} has no decision to undo")
         batch = rows[0].batch

@@ -5,21 +5,35 @@ about it (every article, every syndicated copy) is one of its sources. A deal's 
 first confirmation's, completed by later ones; its stage follows the most recent report and the
 earlier stages stay as history.
 
+Reviewers correct the registry by merging deals, splitting them and editing their fields; each
+correction goes into the append-only deal audit (`deal_corrections`) with what it moved and the
+fields as they were, so `undo_correction` can take the reviewer's latest one back.
+
 The rules are pure functions of records (`match_score`, `rank_suggestions`, `best_match`,
-`blanks_to_fill`, `refreshed_fields`); the functions that take the store fetch the records,
-apply a rule and write what it decided.
+`blanks_to_fill`, `refreshed_fields`, `merge_preview`, `kept_types`, `describe_correction`); the
+functions that take the store fetch the records, apply a rule and write what it decided.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from models.errors import DealwatchError
-from models.registry import Deal, DealSource, DealStage, QueueEntry
+from models.registry import (
+    SNAPSHOT_FIELDS,
+    Deal,
+    DealCorrection,
+    DealSource,
+    DealStage,
+    NewCorrection,
+    QueueEntry,
+    deal_number,
+)
 from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -33,8 +47,20 @@ _STOP = {"the", "of", "and", "for", "ministry", "department", "government", "nat
 FILLABLE_FIELDS = ("counterpart", "counterpart_type", "value", "currency", "year")
 
 
+# Who merged, when code that names no reviewer merges (scripts, tests).
+UNKNOWN_REVIEWER = "unknown"
+
+
 class RegistryError(DealwatchError):
     """A registry change that cannot be made (unknown deal, nothing to split, …)."""
+
+
+class RegistryConflict(RegistryError):
+    """A deal changed after the reviewer looked at it, or after the correction to undo."""
+
+
+class NothingToChange(RegistryError):
+    """An edit that gives a deal the values it has."""
 
 
 @dataclass(frozen=True)
@@ -128,17 +154,21 @@ def refreshed_fields(deal: Deal, sources: list[DealSource], stages: list[DealSta
     return {k: v for k, v in fields.items() if getattr(deal, k) != v}
 
 
-def blanks_to_fill(deal: Deal, lead: QueueEntry) -> dict[str, Any]:
-    """What a confirmation adds to a deal: the FILLABLE_FIELDS the deal does not know yet and
-    the candidate does (what the deal knows stays: a reviewer set it)."""
+def blanks_to_fill(deal: Deal, lead: QueueEntry | Deal) -> dict[str, Any]:
+    """What a confirmation (or a merge) adds to a deal: the FILLABLE_FIELDS the deal does not
+    know yet and the candidate (or the deal merged into it) does (what the deal knows stays: a
+    reviewer set it)."""
     return {name: getattr(lead, name) for name in FILLABLE_FIELDS
             if getattr(deal, name) in (None, "") and getattr(lead, name) not in (None, "")}
 
 
 def _live_deal(store: Store, deal_id: int | None) -> Deal:
     deal = store.registry.deal(deal_id) if deal_id is not None else None
-    if deal is None or deal.merged_into:
-        raise RegistryError(f"no deal {deal_id} in the registry")
+    if deal is None:
+        name = deal_number(deal_id) if deal_id is not None else "given"
+        raise RegistryError(f"no deal {name} in the registry")
+    if deal.merged_into:
+        raise RegistryError(f"{deal.deal_id} was merged into {deal_number(deal.merged_into)}")
     return deal
 
 
@@ -204,35 +234,318 @@ def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: 
     return target
 
 
-def merge_deals(store: Store, keep: int, absorb: int) -> None:
-    """One real-world deal recorded twice: move every source and stage of `absorb` into `keep`."""
+# --- corrections: merge, split, edit, and their undoing ------------------------------------
+
+
+def snapshot(deal: Deal) -> dict[str, Any]:
+    """The columns of a deal that corrections change and undo puts back."""
+    return {name: getattr(deal, name) for name in SNAPSHOT_FIELDS}
+
+
+def _in_order(sources: Iterable[DealSource]) -> list[DealSource]:
+    """Sources in the registry's order: oldest report first (as store.registry gives them)."""
+    return sorted(sources, key=lambda s: (s.reported or "", s.url or ""))
+
+
+def _stages_in_order(stages: Iterable[DealStage]) -> list[DealStage]:
+    return sorted(stages, key=lambda s: (s.reported_at or s.recorded_at, s.id))
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    """What merging `absorb` into `keep` would do, for the reviewer to confirm first."""
+
+    keep: Deal
+    absorb: Deal
+    sources: list[DealSource]  # absorb's sources: they move to keep
+    stages: list[DealStage]  # absorb's stage reports: they move too
+    changes: dict[str, tuple[Any, Any]]  # keep's fields that change: before, after
+    differences: dict[str, tuple[Any, Any]]  # where the two deals disagree: keep's, absorb's
+    serious: tuple[str, ...]  # the differences that say "two deals": country, vendors
+
+
+def merge_preview(keep: Deal, absorb: Deal, keep_sources: list[DealSource],
+                  absorb_sources: list[DealSource], keep_stages: list[DealStage],
+                  absorb_stages: list[DealStage]) -> MergePreview:
+    """The merge of `absorb` into `keep`: keep's blanks filled from absorb, then what all the
+    sources and stages decide (dates, types, stage); and where the two deals disagree."""
+    merged = replace(keep, **blanks_to_fill(keep, absorb))
+    merged = replace(merged, **refreshed_fields(merged, _in_order([*keep_sources, *absorb_sources]),
+                                                _stages_in_order([*keep_stages, *absorb_stages])))
+    changes = {name: (getattr(keep, name), getattr(merged, name)) for name in SNAPSHOT_FIELDS
+               if getattr(keep, name) != getattr(merged, name)}
+    differences: dict[str, tuple[Any, Any]] = {}
+    serious: list[str] = []
+    if keep.country != absorb.country:
+        differences["country"] = (keep.country, absorb.country)
+        if keep.country and absorb.country:
+            serious.append("country")
+    vendors = set(candidate_vendors(keep)), set(candidate_vendors(absorb))
+    if vendors[0] != vendors[1]:
+        differences["vendors"] = (candidate_vendors(keep), candidate_vendors(absorb))
+        if all(vendors) and not vendors[0] & vendors[1]:
+            serious.append("vendors")
+    words = _words(keep.counterpart), _words(absorb.counterpart)
+    if all(words) and not words[0] & words[1]:
+        differences["counterpart"] = (keep.counterpart, absorb.counterpart)
+    types = _types(keep.deal_types, keep.deal_type), _types(absorb.deal_types, absorb.deal_type)
+    if all(types) and not types[0] & types[1]:
+        differences["deal_types"] = (keep.deal_types, absorb.deal_types)
+    if keep.year and absorb.year and abs(int(keep.year) - int(absorb.year)) > 3:
+        differences["year"] = (keep.year, absorb.year)
+    return MergePreview(keep, absorb, absorb_sources, absorb_stages, changes, differences,
+                        tuple(serious))
+
+
+def kept_types(deal: Deal, staying: list[DealSource], leaving: list[DealSource]) -> list[str]:
+    """A deal's types after some of its sources leave: those a staying source reports, and
+    those no source reported (a reviewer set them); a type only leaving sources reported goes."""
+    stays = [t for s in staying for t in _types(s.deal_types, None)]
+    reported = set(stays) | {t for s in leaving for t in _types(s.deal_types, None)}
+    kept = [t for t in deal.deal_types or [] if t in stays or t not in reported]
+    return kept + [t for t in dict.fromkeys(stays) if t not in kept]
+
+
+def describe_correction(correction: NewCorrection) -> str:
+    """A correction in a few words: "the merge of dw-000002 into dw-000001"."""
+    deal = deal_number(correction.deal_id)
+    other = deal_number(correction.other_deal_id) if correction.other_deal_id else "?"
+    if correction.action == "merge":
+        return f"the merge of {other} into {deal}"
+    if correction.action == "split":
+        return (f"the split of {other} back out of {deal}" if correction.reverses
+                else f"the split of {other} from {deal}")
+    if correction.action == "edit":
+        return f"the edit of {deal} ({', '.join(correction.changes) or 'nothing'})"
+    return f"the undoing of a correction of {deal}"
+
+
+def _record(store: Store, correction: NewCorrection, deal_ids: Iterable[int]) -> DealCorrection:
+    """Write a correction to the audit with the versions its deals have now."""
+    for deal_id in deal_ids:
+        deal = store.registry.deal(deal_id)
+        if deal is not None:
+            correction.versions[str(deal_id)] = deal.version
+    stored = store.registry.add_correction(correction)
+    logger.info("%s: %s", correction.reviewer, describe_correction(correction))
+    return stored
+
+
+def _check_seen(deals: Iterable[Deal], seen: Mapping[int, int] | None) -> None:
+    for deal in deals:
+        if seen is not None and deal.id in seen and seen[deal.id] != deal.version:
+            raise RegistryConflict(f"{deal.deal_id} changed after you looked at it (version "
+                                   f"{deal.version} now, {seen[deal.id]} then); look again")
+
+
+def _changed(before: Deal, after: Deal | None) -> dict[str, list[Any]]:
+    if after is None:
+        return {}
+    return {name: [getattr(before, name), getattr(after, name)] for name in SNAPSHOT_FIELDS
+            if getattr(before, name) != getattr(after, name)}
+
+
+def preview_merge(store: Store, keep: int, absorb: int) -> MergePreview:
+    """What merging `absorb` into `keep` would do (RegistryError when it cannot be done)."""
     if keep == absorb:
         raise RegistryError("a deal cannot be merged into itself")
+    with store.snapshot():
+        kept, absorbed = _live_deal(store, keep), _live_deal(store, absorb)
+        return merge_preview(kept, absorbed, store.registry.deal_sources(keep),
+                             store.registry.deal_sources(absorb), store.registry.deal_stages(keep),
+                             store.registry.deal_stages(absorb))
+
+
+def merge_deals(store: Store, keep: int, absorb: int, reviewer: str = UNKNOWN_REVIEWER, *,
+                seen: Mapping[int, int] | None = None) -> DealCorrection:
+    """One real-world deal recorded twice: move every source and stage of `absorb` into `keep`
+    (as `preview_merge` shows). seen: deal id -> the version the reviewer was shown; a deal
+    changed since is a RegistryConflict."""
     with store.transaction():
-        for deal_id in (keep, absorb):
-            _live_deal(store, deal_id)
+        preview = preview_merge(store, keep, absorb)
+        _check_seen((preview.keep, preview.absorb), seen)
         store.registry.move_deal_sources(absorb, keep)
         store.registry.update_deal(absorb, {"merged_into": keep})
-        refresh_deal(store, keep)
+        store.registry.update_deal(keep, {k: after for k, (_, after) in preview.changes.items()},
+                                   touch=True)
+        return _record(store, NewCorrection(
+            reviewer, "merge", keep, absorb, sources=[s.candidate_id for s in preview.sources],
+            stages=[s.id for s in preview.stages],
+            changes={k: list(v) for k, v in preview.changes.items()},
+            before={str(keep): snapshot(preview.keep), str(absorb): snapshot(preview.absorb)},
+            batch=secrets.token_hex(8)), (keep, absorb))
 
 
 def split_deal(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) -> int:
-    """Two real-world deals recorded as one: move these sources into a new deal; its id."""
+    """Two real-world deals recorded as one: move these sources out; the id of the deal they
+    went to (see split_sources)."""
+    split = split_sources(store, deal_id, candidate_ids, reviewer)
+    assert split.other_deal_id is not None
+    return split.other_deal_id
+
+
+def split_sources(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str
+                  ) -> DealCorrection:
+    """Two real-world deals recorded as one: move these sources out of the deal, which keeps
+    its id, fields and notes (a type only they reported goes). When they are exactly the
+    sources a merge brought in, the merged deal comes back as it was; otherwise they make a new
+    deal. Recorded in the deal audit."""
     with store.transaction():
-        return _split(store, deal_id, candidate_ids, reviewer)
+        deal = _live_deal(store, deal_id)
+        sources = store.registry.deal_sources(deal_id)
+        moving = [c for c in dict.fromkeys(candidate_ids) if c in {s.candidate_id for s in sources}]
+        if not moving or len(moving) == len(sources):
+            raise RegistryError("a split moves some of the deal's sources, not none or all of them")
+        stages = store.registry.deal_stages(deal_id)
+        for merge in store.registry.standing_merges(deal_id):
+            absorbed = store.registry.deal(merge.other_deal_id or 0)
+            if absorbed and absorbed.merged_into == deal_id and set(merge.sources) == set(moving):
+                return _unmerge(store, deal, absorbed, merge, stages, reviewer)
+        return _split_off(store, deal, sources, moving, stages, reviewer)
 
 
-def _split(store: Store, deal_id: int, candidate_ids: list[int], reviewer: str) -> int:
-    deal = _live_deal(store, deal_id)
-    sources = {s.candidate_id for s in store.registry.deal_sources(deal_id)}
-    moving = [c for c in candidate_ids if c in sources]
-    if not moving or len(moving) == len(sources):
-        raise RegistryError("a split moves some of the deal's sources, not none or all of them")
-    lead = store.candidates.candidate(moving[0])
-    assert lead is not None
-    new_id = store.registry.insert_deal(lead.fields(), reviewer, None,
+def _unmerge(store: Store, deal: Deal, absorbed: Deal, merge: DealCorrection,
+             stages: list[DealStage], reviewer: str) -> DealCorrection:
+    """A split that takes back a merge: the absorbed deal lives again with its sources and
+    stages, and the kept deal's fields the merge changed are as before it (unless changed
+    again since)."""
+    moving_stages = [s.id for s in stages if s.id in merge.stages or s.candidate_id in merge.sources]
+    store.registry.move_deal_sources(deal.id, absorbed.id, merge.sources)
+    store.registry.move_stages(moving_stages, absorbed.id)
+    store.registry.update_deal(deal.id, {name: before for name, (before, after) in merge.changes.items()
+                                         if getattr(deal, name) == after})
+    store.registry.update_deal(absorbed.id, {"merged_into": None})
+    refresh_deal(store, deal.id)
+    refresh_deal(store, absorbed.id)
+    return _record(store, NewCorrection(
+        reviewer, "split", deal.id, absorbed.id, sources=list(merge.sources), stages=moving_stages,
+        changes=_changed(deal, store.registry.deal(deal.id)),
+        before={str(deal.id): snapshot(deal), str(absorbed.id): snapshot(absorbed)},
+        batch=secrets.token_hex(8), reverses=merge.id), (deal.id, absorbed.id))
+
+
+def _split_off(store: Store, deal: Deal, sources: list[DealSource], moving: list[int],
+               stages: list[DealStage], reviewer: str) -> DealCorrection:
+    """A split into a new deal: its fields are its earliest source's, completed by the others."""
+    leaving = [s for s in sources if s.candidate_id in moving]
+    staying = [s for s in sources if s.candidate_id not in moving]
+    leads = [c for s in leaving if (c := store.candidates.candidate(s.candidate_id))]
+    new_id = store.registry.insert_deal(leads[0].fields(), reviewer, None,
                                         notes=f"split from {deal.deal_id}")
-    store.registry.move_deal_sources(deal_id, new_id, moving)
-    refresh_deal(store, deal_id)
+    for lead in leads[1:]:
+        new = store.registry.deal(new_id)
+        assert new is not None
+        store.registry.update_deal(new_id, blanks_to_fill(new, lead))
+    moving_stages = [s.id for s in stages if s.candidate_id in moving]
+    store.registry.move_deal_sources(deal.id, new_id, moving)
+    types = kept_types(deal, staying, leaving)
+    fields: dict[str, Any] = {
+        "deal_types": types,
+        "deal_type": deal.deal_type if deal.deal_type in types else (types[0] if types else None)}
+    if len(moving_stages) == len(stages):
+        fields["stage"] = None  # every stage report left with the sources that made it
+    store.registry.update_deal(deal.id, fields)
+    refresh_deal(store, deal.id)
     refresh_deal(store, new_id)
-    return new_id
+    return _record(store, NewCorrection(
+        reviewer, "split", deal.id, new_id, sources=moving, stages=moving_stages,
+        changes=_changed(deal, store.registry.deal(deal.id)), before={str(deal.id): snapshot(deal)},
+        batch=secrets.token_hex(8)), (deal.id, new_id))
+
+
+def edit_deal_fields(store: Store, deal_id: int, reviewer: str, changes: Mapping[str, Any], *,
+                     version: int | None = None) -> DealCorrection:
+    """Set a deal's fields to these (validated) values; recorded in the deal audit. A new stage
+    joins its stage history as set by hand. version: the one the reviewer saw."""
+    with store.transaction():
+        deal = _live_deal(store, deal_id)
+        if version is not None and deal.version != version:
+            raise RegistryConflict(f"{deal.deal_id} was changed (version {deal.version} now, "
+                                   f"{version} when you loaded it); reload it and edit again")
+        changed = {name: value for name, value in changes.items() if getattr(deal, name) != value}
+        if not changed:
+            raise NothingToChange(f"nothing to change: {deal.deal_id} has these values already")
+        batch = secrets.token_hex(8)
+        if "stage" in changed:
+            if changed["stage"] in (None, "unknown"):
+                if store.registry.deal_stages(deal_id):
+                    raise RegistryError(f"stage: {deal.deal_id} has a stage history; set the "
+                                        "stage it is at, not none")
+            else:
+                store.registry.add_stage(deal_id, changed["stage"], None, None, reviewer, batch)
+        store.registry.update_deal(deal_id, changed)
+        return _record(store, NewCorrection(
+            reviewer, "edit", deal_id,
+            changes={name: [getattr(deal, name), value] for name, value in changed.items()},
+            before={str(deal_id): snapshot(deal)}, batch=batch), (deal_id,))
+
+
+def newer_correction(store: Store, reviewer: str) -> DealCorrection | None:
+    """The reviewer's last registry correction still standing, when it came after their last
+    review decision still standing: what an undo of "my last change" takes back first."""
+    correction = store.registry.last_correction(reviewer)
+    if correction is None:
+        return None
+    decision = store.reviews.last_batch(reviewer)
+    if decision and max(r.id for r in decision) > correction.after_review:
+        return None
+    return correction
+
+
+def _expected_version(store: Store, correction: DealCorrection, deal_id: int) -> int | None:
+    """The version a deal has when nothing changed it since the correction but corrections
+    that were undone again; None when something else did."""
+    later = [c for c in store.registry.corrections_of(deal_id) if c.id > correction.id]
+    undone = {c.undoes for c in later if c.action == "undo"}
+    for c in later:
+        if (c.action != "undo" and c.id not in undone) or (
+                c.action == "undo" and (c.undoes or 0) <= correction.id):
+            return None
+    last = later[-1] if later else correction
+    return last.versions.get(str(deal_id))
+
+
+def undo_correction(store: Store, reviewer: str) -> DealCorrection:
+    """Take back the reviewer's latest registry correction still standing: sources, stages and
+    fields as they were. Refused when one of its deals changed since in another way (a review
+    decision, someone else's correction). Recorded in the deal audit; returns the correction
+    taken back."""
+    with store.transaction():
+        correction = store.registry.last_correction(reviewer)
+        if correction is None:
+            raise RegistryError(f"{reviewer} has no registry correction to undo")
+        what = describe_correction(correction)
+        ids = [int(key) for key in correction.versions]
+        for deal_id in ids:
+            deal = store.registry.deal(deal_id)
+            if deal is None:
+                raise RegistryConflict(f"{deal_number(deal_id)} has been withdrawn since {what}"
+                                       " (its last source was rejected); it cannot be undone")
+            if deal.version != _expected_version(store, correction, deal_id):
+                raise RegistryConflict(
+                    f"{deal.deal_id} has changed since {what} (a review decision or another "
+                    "correction); it cannot be undone: correct it again instead "
+                    "(`deals split`, `deals merge`, `deals edit`)")
+        before = {str(deal_id): snapshot(d) for deal_id in ids if (d := store.registry.deal(deal_id))}
+        deal_id, other = correction.deal_id, correction.other_deal_id
+        if correction.action == "merge" and other is not None:
+            store.registry.move_deal_sources(deal_id, other, correction.sources)
+            store.registry.move_stages(correction.stages, other)
+        elif correction.action == "split" and other is not None:
+            store.registry.move_deal_sources(other, deal_id, correction.sources)
+            store.registry.move_stages(correction.stages, deal_id)
+            if correction.reverses is None:  # the deal it made goes back into the one it left
+                store.registry.update_deal(other, {"merged_into": deal_id})
+        else:
+            store.registry.remove_stages(correction.batch)
+        for key, fields in correction.before.items():
+            current = store.registry.deal(int(key))
+            assert current is not None
+            store.registry.update_deal(int(key), {
+                name: value for name, value in fields.items() if getattr(current, name) != value},
+                touch=True)
+        _record(store, NewCorrection(
+            reviewer, "undo", deal_id, other, sources=list(correction.sources),
+            stages=list(correction.stages), before=before, batch=secrets.token_hex(8),
+            undoes=correction.id), ids)
+    return correction

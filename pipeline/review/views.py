@@ -7,11 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from models.records import Entity
-from models.registry import Deal, DealSource, DealStage, QueueEntry, ReviewEvent, StoryCopy
+from models.registry import (
+    Deal,
+    DealCorrection,
+    DealSource,
+    DealStage,
+    QueueEntry,
+    ReviewEvent,
+    StoryCopy,
+    deal_number,
+)
 from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError
 from pipeline.review.export import RegistryRecord, registry_record
-from pipeline.review.present import country_name, evidence_span
-from pipeline.review.registry import RegistryError, Suggestion, candidate_vendors, suggest_deals
+from pipeline.review.present import country_name, evidence_span, money
+from pipeline.review.registry import (
+    MergePreview,
+    RegistryError,
+    Suggestion,
+    candidate_vendors,
+    describe_correction,
+    preview_merge,
+    suggest_deals,
+)
 from pipeline.storage import Store
 
 # Where `dealwatch serve` listens unless told otherwise.
@@ -138,6 +155,28 @@ def outcome_view(store: Store, outcome: Outcome) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class CorrectionEntry:
+    """A registry correction as a deal's history shows it."""
+
+    correction: DealCorrection
+    text: str  # "the merge of dw-000002 into dw-000001"
+    undone: bool  # taken back since
+
+    def line(self) -> str:
+        c = self.correction
+        return (f"{c.corrected_at}  {c.reviewer}: {self.text}"
+                + (" (undone)" if self.undone else ""))
+
+
+def correction_entries(corrections: list[DealCorrection]) -> list[CorrectionEntry]:
+    """A deal's corrections, oldest first, each marked when an undo took it back (the undo rows
+    themselves are that mark)."""
+    undone = {c.undoes for c in corrections if c.action == "undo"}
+    return [CorrectionEntry(c, describe_correction(c), c.id in undone)
+            for c in corrections if c.action != "undo"]
+
+
+@dataclass(frozen=True)
 class DealView:
     """One deal as a reviewer looks at it, in the CLI (`deals show`) and on its web page."""
 
@@ -147,6 +186,8 @@ class DealView:
     stages: list[DealStage]  # its stage history, oldest first
     merged_into: str | None  # the registry id of the deal it was merged into, if it was
     similar: list[Deal]  # other live deals of its vendors in its country: what it may merge with
+    corrections: list[CorrectionEntry]  # merges, splits and edits that changed it, oldest first
+    undoable: CorrectionEntry | None = None  # the viewer's last correction, when it changed this
 
     @property
     def candidates(self) -> dict[str | None, list[int]]:
@@ -157,15 +198,84 @@ class DealView:
         return out
 
 
-def deal_view(store: Store, deal_id: int) -> DealView:
-    """One deal as the registry records it, with its sources, its stages and the deals it may
-    be merged with, read at one moment (RegistryError when there is no such deal)."""
+def deal_view(store: Store, deal_id: int, reviewer: str | None = None) -> DealView:
+    """One deal as the registry records it, with its sources, its stages, its corrections and
+    the deals it may be merged with, read at one moment (RegistryError when there is no such
+    deal). reviewer: who looks (their last correction, when it changed this deal, is undoable)."""
     with store.snapshot():
         deal = store.registry.deal(deal_id)
         if deal is None:
-            raise RegistryError(f"no deal {deal_id} in the registry")
+            raise RegistryError(f"no deal {deal_number(deal_id)} in the registry")
         sources, stages = store.registry.deal_sources(deal_id), store.registry.deal_stages(deal_id)
         similar = [d for d in store.registry.deals_like(candidate_vendors(deal), deal.country)
                    if d.id != deal_id]
+        corrections = correction_entries(store.registry.corrections_of(deal_id))
+        last = store.registry.last_correction(reviewer) if reviewer else None
+        undoable = next((e for e in corrections if last and e.correction.id == last.id), None)
         return DealView(deal, registry_record(deal, sources, stages),
-                        sources, stages, deal_label(store, deal.merged_into), similar)
+                        sources, stages, deal_label(store, deal.merged_into), similar,
+                        corrections, undoable)
+
+
+def field_text(value: Any) -> str:
+    """A field value in a sentence: lists joined, numbers plain, nothing as "-"."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:g}"
+    return "-" if value in (None, "") else str(value)
+
+
+def _place(code: Any) -> str:
+    name = country_name(code) if isinstance(code, str) else None
+    return f"{name} ({code})" if name else field_text(code)
+
+
+@dataclass(frozen=True)
+class MergeView:
+    """A merge before it is done, as the CLI's prompt and the web's confirmation page show it."""
+
+    preview: MergePreview
+    moves: str  # what moves where, in a sentence
+    changes: list[str]  # "stage: mou → signed", the kept deal's fields that change
+    warnings: list[str]  # where the two deals disagree, the serious ones first
+
+    @property
+    def serious(self) -> bool:
+        """The countries or the vendors differ: most likely two deals. Warn harder."""
+        return bool(self.preview.serious)
+
+    @property
+    def versions(self) -> dict[int, int]:
+        """The versions shown: a deal changed after this was shown is not merged unseen."""
+        return {d.id: d.version for d in (self.preview.keep, self.preview.absorb)}
+
+
+def merge_view(store: Store, keep: int, absorb: int) -> MergeView:
+    """What merging `absorb` into `keep` would do, in words (RegistryError when it cannot)."""
+    p = preview_merge(store, keep, absorb)
+    a, k = p.absorb.deal_id, p.keep.deal_id
+    moves = (f"{a} is merged into {k}: its {len(p.sources)} source(s) and {len(p.stages)} stage "
+             f"report(s) move to {k}, and {a} stays only as \"merged into {k}\" (exports leave "
+             "it out; a push tells the endpoint).")
+    changes = [f"{name}: {field_text(before)} → {field_text(after)}"
+               for name, (before, after) in p.changes.items()]
+    described = {
+        "country": lambda x, y: f"The countries differ: {k} is in {_place(x)}, {a} in "
+                                f"{_place(y)}. A deal is one vendor's project in one country.",
+        "vendors": lambda x, y: f"The vendors differ: {k} is {field_text(x)}'s, {a} is {field_text(y)}'s.",
+        "counterpart": lambda x, y: f"The counterparts differ: {field_text(x)} and {field_text(y)}.",
+        "deal_types": lambda x, y: f"The kinds of project differ: {field_text(x)} and {field_text(y)}.",
+        "year": lambda x, y: f"The years are far apart: {x} and {y}.",
+    }
+    order = [*p.serious, *(name for name in p.differences if name not in p.serious)]
+    warnings = [described[name](*p.differences[name]) for name in order]
+    return MergeView(p, moves, changes, warnings)
+
+
+def deal_summary(deal: Deal) -> str:
+    """A deal in one line: "dw-000001 huawei, KE, Ministry of ICT; cloud; signed; USD 120 million"."""
+    parts = [", ".join(x for x in (", ".join(candidate_vendors(deal)), deal.country,
+                                   deal.counterpart) if x),
+             ", ".join(deal.deal_types or []), deal.stage or "", money(deal.value, deal.currency)]
+    return f"{deal.deal_id} " + "; ".join(p for p in parts if p)

@@ -1,19 +1,41 @@
-"""The registry: deals, their sources and stage history, exports and pushes.
+"""The registry: deals, their sources and stage history, the audit of corrections, exports and
+pushes.
 
-Rows leave as records (`Deal`, `DealSource`, `DealStage`); changes come in as the fields to set.
+Rows leave as records (`Deal`, `DealSource`, `DealStage`, `DealCorrection`); changes come in as
+the fields to set.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from typing import Any
 
-from models.registry import DEAL_FIELDS, Deal, DealSource, DealStage, deal_number, record_of
+from models.registry import (
+    DEAL_FIELDS,
+    Deal,
+    DealCorrection,
+    DealSource,
+    DealStage,
+    NewCorrection,
+    deal_number,
+    record_of,
+)
 from pipeline.storage.database import Database, decode_row, dump_value, utcnow
+
+_CORRECTION_JSON = ("sources", "stages", "changes", "before", "versions")
+
+
+def _correction(row: dict[str, Any]) -> DealCorrection:
+    for name in _CORRECTION_JSON:
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    return record_of(DealCorrection, row)
 
 
 class Registry:
-    """The deals, deal_sources, deal_stages, exports and deal_pushes tables."""
+    """The deals, deal_sources, deal_stages, deal_corrections, exports and deal_pushes tables."""
 
     def __init__(self, database: Database):
         self.database = database
@@ -74,6 +96,11 @@ class Registry:
             [*(dump_value(v) for v in fields.values()), utcnow(), deal_id])
 
     def delete_deal(self, deal_id: int) -> None:
+        """Withdraw a deal (its last source is gone). A deal merged into it goes with it: it has
+        no sources of its own, and its merged_into must not point at a deal that is gone."""
+        for (merged,) in self.db.execute(
+                "SELECT id FROM deals WHERE merged_into = ?", [deal_id]).fetchall():
+            self.delete_deal(merged)
         self.db.execute("DELETE FROM deal_stages WHERE deal_id = ?", [deal_id])
         self.db.execute("DELETE FROM deal_sources WHERE deal_id = ?", [deal_id])
         self.db.execute("DELETE FROM deal_pushes WHERE deal_id = ?", [deal_id])
@@ -109,6 +136,18 @@ class Registry:
             f" AND candidate_id IN ({', '.join('?' for _ in ids)})" if ids else ""),
             [from_deal, *ids])
         return moved
+
+    def move_stages(self, stage_ids: Iterable[int], to_deal: int) -> None:
+        """Move these stage reports (ids) to a deal's history."""
+        ids = list(stage_ids)
+        if ids:
+            self.db.execute(f"UPDATE deal_stages SET deal_id = ? WHERE id IN "
+                            f"({', '.join('?' for _ in ids)})", [to_deal, *ids])
+
+    def remove_stages(self, batch: str) -> None:
+        """Take out the stage reports a correction set by hand."""
+        self.db.execute("DELETE FROM deal_stages WHERE batch = ? AND candidate_id IS NULL",
+                        [batch])
 
     def unlink_source(self, candidate_id: int) -> int | None:
         """Take a candidate out of its deal (sources and stages); the deal it was in."""
@@ -164,6 +203,49 @@ class Registry:
         return [record_of(DealStage, r) for r in self.db.query(
             "SELECT * FROM deal_stages WHERE deal_id = ? ORDER BY COALESCE(reported_at, recorded_at), id",
             [deal_id])]
+
+    # -- the audit of corrections (append-only: triggers refuse updates and deletes) --
+
+    def add_correction(self, correction: NewCorrection) -> DealCorrection:
+        """Write a correction to the audit, made now, after the newest review decision."""
+        row = {k: dump_value(v) for k, v in asdict(correction).items()}
+        row["corrected_at"] = utcnow()
+        cols = list(row)
+        cur = self.db.execute(
+            f"INSERT INTO deal_corrections ({', '.join(cols)}, after_review) VALUES "
+            f"({', '.join('?' for _ in cols)}, (SELECT COALESCE(MAX(id), 0) FROM reviews))",
+            [row[c] for c in cols])
+        stored = self.correction(int(cur.lastrowid or 0))
+        assert stored is not None
+        return stored
+
+    def correction(self, correction_id: int) -> DealCorrection | None:
+        rows = list(self.db.query("SELECT * FROM deal_corrections WHERE id = ?", [correction_id]))
+        return _correction(rows[0]) if rows else None
+
+    def corrections_of(self, deal_id: int) -> list[DealCorrection]:
+        """The corrections that changed a deal (kept, absorbed, split or split off, edited) and
+        their undoing, oldest first."""
+        return [_correction(r) for r in self.db.query(
+            "SELECT * FROM deal_corrections WHERE deal_id = ? OR other_deal_id = ? ORDER BY id",
+            [deal_id, deal_id])]
+
+    def last_correction(self, reviewer: str) -> DealCorrection | None:
+        """The reviewer's most recent correction that has not been undone."""
+        rows = list(self.db.query(
+            "SELECT * FROM deal_corrections c WHERE reviewer = ? AND action != 'undo' "
+            "AND NOT EXISTS (SELECT 1 FROM deal_corrections u WHERE u.undoes = c.id) "
+            "ORDER BY id DESC LIMIT 1", [reviewer]))
+        return _correction(rows[0]) if rows else None
+
+    def standing_merges(self, keep: int) -> list[DealCorrection]:
+        """The merges into a deal that have not been undone, newest first."""
+        return [_correction(r) for r in self.db.query(
+            "SELECT * FROM deal_corrections c WHERE action = 'merge' AND deal_id = ? "
+            "AND NOT EXISTS (SELECT 1 FROM deal_corrections u WHERE u.undoes = c.id) "
+            "ORDER BY id DESC", [keep])]
+
+    # -- exports and pushes --
 
     def record_export(self, fmt: str, destination: str | None, since: str | None, deals: int,
                       sha256: str) -> int:

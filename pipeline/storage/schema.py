@@ -404,6 +404,42 @@ def _migration_9(db: SqliteDatabase) -> None:
     db.execute(f"PRAGMA main.secure_delete = {secure_delete}")
 
 
+def _migration_10(db: SqliteDatabase) -> None:
+    # Registry corrections (issue 11): every merge, split and edit of a deal, and every undoing
+    # of one, in an append-only audit that undo reads. No foreign keys to deals: a deal can be
+    # withdrawn (its last source rejected) and its corrections stay on record.
+    # `after_review` is the newest reviews row when the correction was made, so that a review
+    # undo knows whether a registry correction came after the decision it would take back.
+    db.executescript("""
+        CREATE TABLE deal_corrections (
+            id INTEGER PRIMARY KEY,
+            reviewer TEXT NOT NULL,
+            corrected_at TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('merge', 'split', 'edit', 'undo')),
+            deal_id INTEGER NOT NULL,
+            other_deal_id INTEGER,
+            sources TEXT NOT NULL DEFAULT '[]',
+            stages TEXT NOT NULL DEFAULT '[]',
+            changes TEXT NOT NULL DEFAULT '{}',
+            before TEXT NOT NULL DEFAULT '{}',
+            versions TEXT NOT NULL DEFAULT '{}',
+            batch TEXT NOT NULL,
+            reverses INTEGER REFERENCES deal_corrections(id),
+            undoes INTEGER REFERENCES deal_corrections(id),
+            after_review INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX deal_corrections_reviewer ON deal_corrections(reviewer, id);
+        CREATE INDEX deal_corrections_deal ON deal_corrections(deal_id, id);
+        CREATE INDEX deal_corrections_other ON deal_corrections(other_deal_id, id);
+        CREATE UNIQUE INDEX deal_corrections_undone ON deal_corrections(undoes)
+            WHERE undoes IS NOT NULL;
+        CREATE TRIGGER deal_corrections_append_only_update BEFORE UPDATE ON deal_corrections
+        BEGIN SELECT RAISE(ABORT, 'deal_corrections is an append-only audit table'); END;
+        CREATE TRIGGER deal_corrections_append_only_delete BEFORE DELETE ON deal_corrections
+        BEGIN SELECT RAISE(ABORT, 'deal_corrections is an append-only audit table'); END;
+    """)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
@@ -414,4 +450,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (7, "ranker reasons, queued flag and trained models", _migration_7),
     (8, "article languages: declared, identified, supported", _migration_8),
     (9, "reviewer credentials move to the accounts file", _migration_9),
+    (10, "the audit of registry corrections", _migration_10),
 ]
