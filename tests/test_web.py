@@ -266,7 +266,8 @@ def test_login_redirects_only_to_this_site(web) -> None:
 
 
 @pytest.mark.parametrize("path", ["/candidate/{id}/decide", "/candidate/{id}/edit", "/undo",
-                                  "/bulk-reject", "/logout", "/deal/1/merge", "/deal/1/split"])
+                                  "/bulk-reject", "/logout", "/deal/1/merge", "/deal/1/split",
+                                  "/deal/dw-000001/edit", "/deals/undo"])
 def test_every_post_without_the_csrf_token_is_refused(web, path) -> None:
     client = reviewer(web, "alice")
     ident = web.ids["syndicated"]
@@ -512,20 +513,28 @@ def test_deal_page_merges_and_splits(web) -> None:
         second = review.decide(store, web.ids["huawei-RS"], "confirm", "alice", deal_id="new",
                                edits={"country": "KE"})
     page = client.get(f"/deal/{first.deal_id}").text
-    assert f'<option value="{second.deal_id}">' in page  # same vendor and country: offered
-    client.post(f"/deal/{first.deal_id}/merge", data={"csrf_token": csrf(client),
-                                                     "absorb": str(second.deal_id)})
+    assert '<option value="dw-000002">' in page  # same vendor and country: offered
+    # a merge is shown first (what moves, what changes) and done only once confirmed
+    asked = client.post("/deal/dw-000001/merge", data={"csrf_token": csrf(client),
+                                                       "absorb": "dw-000002"})
+    assert asked.status_code == 200 and "Merge dw-000002 into dw-000001?" in asked.text
+    with Store(web.db) as store:
+        assert store.registry.deal(second.deal_id).merged_into is None
+    confirm = re.search(r'<form method="post" action="/deal/dw-000001/merge" id="merge-confirm".*?</form>',
+                        asked.text, re.S).group(0)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', confirm))
+    client.post("/deal/dw-000001/merge", data=fields)
     with Store(web.db) as store:
         assert len(store.registry.deal_sources(first.deal_id)) == 3
         assert store.registry.deal(second.deal_id).merged_into == first.deal_id
     response = client.post(f"/deal/{first.deal_id}/split", data={
         "csrf_token": csrf(client), "source": [str(web.ids["huawei-RS"])]})
     assert response.status_code == 303
-    new_id = int(response.headers["location"].rsplit("/", 1)[1])
+    assert response.headers["location"] == "/deal/dw-000002"  # the merge taken back: its own id
     with Store(web.db) as store:
-        assert [s.candidate_id for s in store.registry.deal_sources(new_id)] == [web.ids["huawei-RS"]]
+        assert [s.candidate_id for s in store.registry.deal_sources(second.deal_id)] == [web.ids["huawei-RS"]]
         assert len(store.registry.deal_sources(first.deal_id)) == 2
-    assert "Moved 1 source" in client.get(f"/deal/{new_id}").text
+    assert "Moved 1 source" in client.get("/deal/dw-000002").text
 
 
 def test_confirm_suggests_an_existing_deal(web) -> None:

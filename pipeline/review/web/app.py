@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from models.errors import DealwatchError
+from models.registry import parse_deal_number
 from pipeline.config import Config
 from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT
 from pipeline.review.web.deals import DealRoutes
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 NOT_FOUND = ("Not found", "There is nothing at this address.")
+# How each path parameter names its row: a deal by its registry id (dw-000003) or number.
+PATH_IDS: dict[str, Callable[[str], int | None]] = {"deal_id": parse_deal_number}
 HTTP_ERRORS = {
     400: ("Bad request", "The form could not be read (forms here send a few fields and no files)."),
     404: NOT_FOUND,
@@ -74,7 +77,7 @@ class ReviewApp:
         self.pages = Pages(config)
         self.auth = Auth(self.pages, self.store, secure_cookies)
         self.queue = QueueRoutes(config, self.pages)
-        self.deals = DealRoutes(self.pages)
+        self.deals = DealRoutes(config, self.pages, review_undo=self.queue.undo)
         with self.store(migrate=True):
             pass  # fail now, not on the first request, when the database cannot be opened
 
@@ -113,9 +116,10 @@ class ReviewApp:
         try:
             with self.store() as store:
                 ctx = Ctx(request, form, store, self.auth.session(store, request))
-                # Path parameters are row ids (/candidate/{candidate_id}): one that names no
-                # row in SQLite is not found, like a path that matches no route.
-                ids = {name: parse_row_id(value) for name, value in request.path_params.items()}
+                # Path parameters are row ids (/candidate/{candidate_id}, /deal/dw-000003): one
+                # that names no row in SQLite is not found, like a path that matches no route.
+                ids = {name: PATH_IDS.get(name, parse_row_id)(value)
+                       for name, value in request.path_params.items()}
                 if None in ids.values():
                     return self.pages.error(ctx, 404, *NOT_FOUND)
                 return self.auth.refusal(ctx, auth) or handler(ctx, **ids)
@@ -158,9 +162,13 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
         Route("/candidate/{candidate_id}/decide", e(queue.decide), methods=["POST"]),
         Route("/candidate/{candidate_id}/edit", e(queue.edit), methods=["POST"]),
         Route("/bulk-reject", e(queue.bulk_reject), methods=["POST"]),
-        Route("/undo", e(queue.undo), methods=["POST"]),
+        # the reviewer's last change: a review decision or a registry correction
+        Route("/undo", e(deals.undo), methods=["POST"]),
         Route("/deals", e(deals.deals)),
+        Route("/deals/undo", e(deals.undo_correction), methods=["POST"]),
         Route("/deal/{deal_id}", e(deals.deal)),
+        Route("/deal/{deal_id}/edit", e(deals.edit), methods=["POST"]),
+        Route("/deal/{deal_id}/merge", e(deals.merge_form), methods=["GET"]),
         Route("/deal/{deal_id}/merge", e(deals.merge), methods=["POST"]),
         Route("/deal/{deal_id}/split", e(deals.split), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
