@@ -351,6 +351,13 @@ def test_a_deal_is_named_as_people_write_it(run_cli, ids, name) -> None:
     assert json.loads(result.output)["deal_id"] == "dw-000001"
 
 
+@pytest.mark.parametrize("name", ["dw-x", "²", "0", "9" * 25, "dw-1.5"])
+def test_a_name_that_can_be_no_deal_is_a_usage_error(run_cli, ids, name) -> None:
+    result = run_cli("deals", "show", name)
+    assert result.exit_code == 2
+    assert f"a deal id such as dw-000003 or 3, not {name!r}" in result.output
+
+
 def test_messages_name_deals_by_their_registry_id(run_cli, ids, db_path) -> None:
     _kenya_and_uganda(run_cli, ids)
     missing = run_cli("deals", "show", "77")

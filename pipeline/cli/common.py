@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from models.errors import DealwatchError
+from models.registry import parse_deal_number
 from pipeline.config import Config, load_config, resolve_db_path
 from pipeline.ingest.crawl import OnProgress
 from pipeline.jobs.exits import exit_status
@@ -273,11 +274,10 @@ class DealRef(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        text = str(value).strip().lower()
-        text = text[3:] if text.startswith("dw-") else text
-        if not text.isdigit():
+        number = parse_deal_number(str(value))
+        if number is None:
             self.fail(f"a deal id such as dw-000003 or 3, not {value!r}", param, ctx)
-        return int(text)
+        return number
 
 
 DEAL = DealRef()
