@@ -392,3 +392,23 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+                ) -> dict[str, str]:
+    edits: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.BadParameter(f"FIELD=VALUE, not {item!r}", ctx, param)
+        if name in edits:
+            raise click.BadParameter(f"{name} is set twice", ctx, param)
+        edits[name] = value
+    return edits
+
+
+def set_option(help_text: str) -> Decorator:
+    """--set FIELD=VALUE (repeatable), as a dict: the corrections of `review edit` and `deals edit`."""
+    return click.option("--set", "edits", multiple=True, metavar="FIELD=VALUE",
+                        callback=_parse_sets, help=help_text)

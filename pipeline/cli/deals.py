@@ -17,9 +17,9 @@ from pipeline.cli.common import (
     fail,
     pass_state,
     reviewer_option,
+    set_option,
     write_atomically,
 )
-from pipeline.cli.review import _set_option
 from pipeline.review.corrections import edit_deal
 from pipeline.review.export import FORMATS as EXPORT_FORMATS
 from pipeline.review.export import (
@@ -156,7 +156,7 @@ def _can_ask() -> bool:
 
 @deals.command("edit")
 @click.argument("deal_id", metavar="ID", type=DEAL)
-@_set_option("A field and its corrected value (repeatable; an empty value clears it): vendor, "
+@set_option("A field and its corrected value (repeatable; an empty value clears it): vendor, "
              "vendors, country, counterpart, counterpart_type, deal_type, deal_types (comma-"
              "separated), stage, value, currency, year, notes.")
 @click.option("--expect-version", type=int, default=None, metavar="N",

@@ -10,13 +10,13 @@ import click
 from models.registry import QueueEntry
 from pipeline.cli.common import (
     DEAL,
-    Decorator,
     State,
     country_option,
     echo_json,
     lang_option,
     pass_state,
     reviewer_option,
+    set_option,
     vendor_option,
 )
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
@@ -121,25 +121,6 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
 # The same functions as the web UI (pipeline.review.decisions, pipeline.review.registry), the
 # same audit. No run lock: reviewing goes on while the nightly run writes (WAL and the busy
 # timeout share the file).
-
-
-def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-                ) -> dict[str, str]:
-    edits: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise click.BadParameter(f"FIELD=VALUE, not {item!r}", ctx, param)
-        if name in edits:
-            raise click.BadParameter(f"{name} is set twice", ctx, param)
-        edits[name] = value
-    return edits
-
-
-def _set_option(help_text: str) -> Decorator:
-    return click.option("--set", "edits", multiple=True, metavar="FIELD=VALUE",
-                        callback=_parse_sets, help=help_text)
 
 
 def _print_outcomes(store: Store, outcomes: list[Outcome], as_json: bool) -> None:
@@ -308,7 +289,7 @@ _VERSION_HELP = ("Only if the candidate is still at this version (from `review s
 @click.option("--deal", "deal", type=DEAL, default=None,
               help="File it under this registry deal (default: the matching deal, or a new one).")
 @click.option("--new-deal", is_flag=True, help="Start a new deal even if one matches.")
-@_set_option("Correct a field first (repeatable): vendor, vendors, country, counterpart, "
+@set_option("Correct a field first (repeatable): vendor, vendors, country, counterpart, "
              "counterpart_type, deal_type, deal_types, stage, value, currency, year.")
 @click.option("--note", default=None, help="A note for the audit and the deal.")
 @click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
@@ -382,7 +363,7 @@ def review_defer(state: State, candidate_id: int, note: str | None, expect_versi
 
 @review.command("edit")
 @click.argument("candidate_id", metavar="ID", type=int)
-@_set_option("A field and its corrected value (repeatable; an empty value clears it).")
+@set_option("A field and its corrected value (repeatable; an empty value clears it).")
 @click.option("--note", default=None, help="A note for the audit.")
 @click.option("--expect-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
@@ -412,6 +393,9 @@ def review_edit(state: State, candidate_id: int, edits: dict[str, str], note: st
 @pass_state
 def review_undo(state: State, as_json: bool) -> None:
     """Take back your last decision or edit (statuses, fields and the registry as they were).
+
+    Only review decisions: when your last change was a registry correction (a merge, split or
+    deal edit), this names it and `dealwatch deals undo` takes it back first.
 
     \b
     Example:
