@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from webfixtures import chromium_missing, launch_chromium
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,3 +64,21 @@ def make_config(tmp_path: Path) -> Callable[..., Path]:
         return directory
 
     return make
+
+
+# One headless Chromium per test module that asks for it (the web UI tests).
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    missing = chromium_missing()
+    if missing:
+        # CI installs chromium (.ci/run): a missing browser is a broken machine, not a skip.
+        if os.environ.get("DEALWATCH_SKIP_BROWSER") == "1":
+            pytest.skip(f"DEALWATCH_SKIP_BROWSER=1: {missing}")
+        pytest.fail(f"browser tests cannot run: {missing} (set DEALWATCH_SKIP_BROWSER=1 to skip "
+                    "them on purpose)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        yield chromium
+        chromium.close()

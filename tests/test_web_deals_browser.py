@@ -4,14 +4,13 @@ fields are edited on its page."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from webfixtures import PASSWORD, add_reviewers, chromium_missing, launch_chromium, seed_review_queue
+from webfixtures import PASSWORD, add_reviewers, seed_review_queue
 
 from models.registry import Deal
 from pipeline.config import load_config
@@ -20,23 +19,6 @@ from pipeline.review.web import create_app, running_server
 from pipeline.storage import Store
 
 TIMEOUT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    missing = chromium_missing()
-    if missing:
-        # CI installs chromium (.ci/run): a missing browser is a broken machine, not a skip.
-        if os.environ.get("DEALWATCH_SKIP_BROWSER") == "1":
-            pytest.skip(f"DEALWATCH_SKIP_BROWSER=1: {missing}")
-        pytest.fail(f"browser tests cannot run: {missing} (set DEALWATCH_SKIP_BROWSER=1 to skip "
-                    "them on purpose)", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

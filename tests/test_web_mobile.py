@@ -3,7 +3,6 @@ sideways, the decisions stay in reach, a candidate opens on its headline, highli
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -14,8 +13,6 @@ from webfixtures import (
     KENYA,
     PASSWORD,
     add_reviewers,
-    chromium_missing,
-    launch_chromium,
     seed_review_queue,
     story,
 )
@@ -38,23 +35,6 @@ FILLER = ("The district offices had waited for years for a reliable connection, 
           "regional hospitals still depend on satellite links that fail in the rainy season. "
           "Engineers from the authority surveyed the planned route through the hills last "
           "autumn and reported that most of the existing ducts could be reused for the work. ")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    missing = chromium_missing()
-    if missing:
-        # as in test_web_browser: a missing browser is a broken machine unless skipped on purpose
-        if os.environ.get("DEALWATCH_SKIP_BROWSER") == "1":
-            pytest.skip(f"DEALWATCH_SKIP_BROWSER=1: {missing}")
-        pytest.fail(f"browser tests cannot run: {missing} (set DEALWATCH_SKIP_BROWSER=1 to skip "
-                    "them on purpose)", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
