@@ -199,6 +199,10 @@ class Source(StrictValues):
     deny: list[str] = Field(default=[], description="regexes that exclude an article URL")
     max_items: int | None = Field(default=None, ge=1)
     enabled: bool = True
+    official: bool = Field(
+        default=False,
+        description="its articles are official statements (a government's or a vendor's own "
+                    "site): a deal it reports is graded A (see README, Triangulation)")
     language: str | None = None
     download_delay: float | None = Field(default=None, ge=0)
     concurrent_requests_per_domain: int | None = Field(default=None, ge=1)

@@ -174,11 +174,36 @@ class DealSource:
     deal_types: list[str] = field(default_factory=list)
     site: str | None = None
     candidate_status: str | None = None
+    source_id: str | None = None  # the configured source its article was crawled from
+    cluster_id: int | None = None  # its article's near-duplicate cluster (syndicated copies)
+    official: bool | None = None  # a reviewer's word: an official statement or not; None: the
+    # configured source's `official` decides
 
     @property
     def reported(self) -> str | None:
         """When the source reported the deal: its article's date, else when it was filed."""
         return self.published or self.added_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The confidence grades, best first (README, "Triangulation and confidence").
+CONFIDENCE_GRADES = ("A", "B", "C")
+
+
+@dataclass(frozen=True, slots=True)
+class Triangulation:
+    """How well a deal is attested: its sources, the independent ones among them (distinct
+    publishers), whether any is an official statement, when it was first and last reported,
+    and the confidence grade these give (`review.registry.triangulate`)."""
+
+    sources: int
+    independent_sources: int
+    official_source: bool
+    first_reported: str | None
+    last_reported: str | None
+    confidence: str  # one of CONFIDENCE_GRADES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

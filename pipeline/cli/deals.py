@@ -1,4 +1,4 @@
-"""The registry from the terminal: deals list|show|edit|merge|split|undo, and export (or push)."""
+"""The registry from the terminal: deals list|show|edit|merge|split|undo|source-official, export."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from models.registry import CONFIDENCE_GRADES
 from pipeline.cli.common import (
     DEAL,
     State,
@@ -34,6 +35,8 @@ from pipeline.review.present import money
 from pipeline.review.registry import (
     describe_correction,
     merge_deals,
+    official_source_ids,
+    set_source_official,
     split_sources,
     undo_correction,
 )
@@ -51,7 +54,8 @@ logger = logging.getLogger(__name__)
 
 def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into: str | None,
                  candidates: dict[str | None, list[int]],
-                 corrections: list[CorrectionEntry] | None = None) -> None:
+                 corrections: list[CorrectionEntry] | None = None,
+                 official: frozenset[int] = frozenset()) -> None:
     counterpart = (record["counterpart"] or "-") + (
         f" ({record['counterpart_type']})" if record["counterpart_type"] else "")
     amount = money(record["value"], record["currency"])
@@ -65,6 +69,10 @@ def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into
                                                    else ""))
     out(f"  reported {record['first_reported'] or '?'} – {record['last_reported'] or '?'}; "
         f"confirmed by {record['confirmed_by']} at {record['confirmed_at']}")
+    out(f"  confidence {record['confidence']}: {record['source_count']} source(s), "
+        f"{record['independent_sources']} independent, "
+        + ("an official statement among them" if record["official_source"]
+           else "none official"))
     if record["notes"]:
         out(f"  notes: {record['notes']}")
     if record["stage_history"]:
@@ -72,7 +80,9 @@ def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into
                                       for h in record["stage_history"]))
     out(f"  sources ({len(record['sources'])}; split --source takes the #):")
     for s in record["sources"]:
-        marks = " ".join(f"#{c}" for c in candidates.get(s["url"], []))
+        filed = candidates.get(s["url"], [])
+        marks = " ".join(f"#{c}" for c in filed) + (
+            "  official" if any(c in official for c in filed) else "")
         out(f"    {marks}  {s['published'] or 'undated'}  {s['site'] or ''}  {s['url']}")
         out(f"      “{s['sentence']}”")
     if corrections:
@@ -95,6 +105,7 @@ def deals(state: State, reviewer: str | None) -> None:
         dealwatch deals edit dw-000003 --set stage=signed --set "notes=gazette of 2 May"
         dealwatch deals merge dw-000003 dw-000007     # one real-world deal recorded twice
         dealwatch deals split dw-000003 --source 41 --source 42
+        dealwatch deals source-official dw-000003 41  # a ministry's own statement
         dealwatch deals undo                          # takes back your last correction
     """
     state.reviewer = reviewer
@@ -102,29 +113,41 @@ def deals(state: State, reviewer: str | None) -> None:
 
 @deals.command("list")
 @click.option("--json", "as_json", is_flag=True, help="The registry records (as `export`).")
+@click.option("--confidence", "grades", multiple=True, metavar="GRADE",
+              type=click.Choice(CONFIDENCE_GRADES, case_sensitive=False),
+              help="Only deals of this confidence grade (A, B or C; repeat for several).")
 @pass_state
-def deals_list(state: State, as_json: bool) -> None:
-    """Every deal in the registry (merged ones left out), oldest first.
+def deals_list(state: State, as_json: bool, grades: tuple[str, ...]) -> None:
+    """Every deal in the registry (merged ones left out), oldest first, with its confidence
+    grade and how many independent sources report it.
 
     \b
     Example:
         dealwatch deals list
+        dealwatch deals list --confidence A --confidence B
         dealwatch deals list --json | jq '.[] | select(.stage == "signed") | .deal_id'
     """
 
     with state.store() as store:
-        records = registry_records(store)
+        records = registry_records(store, official=official_source_ids(state.config.sources))
+    if grades:
+        wanted = {g.upper() for g in grades}
+        records = [r for r in records if r["confidence"] in wanted]
     if as_json:
         echo_json(records)
         return
     if not records:
-        click.echo("the registry is empty: `dealwatch review confirm ID` files a deal")
+        click.echo(f"no deal of confidence {', '.join(sorted({g.upper() for g in grades}))}"
+                   if grades else
+                   "the registry is empty: `dealwatch review confirm ID` files a deal")
     for r in records:
         click.echo(f"{r['deal_id']}  {','.join(r['vendors']) or r['vendor'] or '-':<12} "
                    f"{r['country'] or '--'}  {(r['counterpart'] or '-')[:32]:<32} "
                    f"{','.join(r['deal_types']) or '-':<18} {r['stage'] or '-':<18} "
-                   f"{len(r['sources'])} source(s)  {r['first_reported'] or '?'} – "
-                   f"{r['last_reported'] or '?'}")
+                   f"{r['confidence']}  {r['source_count']} source(s), "
+                   f"{r['independent_sources']} independent"
+                   f"{', official' if r['official_source'] else ''}  "
+                   f"{r['first_reported'] or '?'} – {r['last_reported'] or '?'}")
 
 
 @deals.command("show")
@@ -141,12 +164,44 @@ def deals_show(state: State, deal_id: int, as_json: bool) -> None:
     """
 
     with state.store() as store:
-        view = deal_view(store, deal_id)
+        view = deal_view(store, deal_id, official=official_source_ids(state.config.sources))
     if as_json:
         merged = {"merged_into": view.merged_into} if view.merged_into else {}
         echo_json({**view.record, **merged})
     else:
-        _render_deal(view.record, click.echo, view.merged_into, view.candidates, view.corrections)
+        _render_deal(view.record, click.echo, view.merged_into, view.candidates, view.corrections,
+                     view.official)
+
+
+@deals.command("source-official")
+@click.argument("deal_id", metavar="ID", type=DEAL)
+@click.argument("candidate_id", metavar="SOURCE", type=click.IntRange(min=1))
+@click.option("--no", "not_official", is_flag=True,
+              help="It is not an official statement (whatever sources.toml says).")
+@click.option("--unset", is_flag=True, help="Forget your word: sources.toml decides again.")
+@pass_state
+def deals_source_official(state: State, deal_id: int, candidate_id: int, not_official: bool,
+                          unset: bool) -> None:
+    """Say that a deal's source (its # in `deals show`) is an official statement: a
+    government's or a vendor's own. A deal with one is graded A.
+
+    \b
+    Example:
+        dealwatch deals source-official dw-000003 41         # the ministry's press release
+        dealwatch deals source-official dw-000003 41 --no    # a blog quoting it, after all
+        dealwatch deals source-official dw-000003 41 --unset
+    """
+
+    if not_official and unset:
+        raise click.UsageError("--no and --unset: one or the other")
+    official = None if unset else not not_official
+    with state.store() as store:
+        with store.transaction():
+            set_source_official(store, deal_id, candidate_id, official)
+        view = deal_view(store, deal_id, official=official_source_ids(state.config.sources))
+    word = {True: "official", False: "not official", None: "as sources.toml says"}[official]
+    click.echo(f"{view.deal.deal_id}: source #{candidate_id} is {word}; confidence "
+               f"{view.record['confidence']}")
 
 
 def _can_ask() -> bool:
@@ -345,7 +400,8 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
         with state.store() as store:
             report = push_registry(store, push_url, timeout=timeout, retries=retries,
                                    backoff=backoff,
-                                   token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None)
+                                   token=os.environ.get("DEALWATCH_PUSH_TOKEN") or None,
+                                   official=official_source_ids(state.config.sources))
         for key, error in report.failed:
             click.echo(f"  not sent: {key}: {error}", err=True)
         if not report.ok:
@@ -367,7 +423,8 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
         return str(path.resolve())
 
     with state.store() as store:
-        result, destination = export_registry(store, fmt or "csv", since, write)
+        result, destination = export_registry(
+            store, fmt or "csv", since, write, official_source_ids(state.config.sources))
     click.echo(f"exported {result.deals} deal(s) as {result.format} to {destination}", err=True)
 
 

@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypedDict
@@ -31,6 +31,7 @@ from models.errors import DealwatchError
 from models.registry import Deal, DealSource, DealStage
 from pipeline.dates import retry_after_seconds
 from pipeline.review.present import country_name
+from pipeline.review.registry import triangulate
 from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -38,18 +39,23 @@ logger = logging.getLogger(__name__)
 FORMATS = ("csv", "json", "jsonl")
 
 # DESIGN.md "Registry record (export)", in order. New fields go at the end; none is renamed.
-RECORD_FIELDS = (
+BASE_RECORD_FIELDS = (
     "deal_id", "vendor", "vendors", "country", "country_name", "counterpart", "counterpart_type",
     "deal_type", "deal_types", "stage", "value", "currency", "year", "first_reported",
     "last_reported", "sources", "confirmed_by", "confirmed_at", "notes",
     "version", "stage_history",
 )
+# Triangulation (README, "Triangulation and confidence"): how well the deal is attested.
+TRIANGULATION_FIELDS = ("source_count", "independent_sources", "official_source", "confidence")
+RECORD_FIELDS = BASE_RECORD_FIELDS + TRIANGULATION_FIELDS
 SOURCE_FIELDS = ("url", "title", "published", "sentence", "site")
 
 # CSV: the record's columns (lists joined with "; ", `sources` = the source URLs), then one
 # column per other source field, each listing the sources in the same order as `sources`.
 CSV_EXTRA_COLUMNS = ("source_count", "source_titles", "source_dates", "source_sites", "evidence")
-CSV_COLUMNS = RECORD_FIELDS + CSV_EXTRA_COLUMNS
+# The CSV had source_count before the record did: it keeps its place, the rest come last.
+CSV_COLUMNS = BASE_RECORD_FIELDS + CSV_EXTRA_COLUMNS + tuple(
+    name for name in TRIANGULATION_FIELDS if name not in CSV_EXTRA_COLUMNS)
 LIST_SEPARATOR = "; "
 # Titles and evidence sentences may hold semicolons themselves: one per line in their cell.
 TEXT_SEPARATOR = "\n"
@@ -107,6 +113,10 @@ class RegistryRecord(TypedDict):
     notes: str | None
     version: int
     stage_history: list[StageChange]
+    source_count: int
+    independent_sources: int  # distinct publishers: syndicated copies and repeats count once
+    official_source: bool  # a government's or vendor's own statement among the sources
+    confidence: str  # A | B | C
 
 
 class MergedNotice(TypedDict):
@@ -158,10 +168,12 @@ def _stage_history(stages: list[DealStage], sources: dict[int, str | None]
     return history
 
 
-def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStage]
-                    ) -> RegistryRecord:
+def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStage],
+                    official: Collection[str] = ()) -> RegistryRecord:
     """A deal with its sources and stage history as a registry record (DESIGN.md field order,
-    then `version`, `stage_history`)."""
+    then `version`, `stage_history` and its triangulation). official: the configured sources
+    marked official (`review.registry.official_source_ids`)."""
+    weighed = triangulate(sources, official)
     record: RegistryRecord = {
         "deal_id": deal.deal_id,
         "vendor": deal.vendor,
@@ -184,15 +196,19 @@ def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStag
         "notes": deal.notes,
         "version": int(deal.version),
         "stage_history": _stage_history(stages, {s.candidate_id: s.url for s in sources}),
+        "source_count": weighed.sources,
+        "independent_sources": weighed.independent_sources,
+        "official_source": weighed.official_source,
+        "confidence": weighed.confidence,
     }
     assert tuple(record) == RECORD_FIELDS
     return record
 
 
-def deal_record(store: Store, deal: Deal) -> RegistryRecord:
+def deal_record(store: Store, deal: Deal, official: Collection[str] = ()) -> RegistryRecord:
     """One deal as a registry record, with its sources and stages as stored now."""
     return registry_record(deal, store.registry.deal_sources(deal.id),
-                           store.registry.deal_stages(deal.id))
+                           store.registry.deal_stages(deal.id), official)
 
 
 def parse_since(text: str) -> str:
@@ -210,15 +226,17 @@ def parse_since(text: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def registry_records(store: Store, since: str | None = None) -> list[RegistryRecord]:
-    """Every live deal as a registry record, in deal order.
+def registry_records(store: Store, since: str | None = None, official: Collection[str] = ()
+                     ) -> list[RegistryRecord]:
+    """Every live deal as a registry record, in deal order. official: the configured sources
+    marked official.
 
     since: only deals changed (`deals.updated_at`: a new source, stage, field or merge) on or
     after this date — what an incremental export wants. Merged deals are never included.
     """
     since = parse_since(since) if since else None
     with store.snapshot():  # one consistent snapshot, while reviewers keep confirming
-        return [deal_record(store, deal) for deal in store.registry.deals(since=since)]
+        return [deal_record(store, deal, official) for deal in store.registry.deals(since=since)]
 
 
 # --- writers --------------------------------------------------------------------------------
@@ -231,6 +249,8 @@ def _cell(value: Any) -> str:
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, list):
         return LIST_SEPARATOR.join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return str(value)
 
 
@@ -288,12 +308,13 @@ class Export:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def build_export(store: Store, fmt: str, since: str | None = None) -> Export:
+def build_export(store: Store, fmt: str, since: str | None = None,
+                 official: Collection[str] = ()) -> Export:
     """The export's bytes (export_registry writes and logs them)."""
     if fmt not in WRITERS:
         raise ExportError(f"format: one of {', '.join(FORMATS)}, not {fmt!r}")
     since = parse_since(since) if since else None
-    records = registry_records(store, since)
+    records = registry_records(store, since, official)
     return Export(fmt, WRITERS[fmt](records), len(records), since)
 
 
@@ -304,11 +325,12 @@ def log_export(store: Store, export: Export, destination: str) -> int:
 
 
 def export_registry(store: Store, fmt: str, since: str | None,
-                    write: Callable[[bytes], str]) -> tuple[Export, str]:
+                    write: Callable[[bytes], str], official: Collection[str] = ()
+                    ) -> tuple[Export, str]:
     """Build the export, hand its bytes to write (which says where they went), and log it in
     `exports`: the export and its destination. An export that could not be written (write
     raises) is not logged."""
-    export = build_export(store, fmt, since)
+    export = build_export(store, fmt, since, official)
     destination = write(export.data)
     log_export(store, export, destination)
     return export, destination
@@ -395,23 +417,26 @@ def _post_once(opener: Any, url: str, body: bytes, headers: dict[str, str],
         return _Attempt(False, True, f"no answer: {exc.__class__.__name__}: {exc}".rstrip(": "))
 
 
-def _push_payload(store: Store, deal: Deal) -> RegistryRecord | MergedNotice:
+def _push_payload(store: Store, deal: Deal, official: Collection[str]
+                  ) -> RegistryRecord | MergedNotice:
     if deal.merged_into:
         # The endpoint knew this deal; tell it the deal now lives on as another one.
         keeper = store.registry.deal(int(deal.merged_into))
         return {"deal_id": deal.deal_id, "version": int(deal.version),
                 "merged_into": keeper.deal_id if keeper else None}
-    return deal_record(store, deal)
+    return deal_record(store, deal, official)
 
 
 def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 3,
                backoff: float = 1.0, session: Any = None, token: str | None = None,
-               max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> PushReport:
+               max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep,
+               official: Collection[str] = ()) -> PushReport:
     """POST every deal version the endpoint has not acknowledged; return what happened.
 
     session: something with urllib's `open(request, timeout=)` (default: an opener that does
     not follow redirects). token: sent as `Authorization: Bearer`. A deal that fails after
     `retries` retries is recorded as failed and the push goes on with the next deal.
+    official: the configured sources marked official.
     """
     try:
         parts = urllib.parse.urlsplit(url)
@@ -436,7 +461,7 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
             if known is not None and known >= version:
                 report.up_to_date += 1
                 continue
-            payload = _push_payload(store, deal)
+            payload = _push_payload(store, deal, official)
         key = f"{deal.deal_id}-v{version}"
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "Idempotency-Key": key,
@@ -466,8 +491,10 @@ def push_deals(store: Store, url: str, *, timeout: float = 30.0, retries: int = 
 
 
 def push_registry(store: Store, url: str, *, timeout: float = 30.0, retries: int = 3,
-                  backoff: float = 1.0, token: str | None = None) -> PushReport:
+                  backoff: float = 1.0, token: str | None = None,
+                  official: Collection[str] = ()) -> PushReport:
     """push_deals, then log the push in `exports` (what was sent now and its sha256)."""
-    report = push_deals(store, url, timeout=timeout, retries=retries, backoff=backoff, token=token)
+    report = push_deals(store, url, timeout=timeout, retries=retries, backoff=backoff, token=token,
+                        official=official)
     store.registry.record_export("push", url, None, len(report.sent), report.payload_sha256)
     return report

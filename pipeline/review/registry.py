@@ -10,8 +10,12 @@ correction goes into the append-only deal audit (`deal_corrections`) with what i
 fields as they were, so `undo_correction` can take the reviewer's latest one back.
 
 The rules are pure functions of records (`match_score`, `rank_suggestions`, `best_match`,
-`blanks_to_fill`, `refreshed_fields`, `merge_preview`, `kept_types`, `describe_correction`); the
+`blanks_to_fill`, `refreshed_fields`, `merge_preview`, `kept_types`, `describe_correction`,
+`independent_sources`, `confidence_grade`, `triangulate`); the
 functions that take the store fetch the records, apply a rule and write what it decided.
+
+Long because the registry's rules belong together: filing, corrections and their undo, and the
+weighing of a deal's evidence (triangulation), which all read the same sources.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from models.config import Source
 from models.errors import DealwatchError
 from models.registry import (
     SNAPSHOT_FIELDS,
@@ -32,8 +38,10 @@ from models.registry import (
     DealStage,
     NewCorrection,
     QueueEntry,
+    Triangulation,
     deal_number,
 )
+from pipeline.ingest.dedup import registered_domain
 from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -152,6 +160,103 @@ def refreshed_fields(deal: Deal, sources: list[DealSource], stages: list[DealSta
     if stages:
         fields["stage"] = stages[-1].stage
     return {k: v for k, v in fields.items() if getattr(deal, k) != v}
+
+
+# --- triangulation: how well a deal is attested (README, "Triangulation and confidence") ---
+
+# Independent sources a deal needs for each grade, when none of them is official.
+GRADE_A_INDEPENDENT = 3
+GRADE_B_INDEPENDENT = 2
+
+
+def _publisher_keys(source: DealSource) -> list[tuple[str, str]]:
+    """What ties a source to others of the same outlet or story: its article's near-duplicate
+    cluster, its site's name and its URL's registered domain."""
+    keys: list[tuple[str, str]] = []
+    if source.cluster_id is not None:
+        keys.append(("cluster", str(source.cluster_id)))
+    if source.site and source.site.strip():
+        keys.append(("site", " ".join(source.site.lower().split())))
+    host = urlsplit(source.url or "").hostname
+    if host:
+        keys.append(("domain", registered_domain(host)))
+    return keys
+
+
+def independent_sources(sources: Sequence[DealSource]) -> int:
+    """How many independent reports a deal has: sources tied by a shared cluster (syndicated
+    copies), site name or registered domain (one outlet's repeats) count once, also through
+    each other (a copy on outlet B of a story outlet A ran twice is one report)."""
+    parent = list(range(len(sources)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for i, source in enumerate(sources):
+        keys = _publisher_keys(source)
+        if not keys:  # nothing says who published it: it counts on its own
+            continue
+        for key in keys:
+            if key in owner:
+                parent[root(i)] = root(owner[key])
+            else:
+                owner[key] = i
+    return len({root(i) for i in range(len(sources))})
+
+
+def official_source_ids(sources: Iterable[Source]) -> frozenset[str]:
+    """The configured sources whose articles are official statements (`official = true`)."""
+    return frozenset(s.id for s in sources if s.official)
+
+
+def is_official(source: DealSource, official_source_ids: Collection[str]) -> bool:
+    """A reviewer's word on a source, else its configured source's `official`."""
+    if source.official is not None:
+        return source.official
+    return source.source_id is not None and source.source_id in official_source_ids
+
+
+def confidence_grade(independent: int, official: bool) -> str:
+    """A: an official statement, or GRADE_A_INDEPENDENT independent outlets; B: two
+    independent outlets; C: one outlet (however many times it, or its syndicators, ran it)."""
+    if official or independent >= GRADE_A_INDEPENDENT:
+        return "A"
+    if independent >= GRADE_B_INDEPENDENT:
+        return "B"
+    return "C"
+
+
+def triangulate(sources: Sequence[DealSource], official_source_ids: Collection[str] = ()
+                ) -> Triangulation:
+    """A deal's sources weighed: how many, how many independent, any official, when first and
+    last reported, and the grade they give. official_source_ids: the configured sources marked
+    `official = true` in sources.toml."""
+    dates = sorted(d for s in sources if (d := s.reported))
+    independent = independent_sources(sources)
+    official = any(is_official(s, official_source_ids) for s in sources)
+    return Triangulation(
+        sources=len(sources), independent_sources=independent, official_source=official,
+        first_reported=dates[0][:10] if dates else None,
+        last_reported=dates[-1][:10] if dates else None,
+        confidence=confidence_grade(independent, official))
+
+
+def set_source_official(store: Store, deal_id: int, candidate_id: int, official: bool | None
+                        ) -> DealSource:
+    """A reviewer says whether a deal's source is an official statement (None: back to what
+    sources.toml says). The deal's record changes, so it gets a new version."""
+    _live_deal(store, deal_id)
+    source = next((s for s in store.registry.deal_sources(deal_id)
+                   if s.candidate_id == candidate_id), None)
+    if source is None:
+        raise RegistryError(f"candidate #{candidate_id} is no source of {deal_number(deal_id)}")
+    store.registry.set_source_official(candidate_id, official)
+    store.registry.update_deal(deal_id, {}, touch=True)
+    return replace(source, official=official)
 
 
 def blanks_to_fill(deal: Deal, lead: QueueEntry | Deal) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from models.registry import (
     QueueEntry,
     ReviewEvent,
     StoryCopy,
+    Triangulation,
     deal_number,
 )
 from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError
@@ -26,8 +28,10 @@ from pipeline.review.registry import (
     Suggestion,
     candidate_vendors,
     describe_correction,
+    is_official,
     preview_merge,
     suggest_deals,
+    triangulate,
 )
 from pipeline.storage import Store
 
@@ -188,6 +192,8 @@ class DealView:
     similar: list[Deal]  # other live deals of its vendors in its country: what it may merge with
     corrections: list[CorrectionEntry]  # merges, splits and edits that changed it, oldest first
     undoable: CorrectionEntry | None = None  # the viewer's last correction, when it changed this
+    triangulation: Triangulation | None = None  # how well its sources attest it
+    official: frozenset[int] = frozenset()  # its sources that are official statements (ids)
 
     @property
     def candidates(self) -> dict[str | None, list[int]]:
@@ -198,10 +204,12 @@ class DealView:
         return out
 
 
-def deal_view(store: Store, deal_id: int, reviewer: str | None = None) -> DealView:
+def deal_view(store: Store, deal_id: int, reviewer: str | None = None,
+              official: Collection[str] = ()) -> DealView:
     """One deal as the registry records it, with its sources, its stages, its corrections and
     the deals it may be merged with, read at one moment (RegistryError when there is no such
-    deal). reviewer: who looks (their last correction, when it changed this deal, is undoable)."""
+    deal). reviewer: who looks (their last correction, when it changed this deal, is undoable).
+    official: the configured sources marked official (`official_source_ids`)."""
     with store.snapshot():
         deal = store.registry.deal(deal_id)
         if deal is None:
@@ -212,9 +220,10 @@ def deal_view(store: Store, deal_id: int, reviewer: str | None = None) -> DealVi
         corrections = correction_entries(store.registry.corrections_of(deal_id))
         last = store.registry.last_correction(reviewer) if reviewer else None
         undoable = next((e for e in corrections if last and e.correction.id == last.id), None)
-        return DealView(deal, registry_record(deal, sources, stages),
+        return DealView(deal, registry_record(deal, sources, stages, official),
                         sources, stages, deal_label(store, deal.merged_into), similar,
-                        corrections, undoable)
+                        corrections, undoable, triangulate(sources, official),
+                        frozenset(s.candidate_id for s in sources if is_official(s, official)))
 
 
 def field_text(value: Any) -> str:

@@ -172,12 +172,22 @@ class Registry:
     def deal_sources(self, deal_id: int) -> list[DealSource]:
         """A deal's sources, oldest report first, with their candidate's stage, kind, types and
         status and their article's site."""
-        return [record_of(DealSource, decode_row(r)) for r in self.db.query(
-            "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status "
+        rows = [decode_row(r) for r in self.db.query(
+            "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status, "
+            "a.source_id, a.cluster_id "
             "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
             "LEFT JOIN articles a ON a.id = s.article_id "
             "WHERE s.deal_id = ? ORDER BY COALESCE(s.published, s.added_at), s.url",
             [deal_id])]
+        for row in rows:
+            if row.get("official") is not None:
+                row["official"] = bool(row["official"])
+        return [record_of(DealSource, row) for row in rows]
+
+    def set_source_official(self, candidate_id: int, official: bool | None) -> None:
+        """A reviewer's word on whether a source is an official statement (None: none)."""
+        self.db.execute("UPDATE deal_sources SET official = ? WHERE candidate_id = ?",
+                        [None if official is None else int(official), candidate_id])
 
     def deal_source_counts(self) -> dict[int, int]:
         return {r[0]: r[1] for r in self.db.execute(

@@ -440,6 +440,14 @@ def _migration_10(db: SqliteDatabase) -> None:
     """)
 
 
+def _migration_11(db: SqliteDatabase) -> None:
+    # Triangulation (issue 11): a reviewer may say a deal's source is (1) or is not (0) an
+    # official statement; NULL leaves it to the configured source's `official`. The counts and
+    # the grade are computed when read, from deal_sources and articles, so they never go stale.
+    db.execute("ALTER TABLE deal_sources ADD COLUMN official INTEGER "
+               "CHECK (official IN (0, 1))")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (1, "initial schema", _migration_1),
     (2, "full-text search on articles", _migration_2),
@@ -451,4 +459,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (8, "article languages: declared, identified, supported", _migration_8),
     (9, "reviewer credentials move to the accounts file", _migration_9),
     (10, "the audit of registry corrections", _migration_10),
+    (11, "reviewers mark official sources", _migration_11),
 ]
