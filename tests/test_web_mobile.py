@@ -63,6 +63,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         deal = store.candidates.candidate(ids["zte-ET"])
         assert deal is not None and deal.deal_id is not None
         ids["deal"] = int(deal.deal_id)
+        # a second deal, in another country: the merge page with its hardest warning
+        review.decide(store, ids["huawei-RS"], "confirm", "alice", deal_id="new")
+        other = store.candidates.candidate(ids["huawei-RS"])
+        assert other is not None and other.deal_id is not None
+        ids["other_deal"] = int(other.deal_id)
     with running_server(create_app(load_config(), db)) as base:
         yield SimpleNamespace(base=base, ids=ids, db=db)
 
@@ -125,7 +130,8 @@ def below_the_topbar(page: Any, selector: str) -> bool:
 
 
 PAGES = ["/queue", "/queue?status=all", "/candidate/{syndicated}", "/candidate/{deep}",
-         "/candidate/{xss}", "/deals", "/deal/{deal}", "/help", "/candidate/999999"]
+         "/candidate/{xss}", "/deals", "/deal/{deal}", "/deal/{deal}/merge?absorb={other_deal}",
+         "/help", "/candidate/999999"]
 
 
 @pytest.mark.parametrize("path", PAGES)
