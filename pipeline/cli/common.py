@@ -266,6 +266,18 @@ def country_option(help_text: str = "Only this country (ISO alpha-2).") -> Decor
                         help=help_text)
 
 
+def _search_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty search", ctx, param)
+    return value.strip() if value else None
+
+
+def search_option(help_text: str = "Only candidates whose article (title or text) has all these "
+                  "words, or whose evidence has TEXT as typed.") -> Decorator:
+    return click.option("--search", default=None, metavar="TEXT", callback=_search_text,
+                        help=help_text)
+
+
 class DealRef(click.ParamType):
     """A deal by row id (3) or registry id (dw-000003)."""
 

@@ -16,6 +16,7 @@ from pipeline.cli.common import (
     lang_option,
     pass_state,
     reviewer_option,
+    search_option,
     set_option,
     vendor_option,
 )
@@ -25,10 +26,12 @@ from pipeline.review.views import CandidateView, candidate_view, deal_label, out
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 
-def render_queue(entries: list[QueueEntry], out: Callable[[str], None]) -> None:
-    """The review queue as text: one block per candidate, best first."""
+def render_queue(entries: list[QueueEntry], out: Callable[[str], None],
+                 total: int | None = None) -> None:
+    """The review queue as text: one block per candidate, best first, then how many of how
+    many entries it showed (when the total is given)."""
     if not entries:
-        out("the queue is empty")
+        out("the queue is empty" if not total else f"0 of {total:,} shown")
         return
     for rank, entry in enumerate(entries, 1):
         vendors = ", ".join(entry.vendors or ([entry.vendor] if entry.vendor else []))
@@ -57,6 +60,9 @@ def render_queue(entries: list[QueueEntry], out: Callable[[str], None]) -> None:
         for copy in [c for c in entry.copies if c.url != entry.url]:
             site = f" ({copy.site})" if copy.site else ""
             out(f"     also: {copy.url}{site}")
+    if total is not None:
+        out(f"{len(entries):,} of {total:,} shown" + (" (--limit 0 shows all)"
+                                                       if len(entries) < total else ""))
 
 
 QUEUE_JSON_FIELDS = (
@@ -85,10 +91,12 @@ def entry_json(entry: QueueEntry, names: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Only candidates scored at least P, below the threshold too (implies --all).")
 @lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
+@search_option()
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def queue(state: State, status: str, kind: str | None, limit: int, show_all: bool,
-          min_score: float | None, language: str | None, as_json: bool) -> None:
+          min_score: float | None, language: str | None, search: str | None,
+          as_json: bool) -> None:
     """The review queue: candidates ranked by score, with their evidence.
 
     Pending candidates scored below the queue threshold (rules.toml [scoring] threshold) are
@@ -99,13 +107,15 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
         dealwatch queue --limit 10
         dealwatch queue --min-score 0.2       # the weak candidates too
         dealwatch queue --lang es             # from Spanish articles only
+        dealwatch queue --search "fibre backbone"
         dealwatch queue --status confirmed --json | jq '.[].vendor'
     """
-    with state.store() as store:
-        rows = store.candidates.queue(QueueQuery(status=None if status == "all" else status, kind=kind,
-                                       language=language, limit=limit or None,
-                                       hidden=show_all or min_score is not None,
-                                       min_score=min_score))
+    query = QueueQuery(status=None if status == "all" else status, kind=kind, language=language,
+                       search=search, limit=limit or None,
+                       hidden=show_all or min_score is not None, min_score=min_score)
+    with state.store() as store, store.snapshot():
+        rows = store.candidates.queue(query)
+        total = store.candidates.queue_count(query) if not as_json else 0
         hidden = 0 if show_all or min_score is not None or as_json else store.candidates.count_hidden()
     if hidden:
         click.echo(f"({hidden} pending candidates scored below the queue threshold are hidden: "
@@ -113,7 +123,7 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
     if as_json:
         echo_json([entry_json(r, QUEUE_JSON_FIELDS) for r in rows])
     else:
-        render_queue(rows, click.echo)
+        render_queue(rows, click.echo, total)
 
 
 # --- review from the terminal ---------------------------------------------------------------
@@ -175,29 +185,32 @@ def review(state: State, reviewer: str | None) -> None:
 @click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
               help="Only candidates scored at least P, below the threshold too (implies --all).")
 @lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
+@search_option()
 @click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
 @pass_state
 def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
                 show_all: bool, min_score: float | None, language: str | None,
-                as_json: bool) -> None:
+                search: str | None, as_json: bool) -> None:
     """Candidates best first, one entry per story (its copies listed with it).
 
     \b
     Example:
         dealwatch review list --status deferred
         dealwatch review list --lang pt --country AO
+        dealwatch review list --search "Safaricom" --status all
         dealwatch review list --vendor zte --json | jq '.[].id'
     """
-    with state.store() as store:
-        rows = store.candidates.queue(QueueQuery(status=None if status == "all" else status,
-                                       vendor=vendor, country=country,
-                                       language=language,
-                                       limit=limit or None, hidden=show_all or min_score is not None,
-                                       min_score=min_score))
+    query = QueueQuery(status=None if status == "all" else status, vendor=vendor,
+                       country=country, language=language, search=search,
+                       limit=limit or None, hidden=show_all or min_score is not None,
+                       min_score=min_score)
+    with state.store() as store, store.snapshot():
+        rows = store.candidates.queue(query)
+        total = store.candidates.queue_count(query) if not as_json else 0
     if as_json:
         echo_json([entry_json(r, REVIEW_JSON_FIELDS) for r in rows])
     else:
-        render_queue(rows, click.echo)
+        render_queue(rows, click.echo, total)
 
 
 def _render_candidate(view: CandidateView, out: Callable[[str], None]) -> None:

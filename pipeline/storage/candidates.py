@@ -24,6 +24,11 @@ from pipeline.storage.database import (
 from pipeline.storage.queue import QueueQuery, queue_where
 
 
+def _before(cursor: tuple[float, int]) -> tuple[str, list[Any]]:
+    """The condition for the queue entries ahead of a (score, id) cursor."""
+    return "c.score >= ? AND (c.score > ? OR c.id < ?)", [cursor[0], cursor[0], cursor[1]]
+
+
 class Candidates:
     """The candidates table as reviewing and ranking read and write it."""
 
@@ -58,30 +63,48 @@ class Candidates:
                                                         after, before)),
                             key=lambda row: (-row.score, row.id))
             return merged[-limit:] if before is not None and after is None else merged[:limit]
-        where, params = queue_where(query, "c", "a")
-        lead_where, lead_params = queue_where(query, "c2", "a2")
         order = "c.score DESC, c.id"
         if after is not None:
-            where.append("c.score <= ? AND (c.score < ? OR c.id > ?)")
-            params += [after[0], after[0], after[1]]
+            cursor = ("c.score <= ? AND (c.score < ? OR c.id > ?)", [after[0], after[0], after[1]])
         elif before is not None:
-            where.append("c.score >= ? AND (c.score > ? OR c.id < ?)")
-            params += [before[0], before[0], before[1]]
+            cursor = _before(before)
             order = "c.score ASC, c.id DESC"
+        else:
+            cursor = ("1", [])
+        sql, params = self._queue_sql(
+            query, "c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.source_id, "
+            "a.language, a.cluster_id", cursor)
+        rows = [record_of(QueueEntry, decode_row(r))
+                for r in self.db.query(f"{sql} ORDER BY {order} LIMIT ?", [*params, int(limit)])]
+        return rows[::-1] if before is not None and after is None else rows
+
+    def queue_count(self, query: QueueQuery, before: tuple[float, int] | None = None) -> int:
+        """How many queue entries (copies of a story count once) there are, or, with a (score,
+        id) cursor, how many come before it: the page starting there is numbered from this + 1."""
+        if query.status is None:
+            return sum(self.queue_count(replace(query, status=status), before)
+                       for status in CANDIDATE_STATUSES)
+        sql, params = self._queue_sql(query, "COUNT(*)",
+                                      _before(before) if before is not None else ("1", []))
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    @staticmethod
+    def _queue_sql(query: QueueQuery, columns: str, cursor: tuple[str, list[Any]]
+                   ) -> tuple[str, list[Any]]:
+        """The queue's SELECT of these columns, without ORDER and LIMIT: candidates under the
+        query's filters and the cursor condition, each story's best copy only."""
+        where, params = queue_where(query, "c", "a")
+        lead_where, lead_params = queue_where(query, "c2", "a2")
         sql = (
-            "SELECT c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.source_id, "
-            "a.language, a.cluster_id FROM candidates c JOIN articles a ON a.id = c.article_id "
-            "WHERE " + " AND ".join([*where, "1"]) +
+            f"SELECT {columns} FROM candidates c JOIN articles a ON a.id = c.article_id "
+            "WHERE " + " AND ".join([*where, cursor[0]]) +
             " AND NOT EXISTS (SELECT 1 FROM articles a2 JOIN candidates c2 ON c2.article_id = a2.id"
             " WHERE a2.cluster_id = a.cluster_id AND c2.kind = c.kind"
             " AND COALESCE(c2.vendor, '') = COALESCE(c.vendor, '')"
             " AND COALESCE(c2.country, '') = COALESCE(c.country, '') AND c2.status = c.status"
             " AND (c2.score > c.score OR (c2.score = c.score AND c2.id < c.id))"
-            + "".join(f" AND {w}" for w in lead_where) +
-            f") ORDER BY {order} LIMIT ?")
-        rows = [record_of(QueueEntry, decode_row(r))
-                for r in self.db.query(sql, [*params, *lead_params, int(limit)])]
-        return rows[::-1] if before is not None and after is None else rows
+            + "".join(f" AND {w}" for w in lead_where) + ")")
+        return sql, [*params, *cursor[1], *lead_params]
 
     def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[StoryCopy]]:
         """Every copy of each cluster's story: its articles and the pages that repeated one of
