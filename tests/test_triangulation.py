@@ -6,13 +6,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
 from registryfixtures import kenya_cloud
+from starlette.testclient import TestClient
+from webfixtures import PASSWORD, add_reviewers
 
 from models.registry import DealSource
 from pipeline.cli import main
+from pipeline.config import load_config
 from pipeline.review.decisions import decide
 from pipeline.review.export import TRIANGULATION_FIELDS
 from pipeline.review.registry import (
@@ -22,6 +26,7 @@ from pipeline.review.registry import (
     set_source_official,
     triangulate,
 )
+from pipeline.review.web import create_app
 from pipeline.storage import Store
 
 
@@ -104,13 +109,11 @@ def test_a_deal_is_graded_from_its_stored_sources(store) -> None:
     assert (t.first_reported, t.last_reported) == (deal.first_reported, deal.last_reported)
 
     version = deal.version
-    with store.transaction():
-        set_source_official(store, deal_id, ids["signed"], True)
+    set_source_official(store, deal_id, ids["signed"], True)
     t = triangulate(store.registry.deal_sources(deal_id))
     assert (t.official_source, t.confidence) == (True, "A")
     assert store.registry.deal(deal_id).version == version + 1  # exports and pushes see it
-    with store.transaction():
-        set_source_official(store, deal_id, ids["signed"], None)
+    set_source_official(store, deal_id, ids["signed"], None)
     assert triangulate(store.registry.deal_sources(deal_id)).confidence == "B"
 
     with pytest.raises(RegistryError, match="no source of"):
@@ -169,3 +172,53 @@ def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> 
             for r in rows] == [("3", "2", "no", "B"), ("1", "1", "no", "C")]
     lines = [json.loads(line) for line in run_cli("export", "--format", "jsonl").stdout.splitlines()]
     assert [r["confidence"] for r in lines] == ["B", "C"]
+
+
+def _login(client: TestClient) -> str:
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    assert client.post("/login", data={"name": "alice", "password": PASSWORD,
+                                       "csrf_token": token.group(1)}).status_code == 303
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/deals").text)
+    assert found
+    return found.group(1)
+
+
+def test_the_web_ui_shows_filters_and_marks_official_sources(db_path) -> None:
+    with Store(db_path) as store:
+        ids = kenya_cloud(store)
+        deal_id = decide(store, ids["mou"], "confirm", "ann").deal_id
+        decide(store, ids["signed"], "confirm", "ann", deal_id=deal_id)
+        decide(store, ids["uganda"], "confirm", "ann")
+        add_reviewers(store, "alice")
+    client = TestClient(create_app(load_config(), db_path, secure_cookies=False),
+                        follow_redirects=False)
+    token = _login(client)
+
+    page = client.get("/deals").text
+    assert "dw-000001" in page and "dw-000002" in page
+    assert 'class="grade grade-b"' in page and 'class="grade grade-c"' in page
+    only_c = client.get("/deals?confidence=C").text
+    assert "dw-000002" in only_c and "/deal/dw-000001" not in only_c
+    assert "No deal of confidence A" in client.get("/deals?confidence=a").text
+    wrong = client.get("/deals?confidence=Z")
+    assert wrong.status_code == 400 and "use one of A, B, C" in wrong.text
+
+    deal_page = client.get("/deal/dw-000001").text
+    assert "3 source(s), 2 independent, none official" in deal_page
+    marked = client.post("/deal/dw-000001/official", data={
+        "csrf_token": token, "source": str(ids["signed"]), "official": "yes"})
+    assert marked.status_code == 303
+    deal_page = client.get("/deal/dw-000001").text
+    assert "graded A now" in deal_page  # the flash
+    assert "an official statement among them" in deal_page
+    assert 'value="unset"' in deal_page  # the reviewer's word can be taken back
+    refused = client.post("/deal/dw-000001/official", data={
+        "source": str(ids["signed"]), "official": "no"})
+    assert refused.status_code == 403  # no form token
+    bad = client.post("/deal/dw-000001/official", data={
+        "csrf_token": token, "source": str(ids["signed"]), "official": "maybe"})
+    assert bad.status_code == 400
+    with Store(db_path) as store:
+        weighed = triangulate(store.registry.deal_sources(deal_id))
+    assert (weighed.official_source, weighed.confidence) == (True, "A")

@@ -196,8 +196,7 @@ def deals_source_official(state: State, deal_id: int, candidate_id: int, not_off
         raise click.UsageError("--no and --unset: one or the other")
     official = None if unset else not not_official
     with state.store() as store:
-        with store.transaction():
-            set_source_official(store, deal_id, candidate_id, official)
+        set_source_official(store, deal_id, candidate_id, official)
         view = deal_view(store, deal_id, official=official_source_ids(state.config.sources))
     word = {True: "official", False: "not official", None: "as sources.toml says"}[official]
     click.echo(f"{view.deal.deal_id}: source #{candidate_id} is {word}; confidence "

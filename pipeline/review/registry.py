@@ -249,13 +249,15 @@ def set_source_official(store: Store, deal_id: int, candidate_id: int, official:
                         ) -> DealSource:
     """A reviewer says whether a deal's source is an official statement (None: back to what
     sources.toml says). The deal's record changes, so it gets a new version."""
-    _live_deal(store, deal_id)
-    source = next((s for s in store.registry.deal_sources(deal_id)
-                   if s.candidate_id == candidate_id), None)
-    if source is None:
-        raise RegistryError(f"candidate #{candidate_id} is no source of {deal_number(deal_id)}")
-    store.registry.set_source_official(candidate_id, official)
-    store.registry.update_deal(deal_id, {}, touch=True)
+    with store.transaction():
+        _live_deal(store, deal_id)
+        source = next((s for s in store.registry.deal_sources(deal_id)
+                       if s.candidate_id == candidate_id), None)
+        if source is None:
+            raise RegistryError(f"candidate #{candidate_id} is no source of "
+                                f"{deal_number(deal_id)}")
+        store.registry.set_source_official(candidate_id, official)
+        store.registry.update_deal(deal_id, {}, touch=True)
     return replace(source, official=official)
 
 

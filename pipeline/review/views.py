@@ -226,6 +226,24 @@ def deal_view(store: Store, deal_id: int, reviewer: str | None = None,
                         frozenset(s.candidate_id for s in sources if is_official(s, official)))
 
 
+@dataclass(frozen=True)
+class WeighedDeal:
+    """A deal in the deals list, with how well its sources attest it."""
+
+    deal: Deal
+    triangulation: Triangulation
+
+
+def weighed_deals(store: Store, official: Collection[str] = (),
+                  confidence: Collection[str] = ()) -> list[WeighedDeal]:
+    """The live deals, oldest first, each with its triangulation, read at one moment.
+    confidence: only deals of these grades (none: all)."""
+    with store.snapshot():
+        weighed = [WeighedDeal(deal, triangulate(store.registry.deal_sources(deal.id), official))
+                   for deal in store.registry.deals()]
+    return [w for w in weighed if not confidence or w.triangulation.confidence in confidence]
+
+
 def field_text(value: Any) -> str:
     """A field value in a sentence: lists joined, numbers plain, nothing as "-"."""
     if isinstance(value, list):

@@ -171,6 +171,7 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
         Route("/deal/{deal_id}/merge", e(deals.merge_form), methods=["GET"]),
         Route("/deal/{deal_id}/merge", e(deals.merge), methods=["POST"]),
         Route("/deal/{deal_id}/split", e(deals.split), methods=["POST"]),
+        Route("/deal/{deal_id}/official", e(deals.source_official), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     # Bodies past the limit are refused (413, Starlette's plain "Content Too Large") inside

@@ -9,11 +9,17 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
-from models.registry import Deal, DealCorrection, deal_number, parse_deal_number
+from models.registry import (
+    CONFIDENCE_GRADES,
+    Deal,
+    DealCorrection,
+    deal_number,
+    parse_deal_number,
+)
 from pipeline.config import Config
 from pipeline.review import registry
 from pipeline.review.corrections import edit_deal
-from pipeline.review.views import deal_view, field_text, merge_view
+from pipeline.review.views import deal_view, field_text, merge_view, weighed_deals
 from pipeline.review.web.forms import local_path, parse_row_id, plain
 from pipeline.review.web.pages import Ctx, Handler, Pages
 
@@ -67,12 +73,20 @@ class DealRoutes:
     def __init__(self, config: Config, pages: Pages, review_undo: Handler):
         self.pages = pages
         self.vendor_ids = config.vendor_ids()
+        self.official = registry.official_source_ids(config.sources)
         self.review_undo = review_undo  # undo of a review decision (the queue's)
 
     def deals(self, ctx: Ctx) -> Response:
-        deals = ctx.store.registry.deals()
-        return self.pages.render(ctx, "deals.html", deals=deals,
-                                 source_counts=ctx.store.registry.deal_source_counts())
+        grades = [g.strip().upper() for g in ctx.request.query_params.getlist("confidence")
+                  if g.strip()]
+        unknown = [g for g in grades if g not in CONFIDENCE_GRADES]
+        if unknown:
+            return self.pages.error(ctx, 400, "Unknown confidence grade", (
+                f"confidence={unknown[0]} is not a grade: use one of "
+                f"{', '.join(CONFIDENCE_GRADES)}."))
+        deals = weighed_deals(ctx.store, self.official, grades)
+        return self.pages.render(ctx, "deals.html", deals=deals, grades=grades,
+                                 GRADES=CONFIDENCE_GRADES)
 
     def deal(self, ctx: Ctx, deal_id: int) -> Response:
         # /deal/dw-000003 is its address; /deal/3 (old links, bookmarks) shows it too
@@ -81,7 +95,7 @@ class DealRoutes:
     def deal_page(self, ctx: Ctx, deal_id: int, *, status: int = 200, error: str = "",
                   conflict: str = "", values: Mapping[str, Any] | None = None) -> Response:
         try:
-            view = deal_view(ctx.store, deal_id, ctx.user)
+            view = deal_view(ctx.store, deal_id, ctx.user, self.official)
         except registry.RegistryError:
             return self.pages.error(ctx, 404, "No such deal",
                                     f"There is no deal {deal_number(deal_id)}.")
@@ -89,6 +103,7 @@ class DealRoutes:
                                  sources=view.sources, stages=view.stages, similar=view.similar,
                                  merged_into=view.merged_into, corrections=view.corrections,
                                  undoable=view.undoable, values=values or deal_form_values(view.deal),
+                                 triangulation=view.triangulation, official=view.official,
                                  error=error, conflict=conflict, edit_open=bool(error or conflict))
 
     # -- edit --
@@ -182,6 +197,27 @@ class DealRoutes:
         sources = len(ctx.store.registry.deal_sources(deal_id))
         self.pages.flash(ctx, "ok", f"Merged {deal_number(absorb)} into {deal_number(deal_id)} "
                          f"({sources} sources now). Undo (u) takes it back.")
+        return RedirectResponse(deal_url(deal_id), 303)
+
+    # -- official sources --
+
+    def source_official(self, ctx: Ctx, deal_id: int) -> Response:
+        """A reviewer says whether one of the deal's sources is an official statement."""
+        candidate_id, choice = parse_row_id(ctx.field("source")), ctx.field("official")
+        if candidate_id is None or choice not in ("yes", "no", "unset"):
+            return self.pages.error(ctx, 400, "Bad request", "The form names no source or no "
+                                    "choice: reload the page and try again.")
+        official = {"yes": True, "no": False}.get(choice)  # unset: sources.toml decides
+        try:
+            registry.set_source_official(ctx.store, deal_id, candidate_id, official)
+        except registry.RegistryError as exc:
+            self.pages.flash(ctx, "error", str(exc))
+            return RedirectResponse(deal_url(deal_id), 303)
+        view = deal_view(ctx.store, deal_id, official=self.official)
+        word = {True: "an official statement", False: "not an official statement",
+                None: "as sources.toml says"}[official]
+        self.pages.flash(ctx, "ok", f"Source #{candidate_id} is {word}; {view.deal.deal_id} is "
+                         f"graded {view.record['confidence']} now.")
         return RedirectResponse(deal_url(deal_id), 303)
 
     # -- split --
