@@ -76,7 +76,13 @@ def test_records_follow_the_design_field_order(registry, db_path) -> None:
     # sources: oldest first, each with what DESIGN.md asks for
     assert [s["published"] for s in kenya["sources"]] == [
         "2025-01-10", "2025-01-11", "2025-06-02", "2026-03-15"]
-    assert set(kenya["sources"][0]) == {"url", "title", "published", "sentence", "site"}
+    assert set(kenya["sources"][0]) == {"url", "title", "published", "sentence", "site",
+                                        "official"}  # official: added by triangulation
+    # triangulation, at the end: the MoU, its syndicated copy and the completion share one
+    # outlet or story; the signing is a second outlet
+    assert (kenya["source_count"], kenya["independent_sources"], kenya["official_source"],
+            kenya["confidence"]) == (4, 2, False, "B")
+    assert (uganda["source_count"], uganda["confidence"]) == (1, "C")
     assert kenya["sources"][1]["site"] == "syndicated.test"
     assert [h["stage"] for h in kenya["stage_history"]] == ["mou", "signed", "completed"]
     assert uganda["country_name"] == "Uganda" and len(uganda["sources"]) == 1

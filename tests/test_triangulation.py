@@ -16,7 +16,7 @@ from webfixtures import PASSWORD, add_reviewers
 
 from models.registry import DealSource
 from pipeline.cli import main
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.review.decisions import decide
 from pipeline.review.export import TRIANGULATION_FIELDS
 from pipeline.review.registry import (
@@ -222,3 +222,43 @@ def test_the_web_ui_shows_filters_and_marks_official_sources(db_path) -> None:
     with Store(db_path) as store:
         weighed = triangulate(store.registry.deal_sources(deal_id))
     assert (weighed.official_source, weighed.confidence) == (True, "A")
+
+
+def test_a_source_marked_official_in_sources_toml_grades_its_deals_a(db_path, make_config,
+                                                                     run_cli) -> None:
+    config = make_config({"sources.toml": '''
+[[source]]
+id = "ke-ict"
+kind = "rss"
+urls = ["https://ict.go.ke/feed.xml"]
+official = true
+'''})
+    with Store(db_path) as store:
+        ids = kenya_cloud(store)
+        store.runs.sync_sources(load_config(config).sources)
+        article = store.candidates.candidate(ids["uganda"]).article_id
+        store.db.execute("UPDATE articles SET source_id = 'ke-ict' WHERE id = ?", [article])
+        decide(store, ids["uganda"], "confirm", "ann")
+    graded = json.loads(run_cli("--config", str(config), "deals", "show", "dw-000001",
+                                "--json").output)
+    assert (graded["official_source"], graded["confidence"]) == (True, "A")
+    assert graded["sources"][0]["official"] is True
+    # without that config, the same deal rests on one outlet
+    assert json.loads(run_cli("deals", "show", "dw-000001", "--json").output)["confidence"] == "C"
+    # the reviewer's word outranks the config
+    run_cli("--config", str(config), "deals", "source-official", "dw-000001",
+            str(ids["uganda"]), "--no")
+    listed = run_cli("--config", str(config), "deals", "list", "--json").output
+    assert json.loads(listed)[0]["confidence"] == "C"
+
+
+def test_official_must_be_a_boolean_in_sources_toml(make_config) -> None:
+    config = make_config({"sources.toml": '''
+[[source]]
+id = "ke-ict"
+kind = "rss"
+urls = ["https://ict.go.ke/feed.xml"]
+official = "very"
+'''})
+    with pytest.raises(ConfigError, match="official"):
+        load_config(config)

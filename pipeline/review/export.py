@@ -31,7 +31,7 @@ from models.errors import DealwatchError
 from models.registry import Deal, DealSource, DealStage
 from pipeline.dates import retry_after_seconds
 from pipeline.review.present import country_name
-from pipeline.review.registry import triangulate
+from pipeline.review.registry import is_official, triangulate
 from pipeline.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ BASE_RECORD_FIELDS = (
 # Triangulation (README, "Triangulation and confidence"): how well the deal is attested.
 TRIANGULATION_FIELDS = ("source_count", "independent_sources", "official_source", "confidence")
 RECORD_FIELDS = BASE_RECORD_FIELDS + TRIANGULATION_FIELDS
-SOURCE_FIELDS = ("url", "title", "published", "sentence", "site")
+SOURCE_FIELDS = ("url", "title", "published", "sentence", "site", "official")
 
 # CSV: the record's columns (lists joined with "; ", `sources` = the source URLs), then one
 # column per other source field, each listing the sources in the same order as `sources`.
@@ -79,6 +79,7 @@ class SourceRecord(TypedDict):
     published: str | None  # the day
     sentence: str | None  # the evidence, on one line
     site: str | None
+    official: bool  # an official statement (sources.toml, or a reviewer's word)
 
 
 class StageChange(TypedDict):
@@ -138,13 +139,14 @@ def _one_line(text: str | None) -> str | None:
     return " ".join(text.split()) if text else text
 
 
-def _sources(sources: list[DealSource]) -> list[SourceRecord]:
+def _sources(sources: list[DealSource], official: Collection[str]) -> list[SourceRecord]:
     out: list[SourceRecord] = [{
         "url": s.url,
         "title": _one_line(s.title),
         "published": _day(s.published),
         "sentence": _one_line(s.sentence),
         "site": s.site,
+        "official": is_official(s, official),
     } for s in sources]
     # Oldest report first; undated reports last; ties broken by what the source says, never by
     # when it was filed, so the same sources always come in the same order.
@@ -190,7 +192,7 @@ def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStag
         "year": int(deal.year) if deal.year is not None else None,
         "first_reported": deal.first_reported,
         "last_reported": deal.last_reported,
-        "sources": _sources(sources),
+        "sources": _sources(sources, official),
         "confirmed_by": deal.confirmed_by,
         "confirmed_at": deal.confirmed_at,
         "notes": deal.notes,
