@@ -51,7 +51,7 @@ def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
     language = normalise_language(pick("lang"))
     date_from, date_to = pick("from"), pick("to")
     min_score = _score_param(pick("min_score"))
-    return QueueQuery(
+    return QueueQuery(search=pick("q"),
         status=status, kind=pick("kind", ("deal", "aggregate")), vendor=pick("vendor"),
         country=country.upper() if country else None, deal_type=pick("deal_type", DEAL_TYPES),
         stage=pick("stage", STAGES), source=pick("source"), language=language,
@@ -72,6 +72,8 @@ def _score_param(value: str | None) -> float | None:
 def queue_params(query: QueueQuery) -> dict[str, str]:
     """The query-string form of a QueueQuery (defaults left out)."""
     out: dict[str, str] = {}
+    if query.search:
+        out["q"] = query.search
     if query.status != "pending":
         out["status"] = query.status or "all"
     for name, value in (("kind", query.kind), ("vendor", query.vendor),

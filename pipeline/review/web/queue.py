@@ -87,6 +87,10 @@ class QueueRoutes:
                 has_prev, has_next = after is not None, len(rows) > PAGE_SIZE
                 rows = rows[:PAGE_SIZE]
             ctx.store.candidates.attach_copies(rows)
+            # "51–100 of 1,234": the entries ahead of this page's first, and all of them
+            matching = ctx.store.candidates.queue_count(query)
+            first = ctx.store.candidates.queue_count(
+                query, before=(float(rows[0].score), int(rows[0].id))) + 1 if rows else 0
             counts = ctx.store.candidates.queue_status_counts(query)
             hidden_count = 0 if query.hidden or query.status not in ("pending", None) else (
                 ctx.store.candidates.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
@@ -98,6 +102,7 @@ class QueueRoutes:
                   scores_url=with_query("/queue", queue_params(
                       replace(query, hidden=not query.hidden, min_score=None))),
                   filters_qs=filters_qs, counts=counts, total=sum(counts.values()),
+                  matching=matching, first=first,
                   options=self.filter_options(ctx.store),
                   status_url=lambda status: with_query("/queue", queue_params(
                       replace(query, status=None if status == "all" else status))),
