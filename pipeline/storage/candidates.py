@@ -98,11 +98,15 @@ class Candidates:
         sql = (
             f"SELECT {columns} FROM candidates c JOIN articles a ON a.id = c.article_id "
             "WHERE " + " AND ".join([*where, cursor[0]]) +
-            " AND NOT EXISTS (SELECT 1 FROM articles a2 JOIN candidates c2 ON c2.article_id = a2.id"
+            # CROSS JOIN: from the story's articles (cluster index) to their candidates
+            " AND NOT EXISTS (SELECT 1 FROM articles a2 CROSS JOIN candidates c2"
+            " ON c2.article_id = a2.id"
             " WHERE a2.cluster_id = a.cluster_id AND c2.kind = c.kind"
             " AND COALESCE(c2.vendor, '') = COALESCE(c.vendor, '')"
             " AND COALESCE(c2.country, '') = COALESCE(c.country, '') AND c2.status = c.status"
-            " AND (c2.score > c.score OR (c2.score = c.score AND c2.id < c.id))"
+            # (unary +: no score index here either; walking every row scored higher made a
+            # count quadratic)
+            " AND (+c2.score > c.score OR (+c2.score = c.score AND c2.id < c.id))"
             + "".join(f" AND {w}" for w in lead_where) + ")")
         return sql, [*params, *cursor[1], *lead_params]
 
