@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from webfixtures import (
-    PASSWORD,
     XSS_IMG,
     XSS_SCRIPT,
     add_reviewers,
+    browser_log_in,
     seed_review_queue,
 )
 
@@ -54,12 +54,7 @@ def open_page(browser: Any, site: SimpleNamespace, dialogs: list[str]) -> Any:
 
 
 def log_in(page: Any, site: SimpleNamespace, name: str) -> None:
-    page.goto(f"{site.base}/queue")
-    assert "/login" in page.url
-    page.fill('input[name="name"]', name)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{site.base}/queue")
+    browser_log_in(page, site.base, name)
 
 
 def row(site: SimpleNamespace, name: str) -> QueueEntry:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from webfixtures import PASSWORD, add_reviewers, seed_review_queue
+from webfixtures import add_reviewers, browser_log_in, seed_review_queue
 
 from models.registry import Deal
 from pipeline.config import load_config
@@ -54,12 +54,7 @@ def open_page(browser: Any, dialogs: list[str]) -> Any:
 
 
 def log_in(page: Any, site: SimpleNamespace, name: str, then: str) -> None:
-    page.goto(f"{site.base}{then}")
-    assert "/login" in page.url
-    page.fill('input[name="name"]', name)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{site.base}{then}")
+    browser_log_in(page, site.base, name, then)
 
 
 def deal(site: SimpleNamespace, deal_id: int) -> Deal:

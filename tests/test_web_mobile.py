@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from webfixtures import (
     KENYA,
-    PASSWORD,
     add_reviewers,
+    browser_log_in,
     seed_review_queue,
     story,
 )
@@ -77,11 +77,7 @@ def new_page(browser: Any, site: SimpleNamespace, *, log_in: bool = True, **opti
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     if log_in:
-        page.goto(f"{site.base}/login")
-        page.fill('input[name="name"]', "alice")
-        page.fill('input[name="password"]', PASSWORD)
-        page.click('button[type="submit"]')
-        page.wait_for_url(f"{site.base}/queue")
+        browser_log_in(page, site.base, "alice")
     return page
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from webfixtures import PASSWORD, add_reviewers, seed_review_queue
+from webfixtures import add_reviewers, browser_log_in, seed_review_queue
 
 from pipeline.config import load_config
 from pipeline.review.web import create_app, running_server
@@ -28,11 +28,7 @@ def logged_in(browser: Any, site: SimpleNamespace) -> Any:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
-    page.goto(f"{site.base}/queue")
-    page.fill('input[name="name"]', "alice")
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{site.base}/queue")
+    browser_log_in(page, site.base, "alice")
     return page
 
 

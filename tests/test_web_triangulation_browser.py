@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from registryfixtures import kenya_cloud
-from webfixtures import PASSWORD, add_reviewers
+from webfixtures import add_reviewers, browser_log_in
 
 from pipeline.config import load_config
 from pipeline.review.decisions import decide
@@ -38,11 +38,7 @@ def test_filter_by_confidence_and_mark_a_source_official(browser: Any, site) -> 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.goto(f"{site.base}/deals")
-    page.fill('input[name="name"]', "alice")
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{site.base}/deals")
+    browser_log_in(page, site.base, "alice", "/deals")
     rows = page.locator("table.deals tbody tr")
     assert rows.count() == 2
 

@@ -127,3 +127,14 @@ def seed_review_queue(store: Store) -> dict[str, int]:
             counterpart=counterpart, counterpart_type="soe", deal_type=dtype, score=score,
             published=f"2026-02-{i:02d}")
     return ids
+
+
+def browser_log_in(page: Any, base: str, name: str, then: str = "/queue") -> None:
+    """Log a browser page in through the login form: ask for `then`, get the login page, sign
+    in, land on `then`."""
+    page.goto(f"{base}{then}")
+    assert "/login" in page.url
+    page.fill('input[name="name"]', name)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{base}{then}")
