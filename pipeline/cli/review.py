@@ -79,20 +79,32 @@ def entry_json(entry: QueueEntry, names: tuple[str, ...]) -> dict[str, Any]:
             for name in names}
 
 
+def _listing_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `queue` and `review list` share: how many, which scores, language, search."""
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+                     help="How many (0 for all)."),
+        click.option("--all", "show_all", is_flag=True,
+                     help="Also the candidates scored below the queue threshold (hidden by "
+                          "default)."),
+        click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
+                     help="Only candidates scored at least P, below the threshold too (implies "
+                          "--all)."),
+        lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en)."),
+        search_option(),
+        click.option("--json", "as_json", is_flag=True, help="JSON for scripts."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command()
 @click.option("--status", type=click.Choice([*CANDIDATE_STATUSES, "all"]), default="pending",
               show_default=True, help="Which candidates to list.")
 @click.option("--kind", type=click.Choice(["deal", "aggregate"]), default=None,
               help="Only deals or only aggregates.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
-              help="How many (0 for all).")
-@click.option("--all", "show_all", is_flag=True,
-              help="Also the candidates scored below the queue threshold (hidden by default).")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
-              help="Only candidates scored at least P, below the threshold too (implies --all).")
-@lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
-@search_option()
-@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@_listing_options
 @pass_state
 def queue(state: State, status: str, kind: str | None, limit: int, show_all: bool,
           min_score: float | None, language: str | None, search: str | None,
@@ -178,15 +190,7 @@ def review(state: State, reviewer: str | None) -> None:
               show_default=True, help="Which candidates to list.")
 @vendor_option()
 @country_option()
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
-              help="How many (0 for all).")
-@click.option("--all", "show_all", is_flag=True,
-              help="Also the candidates scored below the queue threshold (hidden by default).")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=None, metavar="P",
-              help="Only candidates scored at least P, below the threshold too (implies --all).")
-@lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en).")
-@search_option()
-@click.option("--json", "as_json", is_flag=True, help="JSON for scripts.")
+@_listing_options
 @pass_state
 def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
                 show_all: bool, min_score: float | None, language: str | None,
