@@ -25,6 +25,15 @@ SNAPSHOT_FIELDS = (*DEAL_FIELDS, "first_reported", "last_reported", "notes", "co
 _MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger number names no row
 
 
+class Record:
+    """What every record here can do: give itself as a dict (the JSON a command prints)."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 def deal_number(deal_id: int) -> str:
     """The public name of a deal: dw- and six digits (dw-000042)."""
     return f"dw-{deal_id:06d}"
@@ -42,7 +51,7 @@ def parse_deal_number(text: str) -> int | None:
 
 
 @dataclass(slots=True)
-class StoryCopy:
+class StoryCopy(Record):
     """One copy of a syndicated story: an article of its near-duplicate cluster, or a page that
     repeated one of them word for word."""
 
@@ -53,12 +62,9 @@ class StoryCopy:
     published: str | None = None
     copy: str = "article"  # article | exact duplicate
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class QueueEntry:
+class QueueEntry(Record):
     """A stored candidate as reviewers see it: what detection found, where its review stands,
     and its article's metadata (`store.candidates.queue()`); `candidate()` adds the article's
     author, language evidence and text. `copies`: every copy of its story, once attached."""
@@ -117,7 +123,7 @@ class QueueEntry:
 
 
 @dataclass(slots=True)
-class Deal:
+class Deal(Record):
     """One real-world deal: a vendor's project with one counterpart in one country."""
 
     id: int
@@ -148,12 +154,9 @@ class Deal:
         """The DEAL_FIELDS, as a confirmation's values are given."""
         return {name: getattr(self, name) for name in DEAL_FIELDS}
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class DealSource:
+class DealSource(Record):
     """One report of a deal: a confirmed candidate and the article it came from.
 
     (Named DealSource because `models.config.Source` is a configured news source.)
@@ -184,16 +187,13 @@ class DealSource:
         """When the source reported the deal: its article's date, else when it was filed."""
         return self.published or self.added_at
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # The confidence grades, best first (README, "Triangulation and confidence").
 CONFIDENCE_GRADES = ("A", "B", "C")
 
 
 @dataclass(frozen=True, slots=True)
-class Triangulation:
+class Triangulation(Record):
     """How well a deal is attested: its sources, the independent ones among them (distinct
     publishers), whether any is an official statement, when it was first and last reported,
     and the confidence grade these give (`review.registry.triangulate`)."""
@@ -205,12 +205,9 @@ class Triangulation:
     last_reported: str | None
     confidence: str  # one of CONFIDENCE_GRADES
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class DealStage:
+class DealStage(Record):
     """A stage a deal was reported at (its history; the deal's stage is the latest)."""
 
     id: int
@@ -222,12 +219,9 @@ class DealStage:
     reviewer: str | None = None
     batch: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class NewReview:
+class NewReview(Record):
     """A decision on a candidate as it goes into the review audit (the store adds id and time)."""
 
     candidate_id: int
@@ -263,7 +257,7 @@ class ReviewEvent(NewReview):
 
 
 @dataclass(slots=True)
-class NewCorrection:
+class NewCorrection(Record):
     """A reviewer's correction of the registry as it goes into the deal audit (the store adds
     id and time): a merge, a split, an edit, or the undoing of one of them.
 
@@ -292,12 +286,9 @@ class DealCorrection(NewCorrection):
     corrected_at: str
     after_review: int = 0  # the newest `reviews` row then: orders it among review decisions
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class Run:
+class Run(Record):
     """One crawl, process or nightly run, as recorded."""
 
     id: int
@@ -310,12 +301,9 @@ class Run:
     message: str | None = None
     pid: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(slots=True)
-class Reviewer:
+class Reviewer(Record):
     """A reviewer account as `dealwatch user list` shows it; never its password hash."""
 
     id: int
@@ -324,9 +312,6 @@ class Reviewer:
     disabled: bool = False
     # the last login to the web UI; None: never (or not since logins are recorded)
     last_login_at: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 R = TypeVar("R")
