@@ -1,6 +1,6 @@
 """Shared pytest fixtures: temporary databases and config directories, golden-file updates, and
 the tests that need the optional statistical model (skipped without it, failed under
-DEALWATCH_REQUIRE_MODEL=1)."""
+DEALWATCH_REQUIRE_MODEL=1), the CLI run in-process, and a headless Chromium."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from webfixtures import chromium_missing, launch_chromium
+
+from pipeline.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,3 +85,19 @@ def browser() -> Iterator[Any]:
         chromium = launch_chromium(pw)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def run_cli(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """`dealwatch --db DB_PATH ARGS…` in-process, with no DEALWATCH_* variable of the machine's
+    leaking in; a traceback or an exception other than an exit fails the test."""
+    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
+        monkeypatch.delenv(name, raising=False)
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
+        result = CliRunner().invoke(main, ["--db", str(db_path), *args], input=input, env=env)
+        assert "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        return result
+
+    return invoke

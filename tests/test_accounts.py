@@ -13,12 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from datasette.app import Datasette
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, add_reviewers, seed_review_queue
 
-from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.review.accounts import authenticate, hash_password
 from pipeline.review.web import create_app
@@ -26,20 +24,6 @@ from pipeline.storage import MIGRATIONS, Store
 from pipeline.storage.database import accounts_path
 
 NEW_PASSWORD = "a-brand-new-passphrase"
-
-
-@pytest.fixture
-def run_cli(db_path, monkeypatch):
-    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: str, input: str | None = None):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args], input=input)
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return invoke
 
 
 @pytest.fixture

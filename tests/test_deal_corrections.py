@@ -9,11 +9,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from registryfixtures import kenya_cloud, story
 
 from models.registry import Deal, parse_deal_number
-from pipeline.cli import main
 from pipeline.review.decisions import decide
 from pipeline.review.registry import merge_deals, preview_merge
 from pipeline.storage import Store
@@ -23,20 +21,6 @@ from pipeline.storage import Store
 def ids(db_path) -> dict[str, int]:
     with Store(db_path) as store:
         return kenya_cloud(store)
-
-
-@pytest.fixture
-def run_cli(db_path, monkeypatch):
-    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: str, input: str | None = None):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args], input=input)
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return invoke
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from webfixtures import seed_review_queue, story
 
-from pipeline.cli import main
 from pipeline.storage import QueueQuery, Store
 from pipeline.storage.queue import fts_terms
 
@@ -98,20 +96,6 @@ def test_the_count_and_the_position_of_a_page(db_path, ids) -> None:
         query = QueueQuery(search="disclosed")
         assert store.candidates.queue_count(query) == 5
         assert store.candidates.queue_count(replace(query, status=None)) == 5
-
-
-@pytest.fixture
-def run_cli(db_path, monkeypatch):
-    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: str):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return invoke
 
 
 def test_review_list_search(run_cli, ids) -> None:

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
 from registryfixtures import story
 
 from pipeline.analysis import rank
 from pipeline.analysis.analyze import Analyzer
 from pipeline.analysis.evaluate import load_gold
-from pipeline.cli import main
 from pipeline.config import SHIPPED_CONFIG_DIR, load_config
 from pipeline.review.decisions import decide
 from pipeline.storage import Store
@@ -33,20 +30,6 @@ GOLD = [
 
 GOOD = "The Ministry of Works signed a contract with Huawei for a cloud, officials said ({})."
 BAD = "Officials denied the Huawei cloud contract talk, a spokesman said ({})."
-
-
-@pytest.fixture
-def run_cli(db_path, monkeypatch):
-    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: str, input: str | None = None):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args], input=input)
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return invoke
 
 
 def _gold_file(tmp_path: Path, records: list[dict]) -> Path:

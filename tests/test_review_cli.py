@@ -9,11 +9,9 @@ import types
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 
 from models.registry import QueueEntry, ReviewEvent
-from pipeline.cli import main
 from pipeline.review.accounts import authenticate
 from pipeline.review.decisions import history
 from pipeline.storage import Store
@@ -24,20 +22,6 @@ from pipeline.storage.lock import RunLock
 def ids(db_path) -> dict[str, int]:
     with Store(db_path) as store:
         return kenya_cloud(store)
-
-
-@pytest.fixture
-def run_cli(db_path, monkeypatch):
-    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args], input=input, env=env)
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return invoke
 
 
 def _candidate(db_path: Path, candidate_id: int) -> QueueEntry:

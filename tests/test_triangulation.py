@@ -9,13 +9,11 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 from registryfixtures import kenya_cloud
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, add_reviewers
 
 from models.registry import DealSource
-from pipeline.cli import main
 from pipeline.config import ConfigError, load_config
 from pipeline.review.decisions import decide
 from pipeline.review.export import TRIANGULATION_FIELDS
@@ -118,20 +116,6 @@ def test_a_deal_is_graded_from_its_stored_sources(store) -> None:
 
     with pytest.raises(RegistryError, match="no source of"):
         set_source_official(store, deal_id, ids["uganda"], True)
-
-
-@pytest.fixture
-def run_cli(db_path, monkeypatch):
-    for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
-        monkeypatch.delenv(name, raising=False)
-
-    def invoke(*args: str):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args])
-        assert "Traceback" not in result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return invoke
 
 
 def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> None:
