@@ -58,3 +58,28 @@ def _canonical(url: str) -> str:
                    if not _is_tracking(k))
     # http and https are one article: the canonical form always says https.
     return urlunsplit(("https", netloc, path, urlencode(query), ""))
+
+
+def registered_domain(host: str) -> str:
+    """A rough registrable domain (last two labels; three for common second-level suffixes)."""
+    labels = host.lower().rstrip(".").split(".")
+    if len(labels) >= 3 and labels[-2] in {"co", "com", "org", "net", "gov", "ac", "or", "ne"}:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def host_of(url: str | None) -> str | None:
+    """The host a URL names, or None: scraped URLs can be malformed (`https://[bad/x`), and one
+    of them must not break a page or an export that shows it."""
+    try:
+        return urlsplit(url or "").hostname
+    except ValueError:
+        return None
+
+
+def scheme_of(url: str) -> str:
+    """A URL's scheme, lower-cased; "" when it has none or cannot be parsed."""
+    try:
+        return urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return ""

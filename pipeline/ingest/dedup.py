@@ -26,14 +26,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
 
 
-def registered_domain(host: str) -> str:
-    """A rough registrable domain (last two labels; three for common second-level suffixes)."""
-    labels = host.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and labels[-2] in {"co", "com", "org", "net", "gov", "ac", "or", "ne"}:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
 # --- near-duplicates: the same wire story on several sites with small edits -------------------
 
 _WORD = re.compile(r"\w+")

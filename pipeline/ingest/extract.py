@@ -14,11 +14,11 @@ from trafilatura.utils import decode_file, load_html
 
 from models.errors import DealwatchError
 from models.records import Article, Passage
-from pipeline.ingest.dedup import registered_domain, text_hash
+from pipeline.ingest.dedup import text_hash
 from pipeline.ingest.metadata import PageMetadata, page_metadata
 from pipeline.language import identify
 from pipeline.text import clean_text
-from pipeline.urls import canonical_url
+from pipeline.urls import canonical_url, registered_domain
 
 logger = logging.getLogger(__name__)
 

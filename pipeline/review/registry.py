@@ -26,7 +26,6 @@ import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from models.config import Source
 from models.errors import DealwatchError
@@ -41,8 +40,8 @@ from models.registry import (
     Triangulation,
     deal_number,
 )
-from pipeline.ingest.dedup import registered_domain
 from pipeline.storage import Store
+from pipeline.urls import host_of, registered_domain
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ def _publisher_keys(source: DealSource) -> list[tuple[str, str]]:
         keys.append(("cluster", str(source.cluster_id)))
     if source.site and source.site.strip():
         keys.append(("site", " ".join(source.site.lower().split())))
-    host = urlsplit(source.url or "").hostname
+    host = host_of(source.url)
     if host:
         keys.append(("domain", registered_domain(host)))
     return keys

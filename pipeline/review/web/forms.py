@@ -6,13 +6,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from models.config import DEAL_TYPES, STAGES
 from models.registry import QueueEntry
 from pipeline.language import normalise_language
 from pipeline.review import decisions as review
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery
+from pipeline.urls import scheme_of
 
 PAGE_SIZE = 50
 MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger id overflows, it names no row
@@ -129,7 +130,7 @@ def safe_url(url: Any) -> str | None:
     as text)."""
     if not isinstance(url, str):
         return None
-    return url if urlsplit(url.strip()).scheme.lower() in ("http", "https") else None
+    return url if scheme_of(url) in ("http", "https") else None
 
 
 def local_path(target: str | None, default: str = "/queue") -> str:

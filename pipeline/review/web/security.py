@@ -139,7 +139,10 @@ class Auth:
             return True
         if origin == "null":
             return False
-        return urlsplit(origin).netloc == request.headers.get("host", "")
+        try:
+            return urlsplit(origin).netloc == request.headers.get("host", "")
+        except ValueError:  # "http://[" is no origin of ours
+            return False
 
     # -- login --
 
