@@ -10,8 +10,24 @@ Needs no Scrapy: the process that launched the crawl reads these lines (pipeline
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+MAX_LINE = 4096  # a progress line is a few hundred characters; a longer one is something else
+
+
+def _fits(annotation: Any, value: Any) -> bool:
+    """Whether a value read from a line has its field's type (a bool is no count, NaN no time)."""
+    if value is None:
+        return "None" in str(annotation)
+    if isinstance(value, bool):
+        return "bool" in str(annotation)
+    if isinstance(value, int):
+        return "int" in str(annotation) or "float" in str(annotation)
+    if isinstance(value, float):
+        return "float" in str(annotation) and math.isfinite(value)
+    return isinstance(value, str) and "str" in str(annotation)
 
 
 @dataclass(frozen=True)
@@ -35,19 +51,19 @@ class SourceProgress:
     def from_line(cls, line: str) -> SourceProgress | None:
         """The progress a line reports; None for any other line (the report, a stray print)."""
         line = line.strip()
-        if not line.startswith('{"progress"'):
+        if not line.startswith('{"progress"') or len(line) > MAX_LINE:
             return None
         try:
             data = json.loads(line).get("progress")
-        except (json.JSONDecodeError, AttributeError):
+        except (ValueError, RecursionError, AttributeError):  # not JSON, too deep, too big a number
             return None
         if not isinstance(data, dict) or not isinstance(data.get("source"), str):
             return None
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError:
+        known = {f.name: f.type for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if not all(_fits(known[k], v) for k, v in values.items()):
             return None
+        return cls(**values)
 
 
 def progress_of(source: str, stats: dict[str, Any], requests_left: int | None = None,

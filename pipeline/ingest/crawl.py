@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ PROGRESS_EVERY = 1.0
 # folder in the caller's working directory cannot shadow ours (`python -m` puts the cwd first).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STDERR_TAIL_LINES = 20
+STDERR_KEPT = 10 * STDERR_TAIL_LINES  # lines of stderr held while a crawl runs
 
 
 @dataclass
@@ -91,9 +93,16 @@ def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = 
 
 
 def _pump(stream: IO[str], into: queue.Queue[str | None]) -> None:
-    for line in stream:
-        into.put(line)
-    into.put(None)
+    try:
+        for line in stream:
+            into.put(line)
+    finally:  # the reader hears the end however the stream ends, or the run would wait forever
+        into.put(None)
+
+
+def _keep_end(stream: IO[str], into: deque[str]) -> None:
+    """Keep the end of stderr (what a failed crawl's message quotes), however long it runs."""
+    into.extend(stream)
 
 
 def _communicate(proc: subprocess.Popen[str], timeout: float | None,
@@ -105,9 +114,9 @@ def _communicate(proc: subprocess.Popen[str], timeout: float | None,
     the crawl is killed first."""
     assert proc.stdout is not None and proc.stderr is not None
     lines: queue.Queue[str | None] = queue.Queue()
-    errors: list[str] = []
+    errors: deque[str] = deque(maxlen=STDERR_KEPT)
     pumps = [threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True),
-             threading.Thread(target=errors.extend, args=(proc.stderr,), daemon=True)]
+             threading.Thread(target=_keep_end, args=(proc.stderr, errors), daemon=True)]
     for pump in pumps:
         pump.start()
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -167,8 +176,11 @@ def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None
     pass_fds = (lock.inheritable_fd(),) if lock is not None else ()
     logger.info("starting crawl: %s", " ".join(cmd))
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=PROJECT_ROOT, pass_fds=pass_fds)
+        # errors="replace": one byte that is not UTF-8 (a library's stray print) must not kill
+        # the thread reading the pipe
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                encoding="utf-8", errors="replace", cwd=PROJECT_ROOT,
+                                pass_fds=pass_fds)
     except OSError as exc:
         raise CrawlError(f"cannot start the crawler: {exc}") from None
     with proc:
