@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from models.records import Article, Candidate, Entity, Page
+from pipeline.review.decisions import edit
 from pipeline.storage import MIGRATIONS, QueueQuery, Store, StoreError
 
 
@@ -97,6 +98,19 @@ def test_reviewed_candidates_survive_reanalysis(db_path) -> None:
         # found again with another score: the confirmed record is not rewritten
         store.articles.save_analysis(article_id, [], [_candidate(score=0.1)], "v3")
         assert store.candidates.queue(QueueQuery(status="confirmed"))[0].score == 0.9
+
+
+def test_a_reviewers_edit_survives_reanalysis(db_path) -> None:
+    """An edit leaves a candidate pending: analysing its article again must not put the
+    detector's fields back over the reviewer's."""
+    with Store(db_path) as store:
+        article_id = store.articles.save_article(None, None, _article())
+        store.articles.save_analysis(article_id, [], [_candidate()], "v1")
+        cand = store.candidates.queue(QueueQuery(limit=None))[0]
+        edit(store, cand.id, "ana", {"country": "TZ"}, version=cand.version)
+        store.articles.save_analysis(article_id, [], [_candidate()], "v2")
+        again = store.candidates.candidate(cand.id)
+        assert again is not None and (again.status, again.country) == ("pending", "TZ")
 
 
 def test_reviews_table_is_append_only(db_path) -> None:

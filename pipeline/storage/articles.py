@@ -119,7 +119,8 @@ class Articles:
         """Replace an article's entities and candidates; reviewed candidates are never lost.
 
         A candidate found again keeps its id and review status (its fields are refreshed while
-        it is pending). A pending candidate no longer found is removed; a reviewed one stays.
+        no reviewer has touched it: an edit leaves it pending, and its fields are the
+        reviewer's). A pending candidate no longer found is removed; a reviewed one stays.
         """
         now = utcnow()
         self.db.execute("DELETE FROM entities WHERE article_id = ?", [article_id])
@@ -155,7 +156,8 @@ class Articles:
                        score = excluded.score, start = excluded.start, "end" = excluded."end",
                        signals = excluded.signals, reasons = excluded.reasons,
                        queued = excluded.queued, updated_at = excluded.updated_at
-                   WHERE candidates.status = 'pending'""",
+                   WHERE candidates.status = 'pending' AND NOT EXISTS
+                       (SELECT 1 FROM reviews r WHERE r.candidate_id = candidates.id)""",
                 [article_id, key, cand.kind, cand.vendor, dump_json(cand.vendors), cand.country,
                  cand.counterpart, cand.counterpart_type, cand.deal_type, dump_json(cand.deal_types),
                  cand.stage, cand.value, cand.currency, cand.year, round(cand.score, 4),
