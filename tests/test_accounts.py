@@ -20,7 +20,7 @@ from webfixtures import PASSWORD, add_reviewers, seed_review_queue
 from pipeline.config import load_config
 from pipeline.review.accounts import authenticate, hash_password
 from pipeline.review.web import create_app
-from pipeline.storage import MIGRATIONS, Store
+from pipeline.storage import MIGRATIONS, Store, StoreError
 from pipeline.storage.database import accounts_path
 
 NEW_PASSWORD = "a-brand-new-passphrase"
@@ -301,3 +301,27 @@ def test_migration_9_moves_the_accounts_out_of_the_main_database(db_path, interr
     # the hash is gone from the main file, freed pages included
     assert password_hash.encode() not in file_bytes(db_path)
     assert b"mallory" not in file_bytes(db_path)
+
+
+def test_the_accounts_are_safe_in_their_file_before_the_main_file_drops_them(db_path,
+                                                                              monkeypatch) -> None:
+    """The two files commit apart: a migration 9 that dies after the copy leaves every reviewer
+    in the accounts file and the old tables still in the main one, and the next open finishes."""
+    from pipeline.storage import schema
+
+    _database_before_migration_9(db_path, "a-token")
+
+    def dies(db) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    steps = [(v, n, dies if v == 9 else s) for v, n, s in schema.MIGRATIONS]
+    monkeypatch.setattr("pipeline.storage.database.MIGRATIONS", steps)
+    with pytest.raises(StoreError), Store(db_path):
+        pass
+    monkeypatch.undo()
+    with sqlite3.connect(accounts_path(db_path)) as accounts:
+        assert accounts.execute("SELECT id, name FROM users").fetchall() == [(7, "alice")]
+    with sqlite3.connect(db_path) as main:
+        assert main.execute("SELECT name FROM users").fetchall() == [("alice",)]
+    with Store(db_path) as store:
+        assert [(r.id, r.name) for r in store.accounts.users()] == [(7, "alice")]

@@ -25,7 +25,7 @@ from sqlite_utils import Database as SqliteDatabase
 
 from models.errors import DealwatchError
 from models.records import Candidate
-from pipeline.storage.schema import ACCOUNTS, MIGRATIONS, ensure_accounts_schema
+from pipeline.storage.schema import ACCOUNTS, MIGRATIONS, PREPARE, ensure_accounts_schema
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +187,16 @@ class Database:
                     "CREATE TABLE IF NOT EXISTS schema_migrations "
                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                 )
-            current = self.schema_version()
             for version, name, step in MIGRATIONS:
-                if version <= current:
+                if version <= self.schema_version():
                     continue
-                with self.db.atomic():
+                if version in PREPARE:
+                    with self.transaction():
+                        PREPARE[version](self.db)
+                with self.transaction():
+                    # another process may have applied it while this one waited for the lock
+                    if version <= self.schema_version():
+                        continue
                     step(self.db)
                     self.db.execute(
                         "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
@@ -242,9 +247,15 @@ class Database:
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a failed statement may have ended it already
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # never leave it open: later calls would nest inside it
+                conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -380,22 +380,31 @@ def _migration_8(db: SqliteDatabase) -> None:
     """)
 
 
-def _migration_9(db: SqliteDatabase) -> None:
-    # Reviewers' credentials leave the main database (issue 11): the password hashes, sessions
-    # and failed logins move to the accounts file beside it (ACCOUNTS_SCHEMA), so whoever is
-    # given the main database (Datasette, a copy for a colleague) never sees them. The copy is
-    # keyed by id and skipped when the tables are gone already: WAL commits are atomic per file,
-    # not across the two, so a crash between them is mended by running this again.
-    # secure_delete zeroes the freed pages, so the hashes do not linger in the main file either.
+def copy_accounts(db: SqliteDatabase) -> None:
+    """Copy the reviewers' tables still in the main database into the accounts file (keyed by
+    id: running it again adds nothing). Database.migrate commits it on its own before migration
+    9 drops them: WAL commits are atomic per file, so the copy must be safe in the accounts file
+    before the main file lets the tables go."""
     ensure_accounts_schema(db)
     present = {row[0] for row in db.execute(
         "SELECT name FROM main.sqlite_master WHERE type = 'table'").fetchall()}
     for table, columns in _MOVED_TO_ACCOUNTS:
-        if table not in present:
-            continue
-        names = ", ".join(columns)
-        db.execute(f"INSERT OR IGNORE INTO {ACCOUNTS}.{table} ({names}) "
-                   f"SELECT {names} FROM main.{table}")
+        if table in present:
+            names = ", ".join(columns)
+            db.execute(f"INSERT OR IGNORE INTO {ACCOUNTS}.{table} ({names}) "
+                       f"SELECT {names} FROM main.{table}")
+
+
+def _migration_9(db: SqliteDatabase) -> None:
+    # Reviewers' credentials leave the main database (issue 11): the password hashes, sessions
+    # and failed logins move to the accounts file beside it (ACCOUNTS_SCHEMA), so whoever is
+    # given the main database (Datasette, a copy for a colleague) never sees them. The copy is
+    # made by copy_accounts, committed before this step (see PREPARE); copied again here, which
+    # adds nothing, so the drop below never runs without it.
+    # secure_delete zeroes the freed pages, so the hashes do not linger in the main file either.
+    copy_accounts(db)
+    present = {row[0] for row in db.execute(
+        "SELECT name FROM main.sqlite_master WHERE type = 'table'").fetchall()}
     secure_delete = int(db.execute("PRAGMA main.secure_delete").fetchone()[0])
     db.execute("PRAGMA main.secure_delete = ON")
     for table, _ in reversed(_MOVED_TO_ACCOUNTS):  # sessions before the users they point to
@@ -446,6 +455,11 @@ def _migration_11(db: SqliteDatabase) -> None:
     # the grade are computed when read, from deal_sources and articles, so they never go stale.
     db.execute("ALTER TABLE deal_sources ADD COLUMN official INTEGER "
                "CHECK (official IN (0, 1))")
+
+
+# Steps committed on their own before a migration: for one that spans two files, whatever the
+# second file must hold before the first lets it go.
+PREPARE: dict[int, Callable[[SqliteDatabase], None]] = {9: copy_accounts}
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
