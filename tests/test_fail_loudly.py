@@ -277,3 +277,14 @@ def test_status_reads_a_crawl_the_crawler_recorded_itself(tmp_path: Path,
     assert "run    3 crawl" in status.output and "requests 4, 304s 1," in status.output
     assert "  gone: errors: run 3: 1 feed/sitemap/listing fetch(es) failed: http_404 x1" \
         in status.output
+
+
+@pytest.mark.parametrize("command", ["crawl", "run"])
+def test_a_mistyped_source_is_refused_before_a_run_is_recorded(tmp_path: Path,
+                                                               command: str) -> None:
+    db = tmp_path / "runs.db"
+    assert dealwatch("init", db=db).exit_code == 0
+    result = dealwatch(command, "--source", "nope", db=db)
+    assert result.exit_code == 1 and "nope" in result.output
+    with Store(db) as store:
+        assert store.runs.recent() == []

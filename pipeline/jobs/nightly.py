@@ -29,6 +29,7 @@ from pipeline.jobs.exits import exit_status
 from pipeline.jobs.runs import (
     RECENT_RUNS,
     CrawlDisplay,
+    check_source_ids,
     crawl_sources,
     describe_crawl,
     describe_health,
@@ -77,6 +78,7 @@ def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
     busy to judge it, the report has no health flags and a warning is logged."""
     from pipeline.jobs.process_runs import process_new  # loads spaCy and trafilatura
 
+    check_source_ids(config, source_ids)
     with recorded_run(db_path, kind, source_ids,
                       busy_timeout_ms=config.settings.database.busy_timeout_ms) as (store, record):
         crawled = crawl_sources(config, db_path, store, source_ids, record.id, crawl_display)

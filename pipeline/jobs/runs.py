@@ -88,12 +88,16 @@ def recorded_run(db_path: Path, kind: str, sources: list[str] | None = None, *,
         store.runs.finish_run(record.id, record.outcome, record.counters)
 
 
+def check_source_ids(config: Config, source_ids: list[str] | None) -> None:
+    """An unknown source id fails before a run is recorded (a typo is no failed run)."""
+    for sid in source_ids or []:
+        config.source(sid)
+
+
 def crawl_sources(config: Config, db_path: Path, store: Store, source_ids: list[str] | None,
                   run_id: int, display: CrawlDisplay | None = None) -> CrawlReport:
     """Crawl the enabled (or the named) sources for the run run_id (Scrapy, in a subprocess),
     its progress shown on the display."""
-    for sid in source_ids or []:
-        config.source(sid)  # unknown ids fail before anything starts
     store.runs.sync_sources(config.sources)
     with (display or no_display)() as on_progress:
         return run_crawl(config, db_path, source_ids or None, run_id=run_id,
@@ -107,6 +111,7 @@ def no_display() -> AbstractContextManager[OnProgress | None]:
 def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None,
               display: CrawlDisplay | None = None) -> tuple[int, CrawlReport]:
     """A recorded crawl of the enabled (or the named) sources: its run id and report."""
+    check_source_ids(config, source_ids)
     with recorded_run(db_path, "crawl", source_ids,
                       busy_timeout_ms=config.settings.database.busy_timeout_ms) as (store, record):
         report = crawl_sources(config, db_path, store, source_ids, record.id, display)
