@@ -325,3 +325,17 @@ def test_the_accounts_are_safe_in_their_file_before_the_main_file_drops_them(db_
         assert main.execute("SELECT name FROM users").fetchall() == [("alice",)]
     with Store(db_path) as store:
         assert [(r.id, r.name) for r in store.accounts.users()] == [(7, "alice")]
+
+
+def test_a_broken_accounts_file_stops_only_what_needs_reviewers(db_path, run_cli) -> None:
+    with Store(db_path):
+        pass
+    accounts_path(db_path).write_bytes(b"this is not a database" * 200)
+    with Store(db_path) as store:  # the nightly run, the queue and exports go on
+        assert store.candidates.queue() == []
+        with pytest.raises(StoreError, match="accounts"):
+            store.accounts.users()
+    result = run_cli("user", "list")
+    assert result.exit_code == 1
+    assert "cannot open the reviewer accounts database" in result.output
+    assert run_cli("queue").exit_code == 0

@@ -7,8 +7,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlite_utils import Database as SqliteDatabase
+
 from models.registry import Reviewer
-from pipeline.storage.database import Database, utcnow
+from pipeline.storage.database import Database, StoreError, utcnow
 
 # The tables live in the accounts file beside the main database (attached as `accounts`, see
 # schema.ACCOUNTS_SCHEMA): whoever is handed the main database, or points Datasette at it, sees
@@ -33,7 +35,13 @@ class Accounts:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+
+    @property
+    def db(self) -> SqliteDatabase:
+        """The connection, with the accounts file attached; StoreError when it could not be."""
+        if self.database.accounts_error:
+            raise StoreError(self.database.accounts_error)
+        return self.database.db
 
     def add_user(self, name: str, password_hash: str) -> int:
         cur = self.db.execute(

@@ -25,7 +25,7 @@ from sqlite_utils import Database as SqliteDatabase
 
 from models.errors import DealwatchError
 from models.records import Candidate
-from pipeline.storage.schema import ACCOUNTS, MIGRATIONS, PREPARE, ensure_accounts_schema
+from pipeline.storage.schema import ACCOUNTS, ACCOUNTS_MOVED, MIGRATIONS, PREPARE, ensure_accounts_schema
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open database: {exc}") from None
         self.accounts_path = accounts_path(path)
+        self.accounts_error: str | None = None  # why the accounts file could not be opened
         self._attach_accounts()
         self._savepoints = itertools.count(1)
         if migrate:
@@ -163,9 +164,16 @@ class Database:
                 self.db.execute(f"PRAGMA {ACCOUNTS}.synchronous = NORMAL")
             ensure_accounts_schema(self.db)
         except (sqlite3.Error, OSError) as exc:
-            self.db.close()
-            raise StoreError(f"{path}: cannot open the reviewer accounts database: {exc}"
-                             ) from None
+            problem = f"{path}: cannot open the reviewer accounts database: {exc}"
+            if self.schema_version() < ACCOUNTS_MOVED:  # its rows still have to move there
+                self.db.close()
+                raise StoreError(problem) from None
+            # A broken accounts file must not stop the nightly run, the queue or an export,
+            # which need no reviewer: only what reads accounts fails (Accounts raises it).
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute(f"DETACH DATABASE {ACCOUNTS}")
+            logger.warning("%s; everything but reviewers' accounts works", problem)
+            self.accounts_error = problem
 
     def close(self) -> None:
         self.db.close()

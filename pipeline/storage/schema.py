@@ -380,6 +380,9 @@ def _migration_8(db: SqliteDatabase) -> None:
     """)
 
 
+ACCOUNTS_MOVED = 9  # the migration that moved the reviewers' tables into the accounts file
+
+
 def copy_accounts(db: SqliteDatabase) -> None:
     """Copy the reviewers' tables still in the main database into the accounts file (keyed by
     id: running it again adds nothing). Database.migrate commits it on its own before migration
@@ -459,7 +462,7 @@ def _migration_11(db: SqliteDatabase) -> None:
 
 # Steps committed on their own before a migration: for one that spans two files, whatever the
 # second file must hold before the first lets it go.
-PREPARE: dict[int, Callable[[SqliteDatabase], None]] = {9: copy_accounts}
+PREPARE: dict[int, Callable[[SqliteDatabase], None]] = {ACCOUNTS_MOVED: copy_accounts}
 
 
 MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
