@@ -22,7 +22,7 @@ DEAL_EDIT_FIELDS = (*DEAL_FIELDS, "notes")
 # A deal's columns that corrections change and their undo puts back.
 SNAPSHOT_FIELDS = (*DEAL_FIELDS, "first_reported", "last_reported", "notes", "confirmed_by",
                    "confirmed_at", "merged_into")
-_MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger number names no row
+MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger number names no row
 
 
 class Record:
@@ -39,15 +39,21 @@ def deal_number(deal_id: int) -> str:
     return f"dw-{deal_id:06d}"
 
 
+def parse_row_id(value: str) -> int | None:
+    """A row id or version from a URL, a form or an argument: ASCII digits below 2**63, else
+    None ("²" is a digit to str.isdigit(); a long run would take int() a while, then overflow
+    SQLite)."""
+    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 19:
+        return None
+    number = int(value)
+    return number if number < MAX_ROW_ID else None
+
+
 def parse_deal_number(text: str) -> int | None:
     """The row id a deal's name gives: dw-000042, DW-42 or a bare 42 (what people type and old
     links carry); None for anything that can name no deal."""
-    digits = text.strip().lower().removeprefix("dw-")
-    # ASCII digits only ("²" is a digit to str.isdigit()); a long run would overflow SQLite
-    if not (digits.isascii() and digits.isdigit()) or len(digits.lstrip("0")) > 19:
-        return None
-    number = int(digits)
-    return number if 0 < number < _MAX_ROW_ID else None
+    number = parse_row_id(text.strip().lower().removeprefix("dw-"))
+    return number if number else None
 
 
 @dataclass(slots=True)

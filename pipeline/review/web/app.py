@@ -25,11 +25,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from models.errors import DealwatchError
-from models.registry import parse_deal_number
+from models.registry import parse_deal_number, parse_row_id
 from pipeline.config import Config
 from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT
 from pipeline.review.web.deals import DealRoutes
-from pipeline.review.web.forms import parse_row_id
 from pipeline.review.web.pages import STATIC_DIR, Ctx, Handler, Pages
 from pipeline.review.web.queue import QueueRoutes
 from pipeline.review.web.security import (

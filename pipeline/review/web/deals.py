@@ -15,12 +15,13 @@ from models.registry import (
     DealCorrection,
     deal_number,
     parse_deal_number,
+    parse_row_id,
 )
 from pipeline.config import Config
 from pipeline.review import registry
 from pipeline.review.corrections import edit_deal
 from pipeline.review.views import deal_view, field_text, merge_view, weighed_deals
-from pipeline.review.web.forms import local_path, parse_row_id, plain
+from pipeline.review.web.forms import local_path, plain
 from pipeline.review.web.pages import Ctx, Handler, Pages
 
 logger = logging.getLogger(__name__)

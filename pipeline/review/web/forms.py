@@ -9,14 +9,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from models.config import DEAL_TYPES, STAGES
-from models.registry import QueueEntry
+from models.registry import QueueEntry, parse_row_id
 from pipeline.language import normalise_language
 from pipeline.review import decisions as review
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery
 from pipeline.urls import scheme_of
 
 PAGE_SIZE = 50
-MAX_ROW_ID = 2**63  # SQLite integers are signed 64-bit: a larger id overflows, it names no row
 
 REASON_LABELS = {code: code.replace("_", " ").capitalize() for code in review.REJECT_REASONS}
 # The fields a reviewer edits in the form, in the order shown (review.EDITABLE_FIELDS also has
@@ -24,14 +23,6 @@ REASON_LABELS = {code: code.replace("_", " ").capitalize() for code in review.RE
 FORM_FIELDS = ("vendor", "country", "counterpart", "counterpart_type", "deal_type", "stage",
                "value", "currency", "year")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_row_id(value: str) -> int | None:
-    """A row id or version from a URL or a form: ASCII digits below 2**63, else None."""
-    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 19:
-        return None  # (a long string of digits would take int() a while, then overflow SQLite)
-    number = int(value)
-    return number if number < MAX_ROW_ID else None
 
 
 def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
