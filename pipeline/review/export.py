@@ -238,7 +238,10 @@ def registry_records(store: Store, since: str | None = None, official: Collectio
     """
     since = parse_since(since) if since else None
     with store.snapshot():  # one consistent snapshot, while reviewers keep confirming
-        return [deal_record(store, deal, official) for deal in store.registry.deals(since=since)]
+        deals = store.registry.deals(since=since)
+        sources, stages = store.registry.sources_by_deal(), store.registry.stages_by_deal()
+    return [registry_record(deal, sources.get(deal.id, []), stages.get(deal.id, []), official)
+            for deal in deals]
 
 
 # --- writers --------------------------------------------------------------------------------

@@ -239,8 +239,8 @@ def weighed_deals(store: Store, official: Collection[str] = (),
     """The live deals, oldest first, each with its triangulation, read at one moment.
     confidence: only deals of these grades (none: all)."""
     with store.snapshot():
-        weighed = [WeighedDeal(deal, triangulate(store.registry.deal_sources(deal.id), official))
-                   for deal in store.registry.deals()]
+        deals, sources = store.registry.deals(), store.registry.sources_by_deal()
+    weighed = [WeighedDeal(deal, triangulate(sources.get(deal.id, []), official)) for deal in deals]
     return [w for w in weighed if not confidence or w.triangulation.confidence in confidence]
 
 

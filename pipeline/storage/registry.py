@@ -172,26 +172,33 @@ class Registry:
     def deal_sources(self, deal_id: int) -> list[DealSource]:
         """A deal's sources, oldest report first, with their candidate's stage, kind, types and
         status and their article's site."""
-        rows = [decode_row(r) for r in self.db.query(
-            "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status, "
-            "a.source_id, a.cluster_id "
-            "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
-            "LEFT JOIN articles a ON a.id = s.article_id "
-            "WHERE s.deal_id = ? ORDER BY COALESCE(s.published, s.added_at), s.url",
-            [deal_id])]
-        for row in rows:
+        return self.sources_by_deal([deal_id]).get(deal_id, [])
+
+    def sources_by_deal(self, deal_ids: list[int] | None = None) -> dict[int, list[DealSource]]:
+        """The sources of these deals (None: of every live deal) in one query, each deal's
+        oldest report first: what a list of deals or an export reads, not one query a deal."""
+        if deal_ids is None:
+            where, params = "s.deal_id IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
+        else:
+            where, params = f"s.deal_id IN ({', '.join('?' for _ in deal_ids)})", list(deal_ids)
+        out: dict[int, list[DealSource]] = {}
+        for row in self.db.query(
+                "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status, "
+                "a.source_id, a.cluster_id "
+                "FROM deal_sources s JOIN candidates c ON c.id = s.candidate_id "
+                "LEFT JOIN articles a ON a.id = s.article_id "
+                f"WHERE {where} ORDER BY s.deal_id, COALESCE(s.published, s.added_at), s.url",
+                params):
+            row = decode_row(row)
             if row.get("official") is not None:
                 row["official"] = bool(row["official"])
-        return [record_of(DealSource, row) for row in rows]
+            out.setdefault(row["deal_id"], []).append(record_of(DealSource, row))
+        return out
 
     def set_source_official(self, candidate_id: int, official: bool | None) -> None:
         """A reviewer's word on whether a source is an official statement (None: none)."""
         self.db.execute("UPDATE deal_sources SET official = ? WHERE candidate_id = ?",
                         [None if official is None else int(official), candidate_id])
-
-    def deal_source_counts(self) -> dict[int, int]:
-        return {r[0]: r[1] for r in self.db.execute(
-            "SELECT deal_id, COUNT(*) FROM deal_sources GROUP BY deal_id")}
 
     def set_reported_stage(self, candidate_id: int, stage: str | None) -> None:
         """A source's corrected stage is its report in the deal's stage history."""
@@ -210,9 +217,20 @@ class Registry:
 
     def deal_stages(self, deal_id: int) -> list[DealStage]:
         """A deal's stage history, oldest report first."""
-        return [record_of(DealStage, r) for r in self.db.query(
-            "SELECT * FROM deal_stages WHERE deal_id = ? ORDER BY COALESCE(reported_at, recorded_at), id",
-            [deal_id])]
+        return self.stages_by_deal([deal_id]).get(deal_id, [])
+
+    def stages_by_deal(self, deal_ids: list[int] | None = None) -> dict[int, list[DealStage]]:
+        """The stage histories of these deals (None: of every live deal) in one query."""
+        if deal_ids is None:
+            where, params = "deal_id IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
+        else:
+            where, params = f"deal_id IN ({', '.join('?' for _ in deal_ids)})", list(deal_ids)
+        out: dict[int, list[DealStage]] = {}
+        for row in self.db.query(
+                f"SELECT * FROM deal_stages WHERE {where} "
+                "ORDER BY deal_id, COALESCE(reported_at, recorded_at), id", params):
+            out.setdefault(row["deal_id"], []).append(record_of(DealStage, row))
+        return out
 
     # -- the audit of corrections (append-only: triggers refuse updates and deletes) --
 
