@@ -12,18 +12,12 @@ from typing import NamedTuple
 
 from models.errors import DealwatchError
 from pipeline.jobs.runs import Terminated
-from pipeline.storage import is_busy
+from pipeline.storage.database import busy_message, is_busy
 
 
 class ExitStatus(NamedTuple):
     code: int
     message: str  # one line, for stderr
-
-
-def busy_message(exc: BaseException) -> str:
-    """What to say when a statement waited out the busy timeout while another process wrote."""
-    return (f"error: the database is busy ({exc}): another process has been writing for longer "
-            "than the busy timeout; try again")
 
 
 def exit_status(exc: BaseException) -> ExitStatus | None:
@@ -34,5 +28,5 @@ def exit_status(exc: BaseException) -> ExitStatus | None:
     if isinstance(exc, DealwatchError):
         return ExitStatus(1, f"error: {exc}")
     if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-        return ExitStatus(1, busy_message(exc))
+        return ExitStatus(1, f"error: {busy_message(exc)}")
     return None

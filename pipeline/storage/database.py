@@ -46,6 +46,12 @@ def is_busy(exc: BaseException) -> bool:
         "locked" in str(exc) or "busy" in str(exc))
 
 
+def busy_message(exc: BaseException) -> str:
+    """What to say when a statement waited out the busy timeout while another process wrote."""
+    return (f"the database is busy ({exc}): another process has been writing for longer than "
+            "the busy timeout; try again")
+
+
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -250,8 +256,7 @@ class Database:
         try:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: the database is busy ({exc}): another process has "
-                             "been writing for longer than the busy timeout; try again") from None
+            raise StoreError(f"{self.path}: {busy_message(exc)}") from None
         try:
             yield
         except BaseException:
