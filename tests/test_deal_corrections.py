@@ -14,6 +14,7 @@ from registryfixtures import kenya_cloud, story
 from models.registry import Deal, parse_deal_number
 from pipeline.review.decisions import decide
 from pipeline.review.registry import merge_deals, preview_merge
+from pipeline.review.views import deal_view
 from pipeline.storage import Store
 
 
@@ -395,3 +396,17 @@ def test_withdrawing_a_deal_takes_the_deals_merged_into_it_along(db_path) -> Non
         assert store.registry.deals(include_merged=True) == []
         fibre = story(store, "Huawei will lay fibre for Kenya Power.", counterpart="Kenya Power")
         assert decide(store, fibre, "confirm", "ann").deal_id == 3  # numbers are never reused
+
+
+def test_a_deal_page_offers_no_undo_that_would_be_refused(run_cli, ids, db_path) -> None:
+    """Marking a source official changes the deal after ann's edit: her edit can no longer be
+    undone, so her view of the deal does not offer it."""
+    _kenya_and_uganda(run_cli, ids)
+    assert run_cli("deals", "--reviewer", "ann", "edit", "dw-000001", "--set",
+                   "notes=seen at the ministry").exit_code == 0
+    with Store(db_path) as store:
+        assert deal_view(store, 1, reviewer="ann").undoable is not None
+    assert run_cli("deals", "source-official", "dw-000001", str(ids["mou"])).exit_code == 0
+    with Store(db_path) as store:
+        assert deal_view(store, 1, reviewer="ann").undoable is None
+    assert run_cli("deals", "--reviewer", "ann", "undo").exit_code == 1

@@ -611,6 +611,22 @@ def _expected_version(store: Store, correction: DealCorrection, deal_id: int) ->
     return last.versions.get(str(deal_id))
 
 
+def undo_problem(store: Store, correction: DealCorrection) -> str | None:
+    """Why the correction can no longer be undone (a deal withdrawn, or changed since in another
+    way), or None: what undo_correction refuses with, and what decides whether a page offers it."""
+    what = describe_correction(correction)
+    for deal_id in (int(key) for key in correction.versions):
+        deal = store.registry.deal(deal_id)
+        if deal is None:
+            return (f"{deal_number(deal_id)} has been withdrawn since {what} (its last source "
+                    "was rejected); it cannot be undone")
+        if deal.version != _expected_version(store, correction, deal_id):
+            return (f"{deal.deal_id} has changed since {what} (a review decision or another "
+                    "correction); it cannot be undone: correct it again instead "
+                    "(`deals split`, `deals merge`, `deals edit`)")
+    return None
+
+
 def undo_correction(store: Store, reviewer: str) -> DealCorrection:
     """Take back the reviewer's latest registry correction still standing: sources, stages and
     fields as they were. Refused when one of its deals changed since in another way (a review
@@ -620,18 +636,10 @@ def undo_correction(store: Store, reviewer: str) -> DealCorrection:
         correction = store.registry.last_correction(reviewer)
         if correction is None:
             raise RegistryError(f"{reviewer} has no registry correction to undo")
-        what = describe_correction(correction)
+        problem = undo_problem(store, correction)
+        if problem:
+            raise RegistryConflict(problem)
         ids = [int(key) for key in correction.versions]
-        for deal_id in ids:
-            deal = store.registry.deal(deal_id)
-            if deal is None:
-                raise RegistryConflict(f"{deal_number(deal_id)} has been withdrawn since {what}"
-                                       " (its last source was rejected); it cannot be undone")
-            if deal.version != _expected_version(store, correction, deal_id):
-                raise RegistryConflict(
-                    f"{deal.deal_id} has changed since {what} (a review decision or another "
-                    "correction); it cannot be undone: correct it again instead "
-                    "(`deals split`, `deals merge`, `deals edit`)")
         before = {str(deal_id): snapshot(d) for deal_id in ids if (d := store.registry.deal(deal_id))}
         deal_id, other = correction.deal_id, correction.other_deal_id
         if correction.action == "merge" and other is not None:

@@ -32,6 +32,7 @@ from pipeline.review.registry import (
     preview_merge,
     suggest_deals,
     triangulate,
+    undo_problem,
 )
 from pipeline.storage import Store
 
@@ -219,7 +220,8 @@ def deal_view(store: Store, deal_id: int, reviewer: str | None = None,
                    if d.id != deal_id]
         corrections = correction_entries(store.registry.corrections_of(deal_id))
         last = store.registry.last_correction(reviewer) if reviewer else None
-        undoable = next((e for e in corrections if last and e.correction.id == last.id), None)
+        undoable = next((e for e in corrections if last and e.correction.id == last.id
+                         and undo_problem(store, e.correction) is None), None)
         return DealView(deal, registry_record(deal, sources, stages, official),
                         sources, stages, deal_label(store, deal.merged_into), similar,
                         corrections, undoable, triangulate(sources, official),
