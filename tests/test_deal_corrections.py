@@ -410,3 +410,13 @@ def test_a_deal_page_offers_no_undo_that_would_be_refused(run_cli, ids, db_path)
     with Store(db_path) as store:
         assert deal_view(store, 1, reviewer="ann").undoable is None
     assert run_cli("deals", "--reviewer", "ann", "undo").exit_code == 1
+
+
+def test_the_first_vendor_listed_leads_and_a_deal_keeps_one(run_cli, ids, db_path) -> None:
+    _kenya_and_uganda(run_cli, ids)
+    assert run_cli("deals", "edit", "dw-000001", "--set", "vendors=zte, huawei").exit_code == 0
+    edited = _deal(db_path, 1)
+    assert (edited.vendor, edited.vendors) == ("zte", ["zte", "huawei"])
+    emptied = run_cli("deals", "edit", "dw-000001", "--set", "vendors=")
+    assert emptied.exit_code == 1 and "at least one vendor" in emptied.output
+    assert _deal(db_path, 1).vendors == ["zte", "huawei"]

@@ -216,3 +216,12 @@ def test_correcting_a_confirmed_source_reaches_its_deal_and_undo_takes_it_back(s
     assert store.registry.deal(deal_id).stage == "mou"
     assert [s.deal_id for s in store.registry.deal_sources(deal_id)] == [deal_id]
     assert store.counts()["deals"] == 1, "undoing an edit files nothing anew"
+
+
+def test_an_emptied_list_empties_its_single_form_too() -> None:
+    """Unticking every type leaves no type: the first of none is none, not the old one."""
+    from pipeline.review.decisions import clean_edits
+
+    assert clean_edits({"deal_types": []}) == {"deal_types": [], "deal_type": None}
+    assert clean_edits({"vendors": ["zte", "huawei"]}) == {"vendors": ["zte", "huawei"],
+                                                          "vendor": "zte"}

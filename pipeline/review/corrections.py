@@ -14,8 +14,9 @@ from pipeline.storage import Store
 def clean_deal_edits(edits: Mapping[str, Any], known_vendors: set[str] | None = None,
                      current: Deal | None = None) -> dict[str, Any]:
     """A reviewer's edits of a deal (from a form, the CLI or JSON), validated and normalised as
-    `review edit` does a candidate's; `notes` is free text (empty clears it). current: the deal,
-    whose first vendor and type stay first when the lists are edited and still hold them."""
+    `review edit` does a candidate's; `notes` is free text (empty clears it). The first vendor
+    listed leads; current: the deal, whose first type stays first when the types are edited and
+    still hold it (ticked boxes have no order)."""
     for name in edits:
         if name not in DEAL_EDIT_FIELDS:
             raise RegistryError(f"{name}: not a deal field (one of {', '.join(DEAL_EDIT_FIELDS)})")
@@ -23,11 +24,11 @@ def clean_deal_edits(edits: Mapping[str, Any], known_vendors: set[str] | None = 
         changes = clean_edits({k: v for k, v in edits.items() if k != "notes"}, known_vendors)
     except ReviewError as exc:
         raise RegistryError(str(exc)) from None
-    if current is not None:
-        for single, listed in (("vendor", "vendors"), ("deal_type", "deal_types")):
-            if listed in edits and single not in edits and getattr(current, single) in (
-                    changes.get(listed) or []):
-                changes[single] = getattr(current, single)
+    if "vendors" in changes and not changes["vendors"]:
+        raise RegistryError("vendors: a deal has at least one vendor")
+    if (current is not None and "deal_types" in edits and "deal_type" not in edits
+            and current.deal_type in (changes.get("deal_types") or [])):
+        changes["deal_type"] = current.deal_type
     if "notes" in edits:
         changes["notes"] = str(edits["notes"] or "").strip() or None
     return changes

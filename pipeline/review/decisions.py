@@ -109,15 +109,12 @@ def clean_edits(edits: dict[str, Any], known_vendors: set[str] | None = None) ->
         for v in [out.get("vendor"), *(out.get("vendors") or [])]:
             if v and v not in known_vendors:
                 raise ReviewError(f"vendor: {v!r} is not a watchlist vendor id")
-    # keep the single and list forms in step
-    if out.get("vendor") and "vendors" not in out:
-        out["vendors"] = [out["vendor"]]
-    if out.get("vendors") and "vendor" not in out:
-        out["vendor"] = out["vendors"][0]
-    if out.get("deal_type") and "deal_types" not in out:
-        out["deal_types"] = [out["deal_type"]]
-    if out.get("deal_types") and "deal_type" not in out:
-        out["deal_type"] = out["deal_types"][0]
+    # keep the single and list forms in step (an emptied list empties its single form too)
+    for single, listed in (("vendor", "vendors"), ("deal_type", "deal_types")):
+        if out.get(single) and listed not in out:
+            out[listed] = [out[single]]
+        if listed in out and single not in out:
+            out[single] = out[listed][0] if out[listed] else None
     return out
 
 
