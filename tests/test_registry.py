@@ -183,3 +183,13 @@ def test_undo_after_a_split_leaves_no_empty_deal(store) -> None:
     split_deal(store, deal_id, [ids["completed"]], "bob")
     undo(store, "ann")
     assert all(store.registry.deal_sources(d.id) for d in store.registry.deals())
+
+
+def test_moving_no_named_sources_moves_none(store) -> None:
+    """An empty list of sources to move is no sources, not every one of them."""
+    ids = kenya_cloud(store)
+    first = decide(store, ids["mou"], "confirm", "ann").deal_id
+    second = decide(store, ids["completed"], "confirm", "ann", deal_id="new").deal_id
+    before = _source_ids(store, first)
+    assert store.registry.move_deal_sources(first, second, []) == 0
+    assert _source_ids(store, first) == before and before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import sys
 import time
 from datetime import datetime
@@ -179,7 +180,8 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
             if r["finished_at"]:
                 started = time.strptime(r["started_at"], "%Y-%m-%dT%H:%M:%SZ")
                 finished = time.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
-                took = f" {time.mktime(finished) - time.mktime(started):.0f}s"
+                # the times are UTC: timegm, not mktime (local time, an hour off across DST)
+                took = f" {calendar.timegm(finished) - calendar.timegm(started):.0f}s"
             click.echo(f"run {r['id']:>4} {r['kind']:<7} {r['started_at']}{took} "
                        f"{r['outcome']:<8} {describe_run(r)}"
                        + (f" — {r['message']}" if r["message"] else ""))

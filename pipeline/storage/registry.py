@@ -118,8 +118,11 @@ class Registry:
 
     def move_deal_sources(self, from_deal: int, to_deal: int,
                           candidate_ids: Iterable[int] | None = None) -> int:
+        """Move these sources (None: every one) with their candidates and stage reports."""
+        ids = [] if candidate_ids is None else list(candidate_ids)
+        if candidate_ids is not None and not ids:
+            return 0  # none named: nothing moves (an empty list is not "all")
         sql, params = "UPDATE OR IGNORE deal_sources SET deal_id = ? WHERE deal_id = ?", [to_deal, from_deal]
-        ids = list(candidate_ids or [])
         if ids:
             sql += f" AND candidate_id IN ({', '.join('?' for _ in ids)})"
             params += ids
