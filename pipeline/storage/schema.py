@@ -460,6 +460,50 @@ def _migration_11(db: SqliteDatabase) -> None:
                "CHECK (official IN (0, 1))")
 
 
+def _migration_12(db: SqliteDatabase) -> None:
+    # Reports (issue 11): an aggregate claim ("70 deals in 41 countries") is filed apart from
+    # deals, with the counts and scope its sentence states. Its sources are its candidates
+    # (candidates.report_id, as candidates.deal_id for deals): a report keeps no per-source
+    # state (no stage, no official mark), and each candidate's article already holds its URL,
+    # title and date. Report numbers are never reused, as deal numbers are not.
+    # reviews.report_id records which report a confirmation filed, as reviews.deal_id does.
+    db.executescript("""
+        CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL UNIQUE,
+            candidate_id INTEGER NOT NULL REFERENCES candidates(id),
+            article_id INTEGER REFERENCES articles(id),
+            vendor TEXT,
+            vendors TEXT NOT NULL DEFAULT '[]',
+            counts TEXT NOT NULL DEFAULT '[]',
+            deals INTEGER,
+            countries INTEGER,
+            scope TEXT,
+            deal_types TEXT NOT NULL DEFAULT '[]',
+            year INTEGER,
+            sentence TEXT NOT NULL,
+            outlet TEXT,
+            url TEXT,
+            title TEXT,
+            published TEXT,
+            notes TEXT,
+            confirmed_by TEXT,
+            confirmed_at TEXT,
+            batch TEXT,
+            version INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX reports_vendor ON reports(vendor);
+        CREATE INDEX reports_batch ON reports(batch);
+        CREATE TABLE report_numbers (last INTEGER NOT NULL);
+        INSERT INTO report_numbers (last) VALUES (0);
+        ALTER TABLE candidates ADD COLUMN report_id INTEGER REFERENCES reports(id);
+        CREATE INDEX candidates_report ON candidates(report_id);
+        ALTER TABLE reviews ADD COLUMN report_id INTEGER;
+    """)
+
+
 # Steps committed on their own before a migration: for one that spans two files, whatever the
 # second file must hold before the first lets it go.
 PREPARE: dict[int, Callable[[SqliteDatabase], None]] = {ACCOUNTS_MOVED: copy_accounts}
@@ -477,4 +521,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (9, "reviewer credentials move to the accounts file", _migration_9),
     (10, "the audit of registry corrections", _migration_10),
     (11, "reviewers mark official sources", _migration_11),
+    (12, "reports: aggregate claims filed apart from deals", _migration_12),
 ]
