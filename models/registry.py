@@ -56,6 +56,18 @@ def parse_deal_number(text: str) -> int | None:
     return number if number else None
 
 
+def report_number(report_id: int) -> str:
+    """The public name of a report (an aggregate claim): rp- and six digits (rp-000007)."""
+    return f"rp-{report_id:06d}"
+
+
+def parse_report_number(text: str) -> int | None:
+    """The row id a report's name gives: rp-000007, RP-7 or a bare 7; None for anything that
+    can name no report."""
+    number = parse_row_id(text.strip().lower().removeprefix("rp-"))
+    return number if number else None
+
+
 @dataclass(slots=True)
 class StoryCopy(Record):
     """One copy of a syndicated story: an article of its near-duplicate cluster, or a page that
@@ -107,6 +119,7 @@ class QueueEntry(Record):
     deal_id: int | None = None  # the deal a confirmation filed it under
     created_at: str | None = None
     updated_at: str | None = None
+    report_id: int | None = None  # the report a confirmed aggregate was filed as
     # its article
     url: str | None = None
     canonical_url: str | None = None
@@ -242,11 +255,13 @@ class NewReview(Record):
     previous: dict[str, Any] | None = None  # the candidate's fields before the decision
     version: int | None = None  # the candidate's version after it
     deal_id: int | None = None  # the deal a confirmation filed it under
+    report_id: int | None = None  # the report a confirmed aggregate was filed as
 
 
 # The reviews table's columns, in its order: what `review show --json` gives for each event.
 REVIEW_COLUMNS = ("id", "candidate_id", "reviewer", "decided_at", "decision", "reason", "edits",
-                  "note", "previous_status", "batch", "undoes", "previous", "version", "deal_id")
+                  "note", "previous_status", "batch", "undoes", "previous", "version", "deal_id",
+                  "report_id")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -335,3 +350,65 @@ def record_of(cls: type[R], row: Mapping[str, Any]) -> R:
             value = f.default_factory()
         values[f.name] = value
     return cls(**values)
+
+
+# --- reports: aggregate claims ("70 deals in 41 countries"), kept apart from deals -----------
+
+
+@dataclass(slots=True)
+class ClaimCount(Record):
+    """One count a claim states: a number and what it counts ("70 deals"); `text` is how the
+    sentence writes it ("70 smart-city deals")."""
+
+    count: int
+    noun: str
+    text: str
+
+
+@dataclass(slots=True)
+class Report(Record):
+    """A confirmed aggregate claim: what a report or outlet says of many deals at once, with the
+    counts and scope its sentence states. Not a deal: it names no one counterpart or country."""
+
+    id: int
+    report_id: str  # rp-000007: the name exports and people use
+    candidate_id: int  # the candidate it was filed from (the lead of its story's copies)
+    sentence: str  # the claim, as the article writes it
+    article_id: int | None = None
+    vendor: str | None = None
+    vendors: list[str] = field(default_factory=list)
+    counts: list[ClaimCount] = field(default_factory=list)
+    deals: int | None = None  # the number of deals it counts, where it says
+    countries: int | None = None  # the number of countries it spans, where it says
+    scope: str | None = None  # the region it names, "worldwide", or None
+    deal_types: list[str] = field(default_factory=list)
+    year: int | None = None
+    outlet: str | None = None  # the site or publisher behind the article
+    url: str | None = None
+    title: str | None = None
+    published: str | None = None
+    notes: str | None = None
+    confirmed_by: str | None = None
+    confirmed_at: str | None = None
+    batch: str | None = None  # the decision that filed it (review undo takes it back)
+    version: int = 1
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    def __post_init__(self) -> None:
+        # from a row, the counts come as JSON objects
+        self.counts = [c if isinstance(c, ClaimCount) else ClaimCount(**c) for c in self.counts]
+
+
+@dataclass(slots=True)
+class ReportSource(Record):
+    """A candidate a report was filed from: one copy of the story, with its article."""
+
+    candidate_id: int
+    article_id: int
+    status: str
+    url: str | None = None
+    title: str | None = None
+    site: str | None = None
+    published: str | None = None
+    sentence: str | None = None

@@ -1,15 +1,15 @@
 """The `dealwatch` command line: a thin layer over the jobs, the review layer and the store.
 
-Each module holds a group of commands (setup, runs, review, deals, analysis, serve, demo); this
-one wires them under `main`, the entry point. Every module is imported for every command, so what
-loads spaCy, trafilatura or Uvicorn is imported inside the commands that need it.
+Each module holds a group of commands (setup, runs, review, deals, reports, analysis, serve,
+demo); this one wires them under `main`, the entry point. Every module is imported for every
+command, so what loads spaCy, trafilatura or Uvicorn is imported inside the commands that need it.
 """
 
 from __future__ import annotations
 
 import click
 
-from pipeline.cli import analysis, deals, demo, review, runs, serve, setup
+from pipeline.cli import analysis, deals, demo, reports, review, runs, serve, setup
 from pipeline.cli.common import DealwatchGroup, State, configure_logging
 
 __all__ = ["State", "main"]
@@ -38,6 +38,6 @@ def main(ctx: click.Context, db: str | None, config_dir: str | None, verbose: in
     ctx.obj = State(db, config_dir, verbose)
 
 
-for _module in (setup, runs, review, deals, analysis, serve, demo):
+for _module in (setup, runs, review, deals, reports, analysis, serve, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)

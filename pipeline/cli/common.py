@@ -406,6 +406,22 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def write_output(out: str | None, data: bytes) -> str:
+    """Bytes to the file `out`, atomically (one line naming it when it cannot be written), or to
+    stdout as built when `out` is None or "-"; where they went, for the closing message."""
+    if out in (None, "-"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)  # bytes as built: no newline translation
+        sys.stdout.buffer.flush()
+        return "stdout"
+    path = Path(out)
+    try:
+        write_atomically(path, data)
+    except OSError as exc:
+        fail(f"{out}: cannot write: {exc.strerror or exc}")
+    return str(path.resolve())
+
+
 def _parse_sets(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
                 ) -> dict[str, str]:
     edits: dict[str, str] = {}

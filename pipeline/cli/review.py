@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from models.registry import QueueEntry
+from models.registry import QueueEntry, report_number
 from pipeline.cli.common import (
     DEAL,
     State,
@@ -22,6 +22,7 @@ from pipeline.cli.common import (
 )
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
 from pipeline.review.present import country_name, language_note, money
+from pipeline.review.reports import ClaimReader
 from pipeline.review.views import CandidateView, candidate_view, deal_label, outcome_view
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
@@ -147,7 +148,9 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
 
 def _print_outcomes(store: Store, outcomes: list[Outcome], as_json: bool) -> None:
     if as_json:
-        echo_json([outcome_view(store, o) for o in outcomes])
+        echo_json([{**outcome_view(store, o),
+                    "report_id": report_number(o.report_id) if o.report_id else None}
+                   for o in outcomes])
         return
     for o in outcomes:
         lead, copies = o.candidate_ids[0], o.candidate_ids[1:]
@@ -157,6 +160,8 @@ def _print_outcomes(store: Store, outcomes: list[Outcome], as_json: bool) -> Non
         label = deal_label(store, o.deal_id)
         if label:
             line += f"; filed under {label}"
+        if o.report_id:
+            line += f"; filed as report {report_number(o.report_id)} (an aggregate claim)"
         click.echo(line)
 
 
@@ -315,7 +320,8 @@ _VERSION_HELP = ("Only if the candidate is still at this version (from `review s
 def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: bool,
                    edits: dict[str, str], note: str | None, expect_version: int | None,
                    as_json: bool) -> None:
-    """Confirm a candidate (and its copies) and file it in the registry.
+    """Confirm a candidate (and its copies) and file it in the registry. An aggregate claim
+    ("70 deals in 41 countries") is filed as a report (`dealwatch reports`), not a deal.
 
     \b
     Example:
@@ -329,7 +335,8 @@ def review_confirm(state: State, candidate_id: int, deal: int | None, new_deal: 
     with state.store() as store:
         outcome = decide(store, candidate_id, "confirm", state.reviewer_name,
                          version=expect_version, note=note, edits=edits,
-                         deal_id="new" if new_deal else deal, known_vendors=state.config.vendor_ids())
+                         deal_id="new" if new_deal else deal, known_vendors=state.config.vendor_ids(),
+                         claims=ClaimReader(state.config))
         _print_outcomes(store, [outcome], as_json)
 
 
@@ -420,7 +427,7 @@ def review_undo(state: State, as_json: bool) -> None:
     """
 
     with state.store() as store:
-        outcome = undo(store, state.reviewer_name)
+        outcome = undo(store, state.reviewer_name, ClaimReader(state.config))
         _print_outcomes(store, [outcome], as_json)
 
 

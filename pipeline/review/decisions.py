@@ -5,6 +5,9 @@ it) and guarded by the candidate's version: when two reviewers decide the same c
 once, the second is told and nothing is overwritten. A syndicated story's copies (one queue
 entry) are decided together, as one batch; undo takes back a reviewer's last batch.
 
+An aggregate claim ("70 deals in 41 countries") is no deal: confirming one files a report
+(`review.reports`), and undoing or rejecting that confirmation withdraws the report.
+
 Undo goes back through a reviewer's changes newest first and never skips one: when their latest
 change is a registry correction (a merge, split or deal edit, in the deal audit), `undo` refuses
 and names it, for `registry.undo_correction` (`dealwatch deals undo`) to take back first.
@@ -31,6 +34,13 @@ from pipeline.review.registry import (
     settle_deals,
     source_changed,
 )
+from pipeline.review.reports import (
+    AGGREGATE,
+    ClaimReader,
+    file_report,
+    report_changed,
+    settle_reports,
+)
 from pipeline.storage import DEAL_FIELDS, Store, utcnow
 
 logger = logging.getLogger(__name__)
@@ -56,6 +66,7 @@ class Outcome:
     status: str
     deal_id: int | None = None
     versions: dict[int, int] = field(default_factory=dict)
+    report_id: int | None = None  # the report a confirmed aggregate was filed as
 
 
 def _split_list(value: Any) -> list[str]:
@@ -135,12 +146,14 @@ def _conflict(store: Store, row: QueueEntry) -> ConflictError:
 def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
            version: int | None = None, reason: str | None = None, note: str | None = None,
            edits: dict[str, Any] | None = None, deal_id: int | str | None = None,
-           known_vendors: set[str] | None = None) -> Outcome:
+           known_vendors: set[str] | None = None, claims: ClaimReader | None = None
+           ) -> Outcome:
     """Confirm, reject or defer a candidate and the copies shown with it, in one batch.
 
     version: the candidate version the reviewer saw (None: whatever it is now, for scripts).
     edits: fields corrected before confirming. deal_id: for a confirmation, the deal to file it
-    under ("new" for a new deal; None picks a matching deal or starts one).
+    under ("new" for a new deal; None picks a matching deal or starts one). claims: reads an
+    aggregate's claim when confirming files it as a report (no deal_id then).
     """
     if decision not in DECISIONS:
         raise ReviewError(f"decision: one of {', '.join(DECISIONS)}, not {decision!r}")
@@ -156,18 +169,23 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
         lead = _load(store, candidate_id)
         if version is not None and lead.version != version:
             raise _conflict(store, lead)
+        if decision == "confirm" and lead.kind == AGGREGATE:
+            _check_report_filing(lead, deal_id, claims)
         members = [m for m in store.candidates.cluster_group(lead) if m != lead.id]
         outcome = Outcome(decision, [lead.id, *members], batch, status)
         decided: list[QueueEntry] = []
         audit: list[NewReview] = []
         left: list[int | None] = []
+        left_reports: list[int | None] = []
         for member in [lead.id, *members]:
             row = lead if member == lead.id else _load(store, member)
             before = {name: getattr(row, name) for name in (*EDITABLE_FIELDS, "status", "reason",
                                                             "note", "reviewed_by", "reviewed_at",
-                                                            "deal_id")}
+                                                            "deal_id", "report_id")}
             if row.deal_id:  # decided again: out of its deal until filed anew
                 left.append(store.registry.unlink_source(row.id))
+            if row.report_id:  # and out of its report
+                left_reports.append(store.reports.unlink(row.id))
             values: dict[str, Any] = {**changes, "status": status, "reviewed_by": reviewer,
                                       "reviewed_at": utcnow(), "reason": reason,
                                       "note": note if note is not None else row.note}
@@ -182,14 +200,28 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
                        if before.get(k) != v} or None,
             ))
             decided.append(replace(row, **values))
-        if decision == "confirm":
+        if decision == "confirm" and lead.kind == AGGREGATE:
+            assert claims is not None  # _check_report_filing
+            outcome.report_id = file_report(store, decided, reviewer, batch, claims)
+        elif decision == "confirm":
             outcome.deal_id = file_confirmation(store, decided, reviewer, batch, deal_id)
         settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
+        settle_reports(store, left_reports)
         for entry in audit:
-            entry.deal_id = outcome.deal_id
+            entry.deal_id, entry.report_id = outcome.deal_id, outcome.report_id
             store.reviews.add_review(entry)
     logger.info("%s %s candidate(s) %s", reviewer, status, outcome.candidate_ids)
     return outcome
+
+
+def _check_report_filing(lead: QueueEntry, deal_id: int | str | None,
+                         claims: ClaimReader | None) -> None:
+    if deal_id is not None:
+        raise ReviewError(f"candidate #{lead.id} is an aggregate claim: confirming files it as "
+                          "a report, not under a deal (leave out the deal)")
+    if claims is None:
+        raise ReviewError(f"candidate #{lead.id} is an aggregate claim: filing it as a report "
+                          "reads its claim, and no ClaimReader was given")
 
 
 def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], *,
@@ -215,6 +247,7 @@ def edit(store: Store, candidate_id: int, reviewer: str, edits: dict[str, Any], 
         ))
         if changes:  # a note alone changes nothing a registry sees
             source_changed(store, replace(row, **changes))
+            report_changed(store, replace(row, **changes))
     return Outcome("edit", [row.id], batch, row.status, versions={row.id: row.version + 1})
 
 
@@ -239,10 +272,12 @@ def bulk_reject(store: Store, candidate_ids: list[int], reviewer: str, reason: s
     return outcomes
 
 
-def undo(store: Store, reviewer: str) -> Outcome:
+def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outcome:
     """Take back the reviewer's last decision: statuses and fields as they were, the registry
-    as it was; recorded in the audit as an `undo`. Refused (naming it) while a registry
-    correction of theirs came after that decision: that is taken back first."""
+    and the reports as they were; recorded in the audit as an `undo`. Refused (naming it) while
+    a registry correction of theirs came after that decision: that is taken back first.
+    claims: reads an aggregate's claim again when the decision took it out of a report that
+    is gone (it is filed anew)."""
     with store.transaction():
         rows = store.reviews.last_batch(reviewer)
         correction = newer_correction(store, reviewer)
@@ -267,14 +302,25 @@ def undo(store: Store, reviewer: str) -> Outcome:
                     f"candidate #{current.id} changed after your decision "
                     f"(by {current.reviewed_by or 'processing'}); it cannot be undone")
         touched = store.registry.remove_deal_sources(batch)
+        store.reports.remove_batch(batch)
+        refile: dict[int | None, list[QueueEntry]] = {}  # earlier report -> copies to file anew
         for review in rows:
             current = _load(store, review.candidate_id)
             previous = dict(review.previous or {})
             previous["status"] = review.previous_status
             earlier_deal = previous.pop("deal_id", None)
+            earlier_report = previous.pop("report_id", None)
             store.candidates.set_candidate(current.id, current.version, previous)
             if review.decision == "edit":
                 source_changed(store, replace(current, **previous))
+                report_changed(store, replace(current, **previous))
+            elif previous["status"] == "confirmed" and current.kind == AGGREGATE:
+                # it was in a report before this decision took it out: back in, or with its
+                # copies into a report filed anew when that report has gone
+                if earlier_report and store.reports.report(earlier_report):
+                    store.reports.link(earlier_report, [current.id])
+                else:
+                    refile.setdefault(earlier_report, []).append(replace(current, **previous))
             elif previous["status"] == "confirmed":
                 # it was a source of a deal before this decision took it out: put it back, or
                 # file it anew when that deal has gone (withdrawn with its last source)
@@ -289,6 +335,11 @@ def undo(store: Store, reviewer: str) -> Outcome:
                 candidate_id=current.id, reviewer=reviewer, decision="undo", undoes=batch,
                 batch=undo_batch, previous_status=current.status, version=current.version + 1,
             ))
+        for copies in refile.values():
+            if claims is None:
+                raise ReviewError(f"#{copies[0].id} goes back to a report, and filing one reads "
+                                  "its claim: no ClaimReader was given")
+            file_report(store, copies, reviewer, undo_batch, claims)
         settle_deals(store, touched)
     first = rows[0]
     return Outcome("undo", [r.candidate_id for r in rows], undo_batch,

@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypedDict
@@ -247,7 +247,8 @@ def registry_records(store: Store, since: str | None = None, official: Collectio
 # --- writers --------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as one CSV cell: lists joined, whole floats without ".0", booleans yes/no."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -259,14 +260,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _defuse(text: str) -> str:
+def defuse(text: str) -> str:
+    """A cell a spreadsheet shows rather than runs (CSV injection: FORMULA_STARTS)."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_row(record: RegistryRecord) -> dict[str, str]:
     """A record flattened for a spreadsheet: one row, one value per cell."""
     sources = record["sources"]
-    flat = {name: _cell(record.get(name)) for name in RECORD_FIELDS}
+    flat = {name: csv_cell(record.get(name)) for name in RECORD_FIELDS}
     flat["sources"] = LIST_SEPARATOR.join(s["url"] or "" for s in sources)
     flat["stage_history"] = LIST_SEPARATOR.join(
         f"{h['reported'] or 'undated'} {h['stage']}" for h in record["stage_history"])
@@ -276,24 +278,29 @@ def csv_row(record: RegistryRecord) -> dict[str, str]:
     flat["source_sites"] = LIST_SEPARATOR.join(s["site"] or "" for s in sources)
     flat["evidence"] = TEXT_SEPARATOR.join(s["sentence"] or "" for s in sources)
     for name in CSV_TEXT_COLUMNS:
-        flat[name] = _defuse(flat[name])
+        flat[name] = defuse(flat[name])
     return flat
 
 
-def to_csv(records: list[RegistryRecord]) -> bytes:
+def csv_table(rows: Iterable[Mapping[str, str]], columns: Sequence[str]) -> bytes:
+    """Flat rows as CSV bytes (UTF-8, CRLF line ends, a header row)."""
     out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
-    for record in records:
-        writer.writerow(csv_row(record))
+    for row in rows:
+        writer.writerow(row)
     return out.getvalue().encode("utf-8")
 
 
-def to_json(records: list[RegistryRecord]) -> bytes:
+def to_csv(records: list[RegistryRecord]) -> bytes:
+    return csv_table((csv_row(record) for record in records), CSV_COLUMNS)
+
+
+def to_json(records: Sequence[Mapping[str, Any]]) -> bytes:
     return (json.dumps(records, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def to_jsonl(records: list[RegistryRecord]) -> bytes:
+def to_jsonl(records: Sequence[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 

@@ -130,7 +130,10 @@ def candidate_vendors(record: QueueEntry | Deal) -> list[str]:
 
 
 def suggest_deals(store: Store, candidate: QueueEntry) -> list[Suggestion]:
-    """Existing deals this candidate may belong to, best first."""
+    """Existing deals this candidate may belong to, best first (none for an aggregate claim:
+    confirming one files a report, never a deal)."""
+    if candidate.kind == "aggregate":
+        return []
     deals = store.registry.deals_like(candidate_vendors(candidate), candidate.country)
     return rank_suggestions(candidate, deals)
 
@@ -326,6 +329,9 @@ def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: 
     when it is good enough (AUTO_MATCH) and start a new deal otherwise.
     """
     lead = candidates[0]
+    if lead.kind == "aggregate":  # many deals told at once: a report (review.reports)
+        raise RegistryError(f"candidate #{lead.id} is an aggregate claim: it is filed as a "
+                            "report, not a deal")
     if deal_id is None:
         deal_id = best_match(suggest_deals(store, lead)) or "new"
     if deal_id == "new":

@@ -12,6 +12,7 @@ Reviewers' credentials (users, sessions, failed logins) live in a second file be
     store.candidates  the review queue, candidates, scores, rankers   (storage/candidates.py)
     store.reviews     the append-only audit of decisions              (storage/reviews.py)
     store.registry    deals, their sources and stages, exports, pushes (storage/registry.py)
+    store.reports     aggregate claims, filed apart from deals         (storage/reports.py)
     store.accounts    reviewers, sessions, failed logins              (storage/accounts.py)
     store.runs        runs and the configured sources                 (storage/runs.py)
 
@@ -40,6 +41,7 @@ from pipeline.storage.database import (
 from pipeline.storage.pages import Pages
 from pipeline.storage.queue import QueueQuery
 from pipeline.storage.registry import Registry
+from pipeline.storage.reports import Reports
 from pipeline.storage.reviews import Reviews
 from pipeline.storage.runs import Runs
 from pipeline.storage.schema import MIGRATIONS
@@ -60,6 +62,7 @@ class Store:
         self.candidates = Candidates(self.database)
         self.reviews = Reviews(self.database)
         self.registry = Registry(self.database)
+        self.reports = Reports(self.database)
         self.accounts = Accounts(self.database)
         self.runs = Runs(self.database)
 

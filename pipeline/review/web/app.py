@@ -25,12 +25,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from models.errors import DealwatchError
-from models.registry import parse_deal_number, parse_row_id
+from models.registry import parse_deal_number, parse_report_number, parse_row_id
 from pipeline.config import Config
 from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT
 from pipeline.review.web.deals import DealRoutes
 from pipeline.review.web.pages import STATIC_DIR, Ctx, Handler, Pages
 from pipeline.review.web.queue import QueueRoutes
+from pipeline.review.web.reports import ReportRoutes
 from pipeline.review.web.security import (
     MAX_BODY_BYTES,
     MAX_FORM_FIELDS,
@@ -44,8 +45,10 @@ logger = logging.getLogger(__name__)
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 NOT_FOUND = ("Not found", "There is nothing at this address.")
-# How each path parameter names its row: a deal by its registry id (dw-000003) or number.
-PATH_IDS: dict[str, Callable[[str], int | None]] = {"deal_id": parse_deal_number}
+# How each path parameter names its row: a deal by its registry id (dw-000003) or number, a
+# report by its name (rp-000001) or number.
+PATH_IDS: dict[str, Callable[[str], int | None]] = {"deal_id": parse_deal_number,
+                                                    "report_id": parse_report_number}
 HTTP_ERRORS = {
     400: ("Bad request", "The form could not be read (forms here send a few fields and no files)."),
     404: NOT_FOUND,
@@ -77,6 +80,7 @@ class ReviewApp:
         self.auth = Auth(self.pages, self.store, secure_cookies)
         self.queue = QueueRoutes(config, self.pages)
         self.deals = DealRoutes(config, self.pages, review_undo=self.queue.undo)
+        self.reports = ReportRoutes(config, self.pages)
         with self.store(migrate=True):
             pass  # fail now, not on the first request, when the database cannot be opened
 
@@ -148,7 +152,7 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
     """The review web app. secure_cookies=False only for tests over plain http (TestClient);
     allowed_hosts: Host header values to accept (None: any)."""
     web = ReviewApp(config, db_path, secure_cookies)
-    e, auth, queue, deals = web.endpoint, web.auth, web.queue, web.deals
+    e, auth, queue, deals, reports = web.endpoint, web.auth, web.queue, web.deals, web.reports
     routes = [
         Route("/", e(queue.home)),
         Route("/login", e(auth.login_form, auth=False), methods=["GET"]),
@@ -171,6 +175,8 @@ def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
         Route("/deal/{deal_id}/merge", e(deals.merge), methods=["POST"]),
         Route("/deal/{deal_id}/split", e(deals.split), methods=["POST"]),
         Route("/deal/{deal_id}/official", e(deals.source_official), methods=["POST"]),
+        Route("/reports", e(reports.reports)),
+        Route("/report/{report_id}", e(reports.report)),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     # Bodies past the limit are refused (413, Starlette's plain "Content Too Large") inside

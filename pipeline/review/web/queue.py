@@ -12,10 +12,11 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.responses import RedirectResponse, Response
 
 from models.config import DEAL_TYPES, STAGES
-from models.registry import QueueEntry
+from models.registry import QueueEntry, report_number
 from pipeline.config import Config
 from pipeline.review import decisions as review
 from pipeline.review import present, registry
+from pipeline.review.reports import ClaimReader
 from pipeline.review.views import candidate_view
 from pipeline.review.web.forms import (
     FORM_FIELDS,
@@ -44,6 +45,7 @@ class QueueRoutes:
         self.config = config
         self.pages = pages
         self.vendor_ids = config.vendor_ids()
+        self.claims = ClaimReader(config)  # confirming an aggregate reads its claim
         self.options_cache: tuple[float, dict[str, Any]] | None = None
 
     def filter_options(self, store: Store) -> dict[str, Any]:
@@ -181,8 +183,8 @@ class QueueRoutes:
                 ctx.store, candidate_id, decision, ctx.user, version=version,
                 reason=reason if decision == "reject" else None,
                 note=ctx.field("note") or None, edits=edits,
-                deal_id=deal_id if decision == "confirm" else None,
-                known_vendors=self.vendor_ids)
+                deal_id=deal_id if decision == "confirm" and cand.kind != "aggregate" else None,
+                known_vendors=self.vendor_ids, claims=self.claims)
         except review.ConflictError as exc:
             logger.info("conflict for %s on #%d: %s", ctx.user, candidate_id, exc)
             return self.candidate_page(ctx, candidate_id, status=409, conflict=str(exc))
@@ -194,6 +196,8 @@ class QueueRoutes:
         if outcome.deal_id:
             deal = ctx.store.registry.deal(outcome.deal_id)
             text += f", filed under deal {deal.deal_id if deal else outcome.deal_id}"
+        if outcome.report_id:
+            text += f", filed as report {report_number(outcome.report_id)} (an aggregate claim)"
         if decision == "reject" and reason:
             text += f" ({reason_label(reason)})"
         self.pages.flash(ctx, "ok", text + ". Press u to undo.")
@@ -264,7 +268,7 @@ class QueueRoutes:
     def undo(self, ctx: Ctx) -> Response:
         back = local_path(ctx.field("back"))
         try:
-            outcome = review.undo(ctx.store, ctx.user)
+            outcome = review.undo(ctx.store, ctx.user, self.claims)
         except review.ReviewError as exc:
             self.pages.flash(ctx, "error", str(exc))
             return RedirectResponse(back, 303)
