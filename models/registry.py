@@ -168,6 +168,11 @@ class Deal(Record):
     version: int = 1  # goes up with every change (what `export --since` and pushes go by)
     merged_into: int | None = None  # the deal this one was merged into; None while it lives
     created_by_batch: str | None = None  # the decision that created it (undo takes it back)
+    # a known deal, imported from another registry (`deals import`); None for the others
+    external_id: str | None = None  # its id in that registry: what a re-import goes by
+    source_url: str | None = None  # that registry's source for it (counts as one source)
+    imported_from: str | None = None  # the file it was last imported from (its name)
+    imported_at: str | None = None  # when
 
     def fields(self) -> dict[str, Any]:
         """The DEAL_FIELDS, as a confirmation's values are given."""

@@ -150,8 +150,9 @@ def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> 
 
     rows = list(csv.DictReader(io.StringIO(run_cli("export", "--format", "csv").stdout)))
     header = run_cli("export", "--format", "csv").stdout.splitlines()[0].split(",")
-    # added at the end: the columns before them keep their places
-    assert header[-3:] == ["independent_sources", "official_source", "confidence"]
+    # added at the end: the columns before them keep their places (and so do these, before the
+    # known deals' columns that came after them)
+    assert header[-7:-4] == ["independent_sources", "official_source", "confidence"]
     assert [(r["source_count"], r["independent_sources"], r["official_source"], r["confidence"])
             for r in rows] == [("3", "2", "no", "B"), ("1", "1", "no", "C")]
     lines = [json.loads(line) for line in run_cli("export", "--format", "jsonl").stdout.splitlines()]

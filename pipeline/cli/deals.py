@@ -31,6 +31,8 @@ from pipeline.review.export import (
     push_registry,
     registry_records,
 )
+from pipeline.review.imports import FORMATS as IMPORT_FORMATS
+from pipeline.review.imports import import_known_deals
 from pipeline.review.present import money
 from pipeline.review.registry import (
     describe_correction,
@@ -73,6 +75,9 @@ def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into
         f"{record['independent_sources']} independent, "
         + ("an official statement among them" if record["official_source"]
            else "none official"))
+    if record["external_id"]:
+        out(f"  known deal {record['external_id']}: imported from {record['imported_from']} at "
+            f"{record['imported_at']}; its source {record['source_url'] or '-'}")
     if record["notes"]:
         out(f"  notes: {record['notes']}")
     if record["stage_history"]:
@@ -428,3 +433,54 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
 
 
 COMMANDS = (deals, export)
+
+
+# --- known deals from another registry ------------------------------------------------------
+
+
+@deals.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), default=None,
+              help="csv (with a header) or jsonl (an object per line). Default: by the name "
+                   "(.csv; .jsonl or .ndjson).")
+@click.option("--dry-run", is_flag=True, help="Say what it would add and update; write nothing.")
+@pass_state
+def deals_import(state: State, file: Path, fmt: str | None, dry_run: bool) -> None:
+    """Load known deals from another registry: one deal a row, in the columns external_id,
+    vendor, country (these three required), counterpart, deal_type, stage, value, currency,
+    year, source_url (README, "Importing a registry").
+
+    Idempotent by external_id: a row imported before leaves its deal alone, unless the other
+    registry changed it since (then the fields it changed are set, as a new version). A row
+    that cannot be read is listed with its line and left out; the others load (exit 1 when any
+    was left out). New candidates of a known deal say so in the queue and confirm into it.
+
+    \b
+    Example:
+        dealwatch deals import docs/examples/known_deals.csv --dry-run
+        dealwatch deals --reviewer ann import known_deals.csv
+        dealwatch deals import registry.ndjson
+    """
+
+    with state.store() as store:
+        report = import_known_deals(store, file, state.config.watchlist, state.reviewer_name,
+                                    fmt=fmt, dry_run=dry_run)
+    name = report.file.name
+    if report.file.ignored:
+        click.echo(f"{name}: ignored (not a column of ours): {', '.join(report.file.ignored)}",
+                   err=True)
+    for problem in report.file.problems:
+        click.echo(f"{name}:{problem.line}: {problem.reason}", err=True)
+    for done in report.loaded:
+        if done.action == "added":
+            click.echo(f"would add {done.row.external_id}" if dry_run
+                       else f"added {done.deal_id} ({done.row.external_id})")
+        elif done.action == "updated":
+            changes = "; ".join(f"{field}: {field_text(before)} → {field_text(after)}"
+                                for field, (before, after) in done.changes.items())
+            click.echo(f"{'would update' if dry_run else 'updated'} {done.deal_id} "
+                       f"({done.row.external_id}): {changes}")
+    click.echo(("dry run, nothing written: " if dry_run else f"{name}: ") + report.summary())
+    if report.file.problems:
+        fail(f"{name}: {len(report.file.problems)} bad row(s) left out (listed above); the "
+             f"other rows {'would load' if dry_run else 'were loaded'}")

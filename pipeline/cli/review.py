@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 
-from models.registry import QueueEntry, report_number
+from models.registry import Deal, QueueEntry, report_number
 from pipeline.cli.common import (
     DEAL,
     State,
@@ -22,15 +22,17 @@ from pipeline.cli.common import (
 )
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
 from pipeline.review.present import country_name, language_note, money
+from pipeline.review.registry import known_matches
 from pipeline.review.reports import ClaimReader
 from pipeline.review.views import CandidateView, candidate_view, deal_label, outcome_view
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 
 
 def render_queue(entries: list[QueueEntry], out: Callable[[str], None],
-                 total: int | None = None) -> None:
+                 total: int | None = None, matches: Mapping[int, Deal] | None = None) -> None:
     """The review queue as text: one block per candidate, best first, then how many of how
-    many entries it showed (when the total is given)."""
+    many entries it showed (when the total is given). matches: the deal a candidate would be
+    filed under, confirmed as it is (`known_matches`)."""
     if not entries:
         out("the queue is empty" if not total else f"0 of {total:,} shown")
         return
@@ -61,6 +63,10 @@ def render_queue(entries: list[QueueEntry], out: Callable[[str], None],
         for copy in [c for c in entry.copies if c.url != entry.url]:
             site = f" ({copy.site})" if copy.site else ""
             out(f"     also: {copy.url}{site}")
+        match = (matches or {}).get(entry.id)
+        if match is not None:
+            known = f" (known: {match.external_id})" if match.external_id else ""
+            out(f"     matches {match.deal_id}{known}: confirming files it there")
     if total is not None:
         out(f"{len(entries):,} of {total:,} shown" + (" (--limit 0 shows all)"
                                                        if len(entries) < total else ""))
@@ -216,10 +222,12 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
     with state.store() as store, store.snapshot():
         rows = store.candidates.queue(query)
         total = store.candidates.queue_count(query) if not as_json else 0
+        matches = known_matches(store, rows)
     if as_json:
-        echo_json([entry_json(r, REVIEW_JSON_FIELDS) for r in rows])
+        echo_json([{**entry_json(r, REVIEW_JSON_FIELDS),
+                    "matches": m.deal_id if (m := matches.get(r.id)) else None} for r in rows])
     else:
-        render_queue(rows, click.echo, total)
+        render_queue(rows, click.echo, total, matches)
 
 
 def _render_candidate(view: CandidateView, out: Callable[[str], None]) -> None:

@@ -47,7 +47,9 @@ BASE_RECORD_FIELDS = (
 )
 # Triangulation (README, "Triangulation and confidence"): how well the deal is attested.
 TRIANGULATION_FIELDS = ("source_count", "independent_sources", "official_source", "confidence")
-RECORD_FIELDS = BASE_RECORD_FIELDS + TRIANGULATION_FIELDS
+# A known deal's origin (README, "Importing a registry"); empty for the others.
+KNOWN_DEAL_FIELDS = ("external_id", "source_url", "imported_from", "imported_at")
+RECORD_FIELDS = BASE_RECORD_FIELDS + TRIANGULATION_FIELDS + KNOWN_DEAL_FIELDS
 SOURCE_FIELDS = ("url", "title", "published", "sentence", "site", "official")
 
 # CSV: the record's columns (lists joined with "; ", `sources` = the source URLs), then one
@@ -55,7 +57,7 @@ SOURCE_FIELDS = ("url", "title", "published", "sentence", "site", "official")
 CSV_EXTRA_COLUMNS = ("source_count", "source_titles", "source_dates", "source_sites", "evidence")
 # The CSV had source_count before the record did: it keeps its place, the rest come last.
 CSV_COLUMNS = BASE_RECORD_FIELDS + CSV_EXTRA_COLUMNS + tuple(
-    name for name in TRIANGULATION_FIELDS if name not in CSV_EXTRA_COLUMNS)
+    name for name in TRIANGULATION_FIELDS if name not in CSV_EXTRA_COLUMNS) + KNOWN_DEAL_FIELDS
 LIST_SEPARATOR = "; "
 # Titles and evidence sentences may hold semicolons themselves: one per line in their cell.
 TEXT_SEPARATOR = "\n"
@@ -63,7 +65,7 @@ TEXT_SEPARATOR = "\n"
 # with one of FORMULA_STARTS as a formula (CSV injection), so such a cell gets a leading "'".
 # Cells whose text came from the web or a person: defused so a spreadsheet shows, not runs, it.
 CSV_TEXT_COLUMNS = ("counterpart", "notes", "source_titles", "source_sites", "evidence",
-                    "currency", "confirmed_by")
+                    "currency", "confirmed_by", "external_id", "source_url", "imported_from")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -118,6 +120,10 @@ class RegistryRecord(TypedDict):
     independent_sources: int  # distinct publishers: syndicated copies and repeats count once
     official_source: bool  # a government's or vendor's own statement among the sources
     confidence: str  # A | B | C
+    external_id: str | None  # a known deal's id in the registry it was imported from
+    source_url: str | None  # that registry's source for it (counted in source_count)
+    imported_from: str | None  # the file it was last imported from
+    imported_at: str | None  # when
 
 
 class MergedNotice(TypedDict):
@@ -175,7 +181,7 @@ def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStag
     """A deal with its sources and stage history as a registry record (DESIGN.md field order,
     then `version`, `stage_history` and its triangulation). official: the configured sources
     marked official (`review.registry.official_source_ids`)."""
-    weighed = triangulate(sources, official)
+    weighed = triangulate(sources, official, deal)
     record: RegistryRecord = {
         "deal_id": deal.deal_id,
         "vendor": deal.vendor,
@@ -202,6 +208,10 @@ def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStag
         "independent_sources": weighed.independent_sources,
         "official_source": weighed.official_source,
         "confidence": weighed.confidence,
+        "external_id": deal.external_id,
+        "source_url": deal.source_url,
+        "imported_from": deal.imported_from,
+        "imported_at": deal.imported_at,
     }
     assert tuple(record) == RECORD_FIELDS
     return record
@@ -272,7 +282,7 @@ def csv_row(record: RegistryRecord) -> dict[str, str]:
     flat["sources"] = LIST_SEPARATOR.join(s["url"] or "" for s in sources)
     flat["stage_history"] = LIST_SEPARATOR.join(
         f"{h['reported'] or 'undated'} {h['stage']}" for h in record["stage_history"])
-    flat["source_count"] = str(len(sources))
+    flat["source_count"] = str(record["source_count"])  # a known deal's registry source too
     flat["source_titles"] = TEXT_SEPARATOR.join(s["title"] or "" for s in sources)
     flat["source_dates"] = LIST_SEPARATOR.join(s["published"] or "" for s in sources)
     flat["source_sites"] = LIST_SEPARATOR.join(s["site"] or "" for s in sources)

@@ -138,6 +138,24 @@ def suggest_deals(store: Store, candidate: QueueEntry) -> list[Suggestion]:
     return rank_suggestions(candidate, deals)
 
 
+def known_matches(store: Store, entries: Iterable[QueueEntry]) -> dict[int, Deal]:
+    """The deal each undecided deal candidate here would be filed under, confirmed as it is
+    (the best_match of its suggest_deals), by candidate id: what a page of the queue says, read
+    in one query for the page."""
+    waiting = [e for e in entries if e.kind == "deal" and e.deal_id is None
+               and e.status in ("pending", "deferred")]
+    deals = store.registry.deals_of({v for e in waiting for v in candidate_vendors(e)},
+                                    {e.country for e in waiting})
+    found: dict[int, Deal] = {}
+    for entry in waiting:
+        vendors = set(candidate_vendors(entry))
+        mine = [d for d in deals if d.country == entry.country and vendors & set(d.vendors)]
+        match = best_match(rank_suggestions(entry, mine))
+        if match is not None:
+            found[entry.id] = next(d for d in mine if d.id == match)
+    return found
+
+
 def _reported(candidate: QueueEntry) -> str | None:
     """When a candidate's article reported it (its date, else when it was extracted)."""
     return candidate.published or candidate.extracted_at
@@ -232,11 +250,14 @@ def confidence_grade(independent: int, official: bool) -> str:
     return "C"
 
 
-def triangulate(sources: Sequence[DealSource], official_source_ids: Collection[str] = ()
-                ) -> Triangulation:
+def triangulate(sources: Sequence[DealSource], official_source_ids: Collection[str] = (),
+                deal: Deal | None = None) -> Triangulation:
     """A deal's sources weighed: how many, how many independent, any official, when first and
     last reported, and the grade they give. official_source_ids: the configured sources marked
-    `official = true` in sources.toml."""
+    `official = true` in sources.toml. deal: the deal, whose registry's source_url (a known
+    deal's) is one more source, its registered domain its publisher, with no date."""
+    if deal is not None and deal.source_url:
+        sources = [*sources, DealSource(deal.id, 0, url=deal.source_url, official=False)]
     dates = sorted(d for s in sources if (d := s.reported))
     independent = independent_sources(sources)
     official = any(is_official(s, official_source_ids) for s in sources)
@@ -301,13 +322,14 @@ def source_changed(store: Store, candidate: QueueEntry) -> None:
 
 
 def settle_deals(store: Store, deal_ids: list[int]) -> None:
-    """After sources left these deals: a deal with none left is withdrawn, the rest refreshed."""
+    """After sources left these deals: a deal with none left is withdrawn (unless it is a known
+    deal, imported from another registry), the rest refreshed."""
     for deal_id in dict.fromkeys(deal_ids):
         deal = store.registry.deal(deal_id)
         if deal is None or deal.merged_into:
             continue
-        if store.registry.deal_sources(deal_id):
-            refresh_deal(store, deal_id)
+        if deal.external_id or store.registry.deal_sources(deal_id):
+            refresh_deal(store, deal_id)  # a known deal stands on its registry, articles or not
         else:
             store.registry.delete_deal(deal_id)
 

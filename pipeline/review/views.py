@@ -224,7 +224,7 @@ def deal_view(store: Store, deal_id: int, reviewer: str | None = None,
                          and undo_problem(store, e.correction) is None), None)
         return DealView(deal, registry_record(deal, sources, stages, official),
                         sources, stages, deal_label(store, deal.merged_into), similar,
-                        corrections, undoable, triangulate(sources, official),
+                        corrections, undoable, triangulate(sources, official, deal),
                         frozenset(s.candidate_id for s in sources if is_official(s, official)))
 
 
@@ -242,7 +242,8 @@ def weighed_deals(store: Store, official: Collection[str] = (),
     confidence: only deals of these grades (none: all)."""
     with store.snapshot():
         deals, sources = store.registry.deals(), store.registry.sources_by_deal()
-    weighed = [WeighedDeal(deal, triangulate(sources.get(deal.id, []), official)) for deal in deals]
+    weighed = [WeighedDeal(deal, triangulate(sources.get(deal.id, []), official, deal))
+               for deal in deals]
     return [w for w in weighed if not confidence or w.triangulation.confidence in confidence]
 
 

@@ -59,21 +59,43 @@ class Registry:
 
     def deals_like(self, vendors: Iterable[str], country: str | None) -> list[Deal]:
         """Live deals of any of these vendors in this country: where a confirmation may belong."""
-        vendors = [v for v in vendors if v]
-        if not vendors:
+        return self.deals_of(vendors, [country])
+
+    def deals_of(self, vendors: Iterable[str], countries: Iterable[str | None]) -> list[Deal]:
+        """Live deals of any of these vendors in any of these countries, in one query: those a
+        page of candidates may be filed under (each keeps the deals_like of its own)."""
+        vendors, countries = sorted({v for v in vendors if v}), set(countries)
+        if not vendors or not countries:
             return []
-        marks = ", ".join("?" for _ in vendors)
+        codes = sorted(c for c in countries if c is not None)
         rows = self.db.query(
             "SELECT DISTINCT d.* FROM deals d, json_each(d.vendors) v "
-            f"WHERE d.merged_into IS NULL AND v.value IN ({marks}) AND d.country IS ? "
-            "ORDER BY d.id", [*vendors, country])
+            "WHERE d.merged_into IS NULL AND v.value IN (SELECT value FROM json_each(?)) "
+            "AND (d.country IN (SELECT value FROM json_each(?))"
+            + (" OR d.country IS NULL" if None in countries else "") + ") ORDER BY d.id",
+            [json.dumps(vendors), json.dumps(codes)])
         return [record_of(Deal, decode_row(r)) for r in rows]
 
+    def imported_deals(self, external_ids: Iterable[str]
+                       ) -> dict[str, tuple[Deal, dict[str, Any]]]:
+        """The deals imported under these external ids (merged ones too), each with the fields
+        its last import gave it, in one query."""
+        rows = self.db.query(
+            "SELECT * FROM deals WHERE external_id IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(set(external_ids)))])
+        out: dict[str, tuple[Deal, dict[str, Any]]] = {}
+        for row in rows:
+            imported = json.loads(row.pop("imported_fields") or "{}")
+            out[row["external_id"]] = (record_of(Deal, decode_row(row)), imported)
+        return out
+
     def insert_deal(self, fields: Mapping[str, Any], confirmed_by: str, batch: str | None,
-                    notes: str | None = None) -> int:
-        """A new deal with the DEAL_FIELDS of `fields` (a confirmed candidate's, say); its id."""
+                    notes: str | None = None, extra: Mapping[str, Any] | None = None) -> int:
+        """A new deal with the DEAL_FIELDS of `fields` (a confirmed candidate's, say); its id.
+        extra: other columns of it (an imported deal's external id, source and origin)."""
         now = utcnow()
         row = {name: dump_value(fields.get(name)) for name in DEAL_FIELDS}
+        row.update({name: dump_value(value) for name, value in (extra or {}).items()})
         deal_id = int(self.db.execute(
             "UPDATE deal_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
         row.update(id=deal_id, deal_id=deal_number(deal_id), confirmed_by=confirmed_by,
@@ -97,7 +119,11 @@ class Registry:
 
     def delete_deal(self, deal_id: int) -> None:
         """Withdraw a deal (its last source is gone). A deal merged into it goes with it: it has
-        no sources of its own, and its merged_into must not point at a deal that is gone."""
+        no sources of its own, and its merged_into must not point at a deal that is gone; but a
+        known deal merged into it (imported: another registry attests it) lives again."""
+        self.db.execute(
+            "UPDATE deals SET merged_into = NULL, version = version + 1, updated_at = ? "
+            "WHERE merged_into = ? AND external_id IS NOT NULL", [utcnow(), deal_id])
         for (merged,) in self.db.execute(
                 "SELECT id FROM deals WHERE merged_into = ?", [deal_id]).fetchall():
             self.delete_deal(merged)

@@ -504,6 +504,22 @@ def _migration_12(db: SqliteDatabase) -> None:
     """)
 
 
+def _migration_13(db: SqliteDatabase) -> None:
+    # Known deals (issue 11): deals loaded from another registry (`deals import`). external_id
+    # is that registry's id, what a re-import recognises a deal by (unique among the deals that
+    # have one); source_url the registry's source for it, which triangulation counts; where and
+    # when it was last imported from; and the fields as that import gave them, so a re-import
+    # changes only what the other registry changed since (a reviewer's correction stands).
+    db.executescript("""
+        ALTER TABLE deals ADD COLUMN external_id TEXT;
+        ALTER TABLE deals ADD COLUMN source_url TEXT;
+        ALTER TABLE deals ADD COLUMN imported_from TEXT;
+        ALTER TABLE deals ADD COLUMN imported_at TEXT;
+        ALTER TABLE deals ADD COLUMN imported_fields TEXT;
+        CREATE UNIQUE INDEX deals_external_id ON deals(external_id) WHERE external_id IS NOT NULL;
+    """)
+
+
 # Steps committed on their own before a migration: for one that spans two files, whatever the
 # second file must hold before the first lets it go.
 PREPARE: dict[int, Callable[[SqliteDatabase], None]] = {ACCOUNTS_MOVED: copy_accounts}
@@ -522,4 +538,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (10, "the audit of registry corrections", _migration_10),
     (11, "reviewers mark official sources", _migration_11),
     (12, "reports: aggregate claims filed apart from deals", _migration_12),
+    (13, "known deals imported from another registry", _migration_13),
 ]

@@ -89,6 +89,7 @@ class QueueRoutes:
                 has_prev, has_next = after is not None, len(rows) > PAGE_SIZE
                 rows = rows[:PAGE_SIZE]
             ctx.store.candidates.attach_copies(rows)
+            matches = registry.known_matches(ctx.store, rows)  # "matches dw-000012"
             # "51–100 of 1,234": the entries ahead of this page's first, and all of them
             matching = ctx.store.candidates.queue_count(query)
             first = ctx.store.candidates.queue_count(
@@ -99,7 +100,7 @@ class QueueRoutes:
                 - counts.get("pending", 0))
         base = queue_params(query)
         return self.pages.render(
-                  ctx, "queue.html", rows=rows, query=query, filters=base,
+                  ctx, "queue.html", rows=rows, matches=matches, query=query, filters=base,
                   hidden_count=hidden_count, threshold=self.config.rules.scoring.threshold,
                   scores_url=with_query("/queue", queue_params(
                       replace(query, hidden=not query.hidden, min_score=None))),
@@ -144,6 +145,8 @@ class QueueRoutes:
                   extra_labels=sorted(labels - set(ENTITY_CLASSES)),
                   copies=cand.copies, group=view.group, history=view.history,
                   suggestions=view.suggestions, deal=view.deal, values=form_values,
+                  auto_deal=view.suggestions[0].deal if registry.best_match(view.suggestions)
+                  else None,
                   filters_qs=filters_qs, queue_url=with_query("/queue", filters_qs),
                   next_url=with_query(f"/candidate/{nxt[0].id}", filters_qs) if nxt else None,
                   prev_url=with_query(f"/candidate/{prev[0].id}", filters_qs) if prev else None,
