@@ -144,12 +144,14 @@ def known_matches(store: Store, entries: Iterable[QueueEntry]) -> dict[int, Deal
     in one query for the page."""
     waiting = [e for e in entries if e.kind == "deal" and e.deal_id is None
                and e.status in ("pending", "deferred")]
-    deals = store.registry.deals_of({v for e in waiting for v in candidate_vendors(e)},
-                                    {e.country for e in waiting})
+    by_country: dict[str | None, list[Deal]] = {}
+    for deal in store.registry.deals_of({v for e in waiting for v in candidate_vendors(e)},
+                                        {e.country for e in waiting}):
+        by_country.setdefault(deal.country, []).append(deal)
     found: dict[int, Deal] = {}
     for entry in waiting:
         vendors = set(candidate_vendors(entry))
-        mine = [d for d in deals if d.country == entry.country and vendors & set(d.vendors)]
+        mine = [d for d in by_country.get(entry.country, []) if vendors & set(d.vendors)]
         match = best_match(rank_suggestions(entry, mine))
         if match is not None:
             found[entry.id] = next(d for d in mine if d.id == match)
