@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from models.errors import DealwatchError
-from models.registry import parse_deal_number
+from models.registry import parse_deal_number, parse_report_number
 from pipeline.config import Config, load_config, resolve_db_path
 from pipeline.ingest.crawl import OnProgress
 from pipeline.jobs.exits import exit_status
@@ -278,21 +278,24 @@ def search_option(help_text: str = "Only candidates whose article (title or text
                         help=help_text)
 
 
-class DealRef(click.ParamType):
-    """A deal by row id (3) or registry id (dw-000003)."""
+class RecordRef(click.ParamType):
+    """A registry record by its name or its number: a deal (dw-000003 or 3), a report
+    (rp-000001 or 1); its row id."""
 
-    name = "DEAL"
+    def __init__(self, name: str, parse: Callable[[str], int | None], example: str):
+        self.name, self.parse, self.example = name, parse, example
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        number = parse_deal_number(str(value))
+        number = self.parse(str(value))
         if number is None:
-            self.fail(f"a deal id such as dw-000003 or 3, not {value!r}", param, ctx)
+            self.fail(f"{self.example}, not {value!r}", param, ctx)
         return number
 
 
-DEAL = DealRef()
+DEAL = RecordRef("DEAL", parse_deal_number, "a deal id such as dw-000003 or 3")
+REPORT = RecordRef("REPORT", parse_report_number, "a report id such as rp-000001 or 1")
 
 
 # --- output ---------------------------------------------------------------------------------

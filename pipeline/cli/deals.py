@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import click
@@ -19,7 +20,7 @@ from pipeline.cli.common import (
     pass_state,
     reviewer_option,
     set_option,
-    write_atomically,
+    write_output,
 )
 from pipeline.review.corrections import edit_deal
 from pipeline.review.export import FORMATS as EXPORT_FORMATS
@@ -413,22 +414,10 @@ def export(state: State, fmt: str | None, out: str | None, since: str | None,
         click.echo(f"push to {push_url}: {report.summary()}")
         return
 
-    def write(data: bytes) -> str:
-        if out in (None, "-"):
-            sys.stdout.flush()
-            sys.stdout.buffer.write(data)  # bytes as built: no newline translation
-            sys.stdout.buffer.flush()
-            return "stdout"
-        path = Path(out)
-        try:
-            write_atomically(path, data)
-        except OSError as exc:
-            fail(f"{out}: cannot write: {exc.strerror or exc}")
-        return str(path.resolve())
-
     with state.store() as store:
         result, destination = export_registry(
-            store, fmt or "csv", since, write, official_source_ids(state.config.sources))
+            store, fmt or "csv", since, partial(write_output, out),
+            official_source_ids(state.config.sources))
     click.echo(f"exported {result.deals} deal(s) as {result.format} to {destination}", err=True)
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from models.registry import parse_report_number
 from pipeline.cli.common import (
+    REPORT,
     State,
     echo_json,
     pass_state,
@@ -21,23 +21,6 @@ from pipeline.review.reports import (
     report_records,
     report_view,
 )
-
-
-class ReportRef(click.ParamType):
-    """A report by its name (rp-000001) or number (1)."""
-
-    name = "REPORT"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        number = parse_report_number(str(value))
-        if number is None:
-            self.fail(f"a report id such as rp-000001 or 1, not {value!r}", param, ctx)
-        return number
-
-
-REPORT = ReportRef()
 
 
 def _counts(record: dict[str, Any]) -> str:
