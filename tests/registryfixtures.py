@@ -67,3 +67,43 @@ def kenya_cloud(store: Store) -> dict[str, int]:
                         "government cloud.", published="2025-01-11", stage="mou",
                         site="syndicated.test", cluster_of=ids["mou"])
     return ids
+
+
+def searchable_registry(store: Store) -> dict[str, int]:
+    """Four deals to filter, search and sort, filed in this order:
+
+    dw-000001  Huawei, Kenya, cloud, signed, 2025: three sources (a syndicated copy), two
+               outlets: grade B; reported 2025-01-10 – 2025-06-02.
+    dw-000002  Huawei, Uganda, safe city, signed, 2025: one source, grade C; no counterpart.
+    dw-000003  ZTE, Ethiopia, telecom network, awarded, 2024: three outlets, grade A; notes
+               "Tender no. 7/2024".
+    dw-000004  Hikvision and Huawei, South Africa, safe city and smart city, proposed, 2026: one
+               source, grade C; counterpart eThekwini Municipality (not in the evidence).
+
+    The candidates of the Kenyan cloud's later stages and a non-deal stay pending."""
+    from pipeline.review.corrections import edit_deal
+    from pipeline.review.decisions import decide
+
+    ids = kenya_cloud(store)
+    kenya = decide(store, ids["mou"], "confirm", "ann").deal_id
+    decide(store, ids["signed"], "confirm", "ann", deal_id=kenya)
+    uganda = decide(store, ids["uganda"], "confirm", "ann").deal_id
+    assert kenya is not None and uganda is not None
+    edit_deal(store, uganda, "ann", {"counterpart": ""})
+    zte = [story(store, "ZTE will build Ethio Telecom's 5G core network in Addis Ababa.",
+                 vendor="zte", country="ET", counterpart="Ethio Telecom", counterpart_type="soe",
+                 deal_type="telecom_network", stage="awarded", year=2024, site=site,
+                 published=f"2024-0{n}-15") for n, site in enumerate(
+                     ("addis-standard.test", "capital.test", "reporter.test"), 3)]
+    ethiopia = decide(store, zte[0], "confirm", "ann").deal_id
+    assert ethiopia is not None
+    for candidate in zte[1:]:
+        decide(store, candidate, "confirm", "ann", deal_id=ethiopia)
+    edit_deal(store, ethiopia, "ann", {"notes": "Tender no. 7/2024"})
+    durban = story(store, "Hikvision and Huawei proposed a safe city for Durban.",
+                   vendor="hikvision", vendors=["hikvision", "huawei"], country="ZA",
+                   counterpart="eThekwini Municipality", counterpart_type="subnational",
+                   deal_type="safe_city", deal_types=["safe_city", "smart_city"],
+                   stage="proposed", year=2026, published="2026-02-01", site="mercury.test")
+    decide(store, durban, "confirm", "ann")
+    return {**ids, "ethiopia": zte[0], "durban": durban}

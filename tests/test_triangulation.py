@@ -126,11 +126,11 @@ def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> 
         decide(store, ids["uganda"], "confirm", "ann")
 
     listed = run_cli("deals", "list").output.splitlines()
-    assert "B  3 source(s), 2 independent" in listed[0]
-    assert "C  1 source(s), 1 independent" in listed[1]
+    assert listed[1].split()[-5:-1] == ["B", "3", "2", "2025-01-10"]  # grade, sources, outlets
+    assert listed[2].split()[-5:-1] == ["C", "1", "1", "2025-04-01"]
     only_b = run_cli("deals", "list", "--confidence", "b").output
     assert "dw-000001" in only_b and "dw-000002" not in only_b
-    assert "no deal of confidence A" in run_cli("deals", "list", "--confidence", "A").output
+    assert "no deal matches: confidence A" in run_cli("deals", "list", "--confidence", "A").output
     wrong = run_cli("deals", "list", "--confidence", "D")
     assert wrong.exit_code == 2 and "'D' is not one of 'a', 'b', 'c'" in wrong.output
 

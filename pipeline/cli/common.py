@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -25,6 +25,7 @@ from pipeline.ingest.crawl import OnProgress
 from pipeline.jobs.exits import exit_status
 from pipeline.jobs.runs import ProgressLines, describe_budget, describe_progress, stop_on_sigterm
 from pipeline.language import normalise_language
+from pipeline.review import filters
 from pipeline.storage import Store
 
 if TYPE_CHECKING:
@@ -215,45 +216,25 @@ def reviewer_option(f: Callable[..., Any]) -> Callable[..., Any]:
                              "your OS user name).")(f)
 
 
+def _checked(check: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback from a check of pipeline.review.filters: no value passes, a value it
+    refuses is a usage error with its message (which names the valid ones)."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except filters.FilterError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return callback
+
+
 def _vendor_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A watchlist vendor's id from its id in any case, its name or an alias ("Huawei")."""
-    if value is None:
-        return None
     state = ctx.find_object(State)
     if state is None:  # a command called without `dealwatch` above it
-        return value.strip().lower()
-    vendors = [e for e in state.config.watchlist if e.type == "vendor"]
-    wanted = value.strip().casefold()
-    for entry in vendors:
-        if wanted in {entry.id.casefold(), entry.name.casefold(),
-                      *(alias.casefold() for alias in entry.aliases)}:
-            return entry.id
-    raise click.BadParameter(f"{value!r} is no watchlist vendor; the vendor ids: "
-                             + ", ".join(sorted(e.id for e in vendors)), ctx, param)
-
-
-def _country_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An ISO 3166 alpha-2 code, in any case; a country's name or alpha-3 code is an error that
-    gives its alpha-2 code."""
-    if value is None:
-        return None
-    import pycountry  # loaded for this filter only
-
-    text = value.strip()
-    if len(text) == 2 and pycountry.countries.get(alpha_2=text.upper()):
-        return text.upper()
-    problem = f"{value!r} is no ISO 3166 alpha-2 country code"
-    try:
-        found = [pycountry.countries.lookup(text)]
-    except LookupError:
-        try:
-            found = pycountry.countries.search_fuzzy(text)[:3] if len(text) > 2 else []
-        except LookupError:
-            found = []
-    if not found:
-        raise click.BadParameter(f"{problem} (two letters, such as KE for Kenya)", ctx, param)
-    names = [f"{c.alpha_2} ({getattr(c, 'common_name', None) or c.name})" for c in found]
-    raise click.BadParameter(f"{problem}; did you mean " + " or ".join(names) + "?", ctx, param)
+        return value.strip().lower() if value is not None else None
+    return _checked(lambda v: filters.vendor_id(v, state.config.watchlist))(ctx, param, value)
 
 
 def vendor_option(help_text: str = "Only this watchlist vendor.") -> Decorator:
@@ -262,8 +243,8 @@ def vendor_option(help_text: str = "Only this watchlist vendor.") -> Decorator:
 
 
 def country_option(help_text: str = "Only this country (ISO alpha-2).") -> Decorator:
-    return click.option("--country", default=None, metavar="CC", callback=_country_code,
-                        help=help_text)
+    return click.option("--country", default=None, metavar="CC",
+                        callback=_checked(filters.country_code), help=help_text)
 
 
 def _search_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -276,6 +257,23 @@ def search_option(help_text: str = "Only candidates whose article (title or text
                   "words, or whose evidence has TEXT as typed.") -> Decorator:
     return click.option("--search", default=None, metavar="TEXT", callback=_search_text,
                         help=help_text)
+
+
+def year_option(help_text: str) -> Decorator:
+    return click.option("--year", default=None, metavar="YYYY", callback=_checked(filters.year),
+                        help=help_text)
+
+
+def sort_options(keys: Iterable[str], help_text: str) -> Decorator:
+    """--sort KEY (one of keys; an unknown one lists them) and --desc/--asc (default: the key's
+    own order)."""
+    def add(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--desc/--asc", "descending", default=None,
+                         help="Descending (Z to A, newest, most first) or ascending "
+                              "(default: the key's own order).")(f)
+        return click.option("--sort", type=click.Choice(list(keys)), default=None,
+                            metavar="KEY", help=f"{help_text} One of: {', '.join(keys)}.")(f)
+    return add
 
 
 class RecordRef(click.ParamType):
@@ -303,6 +301,17 @@ REPORT = RecordRef("REPORT", parse_report_number, "a report id such as rp-000001
 
 def echo_json(data: Any, indent: int | None = 2) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=indent))
+
+
+def table_lines(header: Sequence[str], rows: Iterable[Sequence[str]],
+                right: Collection[int] = ()) -> list[str]:
+    """Rows as text columns under a header, each as wide as its widest cell; the columns in
+    `right` (numbers) aligned right."""
+    cells = [list(header), *(list(row) for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                      for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in cells]
 
 
 def echo_err(lines: list[str]) -> None:

@@ -11,16 +11,23 @@ from pathlib import Path
 
 import click
 
+from models.config import DEAL_TYPES, STAGES
 from models.registry import CONFIDENCE_GRADES
 from pipeline.cli.common import (
     DEAL,
     State,
+    country_option,
     echo_json,
     fail,
     pass_state,
     reviewer_option,
+    search_option,
     set_option,
+    sort_options,
+    table_lines,
+    vendor_option,
     write_output,
+    year_option,
 )
 from pipeline.review.corrections import edit_deal
 from pipeline.review.export import FORMATS as EXPORT_FORMATS
@@ -30,7 +37,6 @@ from pipeline.review.export import (
     export_registry,
     parse_since,
     push_registry,
-    registry_records,
 )
 from pipeline.review.imports import FORMATS as IMPORT_FORMATS
 from pipeline.review.imports import import_known_deals
@@ -44,13 +50,17 @@ from pipeline.review.registry import (
     undo_correction,
 )
 from pipeline.review.views import (
+    DEAL_SORTS,
     CorrectionEntry,
+    WeighedDeal,
     deal_label,
+    deal_listing,
     deal_summary,
     deal_view,
     field_text,
     merge_view,
 )
+from pipeline.storage.deal_query import DealQuery
 
 logger = logging.getLogger(__name__)
 
@@ -118,42 +128,76 @@ def deals(state: State, reviewer: str | None) -> None:
 
 
 @deals.command("list")
-@click.option("--json", "as_json", is_flag=True, help="The registry records (as `export`).")
+@vendor_option("Only deals with this watchlist vendor among theirs (id, name or alias).")
+@country_option("Only deals in this country (ISO alpha-2).")
+@click.option("--type", "deal_type", type=click.Choice(DEAL_TYPES), default=None, metavar="TYPE",
+              help=f"Only deals of this type among theirs: {', '.join(DEAL_TYPES)}.")
+@click.option("--stage", type=click.Choice(STAGES), default=None, metavar="STAGE",
+              help=f"Only deals at this stage: {', '.join(STAGES)}.")
 @click.option("--confidence", "grades", multiple=True, metavar="GRADE",
               type=click.Choice(CONFIDENCE_GRADES, case_sensitive=False),
               help="Only deals of this confidence grade (A, B or C; repeat for several).")
+@year_option("Only deals of this year.")
+@search_option("Only deals whose sources' articles (title or text) have all these words, or "
+               "whose evidence, counterpart or notes have TEXT as typed.")
+@sort_options(DEAL_SORTS, "The column to sort by (ties by deal id; default deal_id).")
+@click.option("--json", "as_json", is_flag=True, help="The registry records (as `export`).")
 @pass_state
-def deals_list(state: State, as_json: bool, grades: tuple[str, ...]) -> None:
-    """Every deal in the registry (merged ones left out), oldest first, with its confidence
-    grade and how many independent sources report it.
+def deals_list(state: State, vendor: str | None, country: str | None, deal_type: str | None,
+               stage: str | None, grades: tuple[str, ...], year: int | None,
+               search: str | None, sort: str | None, descending: bool | None,
+               as_json: bool) -> None:
+    """The deals in the registry (merged ones left out), oldest first, with their confidence
+    grade and how many independent sources report them; filtered, searched and sorted as the
+    web UI's deals page is.
 
     \b
     Example:
         dealwatch deals list
         dealwatch deals list --confidence A --confidence B
+        dealwatch deals list --vendor huawei --country KE --stage signed
+        dealwatch deals list --search "data centre" --sort last_reported --desc
         dealwatch deals list --json | jq '.[] | select(.stage == "signed") | .deal_id'
     """
 
+    query = DealQuery(vendor=vendor, country=country, deal_type=deal_type, stage=stage,
+                      year=year, search=search,
+                      confidence=tuple(dict.fromkeys(g.upper() for g in grades)),
+                      sort=sort or "deal_id", descending=bool(descending))
     with state.store() as store:
-        records = registry_records(store, official=official_source_ids(state.config.sources))
-    if grades:
-        wanted = {g.upper() for g in grades}
-        records = [r for r in records if r["confidence"] in wanted]
+        listing = deal_listing(store, query, official_source_ids(state.config.sources),
+                               records=as_json)
     if as_json:
-        echo_json(records)
+        echo_json(listing.records)
         return
-    if not records:
-        click.echo(f"no deal of confidence {', '.join(sorted({g.upper() for g in grades}))}"
-                   if grades else
-                   "the registry is empty: `dealwatch review confirm ID` files a deal")
-    for r in records:
-        click.echo(f"{r['deal_id']}  {','.join(r['vendors']) or r['vendor'] or '-':<12} "
-                   f"{r['country'] or '--'}  {(r['counterpart'] or '-')[:32]:<32} "
-                   f"{','.join(r['deal_types']) or '-':<18} {r['stage'] or '-':<18} "
-                   f"{r['confidence']}  {r['source_count']} source(s), "
-                   f"{r['independent_sources']} independent"
-                   f"{', official' if r['official_source'] else ''}  "
-                   f"{r['first_reported'] or '?'} – {r['last_reported'] or '?'}")
+    if not listing.total:
+        click.echo("the registry is empty: `dealwatch review confirm ID` files a deal")
+        return
+    if listing.deals:
+        for line in table_lines(DEALS_TABLE, [_deal_row(w) for w in listing.deals],
+                                right=(7, 8)):
+            click.echo(line)
+    else:
+        said = [f"{name} {value}" for name, value in (
+            ("vendor", vendor), ("country", country), ("type", deal_type), ("stage", stage),
+            ("confidence", ", ".join(query.confidence) or None), ("year", year),
+            ("search", search and f"“{search}”")) if value]
+        click.echo(f"no deal matches: {'; '.join(said)}")
+    click.echo(f"{len(listing):,} of {listing.total:,} deals")
+
+
+DEALS_TABLE = ("deal", "vendors", "country", "counterpart", "types", "stage", "confidence",
+               "sources", "independent", "official", "first reported", "last reported")
+
+
+def _deal_row(weighed: WeighedDeal) -> list[str]:
+    d, t = weighed.deal, weighed.triangulation
+    counterpart = d.counterpart or "-"
+    return [d.deal_id, ", ".join(d.vendors or ([d.vendor] if d.vendor else [])) or "-",
+            d.country or "-", counterpart if len(counterpart) <= 32 else counterpart[:31] + "…",
+            ", ".join(d.deal_types or []) or "-", d.stage or "-", t.confidence, str(t.sources),
+            str(t.independent_sources), "yes" if t.official_source else "", d.first_reported or "-",
+            d.last_reported or "-"]
 
 
 @deals.command("show")

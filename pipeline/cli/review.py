@@ -18,14 +18,23 @@ from pipeline.cli.common import (
     reviewer_option,
     search_option,
     set_option,
+    sort_options,
     vendor_option,
 )
 from pipeline.review.decisions import REJECT_REASONS, Outcome, bulk_reject, decide, edit, undo
 from pipeline.review.present import country_name, language_note, money
 from pipeline.review.registry import known_matches
 from pipeline.review.reports import ClaimReader
-from pipeline.review.views import CandidateView, candidate_view, deal_label, outcome_view
+from pipeline.review.views import (
+    QUEUE_JSON_FIELDS,
+    CandidateView,
+    candidate_view,
+    deal_label,
+    entry_json,
+    outcome_view,
+)
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
+from pipeline.storage.queue import QUEUE_SORTS
 
 
 def render_queue(entries: list[QueueEntry], out: Callable[[str], None],
@@ -72,20 +81,6 @@ def render_queue(entries: list[QueueEntry], out: Callable[[str], None],
                                                        if len(entries) < total else ""))
 
 
-QUEUE_JSON_FIELDS = (
-    "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
-    "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
-    "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
-    "copies", "reasons", "queued", "language",
-)
-
-
-def entry_json(entry: QueueEntry, names: tuple[str, ...]) -> dict[str, Any]:
-    """A queue entry as `--json` gives it: these fields, in this order."""
-    return {name: [c.to_dict() for c in entry.copies] if name == "copies" else getattr(entry, name)
-            for name in names}
-
-
 def _listing_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options `queue` and `review list` share: how many, which scores, language, search."""
     options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -99,6 +94,8 @@ def _listing_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "--all)."),
         lang_option("Only candidates from articles in this language (ISO 639-1: es, pt, fr, en)."),
         search_option(),
+        sort_options(QUEUE_SORTS, "The order (ties by candidate id; default score, best "
+                     "first)."),
         click.option("--json", "as_json", is_flag=True, help="JSON for scripts."),
     ]
     for option in reversed(options):
@@ -114,8 +111,8 @@ def _listing_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @_listing_options
 @pass_state
 def queue(state: State, status: str, kind: str | None, limit: int, show_all: bool,
-          min_score: float | None, language: str | None, search: str | None,
-          as_json: bool) -> None:
+          min_score: float | None, language: str | None, search: str | None, sort: str | None,
+          descending: bool | None, as_json: bool) -> None:
     """The review queue: candidates ranked by score, with their evidence.
 
     Pending candidates scored below the queue threshold (rules.toml [scoring] threshold) are
@@ -130,8 +127,9 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
         dealwatch queue --status confirmed --json | jq '.[].vendor'
     """
     query = QueueQuery(status=None if status == "all" else status, kind=kind, language=language,
-                       search=search, limit=limit or None,
-                       hidden=show_all or min_score is not None, min_score=min_score)
+                       search=search, limit=limit or None, sort=sort or "score",
+                       descending=descending, hidden=show_all or min_score is not None,
+                       min_score=min_score)
     with state.store() as store, store.snapshot():
         rows = store.candidates.queue(query)
         total = store.candidates.queue_count(query) if not as_json else 0
@@ -205,7 +203,8 @@ def review(state: State, reviewer: str | None) -> None:
 @pass_state
 def review_list(state: State, status: str, vendor: str | None, country: str | None, limit: int,
                 show_all: bool, min_score: float | None, language: str | None,
-                search: str | None, as_json: bool) -> None:
+                search: str | None, sort: str | None, descending: bool | None,
+                as_json: bool) -> None:
     """Candidates best first, one entry per story (its copies listed with it).
 
     \b
@@ -213,12 +212,13 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
         dealwatch review list --status deferred
         dealwatch review list --lang pt --country AO
         dealwatch review list --search "Safaricom" --status all
+        dealwatch review list --sort date          # newest article first
         dealwatch review list --vendor zte --json | jq '.[].id'
     """
     query = QueueQuery(status=None if status == "all" else status, vendor=vendor,
                        country=country, language=language, search=search,
-                       limit=limit or None, hidden=show_all or min_score is not None,
-                       min_score=min_score)
+                       limit=limit or None, sort=sort or "score", descending=descending,
+                       hidden=show_all or min_score is not None, min_score=min_score)
     with state.store() as store, store.snapshot():
         rows = store.candidates.queue(query)
         total = store.candidates.queue_count(query) if not as_json else 0

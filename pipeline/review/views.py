@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.config import STAGES
 from models.records import Entity
 from models.registry import (
     Deal,
@@ -20,7 +21,13 @@ from models.registry import (
     deal_number,
 )
 from pipeline.review.decisions import EDITABLE_FIELDS, Outcome, ReviewError
-from pipeline.review.export import RegistryRecord, registry_record
+from pipeline.review.export import (
+    RegistryRecord,
+    csv_cell,
+    csv_table,
+    defuse,
+    registry_record,
+)
 from pipeline.review.present import country_name, evidence_span, money
 from pipeline.review.registry import (
     MergePreview,
@@ -35,6 +42,8 @@ from pipeline.review.registry import (
     undo_problem,
 )
 from pipeline.storage import Store
+from pipeline.storage.deal_query import DealQuery
+from pipeline.storage.queue import sort_nulls_last
 
 # Where `dealwatch serve` listens unless told otherwise.
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
@@ -236,15 +245,89 @@ class WeighedDeal:
     triangulation: Triangulation
 
 
-def weighed_deals(store: Store, official: Collection[str] = (),
-                  confidence: Collection[str] = ()) -> list[WeighedDeal]:
-    """The live deals, oldest first, each with its triangulation, read at one moment.
-    confidence: only deals of these grades (none: all)."""
+def _lower(text: str | None) -> str | None:
+    return text.casefold() if text else None
+
+
+_STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
+
+# The deals list's orders (DealQuery.sort): each a deal's value in that column; deals without
+# one come last either way, and ties go by id.
+DEAL_SORTS: dict[str, Callable[[WeighedDeal], Any]] = {
+    "deal_id": lambda w: w.deal.id,
+    "vendor": lambda w: _lower(next(iter(candidate_vendors(w.deal)), None)),
+    "country": lambda w: _lower(country_name(w.deal.country) or w.deal.country),
+    "counterpart": lambda w: _lower(w.deal.counterpart),
+    "type": lambda w: w.deal.deal_types[0] if w.deal.deal_types else w.deal.deal_type,
+    "stage": lambda w: _STAGE_RANK.get(w.deal.stage or ""),
+    "confidence": lambda w: w.triangulation.confidence,
+    "sources": lambda w: w.triangulation.sources,
+    "independent": lambda w: w.triangulation.independent_sources,
+    "first_reported": lambda w: w.deal.first_reported,
+    "last_reported": lambda w: w.deal.last_reported,
+}
+
+
+@dataclass(frozen=True)
+class DealListing:
+    """The deals a DealQuery finds, in its order, and how many the registry holds."""
+
+    deals: list[WeighedDeal]
+    total: int  # live deals in the registry
+    records: list[RegistryRecord] = field(default_factory=list)  # when asked: as exported
+
+    def __len__(self) -> int:
+        return len(self.deals)
+
+
+def deal_listing(store: Store, query: DealQuery | None = None, official: Collection[str] = (),
+                 records: bool = False) -> DealListing:
+    """The live deals a query finds, each with its triangulation, in the query's order, read at
+    one moment; with records, each as its registry record too (what `export` writes).
+    official: the configured sources marked official (`official_source_ids`)."""
+    query = query or DealQuery()
     with store.snapshot():
-        deals, sources = store.registry.deals(), store.registry.sources_by_deal()
+        deals = store.registry.find_deals(query)
+        # a short list reads its own deals' sources; a long one every live deal's, in one go
+        ids = [d.id for d in deals] if len(deals) <= 500 else None
+        sources = store.registry.sources_by_deal(ids)
+        stages = store.registry.stages_by_deal(ids) if records else {}
+        total = store.registry.count_deals()
     weighed = [WeighedDeal(deal, triangulate(sources.get(deal.id, []), official, deal))
                for deal in deals]
-    return [w for w in weighed if not confidence or w.triangulation.confidence in confidence]
+    weighed = sort_nulls_last([w for w in weighed if not query.confidence
+                               or w.triangulation.confidence in query.confidence],
+                              DEAL_SORTS[query.sort], query.descending)
+    return DealListing(weighed, total, [
+        registry_record(w.deal, sources.get(w.deal.id, []), stages.get(w.deal.id, []), official)
+        for w in weighed] if records else [])
+
+
+# A queue entry as `queue --json` (and the queue's download) gives it, in this order.
+QUEUE_JSON_FIELDS = (
+    "id", "status", "kind", "score", "vendor", "vendors", "country", "counterpart",
+    "counterpart_type", "deal_type", "deal_types", "stage", "value", "currency", "year",
+    "sentence", "start", "end", "url", "title", "published", "site", "article_id", "cluster_id",
+    "copies", "reasons", "queued", "language",
+)
+
+
+def entry_json(entry: QueueEntry, names: tuple[str, ...] = QUEUE_JSON_FIELDS) -> dict[str, Any]:
+    """A queue entry as `--json` gives it: these fields, in this order."""
+    return {name: [c.to_dict() for c in entry.copies] if name == "copies" else getattr(entry, name)
+            for name in names}
+
+
+def queue_csv(entries: list[QueueEntry]) -> bytes:
+    """Queue entries as CSV, one column per QUEUE_JSON_FIELDS field (`copies`: their URLs),
+    written as the registry's export writes its cells."""
+    rows = []
+    for entry in entries:
+        row = entry_json(entry)
+        row["copies"] = [c.url or "" for c in entry.copies]
+        rows.append({name: defuse(csv_cell(value)) if isinstance(value, str | list)
+                     else csv_cell(value) for name, value in row.items()})
+    return csv_table(rows, QUEUE_JSON_FIELDS)
 
 
 def field_text(value: Any) -> str:

@@ -21,12 +21,15 @@ from pipeline.storage.database import (
     dump_value,
     utcnow,
 )
-from pipeline.storage.queue import QueueQuery, queue_where
-
-
-def _before(cursor: tuple[float, int]) -> tuple[str, list[Any]]:
-    """The condition for the queue entries ahead of a (score, id) cursor."""
-    return "c.score >= ? AND (c.score > ? OR c.id < ?)", [cursor[0], cursor[0], cursor[1]]
+from pipeline.storage.queue import (
+    Cursor,
+    QueueQuery,
+    cursor_of,
+    queue_after,
+    queue_order,
+    queue_where,
+    sort_entries,
+)
 
 
 class Candidates:
@@ -37,38 +40,39 @@ class Candidates:
         self.db = database.db
 
     def queue(self, query: QueueQuery | None = None) -> list[QueueEntry]:
-        """Candidates, best first; the copies of a syndicated story (one near-duplicate cluster)
-        show as one entry carrying every copy in `copies`. Pages through `queue_page`."""
+        """Candidates in the query's order (best first by default); the copies of a syndicated
+        story (one near-duplicate cluster) show as one entry carrying every copy in `copies`.
+        Pages through `queue_page`."""
         query = query or QueueQuery()
         page_size = query.limit or 500
         rows: list[QueueEntry] = []
-        after: tuple[float, int] | None = None
+        after: Cursor | None = None
         while True:
             page = self.queue_page(query, page_size, after)
             rows += page
             if query.limit or len(page) < page_size:
                 break
-            after = (page[-1].score, page[-1].id)
+            after = cursor_of(page[-1], query)
         return self.attach_copies(rows)
 
-    def queue_page(self, query: QueueQuery, limit: int, after: tuple[float, int] | None = None,
-                   before: tuple[float, int] | None = None) -> list[QueueEntry]:
-        """One page of the review queue, best first: queue entries after (or before) a
-        (score, id) cursor. Copies of one story (cluster_group) show as their best one."""
+    def queue_page(self, query: QueueQuery, limit: int, after: Cursor | None = None,
+                   before: Cursor | None = None) -> list[QueueEntry]:
+        """One page of the review queue in the query's order: queue entries after (or before) a
+        cursor, (the sort column's value, id); (score, id) in the default order, best first.
+        Copies of one story (cluster_group) show as their best-scored one."""
         if query.status is None:
             # Every status: one index walk per status, merged — one query over all statuses
             # would sort the whole table for every page.
-            merged = sorted((row for status in CANDIDATE_STATUSES
-                             for row in self.queue_page(replace(query, status=status), limit,
-                                                        after, before)),
-                            key=lambda row: (-row.score, row.id))
+            merged = sort_entries([row for status in CANDIDATE_STATUSES
+                                   for row in self.queue_page(replace(query, status=status),
+                                                              limit, after, before)], query)
             return merged[-limit:] if before is not None and after is None else merged[:limit]
-        order = "c.score DESC, c.id"
+        order = queue_order(query, "c", "a")
         if after is not None:
-            cursor = ("c.score <= ? AND (c.score < ? OR c.id > ?)", [after[0], after[0], after[1]])
+            cursor = queue_after(query, after, "c", "a")
         elif before is not None:
-            cursor = _before(before)
-            order = "c.score ASC, c.id DESC"
+            cursor = queue_after(query, before, "c", "a", ahead=True)
+            order = queue_order(query, "c", "a", reverse=True)
         else:
             cursor = ("1", [])
         sql, params = self._queue_sql(
@@ -78,14 +82,15 @@ class Candidates:
                 for r in self.db.query(f"{sql} ORDER BY {order} LIMIT ?", [*params, int(limit)])]
         return rows[::-1] if before is not None and after is None else rows
 
-    def queue_count(self, query: QueueQuery, before: tuple[float, int] | None = None) -> int:
-        """How many queue entries (copies of a story count once) there are, or, with a (score,
-        id) cursor, how many come before it: the page starting there is numbered from this + 1."""
+    def queue_count(self, query: QueueQuery, before: Cursor | None = None) -> int:
+        """How many queue entries (copies of a story count once) there are, or, with a cursor,
+        how many come before it: the page starting there is numbered from this + 1."""
         if query.status is None:
             return sum(self.queue_count(replace(query, status=status), before)
                        for status in CANDIDATE_STATUSES)
-        sql, params = self._queue_sql(query, "COUNT(*)",
-                                      _before(before) if before is not None else ("1", []))
+        sql, params = self._queue_sql(
+            query, "COUNT(*)",
+            queue_after(query, before, "c", "a", ahead=True) if before is not None else ("1", []))
         return int(self.db.execute(sql, params).fetchone()[0])
 
     @staticmethod

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from models.config import STAGES
+from models.registry import QueueEntry
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,90 @@ class QueueQuery:
     search: str | None = None
     # How many queue entries Candidates.queue returns (None: all); queue_page takes a page size.
     limit: int | None = None
+    # The order: a QUEUE_SORTS key, and descending or not (None: the key's own order); ties go
+    # by candidate id. Pages are keyset cursors on (the sort column's value, id).
+    sort: str = "score"
+    descending: bool | None = None
+
+    @property
+    def order(self) -> QueueSort:
+        return QUEUE_SORTS[self.sort]
+
+    @property
+    def desc(self) -> bool:
+        return self.order.descending if self.descending is None else self.descending
+
+
+# A place in the queue: the sort column's value at an entry (None where it has none), its id.
+Cursor = tuple[Any, int]
+
+_STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
+
+
+@dataclass(frozen=True)
+class QueueSort:
+    """A column the queue sorts by: its SQL on the candidate and article aliases, the same value
+    read from an entry (for cursors and merged pages), and its own order. Entries without a
+    value (nullable) come last either way."""
+
+    sql: Callable[[str, str], str]
+    value: Callable[[QueueEntry], Any]
+    descending: bool
+    nullable: bool = True
+
+
+QUEUE_SORTS: dict[str, QueueSort] = {
+    "score": QueueSort(lambda c, a: f"{c}.score", lambda e: float(e.score), True, nullable=False),
+    "date": QueueSort(lambda c, a: f"{a}.published", lambda e: e.published, True),
+    "vendor": QueueSort(lambda c, a: f"{c}.vendor", lambda e: e.vendor, False),
+    "country": QueueSort(lambda c, a: f"{c}.country", lambda e: e.country, False),
+    # a deal's life, not the alphabet: proposed, mou, signed, … (the stage names are constants)
+    "stage": QueueSort(lambda c, a: f"CASE {c}.stage " + " ".join(
+        f"WHEN '{stage}' THEN {rank}" for stage, rank in _STAGE_RANK.items()) + " END",
+        lambda e: _STAGE_RANK.get(e.stage or ""), False),
+}
+
+
+def cursor_of(entry: QueueEntry, query: QueueQuery) -> Cursor:
+    """Where an entry stands in the query's order."""
+    return query.order.value(entry), int(entry.id)
+
+
+def queue_order(query: QueueQuery, c: str, a: str, reverse: bool = False) -> str:
+    """The ORDER BY of the query's sort (reversed: for the page before a cursor)."""
+    sort, desc = query.order, query.desc != reverse
+    terms = [f"({sort.sql(c, a)} IS NULL){' DESC' if reverse else ''}"] if sort.nullable else []
+    return ", ".join([*terms, f"{sort.sql(c, a)} {'DESC' if desc else 'ASC'}",
+                      f"{c}.id{' DESC' if reverse else ''}"])
+
+
+def queue_after(query: QueueQuery, cursor: Cursor, c: str, a: str, ahead: bool = False
+                ) -> tuple[str, list[Any]]:
+    """The condition for the entries after a cursor in the query's order (ahead: before it)."""
+    sort, column, (value, ident) = query.order, query.order.sql(c, a), cursor
+    op = "<" if query.desc != ahead else ">"
+    if value is None:  # among the entries without a value, which come last
+        return ((f"({column} IS NOT NULL OR {c}.id < ?)", [ident]) if ahead else
+                (f"({column} IS NULL AND {c}.id > ?)", [ident]))
+    near = f"({column} {op}= ? AND ({column} {op} ? OR {c}.id {'<' if ahead else '>'} ?))"
+    if sort.nullable and not ahead:
+        near = f"({column} IS NULL OR {near})"
+    return near, [value, value, ident]
+
+
+T = TypeVar("T")
+
+
+def sort_nulls_last(items: list[T], value: Callable[[T], Any], descending: bool) -> list[T]:
+    """Items (in id order) by their value, those without one last either way; ties keep their
+    order (a stable sort, also reversed)."""
+    present = sorted((i for i in items if value(i) is not None), key=value, reverse=descending)
+    return present + [i for i in items if value(i) is None]
+
+
+def sort_entries(entries: list[QueueEntry], query: QueueQuery) -> list[QueueEntry]:
+    """Entries in the query's order, as queue_order puts them (pages merged in Python)."""
+    return sort_nulls_last(sorted(entries, key=lambda e: e.id), query.order.value, query.desc)
 
 
 # What FTS5's unicode61 tokenizer keeps as a token: letters and digits (an underscore splits).

@@ -23,6 +23,7 @@ from models.registry import (
     record_of,
 )
 from pipeline.storage.database import Database, decode_row, dump_value, utcnow
+from pipeline.storage.deal_query import DealQuery, deal_where
 
 _CORRECTION_JSON = ("sources", "stages", "changes", "before", "versions")
 
@@ -326,3 +327,24 @@ class Registry:
             "attempts = deal_pushes.attempts + 1, last_error = excluded.last_error, "
             "pushed_at = excluded.pushed_at",
             [endpoint, deal_id, version, key, status, error, utcnow() if status == "sent" else None])
+
+    # -- finding deals (the deals list's filters and search) --
+
+    def find_deals(self, query: DealQuery) -> list[Deal]:
+        """The live deals a DealQuery's stored fields and search match, in id order (its
+        confidence and order are the review layer's: they are weighed on read)."""
+        where, params = deal_where(query, "d")
+        return [record_of(Deal, decode_row(r)) for r in self.db.query(
+            f"SELECT d.* FROM deals d WHERE {' AND '.join(where)} ORDER BY d.id", params)]
+
+    def count_deals(self) -> int:
+        """How many live deals the registry holds."""
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM deals WHERE merged_into IS NULL").fetchone()[0])
+
+    def deal_facets(self) -> dict[str, list[Any]]:
+        """The countries and years the live deals have, sorted: what the deals list's filters
+        offer."""
+        return {column: [r[0] for r in self.db.execute(
+            f"SELECT DISTINCT {column} FROM deals WHERE merged_into IS NULL "
+            f"AND {column} IS NOT NULL ORDER BY 1")] for column in ("country", "year")}

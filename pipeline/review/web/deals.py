@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
+from models.config import DEAL_TYPES, STAGES
 from models.registry import (
     CONFIDENCE_GRADES,
     Deal,
@@ -20,8 +21,20 @@ from models.registry import (
 from pipeline.config import Config
 from pipeline.review import registry
 from pipeline.review.corrections import edit_deal
-from pipeline.review.views import deal_view, field_text, merge_view, weighed_deals
-from pipeline.review.web.forms import local_path, plain
+from pipeline.review.export import WRITERS
+from pipeline.review.filters import FilterError
+from pipeline.review.views import deal_listing, deal_view, field_text, merge_view
+from pipeline.review.web.forms import (
+    SortLinks,
+    as_sentence,
+    deal_params,
+    download,
+    download_format,
+    local_path,
+    parse_deal_query,
+    plain,
+    with_query,
+)
 from pipeline.review.web.pages import Ctx, Handler, Pages
 
 logger = logging.getLogger(__name__)
@@ -74,20 +87,42 @@ class DealRoutes:
     def __init__(self, config: Config, pages: Pages, review_undo: Handler):
         self.pages = pages
         self.vendor_ids = config.vendor_ids()
+        self.watchlist = config.watchlist
         self.official = registry.official_source_ids(config.sources)
         self.review_undo = review_undo  # undo of a review decision (the queue's)
 
     def deals(self, ctx: Ctx) -> Response:
-        grades = [g.strip().upper() for g in ctx.request.query_params.getlist("confidence")
-                  if g.strip()]
-        unknown = [g for g in grades if g not in CONFIDENCE_GRADES]
-        if unknown:
-            return self.pages.error(ctx, 400, "Unknown confidence grade", (
-                f"confidence={unknown[0]} is not a grade: use one of "
-                f"{', '.join(CONFIDENCE_GRADES)}."))
-        deals = weighed_deals(ctx.store, self.official, grades)
-        return self.pages.render(ctx, "deals.html", deals=deals, grades=grades,
-                                 GRADES=CONFIDENCE_GRADES)
+        """The deals list: filtered, searched and sorted by its query string, as a page or (with
+        format=csv|json) as registry records to download, the export's own."""
+        params = ctx.request.query_params
+        try:
+            query = parse_deal_query(params, params.getlist("confidence"), self.watchlist)
+            fmt = download_format(params)
+        except FilterError as exc:
+            return self.pages.error(ctx, 400, "Unknown filter value", as_sentence(exc))
+        listing = deal_listing(ctx.store, query, self.official, records=fmt is not None)
+        if fmt is not None:
+            return download(WRITERS[fmt](listing.records), "deals", fmt)
+        current = deal_params(query)
+        filters = [(k, v) for k, v in current if k not in ("sort", "order")]
+        facets = ctx.store.registry.deal_facets()
+        return self.pages.render(
+            ctx, "deals.html", deals=listing.deals, total=listing.total, query=query,
+            grades=list(query.confidence), GRADES=CONFIDENCE_GRADES,
+            sorting=SortLinks("/deals", filters, query.sort, query.descending,
+                              natural=lambda key: False),
+            grade_url=lambda grade: with_query("/deals", [
+                *((k, v) for k, v in current if k != "confidence"),
+                *([("confidence", grade)] if grade else [])]),
+            download_url=lambda fmt: with_query("/deals", [*current, ("format", fmt)]),
+            options={"vendors": self.pages.vendor_options,
+                     "countries": [(c, f"{self.pages.country_name(c)} ({c})")
+                                   for c in facets["country"]],
+                     "years": [(str(y), str(y)) for y in reversed(facets["year"])],
+                     "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
+                     "stages": [(s, s.replace("_", " ")) for s in STAGES]},
+            filtered=query.filtered, clear_url=with_query("/deals", [
+                (k, v) for k, v in current if k in ("sort", "order")]))
 
     def deal(self, ctx: Ctx, deal_id: int) -> Response:
         # /deal/dw-000003 is its address; /deal/3 (old links, bookmarks) shows it too

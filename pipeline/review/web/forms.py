@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from models.config import DEAL_TYPES, STAGES
-from models.registry import QueueEntry, parse_row_id
+from starlette.responses import Response
+
+from models.config import DEAL_TYPES, STAGES, WatchlistEntry
+from models.registry import CONFIDENCE_GRADES, QueueEntry, parse_row_id
 from pipeline.language import normalise_language
 from pipeline.review import decisions as review
+from pipeline.review import filters
+from pipeline.review.filters import FilterError
+from pipeline.review.views import DEAL_SORTS
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery
+from pipeline.storage.deal_query import DealQuery
+from pipeline.storage.queue import QUEUE_SORTS, Cursor, cursor_of
 from pipeline.urls import scheme_of
 
 PAGE_SIZE = 50
@@ -43,7 +53,10 @@ def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
     language = normalise_language(pick("lang"))
     date_from, date_to = pick("from"), pick("to")
     min_score = _score_param(pick("min_score"))
-    return QueueQuery(search=pick("q"),
+    sort = pick("sort", QUEUE_SORTS) or "score"
+    order = pick("order", ORDERS)
+    return QueueQuery(search=pick("q"), sort=sort,
+        descending=None if order is None else order == "desc",
         status=status, kind=pick("kind", ("deal", "aggregate")), vendor=pick("vendor"),
         country=country.upper() if country else None, deal_type=pick("deal_type", DEAL_TYPES),
         stage=pick("stage", STAGES), source=pick("source"), language=language,
@@ -79,27 +92,167 @@ def queue_params(query: QueueQuery) -> dict[str, str]:
         out["min_score"] = f"{query.min_score:g}"
     elif query.hidden:
         out["scores"] = "all"
+    if query.sort != "score":
+        out["sort"] = query.sort
+    if query.descending is not None and query.descending != query.order.descending:
+        out["order"] = "desc" if query.descending else "asc"
     return out
 
 
-def with_query(path: str, query: str | Mapping[str, str]) -> str:
+ORDERS = ("asc", "desc")
+
+
+def sort_choice(params: Mapping[str, str], keys: Iterable[str]) -> tuple[str | None, bool | None]:
+    """The `sort` and `order` of a query string (None: not given); FilterError naming the valid
+    ones for any other."""
+    sort, order = (params.get("sort") or "").strip(), (params.get("order") or "").strip()
+    try:
+        return (filters.one_of(sort, list(keys), "sort key") if sort else None,
+                filters.one_of(order, ORDERS, "order") == "desc" if order else None)
+    except FilterError as exc:
+        raise FilterError(f"{'sort' if sort and sort not in keys else 'order'}: {exc}") from None
+
+
+def parse_deal_query(params: Mapping[str, str], confidence: Iterable[str],
+                     watchlist: Iterable[WatchlistEntry]) -> DealQuery:
+    """The deals list's filters, search and order from a query string (an empty value: any;
+    confidence: its values, which repeat); FilterError, naming the parameter and the valid
+    values, for one that names nothing."""
+    def given(name: str) -> str | None:
+        value = params.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    checks: dict[str, Callable[[str], Any]] = {
+        "vendor": lambda v: filters.vendor_id(v, watchlist),
+        "country": filters.country_code,
+        "deal_type": lambda v: filters.one_of(v, DEAL_TYPES, "deal type"),
+        "stage": lambda v: filters.one_of(v, STAGES, "stage"),
+        "year": filters.year,
+    }
+    values: dict[str, Any] = {}
+    for name, check in checks.items():
+        value = given(name)
+        try:
+            values[name] = check(value) if value is not None else None
+        except FilterError as exc:
+            raise FilterError(f"{name}: {exc}") from None
+    grades = [g.strip().upper() for g in confidence if g.strip()]
+    for grade in grades:
+        if grade not in CONFIDENCE_GRADES:
+            raise FilterError(f"confidence: {grade!r} is no confidence grade: use one of "
+                              f"{', '.join(CONFIDENCE_GRADES)}")
+    search = given("q")
+    if search is not None and len(search) > 200:
+        raise FilterError("q: a search of 200 characters at most")
+    sort, descending = sort_choice(params, DEAL_SORTS)
+    return DealQuery(**values, search=search, confidence=tuple(dict.fromkeys(grades)),
+                     sort=sort or "deal_id", descending=bool(descending))
+
+
+def deal_params(query: DealQuery) -> list[tuple[str, str]]:
+    """The query-string form of a DealQuery (defaults left out; a grade per `confidence`)."""
+    out = [(name, str(value)) for name, value in (
+        ("q", query.search), ("vendor", query.vendor), ("country", query.country),
+        ("deal_type", query.deal_type), ("stage", query.stage), ("year", query.year))
+        if value is not None]
+    out += [("confidence", grade) for grade in query.confidence]
+    if query.sort != "deal_id":
+        out.append(("sort", query.sort))
+    if query.descending:
+        out.append(("order", "desc"))
+    return out
+
+
+def as_sentence(text: object) -> str:
+    """A message ending as a sentence does (a question keeps its mark)."""
+    message = str(text)
+    return message if message.endswith((".", "?", "!")) else message + "."
+
+
+DOWNLOADS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+def download_format(params: Mapping[str, str]) -> str | None:
+    """The `format` a view is asked for as a download (csv, json); None: the page."""
+    fmt = (params.get("format") or "").strip()
+    if not fmt:
+        return None
+    try:
+        return filters.one_of(fmt, list(DOWNLOADS), "download format")
+    except FilterError as exc:
+        raise FilterError(f"format: {exc}") from None
+
+
+def download(data: bytes, what: str, fmt: str) -> Response:
+    """A view's rows as a file to save: dealwatch-<what>-<UTC date>.<fmt>."""
+    name = f"dealwatch-{what}-{datetime.now(UTC):%Y-%m-%d}.{fmt}"
+    return Response(data, media_type=DOWNLOADS[fmt],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@dataclass(frozen=True)
+class SortLinks:
+    """A sortable table's header links: a column's link sorts by it in its own order, or, when
+    the table is sorted by it, in the other; aria-sort and an arrow say which is on."""
+
+    path: str
+    params: list[tuple[str, str]]  # the view's filters, without sort and order
+    sort: str
+    descending: bool
+    natural: Callable[[str], bool]  # a key's own order: descending or not
+
+    def url(self, key: str) -> str:
+        desc = not self.descending if key == self.sort else self.natural(key)
+        return with_query(self.path, [*self.params, ("sort", key),
+                                      ("order", "desc" if desc else "asc")])
+
+    def aria(self, *keys: str) -> str:
+        if self.sort not in keys:
+            return "none"
+        return "descending" if self.descending else "ascending"
+
+    def arrow(self, key: str) -> str:
+        return ("↓" if self.descending else "↑") if key == self.sort else ""
+
+
+def with_query(path: str, query: str | Mapping[str, str] | list[tuple[str, str]]) -> str:
     qs = query if isinstance(query, str) else urlencode(query)
     return f"{path}?{qs}" if qs else path
 
 
-def format_cursor(entry: QueueEntry) -> str:
-    return f"{float(entry.score)!r}:{int(entry.id)}"
+def format_cursor(entry: QueueEntry, query: QueueQuery | None = None) -> str:
+    """An entry's place in the queue's order for `after=`/`before=`: "score:id" in the default
+    order, "key:value:id" in another (the value as JSON: text, a number or null)."""
+    query = query or QueueQuery()
+    value, ident = cursor_of(entry, query)
+    if query.sort == "score":
+        return f"{float(value)!r}:{ident}"
+    return f"{query.sort}:{json.dumps(value, ensure_ascii=False)}:{ident}"
 
 
-def parse_cursor(value: str | None) -> tuple[float, int] | None:
-    """A queue position from `after=`/`before=` ("score:id"); None for anything else."""
-    score_text, _, ident_text = (value or "").partition(":")
+def parse_cursor(value: str | None, query: QueueQuery | None = None) -> Cursor | None:
+    """A queue position from `after=`/`before=`, in the query's order (format_cursor); None for
+    anything else, a cursor of another order too."""
+    query = query or QueueQuery()
+    head, _, ident_text = (value or "").rpartition(":")
     ident = parse_row_id(ident_text)
-    try:
-        score = float(score_text)
-    except ValueError:
+    if ident is None or len(head) > 1000:
         return None
-    return (score, ident) if ident is not None and math.isfinite(score) else None
+    if query.sort == "score":
+        try:
+            score = float(head)
+        except ValueError:
+            return None
+        return (score, ident) if math.isfinite(score) else None
+    key, _, text = head.partition(":")
+    if key != query.sort:
+        return None
+    try:
+        found = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    kind = int if query.sort == "stage" else str
+    return (found, ident) if found is None or type(found) is kind else None
 
 
 def plain(value: Any) -> str:

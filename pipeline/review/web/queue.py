@@ -16,12 +16,18 @@ from models.registry import QueueEntry, report_number
 from pipeline.config import Config
 from pipeline.review import decisions as review
 from pipeline.review import present, registry
+from pipeline.review.export import to_json
+from pipeline.review.filters import FilterError
 from pipeline.review.reports import ClaimReader
-from pipeline.review.views import candidate_view
+from pipeline.review.views import candidate_view, entry_json, queue_csv
 from pipeline.review.web.forms import (
     FORM_FIELDS,
     PAGE_SIZE,
+    SortLinks,
+    as_sentence,
     changed_edits,
+    download,
+    download_format,
     format_cursor,
     local_path,
     parse_cursor,
@@ -29,13 +35,24 @@ from pipeline.review.web.forms import (
     plain,
     queue_params,
     reason_label,
+    sort_choice,
     with_query,
 )
 from pipeline.review.web.highlight import ENTITY_CLASSES, article_segments, paragraphs
 from pipeline.review.web.pages import Ctx, Pages
 from pipeline.storage import Store
+from pipeline.storage.queue import QUEUE_SORTS, cursor_of
 
 logger = logging.getLogger(__name__)
+
+# How the queue's orders read: in the Sort menu, then ascending and descending ("1–50 of 80 · …").
+QUEUE_SORT_NAMES = {
+    "score": ("score", "lowest score first", "best score first"),
+    "date": ("date", "oldest first", "newest first"),
+    "vendor": ("vendor", "by vendor, A–Z", "by vendor, Z–A"),
+    "country": ("country", "by country code, A–Z", "by country code, Z–A"),
+    "stage": ("stage", "by stage, proposed first", "by stage, latest first"),
+}
 
 
 class QueueRoutes:
@@ -74,8 +91,18 @@ class QueueRoutes:
 
     def queue(self, ctx: Ctx) -> Response:
         params = ctx.request.query_params
+        try:  # the filters drop what cannot match; an order or a download must be one we know
+            sort_choice(params, QUEUE_SORTS)
+            fmt = download_format(params)
+        except FilterError as exc:
+            return self.pages.error(ctx, 400, "Unknown value", as_sentence(exc))
         query, filters_qs = ctx.queue_filters()
-        after, before = parse_cursor(params.get("after")), parse_cursor(params.get("before"))
+        if fmt is not None:  # the whole view, every page of it
+            entries = ctx.store.candidates.queue(query)
+            return download(queue_csv(entries) if fmt == "csv" else
+                            to_json([entry_json(e) for e in entries]), "queue", fmt)
+        after, before = parse_cursor(params.get("after"), query), parse_cursor(
+            params.get("before"), query)
         rows: list[QueueEntry] = []
         with ctx.store.snapshot():  # the rows and the counts of one moment
             if before is not None and after is None:
@@ -93,7 +120,7 @@ class QueueRoutes:
             # "51–100 of 1,234": the entries ahead of this page's first, and all of them
             matching = ctx.store.candidates.queue_count(query)
             first = ctx.store.candidates.queue_count(
-                query, before=(float(rows[0].score), int(rows[0].id))) + 1 if rows else 0
+                query, before=cursor_of(rows[0], query)) + 1 if rows else 0
             counts = ctx.store.candidates.queue_status_counts(query)
             hidden_count = 0 if query.hidden or query.status not in ("pending", None) else (
                 ctx.store.candidates.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
@@ -109,10 +136,17 @@ class QueueRoutes:
                   options=self.filter_options(ctx.store),
                   status_url=lambda status: with_query("/queue", queue_params(
                       replace(query, status=None if status == "all" else status))),
-                  prev_url=with_query("/queue", {**base, "before": format_cursor(rows[0])})
+                  prev_url=with_query("/queue", {**base, "before": format_cursor(rows[0], query)})
                   if has_prev and rows else None,
-                  next_url=with_query("/queue", {**base, "after": format_cursor(rows[-1])})
+                  next_url=with_query("/queue", {**base, "after": format_cursor(rows[-1], query)})
                   if has_next and rows else None,
+                  sorting=SortLinks("/queue", [(k, v) for k, v in base.items()
+                                               if k not in ("sort", "order")],
+                                    query.sort, query.desc,
+                                    natural=lambda key: QUEUE_SORTS[key].descending),
+                  sort_options=[(key, QUEUE_SORT_NAMES[key][0]) for key in QUEUE_SORTS],
+                  order_text=QUEUE_SORT_NAMES[query.sort][int(query.desc) + 1],
+                  download_url=lambda fmt: with_query("/queue", {**base, "format": fmt}),
                   first_url=with_query("/queue", base) if has_prev else None,
                   page_cursor={k: v for k, v in (("after", params.get("after")),
                                                  ("before", params.get("before"))) if v})
@@ -130,7 +164,7 @@ class QueueRoutes:
                                         f"There is no candidate #{candidate_id}.")
             cand = view.candidate
             query, filters_qs = ctx.queue_filters()
-            cursor = (float(cand.score), int(cand.id))
+            cursor = cursor_of(cand, query)
             nxt = ctx.store.candidates.queue_page(query, 1, after=cursor)
             prev = ctx.store.candidates.queue_page(query, 1, before=cursor)
         labels = {e.label for e in view.entities}
@@ -209,7 +243,7 @@ class QueueRoutes:
             page = {k: v for k, v in parse_qsl(ctx.field("page")) if k in ("after", "before")}
             return RedirectResponse(with_query("/queue", {**queue_params(query), **page}), 303)
         # Advance: the next entry of the same queue after this one, else the top of it.
-        cursor = (float(cand.score), int(cand.id))
+        cursor = cursor_of(cand, query)
         queue = ctx.store.candidates
         nxt = queue.queue_page(query, 1, after=cursor) or queue.queue_page(query, 1)
         if nxt:
