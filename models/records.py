@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -161,3 +161,31 @@ class StoredArticle:
     language_declared: str | None = None
     language_source: str | None = None
     analyser: str | None = None  # the analyser version that last analysed it (None: never)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessProgress:
+    """How far a processing run has got with one source's pages (pipeline.jobs.process sends
+    one when the run starts, one after each batch that held the source's pages, and a finished
+    one once every page counted at the start is done)."""
+
+    source: str | None  # None: pages stored without a source
+    pages: int  # to process in this run, counted when it started
+    done: int = 0  # of which processed
+    articles: int = 0  # pages that gave an article (a new one, or the same text again)
+    candidates: int = 0  # deal candidates found in their articles
+    candidates_new: int = 0  # of which not found before
+    not_article: int = 0  # pages skipped: no article in them
+    blocked: int = 0  # pages skipped: a bot check or a consent wall
+    duplicates: int = 0  # pages skipped: the same text as an article already stored
+    failed: int = 0  # pages that broke extraction, or whose article broke analysis (it is
+    #                  stored and counted in articles; no later run analyses it again)
+    failure_reason: str | None = None  # the commonest, without its details
+    finished: bool = False
+
+    @property
+    def skipped(self) -> int:
+        return self.not_article + self.blocked + self.duplicates
+
+
+OnProcessProgress = Callable[[ProcessProgress], None]

@@ -23,7 +23,16 @@ from models.registry import parse_deal_number, parse_report_number
 from pipeline.config import Config, load_config, resolve_db_path
 from pipeline.ingest.crawl import OnProgress
 from pipeline.jobs.exits import exit_status
-from pipeline.jobs.runs import ProgressLines, describe_budget, describe_progress, stop_on_sigterm
+from pipeline.jobs.runs import (
+    ProcessLines,
+    ProgressLines,
+    all_sources,
+    describe_budget,
+    describe_processing,
+    describe_progress,
+    source_label,
+    stop_on_sigterm,
+)
 from pipeline.language import normalise_language
 from pipeline.review import filters
 from pipeline.storage import Store
@@ -31,6 +40,7 @@ from pipeline.storage import Store
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from models.records import OnProcessProgress, ProcessProgress
     from pipeline.analysis.analyze import Analyzer
     from pipeline.analysis.rank import Ranker
     from scrapers.progress import SourceProgress
@@ -388,6 +398,37 @@ def crawl_display() -> Iterator[OnProgress]:
                        budget=f"budget left: {budget}" if budget else "")
             if progress.finished:
                 bar.update(tasks[progress.source], total=1, completed=1)
+
+        yield show
+
+
+@contextmanager
+def processing_display() -> Iterator[OnProcessProgress]:
+    """Each source's processing progress: live on a terminal (a bar of its pages done, its
+    articles, candidates, pages skipped and failed), under a row for the whole run; else a plain
+    line per source when its pages are done (and one for the run every minute while it goes on)."""
+    if not on_terminal():
+        yield ProcessLines(lambda line: click.echo(line, err=True), PLAIN_PROGRESS_EVERY)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("pages"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"),
+                  console=Console(stderr=True), transient=True) as bar:
+        whole = bar.add_task("processing", total=None, counts="")
+        rows: dict[str | None, TaskID] = {}
+        latest: dict[str | None, ProcessProgress] = {}
+
+        def show(progress: ProcessProgress) -> None:
+            latest[progress.source] = progress
+            if progress.source not in rows:
+                rows[progress.source] = bar.add_task(f"process {source_label(progress.source)}",
+                                                     total=None, counts="")
+            for task, shown in ((rows[progress.source], progress),
+                                (whole, all_sources(list(latest.values())))):
+                bar.update(task, total=shown.pages, completed=shown.done,
+                           counts=describe_processing(shown))
 
         yield show
 

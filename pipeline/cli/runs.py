@@ -17,6 +17,7 @@ from pipeline.cli.common import (
     fail,
     model_option,
     pass_state,
+    processing_display,
     progress_bar,
 )
 from pipeline.jobs.nightly import run_nightly
@@ -85,7 +86,7 @@ def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | Non
                    f"threshold {threshold:.2f}", err=True)
         return
     report = process_job(state.config, state.db_path, use_model=use_model, reanalyse=reanalyse,
-                         progress=progress_bar)
+                         progress=progress_bar, display=processing_display)
     echo_err(describe_process(report))
 
 
@@ -102,7 +103,8 @@ def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
         30 2 * * *  cd /srv/dealwatch && .venv/bin/dealwatch run >> data/run.log 2>&1
     """
     report = run_nightly(state.config, state.db_path, source_ids=list(sources),
-                         use_model=use_model, progress=progress_bar, crawl_display=crawl_display,
+                         use_model=use_model, crawl_display=crawl_display,
+                         process_display=processing_display,
                          on_crawl=lambda crawled: echo_err(describe_crawl(crawled)))
     echo_err(describe_process(report.process) + describe_health(report.health))
     if not report.ok:

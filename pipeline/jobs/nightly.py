@@ -29,6 +29,7 @@ from pipeline.jobs.exits import exit_status
 from pipeline.jobs.runs import (
     RECENT_RUNS,
     CrawlDisplay,
+    ProcessDisplay,
     check_source_ids,
     crawl_sources,
     describe_crawl,
@@ -36,6 +37,7 @@ from pipeline.jobs.runs import (
     describe_process,
     health,
     plain_display,
+    plain_process_display,
     recorded_run,
     stop_on_sigterm,
 )
@@ -67,15 +69,17 @@ def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
                 source_ids: list[str] | None = None, use_model: str | None = None,
                 progress: ProgressBar | None = None,
                 on_crawl: Callable[[CrawlReport], None] | None = None,
-                crawl_display: CrawlDisplay | None = None) -> NightlyReport:
+                crawl_display: CrawlDisplay | None = None,
+                process_display: ProcessDisplay | None = None) -> NightlyReport:
     """The nightly job in one recorded run: crawl the enabled (or the named) sources, process
     what is new, drop raw HTML past retention, then judge the sources' health.
 
-    crawl_display shows the crawl's progress, progress the processing's; on_crawl hears the
-    crawl's report before processing starts. A run that finished with
-    errors returns a report that is not ok; a run that cannot start or is stopped raises (and
-    its row says so). The health is advice on a run already recorded: when the database is too
-    busy to judge it, the report has no health flags and a warning is logged."""
+    crawl_display shows the crawl's progress, process_display the processing's per source (else
+    progress, its pages done of all); on_crawl hears the crawl's report before processing
+    starts. A run that finished with errors returns a report that is not ok; a run that cannot
+    start or is stopped raises (and its row says so). The health is advice on a run already
+    recorded: when the database is too busy to judge it, the report has no health flags and a
+    warning is logged."""
     from pipeline.jobs.process_runs import process_new  # loads spaCy and trafilatura
 
     check_source_ids(config, source_ids)
@@ -85,7 +89,7 @@ def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
         record.add_crawl(crawled)
         if on_crawl:
             on_crawl(crawled)
-        processed = process_new(config, store, use_model, bar=progress)
+        processed = process_new(config, store, use_model, bar=progress, display=process_display)
         record.add_process(processed)
     return NightlyReport(record.id, record.outcome, crawled, processed,
                          _advisory_health(config, db_path, record.id))
@@ -141,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             stream=sys.stderr)
         config = load_config(args.config)
         report = run_nightly(config, resolve_db_path(args.db, config.settings),
-                             on_crawl=_say_crawl, crawl_display=plain_display(_say))
+                             on_crawl=_say_crawl, crawl_display=plain_display(_say),
+                             process_display=plain_process_display(_say))
     except (KeyboardInterrupt, Exception) as exc:
         status = exit_status(exc)
         if status is None:

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from models.config import DedupSettings, ProcessSettings
-from models.records import Article, Candidate, FetchedPage, Passage, StoredArticle
+from models.records import (
+    Article,
+    Candidate,
+    FetchedPage,
+    OnProcessProgress,
+    Passage,
+    ProcessProgress,
+    StoredArticle,
+)
 from pipeline.analysis.rank import Ranker, score_candidate
 from pipeline.dates import iso_day
 from pipeline.ingest.dedup import NearDuplicateIndex, Signature, signature
@@ -31,11 +39,29 @@ class ProcessReport:
     counters: Counter[str] = field(default_factory=Counter)
     by_source: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (url, reason)
+    # per source (None: pages without one), how often each kind of failure happened
+    failure_kinds: dict[str | None, Counter[str]] = field(default_factory=dict)
 
     def count(self, name: str, source_id: str | None = None, n: int = 1) -> None:
         self.counters[name] += n
         if source_id:
             self.by_source.setdefault(source_id, Counter())[name] += n
+
+    def fail(self, what: str, reason: str, source_id: str | None) -> None:
+        """A page (what: its URL) or an article that failed, with the reason recorded on it."""
+        self.count("failed", source_id)
+        self.failures.append((what, reason))
+        self.failure_kinds.setdefault(source_id, Counter())[failure_kind(reason)] += 1
+
+    def of_source(self, source_id: str | None) -> Counter[str]:
+        """A source's counts; for None, those of the pages stored without a source (what the
+        whole run counted and no source did: right for the counts every page's source gets)."""
+        if source_id:
+            return self.by_source.get(source_id, Counter())
+        unsourced = Counter(self.counters)
+        for counts in self.by_source.values():
+            unsourced.subtract(counts)
+        return +unsourced
 
     def checkpoint(self) -> tuple[Counter[str], dict[str, Counter[str]]]:
         """The counts as they are, to go back to when the work they count is rolled back."""
@@ -49,6 +75,57 @@ class ProcessReport:
         if self.by_source:
             out["sources"] = {sid: dict(sorted(c.items())) for sid, c in sorted(self.by_source.items())}
         return out
+
+
+def failure_kind(reason: str) -> str:
+    """A failure's reason without its details: "cannot parse HTML: ValueError" of
+    "cannot parse HTML: ValueError: Document is empty"."""
+    return ": ".join(reason.split(": ")[:2])
+
+
+def _source_order(source: str | None) -> tuple[bool, str]:
+    return source is None, source or ""
+
+
+class SourceProgressTally:
+    """Each source's progress through a processing run, told to on_progress as ProcessProgress
+    records: every source with pages to process when the run starts, a source again after each
+    batch that held its pages, and finished once its pages counted at the start are done (or at
+    the end of the run)."""
+
+    def __init__(self, to_process: dict[str | None, int], report: ProcessReport,
+                 on_progress: OnProcessProgress):
+        self.to_process = to_process
+        self.report = report
+        self.on_progress = on_progress
+        self.done: Counter[str | None] = Counter()
+        self.finished: set[str | None] = set()
+        for source in sorted(to_process, key=_source_order):
+            self._tell(source)
+
+    def batch_done(self, batch: list[FetchedPage]) -> None:
+        self.done.update(page.source_id for page in batch)
+        for source in dict.fromkeys(page.source_id for page in batch):
+            self._tell(source, self.done[source] >= self.to_process.get(source, 0))
+
+    def run_done(self) -> None:
+        for source in sorted((set(self.to_process) | set(self.done)) - self.finished,
+                             key=_source_order):
+            self._tell(source, finished=True)
+
+    def _tell(self, source: str | None, finished: bool = False) -> None:
+        counts = self.report.of_source(source)
+        failures = self.report.failure_kinds.get(source)
+        self.on_progress(ProcessProgress(
+            source=source, pages=max(self.to_process.get(source, 0), self.done[source]),
+            done=self.done[source], articles=counts["articles"],
+            candidates=counts["candidates"], candidates_new=counts["candidates_new"],
+            not_article=counts["not_article"], blocked=counts["blocked"],
+            duplicates=counts["duplicates"], failed=counts["failed"],
+            failure_reason=failures.most_common(1)[0][0] if failures else None,
+            finished=finished))
+        if finished:
+            self.finished.add(source)
 
 
 T = TypeVar("T")
@@ -93,8 +170,7 @@ def _analyse_and_save(store: Store, analyzer: AnalyzerLike, articles: list[tuple
             reason = f"analysis failed: {type(exc).__name__}: {exc}"
             logger.exception("article %d: %s", item[0], reason)
             store.pages.mark_article_pages(item[0], "failed", reason)
-            report.count("failed", item[2])
-            report.failures.append((f"article {item[0]}", reason))
+            report.fail(f"article {item[0]}", reason, item[2])
 
 
 def _analyse_batch(store: Store, analyzer: AnalyzerLike, articles: list[tuple[int, Passage, str | None]],
@@ -141,13 +217,17 @@ class PageProcessor:
         self.report = ProcessReport()
         self._index: NearDuplicateIndex | None = None
 
-    def run(self, progress: Progress | None = None) -> ProcessReport:
-        """Every stored article page not processed yet.
+    def run(self, progress: Progress | None = None,
+            on_progress: OnProcessProgress | None = None) -> ProcessReport:
+        """Every stored article page not processed yet; progress hears how many pages each batch
+        did, on_progress how far each source has got.
 
         Each batch is one transaction: a crash loses at most the batch in hand, which the next
         run does again. A page that cannot be extracted is recorded with its reason; the rest go
         on.
         """
+        tally = (SourceProgressTally(self.store.pages.count_pages_to_process_by_source(),
+                                     self.report, on_progress) if on_progress else None)
         for batch in _batched(self.store.pages.pages_to_process(), self.batch_size):
             with self.store.transaction():
                 to_analyse: list[tuple[int, Passage, str | None]] = []
@@ -158,6 +238,10 @@ class PageProcessor:
                                   self.report)
             if progress:
                 progress(len(batch))
+            if tally:
+                tally.batch_done(batch)
+        if tally:
+            tally.run_done()
         return self.report
 
     @property
@@ -201,8 +285,7 @@ class PageProcessor:
             if self._index is not None:
                 self._index = None  # it may hold this page's article: reload from the store
             self.store.pages.mark_page(page.id, "failed", reason)
-            self.report.count("failed", page.source_id)
-            self.report.failures.append((url, reason))
+            self.report.fail(url, reason, page.source_id)
 
     def _extract_page(self, page: FetchedPage, seen_hashes: dict[str, int],
                       to_analyse: list[tuple[int, Passage, str | None]]) -> None:
@@ -213,8 +296,7 @@ class PageProcessor:
             result = extract_article(page.body, url, page.headers, self.min_text_chars)
         except ExtractionError as exc:
             store.pages.mark_page(page.id, "failed", str(exc))
-            self.report.count("failed", source_id)
-            self.report.failures.append((url, str(exc)))
+            self.report.fail(url, str(exc), source_id)
             return
         if result.article is None:
             store.pages.mark_page(page.id, result.status, result.reason)
@@ -264,13 +346,14 @@ def too_long_reason(chars: int, limit: int) -> str:
 
 def process_pages(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
                   min_text_chars: int = 300, max_text_chars: int = MAX_TEXT_CHARS,
-                  dedup: DedupSettings | None = None,
-                  progress: Progress | None = None) -> ProcessReport:
-    """Extract, cluster, tag and detect every stored article page not processed yet."""
+                  dedup: DedupSettings | None = None, progress: Progress | None = None,
+                  on_progress: OnProcessProgress | None = None) -> ProcessReport:
+    """Extract, cluster, tag and detect every stored article page not processed yet;
+    on_progress hears how far each source has got (SourceProgressTally)."""
     processor = PageProcessor(store, analyzer, batch_size=batch_size,
                               min_text_chars=min_text_chars, max_text_chars=max_text_chars,
                               dedup=dedup)
-    return processor.run(progress=progress)
+    return processor.run(progress=progress, on_progress=on_progress)
 
 
 def reanalyse_articles(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,

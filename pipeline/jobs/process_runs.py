@@ -7,11 +7,12 @@ runs process_new inside its own recorded run. The stage itself is pipeline.jobs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import DealwatchError
+from models.records import OnProcessProgress
 from pipeline.analysis.rank import SHIPPED, RankerError, choose_ranker, load
 from pipeline.config import Config
 from pipeline.jobs.analyzer import build_analyzer, default_ranker, ranker_choices
@@ -22,7 +23,7 @@ from pipeline.jobs.process import (
     reanalyse_articles,
     rescore_candidates,
 )
-from pipeline.jobs.runs import recorded_run
+from pipeline.jobs.runs import ProcessDisplay, recorded_run
 from pipeline.storage import Store
 
 # A progress display for `total` items under a label; it yields what to call with each step
@@ -45,9 +46,14 @@ def no_bar(total: int, label: str) -> AbstractContextManager[Progress | None]:
 
 
 def process_new(config: Config, store: Store, use_model: str | None = None,
-                reanalyse: bool = False, bar: ProgressBar | None = None) -> ProcessReport:
+                reanalyse: bool = False, bar: ProgressBar | None = None,
+                display: ProcessDisplay | None = None) -> ProcessReport:
     """Process the pages fetched since the last run, then drop the raw HTML past retention; or,
-    with reanalyse, tag and detect again on every stored article. The caller records the run."""
+    with reanalyse, tag and detect again on every stored article. The caller records the run.
+
+    display shows each source's progress through the processing; without one, bar shows the
+    pages done of all (and re-analysis, which goes by article, not by source, always shows on
+    bar)."""
     settings = config.settings.process
     bar = bar or no_bar
     analyzer = build_analyzer(config, use_model, ranker=default_ranker(config, store))
@@ -55,22 +61,32 @@ def process_new(config: Config, store: Store, use_model: str | None = None,
         with bar(store.count("articles"), "re-analysing") as progress:
             return reanalyse_articles(store, analyzer, batch_size=settings.batch_size,
                                       progress=progress)
-    with bar(store.pages.count_pages_to_process(), "processing") as progress:
+    pages_done: Progress | None = None
+    on_progress: OnProcessProgress | None = None
+    with ExitStack() as shown:
+        if display:
+            on_progress = shown.enter_context(display())
+        else:
+            pages_done = shown.enter_context(bar(store.pages.count_pages_to_process(),
+                                                 "processing"))
         report = process_pages(store, analyzer, batch_size=settings.batch_size,
                                min_text_chars=settings.min_text_chars,
                                max_text_chars=settings.max_text_chars,
-                               dedup=config.settings.dedup, progress=progress)
+                               dedup=config.settings.dedup, progress=pages_done,
+                               on_progress=on_progress)
     store.pages.prune_html(config.settings.retention.html_days)
     return report
 
 
 def process_job(config: Config, db_path: Path, *, use_model: str | None = None,
-                reanalyse: bool = False, progress: ProgressBar | None = None) -> ProcessReport:
+                reanalyse: bool = False, progress: ProgressBar | None = None,
+                display: ProcessDisplay | None = None) -> ProcessReport:
     """A recorded processing run: the pages fetched since the last one (then retention), or with
-    reanalyse every stored article again."""
+    reanalyse every stored article again; display shows each source's progress, progress the
+    re-analysis (process_new)."""
     with recorded_run(db_path, "process",
                       busy_timeout_ms=config.settings.database.busy_timeout_ms) as (store, record):
-        report = process_new(config, store, use_model, reanalyse, progress)
+        report = process_new(config, store, use_model, reanalyse, progress, display)
         record.add_process(report)
     return report
 

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from models.config import StatusSettings
+from models.records import OnProcessProgress, ProcessProgress
 from models.registry import Run
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, OnProgress, run_crawl
@@ -29,6 +30,8 @@ RECENT_RUNS = 10
 # A display of a crawl's progress, entered around the crawl: it yields what to call with each
 # source's progress (None: show nothing). The CLI shows it live on a terminal, as lines in a log.
 CrawlDisplay = Callable[[], AbstractContextManager[OnProgress | None]]
+# The same for processing: what it yields hears how far each source's pages have got.
+ProcessDisplay = Callable[[], AbstractContextManager[OnProcessProgress | None]]
 
 
 class Terminated(KeyboardInterrupt):
@@ -249,6 +252,81 @@ class ProgressLines:
 def plain_display(say: Callable[[str], None], every: float = 60.0) -> CrawlDisplay:
     """The crawl display for a log: ProgressLines."""
     return lambda: nullcontext(ProgressLines(say, every))
+
+
+def source_label(source: str | None) -> str:
+    return source if source is not None else "(no source)"
+
+
+def all_sources(progress: list[ProcessProgress]) -> ProcessProgress:
+    """The whole run's progress, from each source's latest (no source, no failure reason)."""
+    def total(name: str) -> int:
+        return sum(getattr(p, name) for p in progress)
+
+    return ProcessProgress(
+        None, pages=total("pages"), done=total("done"), articles=total("articles"),
+        candidates=total("candidates"), candidates_new=total("candidates_new"),
+        not_article=total("not_article"), blocked=total("blocked"),
+        duplicates=total("duplicates"), failed=total("failed"),
+        finished=all(p.finished for p in progress))
+
+
+def describe_processing(progress: ProcessProgress) -> str:
+    """A source's processing counts so far: "96 articles, 7 candidates (4 new), 22 skipped (15
+    not articles, 5 bot or consent walls, 2 exact duplicates), 1 failed (analysis failed:
+    ValueError)"; the pages are for the caller to say."""
+    p = progress
+    skipped = [f"{p.not_article:,} not {'an article' if p.not_article == 1 else 'articles'}",
+               _counted(p.blocked, "bot or consent wall"),
+               _counted(p.duplicates, "exact duplicate")]
+    kinds = [part for part, n in zip(skipped, (p.not_article, p.blocked, p.duplicates),
+                                     strict=True) if n]
+    why = ""
+    if p.failure_reason:
+        why = f" ({'commonest: ' if p.failed > 1 else ''}{p.failure_reason})"
+    return (f"{_counted(p.articles, 'article')}, {_counted(p.candidates, 'candidate')} "
+            f"({p.candidates_new:,} new), {p.skipped:,} skipped"
+            + (f" ({', '.join(kinds)})" if kinds else "") + f", {p.failed:,} failed{why}")
+
+
+def _pages_done(progress: ProcessProgress) -> str:
+    if progress.done == progress.pages:
+        return _counted(progress.pages, "page")
+    return f"{progress.done:,} of {_counted(progress.pages, 'page')}"
+
+
+class ProcessLines:
+    """A processing run's progress for a log: a line per source when its pages are done, and one
+    for the whole run every `every` seconds while it goes on."""
+
+    def __init__(self, say: Callable[[str], None], every: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.say = say
+        self.every = every
+        self.clock = clock
+        self.started = self.said = clock()
+        self.latest: dict[str | None, ProcessProgress] = {}
+
+    def __call__(self, progress: ProcessProgress) -> None:
+        now = self.clock()
+        took = _duration(now - self.started)
+        self.latest[progress.source] = progress
+        if progress.finished:
+            self.say(f"process {source_label(progress.source)} done after {took}: "
+                     f"{_pages_done(progress)}, {describe_processing(progress)}")
+        finished = sum(p.finished for p in self.latest.values())
+        if now - self.said >= self.every and finished < len(self.latest):
+            self.said = now
+            whole = all_sources(list(self.latest.values()))
+            self.say(f"processing going on after {took}: {whole.done:,} of "
+                     f"{_counted(whole.pages, 'page')} ({finished} of "
+                     f"{_counted(len(self.latest), 'source')} done), "
+                     f"{describe_processing(whole)}")
+
+
+def plain_process_display(say: Callable[[str], None], every: float = 60.0) -> ProcessDisplay:
+    """The processing display for a log: ProcessLines."""
+    return lambda: nullcontext(ProcessLines(say, every))
 
 
 def describe_process(report: ProcessReport) -> list[str]:

@@ -117,6 +117,12 @@ class Pages:
         return int(self.db.execute(
             f"SELECT COUNT(*) FROM pages WHERE {self._TO_PROCESS}").fetchone()[0])
 
+    def count_pages_to_process_by_source(self) -> dict[str | None, int]:
+        """The pages waiting to be processed, counted per source id (None: pages stored without
+        a source), in one query."""
+        return {row[0]: int(row[1]) for row in self.db.execute(
+            f"SELECT source_id, COUNT(*) FROM pages WHERE {self._TO_PROCESS} GROUP BY source_id")}
+
     def mark_page(self, page_id: int, status: str, reason: str | None = None,
                   article_id: int | None = None) -> None:
         self.db.execute(
