@@ -127,7 +127,8 @@ def below_the_topbar(page: Any, selector: str) -> bool:
 
 PAGES = ["/queue", "/queue?status=all", "/candidate/{syndicated}", "/candidate/{deep}",
          "/candidate/{xss}", "/deals", "/deal/{deal}", "/deal/{deal}/merge?absorb={other_deal}",
-         "/help", "/candidate/999999"]
+         "/help", "/candidate/999999", "/queue?sort=date&order=asc",
+         "/deals?vendor=huawei&sort=last_reported&order=desc", "/deals?q=nothing+at+all"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -210,6 +211,25 @@ def test_filters_are_folded_on_a_phone_and_open_on_a_tap(browser, site, javascri
     assert "1 on" in page.inner_text("#filters summary")  # folded again, saying a filter is set
     assert not page.is_visible('select[name="vendor"]')
     page.context.close()
+
+
+def test_the_deals_filters_fold_on_a_phone_and_fit_it_open(phone, site) -> None:
+    phone.goto(f"{site.base}/deals")
+    assert phone.is_visible("#filters summary")
+    assert not phone.is_visible('#filters select[name="stage"]')
+    phone.click("#filters summary")
+    for name in ("vendor", "country", "deal_type", "stage", "year"):
+        assert phone.is_visible(f'#filters select[name="{name}"]')
+    assert visible_whole(phone, "#search")
+    scroll_width, client_width = sideways(phone)
+    assert scroll_width <= client_width == 390, phone.evaluate(WIDER_THAN_THE_PAGE)
+    phone.select_option('#filters select[name="country"]', "ET")
+    phone.click('#filters button[type="submit"]')
+    phone.wait_for_url(re.compile(r"country=ET"))
+    assert "1 on" in phone.inner_text("#filters summary")
+    assert phone.inner_text("#deal-count") == "1 of 2 deals"
+    scroll_width, client_width = sideways(phone)
+    assert scroll_width <= client_width, phone.evaluate(WIDER_THAN_THE_PAGE)
 
 
 def test_filters_stay_open_on_a_desktop(desktop, site) -> None:
