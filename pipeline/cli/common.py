@@ -415,7 +415,9 @@ def processing_display() -> Iterator[OnProcessProgress]:
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("pages"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"),
-                  console=Console(stderr=True), transient=True) as bar:
+                  # the counts change once a batch: twice a second is enough (rich's default,
+                  # ten, drew for about 1% of processing's time: docs/benchmarks.md)
+                  refresh_per_second=2, console=Console(stderr=True), transient=True) as bar:
         whole = bar.add_task("processing", total=None, counts="")
         rows: dict[str | None, TaskID] = {}
         latest: dict[str | None, ProcessProgress] = {}
