@@ -142,6 +142,7 @@ def test_in_cron_process_prints_one_plain_line_per_source(
         r"\(processing failed: RuntimeError\)", per_source["beta"][0])
     # beta's pages were done before alpha's; then the run's summary, as before
     summary = next(i for i, line in enumerate(lines) if line.startswith("processed "))
+    assert lines[summary].startswith("processed 8 pages: 4 articles "), lines[summary]
     assert lines.index(per_source["beta"][0]) < lines.index(per_source["alpha"][0]) < summary
     assert stored["beta"]["failed"] == 1
 

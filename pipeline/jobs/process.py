@@ -285,6 +285,7 @@ class PageProcessor:
             if self._index is not None:
                 self._index = None  # it may hold this page's article: reload from the store
             self.store.pages.mark_page(page.id, "failed", reason)
+            self.report.count("pages", page.source_id)  # it was processed: into a failure
             self.report.fail(url, reason, page.source_id)
 
     def _extract_page(self, page: FetchedPage, seen_hashes: dict[str, int],
