@@ -621,8 +621,14 @@ def test_queue_filters_and_counts(web) -> None:
     page = client.get("/queue").text
     assert re.search(r"Pending <span class=\"count\">37</span>", page)
     assert re.search(r"Rejected <span class=\"count\">1</span>", page)
-    # nonsense filter values are dropped, not errors
-    assert client.get("/queue?deal_type=<x>&from=yesterday&after=zzz").status_code == 200
+    # a filter value that names nothing is refused with the valid ones, never an empty queue;
+    # a stale or mangled page cursor is only a link gone old: the first page
+    refused = client.get("/queue?deal_type=<x>")
+    assert refused.status_code == 400
+    assert "deal_type" in refused.text and "safe_city" in refused.text
+    assert "&lt;x&gt;" in refused.text and "<x>" not in refused.text
+    assert client.get("/queue?from=yesterday").status_code == 400
+    assert client.get("/queue?after=zzz").status_code == 200
 
 
 def test_keyset_paging_walks_the_index_without_sorting(web) -> None:

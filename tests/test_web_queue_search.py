@@ -100,3 +100,26 @@ def test_the_candidate_page_steps_through_the_search(web, client) -> None:
     assert nxt and html.unescape(nxt.group(1)) == f"/candidate/{web.ids['huawei-RS']}?q=disclosed"
     last = client.get(f"/candidate/{web.ids['zte-BO']}", params={"q": "disclosed"})
     assert 'id="next-link"' not in last.text  # the end of the search, not of the whole queue
+
+
+def test_the_queue_page_refuses_filter_values_that_name_nothing(client) -> None:
+    """As the deals page and the CLI do: the parameter named and the valid values listed; a
+    vendor's name and a country code in lower case read as what they name."""
+    cases = {
+        "vendor=Hauwei": ("vendor", "huawei"),
+        "country=kenya": ("country", "KE"),
+        "stage=agreed": ("stage", "signed"),
+        "kind=deals": ("kind", "aggregate"),
+        "status=done": ("status", "confirmed"),
+        "source=nowhere": ("source", ""),
+        "min_score=2": ("min_score", "0 to 1"),
+        "to=2025-02-30": ("to", "YYYY-MM-DD"),
+    }
+    for query, (name, hint) in cases.items():
+        page = client.get(f"/queue?{query}")
+        assert page.status_code == 400, query
+        assert f"{name}:" in page.text and hint in page.text, query
+    by_name = client.get("/queue?vendor=Huawei&country=ke")
+    assert by_name.status_code == 200
+    assert shown(by_name.text) and shown(by_name.text) == shown(
+        client.get("/queue?vendor=huawei&country=KE").text)

@@ -12,8 +12,8 @@ from pipeline.cli.common import (
     fail,
     model_option,
     pass_state,
+    processing_display,
     prog,
-    progress_bar,
 )
 from pipeline.cli.review import render_queue
 from pipeline.config import load_config
@@ -55,7 +55,7 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
         # The demo's sources, with the rules and watchlist of --config, into the same database.
         with demo_config_dir(site.base_url, state.config.directory) as demo_config:
             report = run_nightly(load_config(demo_config), db, kind="demo", use_model=use_model,
-                                 progress=progress_bar,
+                                 process_display=processing_display,
                                  on_crawl=lambda crawled: echo_err(describe_crawl(crawled)))
         echo_err(describe_process(report.process))
         with state.store() as store:

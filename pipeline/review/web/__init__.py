@@ -6,7 +6,8 @@ The package, its parts in dependency order:
   filters and cursors, form values, safe links; an article cut into highlighted runs);
 - `pages`: the request context handlers see, templates and their filters, flash messages;
 - `security`: response headers, request limits, sessions, CSRF and origin checks, login;
-- `queue` and `deals`: the routes of the review queue and of the deal registry;
+- `queue`, `deals` and `reports`: the routes of the review queue, of the deal registry and of
+  the reports (confirmed aggregate claims);
 - `app`: the ReviewApp that takes a request to its handler, `create_app` and the server.
 
 What the CLI, the tests and the benches use is re-exported here.

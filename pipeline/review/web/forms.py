@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,55 @@ def sort_choice(params: Mapping[str, str], keys: Iterable[str]) -> tuple[str | N
         raise FilterError(f"{'sort' if sort and sort not in keys else 'order'}: {exc}") from None
 
 
+def _checked(params: Mapping[str, str], checks: Mapping[str, Callable[[str], Any]]
+             ) -> dict[str, Any]:
+    """Each parameter read by its check (None when not given or empty); a FilterError names
+    the parameter of the first value that names nothing."""
+    values: dict[str, Any] = {}
+    for name, check in checks.items():
+        value = params.get(name)
+        value = value.strip() if isinstance(value, str) else None
+        try:
+            values[name] = check(value) if value else None
+        except FilterError as exc:
+            raise FilterError(f"{name}: {exc}") from None
+    return values
+
+
+def _day(value: str) -> str:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise FilterError(f"{value!r} is no date: YYYY-MM-DD, such as 2025-03-31") from None
+
+
+def _score(value: str) -> str:
+    score = _score_param(value)
+    if score is None:
+        raise FilterError(f"{value!r} is no score: a number from 0 to 1, such as 0.6")
+    return value
+
+
+def strict_queue_params(params: Mapping[str, str], watchlist: Iterable[WatchlistEntry],
+                        sources: Sequence[str]) -> dict[str, str]:
+    """The queue page's own query string checked: a filter value that names nothing (a vendor,
+    country, type, stage, status, kind, source or date) is a FilterError naming the parameter
+    and the valid values, as on the deals page and in the CLI, never an empty queue. A vendor's
+    name or alias reads as its id, a country's code in any case as its code. What comes back is
+    for parse_queue_query."""
+    checked = _checked(params, {
+        "status": lambda v: filters.one_of(v, (*CANDIDATE_STATUSES, "all"), "status"),
+        "kind": lambda v: filters.one_of(v, ("deal", "aggregate"), "kind"),
+        "vendor": lambda v: filters.vendor_id(v, watchlist),
+        "country": filters.country_code,
+        "deal_type": lambda v: filters.one_of(v, DEAL_TYPES, "deal type"),
+        "stage": lambda v: filters.one_of(v, STAGES, "stage"),
+        "source": lambda v: filters.one_of(v, sources, "source"),
+        "from": _day, "to": _day, "min_score": _score,
+    })
+    return {**params, **{k: v for k, v in checked.items() if v is not None}}
+
+
 def parse_deal_query(params: Mapping[str, str], confidence: Iterable[str],
                      watchlist: Iterable[WatchlistEntry]) -> DealQuery:
     """The deals list's filters, search and order from a query string (an empty value: any;
@@ -122,20 +171,13 @@ def parse_deal_query(params: Mapping[str, str], confidence: Iterable[str],
         value = params.get(name)
         return value.strip() if isinstance(value, str) and value.strip() else None
 
-    checks: dict[str, Callable[[str], Any]] = {
+    values = _checked(params, {
         "vendor": lambda v: filters.vendor_id(v, watchlist),
         "country": filters.country_code,
         "deal_type": lambda v: filters.one_of(v, DEAL_TYPES, "deal type"),
         "stage": lambda v: filters.one_of(v, STAGES, "stage"),
         "year": filters.year,
-    }
-    values: dict[str, Any] = {}
-    for name, check in checks.items():
-        value = given(name)
-        try:
-            values[name] = check(value) if value is not None else None
-        except FilterError as exc:
-            raise FilterError(f"{name}: {exc}") from None
+    })
     grades = [g.strip().upper() for g in confidence if g.strip()]
     for grade in grades:
         if grade not in CONFIDENCE_GRADES:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.responses import RedirectResponse, Response
 
@@ -31,11 +31,13 @@ from pipeline.review.web.forms import (
     format_cursor,
     local_path,
     parse_cursor,
+    parse_queue_query,
     parse_row_id,
     plain,
     queue_params,
     reason_label,
     sort_choice,
+    strict_queue_params,
     with_query,
 )
 from pipeline.review.web.highlight import ENTITY_CLASSES, article_segments, paragraphs
@@ -91,12 +93,15 @@ class QueueRoutes:
 
     def queue(self, ctx: Ctx) -> Response:
         params = ctx.request.query_params
-        try:  # the filters drop what cannot match; an order or a download must be one we know
+        try:  # a filter, an order or a download that names nothing is refused, naming the valid
             sort_choice(params, QUEUE_SORTS)
             fmt = download_format(params)
+            checked = strict_queue_params(params, self.config.watchlist,
+                                          ctx.store.runs.source_ids())
         except FilterError as exc:
-            return self.pages.error(ctx, 400, "Unknown value", as_sentence(exc))
-        query, filters_qs = ctx.queue_filters()
+            return self.pages.error(ctx, 400, "Unknown filter value", as_sentence(exc))
+        query = parse_queue_query(checked)
+        filters_qs = urlencode(queue_params(query))
         if fmt is not None:  # the whole view, every page of it
             entries = ctx.store.candidates.queue(query)
             return download(queue_csv(entries) if fmt == "csv" else
