@@ -520,6 +520,22 @@ def _migration_13(db: SqliteDatabase) -> None:
     """)
 
 
+def _migration_14(db: SqliteDatabase) -> None:
+    # Undo restores exactly (issue 11). A report that a decision takes back is withdrawn, not
+    # deleted: it keeps its number, who confirmed it and when, so that undoing that decision (or
+    # confirming its story again) brings back rp-000001 itself, not a new number that breaks
+    # links. A deal's source records the deal's fields its confirmation filled in, blanks until
+    # then, so that taking the confirmation back empties them again (a known deal imported with
+    # few fields is mostly blanks). And the registry looks sources and stage reports up by
+    # candidate: indexed now.
+    db.executescript("""
+        ALTER TABLE reports ADD COLUMN withdrawn_at TEXT;
+        ALTER TABLE deal_sources ADD COLUMN filled TEXT;
+        CREATE INDEX IF NOT EXISTS deal_sources_candidate ON deal_sources(candidate_id);
+        CREATE INDEX IF NOT EXISTS deal_stages_candidate ON deal_stages(candidate_id);
+    """)
+
+
 # Steps committed on their own before a migration: for one that spans two files, whatever the
 # second file must hold before the first lets it go.
 PREPARE: dict[int, Callable[[SqliteDatabase], None]] = {ACCOUNTS_MOVED: copy_accounts}
@@ -539,4 +555,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[SqliteDatabase], None]]] = [
     (11, "reviewers mark official sources", _migration_11),
     (12, "reports: aggregate claims filed apart from deals", _migration_12),
     (13, "known deals imported from another registry", _migration_13),
+    (14, "withdrawn reports keep their number; what a confirmation filled in", _migration_14),
 ]
