@@ -1,4 +1,5 @@
-"""Reports from the terminal: reports list|show|export (aggregate claims, filed apart from deals)."""
+"""Reports from the terminal: reports list|show|export|refile (aggregate claims, filed apart from
+deals)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,23 @@ from typing import Any
 
 import click
 
+from models.registry import report_number
 from pipeline.cli.common import (
     REPORT,
     State,
     echo_json,
     pass_state,
+    table_lines,
     vendor_option,
     write_output,
 )
 from pipeline.review.export import FORMATS
 from pipeline.review.reports import (
+    ClaimReader,
+    Refiling,
     ReportView,
     export_reports,
+    refile_deals,
     report_records,
     report_view,
 )
@@ -29,7 +35,8 @@ def _counts(record: dict[str, Any]) -> str:
 
 def _render(view: ReportView) -> None:
     record = view.to_dict()
-    click.echo(f"{record['report_id']}  version {record['version']}")
+    click.echo(f"{record['report_id']}  version {record['version']}"
+               + (f"  WITHDRAWN ({view.withdrawn})" if view.withdrawn else ""))
     click.echo(f"  claim: “{record['sentence']}”")
     click.echo(f"  counts: {_counts(record)}  (deals: {record['deals'] or '-'}, countries: "
                f"{record['countries'] or '-'})  scope: {record['scope'] or '-'}")
@@ -83,13 +90,12 @@ def reports_list(state: State, vendor: str | None, as_json: bool) -> None:
         click.echo(f"no report names {vendor}" if vendor else
                    "no reports yet: `dealwatch review confirm ID` files an aggregate as one")
         return
-    click.echo(f"{'REPORT':<10} {'VENDOR':<12} {'DEALS':>5} {'COUNTRIES':>9} {'SCOPE':<14} "
-               f"{'OUTLET':<24} {'PUBLISHED':<10} COUNTS")
-    for r in records:
-        click.echo(f"{r['report_id']:<10} {(','.join(r['vendors']) or r['vendor'] or '-')[:12]:<12} "
-                   f"{r['deals'] or '-':>5} {r['countries'] or '-':>9} "
-                   f"{(r['scope'] or '-')[:14]:<14} {(r['outlet'] or '-')[:24]:<24} "
-                   f"{r['published'] or '-':<10} {_counts(r)}")
+    rows = [(r["report_id"], ",".join(r["vendors"]) or r["vendor"] or "-",
+             str(r["deals"] or "-"), str(r["countries"] or "-"), r["scope"] or "-",
+             r["outlet"] or "-", r["published"] or "-", _counts(r)) for r in records]
+    for line in table_lines(("REPORT", "VENDOR", "DEALS", "COUNTRIES", "SCOPE", "OUTLET",
+                             "PUBLISHED", "COUNTS"), rows, right={2, 3}):
+        click.echo(line)
 
 
 @reports.command("show")
@@ -97,7 +103,8 @@ def reports_list(state: State, vendor: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="The report record.")
 @pass_state
 def reports_show(state: State, report_id: int, as_json: bool) -> None:
-    """One report: its claim, counts, scope, outlet and the candidates it was filed from.
+    """One report: its claim, counts, scope, outlet and the candidates it was filed from; a
+    withdrawn one says so, when, and which decision withdrew it.
 
     \b
     Example:
@@ -135,6 +142,46 @@ def reports_export(state: State, fmt: str, out: str | None, vendor: str | None) 
         data, count = export_reports(store, fmt, vendor)
     destination = write_output(out, data)
     click.echo(f"exported {count} report(s) as {fmt} to {destination}", err=True)
+
+
+def _refiling_lines(found: list[Refiling], done: bool) -> list[str]:
+    lines = []
+    for refiling in found:
+        for story, number in zip(refiling.stories, refiling.report_ids, strict=True):
+            lead = story.copies[0]
+            ids = ", ".join(f"#{c.id}" for c in story.copies)
+            lines.append(f"{refiling.deal.deal_id} ({ids}) {'is now' if done else '->'} "
+                         f"{report_number(number)}: “{lead.sentence}”")
+    return lines
+
+
+@reports.command("refile")
+@click.option("--yes", is_flag=True, help="Refile them (without it: show what would change).")
+@pass_state
+def reports_refile(state: State, yes: bool) -> None:
+    """Refile as reports the deals filed from aggregate claims before reports existed (every
+    source an aggregate candidate): each confirmed story becomes the report its confirmation
+    files now, confirmed by whom and when it was, its notes naming the deal; the deal is
+    withdrawn (its number is never reused). Without --yes, shows which deal would become which
+    report and changes nothing.
+
+    \b
+    Example:
+        dealwatch reports refile          # dw-000003 (#12, #13) -> rp-000004: “…”
+        dealwatch reports refile --yes
+    """
+    with state.store() as store:
+        found = refile_deals(store, ClaimReader(state.config), apply=yes)
+    if not found:
+        click.echo("no deal was filed from an aggregate claim: nothing to refile")
+        return
+    for line in _refiling_lines(found, done=yes):
+        click.echo(line)
+    reports_made = sum(len(r.stories) for r in found)
+    summary = (f"{len(found)} deal(s) filed from aggregate claims, "
+               f"{reports_made} report(s)")
+    click.echo(f"refiled {summary}" if yes else
+               f"{summary} — nothing changed; `dealwatch reports refile --yes` refiles them")
 
 
 COMMANDS = (reports,)

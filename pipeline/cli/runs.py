@@ -31,6 +31,7 @@ from pipeline.jobs.runs import (
     health,
     run_summary,
 )
+from pipeline.review.reports import refile_hint
 
 
 @click.command()
@@ -167,13 +168,15 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
     """
     with state.store() as store:
         runs = store.runs.recent(limit)
-        counts = store.counts()
+        # reports: those filed; a withdrawn one keeps its row but is no report now
+        counts = {**store.counts(), "reports": store.reports.count()}
         unsupported = store.articles.unsupported_languages()
+        refile = refile_hint(store)
     found = health(runs, state.config.settings.status)
     rows = [run_summary(r) for r in runs]
     if as_json:
         echo_json({"runs": rows, "attention": [f.as_dict() for f in found], "counts": counts,
-                   "unsupported_languages": unsupported})
+                   "unsupported_languages": unsupported, "hints": [refile] if refile else []})
     else:
         if not rows:
             click.echo("no runs yet: `dealwatch run` (or `dealwatch demo`) starts one")
@@ -193,6 +196,8 @@ def status(state: State, limit: int, as_json: bool, check: bool) -> None:
             click.echo(f"articles not analysed, in a language dealwatch does not read: "
                        f"{sum(unsupported.values())} ("
                        + ", ".join(f"{code} {n}" for code, n in unsupported.items()) + ")")
+        if refile:
+            click.echo(refile)
         if found:
             click.echo("\nneeds attention:")
             for f in found:

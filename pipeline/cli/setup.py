@@ -19,6 +19,7 @@ from pipeline.review.accounts import (
     enable_user,
     reviewer,
 )
+from pipeline.review.reports import refile_hint
 from pipeline.storage import Store
 
 
@@ -60,6 +61,9 @@ def migrate(state: State) -> None:
             click.echo(f"applied {version:03d} {name}")
         click.echo(f"{state.db_path}: schema version {store.schema_version()}"
                    + ("" if applied else " (up to date)"))
+        refile = refile_hint(store)
+        if refile:
+            click.echo(refile)
     finally:
         store.close()
 

@@ -9,18 +9,32 @@ The claim is read from the evidence sentence with the words the detector counts 
 (`[aggregate]` in rules.toml or a language's vocab.toml: `count_nouns`, `scope_nouns`,
 `global_words`) and the grammar's `national_scopes` (the scopes counted in nations): a number
 (digits as written in any script, "1,200", or an English number word) followed within a few
-words by a counted noun is a count.
+words by a counted noun is a count. Only a count of `deal_nouns` ("70 deals", "45 projects") is
+the claim's number of deals; "3,000 sites" is a count, not deals.
+
+A report a decision takes back is withdrawn, not deleted: undoing the decision restores it as it
+was, and confirming its story again files into it (rp-000001 stays rp-000001). Deals filed from
+aggregate claims before reports existed become reports with `refile_deals`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.errors import DealwatchError
-from models.registry import ClaimCount, QueueEntry, Report, ReportSource, report_number
+from models.registry import (
+    ClaimCount,
+    Deal,
+    QueueEntry,
+    Report,
+    ReportSource,
+    ReviewEvent,
+    report_number,
+)
 from pipeline.config import BASE_LANGUAGE, Config, LanguagePack
 from pipeline.review.export import (
     FORMATS,
@@ -31,8 +45,10 @@ from pipeline.review.export import (
     to_json,
     to_jsonl,
 )
-from pipeline.storage import Store
+from pipeline.storage import Store, utcnow
 from pipeline.urls import host_of, registered_domain
+
+logger = logging.getLogger(__name__)
 
 AGGREGATE = "aggregate"  # the candidate kind filed as a report
 # Words a count may stand before its noun: "45 Chinese-financed fibre projects".
@@ -69,6 +85,7 @@ class ClaimWords:
     global_words: tuple[str, ...]  # no one place: worldwide, across Africa
     national_scopes: frozenset[str] = frozenset()  # scopes counted in nations: countries
     number_words: Mapping[str, int] = field(default_factory=dict)  # "seventy" -> 70
+    deal_nouns: frozenset[str] = frozenset()  # counted nouns that name deals: deals, projects
 
     @classmethod
     def of(cls, pack: LanguagePack) -> ClaimWords:
@@ -76,7 +93,8 @@ class ClaimWords:
         return cls(tuple(aggregate.count_nouns), tuple(aggregate.scope_nouns),
                    tuple(aggregate.global_words),
                    frozenset(w.lower() for w in pack.grammar.words.national_scopes),
-                   ENGLISH_NUMBERS if pack.lang == BASE_LANGUAGE else {})
+                   ENGLISH_NUMBERS if pack.lang == BASE_LANGUAGE else {},
+                   frozenset(w.lower() for w in aggregate.deal_nouns))
 
 
 @dataclass(frozen=True)
@@ -84,7 +102,7 @@ class Claim:
     """What an aggregate sentence states: its counts, the headline ones, and its scope."""
 
     counts: list[ClaimCount]
-    deals: int | None  # the first count of a counted noun that is no scope ("70 deals")
+    deals: int | None  # the first count of a noun that names deals ("70 deals", not "70 sites")
     countries: int | None  # the first count of a national scope ("41 countries")
     scope: str | None  # the region a global phrase names, "worldwide", or None
 
@@ -163,7 +181,6 @@ def read_claim(sentence: str, words: ClaimWords) -> Claim:
     """The counts and scope an aggregate sentence states, as it words them."""
     tokens = _tokens(sentence)
     nouns = _phrases(dict.fromkeys((*words.count_nouns, *words.scope_nouns)))
-    scopes = {n.lower() for n in words.scope_nouns}
     counts: list[ClaimCount] = []
     deals = countries = None
     for value, first, after in _numbers(tokens, words.number_words):
@@ -177,7 +194,7 @@ def read_claim(sentence: str, words: ClaimWords) -> Claim:
             continue
         noun, end = found
         counts.append(ClaimCount(value, noun, sentence[tokens[first].start:tokens[end - 1].end]))
-        if deals is None and noun.lower() not in scopes:
+        if deals is None and noun.lower() in words.deal_nouns:
             deals = value
         if countries is None and noun.lower() in words.national_scopes:
             countries = value
@@ -261,14 +278,44 @@ def report_fields(lead: QueueEntry, claim: Claim) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Filed:
+    """Where a confirmation filed a story: the report, and its state before when the story's
+    lead had filed it already (what undoing the confirmation puts back; None: a new report)."""
+
+    report_id: int
+    before: dict[str, Any] | None = None
+
+
 def file_report(store: Store, candidates: Sequence[QueueEntry], reviewer: str, batch: str,
-                claims: ClaimReader) -> int:
-    """File confirmed aggregate candidates (one story's copies) as one report; its id."""
+                claims: ClaimReader) -> Filed:
+    """File confirmed aggregate candidates (one story's copies) as one report. When the story's
+    lead filed a report before (since withdrawn, or one it is confirmed into again), it files
+    into that one: the same number, its fields read afresh, no longer withdrawn, a new
+    version."""
     lead = candidates[0]
     if lead.kind != AGGREGATE:
         raise ReportError(f"candidate #{lead.id} is a deal, not an aggregate claim")
-    claim = claims.read(lead.sentence, lead.language)
-    report_id = store.reports.insert_report(report_fields(lead, claim), reviewer, batch)
+    fields = report_fields(lead, claims.read(lead.sentence, lead.language))
+    earlier = store.reports.filed_from(lead.id)
+    if earlier is None:
+        filed = Filed(store.reports.insert_report(fields, reviewer, batch))
+    else:
+        filed = Filed(earlier.id, store.reports.state(earlier.id))
+        store.reports.refile(earlier.id, fields, reviewer, batch)
+    store.reports.link(filed.report_id, [c.id for c in candidates])
+    return filed
+
+
+def refile_report(store: Store, candidates: Sequence[QueueEntry], claims: ClaimReader,
+                  batch: str) -> int:
+    """File copies whose report is gone (deleted before reports were withdrawn, migration 14)
+    anew, confirmed by whom and when their lead was: what undoing a decision that took them
+    out of it restores."""
+    lead = candidates[0]
+    report_id = store.reports.insert_report(
+        report_fields(lead, claims.read(lead.sentence, lead.language)),
+        lead.reviewed_by or "", batch, lead.reviewed_at)
     store.reports.link(report_id, [c.id for c in candidates])
     return report_id
 
@@ -277,7 +324,14 @@ def settle_reports(store: Store, report_ids: Iterable[int | None]) -> None:
     """After candidates left these reports: a report none is left in is withdrawn."""
     for report_id in dict.fromkeys(r for r in report_ids if r is not None):
         if not store.reports.sources(report_id):
-            store.reports.delete_report(report_id)
+            store.reports.withdraw(report_id)
+
+
+def restore_report(store: Store, report_id: int, candidate_id: int) -> None:
+    """Undoing a decision: the candidate back in the report it was in, filed again (no longer
+    withdrawn) with its number, fields and confirmation as they were."""
+    store.reports.link(report_id, [candidate_id])
+    store.reports.reinstate(report_id)
 
 
 # The candidate's fields a report keeps, and follows when a reviewer corrects them.
@@ -297,18 +351,137 @@ def report_changed(store: Store, candidate: QueueEntry) -> None:
         if getattr(candidate, name) != getattr(report, name)})
 
 
+# --- deals filed from aggregate claims before reports existed -------------------------------
+
+
+@dataclass(frozen=True)
+class Story:
+    """The copies one confirmation filed (lead first), and that confirmation's batch."""
+
+    batch: str | None
+    copies: list[QueueEntry]
+
+
+@dataclass(frozen=True)
+class Refiling:
+    """A deal filed from aggregate claims before reports existed (migration 12), and the
+    reports its stories become: one each, in their order."""
+
+    deal: Deal
+    stories: list[Story]
+    report_ids: list[int]  # the numbers they take (in a dry run: would take)
+
+
+def _stories(store: Store, sources: Sequence[tuple[int, str | None]]) -> list[Story]:
+    """A deal's sources as the stories their confirmations filed: the copies one batch added
+    (a source without one is a story of its own)."""
+    found: dict[str, Story] = {}
+    for candidate_id, batch in sources:
+        entry = store.candidates.candidate(candidate_id)
+        if entry is not None:
+            found.setdefault(batch or f"#{candidate_id}", Story(batch, [])).copies.append(entry)
+    return list(found.values())
+
+
+def _refile_story(store: Store, deal: Deal, story: Story, whole: bool,
+                  claims: ClaimReader) -> int:
+    """One story of an aggregate deal filed as the report its confirmation would file now:
+    confirmed by whom and when its lead was, under that confirmation's batch (so that undoing
+    it withdraws the report), its notes naming the deal it was."""
+    lead = story.copies[0]
+    fields = report_fields(lead, claims.read(lead.sentence, lead.language))
+    if whole:  # the deal was this story alone: the registry's corrections of it carry over
+        fields.update(vendor=deal.vendor, vendors=list(deal.vendors),
+                      deal_types=list(deal.deal_types), year=deal.year)
+    refiled = (f"Filed as deal {deal.deal_id} before reports existed; refiled as a report by "
+               f"`dealwatch reports refile` at {utcnow()}.")
+    fields["notes"] = "\n".join(n for n in ((deal.notes if whole else lead.note), refiled) if n)
+    report_id = store.reports.insert_report(
+        fields, lead.reviewed_by or deal.confirmed_by or "", story.batch,
+        lead.reviewed_at or deal.confirmed_at)
+    store.reports.link(report_id, [c.id for c in story.copies])
+    return report_id
+
+
+def refile_deals(store: Store, claims: ClaimReader, apply: bool = False) -> list[Refiling]:
+    """The deals filed from aggregate claims before reports existed (every source an aggregate
+    candidate; imported and merged deals left out), each with the reports its stories become.
+    apply: file them so, in one transaction, and withdraw the deals (their numbers are never
+    reused); else nothing changes and the numbers are the ones they would take now."""
+    plan: list[Refiling] = []
+    with store.transaction():
+        number = store.reports.next_number()
+        for deal_id, sources in store.reports.aggregate_deals().items():
+            deal = store.registry.deal(deal_id)
+            assert deal is not None  # aggregate_deals reads live deals
+            stories = _stories(store, sources)
+            if apply:
+                ids = [_refile_story(store, deal, story, len(stories) == 1, claims)
+                       for story in stories]
+                store.registry.delete_deal(deal_id)
+                logger.info("deal %s (filed from an aggregate claim) refiled as report %s",
+                            deal.deal_id, ", ".join(report_number(i) for i in ids))
+            else:
+                ids = list(range(number, number + len(stories)))
+                number += len(stories)
+            plan.append(Refiling(deal, stories, ids))
+    return plan
+
+
+def refile_hint(store: Store) -> str | None:
+    """A line for `status` and `migrate` when deals were filed from aggregate claims before
+    reports existed; None when none were."""
+    found = len(store.reports.aggregate_deals())
+    if not found:
+        return None
+    return (f"{found} deal{'s were' if found > 1 else ' was'} filed from aggregate claims before "
+            "reports existed: `dealwatch reports refile` shows the reports "
+            f"{'they' if found > 1 else 'it'} would become")
+
+
 # --- reading --------------------------------------------------------------------------------
+
+
+DECISION_WORDS = {"reject": "rejected", "defer": "deferred", "confirm": "confirmed again",
+                  "undo": "undid the confirmation of"}
+
+
+def describe_withdrawal(event: ReviewEvent | None) -> str:
+    """The decision that withdrew a report, in words: "bob rejected #12 (not_a_deal)"."""
+    if event is None:
+        return "a decision no longer on record"
+    reason = f" ({event.reason})" if event.reason else ""
+    return (f"{event.reviewer} {DECISION_WORDS.get(event.decision, event.decision)} "
+            f"#{event.candidate_id}{reason}")
 
 
 @dataclass(frozen=True)
 class ReportView:
-    """One report as its page and `reports show` give it: the claim and where it came from."""
+    """One report as its page and `reports show` give it: the claim and where it came from;
+    for a withdrawn report, the decision that withdrew it."""
 
     report: Report
     sources: list[ReportSource]
+    withdrawal: ReviewEvent | None = None
+
+    @property
+    def withdrawn(self) -> str | None:
+        """ "withdrawn at T, bob rejected #12 …" for a withdrawn report; None for a filed one."""
+        if self.report.withdrawn_at is None:
+            return None
+        return (f"withdrawn at {self.report.withdrawn_at}: "
+                f"{describe_withdrawal(self.withdrawal)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return report_record(self.report, self.sources)
+        record = report_record(self.report, self.sources)
+        if self.report.withdrawn_at is not None:  # never in an export: it lists filed ones
+            event = self.withdrawal
+            record["withdrawn_at"] = self.report.withdrawn_at
+            record["withdrawn_by"] = None if event is None else {
+                "reviewer": event.reviewer, "decision": event.decision,
+                "candidate_id": event.candidate_id, "reason": event.reason,
+                "decided_at": event.decided_at}
+        return record
 
 
 def report_view(store: Store, report_id: int) -> ReportView:
@@ -316,7 +489,8 @@ def report_view(store: Store, report_id: int) -> ReportView:
         report = store.reports.report(report_id)
         if report is None:
             raise ReportError(f"no report {report_number(report_id)}")
-        return ReportView(report, store.reports.sources(report_id))
+        withdrawal = store.reports.withdrawal(report) if report.withdrawn_at else None
+        return ReportView(report, store.reports.sources(report_id), withdrawal)
 
 
 # The export's fields, in order (README, "Reports: aggregate claims"). New ones go at the end.

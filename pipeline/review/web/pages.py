@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -34,6 +36,24 @@ from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 REVIEW_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = REVIEW_DIR / "templates"
 STATIC_DIR = REVIEW_DIR / "static"
+
+# A deal's or a report's name in a message: linked to its page.
+_RECORD_NAME = re.compile(r"\b(dw|rp)-\d{6}\b")
+_RECORD_PAGES = {"dw": "/deal/", "rp": "/report/"}
+
+
+def linked_names(text: str) -> Markup:
+    """A message as HTML (escaped), each deal or report it names linked to its page:
+    "filed as report rp-000001" links rp-000001 to /report/rp-000001."""
+    parts: list[str] = []
+    at = 0
+    for match in _RECORD_NAME.finditer(text):
+        name = match.group()
+        parts += [escape(text[at:match.start()]),
+                  Markup('<a href="{}">{}</a>').format(_RECORD_PAGES[match.group(1)] + name, name)]
+        at = match.end()
+    parts.append(escape(text[at:]))
+    return Markup("").join(parts)
 
 
 @dataclass
@@ -93,6 +113,8 @@ class Pages:
                                 country=self.country_name, reason=reason_label,
                                 language=lambda code: present.language_name(code) or code,
                                 language_note=present.language_note,
+                                # every page's flash messages link the records they name
+                                linked_names=linked_names,
                                 when=lambda t: (t or "").replace("T", " ").rstrip("Z"),
                                 score_class=lambda s: "hi" if s >= 0.8 else "mid" if s >= 0.6
                                 else "lo")

@@ -1,35 +1,31 @@
-"""Report routes: the list of reports (aggregate claims) and one report with its claim and sources."""
+"""Report routes: the list of reports (aggregate claims), as a page or a download, and one report
+with its claim and sources (or, withdrawn, the decision that withdrew it)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from markupsafe import Markup, escape
 from starlette.responses import Response
 
 from models.registry import ClaimCount, report_number
 from pipeline.config import Config
-from pipeline.review.reports import ReportError, report_view
+from pipeline.review import filters
+from pipeline.review.filters import FilterError
+from pipeline.review.reports import (
+    REPORT_WRITERS,
+    ReportError,
+    describe_withdrawal,
+    report_records,
+    report_view,
+)
+from pipeline.review.web.forms import (
+    _checked,
+    as_sentence,
+    download,
+    download_format,
+    with_query,
+)
 from pipeline.review.web.pages import Ctx, Pages
-
-# A deal's or a report's name in a message: linked to its page.
-_RECORD_NAME = re.compile(r"\b(dw|rp)-\d{6}\b")
-_PAGES = {"dw": "/deal/", "rp": "/report/"}
-
-
-def linked_names(text: str) -> Markup:
-    """A message as HTML (escaped), each deal or report it names linked to its page:
-    "filed as report rp-000001" links rp-000001 to /report/rp-000001."""
-    parts: list[str] = []
-    at = 0
-    for match in _RECORD_NAME.finditer(text):
-        name = match.group()
-        parts += [escape(text[at:match.start()]),
-                  Markup('<a href="{}">{}</a>').format(_PAGES[match.group(1)] + name, name)]
-        at = match.end()
-    parts.append(escape(text[at:]))
-    return Markup("").join(parts)
 
 
 def claim_segments(sentence: str, counts: Sequence[ClaimCount]) -> list[tuple[str, bool]]:
@@ -55,28 +51,39 @@ class ReportRoutes:
 
     def __init__(self, config: Config, pages: Pages):
         self.pages = pages
-        self.vendor_ids = config.vendor_ids()
-        # a flash message ("… filed as report rp-000001") links the record it names
-        pages.env.filters["linked_names"] = linked_names
+        self.watchlist = config.watchlist
 
     def reports(self, ctx: Ctx) -> Response:
-        vendor = ctx.request.query_params.get("vendor", "").strip() or None
-        if vendor is not None and vendor not in self.vendor_ids:
-            return self.pages.error(ctx, 400, "Unknown vendor", (
-                f"vendor={vendor} is no watchlist vendor id: use one of "
-                f"{', '.join(sorted(self.vendor_ids))}."))
+        """The filed reports (vendor=: those naming a vendor, by its id, name or alias), as a
+        page or (format=csv|json) as the records `dealwatch reports export` writes."""
+        params = ctx.request.query_params
+        try:
+            vendor = _checked(params, {
+                "vendor": lambda v: filters.vendor_id(v, self.watchlist)})["vendor"]
+            fmt = download_format(params)
+        except FilterError as exc:
+            return self.pages.error(ctx, 400, "Unknown filter value", as_sentence(exc))
+        if fmt is not None:
+            return download(REPORT_WRITERS[fmt](report_records(ctx.store, vendor)), "reports",
+                            fmt)
         with ctx.store.snapshot():
             reports = ctx.store.reports.reports(vendor)
             vendors = ctx.store.reports.vendors()
-        return self.pages.render(ctx, "reports.html", reports=reports, vendor=vendor,
-                                 vendors=vendors)
+        current = [("vendor", vendor)] if vendor else []
+        return self.pages.render(
+            ctx, "reports.html", reports=reports, vendor=vendor, vendors=vendors,
+            download_url=lambda fmt: with_query("/reports", [*current, ("format", fmt)]))
 
     def report(self, ctx: Ctx, report_id: int) -> Response:
-        # /report/rp-000001 is its address; /report/1 shows it too
+        # /report/rp-000001 is its address; /report/1 shows it too. A withdrawn report is a 200
+        # page that says so first: like a retracted paper's notice, it is still the record that
+        # links pointed to, and a withdrawal can be undone (410 Gone says "for good").
         try:
             view = report_view(ctx.store, report_id)
         except ReportError:
             return self.pages.error(ctx, 404, "No such report",
                                     f"There is no report {report_number(report_id)}.")
         return self.pages.render(ctx, "report.html", report=view.report, sources=view.sources,
-                                 claim=claim_segments(view.report.sentence, view.report.counts))
+                                 claim=claim_segments(view.report.sentence, view.report.counts),
+                                 withdrawal=view.withdrawal,
+                                 withdrawn_by=describe_withdrawal(view.withdrawal))
