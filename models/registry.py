@@ -173,10 +173,19 @@ class Deal(Record):
     source_url: str | None = None  # that registry's source for it (counts as one source)
     imported_from: str | None = None  # the file it was last imported from (its name)
     imported_at: str | None = None  # when
+    # the known deals merged into this one (directly or through another merge), oldest first:
+    # their registries attest it too (store.registry fills it in; no column of its own)
+    merged_known: list[Deal] = field(default_factory=list)
 
     def fields(self) -> dict[str, Any]:
         """The DEAL_FIELDS, as a confirmation's values are given."""
         return {name: getattr(self, name) for name in DEAL_FIELDS}
+
+    def known_deals(self) -> list[Deal]:
+        """Every other registry's record of this deal: the deal itself when it was imported,
+        then the known deals merged into it. Their source_urls count among its sources, and
+        a merge or its undoing moves them with the deal they belong to."""
+        return [deal for deal in (self, *self.merged_known) if deal.external_id]
 
 
 @dataclass(slots=True)
@@ -399,9 +408,6 @@ class Report(Record):
     version: int = 1
     created_at: str | None = None
     updated_at: str | None = None
-    # when a decision took it back (its last source rejected, its confirmation undone): it keeps
-    # its number and fields, and undoing that decision or confirming its story again restores it
-    withdrawn_at: str | None = None
 
     def __post_init__(self) -> None:
         # from a row, the counts come as JSON objects

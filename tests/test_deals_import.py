@@ -221,12 +221,18 @@ def known(run_cli, tmp_path) -> Path:
     return path
 
 
-def test_a_candidate_of_a_known_deal_says_so_and_confirms_into_it(run_cli, db_path, known):
+def _cloud_and_uganda(db_path: Path) -> tuple[int, int]:
+    """Two pending candidates: Huawei's cloud for Kenya's Ministry of ICT (the known deal's),
+    and a Ugandan one (no known deal there)."""
     with Store(db_path) as store:
-        cloud = story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
-                      "government cloud.", stage="signed")
-        uganda = story(store, "Huawei will install CCTV cameras for the Uganda Police Force.",
-                       country="UG", counterpart="Uganda Police Force", deal_type="safe_city")
+        return (story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
+                      "government cloud.", stage="signed"),
+                story(store, "Huawei will install CCTV cameras for the Uganda Police Force.",
+                      country="UG", counterpart="Uganda Police Force", deal_type="safe_city"))
+
+
+def test_a_candidate_of_a_known_deal_says_so_and_confirms_into_it(run_cli, db_path, known):
+    cloud, uganda = _cloud_and_uganda(db_path)
     listed = run_cli("review", "list")
     assert listed.exit_code == 0, listed.output
     blocks = listed.stdout.split(f"#{uganda}  ")
@@ -299,7 +305,8 @@ def test_triangulation_counts_the_registry_source_by_its_domain(run_cli, db_path
         ("dw-000001", 3, "B")]
     exported = run_cli("export", "--format", "csv")
     row = next(csv.DictReader(io.StringIO(exported.stdout)))
-    assert list(row)[-4:] == ["external_id", "source_url", "imported_from", "imported_at"]
+    assert list(row)[-6:] == ["external_id", "source_url", "imported_from", "imported_at",
+                              "merged_external_ids", "merged_source_urls"]
     assert (row["external_id"], row["source_url"], row["source_count"]) == (
         "EX-1", "https://www.daily-nation.test/registry/1", "3")
     shown = run_cli("deals", "show", "dw-000001").stdout
@@ -318,3 +325,158 @@ def test_the_readme_documents_every_column() -> None:
     assert list(documented) == list(COLUMNS)
     assert [name for name, required in documented.items() if required == "yes"] == list(REQUIRED)
     assert "docs/examples/known_deals.csv" in section and EXAMPLE.is_file()
+
+
+# --- a known deal merged into another, a confirmation taken back, the queue, undo, dry runs ---
+
+
+def _same_but_newer(before: dict, after: dict) -> None:
+    """A deal as `deals show --json` gave it before, with only a newer version: every change,
+    even one undone, is a new version (what `export --since` and pushes go by)."""
+    assert after["version"] > before["version"]
+    assert {k: v for k, v in after.items() if k != "version"} == {
+        k: v for k, v in before.items() if k != "version"}
+
+
+def test_a_known_deal_merged_into_another_keeps_attesting_it(run_cli, db_path, tmp_path):
+    with Store(db_path) as store:
+        cloud = story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
+                      "government cloud.", stage="signed")
+        assert decide(store, cloud, "confirm", "ann", deal_id="new").deal_id == 1
+    path = _write(tmp_path, "known.csv", HEADER + KENYA)
+    assert run_cli("deals", "import", str(path)).exit_code == 0  # dw-000002: EX-1
+    kept, known = _show(run_cli, "dw-000001"), _show(run_cli, "dw-000002")
+    assert (kept["source_count"], kept["confidence"]) == (1, "C")
+    assert (known["source_count"], known["independent_sources"]) == (1, 1)
+
+    merged = run_cli("deals", "--reviewer", "ann", "merge", "dw-000001", "dw-000002", "--yes")
+    assert merged.exit_code == 0, merged.output
+    deal = _show(run_cli, "dw-000001")
+    # its article (nairobi-wire.test) and the other registry's source: two outlets
+    assert (deal["source_count"], deal["independent_sources"], deal["confidence"]) == (2, 2, "B")
+    assert (deal["external_id"], deal["source_url"]) == (None, None)  # its own: not imported
+    assert deal["merged_external_ids"] == ["EX-1"]
+    assert deal["merged_source_urls"] == ["https://registry.example.org/deals/1"]
+    listed = json.loads(run_cli("deals", "list", "--json").stdout)
+    assert [(r["deal_id"], r["source_count"], r["confidence"], r["merged_external_ids"])
+            for r in listed] == [("dw-000001", 2, "B", ["EX-1"])]
+    row = next(csv.DictReader(io.StringIO(run_cli("export", "--format", "csv").stdout)))
+    assert (row["source_count"], row["merged_external_ids"], row["merged_source_urls"]) == (
+        "2", "EX-1", "https://registry.example.org/deals/1")
+    assert ("known deal EX-1 merged into it: its source https://registry.example.org/deals/1"
+            in run_cli("deals", "show", "dw-000001").stdout)
+
+    undone = run_cli("deals", "--reviewer", "ann", "undo")
+    assert undone.exit_code == 0, undone.output
+    _same_but_newer(kept, _show(run_cli, "dw-000001"))
+    _same_but_newer(known, _show(run_cli, "dw-000002"))
+
+
+def test_splitting_a_known_deal_back_out_takes_its_registry_along(run_cli, db_path, known):
+    with Store(db_path) as store:
+        cloud = story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
+                      "government cloud.", site="daily-nation.test")
+        assert decide(store, cloud, "confirm", "ann").deal_id == 1  # into the known deal
+        centre = story(store, "Huawei and Kenya's ICT Authority agreed on a data centre.",
+                       deal_type="data_centre", counterpart="ICT Authority",
+                       counterpart_type="agency")
+        assert decide(store, centre, "confirm", "ann", deal_id="new").deal_id == 2
+    assert run_cli("deals", "--reviewer", "ann", "merge", "dw-000002", "dw-000001",
+                   "--yes").exit_code == 0
+    assert _show(run_cli, "dw-000002")["source_count"] == 3  # two articles, EX-1's source
+    split = run_cli("deals", "--reviewer", "ann", "split", "dw-000002", "--source", str(cloud))
+    assert split.exit_code == 0, split.output
+    kept, back = _show(run_cli, "dw-000002"), _show(run_cli, "dw-000001")
+    assert (kept["source_count"], kept["merged_external_ids"]) == (1, [])
+    assert (back["source_count"], back["external_id"], back["merged_external_ids"]) == (
+        2, "EX-1", [])
+
+
+def test_undoing_a_confirmation_into_a_known_deal_empties_what_it_filled(run_cli, db_path,
+                                                                        tmp_path):
+    # the other registry knows little of this deal: no counterpart type, stage, value or year
+    sparse = _write(tmp_path, "sparse.csv", HEADER + "EX-1,Huawei,Kenya,Ministry of ICT,cloud,"
+                                                     ",,,,https://registry.example.org/deals/1\n")
+    assert run_cli("deals", "import", str(sparse)).exit_code == 0
+    before = _show(run_cli, "dw-000001")
+    with Store(db_path) as store:
+        cloud = story(store, "Kenya's Ministry of ICT and Huawei signed a $120 million contract "
+                      "for the government cloud and a data centre.", stage="signed",
+                      deal_types=["cloud", "data_centre"], value=120_000_000.0,
+                      currency="USD", year=2025)
+    confirmed = run_cli("review", "--reviewer", "ann", "confirm", str(cloud))
+    assert "filed under dw-000001" in confirmed.stdout, confirmed.output
+    filled = _show(run_cli, "dw-000001")
+    assert (filled["counterpart_type"], filled["stage"], filled["value"], filled["currency"],
+            filled["year"], filled["deal_types"]) == (
+        "ministry", "signed", 120_000_000, "USD", 2025, ["cloud", "data_centre"])
+
+    undone = run_cli("review", "--reviewer", "ann", "undo")
+    assert undone.exit_code == 0, undone.output
+    _same_but_newer(before, _show(run_cli, "dw-000001"))
+
+
+def test_rejecting_a_source_empties_what_it_filled_but_not_a_reviewers_edit(run_cli, db_path,
+                                                                           tmp_path):
+    sparse = _write(tmp_path, "sparse.csv", HEADER + "EX-1,Huawei,Kenya,Ministry of ICT,cloud,"
+                                                     ",,,,\n")
+    assert run_cli("deals", "import", str(sparse)).exit_code == 0
+    with Store(db_path) as store:
+        cloud = story(store, "Kenya's Ministry of ICT and Huawei signed a $120 million contract "
+                      "for the government cloud.", value=120_000_000.0, currency="USD")
+        assert decide(store, cloud, "confirm", "ann").deal_id == 1
+    assert run_cli("deals", "--reviewer", "ann", "edit", "dw-000001",
+                   "--set", "value=150000000").exit_code == 0
+    rejected = run_cli("review", "--reviewer", "ann", "reject", str(cloud),
+                       "--reason", "not_a_deal")
+    assert rejected.exit_code == 0, rejected.output
+    deal = _show(run_cli, "dw-000001")
+    assert (deal["value"], deal["currency"], deal["counterpart_type"], deal["stage"]) == (
+        150_000_000, None, None, None)  # the reviewer's value stands; the rest is empty again
+
+
+def test_the_queue_says_which_deal_a_candidate_would_be_filed_under(run_cli, db_path, known):
+    from pipeline.review.views import QUEUE_JSON_FIELDS
+
+    cloud, uganda = _cloud_and_uganda(db_path)
+    shown = run_cli("queue")
+    assert shown.exit_code == 0, shown.output
+    blocks = shown.stdout.split(f"#{uganda}  ")
+    assert "matches dw-000001 (known: EX-1): confirming files it there" in blocks[0]
+    assert "matches" not in blocks[1]
+    listed = json.loads(run_cli("queue", "--json").stdout)
+    assert {e["id"]: e["matches"] for e in listed} == {cloud: "dw-000001", uganda: None}
+    assert list(listed[0]) == [*QUEUE_JSON_FIELDS, "matches"]  # appended, as in review list
+
+
+def test_an_undo_refused_after_an_import_names_the_import(run_cli, known):
+    assert run_cli("deals", "--reviewer", "ann", "edit", "dw-000001",
+                   "--set", "counterpart=Kenya Ministry of ICT").exit_code == 0
+    known.write_text(HEADER + KENYA.replace(",2025,", ",2026,"), encoding="utf-8")
+    assert "updated dw-000001" in run_cli("deals", "import", str(known)).stdout
+    imported_at = _show(run_cli, "dw-000001")["imported_at"]
+    refused = run_cli("deals", "--reviewer", "ann", "undo")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(
+        "error: dw-000001 has changed since the edit of dw-000001 (counterpart) (the import of "
+        f"known.csv at {imported_at}); it cannot be undone")
+    assert "review decision" not in refused.stderr
+
+
+def test_a_dry_run_or_a_file_it_cannot_read_makes_no_database(run_cli, db_path, tmp_path):
+    path = _write(tmp_path, "known.csv", HEADER + KENYA)
+    dry = run_cli("deals", "import", str(path), "--dry-run")
+    assert dry.exit_code == 1 and dry.stdout == ""
+    assert dry.stderr.startswith(f"error: {db_path}: no such database;")
+    assert len(dry.stderr.splitlines()) == 1
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes((HEADER + "EX-1,huawei,KE,Minist\xe8re,cloud,,,,,\n").encode("latin-1"))
+    for unreadable in (tmp_path / "nowhere.csv", latin):
+        refused = run_cli("deals", "import", str(unreadable))
+        assert refused.exit_code == 1 and len(refused.stderr.splitlines()) == 1
+        assert refused.stderr.startswith(f"error: {unreadable}: ")
+    assert not db_path.parent.exists()  # no database, no folder for it, no accounts file
+
+    assert run_cli("deals", "import", str(path)).exit_code == 0
+    assert "dry run, nothing written: added 0, updated 0, unchanged 1" in run_cli(
+        "deals", "import", str(path), "--dry-run").stdout

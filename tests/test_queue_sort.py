@@ -195,12 +195,44 @@ def test_the_queue_downloads_its_current_view(site) -> None:
     assert re.fullmatch(r'attachment; filename="dealwatch-queue-\d{4}-\d\d-\d\d\.csv"',
                         got.headers["content-disposition"])
     table = list(csv.DictReader(io.StringIO(got.text)))
-    assert list(table[0]) == list(QUEUE_JSON_FIELDS)
+    assert list(table[0]) == [*QUEUE_JSON_FIELDS, "matches"]
     assert [int(r["id"]) for r in table] == [e.id for e in expected] and len(table) > 10
     assert {r["vendor"] for r in table} == {"zte"}
     json_url = csv_url.replace("format=csv", "format=json")
     listed = client.get(json_url).json()
     assert [r["id"] for r in listed] == [e.id for e in expected]
-    assert list(listed[0]) == list(QUEUE_JSON_FIELDS)
+    assert list(listed[0]) == [*QUEUE_JSON_FIELDS, "matches"]
     # logged out: no download
     assert TestClient(site.app, follow_redirects=False).get(json_url).status_code in (302, 303)
+
+
+def test_the_queue_download_says_which_deal_a_candidate_matches(site) -> None:
+    sentence = "ZTE will extend Ethio Telecom's 5G network to Adama."
+    with Store(site.db) as store:
+        filed = decisions.decide(store, site.ids["zte-ET"], "confirm", "alice")
+        deal = store.registry.deal(filed.deal_id)
+        again = story(store, 200, f"ADDIS ABABA - {sentence}", sentence, vendor="zte",
+                      country="ET", counterpart="Ethio Telecom", counterpart_type="soe",
+                      deal_type="telecom_network")
+    client = logged_in(site)
+    listed = client.get("/queue?vendor=zte&format=json").json()
+    matches = {r["id"]: r["matches"] for r in listed}
+    assert matches[again] == deal.deal_id  # what the queue page shows on its row
+    assert matches[site.ids["zte-BO"]] is None  # no deal of ZTE's in Bolivia
+    table = list(csv.DictReader(io.StringIO(client.get("/queue?vendor=zte&format=csv").text)))
+    assert {int(r["id"]): r["matches"] for r in table} == {
+        ident: match or "" for ident, match in matches.items()}
+
+
+def test_the_queue_and_the_deals_list_rank_stages_alike() -> None:
+    from models.config import STAGE_RANK
+    from models.registry import Deal, Triangulation
+    from pipeline.review.views import DEAL_SORTS, WeighedDeal
+    from pipeline.storage.queue import QUEUE_SORTS
+
+    assert sorted(STAGE_RANK, key=STAGE_RANK.__getitem__) == list(STAGES)  # a deal's life
+    weighed = Triangulation(1, 1, False, None, None, "C")
+    for stage in STAGES:
+        entry = QueueEntry(id=1, article_id=1, kind="deal", score=0.5, sentence="", stage=stage)
+        deal = WeighedDeal(Deal(1, "dw-000001", stage=stage), weighed)
+        assert QUEUE_SORTS["stage"].value(entry) == DEAL_SORTS["stage"](deal) == STAGE_RANK[stage]

@@ -262,6 +262,25 @@ def test_registry_changes_through_the_cli_give_deals_a_new_version(run_cli, ids,
         assert store.registry.deal(1).version > before
 
 
+def test_undoing_a_confirmation_gives_its_deal_back_as_it_was(run_cli, ids) -> None:
+    def shown() -> dict:
+        return json.loads(run_cli("deals", "show", "dw-000001", "--json").stdout)
+
+    assert run_cli("review", "--reviewer", "ann", "confirm", str(ids["mou"])).exit_code == 0
+    before = shown()
+    assert (before["value"], before["currency"], before["stage"]) == (None, None, "mou")
+    # the signed contract's article knows the price: its confirmation fills it in
+    confirmed = run_cli("review", "--reviewer", "ann", "confirm", str(ids["signed"]))
+    assert "filed under dw-000001" in confirmed.output, confirmed.output
+    filled = shown()
+    assert (filled["value"], filled["currency"], filled["stage"]) == (120_000_000, "USD", "signed")
+    assert run_cli("review", "--reviewer", "ann", "undo").exit_code == 0
+    after = shown()
+    assert after["version"] > before["version"]  # undone, but a change: a new version
+    assert {k: v for k, v in after.items() if k != "version"} == {
+        k: v for k, v in before.items() if k != "version"}
+
+
 # --- accounts and the web UI ----------------------------------------------------------------
 
 

@@ -152,7 +152,8 @@ def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> 
     header = run_cli("export", "--format", "csv").stdout.splitlines()[0].split(",")
     # added at the end: the columns before them keep their places (and so do these, before the
     # known deals' columns that came after them)
-    assert header[-7:-4] == ["independent_sources", "official_source", "confidence"]
+    known = header.index("external_id")
+    assert header[known - 3:known] == ["independent_sources", "official_source", "confidence"]
     assert [(r["source_count"], r["independent_sources"], r["official_source"], r["confidence"])
             for r in rows] == [("3", "2", "no", "B"), ("1", "1", "no", "C")]
     lines = [json.loads(line) for line in run_cli("export", "--format", "jsonl").stdout.splitlines()]

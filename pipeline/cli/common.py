@@ -107,10 +107,18 @@ class State:
     def db_path(self) -> Path:
         """The database file of this command; UserError when it cannot be one, or when a command
         that does not create the database (CREATES_DATABASE) names one that does not exist."""
+        return self.database()
+
+    def database(self, may_create: bool | None = None) -> Path:
+        """The database file of this command, as db_path; may_create: whether this run of it
+        may make the file (None: as CREATES_DATABASE says of the command; False for a run that
+        only reads, such as a dry run of a command that writes)."""
+        if may_create is None:
+            may_create = _command_name() in CREATES_DATABASE
         path = resolve_db_path(self.db_option, self.config.settings)
         origin = self._db_origin()
         dealwatch = prog() + (f" --db {shlex.quote(str(path))}" if origin == "--db" else "")
-        problem = database_problem(path, _command_name() in CREATES_DATABASE, dealwatch)
+        problem = database_problem(path, may_create, dealwatch)
         if problem:
             fail(f"{problem} (from {origin})")
         return path
@@ -127,8 +135,9 @@ class State:
         return f"database.path in {self.config.files['settings.toml']}"
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
-        store = Store(self.db_path, self.config.settings.database.busy_timeout_ms)
+    def store(self, may_create: bool | None = None) -> Iterator[Store]:
+        """The store of this command's database (may_create: as `database`)."""
+        store = Store(self.database(may_create), self.config.settings.database.busy_timeout_ms)
         try:
             yield store
         finally:
@@ -152,7 +161,8 @@ pass_state = click.make_pass_decorator(State)
 
 # The commands that may make the database: they write, and a first run starts from nothing. Any
 # other command that opens it refuses a path that does not exist, so that a mistyped --db is an
-# error rather than a new, empty database ("the queue is empty").
+# error rather than a new, empty database ("the queue is empty"); so does a run of one of these
+# that only reads (`deals import --dry-run` opens its store with may_create=False).
 CREATES_DATABASE = frozenset({"init", "migrate", "crawl", "process", "run", "schedule", "demo",
                               "user add", "deals import"})
 

@@ -39,7 +39,7 @@ from pipeline.review.export import (
     push_registry,
 )
 from pipeline.review.imports import FORMATS as IMPORT_FORMATS
-from pipeline.review.imports import import_known_deals
+from pipeline.review.imports import load_known_deals, read_known_deals
 from pipeline.review.present import money
 from pipeline.review.registry import (
     describe_correction,
@@ -89,6 +89,9 @@ def _render_deal(record: RegistryRecord, out: Callable[[str], None], merged_into
     if record["external_id"]:
         out(f"  known deal {record['external_id']}: imported from {record['imported_from']} at "
             f"{record['imported_at']}; its source {record['source_url'] or '-'}")
+    for external_id, url in zip(record["merged_external_ids"], record["merged_source_urls"],
+                                strict=True):
+        out(f"  known deal {external_id} merged into it: its source {url or '-'}")
     if record["notes"]:
         out(f"  notes: {record['notes']}")
     if record["stage_history"]:
@@ -495,9 +498,9 @@ def deals_import(state: State, file: Path, fmt: str | None, dry_run: bool) -> No
         dealwatch deals import registry.ndjson
     """
 
-    with state.store() as store:
-        report = import_known_deals(store, file, state.config.watchlist, state.reviewer_name,
-                                    fmt=fmt, dry_run=dry_run)
+    found = read_known_deals(file, fmt, state.config.watchlist)  # before the database opens
+    with state.store(may_create=not dry_run) as store:  # a dry run only reads
+        report = load_known_deals(store, found, state.reviewer_name, dry_run=dry_run)
     name = report.file.name
     if report.file.ignored:
         click.echo(f"{name}: ignored (not a column of ours): {', '.join(report.file.ignored)}",

@@ -30,8 +30,8 @@ from pipeline.review.views import (
     CandidateView,
     candidate_view,
     deal_label,
-    entry_json,
     outcome_view,
+    queue_json,
 )
 from pipeline.storage import CANDIDATE_STATUSES, QueueQuery, Store
 from pipeline.storage.queue import QUEUE_SORTS
@@ -74,7 +74,8 @@ def render_queue(entries: list[QueueEntry], out: Callable[[str], None],
             out(f"     also: {copy.url}{site}")
         match = (matches or {}).get(entry.id)
         if match is not None:
-            known = f" (known: {match.external_id})" if match.external_id else ""
+            ids = ", ".join(str(known.external_id) for known in match.known_deals())
+            known = f" (known: {ids})" if ids else ""
             out(f"     matches {match.deal_id}{known}: confirming files it there")
     if total is not None:
         out(f"{len(entries):,} of {total:,} shown" + (" (--limit 0 shows all)"
@@ -134,13 +135,14 @@ def queue(state: State, status: str, kind: str | None, limit: int, show_all: boo
         rows = store.candidates.queue(query)
         total = store.candidates.queue_count(query) if not as_json else 0
         hidden = 0 if show_all or min_score is not None or as_json else store.candidates.count_hidden()
+        matches = known_matches(store, rows)
     if hidden:
         click.echo(f"({hidden} pending candidates scored below the queue threshold are hidden: "
                    "--all shows them)", err=True)
     if as_json:
-        echo_json([entry_json(r, QUEUE_JSON_FIELDS) for r in rows])
+        echo_json(queue_json(rows, matches))
     else:
-        render_queue(rows, click.echo, total)
+        render_queue(rows, click.echo, total, matches)
 
 
 # --- review from the terminal ---------------------------------------------------------------
@@ -224,8 +226,7 @@ def review_list(state: State, status: str, vendor: str | None, country: str | No
         total = store.candidates.queue_count(query) if not as_json else 0
         matches = known_matches(store, rows)
     if as_json:
-        echo_json([{**entry_json(r, REVIEW_JSON_FIELDS),
-                    "matches": m.deal_id if (m := matches.get(r.id)) else None} for r in rows])
+        echo_json(queue_json(rows, matches, REVIEW_JSON_FIELDS))
     else:
         render_queue(rows, click.echo, total, matches)
 

@@ -29,18 +29,17 @@ from models.registry import NewReview, QueueEntry, ReviewEvent
 from pipeline.review.registry import (
     describe_correction,
     file_confirmation,
-    link_source,
     newer_correction,
     settle_deals,
     source_changed,
+    unfile_batch,
+    unfile_source,
 )
 from pipeline.review.reports import (
     AGGREGATE,
     ClaimReader,
     file_report,
-    refile_report,
     report_changed,
-    restore_report,
     settle_reports,
 )
 from pipeline.storage import DEAL_FIELDS, Store, utcnow
@@ -185,7 +184,7 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
                                                             "note", "reviewed_by", "reviewed_at",
                                                             "deal_id", "report_id")}
             if row.deal_id:  # decided again: out of its deal until filed anew
-                left.append(store.registry.unlink_source(row.id))
+                left.append(unfile_source(store, row.id))
             if row.report_id:  # and out of its report
                 left_reports.append(store.reports.unlink(row.id))
             values: dict[str, Any] = {**changes, "status": status, "reviewed_by": reviewer,
@@ -204,10 +203,7 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
             decided.append(replace(row, **values))
         if decision == "confirm" and lead.kind == AGGREGATE:
             assert claims is not None  # _check_report_filing
-            filed = file_report(store, decided, reviewer, batch, claims)
-            outcome.report_id = filed.report_id
-            if filed.before is not None:  # filed into the story's report: undo puts it back
-                audit[0].previous = {**(audit[0].previous or {}), "report": filed.before}
+            outcome.report_id = file_report(store, decided, reviewer, batch, claims)
         elif decision == "confirm":
             outcome.deal_id = file_confirmation(store, decided, reviewer, batch, deal_id)
         settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
@@ -306,7 +302,7 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
                 raise ConflictError(
                     f"candidate #{current.id} changed after your decision "
                     f"(by {current.reviewed_by or 'processing'}); it cannot be undone")
-        touched = store.registry.remove_deal_sources(batch)
+        touched = unfile_batch(store, batch)
         store.reports.remove_batch(batch)
         refile: dict[int | None, list[QueueEntry]] = {}  # earlier report -> copies to file anew
         for review in rows:
@@ -315,9 +311,6 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
             previous["status"] = review.previous_status
             earlier_deal = previous.pop("deal_id", None)
             earlier_report = previous.pop("report_id", None)
-            report_before = previous.pop("report", None)  # the report this decision refiled
-            if report_before is not None and review.report_id:
-                store.reports.restore(review.report_id, report_before)
             store.candidates.set_candidate(current.id, current.version, previous)
             if review.decision == "edit":
                 source_changed(store, replace(current, **previous))
@@ -326,17 +319,17 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
                 # it was in a report before this decision took it out: back in, or with its
                 # copies into a report filed anew when that report has gone
                 if earlier_report and store.reports.report(earlier_report):
-                    restore_report(store, earlier_report, current.id)
+                    store.reports.link(earlier_report, [current.id])
                 else:
                     refile.setdefault(earlier_report, []).append(replace(current, **previous))
             elif previous["status"] == "confirmed":
-                # it was a source of a deal before this decision took it out: put it back, or
-                # file it anew when that deal has gone (withdrawn with its last source)
+                # it was a source of a deal before this decision took it out: put it back (with
+                # the fields its taking out emptied), or file it anew when that deal has gone
+                # (withdrawn with its last source)
                 row = replace(current, **previous)
                 deal = store.registry.deal(earlier_deal) if earlier_deal else None
                 if deal and not deal.merged_into:
-                    link_source(store, deal.id, row, reviewer, None)
-                    touched.append(deal.id)
+                    touched.append(file_confirmation(store, [row], reviewer, None, deal.id))
                 else:
                     touched.append(file_confirmation(store, [row], reviewer, undo_batch, None))
             store.reviews.add_review(NewReview(
@@ -347,7 +340,7 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
             if claims is None:
                 raise ReviewError(f"#{copies[0].id} goes back to a report, and filing one reads "
                                   "its claim: no ClaimReader was given")
-            refile_report(store, copies, claims, undo_batch)
+            file_report(store, copies, reviewer, undo_batch, claims)
         settle_deals(store, touched)
     first = rows[0]
     return Outcome("undo", [r.candidate_id for r in rows], undo_batch,

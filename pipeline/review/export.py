@@ -49,7 +49,10 @@ BASE_RECORD_FIELDS = (
 TRIANGULATION_FIELDS = ("source_count", "independent_sources", "official_source", "confidence")
 # A known deal's origin (README, "Importing a registry"); empty for the others.
 KNOWN_DEAL_FIELDS = ("external_id", "source_url", "imported_from", "imported_at")
-RECORD_FIELDS = BASE_RECORD_FIELDS + TRIANGULATION_FIELDS + KNOWN_DEAL_FIELDS
+# The known deals merged into it: their external ids and, in the same order, their registries'
+# sources (counted in source_count). external_id and source_url stay the deal's own.
+MERGED_KNOWN_FIELDS = ("merged_external_ids", "merged_source_urls")
+RECORD_FIELDS = BASE_RECORD_FIELDS + TRIANGULATION_FIELDS + KNOWN_DEAL_FIELDS + MERGED_KNOWN_FIELDS
 SOURCE_FIELDS = ("url", "title", "published", "sentence", "site", "official")
 
 # CSV: the record's columns (lists joined with "; ", `sources` = the source URLs), then one
@@ -57,7 +60,8 @@ SOURCE_FIELDS = ("url", "title", "published", "sentence", "site", "official")
 CSV_EXTRA_COLUMNS = ("source_count", "source_titles", "source_dates", "source_sites", "evidence")
 # The CSV had source_count before the record did: it keeps its place, the rest come last.
 CSV_COLUMNS = BASE_RECORD_FIELDS + CSV_EXTRA_COLUMNS + tuple(
-    name for name in TRIANGULATION_FIELDS if name not in CSV_EXTRA_COLUMNS) + KNOWN_DEAL_FIELDS
+    name for name in TRIANGULATION_FIELDS if name not in CSV_EXTRA_COLUMNS) + KNOWN_DEAL_FIELDS + (
+    MERGED_KNOWN_FIELDS)
 LIST_SEPARATOR = "; "
 # Titles and evidence sentences may hold semicolons themselves: one per line in their cell.
 TEXT_SEPARATOR = "\n"
@@ -65,7 +69,8 @@ TEXT_SEPARATOR = "\n"
 # with one of FORMULA_STARTS as a formula (CSV injection), so such a cell gets a leading "'".
 # Cells whose text came from the web or a person: defused so a spreadsheet shows, not runs, it.
 CSV_TEXT_COLUMNS = ("counterpart", "notes", "source_titles", "source_sites", "evidence",
-                    "currency", "confirmed_by", "external_id", "source_url", "imported_from")
+                    "currency", "confirmed_by", "external_id", "source_url", "imported_from",
+                    "merged_external_ids", "merged_source_urls")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -124,6 +129,8 @@ class RegistryRecord(TypedDict):
     source_url: str | None  # that registry's source for it (counted in source_count)
     imported_from: str | None  # the file it was last imported from
     imported_at: str | None  # when
+    merged_external_ids: list[str]  # the external ids of the known deals merged into it
+    merged_source_urls: list[str | None]  # their registries' sources, in the same order
 
 
 class MergedNotice(TypedDict):
@@ -212,6 +219,8 @@ def registry_record(deal: Deal, sources: list[DealSource], stages: list[DealStag
         "source_url": deal.source_url,
         "imported_from": deal.imported_from,
         "imported_at": deal.imported_at,
+        "merged_external_ids": [known.external_id or "" for known in deal.merged_known],
+        "merged_source_urls": [known.source_url for known in deal.merged_known],
     }
     assert tuple(record) == RECORD_FIELDS
     return record
@@ -287,6 +296,7 @@ def csv_row(record: RegistryRecord) -> dict[str, str]:
     flat["source_dates"] = LIST_SEPARATOR.join(s["published"] or "" for s in sources)
     flat["source_sites"] = LIST_SEPARATOR.join(s["site"] or "" for s in sources)
     flat["evidence"] = TEXT_SEPARATOR.join(s["sentence"] or "" for s in sources)
+    flat["merged_source_urls"] = LIST_SEPARATOR.join(u or "" for u in record["merged_source_urls"])
     for name in CSV_TEXT_COLUMNS:
         flat[name] = defuse(flat[name])
     return flat

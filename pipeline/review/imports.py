@@ -376,8 +376,9 @@ def _apply(store: Store, plan: list[Loaded], reviewer: str, origin: str) -> list
                    if name in IMPORTED_COLUMNS}
             if item.known.id == target:
                 store.registry.update_deal(target, {**fields, **own, **stamp})
-            else:  # merged into another deal since: that one takes the fields
-                store.registry.update_deal(target, fields)
+            else:  # merged into another deal since: that one takes the fields, and a new
+                # source_url is its too (merged_source_urls): a new version either way
+                store.registry.update_deal(target, fields, touch=bool(own))
                 store.registry.update_deal(item.known.id, {**own, **stamp})
             stage = fields.get("stage")
         else:
@@ -392,9 +393,15 @@ def _apply(store: Store, plan: list[Loaded], reviewer: str, origin: str) -> list
 def import_known_deals(store: Store, path: Path, watchlist: Iterable[WatchlistEntry],
                        reviewer: str, fmt: str | None = None, dry_run: bool = False
                        ) -> ImportReport:
-    """Load a known-deals file into the registry, in one transaction; reviewer: who imports
-    (each new deal's confirmed_by). dry_run: only say what it would do."""
-    found = read_known_deals(path, fmt, watchlist)
+    """Read a known-deals file and load it into the registry (read_known_deals, then
+    load_known_deals)."""
+    return load_known_deals(store, read_known_deals(path, fmt, watchlist), reviewer, dry_run)
+
+
+def load_known_deals(store: Store, found: KnownDealsFile, reviewer: str, dry_run: bool = False
+                     ) -> ImportReport:
+    """Load a known-deals file as read into the registry, in one transaction; reviewer: who
+    imports (each new deal's confirmed_by). dry_run: only say what it would do."""
     if dry_run:
         with store.snapshot():
             return ImportReport(found, plan_import(store, found.rows), dry_run=True)

@@ -52,6 +52,11 @@ _STOP = {"the", "of", "and", "for", "ministry", "department", "government", "nat
          "authority", "agency", "office", "republic", "s"}
 # What a confirmation fills in on a deal that does not know it yet.
 FILLABLE_FIELDS = ("counterpart", "counterpart_type", "value", "currency", "year")
+# What a confirmation into an existing deal may change on it and a refresh would not take back
+# when its source leaves: the blanks it fills, the types it adds, the stage of a deal with no
+# stage history left. Kept with the source (`deal_sources.filled`) for its taking out to put
+# back; the dates follow the sources on every refresh anyway.
+FILLED_FIELDS = (*FILLABLE_FIELDS, "deal_type", "deal_types", "stage")
 
 
 # Who merged, when code that names no reviewer merges (scripts, tests).
@@ -256,10 +261,12 @@ def triangulate(sources: Sequence[DealSource], official_source_ids: Collection[s
                 deal: Deal | None = None) -> Triangulation:
     """A deal's sources weighed: how many, how many independent, any official, when first and
     last reported, and the grade they give. official_source_ids: the configured sources marked
-    `official = true` in sources.toml. deal: the deal, whose registry's source_url (a known
-    deal's) is one more source, its registered domain its publisher, with no date."""
-    if deal is not None and deal.source_url:
-        sources = [*sources, DealSource(deal.id, 0, url=deal.source_url, official=False)]
+    `official = true` in sources.toml. deal: the deal, whose registries' source_urls (a known
+    deal's, and those of the known deals merged into it) are more sources, each one's
+    registered domain its publisher, with no date."""
+    if deal is not None:
+        sources = [*sources, *(DealSource(known.id, 0, url=known.source_url, official=False)
+                               for known in deal.known_deals() if known.source_url)]
     dates = sorted(d for s in sources if (d := s.reported))
     independent = independent_sources(sources)
     official = any(is_official(s, official_source_ids) for s in sources)
@@ -345,12 +352,14 @@ def link_source(store: Store, deal_id: int, candidate: QueueEntry, reviewer: str
                                  reviewer, batch)
 
 
-def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: str, batch: str,
-                      deal_id: int | str | None = None) -> int:
+def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: str,
+                      batch: str | None, deal_id: int | str | None = None) -> int:
     """File confirmed candidates (one story's copies) under a deal; returns the deal's id.
 
     deal_id: an existing deal's id, "new" for a new deal, or None to pick the best suggestion
-    when it is good enough (AUTO_MATCH) and start a new deal otherwise.
+    when it is good enough (AUTO_MATCH) and start a new deal otherwise. What the confirmation
+    changes on an existing deal's FILLED_FIELDS is kept with the lead's source, for taking it
+    out (unfile_batch, unfile_source) to put back.
     """
     lead = candidates[0]
     if lead.kind == "aggregate":  # many deals told at once: a report (review.reports)
@@ -358,16 +367,53 @@ def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: 
                             "report, not a deal")
     if deal_id is None:
         deal_id = best_match(suggest_deals(store, lead)) or "new"
+    before: Deal | None = None
     if deal_id == "new":
         target = store.registry.insert_deal(lead.fields(), reviewer, batch, notes=lead.note)
     else:
         target = int(deal_id)
-        store.registry.update_deal(target, blanks_to_fill(_live_deal(store, target), lead))
+        before = _live_deal(store, target)
+        store.registry.update_deal(target, blanks_to_fill(before, lead))
     link_source(store, target, lead, reviewer, batch)
     for copy in candidates[1:]:  # the story's copies: sources, not new stage reports
         store.registry.add_deal_source(target, copy.id, batch)
     refresh_deal(store, target)
+    after = store.registry.deal(target)
+    if before is not None and after is not None:
+        filled = {name: [getattr(before, name), getattr(after, name)] for name in FILLED_FIELDS
+                  if getattr(before, name) != getattr(after, name)}
+        if filled:
+            store.registry.record_filled(lead.id, target, filled)
     return target
+
+
+def _put_back(store: Store, fills: list[tuple[int, dict[str, list[Any]]]]) -> None:
+    """Take back what confirmations filled in on their deals, newest first: each field that
+    still holds what was filled gets its value from before (a reviewer's later edit stands)."""
+    for deal_id, fields in reversed(fills):
+        deal = store.registry.deal(deal_id)
+        if deal is not None:
+            store.registry.update_deal(deal_id, {
+                name: before for name, (before, after) in fields.items()
+                if getattr(deal, name) == after})
+
+
+def unfile_batch(store: Store, batch: str) -> list[int]:
+    """Take out the sources (and stage reports) a decision filed, as its undo does, and what
+    their confirmation filled in on their deals; the deals they were in (to settle_deals)."""
+    fills = store.registry.filled_by(batch=batch)
+    deals = store.registry.remove_deal_sources(batch)
+    _put_back(store, fills)
+    return deals
+
+
+def unfile_source(store: Store, candidate_id: int) -> int | None:
+    """Take a candidate out of its deal, as a new decision on it does (a rejection, say), and
+    what its confirmation filled in there; the deal it was in (to settle_deals)."""
+    fills = store.registry.filled_by(candidate_id=candidate_id)
+    deal_id = store.registry.unlink_source(candidate_id)
+    _put_back(store, fills)
+    return deal_id
 
 
 # --- corrections: merge, split, edit, and their undoing ------------------------------------
@@ -651,10 +697,22 @@ def undo_problem(store: Store, correction: DealCorrection) -> str | None:
             return (f"{deal_number(deal_id)} has been withdrawn since {what} (its last source "
                     "was rejected); it cannot be undone")
         if deal.version != _expected_version(store, correction, deal_id):
-            return (f"{deal.deal_id} has changed since {what} (a review decision or another "
-                    "correction); it cannot be undone: correct it again instead "
-                    "(`deals split`, `deals merge`, `deals edit`)")
+            return (f"{deal.deal_id} has changed since {what} ({_change_since(deal, correction)}"
+                    "); it cannot be undone: correct it again instead (`deals split`, `deals "
+                    "merge`, `deals edit`)")
     return None
+
+
+def _change_since(deal: Deal, correction: DealCorrection) -> str:
+    """What changed a deal after a correction, as far as the registry tells: an import (which
+    the deal audit does not record) when one came since, else a decision or a correction."""
+    imports = sorted((known.imported_at, known.imported_from or "a file")
+                     for known in deal.known_deals()
+                     if known.imported_at and known.imported_at >= correction.corrected_at)
+    if imports:
+        when, name = imports[-1]
+        return f"the import of {name} at {when}"
+    return "a review decision or another correction"
 
 
 def undo_correction(store: Store, reviewer: str) -> DealCorrection:

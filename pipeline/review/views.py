@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.config import STAGES
+from models.config import STAGE_RANK
 from models.records import Entity
 from models.registry import (
     Deal,
@@ -249,8 +249,6 @@ def _lower(text: str | None) -> str | None:
     return text.casefold() if text else None
 
 
-_STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
-
 # The deals list's orders (DealQuery.sort): each a deal's value in that column; deals without
 # one come last either way, and ties go by id.
 DEAL_SORTS: dict[str, Callable[[WeighedDeal], Any]] = {
@@ -259,7 +257,7 @@ DEAL_SORTS: dict[str, Callable[[WeighedDeal], Any]] = {
     "country": lambda w: _lower(country_name(w.deal.country) or w.deal.country),
     "counterpart": lambda w: _lower(w.deal.counterpart),
     "type": lambda w: w.deal.deal_types[0] if w.deal.deal_types else w.deal.deal_type,
-    "stage": lambda w: _STAGE_RANK.get(w.deal.stage or ""),
+    "stage": lambda w: STAGE_RANK.get(w.deal.stage or ""),
     "confidence": lambda w: w.triangulation.confidence,
     "sources": lambda w: w.triangulation.sources,
     "independent": lambda w: w.triangulation.independent_sources,
@@ -312,22 +310,35 @@ QUEUE_JSON_FIELDS = (
 )
 
 
+# After an entry's own fields: the deal a confirmation would file it under (`known_matches`),
+# by its registry id; null when none (or when it is decided).
+MATCHES_FIELD = "matches"
+
+
 def entry_json(entry: QueueEntry, names: tuple[str, ...] = QUEUE_JSON_FIELDS) -> dict[str, Any]:
     """A queue entry as `--json` gives it: these fields, in this order."""
     return {name: [c.to_dict() for c in entry.copies] if name == "copies" else getattr(entry, name)
             for name in names}
 
 
-def queue_csv(entries: list[QueueEntry]) -> bytes:
-    """Queue entries as CSV, one column per QUEUE_JSON_FIELDS field (`copies`: their URLs),
+def queue_json(entries: Iterable[QueueEntry], matches: Mapping[int, Deal],
+               names: tuple[str, ...] = QUEUE_JSON_FIELDS) -> list[dict[str, Any]]:
+    """Queue entries as `queue --json`, `review list --json` and the queue's download give
+    them: these fields in this order, then `matches` (MATCHES_FIELD). matches: known_matches."""
+    return [{**entry_json(entry, names),
+             MATCHES_FIELD: match.deal_id if (match := matches.get(entry.id)) else None}
+            for entry in entries]
+
+
+def queue_csv(entries: list[QueueEntry], matches: Mapping[int, Deal]) -> bytes:
+    """Queue entries as CSV, one column per field of queue_json (`copies`: their URLs),
     written as the registry's export writes its cells."""
     rows = []
-    for entry in entries:
-        row = entry_json(entry)
+    for entry, row in zip(entries, queue_json(entries, matches), strict=True):
         row["copies"] = [c.url or "" for c in entry.copies]
         rows.append({name: defuse(csv_cell(value)) if isinstance(value, str | list)
                      else csv_cell(value) for name, value in row.items()})
-    return csv_table(rows, QUEUE_JSON_FIELDS)
+    return csv_table(rows, (*QUEUE_JSON_FIELDS, MATCHES_FIELD))
 
 
 def field_text(value: Any) -> str:

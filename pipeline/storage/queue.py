@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from models.config import STAGES
+from models.config import STAGE_RANK
 from models.registry import QueueEntry
 
 
@@ -52,8 +52,6 @@ class QueueQuery:
 # A place in the queue: the sort column's value at an entry (None where it has none), its id.
 Cursor = tuple[Any, int]
 
-_STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
-
 
 @dataclass(frozen=True)
 class QueueSort:
@@ -74,8 +72,8 @@ QUEUE_SORTS: dict[str, QueueSort] = {
     "country": QueueSort(lambda c, a: f"{c}.country", lambda e: e.country, False),
     # a deal's life, not the alphabet: proposed, mou, signed, … (the stage names are constants)
     "stage": QueueSort(lambda c, a: f"CASE {c}.stage " + " ".join(
-        f"WHEN '{stage}' THEN {rank}" for stage, rank in _STAGE_RANK.items()) + " END",
-        lambda e: _STAGE_RANK.get(e.stage or ""), False),
+        f"WHEN '{stage}' THEN {rank}" for stage, rank in STAGE_RANK.items()) + " END",
+        lambda e: STAGE_RANK.get(e.stage or ""), False),
 }
 
 

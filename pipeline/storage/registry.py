@@ -43,8 +43,27 @@ class Registry:
         self.db = database.db
 
     def deal(self, deal_id: int) -> Deal | None:
-        rows = list(self.db.query("SELECT * FROM deals WHERE id = ?", [deal_id]))
-        return record_of(Deal, decode_row(rows[0])) if rows else None
+        found = self._deals("SELECT * FROM deals WHERE id = ?", [deal_id])
+        return found[0] if found else None
+
+    def _deals(self, sql: str, params: list[Any]) -> list[Deal]:
+        """The deals a query selects, each with the known deals merged into it (merged_known),
+        read in one more query for them all."""
+        deals = [record_of(Deal, decode_row(r)) for r in self.db.query(sql, params)]
+        if not deals:
+            return deals
+        by_id = {deal.id: deal for deal in deals}
+        for row in self.db.query(
+                "WITH RECURSIVE below(root, id) AS ("
+                " SELECT merged_into, id FROM deals"
+                " WHERE merged_into IN (SELECT value FROM json_each(?))"
+                " UNION SELECT below.root, d.id FROM deals d JOIN below ON d.merged_into = below.id)"
+                " SELECT below.root AS merged_root, d.* FROM below JOIN deals d ON d.id = below.id"
+                " WHERE d.external_id IS NOT NULL ORDER BY below.root, d.id",
+                [json.dumps(sorted(by_id))]):
+            root = row.pop("merged_root")
+            by_id[root].merged_known.append(record_of(Deal, decode_row(row)))
+        return deals
 
     def deals(self, include_merged: bool = False, since: str | None = None) -> list[Deal]:
         """The deals in id order; merged ones only with include_merged; since: changed on or
@@ -56,7 +75,7 @@ class Registry:
             where.append("updated_at >= ?")
             params.append(since)
         sql = "SELECT * FROM deals" + (" WHERE " + " AND ".join(where) if where else "")
-        return [record_of(Deal, decode_row(r)) for r in self.db.query(sql + " ORDER BY id", params)]
+        return self._deals(sql + " ORDER BY id", params)
 
     def deals_like(self, vendors: Iterable[str], country: str | None) -> list[Deal]:
         """Live deals of any of these vendors in this country: where a confirmation may belong."""
@@ -69,13 +88,12 @@ class Registry:
         if not vendors or not countries:
             return []
         codes = sorted(c for c in countries if c is not None)
-        rows = self.db.query(
+        return self._deals(
             "SELECT DISTINCT d.* FROM deals d, json_each(d.vendors) v "
             "WHERE d.merged_into IS NULL AND v.value IN (SELECT value FROM json_each(?)) "
             "AND (d.country IN (SELECT value FROM json_each(?))"
             + (" OR d.country IS NULL" if None in countries else "") + ") ORDER BY d.id",
             [json.dumps(vendors), json.dumps(codes)])
-        return [record_of(Deal, decode_row(r)) for r in rows]
 
     def imported_deals(self, external_ids: Iterable[str]
                        ) -> dict[str, tuple[Deal, dict[str, Any]]]:
@@ -187,6 +205,28 @@ class Registry:
         self.db.execute("DELETE FROM deal_stages WHERE candidate_id = ?", [candidate_id])
         self.db.execute("UPDATE candidates SET deal_id = NULL WHERE id = ?", [candidate_id])
         return int(deal_id) if deal_id is not None else None
+
+    def record_filled(self, candidate_id: int, deal_id: int, fields: Mapping[str, list[Any]]
+                      ) -> None:
+        """Keep with a source the fields its confirmation filled in on its deal, each as
+        [before, after] (`deal_sources.filled`), for its taking out to put them back."""
+        self.db.execute("UPDATE deal_sources SET filled = ? WHERE candidate_id = ?",
+                        [json.dumps({"deal_id": deal_id, "fields": dict(fields)}), candidate_id])
+
+    def filled_by(self, *, batch: str | None = None, candidate_id: int | None = None
+                  ) -> list[tuple[int, dict[str, list[Any]]]]:
+        """What the confirmations of these sources (a decision's, or one candidate's) filled
+        in: (deal id, field -> [before, after]), for the sources still in the deal they filled
+        (one a merge or split moved on filled another deal's fields)."""
+        column, value = ("batch", batch) if batch is not None else ("candidate_id", candidate_id)
+        out: list[tuple[int, dict[str, list[Any]]]] = []
+        for deal_id, filled in self.db.execute(
+                f"SELECT deal_id, filled FROM deal_sources WHERE {column} = ? "
+                "AND filled IS NOT NULL ORDER BY candidate_id", [value]).fetchall():
+            record = json.loads(filled)
+            if record.get("deal_id") == deal_id:
+                out.append((int(deal_id), record["fields"]))
+        return out
 
     def remove_deal_sources(self, batch: str) -> list[int]:
         """Take out the sources a decision added; the deals they belonged to."""
@@ -334,8 +374,8 @@ class Registry:
         """The live deals a DealQuery's stored fields and search match, in id order (its
         confidence and order are the review layer's: they are weighed on read)."""
         where, params = deal_where(query, "d")
-        return [record_of(Deal, decode_row(r)) for r in self.db.query(
-            f"SELECT d.* FROM deals d WHERE {' AND '.join(where)} ORDER BY d.id", params)]
+        return self._deals(f"SELECT d.* FROM deals d WHERE {' AND '.join(where)} ORDER BY d.id",
+                           params)
 
     def count_deals(self) -> int:
         """How many live deals the registry holds."""

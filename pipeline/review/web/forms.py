@@ -33,6 +33,8 @@ REASON_LABELS = {code: code.replace("_", " ").capitalize() for code in review.RE
 FORM_FIELDS = ("vendor", "country", "counterpart", "counterpart_type", "deal_type", "stage",
                "value", "currency", "year")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The longest search (`q`) the deals page takes, in characters.
+MAX_SEARCH = 200
 
 
 def parse_queue_query(params: Mapping[str, str]) -> QueueQuery:
@@ -135,6 +137,12 @@ def _day(value: str) -> str:
         raise FilterError(f"{value!r} is no date: YYYY-MM-DD, such as 2025-03-31") from None
 
 
+def _search(value: str) -> str:
+    if len(value) > MAX_SEARCH:
+        raise FilterError(f"a search of {MAX_SEARCH} characters at most")
+    return value
+
+
 def _score(value: str) -> str:
     score = _score_param(value)
     if score is None:
@@ -167,25 +175,20 @@ def parse_deal_query(params: Mapping[str, str], confidence: Iterable[str],
     """The deals list's filters, search and order from a query string (an empty value: any;
     confidence: its values, which repeat); FilterError, naming the parameter and the valid
     values, for one that names nothing."""
-    def given(name: str) -> str | None:
-        value = params.get(name)
-        return value.strip() if isinstance(value, str) and value.strip() else None
-
     values = _checked(params, {
         "vendor": lambda v: filters.vendor_id(v, watchlist),
         "country": filters.country_code,
         "deal_type": lambda v: filters.one_of(v, DEAL_TYPES, "deal type"),
         "stage": lambda v: filters.one_of(v, STAGES, "stage"),
         "year": filters.year,
+        "q": _search,
     })
     grades = [g.strip().upper() for g in confidence if g.strip()]
     for grade in grades:
         if grade not in CONFIDENCE_GRADES:
             raise FilterError(f"confidence: {grade!r} is no confidence grade: use one of "
                               f"{', '.join(CONFIDENCE_GRADES)}")
-    search = given("q")
-    if search is not None and len(search) > 200:
-        raise FilterError("q: a search of 200 characters at most")
+    search = values.pop("q")
     sort, descending = sort_choice(params, DEAL_SORTS)
     return DealQuery(**values, search=search, confidence=tuple(dict.fromkeys(grades)),
                      sort=sort or "deal_id", descending=bool(descending))

@@ -19,7 +19,7 @@ from pipeline.review import present, registry
 from pipeline.review.export import to_json
 from pipeline.review.filters import FilterError
 from pipeline.review.reports import ClaimReader
-from pipeline.review.views import candidate_view, entry_json, queue_csv
+from pipeline.review.views import candidate_view, queue_csv, queue_json
 from pipeline.review.web.forms import (
     FORM_FIELDS,
     PAGE_SIZE,
@@ -102,10 +102,12 @@ class QueueRoutes:
             return self.pages.error(ctx, 400, "Unknown filter value", as_sentence(exc))
         query = parse_queue_query(checked)
         filters_qs = urlencode(queue_params(query))
-        if fmt is not None:  # the whole view, every page of it
-            entries = ctx.store.candidates.queue(query)
-            return download(queue_csv(entries) if fmt == "csv" else
-                            to_json([entry_json(e) for e in entries]), "queue", fmt)
+        if fmt is not None:  # the whole view, every page of it, read at one moment
+            with ctx.store.snapshot():
+                entries = ctx.store.candidates.queue(query)
+                matches = registry.known_matches(ctx.store, entries)
+            return download(queue_csv(entries, matches) if fmt == "csv" else
+                            to_json(queue_json(entries, matches)), "queue", fmt)
         after, before = parse_cursor(params.get("after"), query), parse_cursor(
             params.get("before"), query)
         rows: list[QueueEntry] = []
