@@ -384,11 +384,24 @@ class Scoring(Strict):
 
 class Aggregate(Strict):
     count_nouns: list[str] = Field(min_length=1, description="what is counted: deals, projects")
+    deal_nouns: list[str] = Field(
+        min_length=1, description="the count_nouns that name deals (deals, contracts, projects): "
+                                  "only a count of these is a claim's number of deals, not "
+                                  "'3,000 sites'")
     scope_nouns: list[str] = Field(min_length=1, description="where: countries, nations")
     survey_words: list[str] = Field(default=[], description="a study or database: report, examined")
     global_words: list[str] = Field(default=[], description="no one place: worldwide, globally")
     many: int = Field(default=5, ge=2, description="a count of this many deals or more is many "
                                                     "deals, even in one country")
+
+    @model_validator(mode="after")
+    def _deal_nouns_are_counted(self) -> Aggregate:
+        counted = {noun.casefold() for noun in self.count_nouns}
+        for noun in self.deal_nouns:
+            if noun.casefold() not in counted:
+                raise ValueError(f"deal_nouns: {noun!r} is not among count_nouns (a deal noun is "
+                                 "read only where it is counted)")
+        return self
 
 
 class Rules(Strict):

@@ -408,6 +408,9 @@ class Report(Record):
     version: int = 1
     created_at: str | None = None
     updated_at: str | None = None
+    # when a decision took it back (its last source rejected, its confirmation undone): it keeps
+    # its number and fields, and undoing that decision or confirming its story again restores it
+    withdrawn_at: str | None = None
 
     def __post_init__(self) -> None:
         # from a row, the counts come as JSON objects

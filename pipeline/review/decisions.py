@@ -39,7 +39,9 @@ from pipeline.review.reports import (
     AGGREGATE,
     ClaimReader,
     file_report,
+    refile_report,
     report_changed,
+    restore_report,
     settle_reports,
 )
 from pipeline.storage import DEAL_FIELDS, Store, utcnow
@@ -203,7 +205,10 @@ def decide(store: Store, candidate_id: int, decision: str, reviewer: str, *,
             decided.append(replace(row, **values))
         if decision == "confirm" and lead.kind == AGGREGATE:
             assert claims is not None  # _check_report_filing
-            outcome.report_id = file_report(store, decided, reviewer, batch, claims)
+            filed = file_report(store, decided, reviewer, batch, claims)
+            outcome.report_id = filed.report_id
+            if filed.before is not None:  # filed into the story's report: undo puts it back
+                audit[0].previous = {**(audit[0].previous or {}), "report": filed.before}
         elif decision == "confirm":
             outcome.deal_id = file_confirmation(store, decided, reviewer, batch, deal_id)
         settle_deals(store, [d for d in left if d is not None and d != outcome.deal_id])
@@ -311,6 +316,9 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
             previous["status"] = review.previous_status
             earlier_deal = previous.pop("deal_id", None)
             earlier_report = previous.pop("report_id", None)
+            report_before = previous.pop("report", None)  # the report this decision refiled
+            if report_before is not None and review.report_id:
+                store.reports.restore(review.report_id, report_before)
             store.candidates.set_candidate(current.id, current.version, previous)
             if review.decision == "edit":
                 source_changed(store, replace(current, **previous))
@@ -319,7 +327,7 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
                 # it was in a report before this decision took it out: back in, or with its
                 # copies into a report filed anew when that report has gone
                 if earlier_report and store.reports.report(earlier_report):
-                    store.reports.link(earlier_report, [current.id])
+                    restore_report(store, earlier_report, current.id)
                 else:
                     refile.setdefault(earlier_report, []).append(replace(current, **previous))
             elif previous["status"] == "confirmed":
@@ -340,7 +348,7 @@ def undo(store: Store, reviewer: str, claims: ClaimReader | None = None) -> Outc
             if claims is None:
                 raise ReviewError(f"#{copies[0].id} goes back to a report, and filing one reads "
                                   "its claim: no ClaimReader was given")
-            file_report(store, copies, reviewer, undo_batch, claims)
+            refile_report(store, copies, claims, undo_batch)
         settle_deals(store, touched)
     first = rows[0]
     return Outcome("undo", [r.candidate_id for r in rows], undo_batch,
