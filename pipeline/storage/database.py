@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -285,6 +285,19 @@ class Database:
             conn.execute("COMMIT")
 
     # -- sizes --
+
+    def take_number(self, counter: str) -> int:
+        """The next number of a numbering that never reuses one (`deal_numbers`,
+        `report_numbers`: a one-row table of the last number given), taken."""
+        return int(self.db.execute(
+            f"UPDATE [{counter}] SET last = last + 1 RETURNING last").fetchall()[0][0])
+
+    def insert_row(self, table: str, row: Mapping[str, Any]) -> None:
+        """Insert one row of these columns (values already in their stored form)."""
+        cols = list(row)
+        self.db.execute(
+            f"INSERT INTO [{table}] ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            [row[c] for c in cols])
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])

@@ -115,15 +115,11 @@ class Registry:
         now = utcnow()
         row = {name: dump_value(fields.get(name)) for name in DEAL_FIELDS}
         row.update({name: dump_value(value) for name, value in (extra or {}).items()})
-        deal_id = int(self.db.execute(
-            "UPDATE deal_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
+        deal_id = self.database.take_number("deal_numbers")
         row.update(id=deal_id, deal_id=deal_number(deal_id), confirmed_by=confirmed_by,
                    confirmed_at=now, notes=notes, created_at=now, updated_at=now,
                    created_by_batch=batch)
-        cols = list(row)
-        self.db.execute(
-            f"INSERT INTO deals ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            [row[c] for c in cols])
+        self.database.insert_row("deals", row)
         return deal_id
 
     def update_deal(self, deal_id: int, fields: Mapping[str, Any], touch: bool = False) -> None:

@@ -92,15 +92,11 @@ class Reports:
         `confirmed_at`); its row id (rp- and that number)."""
         now = utcnow()
         row = {name: _value(fields.get(name)) for name in REPORT_FIELDS}
-        number = int(self.db.execute(
-            "UPDATE report_numbers SET last = last + 1 RETURNING last").fetchall()[0][0])
+        number = self.database.take_number("report_numbers")
         row.update(id=number, report_id=report_number(number), confirmed_by=confirmed_by,
                    confirmed_at=confirmed_at or now, batch=batch, created_at=now,
                    updated_at=now)
-        cols = list(row)
-        self.db.execute(
-            f"INSERT INTO reports ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            [row[c] for c in cols])
+        self.database.insert_row("reports", row)
         return number
 
     def update_report(self, report_id: int, fields: Mapping[str, Any]) -> None:
