@@ -1,18 +1,24 @@
-"""Bench: the review queue's keyset paging and the web queue page on 100,000 candidates, and
-the candidate page's highlighting of a long article."""
+"""Bench: the review queue's keyset paging in every order, its counts, and the web queue page
+on 100,000 candidates, and the candidate page's highlighting of a long article.
+
+Every figure is the median of --repeat runs (the machine is shared: a median is steadier than a
+best or a mean)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from models.records import Entity
 from pipeline.storage import QueueQuery, Store
+from pipeline.storage.queue import QUEUE_SORTS, cursor_of
 
 VENDORS = ["huawei", "zte", "hikvision", "dahua", "china-mobile", "inspur"]
 COUNTRIES = ["KE", "UG", "EG", "ZA", "NG", "PK", "RS", "EC", "BO", "ID", "MY", "LA"]
@@ -21,7 +27,8 @@ STAGES = ["proposed", "mou", "signed", "awarded", "completed"]
 
 
 def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
-    """Fill a database with synthetic articles and candidates (one in ten stories syndicated)."""
+    """Fill a database with synthetic articles and candidates (one in ten stories syndicated;
+    a score under 0.1 is below the queue threshold: hidden from the default view)."""
     rng = random.Random(seed_value)
     now = "2026-01-01T00:00:00Z"
     with Store(path) as store:
@@ -43,9 +50,10 @@ def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
                 if n % 10 == 1:  # a syndicated copy: same story as the previous candidate
                     vendor, country = cands[-1][3], cands[-1][5]
                 dtype = rng.choice(TYPES)
+                score = round(rng.random(), 4)
                 cands.append((article_id, f"k{n}", "deal", vendor, json.dumps([vendor]), country,
                               "Ministry of ICT", "ministry", dtype, json.dumps([dtype]),
-                              rng.choice(STAGES), round(rng.random(), 4), text, 0, len(text),
+                              rng.choice(STAGES), score, int(score >= 0.1), text, 0, len(text),
                               rng.choice(["pending"] * 8 + ["confirmed", "rejected"]), now, now))
             db.conn.executemany(
                 "INSERT INTO articles (id, canonical_url, url, source_id, title, published, site,"
@@ -53,27 +61,37 @@ def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
                 articles)
             db.conn.executemany(
                 "INSERT INTO candidates (article_id, key, kind, vendor, vendors, country,"
-                " counterpart, counterpart_type, deal_type, deal_types, stage, score, sentence,"
-                ' start, "end", status, created_at, updated_at)'
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cands)
+                " counterpart, counterpart_type, deal_type, deal_types, stage, score, queued,"
+                ' sentence, start, "end", status, created_at, updated_at)'
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cands)
         db.execute("ANALYZE")
 
 
-def timed(label: str, fn, repeat: int = 5) -> object:  # type: ignore[no-untyped-def]
-    best, result = float("inf"), None
-    for _ in range(repeat):
+REPEAT = 5  # runs per figure (--repeat)
+
+
+def timed(label: str, fn, repeat: int | None = None) -> object:  # type: ignore[no-untyped-def]
+    """Run fn `repeat` times; print the median and the spread; return its last result."""
+    times, result = [], None
+    for _ in range(repeat or REPEAT):
         started = time.perf_counter()
         result = fn()
-        best = min(best, time.perf_counter() - started)
-    print(f"{label:<48} {best * 1000:8.1f} ms")
+        times.append(time.perf_counter() - started)
+    print(f"{label:<52} {statistics.median(times) * 1000:8.1f} ms"
+          f"   ({min(times) * 1000:.1f}–{max(times) * 1000:.1f})")
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--candidates", type=int, default=100_000)
-    parser.add_argument("--db", type=Path, default=None, help="keep the seeded database here")
+    parser.add_argument("--db", type=Path, default=None, help="keep the seeded database here "
+                        "(the bench defers a few candidates in it)")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per figure (median)")
+    parser.add_argument("--depth", type=int, default=50_000,
+                        help="the entry the deep pages start at")
     args = parser.parse_args()
+    globals()["REPEAT"] = args.repeat
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "bench.db"
         if not path.exists():
@@ -83,13 +101,14 @@ def main() -> int:
         with Store(path) as store:
             pending = QueueQuery()
             first = timed("first page (50)", lambda: store.candidates.queue_page(pending, 51))
-            # walk 1,000 pages deep by cursor, then time the page there
+            # a cursor deep in the pending candidates, then the page there
             cursor_row = store.db.execute(
                 "SELECT score, id FROM candidates WHERE status = 'pending' "
-                "ORDER BY score DESC, id LIMIT 1 OFFSET 50000").fetchone()
+                "ORDER BY score DESC, id LIMIT 1 OFFSET ?", [args.depth]).fetchone()
             after = (cursor_row[0], cursor_row[1])
-            timed("page at entry 50,000 (keyset)", lambda: store.candidates.queue_page(pending, 51, after))
-            timed("previous page at entry 50,000",
+            timed(f"page at entry {args.depth:,} (keyset)",
+                  lambda: store.candidates.queue_page(pending, 51, after))
+            timed(f"previous page at entry {args.depth:,}",
                   lambda: store.candidates.queue_page(pending, 51, None, after))
             timed("filter vendor=zte", lambda: store.candidates.queue_page(QueueQuery(vendor="zte"), 51))
             timed("filter vendor+country", lambda: store.candidates.queue_page(
@@ -99,16 +118,61 @@ def main() -> int:
             timed("filter source+date range", lambda: store.candidates.queue_page(
                 QueueQuery(source="wire", date_from="2025-03-01", date_to="2025-03-31"), 51))
             timed("status all (first page)", lambda: store.candidates.queue_page(QueueQuery(status=None), 51))
-            timed("status all (at entry 50,000)", lambda: store.candidates.queue_page(
+            timed(f"status all (at entry {args.depth:,})", lambda: store.candidates.queue_page(
                 QueueQuery(status=None), 51, after))
             timed("counts per status", lambda: store.candidates.queue_status_counts(QueueQuery()))
             timed("counts per status, source filter", lambda: store.candidates.queue_status_counts(
                 QueueQuery(source="wire")))
             timed("distinct countries", store.candidates.candidate_countries)
             assert isinstance(first, list) and len(first) == 51
+            orders(store, args.depth)
+            counts(store)
         web_page(path)
     segments()
     return 0
+
+
+def orders(store: Store, depth: int) -> None:
+    """Every sort order both ways: the first page, a page deep in it (by its cursor) and the
+    page before that, and the position of that deep page's first entry ("50,001–50,050")."""
+    for sort in QUEUE_SORTS:
+        for descending in (False, True):
+            query = QueueQuery(sort=sort, descending=descending)
+            name = f"{sort} {'desc' if descending else 'asc'}"
+            timed(f"{name}: first page", lambda q=query: store.candidates.queue_page(q, 51))
+            # the cursor of the entry at `depth`, found once (the slow way is fine here)
+            deep = store.candidates.queue_page(query, depth + 1)
+            assert len(deep) == depth + 1, f"the queue has fewer than {depth + 1:,} entries"
+            at = cursor_of(deep[-1], query)
+            timed(f"{name}: page at entry {depth:,}",
+                  lambda q=query, a=at: store.candidates.queue_page(q, 51, a))
+            timed(f"{name}: page before entry {depth:,}",
+                  lambda q=query, a=at: store.candidates.queue_page(q, 51, None, a))
+            timed(f"{name}: position of entry {depth:,}",
+                  lambda q=query, a=at: store.candidates.queue_count(q, before=a))
+
+
+def counts(store: Store) -> None:
+    """What the queue page counts: all its entries ("of 73,577"), the candidates per status and
+    the hidden ones below the threshold."""
+    query = QueueQuery()
+    timed("count: entries in the default view", lambda: store.candidates.queue_count(query))
+    timed("count: entries, status all", lambda: store.candidates.queue_count(
+        replace(query, status=None)))
+    timed("count: entries, vendor=zte", lambda: store.candidates.queue_count(
+        replace(query, vendor="zte")))
+    timed("count: entries, source=wire", lambda: store.candidates.queue_count(
+        replace(query, source="wire")))
+    timed("counts per status and hidden", lambda: status_counts(store, query))
+    timed("counts per status and hidden, source=wire",
+          lambda: status_counts(store, replace(query, source="wire")))
+
+
+def status_counts(store: Store, query: QueueQuery) -> object:
+    """The per-status counts and the hidden count, as the queue page takes them."""
+    counts = store.candidates.queue_status_counts(query)
+    hidden = store.candidates.queue_status_counts(replace(query, hidden=True))
+    return counts, hidden.get("pending", 0) - counts.get("pending", 0)
 
 
 def segments(entities: int = 3_000) -> None:
@@ -145,9 +209,38 @@ def web_page(path: Path) -> None:
                                 "csrf_token": token})
     timed("GET /queue (page 1, whole request)", lambda: client.get("/queue"))
     page = client.get("/queue")
-    cursor = page.text.split('" rel="next"')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
+    cursor = next_link(page.text)
     timed("GET /queue (next page, whole request)", lambda: client.get(cursor))
     timed("GET /queue?vendor=zte&deal_type=cloud", lambda: client.get("/queue?vendor=zte&deal_type=cloud"))
+    for sort in QUEUE_SORTS:
+        for order in ("asc", "desc"):
+            url = f"/queue?sort={sort}&order={order}"
+            timed(f"GET {url}", lambda u=url: client.get(u))
+            after = next_link(client.get(url).text)
+            timed(f"GET {url} (next page)", lambda a=after: client.get(a))
+
+    def after_a_decision() -> object:
+        """The queue page right after a decision (a candidate deferred), as a reviewer sees it."""
+        page = client.get("/queue").text
+        ident = int(page.split('<tr data-id="')[1].split('"')[0])
+        with Store(path) as store:
+            entry = store.candidates.candidate(ident)
+        assert entry is not None
+        token = page.split('<meta name="csrf-token" content="')[1].split('"')[0]
+        client.post(f"/candidate/{ident}/decide", follow_redirects=False, data={
+            "csrf_token": token, "decision": "defer", "version": entry.version})
+        started = time.perf_counter()
+        client.get("/queue")
+        return time.perf_counter() - started
+
+    waits = [after_a_decision() for _ in range(REPEAT)]
+    print(f"{'GET /queue right after a decision':<52} {statistics.median(waits) * 1000:8.1f} ms"
+          f"   ({min(waits) * 1000:.1f}–{max(waits) * 1000:.1f})")
+
+
+def next_link(html: str) -> str:
+    """The page's "next" link."""
+    return html.split('" rel="next"')[0].rsplit('href="', 1)[1].replace("&amp;", "&")
 
 
 if __name__ == "__main__":
