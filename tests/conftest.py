@@ -1,6 +1,7 @@
 """Shared pytest fixtures: temporary databases and config directories, golden-file updates, and
 the tests that need the optional statistical model (skipped without it, failed under
-DEALWATCH_REQUIRE_MODEL=1), the CLI run in-process, and a headless Chromium."""
+DEALWATCH_REQUIRE_MODEL=1), the CLI run in-process, a headless Chromium, and real PostgreSQL and
+Redis servers (skipped without their binaries, failed under DEALWATCH_REQUIRE_SERVERS=1)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import servers
 from click.testing import CliRunner
 from webfixtures import chromium_missing, launch_chromium
 
@@ -101,3 +103,47 @@ def run_cli(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any
         return result
 
     return invoke
+
+
+# Real PostgreSQL and Redis servers (tests/servers.py), one of each for the whole session, started
+# by the first test that asks. CI sets DEALWATCH_REQUIRE_SERVERS=1 (.ci/run): there missing
+# binaries fail the tests marked `servers` instead of skipping them. A server whose binaries are
+# there but that does not start fails its tests everywhere.
+REQUIRE_SERVERS = os.environ.get("DEALWATCH_REQUIRE_SERVERS") == "1"
+SERVER_FIXTURES = ("postgres_url", "redis_url")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that uses a server is marked `servers` without saying so, so `-m servers` finds it.
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SERVER_FIXTURES):
+            item.add_marker(pytest.mark.servers)
+
+
+def _servers_needed(missing: str | None) -> None:
+    if missing:
+        if REQUIRE_SERVERS:
+            pytest.fail(f"{missing}, and DEALWATCH_REQUIRE_SERVERS=1 requires it", pytrace=False)
+        pytest.skip(missing)
+
+
+@pytest.fixture(autouse=True)
+def _servers_marker(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("servers") is not None:
+        _servers_needed(servers.postgres_missing() or servers.redis_missing())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """postgresql://dealwatch@127.0.0.1:PORT/dealwatch, a real server for the whole session."""
+    _servers_needed(servers.postgres_missing())
+    with servers.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """redis://127.0.0.1:PORT/0, a real server for the whole session."""
+    _servers_needed(servers.redis_missing())
+    with servers.redis_server() as url:
+        yield url
