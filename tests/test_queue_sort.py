@@ -1,6 +1,8 @@
 """Sorting the review queue (score, date, vendor, country, stage; either way): keyset pages
 that carry the sort key give every entry exactly once, in order, forwards and back, on the web
-page as in storage; an unknown key is refused; the queue downloads as CSV or JSON."""
+page as in storage; an unknown key is refused; the queue downloads as CSV or JSON. What the
+queue page counts ("51–100 of 1,234", per status, hidden) is right, cheap, and right again the
+moment anyone decides something."""
 
 from __future__ import annotations
 
@@ -17,12 +19,14 @@ from starlette.testclient import TestClient
 from webfixtures import PASSWORD, add_reviewers, seed_review_queue, story
 
 from models.config import STAGES
+from models.records import Article
 from models.registry import QueueEntry
 from pipeline.config import load_config
 from pipeline.review import decisions
 from pipeline.review.views import QUEUE_JSON_FIELDS
 from pipeline.review.web import create_app, format_cursor, parse_cursor
-from pipeline.storage import QueueQuery, Store
+from pipeline.review.web.queue import ViewCounts
+from pipeline.storage import MIGRATIONS, QueueQuery, Store
 from pipeline.storage.queue import cursor_of
 
 VENDORS = ["zte", "huawei", None, "dahua", "hikvision"]
@@ -74,12 +78,32 @@ ORDERS = [(sort, desc) for sort in ("score", "date", "vendor", "country", "stage
           for desc in (False, True)]
 
 
+def add_hidden(store: Store) -> list[int]:
+    """Candidates scored below the queue threshold (out of the default view), some of them
+    without a vendor, a country, a stage or a date, one the copy of another's story."""
+    ids = []
+    for i in range(9):
+        sentence = f"Hidden deal {i} was signed with a ministry."
+        ids.append(story(store, 300 + i, f"Lead {i}. {sentence}", sentence,
+                         vendor=VENDORS[i % 5], country=COUNTRIES[i % 6],
+                         stage=STAGE_CYCLE[i % 7], score=[0.3, 0.2][i % 2], queued=False,
+                         published=None if i % 4 == 0 else f"2025-{1 + i:02d}-02"))
+    sentence = "Hidden deal 0 was signed with a ministry."
+    ids.append(story(store, 320, f"Copy. {sentence}", sentence, vendor=VENDORS[0],
+                     country=COUNTRIES[0], score=0.25, queued=False, cluster_of=ids[0]))
+    return ids
+
+
 @pytest.mark.parametrize(("sort", "descending"), ORDERS)
-@pytest.mark.parametrize("status", ["pending", None])
-def test_pages_give_every_entry_once_in_order_both_ways(site, sort, descending, status) -> None:
-    query = QueueQuery(status=status, sort=sort, descending=descending)
+@pytest.mark.parametrize(("status", "hidden"), [("pending", False), (None, False),
+                                                ("pending", True), (None, True)])
+def test_pages_give_every_entry_once_in_order_both_ways(site, sort, descending, status,
+                                                        hidden) -> None:
+    query = QueueQuery(status=status, sort=sort, descending=descending, hidden=hidden)
     with Store(site.db) as store:
-        everything = store.candidates.queue_page(QueueQuery(status=status), 10_000)
+        below = add_hidden(store)
+        everything = store.candidates.queue_page(QueueQuery(status=status, hidden=hidden), 10_000)
+        assert bool(set(below) & {e.id for e in everything}) == hidden
         expected = expected_order(everything, sort, descending)
         seen: list[int] = []
         page = store.candidates.queue_page(query, 7)
@@ -236,3 +260,158 @@ def test_the_queue_and_the_deals_list_rank_stages_alike() -> None:
         entry = QueueEntry(id=1, article_id=1, kind="deal", score=0.5, sentence="", stage=stage)
         deal = WeighedDeal(Deal(1, "dw-000001", stage=stage), weighed)
         assert QUEUE_SORTS["stage"].value(entry) == DEAL_SORTS["stage"](deal) == STAGE_RANK[stage]
+
+
+# --- what the queue page counts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", [QueueQuery(), QueueQuery(hidden=True), QueueQuery(status=None),
+                                   QueueQuery(vendor="zte"), QueueQuery(source="wire")])
+def test_the_counts_per_status_and_hidden_are_one_grouped_query(site, query) -> None:
+    with Store(site.db) as store:
+        add_hidden(store)
+        store.db.execute("INSERT INTO sources (id, kind, urls, config, first_seen, updated_at) "
+                         "VALUES ('wire', 'rss', '[]', '{}', '2026-01-01', '2026-01-01')")
+        store.db.execute("UPDATE articles SET source_id = 'wire' WHERE id % 3 = 0")
+        every = store.candidates.queue_page(QueueQuery(status=None, hidden=True), 10_000)
+        copies = {i for e in every for i in store.candidates.cluster_group(e)}
+        candidates = [store.candidates.candidate(i) for i in sorted(copies)]
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        counts = store.candidates.queue_counts(query)
+        store.db.conn.set_trace_callback(None)
+        sources = dict(store.db.execute("SELECT id, source_id FROM articles").fetchall())
+        plan = " | ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + statements[0]))
+    # worked out from every candidate apart from the code under test
+    kept = [c for c in candidates if c is not None
+            and (query.vendor is None or c.vendor == query.vendor)
+            and (query.source is None or sources[c.article_id] == query.source)]
+    below = [c for c in kept if c.status == "pending" and not c.queued]
+    shown = [c for c in kept if query.hidden or c not in below]
+    assert counts.statuses == {status: sum(c.status == status for c in shown)
+                               for status in {c.status for c in shown}}
+    assert counts.hidden == (0 if query.hidden else len(below)) and (query.hidden or below)
+    assert len(statements) == 1  # per status and hidden at once
+    if query.source is None:  # nothing on the article: an index counts it alone
+        assert "COVERING INDEX" in plan, plan
+
+
+def page_counts(html: str) -> tuple[int, dict[str, int], int]:
+    """What the queue page says: its entries ("1–50 of N"), the count on each status tab and the
+    hidden note's count (0 without one)."""
+    found = re.search(r'id="page-range">\d+–\d+ of ([\d,]+)', html)
+    assert found, html
+    tabs = {status.lower(): int(n.replace(",", "")) for status, n in re.findall(
+        r'class="tab tab-\w+[^"]*">(\w+) <span class="count">([\d,]+)</span>', html)}
+    hidden = re.search(r'id="hidden-note">([\d,]+) pending', html)
+    return (int(found.group(1).replace(",", "")), tabs,
+            int(hidden.group(1).replace(",", "")) if hidden else 0)
+
+
+def test_the_queue_page_counts_right_after_any_decision(site) -> None:
+    """The counts are kept a while between page loads; a decision, an undo, one taken elsewhere
+    (the CLI, another server process) and a new candidate each show at once."""
+    with Store(site.db) as store:
+        hidden = len(add_hidden(store)) - 1  # the copy of a story counts as a candidate of its own
+    client = logged_in(site)
+    before = page_counts(client.get("/queue").text)
+    assert before[2] == hidden + 1
+    top = site.ids["n1"]  # a story of one copy, on the first page
+    assert top in rows(client.get("/queue").text)
+    with Store(site.db) as store:
+        entry = store.candidates.candidate(top)
+        assert entry is not None and len(store.candidates.cluster_group(entry)) == 1
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)">',
+                      client.get("/queue").text).group(1)
+    assert client.post(f"/candidate/{top}/decide", data={
+        "csrf_token": token, "decision": "reject", "reason": "not_a_deal",
+        "version": entry.version, "return": "queue"}).status_code == 303
+    after = page_counts(client.get("/queue").text)
+    assert after[0] == before[0] - 1
+    assert after[1]["pending"] == before[1]["pending"] - 1
+    assert after[1]["rejected"] == before[1]["rejected"] + 1
+    assert top not in rows(client.get("/queue").text)
+    # undone in the app: back as it was
+    assert client.post("/undo", data={"csrf_token": token, "back": "/queue"}).status_code == 303
+    assert page_counts(client.get("/queue").text) == before
+    # decided elsewhere, as the CLI would
+    with Store(site.db) as store:
+        decisions.decide(store, top, "defer", "bob")
+    elsewhere = page_counts(client.get("/queue").text)
+    assert elsewhere[0] == before[0] - 1 and elsewhere[1]["deferred"] == 1
+    # processing adds a candidate
+    with Store(site.db) as store:
+        story(store, 500, "Lead. A new deal was signed.", "A new deal was signed.", score=0.95)
+    assert page_counts(client.get("/queue").text)[0] == before[0]
+
+
+def test_a_views_counts_are_kept_until_something_changes(site) -> None:
+    counted: list[str] = []
+    kept = ViewCounts()
+    with Store(site.db) as store:
+        store.db.conn.set_trace_callback(counted.append)
+        first = kept.of(store, QueueQuery())
+        taken = sum("COUNT(*)" in sql for sql in counted)
+        assert taken >= 2  # the entries, and the counts per status
+        assert kept.of(store, QueueQuery(sort="vendor")) == first  # another order: the same view
+        assert kept.of(store, QueueQuery()) == first
+        assert sum("COUNT(*)" in sql for sql in counted) == taken
+        decisions.decide(store, site.ids["n0"], "defer", "bob")
+        again = kept.of(store, QueueQuery())
+        assert sum("COUNT(*)" in sql for sql in counted) > taken
+        assert again[0] == first[0] - 1
+        store.db.conn.set_trace_callback(None)
+    with Store(site.db) as store:  # a count kept no time is taken every time
+        fresh = ViewCounts(seconds=0)
+        fresh.of(store, QueueQuery())
+        counted.clear()
+        store.db.conn.set_trace_callback(counted.append)
+        fresh.of(store, QueueQuery())
+        store.db.conn.set_trace_callback(None)
+        assert any("COUNT(*)" in sql for sql in counted)
+
+
+def test_a_new_date_for_an_article_moves_its_candidates_in_the_date_order(site) -> None:
+    url = "https://nairobi-wire.test/news/105"
+    with Store(site.db) as store:
+        moved = site.ids["n5"]
+        assert store.candidates.queue_page(QueueQuery(sort="date"), 1)[0].id != moved
+        text = store.db.execute("SELECT text FROM articles WHERE canonical_url = ?",
+                                [url]).fetchone()[0]
+        store.articles.save_article(None, None, Article(
+            url=url, canonical_url=url, text=text, text_hash="text-105", title="Story 105",
+            published="2031-01-01", site="nairobi-wire.test", language="en"))
+        newest = store.candidates.queue_page(QueueQuery(sort="date"), 1)[0]
+        assert (newest.id, newest.published) == (moved, "2031-01-01")
+        # every entry's date is its article's
+        dates = dict(store.db.execute("SELECT id, published FROM articles").fetchall())
+        for entry in store.candidates.queue_page(QueueQuery(status=None, hidden=True), 10_000):
+            assert entry.published == dates[entry.article_id]
+
+
+def test_a_database_from_before_the_queue_indexes_gets_its_dates(db_path) -> None:
+    with Store(db_path, migrate=False) as old:
+        old.db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                       "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        for version, name, step in MIGRATIONS:
+            if version >= 15:
+                break
+            with old.db.conn:
+                step(old.db)
+                old.db.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00Z')",
+                               [version, name])
+        for n, published in enumerate(("2025-05-01", None, "2025-07-01"), 1):
+            old.db.execute(
+                "INSERT INTO articles (id, canonical_url, url, title, published, text, text_hash, "
+                "extracted_at) VALUES (?, ?, ?, 'Story', ?, 'Text.', ?, '2026-01-01T00:00:00Z')",
+                [n, f"https://news.test/{n}", f"https://news.test/{n}", published, f"h{n}"])
+            old.db.execute(
+                "INSERT INTO candidates (article_id, key, kind, score, sentence, created_at, "
+                "updated_at) VALUES (?, ?, 'deal', 0.5, 'Text.', '2026-01-01', '2026-01-01')",
+                [n, f"k{n}"])
+        old.db.conn.commit()
+    with Store(db_path) as store:
+        assert store.schema_version() == MIGRATIONS[-1][0]
+        newest_first = store.candidates.queue_page(QueueQuery(sort="date"), 10)
+        assert [(e.article_id, e.published) for e in newest_first] == [
+            (3, "2025-07-01"), (1, "2025-05-01"), (2, None)]

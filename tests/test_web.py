@@ -41,6 +41,7 @@ from pipeline.review.web import (
     running_server,
 )
 from pipeline.storage import QueueQuery, Store
+from pipeline.storage.queue import QUEUE_SORTS, cursor_of
 
 
 @pytest.fixture
@@ -631,20 +632,35 @@ def test_queue_filters_and_counts(web) -> None:
     assert client.get("/queue?after=zzz").status_code == 200
 
 
-def test_keyset_paging_walks_the_index_without_sorting(web) -> None:
+@pytest.mark.parametrize("sort", list(QUEUE_SORTS))
+@pytest.mark.parametrize("descending", [False, True])
+def test_keyset_paging_walks_the_index_without_sorting(web, sort, descending) -> None:
+    """Every order, both ways, forwards and back, and on into the entries without a value:
+    each page walks its order's index under the default view, never sorting what matches (a
+    third of a second at 100,000 candidates) nor skipping by OFFSET."""
     with Store(web.db) as store:
         _many(store, 20)
+        story(store, 400, "Lead. An undated deal with no vendor.", "An undated deal with no vendor.",
+              vendor=None, country=None, stage=None, published=None)
+        query = QueueQuery(sort=sort, descending=descending)
         statements: list[str] = []
         store.db.conn.set_trace_callback(statements.append)
-        rows = store.candidates.queue_page(QueueQuery(), 5)
-        store.candidates.queue_page(QueueQuery(), 5, after=(rows[-1].score, rows[-1].id))
+        rows = store.candidates.queue_page(query, 5)
+        cursor = cursor_of(rows[-1], query)
+        store.candidates.queue_page(query, 5, after=cursor)
+        store.candidates.queue_page(query, 5, before=cursor)
+        everything = store.candidates.queue_page(query, 1000)
+        last = cursor_of(everything[-1], query)
+        store.candidates.queue_page(query, 5, before=last)
         store.db.conn.set_trace_callback(None)
+        if QUEUE_SORTS[sort].nullable:  # the undated entry without a vendor comes last
+            assert last[0] is None
         pages = [sql for sql in statements if sql.startswith("SELECT c.*")]
-        assert len(pages) == 2
+        assert len(pages) >= 5
         for sql in pages:
             assert "OFFSET" not in sql.upper()
             plan = " | ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
-            assert "candidates_queue" in plan, plan
+            assert f"USING INDEX candidates_by_{sort}" in plan, plan
             assert "TEMP B-TREE" not in plan, plan
 
 

@@ -45,7 +45,16 @@ class Articles:
         article_id = int(cur.fetchall()[0][0])
         self.db.execute("UPDATE articles SET cluster_id = id WHERE id = ? AND cluster_id IS NULL",
                         [article_id])
+        self._date_candidates(article_id)  # extracted again, it may have another date
         return article_id
+
+    def _date_candidates(self, article_id: int) -> None:
+        """Give the article's candidates its date: the queue's date order walks an index of the
+        candidates (schema migration 15), which cannot reach into the article."""
+        self.db.execute(
+            "UPDATE candidates SET published = (SELECT published FROM articles WHERE id = ?) "
+            "WHERE article_id = ? AND published IS NOT (SELECT published FROM articles WHERE id = ?)",
+            [article_id, article_id, article_id])
 
     def set_article_language(self, article_id: int, code: str | None, declared: str | None,
                              source: str, confidence: float) -> None:
@@ -171,6 +180,7 @@ class Articles:
         if keys:
             stale_sql += f" AND key NOT IN ({placeholders})"
         removed = self.db.execute(stale_sql, [article_id, *keys]).rowcount
+        self._date_candidates(article_id)
         self.db.execute("UPDATE articles SET analysed_at = ?, analyser = ? WHERE id = ?",
                         [now, analyser, article_id])
         return {"candidates_new": new, "candidates_removed": removed}

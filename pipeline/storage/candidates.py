@@ -23,10 +23,11 @@ from pipeline.storage.database import (
 )
 from pipeline.storage.queue import (
     Cursor,
+    QueueCounts,
     QueueQuery,
+    Walk,
     cursor_of,
-    queue_after,
-    queue_order,
+    queue_walks,
     queue_where,
     sort_entries,
 )
@@ -60,49 +61,61 @@ class Candidates:
         """One page of the review queue in the query's order: queue entries after (or before) a
         cursor, (the sort column's value, id); (score, id) in the default order, best first.
         Copies of one story (cluster_group) show as their best-scored one."""
-        if query.status is None:
-            # Every status: one index walk per status, merged — one query over all statuses
-            # would sort the whole table for every page.
-            merged = sort_entries([row for status in CANDIDATE_STATUSES
-                                   for row in self.queue_page(replace(query, status=status),
-                                                              limit, after, before)], query)
-            return merged[-limit:] if before is not None and after is None else merged[:limit]
-        order = queue_order(query, "c", "a")
-        if after is not None:
-            cursor = queue_after(query, after, "c", "a")
-        elif before is not None:
-            cursor = queue_after(query, before, "c", "a", ahead=True)
-            order = queue_order(query, "c", "a", reverse=True)
-        else:
-            cursor = ("1", [])
-        sql, params = self._queue_sql(
-            query, "c.*, a.url, a.canonical_url, a.title, a.published, a.site, a.source_id, "
-            "a.language, a.cluster_id", cursor)
-        rows = [record_of(QueueEntry, decode_row(r))
-                for r in self.db.query(f"{sql} ORDER BY {order} LIMIT ?", [*params, int(limit)])]
-        return rows[::-1] if before is not None and after is None else rows
+        backwards = after is None and before is not None
+        parts = self._parts(query)
+        rows = [row for part, queued in parts
+                for row in self._page_part(part, queued, limit, after, before)]
+        if len(parts) > 1:  # several walks, merged
+            rows = sort_entries(rows, query)
+            rows = rows[-limit:] if backwards else rows[:limit]
+        return rows
+
+    @staticmethod
+    def _parts(query: QueueQuery) -> list[tuple[QueueQuery, int]]:
+        """The view as (one status, one queued flag) parts, each along its own index, so that
+        no page sorts: the default view (pending, queued) is one; every status, or the hidden
+        candidates too, are several pages merged."""
+        statuses = CANDIDATE_STATUSES if query.status is None else (query.status,)
+        return [(replace(query, status=status), queued) for status in statuses
+                for queued in ((1,) if status == "pending" and not query.hidden else (1, 0))]
+
+    def _page_part(self, part: QueueQuery, queued: int, limit: int, after: Cursor | None,
+                   before: Cursor | None) -> list[QueueEntry]:
+        """A page of one part, its walks taken in turn until it is full."""
+        rows: list[QueueEntry] = []
+        for walk in queue_walks(part, "c", after, before):
+            sql, params = self._queue_sql(
+                part, queued, "c.*, a.url, a.canonical_url, a.title, a.site, a.source_id, "
+                "a.language, a.cluster_id", walk)
+            rows += [record_of(QueueEntry, decode_row(r)) for r in self.db.query(
+                f"{sql} ORDER BY {walk.order} LIMIT ?", [*params, limit - len(rows)])]
+            if len(rows) == limit:
+                break
+        return rows[::-1] if after is None and before is not None else rows
 
     def queue_count(self, query: QueueQuery, before: Cursor | None = None) -> int:
         """How many queue entries (copies of a story count once) there are, or, with a cursor,
-        how many come before it: the page starting there is numbered from this + 1."""
-        if query.status is None:
-            return sum(self.queue_count(replace(query, status=status), before)
-                       for status in CANDIDATE_STATUSES)
-        sql, params = self._queue_sql(
-            query, "COUNT(*)",
-            queue_after(query, before, "c", "a", ahead=True) if before is not None else ("1", []))
-        return int(self.db.execute(sql, params).fetchone()[0])
+        how many come before it: the page starting there is numbered from this + 1. Each copy
+        is checked against its story's others, so this reads every entry it counts: the web
+        page keeps the whole count for a while (review.web.queue)."""
+        total = 0
+        for part, queued in self._parts(query):
+            for walk in queue_walks(part, "c", before=before) if before else [Walk("1", [], "")]:
+                sql, params = self._queue_sql(part, queued, "COUNT(*)", walk)
+                total += int(self.db.execute(sql, params).fetchone()[0])
+        return total
 
     @staticmethod
-    def _queue_sql(query: QueueQuery, columns: str, cursor: tuple[str, list[Any]]
+    def _queue_sql(part: QueueQuery, queued: int, columns: str, walk: Walk
                    ) -> tuple[str, list[Any]]:
-        """The queue's SELECT of these columns, without ORDER and LIMIT: candidates under the
-        query's filters and the cursor condition, each story's best copy only."""
-        where, params = queue_where(query, "c", "a")
-        lead_where, lead_params = queue_where(query, "c2", "a2")
+        """The SELECT of these columns for one part of the queue (one status, one queued flag),
+        without ORDER and LIMIT: candidates under its filters and the walk's condition, each
+        story's best copy only."""
+        where, params = queue_where(replace(part, hidden=True), "c", "a")
+        lead_where, lead_params = queue_where(part, "c2", "a2")
         sql = (
             f"SELECT {columns} FROM candidates c JOIN articles a ON a.id = c.article_id "
-            "WHERE " + " AND ".join([*where, cursor[0]]) +
+            "WHERE " + " AND ".join([*where, "c.queued = ?", walk.where]) +
             # CROSS JOIN: from the story's articles (cluster index) to their candidates
             " AND NOT EXISTS (SELECT 1 FROM articles a2 CROSS JOIN candidates c2"
             " ON c2.article_id = a2.id"
@@ -113,7 +126,7 @@ class Candidates:
             # count quadratic)
             " AND (+c2.score > c.score OR (+c2.score = c.score AND c2.id < c.id))"
             + "".join(f" AND {w}" for w in lead_where) + ")")
-        return sql, [*params, *cursor[1], *lead_params]
+        return sql, [*params, queued, *walk.params, *lead_params]
 
     def cluster_copies(self, cluster_ids: Iterable[int]) -> dict[int, list[StoryCopy]]:
         """Every copy of each cluster's story: its articles and the pages that repeated one of
@@ -145,16 +158,35 @@ class Candidates:
             entry.copies = copies.get(entry.cluster_id, []) if entry.cluster_id else []
         return entries
 
-    def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
-        """Candidates per status under the queue's filters (all but the status filter)."""
-        where, params = queue_where(replace(query, status=None), "c", "a")
+    def queue_counts(self, query: QueueQuery) -> QueueCounts:
+        """Candidates per status under the queue's filters (all but the status filter), and the
+        pending ones the view hides below the threshold: one grouped query, which an index of
+        (status, queued, …) answers alone when no filter is on the article."""
+        where, params = queue_where(replace(query, status=None, hidden=True), "c", "a")
         on_article = query.source or query.language or query.date_from or query.date_to
         join = " JOIN articles a ON a.id = c.article_id" if on_article else ""
         rows = self.db.execute(
-            f"SELECT c.status, COUNT(*) FROM candidates c{join}"
+            f"SELECT c.status, COUNT(*), SUM(c.status = 'pending' AND c.queued = 0)"
+            f" FROM candidates c{join}"
             + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY c.status",
             params).fetchall()
-        return {status: int(n) for status, n in rows}
+        hidden = 0 if query.hidden else sum(int(below) for _, _, below in rows)
+        statuses = {status: int(n) - (int(below) if not query.hidden else 0)
+                    for status, n, below in rows}
+        return QueueCounts({s: n for s, n in statuses.items() if n}, hidden)
+
+    def queue_status_counts(self, query: QueueQuery) -> dict[str, int]:
+        """Candidates per status under the queue's filters (all but the status filter)."""
+        return self.queue_counts(query).statuses
+
+    def queue_version(self) -> tuple[Any, ...]:
+        """What moves whenever the queue's counts may have: the last review (every decision, edit
+        and undo writes one, whichever process took it), the last candidate, and the last run
+        and whether it finished (processing and rescoring). Three lookups of a largest id."""
+        return tuple(self.db.execute(
+            "SELECT (SELECT MAX(id) FROM reviews), (SELECT MAX(id) FROM candidates), "
+            "(SELECT MAX(id) FROM runs), "
+            "(SELECT finished_at FROM runs ORDER BY id DESC LIMIT 1)").fetchone())
 
     def count_hidden(self) -> int:
         """Pending candidates below the queue threshold: kept, but out of the default view."""

@@ -55,23 +55,25 @@ Cursor = tuple[Any, int]
 
 @dataclass(frozen=True)
 class QueueSort:
-    """A column the queue sorts by: its SQL on the candidate and article aliases, the same value
-    read from an entry (for cursors and merged pages), and its own order. Entries without a
-    value (nullable) come last either way."""
+    """A column the queue sorts by: its SQL on the candidate alias, the same value read from an
+    entry (for cursors and merged pages), and its own order. Entries without a value (nullable)
+    come last either way. Each key has an index per direction (schema migration 15)."""
 
-    sql: Callable[[str, str], str]
+    sql: Callable[[str], str]
     value: Callable[[QueueEntry], Any]
     descending: bool
     nullable: bool = True
 
 
 QUEUE_SORTS: dict[str, QueueSort] = {
-    "score": QueueSort(lambda c, a: f"{c}.score", lambda e: float(e.score), True, nullable=False),
-    "date": QueueSort(lambda c, a: f"{a}.published", lambda e: e.published, True),
-    "vendor": QueueSort(lambda c, a: f"{c}.vendor", lambda e: e.vendor, False),
-    "country": QueueSort(lambda c, a: f"{c}.country", lambda e: e.country, False),
-    # a deal's life, not the alphabet: proposed, mou, signed, … (the stage names are constants)
-    "stage": QueueSort(lambda c, a: f"CASE {c}.stage " + " ".join(
+    "score": QueueSort(lambda c: f"{c}.score", lambda e: float(e.score), True, nullable=False),
+    # the article's date, which its candidates carry (an index cannot reach into the article)
+    "date": QueueSort(lambda c: f"{c}.published", lambda e: e.published, True),
+    "vendor": QueueSort(lambda c: f"{c}.vendor", lambda e: e.vendor, False),
+    "country": QueueSort(lambda c: f"{c}.country", lambda e: e.country, False),
+    # a deal's life, not the alphabet: proposed, mou, signed, … (the stage names are constants;
+    # the expression is the one migration 15 indexed, word for word)
+    "stage": QueueSort(lambda c: f"CASE {c}.stage " + " ".join(
         f"WHEN '{stage}' THEN {rank}" for stage, rank in STAGE_RANK.items()) + " END",
         lambda e: STAGE_RANK.get(e.stage or ""), False),
 }
@@ -82,26 +84,50 @@ def cursor_of(entry: QueueEntry, query: QueueQuery) -> Cursor:
     return query.order.value(entry), int(entry.id)
 
 
-def queue_order(query: QueueQuery, c: str, a: str, reverse: bool = False) -> str:
-    """The ORDER BY of the query's sort (reversed: for the page before a cursor)."""
-    sort, desc = query.order, query.desc != reverse
-    terms = [f"({sort.sql(c, a)} IS NULL){' DESC' if reverse else ''}"] if sort.nullable else []
-    return ", ".join([*terms, f"{sort.sql(c, a)} {'DESC' if desc else 'ASC'}",
-                      f"{c}.id{' DESC' if reverse else ''}"])
+@dataclass(frozen=True)
+class Walk:
+    """One stretch of the queue's order that an index walks without sorting: a condition, its
+    parameters and the ORDER BY."""
+
+    where: str
+    params: list[Any]
+    order: str
 
 
-def queue_after(query: QueueQuery, cursor: Cursor, c: str, a: str, ahead: bool = False
-                ) -> tuple[str, list[Any]]:
-    """The condition for the entries after a cursor in the query's order (ahead: before it)."""
-    sort, column, (value, ident) = query.order, query.order.sql(c, a), cursor
-    op = "<" if query.desc != ahead else ">"
-    if value is None:  # among the entries without a value, which come last
-        return ((f"({column} IS NOT NULL OR {c}.id < ?)", [ident]) if ahead else
-                (f"({column} IS NULL AND {c}.id > ?)", [ident]))
-    near = f"({column} {op}= ? AND ({column} {op} ? OR {c}.id {'<' if ahead else '>'} ?))"
-    if sort.nullable and not ahead:
-        near = f"({column} IS NULL OR {near})"
-    return near, [value, value, ident]
+@dataclass(frozen=True)
+class QueueCounts:
+    """What a queue view counts besides its entries: candidates per status under its filters
+    (all but the status; copies each count), and the pending ones below the threshold that it
+    hides (none when it shows them)."""
+
+    statuses: dict[str, int]
+    hidden: int
+
+
+def queue_walks(query: QueueQuery, c: str, after: Cursor | None = None,
+                before: Cursor | None = None) -> list[Walk]:
+    """The entries after a cursor (or from the top), or those before one (backwards: nearest
+    first), as the walks that give them in order. An order with values missing is two stretches,
+    the entries with a value (by value, then id) and then those without (by id), because
+    SQLite indexes put NULL first and one ORDER BY with the NULLs last would sort every row."""
+    sort, column = query.order, query.order.sql(c)
+    backwards = after is None and before is not None
+    desc = query.desc != backwards
+    valued = Walk(f"{column} IS NOT NULL" if sort.nullable else "1", [],
+                  f"{column} {'DESC' if desc else 'ASC'}, {c}.id{' DESC' if backwards else ''}")
+    missing = Walk(f"{column} IS NULL", [], f"{c}.id{' DESC' if backwards else ''}")
+    cursor = after if after is not None else before
+    if cursor is None:
+        return [valued, missing] if sort.nullable else [valued]
+    value, ident = cursor
+    if value is None:  # a cursor among the entries without a value, which come last
+        rest = Walk(f"{column} IS NULL AND {c}.id {'<' if backwards else '>'} ?", [ident],
+                    missing.order)
+        return [rest, valued] if backwards else [rest]
+    op = "<" if desc else ">"
+    near = Walk(f"{column} {op}= ? AND ({column} {op} ? OR {c}.id {'<' if backwards else '>'} ?)",
+                [value, value, ident], valued.order)
+    return [near, missing] if sort.nullable and not backwards else [near]
 
 
 T = TypeVar("T")

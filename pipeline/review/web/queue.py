@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -43,7 +44,7 @@ from pipeline.review.web.forms import (
 from pipeline.review.web.highlight import ENTITY_CLASSES, article_segments, paragraphs
 from pipeline.review.web.pages import Ctx, Pages
 from pipeline.storage import Store
-from pipeline.storage.queue import QUEUE_SORTS, cursor_of
+from pipeline.storage.queue import QUEUE_SORTS, QueueCounts, QueueQuery, cursor_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,35 @@ QUEUE_SORT_NAMES = {
 }
 
 
+class ViewCounts:
+    """A queue view's counts, kept a while per filter set: how many entries it has ("of 1,234")
+    reads every entry, each checked against its story's other copies (a third of a second at
+    100,000 candidates). A count is taken again once anything is decided, undone, edited or
+    added, by anyone (Candidates.queue_version), so the page tells the truth right after a
+    decision; else after `seconds` (rescoring moves no version until its run ends)."""
+
+    def __init__(self, seconds: float = 30.0, views: int = 64):
+        self.seconds, self.views = seconds, views
+        self.kept: dict[QueueQuery, tuple[float, tuple[Any, ...], int, QueueCounts]] = {}
+        self.lock = threading.Lock()
+
+    def of(self, store: Store, query: QueueQuery) -> tuple[int, QueueCounts]:
+        """The view's entries and its counts per status and hidden (any order: the same)."""
+        key = replace(query, sort="score", descending=None, limit=None)
+        version, now = store.candidates.queue_version(), time.monotonic()
+        with self.lock:
+            kept = self.kept.get(key)
+        if kept and kept[1] == version and now - kept[0] < self.seconds:
+            return kept[2], kept[3]
+        matching, counts = store.candidates.queue_count(query), store.candidates.queue_counts(query)
+        with self.lock:
+            self.kept.pop(key, None)
+            while len(self.kept) >= self.views:  # the oldest view goes first
+                del self.kept[next(iter(self.kept))]
+            self.kept[key] = (now, version, matching, counts)
+        return matching, counts
+
+
 class QueueRoutes:
     """The reviewer's work: the queue, a candidate's page and the decisions taken on it."""
 
@@ -66,6 +96,7 @@ class QueueRoutes:
         self.vendor_ids = config.vendor_ids()
         self.claims = ClaimReader(config)  # confirming an aggregate reads its claim
         self.options_cache: tuple[float, dict[str, Any]] | None = None
+        self.view_counts = ViewCounts()
 
     def filter_options(self, store: Store) -> dict[str, Any]:
         """Values for the filter menus; cached for a minute (DISTINCT over 100k rows adds up)."""
@@ -124,14 +155,13 @@ class QueueRoutes:
                 rows = rows[:PAGE_SIZE]
             ctx.store.candidates.attach_copies(rows)
             matches = registry.known_matches(ctx.store, rows)  # "matches dw-000012"
-            # "51–100 of 1,234": the entries ahead of this page's first, and all of them
-            matching = ctx.store.candidates.queue_count(query)
-            first = ctx.store.candidates.queue_count(
-                query, before=cursor_of(rows[0], query)) + 1 if rows else 0
-            counts = ctx.store.candidates.queue_status_counts(query)
-            hidden_count = 0 if query.hidden or query.status not in ("pending", None) else (
-                ctx.store.candidates.queue_status_counts(replace(query, hidden=True)).get("pending", 0)
-                - counts.get("pending", 0))
+            # "51–100 of 1,234": the entries ahead of this page's first (counted along the
+            # order's index, up to the page), and all of them, with the counts per status
+            matching, view = self.view_counts.of(ctx.store, query)
+            first = 0 if not rows else 1 if after is None and before is None else (
+                ctx.store.candidates.queue_count(query, before=cursor_of(rows[0], query)) + 1)
+            counts = view.statuses
+            hidden_count = 0 if query.status not in ("pending", None) else view.hidden
         base = queue_params(query)
         return self.pages.render(
                   ctx, "queue.html", rows=rows, matches=matches, query=query, filters=base,
