@@ -54,7 +54,8 @@ def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
                 cands.append((article_id, f"k{n}", "deal", vendor, json.dumps([vendor]), country,
                               "Ministry of ICT", "ministry", dtype, json.dumps([dtype]),
                               rng.choice(STAGES), score, int(score >= 0.1), text, 0, len(text),
-                              rng.choice(["pending"] * 8 + ["confirmed", "rejected"]), now, now))
+                              rng.choice(["pending"] * 8 + ["confirmed", "rejected"]), day, now,
+                              now))
             db.conn.executemany(
                 "INSERT INTO articles (id, canonical_url, url, source_id, title, published, site,"
                 " text, text_hash, cluster_id, extracted_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -62,8 +63,8 @@ def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
             db.conn.executemany(
                 "INSERT INTO candidates (article_id, key, kind, vendor, vendors, country,"
                 " counterpart, counterpart_type, deal_type, deal_types, stage, score, queued,"
-                ' sentence, start, "end", status, created_at, updated_at)'
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cands)
+                ' sentence, start, "end", status, published, created_at, updated_at)'
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cands)
         db.execute("ANALYZE")
 
 
