@@ -128,7 +128,7 @@ def main() -> int:
             assert isinstance(first, list) and len(first) == 51
             orders(store, args.depth)
             counts(store)
-        web_page(path)
+        web_page(path, args.depth)
     segments()
     return 0
 
@@ -170,10 +170,9 @@ def counts(store: Store) -> None:
 
 
 def status_counts(store: Store, query: QueueQuery) -> object:
-    """The per-status counts and the hidden count, as the queue page takes them."""
-    counts = store.candidates.queue_status_counts(query)
-    hidden = store.candidates.queue_status_counts(replace(query, hidden=True))
-    return counts, hidden.get("pending", 0) - counts.get("pending", 0)
+    """The per-status counts and the hidden count, as the queue page takes them (one grouped
+    query since migration 15; two counts before)."""
+    return store.candidates.queue_counts(query)
 
 
 def segments(entities: int = 3_000) -> None:
@@ -192,13 +191,13 @@ def segments(entities: int = 3_000) -> None:
           lambda: article_segments(text, (100, 400), spans))
 
 
-def web_page(path: Path) -> None:
+def web_page(path: Path, depth: int) -> None:
     """The whole GET /queue round trip through the app (TestClient, no network)."""
     from starlette.testclient import TestClient
 
     from pipeline.config import load_config
     from pipeline.review import accounts
-    from pipeline.review.web import create_app
+    from pipeline.review.web import create_app, format_cursor
 
     with Store(path) as store:
         if store.accounts.user("bench") is None:
@@ -219,6 +218,12 @@ def web_page(path: Path) -> None:
             timed(f"GET {url}", lambda u=url: client.get(u))
             after = next_link(client.get(url).text)
             timed(f"GET {url} (next page)", lambda a=after: client.get(a))
+
+    with Store(path) as store:  # a page deep in the queue, reached by its cursor
+        query = QueueQuery()
+        deep = store.candidates.queue_page(query, depth + 1)[-1]
+    url = f"/queue?after={format_cursor(deep, query)}"
+    timed(f"GET /queue at entry {depth:,} (its position counted)", lambda: client.get(url))
 
     def after_a_decision() -> object:
         """The queue page right after a decision (a candidate deferred), as a reviewer sees it."""
