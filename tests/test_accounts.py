@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from datasette.app import Datasette
+from schemafixtures import old_database
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, add_reviewers, seed_review_queue
 
@@ -256,17 +257,7 @@ def _database_before_migration_9(db_path: Path, token: str) -> str:
     """A database at schema 8 with a reviewer, a session and a failed login in it (as every
     database had them); the password hash."""
     password_hash = hash_password(PASSWORD)
-    with Store(db_path, migrate=False) as old:
-        old.db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                       "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
-        for version, name, step in MIGRATIONS:
-            if version > 8:
-                break
-            with old.db.atomic():
-                step(old.db)
-                old.db.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00Z')",
-                               [version, name])
-        assert old.schema_version() == 8
+    with old_database(db_path, 8) as old:
         old.db.execute("INSERT INTO main.users (id, name, password_hash, created_at, disabled) "
                        "VALUES (7, 'alice', ?, '2026-01-01T00:00:00Z', 0)", [password_hash])
         old.db.execute("INSERT INTO main.sessions VALUES (?, 7, 'csrf', '2026-01-01T00:00:00Z', "

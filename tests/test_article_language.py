@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from schemafixtures import old_database
 
 import pipeline.cli as cli_module
 from models.records import Article, Candidate, Page, Passage
@@ -211,17 +212,7 @@ def test_reanalysis_takes_back_what_an_english_reading_found_in_an_unsupported_a
 
 
 def test_a_database_from_before_languages_migrates_and_is_identified_on_reanalysis(db_path, real) -> None:
-    with Store(db_path, migrate=False) as old:
-        old.db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                       "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
-        for version, name, step in MIGRATIONS:
-            if version >= 8:
-                break
-            with old.db.conn:
-                step(old.db)
-                old.db.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00Z')",
-                               [version, name])
-        assert old.schema_version() == 7
+    with old_database(db_path, 7) as old:
         old.db.execute(
             "INSERT INTO articles (canonical_url, url, title, language, text, text_hash, "
             "extracted_at, analysed_at, analyser) VALUES ('https://news.test/a', "

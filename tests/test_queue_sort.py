@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from schemafixtures import old_database
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, add_reviewers, seed_review_queue, story
 
@@ -390,16 +391,7 @@ def test_a_new_date_for_an_article_moves_its_candidates_in_the_date_order(site) 
 
 
 def test_a_database_from_before_the_queue_indexes_gets_its_dates(db_path) -> None:
-    with Store(db_path, migrate=False) as old:
-        old.db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                       "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
-        for version, name, step in MIGRATIONS:
-            if version >= 15:
-                break
-            with old.db.conn:
-                step(old.db)
-                old.db.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00Z')",
-                               [version, name])
+    with old_database(db_path, 14) as old:
         for n, published in enumerate(("2025-05-01", None, "2025-07-01"), 1):
             old.db.execute(
                 "INSERT INTO articles (id, canonical_url, url, title, published, text, text_hash, "
