@@ -397,11 +397,18 @@ def load_config(directory: str | os.PathLike[str] | None = None) -> Config:
                   cue_patterns=english.cue_patterns, languages=languages)
 
 
-def resolve_db_path(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:
-    """--db beats DEALWATCH_DB beats settings.toml's database.path."""
+def db_location(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> str:
+    """Where the data lives, as given: --db beats DEALWATCH_DB beats settings.toml's
+    database.path. A SQLite file's path, or a server's URL (postgresql://…), which a Path would
+    mangle."""
     if option:
-        return Path(option)
+        return os.fspath(option)
     env = os.environ.get("DEALWATCH_DB")
     if env:
-        return Path(env)
-    return Path(settings.database.path if settings else "data/dealwatch.db")
+        return env
+    return str(settings.database.path if settings else "data/dealwatch.db")
+
+
+def resolve_db_path(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:
+    """The SQLite database file: db_location as a path."""
+    return Path(db_location(option, settings))

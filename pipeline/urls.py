@@ -83,3 +83,12 @@ def scheme_of(url: str) -> str:
         return urlsplit(url.strip()).scheme.lower()
     except ValueError:
         return ""
+
+
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(text: str) -> bool:
+    """Whether `--db` names a PostgreSQL server (postgresql:// or postgres://) rather than a
+    SQLite file."""
+    return text.strip().lower().startswith(DATABASE_SCHEMES)

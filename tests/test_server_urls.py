@@ -201,3 +201,55 @@ def test_the_servers_stop_and_leave_nothing_even_when_the_test_fails(monkeypatch
         check_postgres(pg, timeout=5)
     with pytest.raises(ServerError, match="connection refused"):
         check_redis(rd, timeout=5)
+
+
+# --- a server's URL given as the database, before the PostgreSQL backend exists ---------------
+
+
+@pytest.mark.parametrize("how", ["--db", "DEALWATCH_DB"])
+def test_an_unreachable_database_url_is_one_line_without_its_password(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    url = f"postgresql://ann:s3cret-pw@127.0.0.1:{closed_port()}/registry"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEALWATCH_DB", raising=False)
+    args, env = (["--db", url, "init"], None) if how == "--db" else (["init"], {"DEALWATCH_DB": url})
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot reach the database at postgresql://ann@127.0.0.1:" in lines[0]
+    assert f"(from {how})" in lines[0]
+    assert "s3cret" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no folder named after the URL, no database
+
+
+def test_the_nightly_entry_refuses_a_database_url_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.jobs import nightly
+
+    monkeypatch.chdir(tmp_path)
+    code = nightly.main(["--db", f"postgres://ann:s3cret-pw@127.0.0.1:{closed_port()}/registry"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "cannot reach the database" in err
+    assert "s3cret" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_reachable_postgresql_is_not_taken_for_a_file(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server answers, and this version keeps its data in SQLite only: it says so, in one
+    line, and makes nothing."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["--db", postgres_url, "status"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "the PostgreSQL store backend is not in this version yet" in result.stderr
+    assert list(tmp_path.iterdir()) == []

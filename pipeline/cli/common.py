@@ -20,7 +20,7 @@ import click
 
 from models.errors import DealwatchError
 from models.registry import parse_deal_number, parse_report_number
-from pipeline.config import Config, load_config, resolve_db_path
+from pipeline.config import Config, db_location, load_config
 from pipeline.ingest.crawl import OnProgress
 from pipeline.jobs.exits import exit_status
 from pipeline.jobs.runs import (
@@ -36,6 +36,7 @@ from pipeline.jobs.runs import (
 from pipeline.language import normalise_language
 from pipeline.review import filters
 from pipeline.storage import Store
+from pipeline.urls import is_database_url
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -115,7 +116,15 @@ class State:
         only reads, such as a dry run of a command that writes)."""
         if may_create is None:
             may_create = _command_name() in CREATES_DATABASE
-        path = resolve_db_path(self.db_option, self.config.settings)
+        location = db_location(self.db_option, self.config.settings)
+        if is_database_url(location):
+            from pipeline.storage.servers import ServerError, refuse_database_url  # loads psycopg
+
+            try:
+                refuse_database_url(location)
+            except ServerError as exc:
+                fail(f"{exc} (from {self._db_origin()})")
+        path = Path(location)
         origin = self._db_origin()
         dealwatch = prog() + (f" --db {shlex.quote(str(path))}" if origin == "--db" else "")
         problem = database_problem(path, may_create, dealwatch)
@@ -125,7 +134,7 @@ class State:
 
     def _db_origin(self) -> str:
         """Where the database path came from: --db, DEALWATCH_DB (the option's envvar) or
-        settings.toml, as resolve_db_path picked it."""
+        settings.toml, as db_location picked it."""
         ctx = click.get_current_context(silent=True)
         source = ctx.find_root().get_parameter_source("db") if ctx is not None else None
         if source is click.core.ParameterSource.ENVIRONMENT:

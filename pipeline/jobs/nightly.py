@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.config import Config, load_config, resolve_db_path
+from pipeline.config import Config, db_location, load_config
 from pipeline.ingest.crawl import CrawlReport
 from pipeline.ingest.health import Flag
 from pipeline.jobs.exits import exit_status
@@ -42,6 +42,7 @@ from pipeline.jobs.runs import (
     stop_on_sigterm,
 )
 from pipeline.storage import Store, StoreError, is_busy
+from pipeline.urls import is_database_url
 
 if TYPE_CHECKING:  # both load spaCy; the report and the signature need only their types
     from pipeline.jobs.process import ProcessReport
@@ -144,7 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)
         config = load_config(args.config)
-        report = run_nightly(config, resolve_db_path(args.db, config.settings),
+        location = db_location(args.db, config.settings)
+        if is_database_url(location):  # one line, never a folder named after the URL
+            from pipeline.storage.servers import refuse_database_url  # loads psycopg
+
+            refuse_database_url(location)
+        report = run_nightly(config, Path(location),
                              on_crawl=_say_crawl, crawl_display=plain_display(_say),
                              process_display=plain_process_display(_say))
     except (KeyboardInterrupt, Exception) as exc:

@@ -16,8 +16,8 @@ import psycopg
 import redis
 
 from models.errors import DealwatchError
+from pipeline.urls import is_database_url
 
-DATABASE_SCHEMES = ("postgresql://", "postgres://")
 # Query parameters that carry a secret (libpq takes `password` in the query string as well).
 SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 HIDDEN = "***"
@@ -30,14 +30,12 @@ _PG_SEVERITY = re.compile(r"^(?:FATAL|ERROR):\s+")
 _REDIS_ATTEMPT = re.compile(r"^Error -?\d+ connecting to \S+?\.\s+")
 
 
+__all__ = ["ServerError", "check_postgres", "check_redis", "is_database_url", "redact",
+           "refuse_database_url"]
+
+
 class ServerError(DealwatchError):
     """A database or Redis server that cannot be reached, or that refuses us."""
-
-
-def is_database_url(text: str) -> bool:
-    """Whether `--db` names a PostgreSQL server (postgresql:// or postgres://) rather than a
-    SQLite file."""
-    return text.strip().lower().startswith(DATABASE_SCHEMES)
 
 
 class _Parts(NamedTuple):
@@ -154,6 +152,18 @@ def check_postgres(url: str, timeout: float = 10.0) -> None:
         # `from None`: libpq's own message may quote the password (a badly escaped one, say).
         raise ServerError(f"cannot reach the database at {shown}: {_hide(_postgres_reason(exc), url)}") \
             from None
+
+
+def refuse_database_url(location: str) -> None:
+    """This dealwatch keeps its data in SQLite only: a PostgreSQL URL given as the database is a
+    ServerError in one line (the server's own refusal when it cannot be reached), never a
+    folder made from the URL's text, password and all."""
+    if not is_database_url(location):
+        return
+    check_postgres(location)
+    raise ServerError(
+        f"{redact(location)}: this dealwatch keeps its data in a SQLite file; the PostgreSQL "
+        "store backend is not in this version yet (docs/scaling.md): give --db a file path")
 
 
 def check_redis(url: str, timeout: float = 10.0) -> None:
