@@ -1,7 +1,7 @@
 """Crawl subprocess entry point: one Scrapy crawler per source, pages stored, one JSON report line.
 
     python -m scrapers.run --db PATH --config DIR [--source ID ...] [--run-id N] [--parent-pid PID]
-                           [--progress-every SECONDS]
+                           [--progress-every SECONDS] [--shared-urls NIGHT]
 
 stdout carries one line, the report, last (with --progress-every, each source's progress lines
 come before it: scrapers/progress.py):
@@ -11,7 +11,7 @@ come before it: scrapers/progress.py):
                  "articles_new": 8, "articles_ok": 8, "known_skipped": 3, "over_limit": 0,
                  "too_old": 0, "not_modified": 0, "unchanged": 0, "retries": 1,
                  "budget_skipped": 0, "errors": {"http_404": 1}, "entry_errors": 0,
-                 "article_failures": 1}}}
+                 "article_failures": 1, "taken_elsewhere": 0}}}
 
 - requests: HTTP requests sent (robots.txt and retries included); pages: pages stored, by
   role, failed ones included; articles_new / articles_ok: article pages fetched successfully
@@ -25,7 +25,9 @@ come before it: scrapers/progress.py):
   dns, timeout, connection, too_large, too_many_redirects, redirect_loop, bad_url, not_html, empty, robots,
   private_network, offsite, malformed_feed, malformed_sitemap, malformed_listing, store, ...);
   entry_errors: feed/sitemap/listing fetches that failed; article_failures: article fetches
-  that failed for a reason other than a deliberate skip (robots, not_html).
+  that failed for a reason other than a deliberate skip (robots, not_html);
+  taken_elsewhere: article links left to another crawl worker that took them this night
+  (with --shared-urls).
 - attention: source id -> why it needs a human (an entry page failed, every article failed,
   pages could not be stored, the spider raised, the crawl did not finish).
 - budget_exhausted: why the run's budget (crawl.max_requests_per_run, crawl.max_run_seconds)
@@ -60,11 +62,13 @@ from twisted.python.failure import Failure
 from models.config import Source
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.storage import Store, StoreError
+from pipeline.storage.frontier import SharedUrls, connect
 from scrapers.budget import BUDGET_EXHAUSTED, RunBudget
 from scrapers.lifetime import die_with_parent
 from scrapers.settings import crawl_settings
 from scrapers.sources import CrawlError, UnknownSourceError, select_sources
 from scrapers.spiders import spider_class
+from scrapers.spiders.base import Claims
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--progress-every", type=float, default=0.0, metavar="SECONDS",
                         help="write each source's progress on stdout every SECONDS (default: "
                              "no progress lines, only the report)")
+    parser.add_argument("--shared-urls", default=None, metavar="NIGHT",
+                        help="take article URLs in the crawl frontier's set of this night, on "
+                             "the Redis at $DEALWATCH_REDIS, shared by every crawl worker "
+                             "(pipeline.storage.frontier)")
     return parser
 
 
@@ -101,13 +109,14 @@ def scrapy_settings(config: Config, run_id: int, progress_every: float = 0.0) ->
 
 
 def crawl(settings: Settings, sources: list[Source], store: Store, known_urls: Collection[str],
-          budget: RunBudget | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+          budget: RunBudget | None = None, claimed: Claims | None = None,
+          ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Run one crawler per source in one reactor; (stats per source id, start failures).
 
     The crawlers share the store (one connection: the conditional GET reads it, the item
     pipeline writes it, all from the reactor thread), the known article URLs (read, never
     changed), the set of article URLs claimed in this run (so two sources listing one story
-    fetch it once) and the run's budget.
+    fetch it once; crawl workers share it through Redis) and the run's budget.
     """
     # Scrapy installs the reactor when the first crawler has built its spider; install it up
     # front so that a source whose spider cannot start does not stop the other sources.
@@ -115,7 +124,7 @@ def crawl(settings: Settings, sources: list[Source], store: Store, known_urls: C
     process = CrawlerProcess(settings)
     crawlers: dict[str, Crawler] = {}
     start_failures: dict[str, str] = {}
-    claimed: set[str] = set()
+    claimed = set() if claimed is None else claimed
     for source in sources:
         crawler = process.create_crawler(spider_class(source.kind))
         crawlers[source.id] = crawler
@@ -162,6 +171,7 @@ def source_counters(stats: dict[str, Any]) -> dict[str, Any]:
         "errors": errors,
         "entry_errors": int(stats.get("dealwatch/entry_errors", 0)),
         "article_failures": int(stats.get("dealwatch/article_failures", 0)),
+        "taken_elsewhere": int(stats.get("dealwatch/links/taken", 0)),
     }
 
 
@@ -215,6 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     source_ids = [s.id for s in sources]
+    claimed: Claims | None = None
+    if args.shared_urls:
+        redis_url = os.environ.get("DEALWATCH_REDIS")
+        if not redis_url:
+            print("error: --shared-urls needs the Redis URL in DEALWATCH_REDIS", file=sys.stderr)
+            return EXIT_USAGE
+        claimed = SharedUrls(connect(redis_url), args.shared_urls)
     with store:
         # pages.source_id refers to sources.id, so every configured source gets its row first.
         store.runs.sync_sources(config.sources)
@@ -226,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         budget = RunBudget(limits.max_requests_per_run, limits.max_run_seconds)
 
         stats, start_failures = crawl(scrapy_settings(config, run_id, args.progress_every),
-                                      sources, store, known, budget)
+                                      sources, store, known, budget, claimed)
 
         report: dict[str, Any] = {"run_id": run_id, "ok": True, "attention": {},
                                   "budget_exhausted": budget.reason, "sources": {}}

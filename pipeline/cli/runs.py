@@ -20,6 +20,7 @@ from pipeline.cli.common import (
     processing_display,
     progress_bar,
 )
+from pipeline.cli.frontier import crawl_worker, redis_option
 from pipeline.jobs.nightly import run_nightly
 from pipeline.jobs.runs import (
     RECENT_RUNS,
@@ -37,14 +38,26 @@ from pipeline.review.reports import refile_hint
 @click.command()
 @click.option("--source", "sources", multiple=True, metavar="ID",
               help="Crawl only this source (repeatable). Default: every enabled source.")
+@click.option("--worker", is_flag=True,
+              help="Be one of several crawl workers: take sources one at a time from the shared "
+                   "crawl frontier (filled by `dealwatch enqueue`) until it is empty.")
+@redis_option("With --worker: the crawl frontier's Redis, redis://[:password@]host:port/db "
+              "(env DEALWATCH_REDIS).")
 @pass_state
-def crawl(state: State, sources: tuple[str, ...]) -> None:
+def crawl(state: State, sources: tuple[str, ...], worker: bool, redis_url: str | None) -> None:
     """Fetch new articles from the configured sources (Scrapy, in a subprocess).
 
     \b
     Example:
         dealwatch crawl --source techcabal
+        dealwatch crawl --worker --redis redis://10.0.0.5:6379/0   # on each crawl machine
     """
+    if worker:
+        if sources:
+            raise click.UsageError("a worker takes its sources from the frontier: queue them "
+                                   "with `dealwatch enqueue --source ID`")
+        crawl_worker(state, redis_url)
+        return
     _, report = crawl_job(state.config, state.db_path, list(sources), display=crawl_display)
     echo_err(describe_crawl(report))
     if not report.ok:

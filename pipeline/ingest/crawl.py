@@ -58,6 +58,14 @@ class CrawlReport:
     budget_exhausted: str | None = None
 
 
+@dataclass(frozen=True)
+class SharedUrlsAt:
+    """Where a crawl worker's crawl finds the night's shared article URLs."""
+
+    redis_url: str
+    night: str
+
+
 def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -77,7 +85,8 @@ def _last_json_line(stdout: str) -> dict | None:
 
 def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = None,
                   run_id: int | None = None, parent_pid: int | None = None,
-                  progress_every: float | None = None) -> list[str]:
+                  progress_every: float | None = None, shared_urls: str | None = None,
+                  ) -> list[str]:
     """The command line of the crawl subprocess (paths made absolute: it runs elsewhere)."""
     cmd = [sys.executable, "-m", "scrapers.run", "--db", str(Path(db_path).resolve()),
            "--config", str(Path(config.directory).resolve())]
@@ -89,6 +98,8 @@ def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = 
         cmd += ["--parent-pid", str(parent_pid)]
     if progress_every:
         cmd += ["--progress-every", f"{progress_every:g}"]
+    if shared_urls:
+        cmd += ["--shared-urls", shared_urls]
     return cmd
 
 
@@ -159,8 +170,13 @@ def _next_line(lines: queue.Queue[str | None], deadline: float | None,
 def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None,
               run_id: int | None = None, timeout: float | None = None,
               on_progress: OnProgress | None = None,
-              progress_every: float = PROGRESS_EVERY) -> CrawlReport:
+              progress_every: float = PROGRESS_EVERY,
+              shared_urls: SharedUrlsAt | None = None) -> CrawlReport:
     """Crawl the enabled (or the named) sources into the database at db_path.
+
+    shared_urls: a crawl worker's, the Redis and night of the crawl frontier's article URLs, so
+    that no article another worker took is fetched again (the URL goes to the crawler in its
+    environment, never on its command line, where `ps` would show a password).
 
     on_progress hears each source's progress (when it starts, every progress_every seconds
     while it changes, when it finishes). Raises CrawlError when the crawl cannot start, times
@@ -169,7 +185,9 @@ def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None
     """
     select_sources(config, source_ids)  # fail fast, before a process starts
     cmd = crawl_command(config, db_path, source_ids, run_id, parent_pid=os.getpid(),
-                        progress_every=progress_every if on_progress else None)
+                        progress_every=progress_every if on_progress else None,
+                        shared_urls=shared_urls.night if shared_urls else None)
+    env = {**os.environ, "DEALWATCH_REDIS": shared_urls.redis_url} if shared_urls else None
     # The run's lock goes to the subprocess too: should this process be killed, the crawl
     # keeps the lock until it has ended (killed by the parent-death signal) and stopped writing.
     lock = held_lock(db_path)
@@ -180,7 +198,7 @@ def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None
         # the thread reading the pipe
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 encoding="utf-8", errors="replace", cwd=PROJECT_ROOT,
-                                pass_fds=pass_fds)
+                                pass_fds=pass_fds, env=env)
     except OSError as exc:
         raise CrawlError(f"cannot start the crawler: {exc}") from None
     with proc:

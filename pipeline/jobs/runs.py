@@ -81,14 +81,22 @@ def recorded_run(db_path: Path, kind: str, sources: list[str] | None = None, *,
     """
     with RunLock(db_path, kind), Store(db_path, busy_timeout_ms) as store:
         store.runs.abort_stale_runs()
-        record = RunRecord(store.runs.start_run(kind, sources))
-        try:
+        with run_row(store, kind, sources) as record:
             yield store, record
-        except BaseException as exc:
-            outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.runs.finish_run(record.id, outcome, record.counters, str(exc) or type(exc).__name__)
-            raise
-        store.runs.finish_run(record.id, record.outcome, record.counters)
+
+
+@contextmanager
+def run_row(store: Store, kind: str, sources: list[str] | None = None) -> Iterator[RunRecord]:
+    """A `runs` row for the block: finished with its outcome and counters, or as failed or
+    interrupted, with the message, when the block raises (the caller holds the run lock)."""
+    record = RunRecord(store.runs.start_run(kind, sources))
+    try:
+        yield record
+    except BaseException as exc:
+        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.runs.finish_run(record.id, outcome, record.counters, str(exc) or type(exc).__name__)
+        raise
+    store.runs.finish_run(record.id, record.outcome, record.counters)
 
 
 def check_source_ids(config: Config, source_ids: list[str] | None) -> None:

@@ -5,6 +5,11 @@ crashed run never leaves a stale lock behind. A flock belongs to the open file, 
 process: a subprocess handed the lock's descriptor (`inheritable_fd`, for `pass_fds`) holds the
 lock with its run, so a run killed before its crawl subprocess ends stays locked until that
 subprocess has ended too.
+
+Crawl workers (`dealwatch crawl --worker`, docs/scaling.md) take the lock shared: any number of
+them write at once (SQLite's WAL and busy timeout order their writes; the crawl frontier keeps
+them off each other's sources and articles). Every other run takes it exclusive: it is refused
+while a worker is at work, and a worker is refused while it runs.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ def held_lock(db_path: Path) -> RunLock | None:
 class RunLock:
     """`with RunLock(db_path, "run"):` — raises RunLockedError when another run holds it."""
 
-    def __init__(self, db_path: Path, what: str):
+    def __init__(self, db_path: Path, what: str, shared: bool = False):
         self.path = lock_path(Path(db_path))
         self.what = what
+        self.shared = shared
         self._fd: int | None = None
         self._holder: dict[str, object] = {}
         self._subprocesses: dict[str, int] = {}
@@ -60,7 +66,7 @@ class RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             held = self.holder()

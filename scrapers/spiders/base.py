@@ -24,6 +24,7 @@ from models.config import Source
 from models.records import Page, PageCheck
 from pipeline.dates import listed_datetime
 from pipeline.storage import Store, sha256_hex
+from pipeline.storage.frontier import SharedUrls
 from pipeline.urls import canonical_url
 from scrapers.budget import RunBudget
 from scrapers.failures import describe_failure
@@ -40,6 +41,9 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 # ruled out), so the entry listing it must be read again next time.
 PENDING_VERDICTS = frozenset({"follow", "over_limit"})
 VALIDATOR_HEADERS = frozenset({"etag", "last-modified"})
+# The article URLs taken in this run: a set in one crawl, or shared by crawl workers through Redis
+# (pipeline.storage.frontier.SharedUrls, whose `take` is an atomic test-and-set).
+Claims = set[str] | SharedUrls
 
 
 def host_matches(host: str, domains: Collection[str]) -> bool:
@@ -86,7 +90,7 @@ class LinkPolicy:
 
     def __init__(self, source: Source, max_items: int, known_urls: Collection[str] = (),
                  refetch_known: bool = False, max_sitemaps: int = 20, max_age_days: int = 0,
-                 claimed: set[str] | None = None, now: datetime | None = None):
+                 claimed: Claims | None = None, now: datetime | None = None):
         domains = [d.lower().strip(".") for d in source.allowed_domains]
         if not domains and source.kind == "listing":
             # A listing page links everywhere (nav, ads, other sites): never leave its site.
@@ -100,7 +104,7 @@ class LinkPolicy:
         self.known = known_urls  # canonical URLs of stored articles
         self.refetch_known = refetch_known
         # Canonical article URLs fetched (or being fetched) in this run, by any source.
-        self.claimed: set[str] = claimed if claimed is not None else set()
+        self.claimed: Claims = claimed if claimed is not None else set()
         # Canonical URLs this source has decided on already (its own entry URLs included).
         self.handled: set[str] = {canonical_url(u) for u in source.urls}
         self.seen: set[str] = {clean_url(u) for u in source.urls}  # entries and sitemaps
@@ -172,11 +176,13 @@ class LinkPolicy:
             return Decision("known", url)
         if canonical in self.claimed:
             self.handled.add(canonical)
-            return Decision("seen", url)
+            # taken: by another crawl worker this night (the shared set); seen: by another source
+            return Decision("seen" if isinstance(self.claimed, set) else "taken", url)
         if self.full:
             return Decision("over_limit", url)
         self.handled.add(canonical)
-        self.claimed.add(canonical)
+        if not self._take(canonical):  # another crawl worker took it since the check above
+            return Decision("taken", url)
         self.articles += 1
         return Decision("follow", url, canonical, refetch=stored)
 
@@ -185,8 +191,14 @@ class LinkPolicy:
         stored already (and not refetched) or taken in this run already."""
         if (canonical in self.known and not self.refetch_known) or canonical in self.claimed:
             return False
-        self.claimed.add(canonical)
-        return True
+        return self._take(canonical)
+
+    def _take(self, canonical: str) -> bool:
+        """Claim the URL for this run; False when another crawl worker got it first."""
+        if isinstance(self.claimed, set):
+            self.claimed.add(canonical)
+            return True
+        return self.claimed.take(canonical)
 
 
 def clean_url(url: str) -> str:
@@ -256,7 +268,7 @@ class SourceSpider(scrapy.Spider):
 
     def __init__(self, source: Source, known_urls: Collection[str] = (), max_items: int = 200,
                  refetch_known: bool = False, max_sitemaps: int = 20, max_age_days: int = 0,
-                 claimed: set[str] | None = None, budget: RunBudget | None = None,
+                 claimed: Claims | None = None, budget: RunBudget | None = None,
                  store: Store | None = None, **kwargs: Any):
         if source.kind != self.kind:
             raise ValueError(f"source {source.id!r} is of kind {source.kind!r}, "

@@ -1,0 +1,155 @@
+"""The shared crawl frontier on Redis: the night's sources waiting for a crawl worker, the workers'
+claims on them, and the article URLs taken by any worker this night (one duplicate filter).
+
+Keys (all under `dealwatch:frontier:`; one frontier per Redis database, so two dealwatch
+databases sharing a Redis server use two Redis databases, `redis://host:6379/1` and `/2`):
+
+- `night`: the date of the night the frontier holds (`2026-12-06`), set by the first enqueue
+  of a night; the duplicate filter is keyed by it.
+- `queue`: a list of source ids waiting for a worker, taken from its head.
+- `taken`: a list of source ids a worker is crawling (moved there atomically from `queue`).
+- `claim:<source id>`: the worker holding the source, expiring after the claim's TTL unless the
+  worker renews it. A source in `taken` whose claim has expired belongs to a worker that died:
+  the next worker to look claims it again (SET NX: only one does).
+- `urls:<night>`: the canonical article URLs some worker has requested this night. A worker
+  adds a URL before requesting it; SADD answering 0 means another worker (or source) has it.
+  The set expires URL_DAYS after its last addition, so the next night's incremental crawl goes
+  by the pages table again, not by this set.
+
+Every operation that must not interleave with another worker's is one Redis command or one Lua
+script (which Redis runs atomically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+
+PREFIX = "dealwatch:frontier:"
+# How long a night's URL set outlives its last addition.
+URL_DAYS = 3
+
+# Move the head of the queue to `taken` and claim it, in one step (or nil when the queue is empty).
+_TAKE = """
+local source = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+if source then
+  redis.call('SET', ARGV[1] .. source, ARGV[2], 'EX', ARGV[3])
+end
+return source
+"""
+# Extend a claim only while this worker still holds it.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# Let go of a finished source: out of `taken`, its claim gone (only the holder's).
+_DONE = """
+redis.call('LREM', KEYS[1], 0, ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for the Redis at url (check it first with servers.check_redis)."""
+    import redis  # only a command that uses the frontier pays for the import
+
+    return redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=10,
+                                socket_timeout=30, health_check_interval=30)
+
+
+class Frontier:
+    """The night's sources and the workers' claims on them."""
+
+    def __init__(self, client: redis.Redis):
+        self.client = client
+        self.queue_key = PREFIX + "queue"
+        self.taken_key = PREFIX + "taken"
+        self.night_key = PREFIX + "night"
+        self._take = client.register_script(_TAKE)
+        self._renew = client.register_script(_RENEW)
+        self._done = client.register_script(_DONE)
+
+    def claim_key(self, source_id: str) -> str:
+        return f"{PREFIX}claim:{source_id}"
+
+    def enqueue(self, source_ids: Iterable[str], night: str) -> tuple[list[str], str]:
+        """Queue these sources for the night; (the ones added, the night). Sources waiting or
+        being crawled already are not queued twice. When the frontier is empty this starts a
+        new night (its date `night`); otherwise the sources join the night under way."""
+        waiting = set(self.waiting()) | set(self.taken())
+        added = [sid for sid in dict.fromkeys(source_ids) if sid not in waiting]
+        if not waiting:
+            self.client.set(self.night_key, night)
+        if added:
+            self.client.rpush(self.queue_key, *added)
+        return added, self.night()
+
+    def night(self) -> str:
+        return str(self.client.get(self.night_key) or "")
+
+    def waiting(self) -> list[str]:
+        return [str(sid) for sid in self.client.lrange(self.queue_key, 0, -1)]
+
+    def taken(self) -> list[str]:
+        return [str(sid) for sid in self.client.lrange(self.taken_key, 0, -1)]
+
+    def holder(self, source_id: str) -> str | None:
+        value = self.client.get(self.claim_key(source_id))
+        return None if value is None else str(value)
+
+    def take(self, worker: str, ttl: int) -> str | None:
+        """Claim the next source for worker (for ttl seconds, renewable): first a waiting one,
+        then one whose worker died (its claim expired); None when there is neither."""
+        source = self._take(keys=[self.queue_key, self.taken_key],
+                            args=[PREFIX + "claim:", worker, ttl])
+        if source is not None:
+            return str(source)
+        for orphan in self.taken():
+            if self.client.set(self.claim_key(orphan), worker, nx=True, ex=ttl):
+                return orphan
+        return None
+
+    def renew(self, source_id: str, worker: str, ttl: int) -> bool:
+        """Extend worker's claim on the source; False when it has lost it."""
+        return bool(self._renew(keys=[self.claim_key(source_id)], args=[worker, ttl]))
+
+    def done(self, source_id: str, worker: str) -> None:
+        self._done(keys=[self.taken_key, self.claim_key(source_id)], args=[source_id, worker])
+
+
+class SharedUrls:
+    """The night's article URLs taken by any worker: the crawl's `claimed` set, through Redis.
+
+    `LinkPolicy` asks `url in claims` (already taken?) and then `claims.add(url)`; between the
+    two another worker may take it, so `add` is the atomic test-and-set (`take`) and answers
+    whether this crawl got the URL.
+    """
+
+    def __init__(self, client: redis.Redis, night: str):
+        self.client = client
+        self.key = f"{PREFIX}urls:{night}"
+
+    def __contains__(self, url: object) -> bool:
+        return bool(self.client.sismember(self.key, str(url)))
+
+    def take(self, url: str) -> bool:
+        """Add url; True when this call added it (no worker had it yet)."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.key, url)
+            pipe.expire(self.key, URL_DAYS * 86400)
+            added, _ = pipe.execute()
+        return bool(added)
+
+    def add(self, url: str) -> None:
+        self.take(url)
+
+    def __len__(self) -> int:
+        return int(self.client.scard(self.key))
