@@ -173,6 +173,14 @@ class ScheduleSettings(StrictValues):
         return value
 
 
+class FrontierSettings(StrictValues):
+    claim_ttl_seconds: int = Field(
+        default=120, ge=3, description="a crawl worker's claim on a source lasts this long "
+                                       "unless renewed: how soon a dead worker's source is taken")
+    redis_retry_seconds: float = Field(
+        default=60, ge=0, description="how long a worker retries a Redis that stopped answering")
+
+
 class StatusSettings(StrictValues):
     stale_after_runs: int = Field(default=3, ge=1,
                                   description="flag a source with no new articles in this many runs")
@@ -186,6 +194,7 @@ class Settings(StrictValues):
     process: ProcessSettings = ProcessSettings()
     dedup: DedupSettings = DedupSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    frontier: FrontierSettings = FrontierSettings()
     status: StatusSettings = StatusSettings()
 
 

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         if not redis_url:
             print("error: --shared-urls needs the Redis URL in DEALWATCH_REDIS", file=sys.stderr)
             return EXIT_USAGE
-        claimed = SharedUrls(connect(redis_url), args.shared_urls)
+        claimed = SharedUrls(connect(redis_url), args.shared_urls, owner=",".join(source_ids))
     with store:
         # pages.source_id refers to sources.id, so every configured source gets its row first.
         store.runs.sync_sources(config.sources)

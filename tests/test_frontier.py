@@ -9,6 +9,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,12 +18,12 @@ from typing import Any
 
 import pytest
 import redis
-from servers import free_port
+from servers import free_port, redis_server
 from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
 
 from pipeline.demo.server import SiteServer, serve
 from pipeline.ingest.crawl import PROJECT_ROOT
-from pipeline.storage.frontier import PREFIX, Frontier
+from pipeline.storage.frontier import PREFIX, Frontier, SharedUrls
 from pipeline.storage.lock import RunLock, RunLockedError
 from pipeline.urls import canonical_url
 
@@ -199,3 +201,235 @@ def test_workers_share_the_run_lock_and_other_runs_wait_for_them(db_path: Path) 
           pytest.raises(RunLockedError, match=r"`dealwatch run`.*not starting `dealwatch "
                                               r"crawl --worker`")):
         RunLock(db_path, "crawl --worker", shared=True).acquire()
+
+
+# --- a worker killed mid-crawl, and a worker that loses its Redis ----------------------------
+
+SLOW = [f"s{i:02d}" for i in range(1, 9)]  # one source's articles, each answered after a delay
+DEADLINE = 120  # seconds to wait for a state the test needs; never a measure of speed
+
+
+def slow_site() -> dict[str, str | bytes]:
+    files: dict[str, str | bytes] = {
+        "robots.txt": "User-agent: *\nAllow: /\n",
+        "slow.rss": rss_feed([f"{{{{base}}}}/news/{slug}.html" for slug in SLOW])}
+    for slug in SLOW:
+        files[f"news/{slug}.html"] = article_html(f"Slow story {slug}")
+    return files
+
+
+@pytest.fixture
+def slow(tmp_path: Path) -> Iterator[SiteServer]:
+    """A site whose one feed lists 8 articles, each answered after 1 s: a crawl of it one request
+    at a time is under way for a while."""
+    routes = {f"/news/{slug}.html": {"delay": 1, "file": f"news/{slug}.html"} for slug in SLOW}
+    with serve(write_site(tmp_path / "slow-site", slow_site(), routes)) as server:
+        yield server
+
+
+def slow_config(tmp_path: Path, site: SiteServer, **frontier: float) -> Path:
+    """A config crawling the slow site one request at a time, with these [frontier] settings."""
+    directory = write_config_dir(
+        tmp_path / "slow-config",
+        [source_toml("slow", "rss", [f"{site.base_url}/slow.rss"], enabled=True,
+                     concurrent_requests_per_domain=1)],
+        concurrent_requests_per_domain=1)
+    with (directory / "settings.toml").open("a", encoding="utf-8") as settings:
+        settings.write("[frontier]\n" + "".join(f"{k} = {v}\n" for k, v in frontier.items()))
+    return directory
+
+
+def wait_for(ready: Callable[[], bool], what: str, proc: subprocess.Popen[str] | None = None
+             ) -> None:
+    """Poll until ready() (a generous deadline: a slow machine is never a failure)."""
+    deadline = time.monotonic() + DEADLINE
+    while not ready():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the worker ended before {what}: {proc.communicate()[1]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {DEADLINE} s: {what}")
+        time.sleep(0.1)
+
+
+def articles_requested(site: SiteServer) -> int:
+    return sum(path.startswith("/news/") for path in list(site.requests))
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie left for a parent that does not reap it counts)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def stored_articles(db_path: Path) -> Counter[str]:
+    return Counter(canonical_url(p["url"])
+                   for p in rows(db_path, "SELECT url FROM pages WHERE role = 'article'"))
+
+
+def slow_articles(site: SiteServer) -> Counter[str]:
+    return Counter({canonical_url(f"{site.base_url}/news/{slug}.html"): 1 for slug in SLOW})
+
+
+def test_a_worker_killed_mid_crawl_loses_nothing(
+        redis_url: str, slow: SiteServer, tmp_path: Path, db_path: Path,
+        run_cli: Callable[..., Any]) -> None:
+    url = frontier_url(redis_url)
+    config_dir = slow_config(tmp_path, slow, claim_ttl_seconds=3)
+    assert run_cli("--config", str(config_dir), "init").exit_code == 0
+    assert run_cli("--config", str(config_dir), "enqueue", "--redis", url).exit_code == 0
+    client = redis.Redis.from_url(url, decode_responses=True)
+
+    first = dealwatch(db_path, config_dir, "crawl", "--worker", "--redis", url)
+    wait_for(lambda: articles_requested(slow) >= 2, "the crawl is under way", first)
+    crawlers = children(first.pid)
+    assert crawlers, "the worker runs its crawl in a subprocess"
+    first.kill()
+    first.communicate(timeout=TIMEOUT)
+    # The crawl subprocess dies with its worker: no orphan goes on crawling.
+    wait_for(lambda: all(gone(pid) for pid in crawlers), "the killed worker's crawl has ended")
+    assert len(stored_articles(db_path)) < len(SLOW), "the kill came mid-crawl"
+    # The dead worker's claim expires (its TTL, 3 s here): the source is there to take again.
+    assert client.lrange(PREFIX + "taken", 0, -1) == ["slow"]
+    wait_for(lambda: client.get(PREFIX + "claim:slow") is None, "the dead worker's claim expired")
+
+    code, err = finished(dealwatch(db_path, config_dir, "crawl", "--worker", "--redis", url))
+    assert code == 0, err
+    assert "the frontier is empty; crawled 1 source(s): slow" in err
+    # Every article stored exactly once: those the dead worker stored were found stored, those
+    # it had taken but not stored (under way when it was killed) were fetched again.
+    assert stored_articles(db_path) == slow_articles(slow)
+    runs = rows(db_path, "SELECT id, outcome, message FROM runs WHERE kind = 'crawl' ORDER BY id")
+    assert [r["outcome"] for r in runs] == ["aborted", "ok"]
+    assert "worker died mid-crawl" in runs[0]["message"]
+    assert (client.lrange(PREFIX + "queue", 0, -1), client.lrange(PREFIX + "taken", 0, -1)) \
+        == ([], [])
+
+
+def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
+    """A redis-server on this port (the one a stopped server had), keeping nothing on disk."""
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--unixsocket", "",
+         "--dir", str(directory), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        try:
+            return bool(redis.Redis(port=port, socket_connect_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    wait_for(answers, f"a redis-server answers on port {port}")
+    return proc
+
+
+class Stderr(threading.Thread):
+    """A process's stderr, read as it comes (to wait for a line while the process runs)."""
+
+    def __init__(self, proc: subprocess.Popen[str]):
+        super().__init__(daemon=True)
+        self.proc, self.lines = proc, list[str]()
+        self.start()
+
+    def run(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(list(self.lines))
+
+    def ended(self) -> tuple[int, str]:
+        self.proc.wait(timeout=TIMEOUT)
+        self.join(timeout=TIMEOUT)
+        return self.proc.returncode, self.text()
+
+
+RETRY = re.compile(r"^INFO .*Redis at redis://127\.0\.0\.1:\d+/0 does not answer while [a-z ]+"
+                   r"(?: on slow)? \(connection refused\); trying again in ([\d.]+) s$",
+                   re.MULTILINE)
+
+
+@pytest.mark.parametrize("comes_back", [False, True], ids=["stays-away", "comes-back"])
+def test_a_worker_that_loses_redis_retries_then_gives_up_or_goes_on(
+        comes_back: bool, redis_url: str, slow: SiteServer, tmp_path: Path, db_path: Path,
+        run_cli: Callable[..., Any]) -> None:
+    # redis_url (the session's server, unused) marks the test `servers`: skipped, or failed in
+    # CI, when redis-server is missing. The test stops (and starts) a server of its own.
+    config_dir = slow_config(tmp_path, slow, claim_ttl_seconds=3,
+                             redis_retry_seconds=60 if comes_back else 4)
+    assert run_cli("--config", str(config_dir), "init").exit_code == 0
+    with redis_server() as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert run_cli("--config", str(config_dir), "enqueue", "--redis", url).exit_code == 0
+        client = redis.Redis.from_url(url, decode_responses=True)
+        worker = dealwatch(db_path, config_dir, "-v", "crawl", "--worker", "--redis", url)
+        stderr = Stderr(worker)
+        # Mid-crawl: the source claimed, its articles taken in the night's set, one fetched.
+        wait_for(lambda: articles_requested(slow) >= 1, "the crawl is under way", worker)
+        assert client.get(PREFIX + "claim:slow") is not None
+        assert len(SharedUrls(client, client.get(PREFIX + "night") or "")) == len(SLOW)
+    # The server has stopped.
+    if comes_back:
+        wait_for(lambda: RETRY.search(stderr.text()) is not None, "the worker retries", worker)
+        restarted = start_redis(port, tmp_path)
+        try:
+            code, err = stderr.ended()
+        finally:
+            restarted.terminate()
+            restarted.wait(timeout=TIMEOUT)
+    else:
+        code, err = stderr.ended()
+    waits = [float(w) for w in RETRY.findall(err)]
+    assert waits, err
+    assert waits == [min(0.5 * 2 ** n, 8.0) for n in range(len(waits))]  # 0.5 s, doubling
+    if comes_back:
+        assert code == 0, err
+        assert "the frontier is empty; crawled 1 source(s): slow" in err
+        assert stored_articles(db_path) == slow_articles(slow)
+        assert "gave up" not in err
+    else:
+        assert code == 1, err
+        gave_up = (f"lost Redis at redis://127.0.0.1:{port}/0: connection refused; gave up after "
+                   f"{len(waits) + 1} tries over ")
+        last = err.strip().splitlines()[-1]
+        assert re.fullmatch(re.escape("error: " + gave_up) + r"\d+\.\d s", last), err
+        run = rows(db_path, "SELECT outcome, message FROM runs WHERE kind = 'crawl'")
+        assert [r["outcome"] for r in run] == ["failed"]
+        assert run[0]["message"].startswith(gave_up)
+
+
+def test_a_url_taken_for_a_source_is_that_sources_again_and_no_other(redis_url: str) -> None:
+    client = redis.Redis.from_url(frontier_url(redis_url), decode_responses=True)
+    dead = SharedUrls(client, "2026-12-06", owner="feed-a")
+    assert dead.take("https://example.org/a")
+    again, other = (SharedUrls(client, "2026-12-06", owner=o) for o in ("feed-a", "feed-b"))
+    # The dead worker's source, crawled again, gets the URL (the pages table says if it is
+    # stored); another source skips it.
+    assert "https://example.org/a" not in again and again.take("https://example.org/a")
+    assert "https://example.org/a" in other and not other.take("https://example.org/a")
+    assert other.take("https://example.org/b") and not again.take("https://example.org/b")
+    assert len(other) == 2
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("claim_ttl_seconds = 1", "frontier.claim_ttl_seconds: Input should be greater than or "
+                              "equal to 3"),
+    ('redis_retry_seconds = "soon"', "frontier.redis_retry_seconds: Input should be a valid "
+                                     "number")])
+def test_a_bad_frontier_setting_names_the_file_and_field(
+        line: str, said: str, make_config: Callable[..., Path],
+        run_cli: Callable[..., Any]) -> None:
+    config_dir = make_config({"settings.toml": f"[frontier]\n{line}\n"})
+    result = run_cli("--config", str(config_dir), "crawl", "--worker", "--redis",
+                     f"redis://127.0.0.1:{free_port()}/0")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {config_dir / 'settings.toml'}: {said}"

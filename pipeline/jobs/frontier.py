@@ -7,22 +7,31 @@ two workers, and takes the next until the queue is empty.
 
 Politeness holds because a source is crawled by one worker at a time: the worker's Scrapy keeps
 the source's own delay and concurrency, exactly as a crawl on one machine does (there too each
-source has its own crawler and download slots). The claim on a source lasts CLAIM_TTL seconds
-and is renewed while the crawl runs; a worker that dies loses it, and the next worker to find
-the queue empty crawls the source again.
+source has its own crawler and download slots). The claim on a source lasts [frontier]
+claim_ttl_seconds and is renewed while the crawl runs; a worker that dies loses it (its crawl
+subprocess dies with it: scrapers.lifetime), and the next worker to find the queue empty records
+the dead worker's run as aborted and crawls the source again.
+
+A worker that finds Redis unreachable (between sources, or renewing its claim) tries again after
+0.5 s, then 1, 2, 4 … (at most RETRY_CAP apart) for [frontier] redis_retry_seconds in all, and
+then gives up in one line (`lost Redis at …; gave up after N tries over S s`).
 """
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from models.errors import DealwatchError
 from pipeline.config import Config
@@ -31,14 +40,16 @@ from pipeline.jobs.runs import CrawlDisplay, check_source_ids, no_display, run_r
 from pipeline.storage import Store
 from pipeline.storage.frontier import Frontier, connect
 from pipeline.storage.lock import RunLock
-from pipeline.storage.servers import check_redis, redact
+from pipeline.storage.servers import ServerError, check_redis, redact
 from scrapers.sources import select_sources
 
 logger = logging.getLogger(__name__)
 
-# Seconds a worker's claim on a source lasts unless renewed (it is renewed every third of it):
-# how long a dead worker's source waits before another worker crawls it.
-CLAIM_TTL = 120
+T = TypeVar("T")
+
+# The first wait before trying an unreachable Redis again, and the longest (it doubles between).
+RETRY_FIRST = 0.5
+RETRY_CAP = 8.0
 
 
 class FrontierError(DealwatchError):
@@ -51,16 +62,43 @@ def open_frontier(redis_url: str) -> Frontier:
     return Frontier(connect(redis_url))
 
 
-@contextmanager
-def _redis_trouble(redis_url: str) -> Iterator[None]:
-    """A Redis error becomes one line naming the URL without its password."""
+def _lost(redis_url: str, exc: Exception) -> str:
+    """Why Redis did not answer, in a few words, without the password (check_redis's words
+    when it still does not answer; the error's own first line when it does)."""
+    shown = redact(redis_url)
+    try:
+        check_redis(redis_url, timeout=2)
+    except ServerError as err:
+        return str(err).partition(f"{shown}: ")[2] or str(err)
+    lines = str(exc).replace(redis_url, shown).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def with_retries(redis_url: str, patience: float, what: str, call: Callable[[], T],
+                 sleep: Callable[[float], object] = time.sleep) -> T:
+    """call(), tried again while Redis does not answer: after RETRY_FIRST seconds, doubling up
+    to RETRY_CAP, each retry logged, for `patience` seconds in all; then a FrontierError in one
+    line. Other Redis errors are one line at once."""
     import redis  # loaded by connect() already
 
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise FrontierError(f"lost Redis at {redact(redis_url)}: "
-                            f"{str(exc).replace(redis_url, redact(redis_url))}") from None
+    started, wait, tries = time.monotonic(), RETRY_FIRST, 0
+    while True:
+        tries += 1
+        try:
+            return call()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            spent = time.monotonic() - started
+            if spent + wait > patience:
+                raise FrontierError(
+                    f"lost Redis at {redact(redis_url)}: {_lost(redis_url, exc)}; gave up after "
+                    f"{tries} {'try' if tries == 1 else 'tries'} over {spent:.1f} s") from None
+            logger.info("Redis at %s does not answer while %s (%s); trying again in %g s",
+                        redact(redis_url), what, _lost(redis_url, exc), wait)
+            sleep(wait)
+            wait = min(wait * 2, RETRY_CAP)
+        except redis.RedisError as exc:
+            raise FrontierError(f"lost Redis at {redact(redis_url)}: "
+                                f"{str(exc).replace(redis_url, redact(redis_url))}") from None
 
 
 def tonight() -> str:
@@ -74,8 +112,9 @@ def enqueue(config: Config, redis_url: str, source_ids: list[str] | None = None,
     check_source_ids(config, source_ids)
     wanted = [s.id for s in select_sources(config, source_ids or None)]
     frontier = open_frontier(redis_url)
-    with _redis_trouble(redis_url):
-        added, night = frontier.enqueue(wanted, tonight())
+    patience = config.settings.frontier.redis_retry_seconds
+    added, night = with_retries(redis_url, patience, "queueing the sources",
+                                lambda: frontier.enqueue(wanted, tonight()))
     return added, [sid for sid in wanted if sid not in added], night
 
 
@@ -97,52 +136,89 @@ def worker_name() -> str:
 
 
 class _Renewal(threading.Thread):
-    """Renews a claim every third of its TTL until stopped."""
+    """Renews a claim every third of its TTL until stopped. When Redis stays away longer than
+    the worker's patience, it keeps the error and interrupts the main thread, which stops the
+    crawl (no crawl goes on without its claim) and raises the error."""
 
-    def __init__(self, frontier: Frontier, source_id: str, worker: str, ttl: int):
+    def __init__(self, frontier: Frontier, redis_url: str, source_id: str, worker: str,
+                 ttl: int, patience: float):
         super().__init__(name=f"claim {source_id}", daemon=True)
-        self.frontier, self.source_id, self.worker, self.ttl = frontier, source_id, worker, ttl
+        self.frontier, self.redis_url, self.source_id = frontier, redis_url, source_id
+        self.worker, self.ttl, self.patience = worker, ttl, patience
         self.stopped = threading.Event()
+        self.error: FrontierError | None = None
+        self._lock = threading.Lock()  # no interruption once stopped
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """The claim renewed for the block."""
+        self.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.stopped.set()
+            self.join()
 
     def run(self) -> None:
         while not self.stopped.wait(self.ttl / 3):
             try:
-                if not self.frontier.renew(self.source_id, self.worker, self.ttl):
-                    logger.warning("lost the claim on %s: another worker may crawl it too",
-                                   self.source_id)
-                    return
-            except Exception as exc:  # Redis away for a moment: try again at the next turn
-                logger.warning("cannot renew the claim on %s: %s", self.source_id, exc)
+                held = with_retries(self.redis_url, self.patience,
+                                    f"renewing the claim on {self.source_id}",
+                                    self._renew, sleep=self.stopped.wait)
+            except FrontierError as exc:
+                with self._lock:
+                    if not self.stopped.is_set():
+                        self.error = exc
+                        _thread.interrupt_main()
+                return
+            if not held:
+                logger.warning("lost the claim on %s: another worker may crawl it too",
+                               self.source_id)
+                return
 
+    @contextmanager
+    def gave_up_raised(self) -> Iterator[None]:
+        """The interruption of a renewal that gave up on Redis is raised as its error."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.error is not None:
+                raise self.error from None
+            raise
 
-@contextmanager
-def _claim_kept(frontier: Frontier, source_id: str, worker: str, ttl: int) -> Iterator[None]:
-    renewal = _Renewal(frontier, source_id, worker, ttl)
-    renewal.start()
-    try:
-        yield
-    finally:
-        renewal.stopped.set()
-        renewal.join()
+    def _renew(self) -> bool:
+        # stopped while waiting to retry: the crawl is over, nothing to renew
+        return self.stopped.is_set() or self.frontier.renew(self.source_id, self.worker, self.ttl)
 
 
 OnCrawled = Callable[[str, int, CrawlReport], None]
 
 
 def run_worker(config: Config, db_path: Path, redis_url: str, *,
-               display: CrawlDisplay | None = None, on_crawled: OnCrawled | None = None,
-               ttl: int = CLAIM_TTL) -> WorkerReport:
+               display: CrawlDisplay | None = None, on_crawled: OnCrawled | None = None
+               ) -> WorkerReport:
     """Take sources from the frontier and crawl each, until none is left to take.
 
     Workers share the database's run lock (RunLock shared): they run side by side, and no
-    other run starts while one works. on_crawled hears each source's crawl as it ends.
+    other run starts while one works. So a worker never marks every unfinished run aborted, as
+    a run holding the lock alone does (`abort_stale_runs`: another worker's live run is
+    unfinished too); it marks the one run whose worker died: the run noted on the frontier for
+    a source whose claim expired. on_crawled hears each source's crawl as it ends.
     """
     frontier = open_frontier(redis_url)
     report = WorkerReport(worker_name())
+    settings = config.settings.frontier
+    ttl, patience = settings.claim_ttl_seconds, settings.redis_retry_seconds
+
+    def retried(what: str, call: Callable[[], T]) -> T:
+        return with_retries(redis_url, patience, what, call)
+
     busy_ms = config.settings.database.busy_timeout_ms
     with RunLock(db_path, "crawl --worker", shared=True), Store(db_path, busy_ms) as store:
         store.runs.sync_sources(config.sources)
-        while (source_id := _take(frontier, redis_url, report.worker, ttl)) is not None:
+        while (source_id := retried("taking a source",
+                                    lambda: frontier.take(report.worker, ttl))) is not None:
             try:
                 config.source(source_id)
             except DealwatchError:
@@ -150,37 +226,48 @@ def run_worker(config: Config, db_path: Path, redis_url: str, *,
                                "not know: left to a worker that does", source_id)
                 report.unknown.append(source_id)
                 continue  # its claim expires; a worker with that source in its config takes it
-            with _claim_kept(frontier, source_id, report.worker, ttl):
-                run_id, crawled = _crawl_one(config, db_path, store, source_id,
-                                             SharedUrlsAt(redis_url, _night(frontier, redis_url)),
-                                             display)
-            with _redis_trouble(redis_url):
-                frontier.done(source_id, report.worker)
+            dead_run = retried("reading the source's run", partial(frontier.run_of, source_id))
+            if dead_run is not None:
+                store.runs.finish_run(
+                    dead_run, "aborted", {},
+                    f"the crawl worker died mid-crawl: its claim on {source_id} expired, and worker "
+                    f"{report.worker} crawled the source again")
+                logger.warning("run %d's worker died crawling %s: crawling it again", dead_run,
+                               source_id)
+            night = retried("reading the night", lambda: frontier.night() or tonight())
+            renewal = _Renewal(frontier, redis_url, source_id, report.worker, ttl, patience)
+            with renewal.gave_up_raised(), renewal.kept():  # raised here when _crawl_one had ended
+                run_id, crawled = _crawl_one(config, db_path, store, frontier, source_id,
+                                             SharedUrlsAt(redis_url, night), display, retried,
+                                             renewal)
+            retried("letting go of the source", partial(frontier.done, source_id, report.worker))
             report.crawled.append((source_id, run_id, crawled))
             if on_crawled is not None:
                 on_crawled(source_id, run_id, crawled)
     return report
 
 
-def _take(frontier: Frontier, redis_url: str, worker: str, ttl: int) -> str | None:
-    with _redis_trouble(redis_url):
-        return frontier.take(worker, ttl)
+Retried = Callable[[str, Callable[[], object]], object]
 
 
-def _night(frontier: Frontier, redis_url: str) -> str:
-    with _redis_trouble(redis_url):
-        return frontier.night() or tonight()
-
-
-def _crawl_one(config: Config, db_path: Path, store: Store, source_id: str,
-               shared: SharedUrlsAt, display: CrawlDisplay | None) -> tuple[int, CrawlReport]:
-    """One source's recorded crawl, its article URLs taken in the night's shared set."""
+def _crawl_one(config: Config, db_path: Path, store: Store, frontier: Frontier, source_id: str,
+               shared: SharedUrlsAt, display: CrawlDisplay | None, retried: Retried,
+               renewal: _Renewal) -> tuple[int, CrawlReport]:
+    """One source's recorded crawl, its article URLs taken in the night's shared set; the run
+    noted on the frontier while it is unfinished. A renewal that gave up on Redis interrupts
+    the crawl (run_crawl kills it), and its error fails the run."""
     with run_row(store, "crawl", [source_id]) as record, (display or no_display)() as progress:
-        crawled = run_crawl(config, db_path, [source_id], run_id=record.id, on_progress=progress,
-                            shared_urls=shared)
+        retried("noting the source's run", lambda: frontier.crawling(source_id, record.id))
+        with renewal.gave_up_raised():
+            try:
+                crawled = run_crawl(config, db_path, [source_id], run_id=record.id,
+                                    on_progress=progress, shared_urls=shared)
+            finally:  # before the row is finished: a run noted on the frontier is unfinished
+                if renewal.error is None:
+                    retried("ending the source's run", lambda: frontier.crawled(source_id))
         record.add_crawl(crawled)
     return record.id, crawled
 
 
-__all__ = ["CLAIM_TTL", "FrontierError", "WorkerReport", "enqueue", "open_frontier",
-           "run_worker"]
+__all__ = ["FrontierError", "WorkerReport", "enqueue", "open_frontier", "run_worker",
+           "with_retries"]

@@ -11,10 +11,15 @@ databases sharing a Redis server use two Redis databases, `redis://host:6379/1` 
 - `claim:<source id>`: the worker holding the source, expiring after the claim's TTL unless the
   worker renews it. A source in `taken` whose claim has expired belongs to a worker that died:
   the next worker to look claims it again (SET NX: only one does).
-- `urls:<night>`: the canonical article URLs some worker has requested this night. A worker
-  adds a URL before requesting it; SADD answering 0 means another worker (or source) has it.
-  The set expires URL_DAYS after its last addition, so the next night's incremental crawl goes
-  by the pages table again, not by this set.
+- `runs`: a hash, source id → the id of the crawl run a worker is crawling it in (the run's row
+  in the database), set while the crawl runs: a worker that takes over a dead worker's source
+  finds there the run to record as aborted.
+- `urls:<night>`: a hash, each canonical article URL some worker has requested this night → the
+  source it was taken for. A worker takes a URL before requesting it; a URL held for another
+  source is skipped. A URL held for the same source is that source's again: a worker crawling
+  a dead worker's source again gets the articles the dead one took but may not have stored
+  (the pages table says which it did store). The hash expires URL_DAYS after its last
+  addition, so the next night's incremental crawl goes by the pages table again.
 
 Every operation that must not interleave with another worker's is one Redis command or one Lua
 script (which Redis runs atomically).
@@ -47,13 +52,25 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# Let go of a finished source: out of `taken`, its claim gone (only the holder's).
+# Let go of a finished source: out of `taken`, its run forgotten, its claim gone (only the
+# holder's).
 _DONE = """
 redis.call('LREM', KEYS[1], 0, ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
 if redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('DEL', KEYS[2])
 end
 return 1
+"""
+# Take a URL for a source: 1 when it is the source's (new, or taken for it before), else 0.
+# Without an owner (''), only a URL no crawl had is taken.
+_TAKE_URL = """
+local added = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if added == 1 or (ARGV[2] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2]) then
+  return 1
+end
+return 0
 """
 
 
@@ -73,6 +90,7 @@ class Frontier:
         self.queue_key = PREFIX + "queue"
         self.taken_key = PREFIX + "taken"
         self.night_key = PREFIX + "night"
+        self.runs_key = PREFIX + "runs"
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
         self._done = client.register_script(_DONE)
@@ -121,35 +139,49 @@ class Frontier:
         """Extend worker's claim on the source; False when it has lost it."""
         return bool(self._renew(keys=[self.claim_key(source_id)], args=[worker, ttl]))
 
+    def crawling(self, source_id: str, run_id: int) -> None:
+        """Note the run a source is being crawled in (for the worker that may take it over)."""
+        self.client.hset(self.runs_key, source_id, str(run_id))
+
+    def crawled(self, source_id: str) -> None:
+        """The source's run is over (before its row is finished: a run noted here is unfinished)."""
+        self.client.hdel(self.runs_key, source_id)
+
+    def run_of(self, source_id: str) -> int | None:
+        """The run the source is being crawled in, if a worker noted one and has not ended it."""
+        value = self.client.hget(self.runs_key, source_id)
+        return None if value is None else int(value)
+
     def done(self, source_id: str, worker: str) -> None:
-        self._done(keys=[self.taken_key, self.claim_key(source_id)], args=[source_id, worker])
+        self._done(keys=[self.taken_key, self.claim_key(source_id), self.runs_key],
+                   args=[source_id, worker])
 
 
 class SharedUrls:
     """The night's article URLs taken by any worker: the crawl's `claimed` set, through Redis.
 
-    `LinkPolicy` asks `url in claims` (already taken?) and then `claims.add(url)`; between the
-    two another worker may take it, so `add` is the atomic test-and-set (`take`) and answers
-    whether this crawl got the URL.
+    `LinkPolicy` asks `url in claims` (taken for another source?) and then `claims.take(url)`;
+    between the two another worker may take it, so `take` is the atomic test-and-set and answers
+    whether this crawl got the URL. owner: the source (or sources) this crawl is for; a URL
+    taken for the same owner before (by a worker that died) is this crawl's again.
     """
 
-    def __init__(self, client: redis.Redis, night: str):
+    def __init__(self, client: redis.Redis, night: str, owner: str = ""):
         self.client = client
         self.key = f"{PREFIX}urls:{night}"
+        self.owner = owner
+        self._take = client.register_script(_TAKE_URL)
 
     def __contains__(self, url: object) -> bool:
-        return bool(self.client.sismember(self.key, str(url)))
+        holder = self.client.hget(self.key, str(url))
+        return holder is not None and (not self.owner or str(holder) != self.owner)
 
     def take(self, url: str) -> bool:
-        """Add url; True when this call added it (no worker had it yet)."""
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(self.key, url)
-            pipe.expire(self.key, URL_DAYS * 86400)
-            added, _ = pipe.execute()
-        return bool(added)
+        """Take url for the owner; True when it is the owner's (no other source had it)."""
+        return bool(self._take(keys=[self.key], args=[url, self.owner, URL_DAYS * 86400]))
 
     def add(self, url: str) -> None:
         self.take(url)
 
     def __len__(self) -> int:
-        return int(self.client.scard(self.key))
+        return int(self.client.hlen(self.key))
