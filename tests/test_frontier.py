@@ -21,8 +21,10 @@ import redis
 from servers import free_port, redis_server
 from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
 
+from models.config import ScheduleSettings
 from pipeline.demo.server import SiteServer, serve
 from pipeline.ingest.crawl import PROJECT_ROOT
+from pipeline.jobs.schedule import NightlyScheduler, run_command, scheduled_job
 from pipeline.storage.frontier import PREFIX, Frontier, SharedUrls
 from pipeline.storage.lock import RunLock, RunLockedError
 from pipeline.urls import canonical_url
@@ -433,3 +435,26 @@ def test_a_bad_frontier_setting_names_the_file_and_field(
                      f"redis://127.0.0.1:{free_port()}/0")
     assert result.exit_code == 1
     assert result.output.strip() == f"error: {config_dir / 'settings.toml'}: {said}"
+
+
+def test_the_scheduled_job_with_a_frontier_queues_the_sources_and_crawls_nothing(
+        redis_url: str, site: SiteServer, tmp_path: Path, db_path: Path,
+        run_cli: Callable[..., Any]) -> None:
+    url = frontier_url(redis_url)
+    sources = [source_toml(sid, "rss", [f"{site.base_url}/{sid}.rss"], enabled=sid != "feed-b")
+               for sid in FEEDS]
+    config_dir = write_config_dir(tmp_path / "config", sources)
+    assert run_cli("--config", str(config_dir), "init").exit_code == 0
+    command, env = scheduled_job(db_path, config_dir, url)
+    # What `dealwatch schedule --redis URL` starts at each scheduled time (its clock aside).
+    scheduler = NightlyScheduler(ScheduleSettings(), command, lambda: None, env=env)
+    assert url not in command  # the password would show in `ps`
+    assert scheduler.run_job() == 0
+    frontier = Frontier(redis.Redis.from_url(url, decode_responses=True))
+    assert frontier.waiting() == ["feed-a", "feed-c"]  # the enabled sources
+    assert frontier.last_enqueued() is not None  # the catch-up after a restart goes by it
+    assert site.requests == []  # nothing crawled: the workers do that
+    assert rows(db_path, "SELECT id FROM runs") == []
+    assert rows(db_path, "SELECT url FROM pages") == []
+    # Without a Redis URL the job is the nightly run, as before.
+    assert scheduled_job(db_path, config_dir, None) == (run_command(db_path, config_dir), None)

@@ -39,14 +39,11 @@ def enqueue(state: State, sources: tuple[str, ...], redis_url: str | None) -> No
     Example:
         dealwatch enqueue --redis redis://127.0.0.1:6379/0
     """
+    from pipeline.jobs.frontier import describe_enqueued
     from pipeline.jobs.frontier import enqueue as enqueue_sources  # loads redis
 
     url = _required(redis_url, "enqueue")
-    added, already, night = enqueue_sources(state.config, url, list(sources))
-    click.echo(f"queued {len(added)} source(s) for the night of {night}"
-               + (f": {', '.join(added)}" if added else "")
-               + (f"; {len(already)} queued or being crawled already: {', '.join(already)}"
-                  if already else ""), err=True)
+    click.echo(describe_enqueued(*enqueue_sources(state.config, url, list(sources))), err=True)
 
 
 def crawl_worker(state: State, redis_url: str | None) -> None:

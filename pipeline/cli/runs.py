@@ -127,21 +127,26 @@ def run(state: State, sources: tuple[str, ...], use_model: str | None) -> None:
 
 
 @click.command()
+@redis_option("Fill this crawl frontier at each scheduled time (`dealwatch enqueue`) instead of "
+              "running the nightly job: `dealwatch crawl --worker` processes do the crawling. "
+              "redis://[:password@]host:port/db (env DEALWATCH_REDIS).")
 @pass_state
-def schedule(state: State) -> None:
+def schedule(state: State, redis_url: str | None) -> None:
     """Run the nightly job on the schedule in settings.toml, in the foreground.
 
     For systemd or supervisor: each run is the nightly job in a fresh process; runs never
     overlap (also not with a run started by hand or by cron); a run missed while the scheduler
     was down runs once at start-up when it was due within [schedule] catch_up_grace_hours.
-    SIGTERM or Ctrl-C stops it cleanly.
+    SIGTERM or Ctrl-C stops it cleanly. With --redis, each run is `dealwatch enqueue` instead
+    (missed when no sources were queued since the time it was due).
 
     \b
     Example:
         dealwatch --db /srv/dealwatch/data/dealwatch.db schedule
+        dealwatch schedule --redis redis://10.0.0.5:6379/0   # crawl workers do the crawling
     """
     # APScheduler only here: no other command needs it
-    from pipeline.jobs.schedule import NightlyScheduler, run_command
+    from pipeline.jobs.schedule import NightlyScheduler, scheduled_job
 
     settings = state.config.settings.schedule
     db_path = state.db_path
@@ -152,13 +157,26 @@ def schedule(state: State) -> None:
         with state.store() as store:
             return store.runs.last_run_started()
 
-    scheduler = NightlyScheduler(settings, run_command(db_path, state.config.directory),
-                                 last_run_started)
+    def last_enqueued() -> datetime | None:
+        from pipeline.jobs.frontier import last_enqueued  # loads redis
+
+        return last_enqueued(redis_url) if redis_url else None
+
+    if redis_url:
+        last_enqueued()  # a Redis we cannot reach fails now, not at 02:30
+    command, env = scheduled_job(db_path, state.config.directory, redis_url)
+    scheduler = NightlyScheduler(settings, command,
+                                 last_enqueued if redis_url else last_run_started, env=env)
 
     def ready(next_run: datetime | None) -> None:
-        click.echo(f"dealwatch scheduler: `{settings.cron}` ({settings.timezone}); next run at "
-                   f"{next_run.isoformat() if next_run else 'never'}; database {db_path}",
-                   err=True)
+        what = f"database {db_path}"
+        if redis_url:
+            from pipeline.storage.servers import redact  # loads the drivers: only with --redis
+
+            what = f"frontier {redact(redis_url)}"
+        click.echo(f"dealwatch scheduler: `{settings.cron}` ({settings.timezone}); next "
+                   f"{'enqueue' if redis_url else 'run'} at "
+                   f"{next_run.isoformat() if next_run else 'never'}; {what}", err=True)
 
     scheduler.serve(on_ready=ready)
     click.echo("dealwatch scheduler stopped", err=True)

@@ -118,6 +118,18 @@ def enqueue(config: Config, redis_url: str, source_ids: list[str] | None = None,
     return added, [sid for sid in wanted if sid not in added], night
 
 
+def describe_enqueued(added: list[str], already: list[str], night: str) -> str:
+    return (f"queued {len(added)} source(s) for the night of {night}"
+            + (f": {', '.join(added)}" if added else "")
+            + (f"; {len(already)} queued or being crawled already: {', '.join(already)}"
+               if already else ""))
+
+
+def last_enqueued(redis_url: str) -> datetime | None:
+    """When sources were last queued on the frontier (ServerError when Redis does not answer)."""
+    return open_frontier(redis_url).last_enqueued()
+
+
 @dataclass
 class WorkerReport:
     """What a worker crawled: (source id, run id, report) in order, and sources it let go."""
@@ -269,5 +281,5 @@ def _crawl_one(config: Config, db_path: Path, store: Store, frontier: Frontier, 
     return record.id, crawled
 
 
-__all__ = ["FrontierError", "WorkerReport", "enqueue", "open_frontier", "run_worker",
-           "with_retries"]
+__all__ = ["FrontierError", "WorkerReport", "describe_enqueued", "enqueue", "last_enqueued",
+           "open_frontier", "run_worker", "with_retries"]

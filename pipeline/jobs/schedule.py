@@ -1,8 +1,13 @@
-"""The built-in scheduler: the nightly job, each run in a fresh process, never two at a time."""
+"""The built-in scheduler: the nightly job, each run in a fresh process, never two at a time.
+
+With a crawl frontier (`dealwatch schedule --redis URL`), the job at each scheduled time is
+`dealwatch enqueue` instead: it fills the frontier, and crawl workers do the crawling.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -50,10 +55,24 @@ def missed_run(trigger: CronTrigger, last_started: datetime | None, now: datetim
 def run_command(db_path: Path, config_dir: Path | None) -> list[str]:
     """The nightly job (pipeline.jobs.nightly) for this database and config, in a fresh Python
     process, as the scheduler starts it."""
-    cmd = [sys.executable, "-m", "pipeline.jobs.nightly", "--db", str(Path(db_path).resolve())]
-    if config_dir is not None:
-        cmd += ["--config", str(Path(config_dir).resolve())]
-    return cmd
+    return [sys.executable, "-m", "pipeline.jobs.nightly", *_targets(db_path, config_dir)]
+
+
+def _targets(db_path: Path, config_dir: Path | None) -> list[str]:
+    return ["--db", str(Path(db_path).resolve())] + (
+        [] if config_dir is None else ["--config", str(Path(config_dir).resolve())])
+
+
+def scheduled_job(db_path: Path, config_dir: Path | None, redis_url: str | None = None,
+                  ) -> tuple[list[str], dict[str, str] | None]:
+    """The command the scheduler starts at each scheduled time, and its environment (None: the
+    scheduler's own): the nightly job; with a crawl frontier's Redis, `dealwatch enqueue`, in a
+    fresh process too (it reads the config anew, as the nightly job does), the URL in its
+    environment, never on its command line, where `ps` would show a password."""
+    if redis_url is None:
+        return run_command(db_path, config_dir), None
+    return ([sys.executable, "-m", "pipeline.cli", *_targets(db_path, config_dir), "enqueue"],
+            {**os.environ, "DEALWATCH_REDIS": redis_url})
 
 
 class NightlyScheduler:
@@ -66,9 +85,11 @@ class NightlyScheduler:
 
     def __init__(self, settings: ScheduleSettings, command: list[str],
                  last_run_started: Callable[[], datetime | None],
-                 clock: Clock | None = None, runner: Runner | None = None):
+                 clock: Clock | None = None, runner: Runner | None = None,
+                 env: dict[str, str] | None = None):
         self.settings = settings
         self.command = command
+        self.env = env
         self.last_run_started = last_run_started
         self.tz = ZoneInfo(settings.timezone)
         self.clock = clock or (lambda: datetime.now(self.tz))
@@ -98,7 +119,7 @@ class NightlyScheduler:
 
     def _run_subprocess(self) -> int:
         with self._lock:
-            self._child = subprocess.Popen(self.command)
+            self._child = subprocess.Popen(self.command, env=self.env)
         try:
             return self._child.wait()
         finally:

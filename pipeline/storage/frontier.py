@@ -4,6 +4,7 @@ claims on them, and the article URLs taken by any worker this night (one duplica
 Keys (all under `dealwatch:frontier:`; one frontier per Redis database, so two dealwatch
 databases sharing a Redis server use two Redis databases, `redis://host:6379/1` and `/2`):
 
+- `enqueued`: when sources were last queued (UTC, ISO 8601): the scheduler's catch-up goes by it.
 - `night`: the date of the night the frontier holds (`2026-12-06`), set by the first enqueue
   of a night; the duplicate filter is keyed by it.
 - `queue`: a list of source ids waiting for a worker, taken from its head.
@@ -28,6 +29,7 @@ script (which Redis runs atomically).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -91,6 +93,7 @@ class Frontier:
         self.taken_key = PREFIX + "taken"
         self.night_key = PREFIX + "night"
         self.runs_key = PREFIX + "runs"
+        self.enqueued_key = PREFIX + "enqueued"
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
         self._done = client.register_script(_DONE)
@@ -108,7 +111,12 @@ class Frontier:
             self.client.set(self.night_key, night)
         if added:
             self.client.rpush(self.queue_key, *added)
+        self.client.set(self.enqueued_key, datetime.now(UTC).isoformat(timespec="seconds"))
         return added, self.night()
+
+    def last_enqueued(self) -> datetime | None:
+        value = self.client.get(self.enqueued_key)
+        return None if value is None else datetime.fromisoformat(str(value))
 
     def night(self) -> str:
         return str(self.client.get(self.night_key) or "")
