@@ -23,6 +23,7 @@ from pipeline.review.accounts import authenticate, hash_password
 from pipeline.review.web import create_app
 from pipeline.storage import MIGRATIONS, Store, StoreError
 from pipeline.storage.database import accounts_path
+from pipeline.storage.schema import ACCOUNTS_VERSION
 
 NEW_PASSWORD = "a-brand-new-passphrase"
 
@@ -198,6 +199,27 @@ def test_a_lost_accounts_file_is_made_anew_without_reviewers(db_path) -> None:
     with Store(db_path) as store:
         assert store.accounts.users() == []
         assert store.counts()["candidates"] > 0  # the data is all there
+
+
+def test_an_accounts_file_of_version_1_gets_the_flashes_table_and_keeps_its_rows(db_path) -> None:
+    with Store(db_path) as store:
+        add_reviewers(store, "alice")
+        session = store.accounts.create_session(1, 3600)
+    # the file as version 1 left it: no flashes table
+    old = sqlite3.connect(accounts_path(db_path), isolation_level=None)
+    old.execute("DROP TABLE flashes")
+    old.execute("PRAGMA user_version = 1")
+    old.close()
+    with Store(db_path) as store:
+        reviewer = store.accounts.reviewer("alice")
+        assert reviewer is not None and reviewer.name == "alice"
+        assert authenticate(store, "alice", PASSWORD) is not None
+        assert store.accounts.session(session["id"]) is not None  # still logged in
+        store.accounts.add_flash(session["id"], "ok", "Saved dw-000001: stage.")
+        assert store.accounts.take_flashes(session["id"]) == [("ok", "Saved dw-000001: stage.")]
+    new = sqlite3.connect(accounts_path(db_path))
+    assert new.execute("PRAGMA user_version").fetchone()[0] == ACCOUNTS_VERSION == 2
+    new.close()
 
 
 def _datasette_pages(*args: Any, **kwargs: Any) -> dict[str, Any]:

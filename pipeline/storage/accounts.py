@@ -1,4 +1,5 @@
-"""Reviewer accounts: users, login sessions and failed logins, in the accounts file."""
+"""Reviewer accounts: users, login sessions, their flash messages and failed logins, in the
+accounts file."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _reviewer(row: dict[str, Any]) -> Reviewer:
 
 
 class Accounts:
-    """The users, sessions and login_failures tables of the accounts file."""
+    """The users, sessions, flashes and login_failures tables of the accounts file."""
 
     def __init__(self, database: Database):
         self.database = database
@@ -136,6 +137,29 @@ class Accounts:
     def delete_session(self, token: str) -> None:
         self.db.execute("DELETE FROM accounts.sessions WHERE id = ? OR expires_at <= ?",
                         [_token_hash(token), utcnow()])
+
+    # Flash messages wait in the accounts file for the session's next page, whichever server
+    # process serves it; they go with their session (ON DELETE CASCADE).
+
+    def add_flash(self, token: str, kind: str, text: str) -> None:
+        """A message ("ok", "info" or "error") for the next page of the session this token
+        names; none when the session has ended."""
+        self.db.execute(
+            "INSERT INTO accounts.flashes (session_id, kind, text, created_at) "
+            "SELECT id, ?, ?, ? FROM accounts.sessions WHERE id = ?",
+            [kind, text, utcnow(), _token_hash(token)])
+
+    def take_flashes(self, token: str) -> list[tuple[str, str]]:
+        """The session's waiting messages as (kind, text), oldest first, deleted as they are
+        read (one statement, so two pages at once never both show one)."""
+        session_id = _token_hash(token)
+        # most pages have none: look before taking the accounts file's write lock
+        if not self.db.execute("SELECT 1 FROM accounts.flashes WHERE session_id = ? LIMIT 1",
+                               [session_id]).fetchone():
+            return []
+        rows = self.db.execute("DELETE FROM accounts.flashes WHERE session_id = ? "
+                               "RETURNING id, kind, text", [session_id]).fetchall()
+        return [(kind, text) for _, kind, text in sorted(rows)]
 
     def record_login_failure(self, name: str, address: str) -> None:
         # failures older than a day count for nothing any more

@@ -1,4 +1,8 @@
-"""The schema: numbered migrations, each applied once in its own transaction (Database.migrate)."""
+"""The schema: numbered migrations, each applied once in its own transaction (Database.migrate).
+
+Long because it is the schema's whole history, in order: every migration's SQL and the accounts
+file's versions, which are read together when one is added.
+"""
 
 from __future__ import annotations
 
@@ -182,7 +186,6 @@ CREATE TABLE exports (
 # without the main database's migrations knowing, and a fresh one is made on the next open.
 
 ACCOUNTS = "accounts"
-ACCOUNTS_VERSION = 1
 _ACCOUNTS_SCHEMA_1 = f"""
 CREATE TABLE IF NOT EXISTS {ACCOUNTS}.users (
     id INTEGER PRIMARY KEY,
@@ -208,6 +211,21 @@ CREATE TABLE IF NOT EXISTS {ACCOUNTS}.login_failures (
 );
 CREATE INDEX IF NOT EXISTS {ACCOUNTS}.login_failures_lookup ON login_failures(name, address, at);
 """
+# 2: the flash messages a session is shown on its next page ("Saved dw-000003 …"), here and not
+# in a server's memory, so the page after a redirect shows them whichever process serves it.
+# They go with their session (logout, expiry, a disabled reviewer): foreign keys are on.
+_ACCOUNTS_SCHEMA_2 = f"""
+CREATE TABLE IF NOT EXISTS {ACCOUNTS}.flashes (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {ACCOUNTS}.flashes_session ON flashes(session_id, id);
+"""
+_ACCOUNTS_STEPS = ((1, _ACCOUNTS_SCHEMA_1), (2, _ACCOUNTS_SCHEMA_2))
+ACCOUNTS_VERSION = _ACCOUNTS_STEPS[-1][0]
 # What migration 9 moves out of the main database, in the order the rows can be inserted.
 _MOVED_TO_ACCOUNTS = (
     ("users", ("id", "name", "password_hash", "created_at", "disabled")),
@@ -217,14 +235,16 @@ _MOVED_TO_ACCOUNTS = (
 
 
 def ensure_accounts_schema(db: SqliteDatabase) -> None:
-    """Create the tables of the attached accounts file when it is new (or older)."""
+    """Create the tables of the attached accounts file when it is new, or add those of each
+    newer version to an older one (its rows kept)."""
     version = int(db.execute(f"PRAGMA {ACCOUNTS}.user_version").fetchone()[0])
     if version >= ACCOUNTS_VERSION:
         return
     with db.atomic():
-        for statement in _ACCOUNTS_SCHEMA_1.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        for number, schema in _ACCOUNTS_STEPS:
+            for statement in schema.split(";") if number > version else ():
+                if statement.strip():
+                    db.execute(statement)
         db.execute(f"PRAGMA {ACCOUNTS}.user_version = {ACCOUNTS_VERSION}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -100,8 +100,6 @@ class Pages:
         self.vendor_names = {e.id: e.name for e in config.watchlist if e.type == "vendor"}
         self.vendor_options = sorted(self.vendor_names.items(), key=lambda kv: kv[1].lower())
         self.country_options = sorted(present.country_names().items())
-        self.flash_lock = threading.Lock()
-        self.flash_store: dict[str, list[tuple[str, str]]] = {}
         self.asset_version = hashlib.sha256(b"".join(
             p.read_bytes() for p in sorted(STATIC_DIR.iterdir()) if p.is_file())).hexdigest()[:10]
         # auto_reload=False: templates are read once, not checked on disk on every page.
@@ -132,7 +130,7 @@ class Pages:
     def render(self, ctx: Ctx | None, template: str, status: int = 200,
                headers: Mapping[str, str] | None = None, **values: Any) -> HTMLResponse:
         session = ctx.session if ctx else None
-        flashes = self.take_flashes(session["id"]) if session else []
+        flashes = self.take_flashes(ctx) if ctx else []
         html = self.env.get_template(template).render(
             user=ctx.user if ctx else "", csrf_token=session["csrf_token"] if session else "",
             flashes=[*flashes, *(ctx.flashes if ctx else [])],
@@ -147,10 +145,17 @@ class Pages:
                            message=message)
 
     def flash(self, ctx: Ctx, kind: str, text: str) -> None:
+        """A message for the session's next page (after the redirect), kept in the accounts
+        file so that whichever server process serves that page shows it."""
         if ctx.session:
-            with self.flash_lock:
-                self.flash_store.setdefault(ctx.session["id"], []).append((kind, text))
+            ctx.store.accounts.add_flash(ctx.session["id"], kind, text)
 
-    def take_flashes(self, session_id: str) -> list[tuple[str, str]]:
-        with self.flash_lock:
-            return self.flash_store.pop(session_id, [])
+    def take_flashes(self, ctx: Ctx) -> list[tuple[str, str]]:
+        """The session's waiting messages, each shown once. The page that says the database
+        is busy (its store already closed) leaves them for the next page."""
+        if not ctx.session:
+            return []
+        try:
+            return ctx.store.accounts.take_flashes(ctx.session["id"])
+        except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+            return []
