@@ -16,7 +16,7 @@ import pytest
 from datasette.app import Datasette
 from schemafixtures import old_database
 from starlette.testclient import TestClient
-from webfixtures import PASSWORD, add_reviewers, seed_review_queue
+from webfixtures import PASSWORD, add_reviewers, logged_in, seed_review_queue
 
 from pipeline.config import load_config
 from pipeline.review.accounts import authenticate, hash_password
@@ -34,17 +34,6 @@ def web(db_path: Path) -> Any:
         seed_review_queue(store)
         add_reviewers(store, "alice", "bob")
     return create_app(load_config(), db_path, secure_cookies=False)
-
-
-def logged_in(app: Any, name: str, password: str = PASSWORD) -> TestClient:
-    client = TestClient(app, follow_redirects=False)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert token
-    response = client.post("/login", data={"name": name, "password": password,
-                                           "csrf_token": token.group(1)})
-    assert response.status_code == 303, response.text
-    assert client.get("/queue").status_code == 200
-    return client
 
 
 def refused(client: TestClient) -> bool:

@@ -11,8 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from starlette.testclient import TestClient
-from test_accounts import logged_in
-from webfixtures import add_reviewers, seed_review_queue
+from webfixtures import add_reviewers, logged_in, seed_review_queue
 
 from pipeline.config import load_config
 from pipeline.review.web import REASON_LABELS, create_app

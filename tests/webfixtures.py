@@ -138,3 +138,20 @@ def browser_log_in(page: Any, base: str, name: str, then: str = "/queue") -> Non
     page.fill('input[name="password"]', PASSWORD)
     page.click('button[type="submit"]')
     page.wait_for_url(f"{base}{then}")
+
+
+def logged_in(app: Any, name: str, password: str = PASSWORD) -> Any:
+    """A Starlette TestClient of the app, logged in as `name` (the login form, its CSRF token
+    and all), that the queue lets in."""
+    import re
+
+    from starlette.testclient import TestClient
+
+    client = TestClient(app, follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    response = client.post("/login", data={"name": name, "password": password,
+                                           "csrf_token": token.group(1)})
+    assert response.status_code == 303, response.text
+    assert client.get("/queue").status_code == 200
+    return client
