@@ -69,6 +69,19 @@ def kenya_cloud(store: Store) -> dict[str, int]:
     return ids
 
 
+def kenya_and_uganda(store: Store) -> dict[str, int]:
+    """kenya_cloud's candidates with two deals filed: dw-000001, Kenya's cloud from its MoU (and
+    the syndicated copy) and the signed contract, two outlets (grade B); dw-000002, Uganda's safe
+    city, one outlet (C). The completed stage and the non-deal stay pending."""
+    from pipeline.review.decisions import decide
+
+    ids = kenya_cloud(store)
+    deal_id = decide(store, ids["mou"], "confirm", "ann").deal_id
+    decide(store, ids["signed"], "confirm", "ann", deal_id=deal_id)
+    decide(store, ids["uganda"], "confirm", "ann")
+    return ids
+
+
 def searchable_registry(store: Store) -> dict[str, int]:
     """Four deals to filter, search and sort, filed in this order:
 

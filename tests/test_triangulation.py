@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from registryfixtures import kenya_cloud
+from registryfixtures import kenya_and_uganda, kenya_cloud
 from starlette.testclient import TestClient
 from webfixtures import PASSWORD, add_reviewers
 
@@ -120,10 +120,7 @@ def test_a_deal_is_graded_from_its_stored_sources(store) -> None:
 
 def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> None:
     with Store(db_path) as store:
-        ids = kenya_cloud(store)
-        deal_id = decide(store, ids["mou"], "confirm", "ann").deal_id
-        decide(store, ids["signed"], "confirm", "ann", deal_id=deal_id)
-        decide(store, ids["uganda"], "confirm", "ann")
+        ids = kenya_and_uganda(store)
 
     listed = run_cli("deals", "list").output.splitlines()
     assert listed[1].split()[-5:-1] == ["B", "3", "2", "2025-01-10"]  # grade, sources, outlets
@@ -172,10 +169,7 @@ def _login(client: TestClient) -> str:
 
 def test_the_web_ui_shows_filters_and_marks_official_sources(db_path) -> None:
     with Store(db_path) as store:
-        ids = kenya_cloud(store)
-        deal_id = decide(store, ids["mou"], "confirm", "ann").deal_id
-        decide(store, ids["signed"], "confirm", "ann", deal_id=deal_id)
-        decide(store, ids["uganda"], "confirm", "ann")
+        ids = kenya_and_uganda(store)
         add_reviewers(store, "alice")
     client = TestClient(create_app(load_config(), db_path, secure_cookies=False),
                         follow_redirects=False)
@@ -206,7 +200,7 @@ def test_the_web_ui_shows_filters_and_marks_official_sources(db_path) -> None:
         "csrf_token": token, "source": str(ids["signed"]), "official": "maybe"})
     assert bad.status_code == 400
     with Store(db_path) as store:
-        weighed = triangulate(store.registry.deal_sources(deal_id))
+        weighed = triangulate(store.registry.deal_sources(1))  # dw-000001
     assert (weighed.official_source, weighed.confidence) == (True, "A")
 
 

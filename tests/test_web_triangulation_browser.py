@@ -9,11 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from registryfixtures import kenya_cloud
+from registryfixtures import kenya_and_uganda
 from webfixtures import add_reviewers, browser_log_in
 
 from pipeline.config import load_config
-from pipeline.review.decisions import decide
 from pipeline.review.web import create_app, running_server
 from pipeline.storage import Store
 
@@ -25,10 +24,7 @@ def site(db_path: Path) -> Iterator[SimpleNamespace]:
     """dw-000001: Kenya's cloud, reported by two outlets (B); dw-000002: Uganda's safe city,
     one outlet (C)."""
     with Store(db_path) as store:
-        ids = kenya_cloud(store)
-        deal_id = decide(store, ids["mou"], "confirm", "ann").deal_id
-        decide(store, ids["signed"], "confirm", "ann", deal_id=deal_id)
-        decide(store, ids["uganda"], "confirm", "ann")
+        ids = kenya_and_uganda(store)
         add_reviewers(store, "alice")
     with running_server(create_app(load_config(), db_path)) as base:
         yield SimpleNamespace(base=base, ids=ids, db=db_path)
