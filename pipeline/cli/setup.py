@@ -10,7 +10,14 @@ import click
 from pydantic import ValidationError
 
 from models.config import WatchlistEntry
-from pipeline.cli.common import State, echo_json, fail, pass_state, write_atomically
+from pipeline.cli.common import (
+    State,
+    echo_json,
+    fail,
+    pass_state,
+    table_lines,
+    write_atomically,
+)
 from pipeline.config import SHIPPED_CONFIG_DIR, read_watchlist
 from pipeline.review.accounts import (
     add_user,
@@ -246,12 +253,10 @@ def user_list(state: State, as_json: bool) -> None:
     if not reviewers:
         click.echo("no reviewers yet: `dealwatch user add NAME` creates one")
         return
-    rows = [("NAME", "CREATED", "STATUS", "LAST LOGIN")] + [
-        (r.name, r.created_at, "disabled" if r.disabled else "active", r.last_login_at or "never")
-        for r in reviewers]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in table_lines(("NAME", "CREATED", "STATUS", "LAST LOGIN"), [
+            (r.name, r.created_at, "disabled" if r.disabled else "active",
+             r.last_login_at or "never") for r in reviewers]):
+        click.echo(line)
 
 
 @user.command("disable")
