@@ -115,7 +115,7 @@ def sort_choice(params: Mapping[str, str], keys: Iterable[str]) -> tuple[str | N
         raise FilterError(f"{'sort' if sort and sort not in keys else 'order'}: {exc}") from None
 
 
-def _checked(params: Mapping[str, str], checks: Mapping[str, Callable[[str], Any]]
+def checked_params(params: Mapping[str, str], checks: Mapping[str, Callable[[str], Any]]
              ) -> dict[str, Any]:
     """Each parameter read by its check (None when not given or empty); a FilterError names
     the parameter of the first value that names nothing."""
@@ -157,7 +157,7 @@ def strict_queue_params(params: Mapping[str, str], watchlist: Iterable[Watchlist
     and the valid values, as on the deals page and in the CLI, never an empty queue. A vendor's
     name or alias reads as its id, a country's code in any case as its code. What comes back is
     for parse_queue_query."""
-    checked = _checked(params, {
+    checked = checked_params(params, {
         "status": lambda v: filters.one_of(v, (*CANDIDATE_STATUSES, "all"), "status"),
         "kind": lambda v: filters.one_of(v, ("deal", "aggregate"), "kind"),
         "vendor": lambda v: filters.vendor_id(v, watchlist),
@@ -175,7 +175,7 @@ def parse_deal_query(params: Mapping[str, str], confidence: Iterable[str],
     """The deals list's filters, search and order from a query string (an empty value: any;
     confidence: its values, which repeat); FilterError, naming the parameter and the valid
     values, for one that names nothing."""
-    values = _checked(params, {
+    values = checked_params(params, {
         "vendor": lambda v: filters.vendor_id(v, watchlist),
         "country": filters.country_code,
         "deal_type": lambda v: filters.one_of(v, DEAL_TYPES, "deal type"),

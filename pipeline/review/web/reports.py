@@ -19,8 +19,8 @@ from pipeline.review.reports import (
     report_view,
 )
 from pipeline.review.web.forms import (
-    _checked,
     as_sentence,
+    checked_params,
     download,
     download_format,
     with_query,
@@ -58,7 +58,7 @@ class ReportRoutes:
         page or (format=csv|json) as the records `dealwatch reports export` writes."""
         params = ctx.request.query_params
         try:
-            vendor = _checked(params, {
+            vendor = checked_params(params, {
                 "vendor": lambda v: filters.vendor_id(v, self.watchlist)})["vendor"]
             fmt = download_format(params)
         except FilterError as exc:
