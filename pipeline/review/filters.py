@@ -13,16 +13,25 @@ class FilterError(DealwatchError):
     """A filter or sort value that names nothing; the message says what would."""
 
 
+def vendor_names(watchlist: Iterable[WatchlistEntry]) -> dict[str, str]:
+    """Each watchlist vendor's id, name and aliases, casefolded → its id (the first vendor
+    listed keeps a name two share)."""
+    ids: dict[str, str] = {}
+    for entry in watchlist:
+        if entry.type == "vendor":
+            for name in (entry.id, entry.name, *entry.aliases):
+                ids.setdefault(name.casefold(), entry.id)
+    return ids
+
+
 def vendor_id(value: str, watchlist: Iterable[WatchlistEntry]) -> str:
     """A watchlist vendor's id from its id in any case, its name or an alias ("Huawei")."""
-    vendors = [e for e in watchlist if e.type == "vendor"]
-    wanted = value.strip().casefold()
-    for entry in vendors:
-        if wanted in {entry.id.casefold(), entry.name.casefold(),
-                      *(alias.casefold() for alias in entry.aliases)}:
-            return entry.id
-    raise FilterError(f"{value!r} is no watchlist vendor; the vendor ids: "
-                      + ", ".join(sorted(e.id for e in vendors)))
+    ids = vendor_names(watchlist)
+    found = ids.get(value.strip().casefold())
+    if found is None:
+        raise FilterError(f"{value!r} is no watchlist vendor; the vendor ids: "
+                          + ", ".join(sorted(set(ids.values()))))
+    return found
 
 
 def country_code(value: str) -> str:

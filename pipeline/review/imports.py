@@ -29,6 +29,7 @@ from models.errors import DealwatchError
 from models.registry import Deal, deal_number
 from pipeline.jsonl import JsonLineError, json_lines, parse_json_line
 from pipeline.review.corrections import clean_deal_edits
+from pipeline.review.filters import vendor_names
 from pipeline.review.present import country_names
 from pipeline.review.registry import RegistryError
 from pipeline.storage import Store, utcnow
@@ -95,11 +96,7 @@ class VendorNames:
     """A watchlist vendor's id from its id, its name or an alias, in any case."""
 
     def __init__(self, watchlist: Iterable[WatchlistEntry]):
-        self.ids: dict[str, str] = {}
-        for entry in watchlist:
-            if entry.type == "vendor":
-                for name in (entry.id, entry.name, *entry.aliases):
-                    self.ids.setdefault(name.casefold(), entry.id)
+        self.ids = vendor_names(watchlist)
         self.known = set(self.ids.values())
 
     def id_of(self, name: str) -> str:
