@@ -6,7 +6,14 @@ from collections.abc import Iterable, Iterator
 
 from models.records import Article, Candidate, Entity, StoredArticle
 from models.registry import record_of
-from pipeline.storage.database import Database, candidate_key, dump_json, unsupported_reason, utcnow
+from pipeline.storage.database import (
+    Database,
+    candidate_key,
+    dump_json,
+    marks,
+    unsupported_reason,
+    utcnow,
+)
 
 
 class Articles:
@@ -174,11 +181,10 @@ class Articles:
                  int(cand.queued), now, now],
             )
             new += 0 if exists else 1
-        placeholders = ", ".join("?" for _ in keys)
         stale_sql = ("DELETE FROM candidates WHERE article_id = ? AND status = 'pending' "
                      "AND id NOT IN (SELECT candidate_id FROM reviews)")
         if keys:
-            stale_sql += f" AND key NOT IN ({placeholders})"
+            stale_sql += f" AND key NOT IN ({marks(keys)})"
         removed = self.db.execute(stale_sql, [article_id, *keys]).rowcount
         self._date_candidates(article_id)
         self.db.execute("UPDATE articles SET analysed_at = ?, analyser = ? WHERE id = ?",

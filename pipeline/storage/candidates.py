@@ -19,6 +19,7 @@ from pipeline.storage.database import (
     decode_row,
     dump_json,
     dump_value,
+    marks,
     utcnow,
 )
 from pipeline.storage.queue import (
@@ -135,16 +136,15 @@ class Candidates:
         out: dict[int, list[StoryCopy]] = {cid: [] for cid in ids}
         if not ids:
             return out
-        marks = ", ".join("?" for _ in ids)
         rows = self.db.query(
             f"""SELECT a.cluster_id, a.id AS article_id, a.url, a.site, a.title, a.published,
                        'article' AS copy
-                FROM articles a WHERE a.cluster_id IN ({marks})
+                FROM articles a WHERE a.cluster_id IN ({marks(ids)})
                 UNION ALL
                 SELECT a.cluster_id, a.id, COALESCE(p.final_url, p.url), NULL, NULL, NULL,
                        'exact duplicate'
                 FROM pages p JOIN articles a ON a.id = p.article_id
-                WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks})
+                WHERE p.process_status = 'duplicate' AND a.cluster_id IN ({marks(ids)})
                 ORDER BY 1, 2, 7""", [*ids, *ids])
         for row in rows:
             out[row.pop("cluster_id")].append(record_of(StoryCopy, row))

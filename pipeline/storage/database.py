@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,11 @@ def dump_json(value: Any) -> str:
 def dump_value(value: Any) -> Any:
     """A value as a column takes it: lists and dicts as JSON text, the rest as they are."""
     return dump_json(value) if isinstance(value, list | dict) else value
+
+
+def marks(values: Sized) -> str:
+    """`?, ?, …`: one SQL parameter per value, for `IN (…)` and `VALUES (…)`."""
+    return ", ".join("?" * len(values))
 
 
 def decode_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +301,7 @@ class Database:
         """Insert one row of these columns (values already in their stored form)."""
         cols = list(row)
         self.db.execute(
-            f"INSERT INTO [{table}] ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+            f"INSERT INTO [{table}] ({', '.join(cols)}) VALUES ({marks(cols)})",
             [row[c] for c in cols])
 
     def count(self, table: str) -> int:

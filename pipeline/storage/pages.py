@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from models.records import FetchedPage, Page
-from pipeline.storage.database import Database, compress, decompress, dump_json, sha256_hex, utcnow
+from pipeline.storage.database import (
+    Database,
+    compress,
+    decompress,
+    dump_json,
+    marks,
+    sha256_hex,
+    utcnow,
+)
 from pipeline.urls import canonical_url
 
 
@@ -81,7 +89,7 @@ class Pages:
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "url")
         # A page whose body did not change keeps its processing result.
         sql = (
-            f"INSERT INTO pages ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+            f"INSERT INTO pages ({', '.join(cols)}) VALUES ({marks(cols)}) "
             f"ON CONFLICT(url) DO UPDATE SET {updates}, "
             "process_status = CASE WHEN pages.content_hash IS excluded.content_hash "
             "  THEN pages.process_status ELSE NULL END, "

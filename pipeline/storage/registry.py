@@ -22,7 +22,7 @@ from models.registry import (
     deal_number,
     record_of,
 )
-from pipeline.storage.database import Database, decode_row, dump_value, utcnow
+from pipeline.storage.database import Database, decode_row, dump_value, marks, utcnow
 from pipeline.storage.deal_query import DealQuery, deal_where
 
 _CORRECTION_JSON = ("sources", "stages", "changes", "before", "versions")
@@ -165,19 +165,18 @@ class Registry:
             return 0  # none named: nothing moves (an empty list is not "all")
         sql, params = "UPDATE OR IGNORE deal_sources SET deal_id = ? WHERE deal_id = ?", [to_deal, from_deal]
         if ids:
-            sql += f" AND candidate_id IN ({', '.join('?' for _ in ids)})"
+            sql += f" AND candidate_id IN ({marks(ids)})"
             params += ids
         moved = self.db.execute(sql, params).rowcount
         cand_sql = "UPDATE candidates SET deal_id = ? WHERE deal_id = ?"
         stage_sql = "UPDATE deal_stages SET deal_id = ? WHERE deal_id = ?"
         if ids:
-            marks = ", ".join("?" for _ in ids)
-            cand_sql += f" AND id IN ({marks})"
-            stage_sql += f" AND candidate_id IN ({marks})"
+            cand_sql += f" AND id IN ({marks(ids)})"
+            stage_sql += f" AND candidate_id IN ({marks(ids)})"
         self.db.execute(cand_sql, [to_deal, from_deal, *ids])
         self.db.execute(stage_sql, [to_deal, from_deal, *ids])
         self.db.execute("DELETE FROM deal_sources WHERE deal_id = ?" + (
-            f" AND candidate_id IN ({', '.join('?' for _ in ids)})" if ids else ""),
+            f" AND candidate_id IN ({marks(ids)})" if ids else ""),
             [from_deal, *ids])
         return moved
 
@@ -186,7 +185,7 @@ class Registry:
         ids = list(stage_ids)
         if ids:
             self.db.execute(f"UPDATE deal_stages SET deal_id = ? WHERE id IN "
-                            f"({', '.join('?' for _ in ids)})", [to_deal, *ids])
+                            f"({marks(ids)})", [to_deal, *ids])
 
     def remove_stages(self, batch: str) -> None:
         """Take out the stage reports a correction set by hand."""
@@ -246,7 +245,7 @@ class Registry:
         if deal_ids is None:
             where, params = "s.deal_id IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
         else:
-            where, params = f"s.deal_id IN ({', '.join('?' for _ in deal_ids)})", list(deal_ids)
+            where, params = f"s.deal_id IN ({marks(deal_ids)})", list(deal_ids)
         out: dict[int, list[DealSource]] = {}
         for row in self.db.query(
                 "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status, "
@@ -290,7 +289,7 @@ class Registry:
         if deal_ids is None:
             where, params = "deal_id IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
         else:
-            where, params = f"deal_id IN ({', '.join('?' for _ in deal_ids)})", list(deal_ids)
+            where, params = f"deal_id IN ({marks(deal_ids)})", list(deal_ids)
         out: dict[int, list[DealStage]] = {}
         for row in self.db.query(
                 f"SELECT * FROM deal_stages WHERE {where} "
@@ -307,7 +306,7 @@ class Registry:
         cols = list(row)
         cur = self.db.execute(
             f"INSERT INTO deal_corrections ({', '.join(cols)}, after_review) VALUES "
-            f"({', '.join('?' for _ in cols)}, (SELECT COALESCE(MAX(id), 0) FROM reviews))",
+            f"({marks(cols)}, (SELECT COALESCE(MAX(id), 0) FROM reviews))",
             [row[c] for c in cols])
         stored = self.correction(int(cur.lastrowid or 0))
         assert stored is not None

@@ -22,7 +22,7 @@ from models.registry import (
     record_of,
     report_number,
 )
-from pipeline.storage.database import Database, decode_row, dump_value, utcnow
+from pipeline.storage.database import Database, decode_row, dump_value, marks, utcnow
 
 # What a confirmation gives a new report (the store adds its number, times and version).
 REPORT_FIELDS = ("candidate_id", "article_id", "vendor", "vendors", "counts", "deals", "countries",
@@ -161,7 +161,7 @@ class Reports:
         ids = list(candidate_ids)
         if ids:
             self.db.execute(f"UPDATE candidates SET report_id = ? WHERE id IN "
-                            f"({', '.join('?' for _ in ids)})", [report_id, *ids])
+                            f"({marks(ids)})", [report_id, *ids])
 
     def unlink(self, candidate_id: int) -> int | None:
         """Take a candidate out of its report; the report's id, or None when it had none."""
@@ -187,7 +187,7 @@ class Reports:
         if ids == []:
             return {}
         if ids is not None:
-            sql += f" AND c.report_id IN ({', '.join('?' for _ in ids)})"
+            sql += f" AND c.report_id IN ({marks(ids)})"
         found: dict[int, list[ReportSource]] = {}
         for row in self.db.query(sql + " ORDER BY c.id", ids or []):
             found.setdefault(int(row["report_id"]), []).append(record_of(ReportSource, row))

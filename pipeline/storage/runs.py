@@ -8,7 +8,7 @@ from typing import Any
 
 from models.config import Source
 from models.registry import Run, record_of
-from pipeline.storage.database import Database, decode_row, dump_json, utcnow
+from pipeline.storage.database import Database, decode_row, dump_json, marks, utcnow
 
 
 class Runs:
@@ -60,8 +60,7 @@ class Runs:
         return cur.rowcount
 
     def last_run_started(self, kinds: tuple[str, ...] = ("run",)) -> datetime | None:
-        marks = ", ".join("?" for _ in kinds)
-        row = self.db.execute(f"SELECT MAX(started_at) FROM runs WHERE kind IN ({marks})",
+        row = self.db.execute(f"SELECT MAX(started_at) FROM runs WHERE kind IN ({marks(kinds)})",
                               list(kinds)).fetchone()
         if not row or not row[0]:
             return None
