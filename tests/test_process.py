@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from processfixtures import break_extraction
 
-import pipeline.jobs.process as process_module
 from models.records import Page
 from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
@@ -28,14 +28,7 @@ def analyzer() -> Analyzer:
 
 
 def test_a_page_that_breaks_extraction_is_recorded_and_the_batch_goes_on(db_path, analyzer, monkeypatch) -> None:
-    real = process_module.extract_article
-
-    def flaky(body, url, *args, **kwargs):
-        if url.endswith("/2"):
-            raise RuntimeError("unexpected markup")
-        return real(body, url, *args, **kwargs)
-
-    monkeypatch.setattr(process_module, "extract_article", flaky)
+    break_extraction(monkeypatch, "/2")
     with Store(db_path) as store:
         for n in (1, 2, 3):
             store.pages.save_page(_page(n))

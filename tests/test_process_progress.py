@@ -8,10 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from processfixtures import break_extraction
 from sitefixtures import source_toml, write_config_dir
 from test_crawl_progress import ANSI, in_cron, on_a_terminal
 
-import pipeline.jobs.process as process_module
 from models.records import Page, ProcessProgress
 from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
@@ -115,14 +115,7 @@ def test_in_cron_process_prints_one_plain_line_per_source(
         run_cli, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _config(tmp_path / "config")
     _fill(db_path, config, _pages())
-    real = process_module.extract_article
-
-    def breaks_on_beta_2(body, url, *args, **kwargs):
-        if url.endswith("/beta/2"):
-            raise RuntimeError("unexpected markup")
-        return real(body, url, *args, **kwargs)
-
-    monkeypatch.setattr(process_module, "extract_article", breaks_on_beta_2)
+    break_extraction(monkeypatch, "/beta/2")
     result = run_cli("--config", str(config), "process", "--model", "never")
     assert result.exit_code == 0, result.stderr
     assert "\x1b" not in result.stderr and result.stdout == ""
