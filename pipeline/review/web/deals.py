@@ -151,8 +151,7 @@ class DealRoutes:
                                     f"There is no deal {deal_number(deal_id)}.")
         version = parse_row_id(ctx.field("version"))
         if version is None:
-            return self.pages.error(ctx, 400, "Bad request", "The form has no deal version: "
-                                    "reload the page and try again.")
+            return self.pages.no_version(ctx, "deal")
         form: Mapping[str, Any] = ctx.form or {}
         edits = posted_deal_edits(form, ctx.fields("deal_types"), deal)
         if not edits:

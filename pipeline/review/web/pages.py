@@ -144,6 +144,12 @@ class Pages:
         return self.render(ctx, "error.html", status=status, headers=headers, title=title,
                            message=message)
 
+    def no_version(self, ctx: Ctx, what: str) -> HTMLResponse:
+        """The page for an edit or decision form posted without the version of the row it
+        showed (a candidate's, a deal's): nothing is written unseen."""
+        return self.error(ctx, 400, "Bad request", f"The form has no {what} version: "
+                          "reload the page and try again.")
+
     def flash(self, ctx: Ctx, kind: str, text: str) -> None:
         """A message for the session's next page (after the redirect), kept in the accounts
         file so that whichever server process serves that page shows it."""

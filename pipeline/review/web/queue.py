@@ -237,7 +237,7 @@ class QueueRoutes:
                                     f"There is no candidate #{candidate_id}.")
         version = parse_row_id(ctx.field("version"))
         if version is None:
-            return self.no_version(ctx)
+            return self.pages.no_version(ctx, "candidate")
         return cand, version, changed_edits(ctx.form or {}, cand)
 
     def decide(self, ctx: Ctx, candidate_id: int) -> Response:
@@ -308,10 +308,6 @@ class QueueRoutes:
             self.pages.flash(ctx, "ok", f"Saved your changes to #{candidate_id} (not decided yet).")
         _, filters_qs = ctx.queue_filters()
         return RedirectResponse(with_query(f"/candidate/{candidate_id}", filters_qs), 303)
-
-    def no_version(self, ctx: Ctx) -> Response:
-        return self.pages.error(ctx, 400, "Bad request", "The form has no candidate version: "
-                                "reload the page and try again.")
 
     def bulk_reject(self, ctx: Ctx) -> Response:
         _, filters_qs = ctx.queue_filters()
