@@ -266,8 +266,10 @@ def outlet_of(candidate: QueueEntry) -> str | None:
     return registered_domain(host) if host else None
 
 
-def report_fields(lead: QueueEntry, claim: Claim) -> dict[str, Any]:
-    """What a new report records of its lead candidate and the claim read from it."""
+def report_fields(lead: QueueEntry, claims: ClaimReader) -> dict[str, Any]:
+    """What a new report records of its lead candidate and the claim read from it (in its
+    article's language)."""
+    claim = claims.read(lead.sentence, lead.language)
     return {
         "candidate_id": lead.id, "article_id": lead.article_id, "vendor": lead.vendor,
         "vendors": list(lead.vendors or ([lead.vendor] if lead.vendor else [])),
@@ -296,7 +298,7 @@ def file_report(store: Store, candidates: Sequence[QueueEntry], reviewer: str, b
     lead = candidates[0]
     if lead.kind != AGGREGATE:
         raise ReportError(f"candidate #{lead.id} is a deal, not an aggregate claim")
-    fields = report_fields(lead, claims.read(lead.sentence, lead.language))
+    fields = report_fields(lead, claims)
     earlier = store.reports.filed_from(lead.id)
     if earlier is None:
         filed = Filed(store.reports.insert_report(fields, reviewer, batch))
@@ -314,8 +316,7 @@ def refile_report(store: Store, candidates: Sequence[QueueEntry], claims: ClaimR
     out of it restores."""
     lead = candidates[0]
     report_id = store.reports.insert_report(
-        report_fields(lead, claims.read(lead.sentence, lead.language)),
-        lead.reviewed_by or "", batch, lead.reviewed_at)
+        report_fields(lead, claims), lead.reviewed_by or "", batch, lead.reviewed_at)
     store.reports.link(report_id, [c.id for c in candidates])
     return report_id
 
@@ -389,7 +390,7 @@ def _refile_story(store: Store, deal: Deal, story: Story, whole: bool,
     confirmed by whom and when its lead was, under that confirmation's batch (so that undoing
     it withdraws the report), its notes naming the deal it was."""
     lead = story.copies[0]
-    fields = report_fields(lead, claims.read(lead.sentence, lead.language))
+    fields = report_fields(lead, claims)
     if whole:  # the deal was this story alone: the registry's corrections of it carry over
         fields.update(vendor=deal.vendor, vendors=list(deal.vendors),
                       deal_types=list(deal.deal_types), year=deal.year)
