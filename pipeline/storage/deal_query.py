@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.storage.queue import fts_terms, like_pattern
+from pipeline.storage.queue import search_condition
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,11 @@ def deal_where(query: DealQuery, d: str) -> tuple[list[str], list[Any]]:
     if query.search is not None and query.search.strip():
         # As the queue searches: the articles through their FTS index, the evidence (and the
         # reviewers' counterpart and notes) by LIKE, which finds part of a word too.
-        text = like_pattern(query.search.strip())
-        terms = fts_terms(query.search)
-        in_articles = ("s.article_id IN (SELECT rowid FROM articles_fts WHERE articles_fts "
-                       "MATCH ?) OR " if terms is not None else "")
-        where.append(f"({d}.id IN (SELECT s.deal_id FROM deal_sources s WHERE {in_articles}"
-                     f"s.sentence LIKE ? ESCAPE '\\') OR {d}.counterpart LIKE ? ESCAPE '\\' "
-                     f"OR {d}.notes LIKE ? ESCAPE '\\')")
-        params += [*([terms] if terms is not None else []), text, text, text]
+        in_sources, source_params = search_condition(query.search, "s.article_id",
+                                                     ["s.sentence"])
+        in_deal, deal_params = search_condition(query.search, None,
+                                                [f"{d}.counterpart", f"{d}.notes"])
+        where.append(f"({d}.id IN (SELECT s.deal_id FROM deal_sources s WHERE {in_sources}) "
+                     f"OR {in_deal})")
+        params += [*source_params, *deal_params]
     return where, params

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -163,6 +163,21 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def search_condition(text: str, article: str | None, columns: Sequence[str]
+                     ) -> tuple[str, list[Any]]:
+    """A search box's text as one SQL condition (in brackets) and its parameters: the article
+    whose id is `article` has all its words (FTS index; skipped when the text has no word, or
+    article is None), or one of `columns` holds the text as typed (LIKE: part of a word too)."""
+    terms = fts_terms(text) if article is not None else None
+    conditions = [f"{column} LIKE ? ESCAPE '\\'" for column in columns]
+    params: list[Any] = [like_pattern(text.strip())] * len(columns)
+    if terms is not None:
+        conditions.insert(0, f"{article} IN (SELECT rowid FROM articles_fts "
+                             "WHERE articles_fts MATCH ?)")
+        params.insert(0, terms)
+    return f"({' OR '.join(conditions)})", params
+
+
 def queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]]:
     """SQL conditions for a QueueQuery on candidate alias `c` and article alias `a`."""
     where: list[str] = []
@@ -202,13 +217,7 @@ def queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]
         # The article through its FTS index; the evidence by LIKE, which finds what a word
         # index cannot (part of a word: "Safari" in "Safaricom", "5G" in "5G-ready"). The
         # evidence is a sentence of the article, so the words are in the index already.
-        terms = fts_terms(query.search)
-        sentence = f"{c}.sentence LIKE ? ESCAPE '\\'"
-        if terms is None:
-            where.append(sentence)
-            params.append(like_pattern(query.search.strip()))
-        else:
-            where.append(f"({c}.article_id IN (SELECT rowid FROM articles_fts "
-                         f"WHERE articles_fts MATCH ?) OR {sentence})")
-            params += [terms, like_pattern(query.search.strip())]
+        condition, found = search_condition(query.search, f"{c}.article_id", [f"{c}.sentence"])
+        where.append(condition)
+        params += found
     return where, params
