@@ -387,15 +387,20 @@ def file_confirmation(store: Store, candidates: Sequence[QueueEntry], reviewer: 
     return target
 
 
+def _taken_back(deal: Deal, changes: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """The values from before of changes (field -> [before, after]) the deal still holds:
+    a field changed again since keeps its later value."""
+    return {name: before for name, (before, after) in changes.items()
+            if getattr(deal, name) == after}
+
+
 def _put_back(store: Store, fills: list[tuple[int, dict[str, list[Any]]]]) -> None:
     """Take back what confirmations filled in on their deals, newest first: each field that
     still holds what was filled gets its value from before (a reviewer's later edit stands)."""
     for deal_id, fields in reversed(fills):
         deal = store.registry.deal(deal_id)
         if deal is not None:
-            store.registry.update_deal(deal_id, {
-                name: before for name, (before, after) in fields.items()
-                if getattr(deal, name) == after})
+            store.registry.update_deal(deal_id, _taken_back(deal, fields))
 
 
 def unfile_batch(store: Store, batch: str) -> list[int]:
@@ -594,8 +599,7 @@ def _unmerge(store: Store, deal: Deal, absorbed: Deal, merge: DealCorrection,
     moving_stages = [s.id for s in stages if s.id in merge.stages or s.candidate_id in merge.sources]
     store.registry.move_deal_sources(deal.id, absorbed.id, merge.sources)
     store.registry.move_stages(moving_stages, absorbed.id)
-    store.registry.update_deal(deal.id, {name: before for name, (before, after) in merge.changes.items()
-                                         if getattr(deal, name) == after})
+    store.registry.update_deal(deal.id, _taken_back(deal, merge.changes))
     store.registry.update_deal(absorbed.id, {"merged_into": None})
     refresh_deal(store, deal.id)
     refresh_deal(store, absorbed.id)
