@@ -30,6 +30,7 @@ from pipeline.review.web.forms import (
     deal_params,
     download,
     download_format,
+    download_links,
     local_path,
     parse_deal_query,
     plain,
@@ -114,7 +115,7 @@ class DealRoutes:
             grade_url=lambda grade: with_query("/deals", [
                 *((k, v) for k, v in current if k != "confidence"),
                 *([("confidence", grade)] if grade else [])]),
-            download_url=lambda fmt: with_query("/deals", [*current, ("format", fmt)]),
+            download_url=download_links("/deals", current),
             options={"vendors": self.pages.vendor_options,
                      "countries": [(c, f"{self.pages.country_name(c)} ({c})")
                                    for c in facets["country"]],

@@ -228,6 +228,12 @@ def download_format(params: Mapping[str, str]) -> str | None:
         raise FilterError(f"format: {exc}") from None
 
 
+def download_links(path: str, params: Iterable[tuple[str, str]]) -> Callable[[str], str]:
+    """A list page's download link per format: the view's own query string and `format`."""
+    params = list(params)
+    return lambda fmt: with_query(path, [*params, ("format", fmt)])
+
+
 def download(data: bytes, what: str, fmt: str) -> Response:
     """A view's rows as a file to save: dealwatch-<what>-<UTC date>.<fmt>."""
     name = f"dealwatch-{what}-{datetime.now(UTC):%Y-%m-%d}.{fmt}"

@@ -29,6 +29,7 @@ from pipeline.review.web.forms import (
     changed_edits,
     download,
     download_format,
+    download_links,
     format_cursor,
     local_path,
     parse_cursor,
@@ -183,7 +184,7 @@ class QueueRoutes:
                                     natural=lambda key: QUEUE_SORTS[key].descending),
                   sort_options=[(key, QUEUE_SORT_NAMES[key][0]) for key in QUEUE_SORTS],
                   order_text=QUEUE_SORT_NAMES[query.sort][int(query.desc) + 1],
-                  download_url=lambda fmt: with_query("/queue", {**base, "format": fmt}),
+                  download_url=download_links("/queue", base.items()),
                   first_url=with_query("/queue", base) if has_prev else None,
                   page_cursor={k: v for k, v in (("after", params.get("after")),
                                                  ("before", params.get("before"))) if v})

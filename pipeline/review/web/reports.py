@@ -23,7 +23,7 @@ from pipeline.review.web.forms import (
     checked_params,
     download,
     download_format,
-    with_query,
+    download_links,
 )
 from pipeline.review.web.pages import Ctx, Pages
 
@@ -72,7 +72,7 @@ class ReportRoutes:
         current = [("vendor", vendor)] if vendor else []
         return self.pages.render(
             ctx, "reports.html", reports=reports, vendor=vendor, vendors=vendors,
-            download_url=lambda fmt: with_query("/reports", [*current, ("format", fmt)]))
+            download_url=download_links("/reports", current))
 
     def report(self, ctx: Ctx, report_id: int) -> Response:
         # /report/rp-000001 is its address; /report/1 shows it too. A withdrawn report is a 200
