@@ -188,8 +188,5 @@ class SharedUrls:
         """Take url for the owner; True when it is the owner's (no other source had it)."""
         return bool(self._take(keys=[self.key], args=[url, self.owner, URL_DAYS * 86400]))
 
-    def add(self, url: str) -> None:
-        self.take(url)
-
     def __len__(self) -> int:
         return int(self.client.hlen(self.key))
