@@ -310,7 +310,8 @@ class Database:
     def counts(self) -> dict[str, int]:
         """Rows per main table, and candidates per review status."""
         out = {table: self.count(table) for table in TABLES}
+        per_status = dict(self.db.execute(
+            "SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
         for status in CANDIDATE_STATUSES:
-            out[f"candidates_{status}"] = int(self.db.execute(
-                "SELECT COUNT(*) FROM candidates WHERE status = ?", [status]).fetchone()[0])
+            out[f"candidates_{status}"] = int(per_status.get(status, 0))
         return out
