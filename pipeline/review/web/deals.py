@@ -9,7 +9,6 @@ from typing import Any
 
 from starlette.responses import RedirectResponse, Response
 
-from models.config import DEAL_TYPES, STAGES
 from models.registry import (
     CONFIDENCE_GRADES,
     Deal,
@@ -25,6 +24,8 @@ from pipeline.review.export import WRITERS
 from pipeline.review.filters import FilterError
 from pipeline.review.views import deal_listing, deal_view, field_text, merge_view
 from pipeline.review.web.forms import (
+    DEAL_TYPE_OPTIONS,
+    STAGE_OPTIONS,
     SortLinks,
     as_sentence,
     deal_params,
@@ -117,11 +118,9 @@ class DealRoutes:
                 *([("confidence", grade)] if grade else [])]),
             download_url=download_links("/deals", current),
             options={"vendors": self.pages.vendor_options,
-                     "countries": [(c, f"{self.pages.country_name(c)} ({c})")
-                                   for c in facets["country"]],
+                     "countries": self.pages.country_choices(facets["country"]),
                      "years": [(str(y), str(y)) for y in reversed(facets["year"])],
-                     "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
-                     "stages": [(s, s.replace("_", " ")) for s in STAGES]},
+                     "deal_types": DEAL_TYPE_OPTIONS, "stages": STAGE_OPTIONS},
             filtered=query.filtered, clear_url=with_query("/deals", [
                 (k, v) for k, v in current if k in ("sort", "order")]))
 

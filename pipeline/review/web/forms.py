@@ -33,6 +33,9 @@ REASON_LABELS = {code: code.replace("_", " ").capitalize() for code in review.RE
 FORM_FIELDS = ("vendor", "country", "counterpart", "counterpart_type", "deal_type", "stage",
                "value", "currency", "year")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# The deal type and stage filter menus' entries, as the queue and deals pages show them.
+DEAL_TYPE_OPTIONS = [(t, t.replace("_", " ")) for t in DEAL_TYPES]
+STAGE_OPTIONS = [(s, s.replace("_", " ")) for s in STAGES]
 # The longest search (`q`) the deals page takes, in characters.
 MAX_SEARCH = 200
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -126,6 +126,10 @@ class Pages:
 
     def country_name(self, code: str | None) -> str:
         return present.country_name(code) or code or ""
+
+    def country_choices(self, codes: Iterable[str]) -> list[tuple[str, str]]:
+        """A country filter menu's entries: "Germany (DE)"."""
+        return [(c, f"{self.country_name(c)} ({c})") for c in codes]
 
     def render(self, ctx: Ctx | None, template: str, status: int = 200,
                headers: Mapping[str, str] | None = None, **values: Any) -> HTMLResponse:

@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.responses import RedirectResponse, Response
 
-from models.config import DEAL_TYPES, STAGES
 from models.registry import QueueEntry, report_number
 from pipeline.config import Config
 from pipeline.review import decisions as review
@@ -22,8 +21,10 @@ from pipeline.review.filters import FilterError
 from pipeline.review.reports import ClaimReader
 from pipeline.review.views import candidate_view, queue_csv, queue_json
 from pipeline.review.web.forms import (
+    DEAL_TYPE_OPTIONS,
     FORM_FIELDS,
     PAGE_SIZE,
+    STAGE_OPTIONS,
     SortLinks,
     as_sentence,
     changed_edits,
@@ -106,13 +107,11 @@ class QueueRoutes:
             return self.options_cache[1]
         options = {
             "vendors": self.pages.vendor_options,
-            "countries": [(c, f"{self.pages.country_name(c)} ({c})")
-                          for c in store.candidates.candidate_countries()],
+            "countries": self.pages.country_choices(store.candidates.candidate_countries()),
             "sources": [(s, s) for s in store.runs.source_ids()],
             "languages": [(code, f"{present.language_name(code) or code} ({code})")
                           for code in store.candidates.candidate_languages()],
-            "deal_types": [(t, t.replace("_", " ")) for t in DEAL_TYPES],
-            "stages": [(s, s.replace("_", " ")) for s in STAGES],
+            "deal_types": DEAL_TYPE_OPTIONS, "stages": STAGE_OPTIONS,
             "kinds": [("deal", "deal"), ("aggregate", "aggregate")],
         }
         self.options_cache = (now, options)
