@@ -33,7 +33,7 @@ CANDIDATE_STATUSES = ("pending", "confirmed", "rejected", "deferred")
 JSON_COLUMNS = ("vendors", "deal_types", "signals", "headers", "counters", "edits", "sources",
                 "urls", "previous", "reasons")
 TABLES = ("sources", "runs", "pages", "articles", "entities", "candidates", "reviews", "deals",
-          "exports", "reports")
+          "exports")
 
 
 class StoreError(DealwatchError):
