@@ -180,6 +180,48 @@ def test_a_dead_workers_source_goes_to_the_next_worker(redis_url: str) -> None:
     assert (frontier.waiting(), frontier.taken(), frontier.take("third", ttl=60)) == ([], [], None)
 
 
+def test_a_worker_that_lost_its_claim_leaves_the_new_holders_source_alone(redis_url: str) -> None:
+    """The slow worker whose claim lapsed finishes after another took the source over: its
+    end must not unlist the source nor forget the new holder's run, or the source would be
+    lost if the new holder died too."""
+    client = redis.Redis.from_url(frontier_url(redis_url), decode_responses=True)
+    frontier = Frontier(client)
+    frontier.enqueue(["feed-a"], "2026-12-06")
+    assert frontier.take("slow", ttl=60) == "feed-a"
+    client.delete(PREFIX + "claim:feed-a")  # the slow worker's claim lapses
+    assert frontier.take("new", ttl=60) == "feed-a"
+    frontier.crawling("feed-a", 7)
+    frontier.crawled("feed-a", "slow")
+    frontier.done("feed-a", "slow")
+    assert (frontier.taken(), frontier.holder("feed-a"), frontier.run_of("feed-a")) == (
+        ["feed-a"], "new", 7)
+    # a lapsed claim nobody took over: the worker that crawled the source lets it go
+    client.delete(PREFIX + "claim:feed-a")
+    frontier.crawled("feed-a", "new")
+    frontier.done("feed-a", "new")
+    assert (frontier.taken(), frontier.run_of("feed-a")) == ([], None)
+
+
+def test_a_note_that_is_no_run_id_stops_no_worker(redis_url: str) -> None:
+    client = redis.Redis.from_url(frontier_url(redis_url), decode_responses=True)
+    client.hset(PREFIX + "runs", "feed-a", "not-a-run")
+    assert Frontier(client).run_of("feed-a") is None
+
+
+def test_a_run_that_ended_keeps_its_outcome_when_a_worker_takes_its_source_over(
+        db_path: Path) -> None:
+    from pipeline.storage import Store
+
+    with Store(db_path) as store:
+        failed, live = (store.runs.start_run("crawl", ["feed-a"]) for _ in range(2))
+        store.runs.finish_run(failed, "failed", {}, "lost Redis at redis://127.0.0.1:1/0")
+        assert not store.runs.abort_run(failed, "the crawl worker died mid-crawl")
+        assert store.runs.abort_run(live, "the crawl worker died mid-crawl")
+        outcomes = {r.id: (r.outcome, r.message) for r in store.runs.recent(10)}
+    assert outcomes[failed] == ("failed", "lost Redis at redis://127.0.0.1:1/0")
+    assert outcomes[live] == ("aborted", "the crawl worker died mid-crawl")
+
+
 @pytest.mark.parametrize("command", [["enqueue"], ["crawl", "--worker"]])
 def test_an_unreachable_redis_is_one_line_without_the_password(
         command: list[str], config_dir: Path, db_path: Path, run_cli: Callable[..., Any]) -> None:

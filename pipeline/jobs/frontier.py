@@ -240,8 +240,8 @@ def run_worker(config: Config, db_path: Path, redis_url: str, *,
                 continue  # its claim expires; a worker with that source in its config takes it
             dead_run = retried("reading the source's run", partial(frontier.run_of, source_id))
             if dead_run is not None:
-                store.runs.finish_run(
-                    dead_run, "aborted", {},
+                store.runs.abort_run(
+                    dead_run,
                     f"the crawl worker died mid-crawl: its claim on {source_id} expired, and worker "
                     f"{report.worker} crawled the source again")
                 logger.warning("run %d's worker died crawling %s: crawling it again", dead_run,
@@ -276,7 +276,8 @@ def _crawl_one(config: Config, db_path: Path, store: Store, frontier: Frontier, 
                                     on_progress=progress, shared_urls=shared)
             finally:  # before the row is finished: a run noted on the frontier is unfinished
                 if renewal.error is None:
-                    retried("ending the source's run", lambda: frontier.crawled(source_id))
+                    retried("ending the source's run",
+                            lambda: frontier.crawled(source_id, renewal.worker))
         record.add_crawl(crawled)
     return record.id, crawled
 

@@ -54,12 +54,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# Let go of a finished source: out of `taken`, its run forgotten, its claim gone (only the
-# holder's).
+# Let go of a finished source: out of `taken`, its run forgotten, its claim gone. Only while
+# the claim is this worker's, or nobody's (it lapsed and no one took the source over): a worker
+# that lost its claim to another must not unlist the source or forget the other's run, or the
+# source would be lost if that worker died too. ARGV[3] = '1' forgets the run only.
 _DONE = """
-redis.call('LREM', KEYS[1], 0, ARGV[1])
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[2] then
+  return 0
+end
 redis.call('HDEL', KEYS[3], ARGV[1])
-if redis.call('GET', KEYS[2]) == ARGV[2] then
+if ARGV[3] == '1' then
+  return 1
+end
+redis.call('LREM', KEYS[1], 0, ARGV[1])
+if holder then
   redis.call('DEL', KEYS[2])
 end
 return 1
@@ -151,18 +160,22 @@ class Frontier:
         """Note the run a source is being crawled in (for the worker that may take it over)."""
         self.client.hset(self.runs_key, source_id, str(run_id))
 
-    def crawled(self, source_id: str) -> None:
-        """The source's run is over (before its row is finished: a run noted here is unfinished)."""
-        self.client.hdel(self.runs_key, source_id)
+    def crawled(self, source_id: str, worker: str) -> None:
+        """The source's run is over (before its row is finished: a run noted here is
+        unfinished); left noted when another worker holds the source now."""
+        self._done(keys=[self.taken_key, self.claim_key(source_id), self.runs_key],
+                   args=[source_id, worker, "1"])
 
     def run_of(self, source_id: str) -> int | None:
-        """The run the source is being crawled in, if a worker noted one and has not ended it."""
+        """The run the source is being crawled in, if a worker noted one and has not ended it
+        (None for a note that is not a run id: nothing to mark)."""
         value = self.client.hget(self.runs_key, source_id)
-        return None if value is None else int(value)
+        return int(value) if value is not None and str(value).isdigit() else None
 
     def done(self, source_id: str, worker: str) -> None:
+        """Let go of a crawled source (nothing, when another worker holds it now)."""
         self._done(keys=[self.taken_key, self.claim_key(source_id), self.runs_key],
-                   args=[source_id, worker])
+                   args=[source_id, worker, "0"])
 
 
 class SharedUrls:

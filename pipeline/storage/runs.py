@@ -50,6 +50,13 @@ class Runs:
             [utcnow(), outcome, dump_json(counters), message, run_id],
         )
 
+    def abort_run(self, run_id: int, message: str) -> bool:
+        """Mark a run aborted whose process died, if it is still "running" (a run that ended,
+        failed say, keeps its outcome and message); whether it was."""
+        return bool(self.db.execute(
+            "UPDATE runs SET outcome = 'aborted', finished_at = ?, message = ? "
+            "WHERE id = ? AND outcome = 'running'", [utcnow(), message, run_id]).rowcount)
+
     def abort_stale_runs(self) -> int:
         """Mark runs still "running" as aborted. Call only while holding the run lock: then no
         other run can be live, so such rows belong to processes that were killed."""
