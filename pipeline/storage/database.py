@@ -297,12 +297,13 @@ class Database:
         return int(self.db.execute(
             f"UPDATE [{counter}] SET last = last + 1 RETURNING last").fetchall()[0][0])
 
-    def insert_row(self, table: str, row: Mapping[str, Any]) -> None:
-        """Insert one row of these columns (values already in their stored form)."""
+    def insert_row(self, table: str, row: Mapping[str, Any]) -> int:
+        """Insert one row of these columns (values already in their stored form); its rowid."""
         cols = list(row)
-        self.db.execute(
+        cur = self.db.execute(
             f"INSERT INTO [{table}] ({', '.join(cols)}) VALUES ({marks(cols)})",
             [row[c] for c in cols])
+        return int(cur.lastrowid or 0)
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])

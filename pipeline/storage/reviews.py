@@ -19,11 +19,7 @@ class Reviews:
         """Write a decision to the audit, decided now; its row id."""
         row = {k: dump_value(v) for k, v in asdict(review).items()}
         row["decided_at"] = utcnow()
-        cols = list(row)
-        cur = self.db.execute(
-            f"INSERT INTO reviews ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-            [row[c] for c in cols])
-        return int(cur.lastrowid or 0)
+        return self.database.insert_row("reviews", row)
 
     def reviews_of(self, candidate_id: int) -> list[ReviewEvent]:
         """A candidate's decisions, oldest first."""
