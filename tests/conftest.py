@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from webfixtures import chromium_missing, launch_chromium
 
 from pipeline.cli import main
+from pipeline.storage import Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,13 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "dealwatch.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    """A new database, migrated and open (a test file may override it with its own data)."""
+    with Store(db_path) as opened:
+        yield opened
 
 
 @pytest.fixture

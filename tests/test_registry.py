@@ -12,12 +12,6 @@ from pipeline.review.registry import RegistryError, merge_deals, split_deal, sug
 from pipeline.storage import Store
 
 
-@pytest.fixture
-def store(db_path):
-    with Store(db_path) as s:
-        yield s
-
-
 def _source_ids(store: Store, deal_id: int) -> list[int]:
     return sorted(s.candidate_id for s in store.registry.deal_sources(deal_id))
 

@@ -127,12 +127,6 @@ def test_words_given_by_hand_replace_the_configured_ones() -> None:
 # --- filing, undo, rejection ------------------------------------------------------------------
 
 
-@pytest.fixture
-def store(db_path: Path):
-    with Store(db_path) as opened:
-        yield opened
-
-
 def aggregate_story(store: Store) -> tuple[int, int]:
     """An aggregate claim and its syndicated copy on another site."""
     lead = story(store, CLAIM, site="tech-ledger.test", title="Surveillance exports mapped",

@@ -27,12 +27,6 @@ def _seed(store: Store, n: int = 1, cluster: int | None = None, **fields) -> int
                                 [article_id]).fetchone()[0])
 
 
-@pytest.fixture
-def store(db_path):
-    with Store(db_path) as s:
-        yield s
-
-
 def test_confirm_is_audited_and_files_a_deal(store) -> None:
     cid = _seed(store)
     outcome = review.decide(store, cid, "confirm", "ana", version=1, note="checked the ministry site")

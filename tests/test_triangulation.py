@@ -85,12 +85,6 @@ def test_triangulate_weighs_sources_and_officials() -> None:
     assert triangulate(sources[:1]).confidence == "A"
 
 
-@pytest.fixture
-def store(db_path):
-    with Store(db_path) as s:
-        yield s
-
-
 def test_a_deal_is_graded_from_its_stored_sources(store) -> None:
     ids = kenya_cloud(store)
     deal_id = decide(store, ids["mou"], "confirm", "ann").deal_id
