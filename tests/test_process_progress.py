@@ -111,6 +111,21 @@ def test_the_loop_tells_each_source_as_it_goes_and_the_totals_match_the_database
     assert beta == [0, 1, 2, 3]
 
 
+def test_a_display_that_breaks_does_not_stop_processing(
+        db_path: Path, tmp_path: Path, analyzer: Analyzer) -> None:
+    _fill(db_path, _config(tmp_path / "config"), _pages())
+    told: list[ProcessProgress] = []
+
+    def breaks(progress: ProcessProgress) -> None:
+        told.append(progress)
+        raise RuntimeError("the terminal went away")
+
+    with Store(db_path) as store:
+        report = process_pages(store, analyzer, batch_size=2, on_progress=breaks)
+    assert len(told) == 1  # told once, then left alone
+    assert report.counters["pages"] == len(_pages()) and not report.failures
+
+
 def test_in_cron_process_prints_one_plain_line_per_source(
         run_cli, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _config(tmp_path / "config")

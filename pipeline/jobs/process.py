@@ -97,7 +97,7 @@ class SourceProgressTally:
                  on_progress: OnProcessProgress):
         self.to_process = to_process
         self.report = report
-        self.on_progress = on_progress
+        self.on_progress: OnProcessProgress | None = on_progress
         self.done: Counter[str | None] = Counter()
         self.finished: set[str | None] = set()
         for source in sorted(to_process, key=_source_order):
@@ -116,16 +116,23 @@ class SourceProgressTally:
     def _tell(self, source: str | None, finished: bool = False) -> None:
         counts = self.report.of_source(source)
         failures = self.report.failure_kinds.get(source)
-        self.on_progress(ProcessProgress(
+        if finished:
+            self.finished.add(source)
+        if self.on_progress is None:
+            return
+        progress = ProcessProgress(
             source=source, pages=max(self.to_process.get(source, 0), self.done[source]),
             done=self.done[source], articles=counts["articles"],
             candidates=counts["candidates"], candidates_new=counts["candidates_new"],
             not_article=counts["not_article"], blocked=counts["blocked"],
             duplicates=counts["duplicates"], failed=counts["failed"],
             failure_reason=failures.most_common(1)[0][0] if failures else None,
-            finished=finished))
-        if finished:
-            self.finished.add(source)
+            finished=finished)
+        try:
+            self.on_progress(progress)
+        except Exception:  # showing progress must not stop processing (as for the crawl)
+            logger.exception("cannot show the processing's progress; it goes on without")
+            self.on_progress = None
 
 
 T = TypeVar("T")
