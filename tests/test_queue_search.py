@@ -11,6 +11,7 @@ import pytest
 from webfixtures import seed_review_queue, story
 
 from pipeline.storage import QueueQuery, Store
+from pipeline.storage.dialect import SQLITE
 from pipeline.storage.queue import fts_terms
 
 
@@ -75,9 +76,9 @@ def test_bare_symbols_search_the_evidence(db_path, ids, text) -> None:
 
 
 def test_fts_terms_quotes_every_word() -> None:
-    assert fts_terms('Ethio "NEAR" -Telecom*') == '"Ethio" "NEAR" "Telecom"'
-    assert fts_terms("São_Paulo") == '"São" "Paulo"'
-    assert fts_terms('" * - ^') is None
+    assert SQLITE.fts_param(fts_terms('Ethio "NEAR" -Telecom*')) == '"Ethio" "NEAR" "Telecom"'
+    assert fts_terms("São_Paulo") == ["São", "Paulo"]
+    assert fts_terms('" * - ^') == []
 
 
 def test_search_keeps_the_other_filters_and_the_copies(db_path, ids) -> None:

@@ -1,11 +1,14 @@
-"""Storage: one SQLite database (sqlite-utils), its migrations, and a repository per concern.
+"""Storage: one database, its migrations, and a repository per concern.
 
-Reviewers' credentials (users, sessions, failed logins) live in a second file beside it,
-`<database>.accounts`, attached to every connection, so that nothing pointed at the main file
-(Datasette, a copy sent to a colleague) can read them.
+The database is a SQLite file (sqlite-utils), the default, or a PostgreSQL server
+(`postgresql://…`, storage.postgres) for several machines at once; the repositories are the same
+over both. On SQLite, reviewers' credentials (users, sessions, failed logins) live in a second
+file beside it, `<database>.accounts`, attached to every connection, so that nothing pointed at
+the main file (Datasette, a copy sent to a colleague) can read them; on PostgreSQL they live in
+the schema `accounts`, which a reader's role is not granted.
 
-`Store(path)` opens the database and holds one repository for each concern, all over the same
-`Database` (connection, migrations, transactions):
+`Store(location)` opens the database and holds one repository for each concern, all over the
+same `Database` (connection, migrations, transactions):
 
     store.pages       fetched pages and what waits to be processed   (storage/pages.py)
     store.articles    extracted articles, clusters, entities, analyses (storage/articles.py)
@@ -24,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from models.registry import DEAL_FIELDS
 from pipeline.storage.accounts import Accounts
@@ -32,8 +36,10 @@ from pipeline.storage.candidates import Candidates
 from pipeline.storage.database import (
     CANDIDATE_STATUSES,
     Database,
+    StoreBusy,
     StoreError,
     is_busy,
+    open_database,
     sha256_hex,
     unsupported_reason,
     utcnow,
@@ -47,16 +53,19 @@ from pipeline.storage.runs import Runs
 from pipeline.storage.schema import MIGRATIONS
 
 __all__ = ["CANDIDATE_STATUSES", "DEAL_FIELDS", "MIGRATIONS", "Database", "QueueQuery", "Store",
-           "StoreError", "is_busy", "sha256_hex", "unsupported_reason", "utcnow"]
+           "StoreBusy", "StoreError", "is_busy", "sha256_hex", "unsupported_reason", "utcnow"]
 
 
 class Store:
-    """A dealwatch database file and its repositories. Opening it applies pending migrations."""
+    """A dealwatch database and its repositories. Opening it applies pending migrations."""
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):
-        self.database = Database(path, busy_timeout_ms=busy_timeout_ms, migrate=migrate)
-        self.path = self.database.path
-        self.db = self.database.db  # sqlite-utils, for the tests and tools that read tables
+        self.database = open_database(path, busy_timeout_ms=busy_timeout_ms, migrate=migrate)
+        self.path = self.database.path  # None on a server
+        self.location = self.database.location
+        # For the tests and tools that read tables: sqlite-utils on SQLite, else the database's
+        # own execute/query.
+        self.db: Any = getattr(self.database, "db", self.database)
         self.pages = Pages(self.database)
         self.articles = Articles(self.database)
         self.candidates = Candidates(self.database)

@@ -8,8 +8,6 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database as SqliteDatabase
-
 from models.registry import Reviewer
 from pipeline.storage.database import Database, StoreError, utcnow
 
@@ -38,17 +36,16 @@ class Accounts:
         self.database = database
 
     @property
-    def db(self) -> SqliteDatabase:
-        """The connection, with the accounts file attached; StoreError when it could not be."""
+    def db(self) -> Database:
+        """The database, with the accounts reachable; StoreError when they are not."""
         if self.database.accounts_error:
             raise StoreError(self.database.accounts_error)
-        return self.database.db
+        return self.database
 
     def add_user(self, name: str, password_hash: str) -> int:
-        cur = self.db.execute(
-            "INSERT INTO accounts.users (name, password_hash, created_at) VALUES (?, ?, ?)",
-            [name, password_hash, utcnow()])
-        return int(cur.lastrowid or 0)
+        return int(self.db.execute(
+            "INSERT INTO accounts.users (name, password_hash, created_at) VALUES (?, ?, ?) "
+            "RETURNING id", [name, password_hash, utcnow()]).fetchone()[0])
 
     def user(self, name: str | None = None, user_id: int | None = None) -> dict[str, Any] | None:
         """The account row with its password hash, for checking a login (else see reviewer())."""
@@ -112,8 +109,9 @@ class Accounts:
                    "expires_at": _later(ttl_seconds)}
         self.db.execute("DELETE FROM accounts.sessions WHERE expires_at <= ?", [now])
         self.db.execute("INSERT INTO accounts.sessions (id, user_id, csrf_token, created_at, "
-                        "expires_at) VALUES (:id, :user_id, :csrf_token, :created_at, "
-                        ":expires_at)", session)
+                        "expires_at) VALUES (?, ?, ?, ?, ?)",
+                        [session[k] for k in ("id", "user_id", "csrf_token", "created_at",
+                                              "expires_at")])
         self.db.execute("UPDATE accounts.users SET last_login_at = ? WHERE id = ?",
                         [now, user_id])
         return {**session, "id": token}

@@ -9,6 +9,7 @@ from models.registry import record_of
 from pipeline.storage.database import (
     Database,
     candidate_key,
+    days_ago,
     dump_json,
     marks,
     unsupported_reason,
@@ -21,7 +22,7 @@ class Articles:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def article_by_hash(self, text_hash: str) -> StoredArticle | None:
         rows = list(self.db.query("SELECT * FROM articles WHERE text_hash = ?", [text_hash]))
@@ -118,8 +119,7 @@ class Articles:
         rows = self.db.execute(
             "SELECT s.article_id, a.cluster_id, s.signature, s.shingles FROM article_signatures s "
             "JOIN articles a ON a.id = s.article_id WHERE s.num_perm = ? "
-            "AND a.extracted_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?) ORDER BY s.article_id",
-            [num_perm, f"-{int(days)} days"])
+            "AND a.extracted_at >= ? ORDER BY s.article_id", [num_perm, days_ago(days)])
         for article_id, cluster_id, blob, shingles in rows:
             yield article_id, cluster_id or article_id, blob, shingles
 
@@ -141,9 +141,9 @@ class Articles:
         now = utcnow()
         self.db.execute("DELETE FROM entities WHERE article_id = ?", [article_id])
         if entities:
-            self.db.conn.executemany(
-                'INSERT OR IGNORE INTO entities (article_id, label, ent_id, text, start, "end") '
-                "VALUES (?, ?, ?, ?, ?, ?)",
+            self.db.executemany(
+                'INSERT INTO entities (article_id, label, ent_id, text, start, "end") '
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(article_id, e.label, e.id, e.text, e.start, e.end) for e in entities],
             )
         existing = {row[0] for row in self.db.execute(

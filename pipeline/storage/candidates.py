@@ -39,7 +39,7 @@ class Candidates:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def queue(self, query: QueueQuery | None = None) -> list[QueueEntry]:
         """Candidates in the query's order (best first by default); the copies of a syndicated
@@ -101,24 +101,24 @@ class Candidates:
         page keeps the whole count for a while (review.web.queue)."""
         total = 0
         for part, queued in self._parts(query):
-            for walk in queue_walks(part, "c", before=before) if before else [Walk("1", [], "")]:
+            for walk in queue_walks(part, "c", before=before) if before else [Walk("TRUE", [], "")]:
                 sql, params = self._queue_sql(part, queued, "COUNT(*)", walk)
                 total += int(self.db.execute(sql, params).fetchone()[0])
         return total
 
-    @staticmethod
-    def _queue_sql(part: QueueQuery, queued: int, columns: str, walk: Walk
+    def _queue_sql(self, part: QueueQuery, queued: int, columns: str, walk: Walk
                    ) -> tuple[str, list[Any]]:
         """The SELECT of these columns for one part of the queue (one status, one queued flag),
         without ORDER and LIMIT: candidates under its filters and the walk's condition, each
         story's best copy only."""
-        where, params = queue_where(replace(part, hidden=True), "c", "a")
-        lead_where, lead_params = queue_where(part, "c2", "a2")
+        dialect = self.db.dialect
+        where, params = queue_where(replace(part, hidden=True), "c", "a", dialect)
+        lead_where, lead_params = queue_where(part, "c2", "a2", dialect)
         sql = (
             f"SELECT {columns} FROM candidates c JOIN articles a ON a.id = c.article_id "
             "WHERE " + " AND ".join([*where, "c.queued = ?", walk.where]) +
-            # CROSS JOIN: from the story's articles (cluster index) to their candidates
-            " AND NOT EXISTS (SELECT 1 FROM articles a2 CROSS JOIN candidates c2"
+            # (SQLite: CROSS JOIN, from the story's articles (cluster index) to their candidates)
+            f" AND NOT EXISTS (SELECT 1 FROM articles a2 {dialect.ordered_join} candidates c2"
             " ON c2.article_id = a2.id"
             " WHERE a2.cluster_id = a.cluster_id AND c2.kind = c.kind"
             " AND COALESCE(c2.vendor, '') = COALESCE(c.vendor, '')"
@@ -162,11 +162,13 @@ class Candidates:
         """Candidates per status under the queue's filters (all but the status filter), and the
         pending ones the view hides below the threshold: one grouped query, which an index of
         (status, queued, …) answers alone when no filter is on the article."""
-        where, params = queue_where(replace(query, status=None, hidden=True), "c", "a")
+        where, params = queue_where(replace(query, status=None, hidden=True), "c", "a",
+                                    self.db.dialect)
         on_article = query.source or query.language or query.date_from or query.date_to
         join = " JOIN articles a ON a.id = c.article_id" if on_article else ""
         rows = self.db.execute(
-            f"SELECT c.status, COUNT(*), SUM(c.status = 'pending' AND c.queued = 0)"
+            f"SELECT c.status, COUNT(*), "
+            "COUNT(*) FILTER (WHERE c.status = 'pending' AND c.queued = 0)"
             f" FROM candidates c{join}"
             + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY c.status",
             params).fetchall()
@@ -209,7 +211,7 @@ class Candidates:
         rows = self.db.execute(
             "SELECT c.id FROM candidates c "
             "JOIN articles a ON a.id = c.article_id "
-            "WHERE a.cluster_id IS ? AND c.kind = ? AND COALESCE(c.vendor, '') = ? "
+            "WHERE a.cluster_id IS NOT DISTINCT FROM ? AND c.kind = ? AND COALESCE(c.vendor, '') = ? "
             "AND COALESCE(c.country, '') = ? AND c.status = ? ORDER BY c.id",
             [candidate.cluster_id, candidate.kind, candidate.vendor or "",
              candidate.country or "", candidate.status])
@@ -264,15 +266,15 @@ class Candidates:
                       dump_json(cand.signals)]
             changed += self.db.execute(
                 "UPDATE candidates SET score = ?, reasons = ?, queued = ?, signals = ? "
-                "WHERE id = ? AND NOT (score = ? AND reasons = ? AND queued = ? AND signals IS ?)",
+                "WHERE id = ? AND NOT (score = ? AND reasons = ? AND queued = ? "
+                "AND signals IS NOT DISTINCT FROM ?)",
                 [*values, candidate_id, *values]).rowcount
         return changed
 
     def record_ranker(self, path: str, summary: dict[str, Any]) -> int:
         """Note a model trained for this database: the newest is `process`'s default ranker."""
-        cur = self.db.execute("INSERT INTO rankers (path, created_at, summary) VALUES (?, ?, ?)",
-                              [path, utcnow(), dump_json(summary)])
-        return int(cur.lastrowid or 0)
+        return self.db.insert_row("rankers", {"path": path, "created_at": utcnow(),
+                                              "summary": dump_json(summary)})
 
     def newest_ranker(self) -> str | None:
         """The path of the model trained for this database most recently, if any."""

@@ -1,8 +1,11 @@
-"""The database: one SQLite file through sqlite-utils, its connection, migrations and transactions.
+"""The database: its connection, migrations and transactions, on SQLite or on PostgreSQL.
 
 Every repository (pages, articles, candidates, reviews, registry, accounts, runs) works over one
-Database; the helpers here are how they all write JSON columns, times and hashes. Reviewers'
-credentials are in a second file beside it, attached to the same connection (`accounts_path`).
+Database through `execute`, `query` and `executemany`, with `?` parameters, and the few fragments
+that differ between the engines come from its `dialect`; the helpers here are how they all write
+JSON columns, times and hashes. `open_database(location)` picks the backend: a file path is
+`SqliteDatabase` (sqlite-utils; reviewers' credentials in a second file beside it, attached to the
+same connection, `accounts_path`), a `postgresql://` URL is `PostgresDatabase` (storage.postgres).
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ import logging
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database as SqliteDatabase
+from sqlite_utils import Database as SqliteUtils
 
 from models.errors import DealwatchError
 from models.records import Candidate
+from pipeline.storage.dialect import SQLITE, Dialect
 from pipeline.storage.schema import ACCOUNTS, ACCOUNTS_MOVED, MIGRATIONS, PREPARE, ensure_accounts_schema
+from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +45,18 @@ class StoreError(DealwatchError):
     """The database cannot be opened, migrated or written."""
 
 
+class StoreBusy(StoreError):
+    """A statement waited out the busy (lock) timeout while another process was writing."""
+
+
 def is_busy(exc: BaseException) -> bool:
     """A statement that waited out the busy timeout while another process was writing."""
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc))
+    if isinstance(exc, StoreBusy):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    # PostgreSQL: lock_not_available, serialization_failure, deadlock_detected
+    return getattr(exc, "sqlstate", None) in ("55P03", "40001", "40P01")
 
 
 def busy_message(exc: BaseException) -> str:
@@ -54,6 +67,11 @@ def busy_message(exc: BaseException) -> str:
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def days_ago(days: int) -> str:
+    """The time `days` days before now, as utcnow writes times (to compare with stored ones)."""
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def sha256_hex(data: bytes | str) -> str:
@@ -133,10 +151,99 @@ def candidate_from_row(row: dict[str, Any]) -> Candidate:
 
 
 class Database:
+    """What every backend gives the repositories: statements with `?` parameters, transactions,
+    a snapshot, the schema version, and the few helpers written once on top of them."""
+
+    dialect: Dialect
+    location: str  # the file's path, or the server's URL without its password
+    path: Path | None = None  # the SQLite file
+    accounts_error: str | None = None  # why reviewers' accounts cannot be reached, if so
+
+    # -- statements (each backend) --
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; a DB-API cursor (`fetchone`, `fetchall`, `rowcount`, iteration)."""
+        raise NotImplementedError
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """The rows of a query as dicts of column name to value."""
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def transaction(self, immediate: bool = True, concurrent: bool = False,
+                    ) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def table_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def migrate(self) -> list[tuple[int, str]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- written once --
+
+    def schema_version(self) -> int:
+        if "schema_migrations" not in self.table_names():
+            return 0
+        row = self.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def take_number(self, counter: str) -> int:
+        """The next number of a numbering that never reuses one (`deal_numbers`,
+        `report_numbers`: a one-row table of the last number given), taken."""
+        return int(self.execute(
+            f'UPDATE "{counter}" SET last = last + 1 RETURNING last').fetchall()[0][0])
+
+    def insert_row(self, table: str, row: Mapping[str, Any], returning: str | None = "id") -> int:
+        """Insert one row of these columns (values already in their stored form); its `id`
+        (`returning=None` for a table without one)."""
+        cols = list(row)
+        sql = f'INSERT INTO "{table}" ({", ".join(cols)}) VALUES ({marks(cols)})'
+        if returning is None:
+            self.execute(sql, [row[c] for c in cols])
+            return 0
+        return int(self.execute(f"{sql} RETURNING {returning}",
+                                [row[c] for c in cols]).fetchone()[0])
+
+    def count(self, table: str) -> int:
+        return int(self.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per main table, and candidates per review status."""
+        out = {table: self.count(table) for table in TABLES}
+        per_status = dict(self.execute(
+            "SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
+        for status in CANDIDATE_STATUSES:
+            out[f"candidates_{status}"] = int(per_status.get(status, 0))
+        return out
+
+
+def open_database(location: str | Path, busy_timeout_ms: int = 10_000,
+                  migrate: bool = True) -> Database:
+    """The database at this location: a PostgreSQL server for a `postgresql://` URL, else a
+    SQLite file."""
+    if is_database_url(str(location)):
+        from pipeline.storage.postgres import PostgresDatabase  # psycopg only when needed
+        return PostgresDatabase(str(location), busy_timeout_ms=busy_timeout_ms, migrate=migrate)
+    return SqliteDatabase(location, busy_timeout_ms=busy_timeout_ms, migrate=migrate)
+
+
+class SqliteDatabase(Database):
     """A dealwatch database file. Opening it applies any pending migrations."""
+
+    dialect = SQLITE
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):
         self.path = Path(path)
+        self.location = str(path)
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +251,7 @@ class Database:
             # transactions are explicit (BEGIN … COMMIT), never opened behind our back.
             conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000,
                                    isolation_level=None)
-            self.db = SqliteDatabase(conn)
+            self.db = SqliteUtils(conn)
             self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.db.execute("PRAGMA foreign_keys = ON")
             if str(path) != ":memory:":
@@ -189,13 +296,21 @@ class Database:
     def close(self) -> None:
         self.db.close()
 
-    # -- schema --
+    # -- statements --
 
-    def schema_version(self) -> int:
-        if "schema_migrations" not in self.db.table_names():
-            return 0
-        row = self.db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, list(params))
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        return self.db.query(sql, list(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.db.conn.executemany(sql, rows)
+
+    def table_names(self) -> list[str]:
+        return self.db.table_names()
+
+    # -- schema --
 
     def migrate(self) -> list[tuple[int, str]]:
         """Apply every migration newer than the database, each in its own transaction."""
@@ -236,7 +351,7 @@ class Database:
     # -- transactions --
 
     @contextmanager
-    def transaction(self, immediate: bool = True) -> Iterator[None]:
+    def transaction(self, immediate: bool = True, concurrent: bool = False) -> Iterator[None]:
         """A transaction (a savepoint when nested): all of it is written, or none of it.
 
         The outermost one begins IMMEDIATE: it takes the write lock up front, so two writers
@@ -244,7 +359,8 @@ class Database:
         one failing half way with "database is locked" when it upgrades a read lock. That
         locks the accounts file too; `immediate=False` is for a transaction on the accounts
         file alone whose first statement writes: it locks only that file, so a change to an
-        account does not wait for a long write to the main database.
+        account does not wait for a long write to the main database. `concurrent` matters on
+        PostgreSQL only (see PostgresDatabase.transaction): one SQLite file has one writer.
         """
         conn = self.db.conn
         if conn.in_transaction:
@@ -288,31 +404,3 @@ class Database:
             yield
         finally:
             conn.execute("COMMIT")
-
-    # -- sizes --
-
-    def take_number(self, counter: str) -> int:
-        """The next number of a numbering that never reuses one (`deal_numbers`,
-        `report_numbers`: a one-row table of the last number given), taken."""
-        return int(self.db.execute(
-            f"UPDATE [{counter}] SET last = last + 1 RETURNING last").fetchall()[0][0])
-
-    def insert_row(self, table: str, row: Mapping[str, Any]) -> int:
-        """Insert one row of these columns (values already in their stored form); its rowid."""
-        cols = list(row)
-        cur = self.db.execute(
-            f"INSERT INTO [{table}] ({', '.join(cols)}) VALUES ({marks(cols)})",
-            [row[c] for c in cols])
-        return int(cur.lastrowid or 0)
-
-    def count(self, table: str) -> int:
-        return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
-
-    def counts(self) -> dict[str, int]:
-        """Rows per main table, and candidates per review status."""
-        out = {table: self.count(table) for table in TABLES}
-        per_status = dict(self.db.execute(
-            "SELECT status, COUNT(*) FROM candidates GROUP BY status").fetchall())
-        for status in CANDIDATE_STATUSES:
-            out[f"candidates_{status}"] = int(per_status.get(status, 0))
-        return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.storage.dialect import Dialect
 from pipeline.storage.queue import search_condition
 
 
@@ -38,7 +39,7 @@ class DealQuery:
             self.confidence or (self.search and self.search.strip()))
 
 
-def deal_where(query: DealQuery, d: str) -> tuple[list[str], list[Any]]:
+def deal_where(query: DealQuery, d: str, dialect: Dialect) -> tuple[list[str], list[Any]]:
     """SQL conditions for a DealQuery's stored fields on deal alias `d` (live deals only)."""
     where, params = [f"{d}.merged_into IS NULL"], []
     for column, value in (("country", query.country), ("stage", query.stage),
@@ -49,16 +50,15 @@ def deal_where(query: DealQuery, d: str) -> tuple[list[str], list[Any]]:
     for single, plural, value in (("vendor", "vendors", query.vendor),
                                   ("deal_type", "deal_types", query.deal_type)):
         if value is not None:
-            where.append(f"({d}.{single} = ? OR EXISTS (SELECT 1 FROM json_each({d}.{plural}) "
-                         "WHERE json_each.value = ?))")
+            where.append(f"({d}.{single} = ? OR {dialect.json_has(f'{d}.{plural}')})")
             params += [value, value]
     if query.search is not None and query.search.strip():
         # As the queue searches: the articles through their FTS index, the evidence (and the
         # reviewers' counterpart and notes) by LIKE, which finds part of a word too.
         in_sources, source_params = search_condition(query.search, "s.article_id",
-                                                     ["s.sentence"])
+                                                     ["s.sentence"], dialect)
         in_deal, deal_params = search_condition(query.search, None,
-                                                [f"{d}.counterpart", f"{d}.notes"])
+                                                [f"{d}.counterpart", f"{d}.notes"], dialect)
         where.append(f"({d}.id IN (SELECT s.deal_id FROM deal_sources s WHERE {in_sources}) "
                      f"OR {in_deal})")
         params += [*source_params, *deal_params]

@@ -10,6 +10,7 @@ from models.records import FetchedPage, Page
 from pipeline.storage.database import (
     Database,
     compress,
+    days_ago,
     decompress,
     dump_json,
     marks,
@@ -24,7 +25,7 @@ class Pages:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def known_article_urls(self) -> set[str]:
         """Canonical URLs of every article fetched successfully (as requested, as served, and as
@@ -91,9 +92,9 @@ class Pages:
         sql = (
             f"INSERT INTO pages ({', '.join(cols)}) VALUES ({marks(cols)}) "
             f"ON CONFLICT(url) DO UPDATE SET {updates}, "
-            "process_status = CASE WHEN pages.content_hash IS excluded.content_hash "
+            "process_status = CASE WHEN pages.content_hash IS NOT DISTINCT FROM excluded.content_hash "
             "  THEN pages.process_status ELSE NULL END, "
-            "processed_at = CASE WHEN pages.content_hash IS excluded.content_hash "
+            "processed_at = CASE WHEN pages.content_hash IS NOT DISTINCT FROM excluded.content_hash "
             "  THEN pages.processed_at ELSE NULL END "
             "RETURNING id"
         )
@@ -151,5 +152,5 @@ class Pages:
             return 0
         cur = self.db.execute(
             "UPDATE pages SET html = NULL WHERE html IS NOT NULL AND process_status IS NOT NULL "
-            "AND fetched_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?)", [f"-{int(days)} days"])
+            "AND fetched_at < ?", [days_ago(days)])
         return cur.rowcount

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import Any, TypeVar
 
 from models.config import STAGE_RANK
 from models.registry import QueueEntry
+from pipeline.storage.dialect import Dialect
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def queue_walks(query: QueueQuery, c: str, after: Cursor | None = None,
     sort, column = query.order, query.order.sql(c)
     backwards = after is None and before is not None
     desc = query.desc != backwards
-    valued = Walk(f"{column} IS NOT NULL" if sort.nullable else "1", [],
+    valued = Walk(f"{column} IS NOT NULL" if sort.nullable else "TRUE", [],
                   f"{column} {'DESC' if desc else 'ASC'}, {c}.id{' DESC' if backwards else ''}")
     missing = Walk(f"{column} IS NULL", [], f"{c}.id{' DESC' if backwards else ''}")
     cursor = after if after is not None else before
@@ -149,12 +149,11 @@ def sort_entries(entries: list[QueueEntry], query: QueueQuery) -> list[QueueEntr
 _WORD = re.compile(r"[^\W_]+")
 
 
-def fts_terms(text: str) -> str | None:
-    """A search box's text as an FTS5 query: each word quoted, so nothing a user types (quotes,
-    `*`, NEAR, AND, a leading -, column filters) is read as query syntax; all words must match.
-    None when the text has no word at all."""
-    words = _WORD.findall(text)
-    return " ".join(f'"{w}"' for w in words) if words else None
+def fts_terms(text: str) -> list[str]:
+    """A search box's words for the full-text index: letters and digits only, so nothing a user
+    types (quotes, `*`, NEAR, AND, a leading -, column filters) is read as query syntax; all
+    words must match (the dialect quotes them for its engine). None when it has no word."""
+    return _WORD.findall(text)
 
 
 def like_pattern(text: str) -> str:
@@ -163,22 +162,22 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_condition(text: str, article: str | None, columns: Sequence[str]
+def search_condition(text: str, article: str | None, columns: Sequence[str], dialect: Dialect
                      ) -> tuple[str, list[Any]]:
     """A search box's text as one SQL condition (in brackets) and its parameters: the article
     whose id is `article` has all its words (FTS index; skipped when the text has no word, or
     article is None), or one of `columns` holds the text as typed (LIKE: part of a word too)."""
-    terms = fts_terms(text) if article is not None else None
-    conditions = [f"{column} LIKE ? ESCAPE '\\'" for column in columns]
+    terms = fts_terms(text) if article is not None else []
+    conditions = [dialect.like(column) for column in columns]
     params: list[Any] = [like_pattern(text.strip())] * len(columns)
-    if terms is not None:
-        conditions.insert(0, f"{article} IN (SELECT rowid FROM articles_fts "
-                             "WHERE articles_fts MATCH ?)")
-        params.insert(0, terms)
+    if terms and article is not None:
+        conditions.insert(0, dialect.fts_match(article))
+        params.insert(0, dialect.fts_param(terms))
     return f"({' OR '.join(conditions)})", params
 
 
-def queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]]:
+def queue_where(query: QueueQuery, c: str, a: str, dialect: Dialect
+                ) -> tuple[list[str], list[Any]]:
     """SQL conditions for a QueueQuery on candidate alias `c` and article alias `a`."""
     where: list[str] = []
     params: list[Any] = []
@@ -190,8 +189,8 @@ def queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]
             params.append(value)
     if query.deal_type is not None:
         # Any of the candidate's types, not only the first; deal_types is a JSON list of ids.
-        where.append(f"({c}.deal_type = ? OR {c}.deal_types LIKE ? ESCAPE '\\')")
-        params += [query.deal_type, like_pattern(json.dumps(query.deal_type))]
+        where.append(f"({c}.deal_type = ? OR {dialect.json_has(f'{c}.deal_types')})")
+        params += [query.deal_type, query.deal_type]
     if not query.hidden:
         # decided candidates stay in their lists whatever their score
         if query.status == "pending":
@@ -217,7 +216,8 @@ def queue_where(query: QueueQuery, c: str, a: str) -> tuple[list[str], list[Any]
         # The article through its FTS index; the evidence by LIKE, which finds what a word
         # index cannot (part of a word: "Safari" in "Safaricom", "5G" in "5G-ready"). The
         # evidence is a sentence of the article, so the words are in the index already.
-        condition, found = search_condition(query.search, f"{c}.article_id", [f"{c}.sentence"])
+        condition, found = search_condition(query.search, f"{c}.article_id", [f"{c}.sentence"],
+                                            dialect)
         where.append(condition)
         params += found
     return where, params

@@ -40,7 +40,7 @@ class Registry:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def deal(self, deal_id: int) -> Deal | None:
         found = self._deals("SELECT * FROM deals WHERE id = ?", [deal_id])
@@ -56,11 +56,11 @@ class Registry:
         for row in self.db.query(
                 "WITH RECURSIVE below(root, id) AS ("
                 " SELECT merged_into, id FROM deals"
-                " WHERE merged_into IN (SELECT value FROM json_each(?))"
+                f" WHERE {self.db.dialect.in_list('merged_into')}"
                 " UNION SELECT below.root, d.id FROM deals d JOIN below ON d.merged_into = below.id)"
                 " SELECT below.root AS merged_root, d.* FROM below JOIN deals d ON d.id = below.id"
                 " WHERE d.external_id IS NOT NULL ORDER BY below.root, d.id",
-                [json.dumps(sorted(by_id))]):
+                [self.db.dialect.list_param(sorted(by_id))]):
             root = row.pop("merged_root")
             by_id[root].merged_known.append(record_of(Deal, decode_row(row)))
         return deals
@@ -88,20 +88,21 @@ class Registry:
         if not vendors or not countries:
             return []
         codes = sorted(c for c in countries if c is not None)
+        dialect = self.db.dialect
         return self._deals(
-            "SELECT DISTINCT d.* FROM deals d, json_each(d.vendors) v "
-            "WHERE d.merged_into IS NULL AND v.value IN (SELECT value FROM json_each(?)) "
-            "AND (d.country IN (SELECT value FROM json_each(?))"
+            f"SELECT DISTINCT d.* FROM deals d, {dialect.json_elements('d.vendors', 'v')} "
+            f"WHERE d.merged_into IS NULL AND {dialect.in_list('v.value')} "
+            f"AND ({dialect.in_list('d.country')}"
             + (" OR d.country IS NULL" if None in countries else "") + ") ORDER BY d.id",
-            [json.dumps(vendors), json.dumps(codes)])
+            [dialect.list_param(vendors), dialect.list_param(codes)])
 
     def imported_deals(self, external_ids: Iterable[str]
                        ) -> dict[str, tuple[Deal, dict[str, Any]]]:
         """The deals imported under these external ids (merged ones too), each with the fields
         its last import gave it, in one query."""
         rows = self.db.query(
-            "SELECT * FROM deals WHERE external_id IN (SELECT value FROM json_each(?))",
-            [json.dumps(sorted(set(external_ids)))])
+            f"SELECT * FROM deals WHERE {self.db.dialect.in_list('external_id')}",
+            [self.db.dialect.list_param(sorted(set(external_ids)))])
         out: dict[str, tuple[Deal, dict[str, Any]]] = {}
         for row in rows:
             imported = json.loads(row.pop("imported_fields") or "{}")
@@ -150,10 +151,11 @@ class Registry:
 
     def add_deal_source(self, deal_id: int, candidate_id: int, batch: str | None) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO deal_sources (deal_id, candidate_id, article_id, url, title, "
+            "INSERT INTO deal_sources (deal_id, candidate_id, article_id, url, title, "
             "published, sentence, added_at, batch) "
             "SELECT ?, c.id, a.id, a.url, a.title, a.published, c.sentence, ?, ? "
-            "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ?",
+            "FROM candidates c JOIN articles a ON a.id = c.article_id WHERE c.id = ? "
+            "ON CONFLICT DO NOTHING",
             [deal_id, utcnow(), batch, candidate_id])
         self.db.execute("UPDATE candidates SET deal_id = ? WHERE id = ?", [deal_id, candidate_id])
 
@@ -163,7 +165,10 @@ class Registry:
         ids = [] if candidate_ids is None else list(candidate_ids)
         if candidate_ids is not None and not ids:
             return 0  # none named: nothing moves (an empty list is not "all")
-        sql, params = "UPDATE OR IGNORE deal_sources SET deal_id = ? WHERE deal_id = ?", [to_deal, from_deal]
+        # A source the other deal has already stays behind (the DELETE below drops the rest).
+        sql = ("UPDATE deal_sources SET deal_id = ? WHERE deal_id = ? AND NOT EXISTS (SELECT 1 "
+               "FROM deal_sources o WHERE o.deal_id = ? AND o.candidate_id = deal_sources.candidate_id)")
+        params = [to_deal, from_deal, to_deal]
         if ids:
             sql += f" AND candidate_id IN ({marks(ids)})"
             params += ids
@@ -304,11 +309,11 @@ class Registry:
         row = {k: dump_value(v) for k, v in asdict(correction).items()}
         row["corrected_at"] = utcnow()
         cols = list(row)
-        cur = self.db.execute(
+        new_id = self.db.execute(
             f"INSERT INTO deal_corrections ({', '.join(cols)}, after_review) VALUES "
-            f"({marks(cols)}, (SELECT COALESCE(MAX(id), 0) FROM reviews))",
-            [row[c] for c in cols])
-        stored = self.correction(int(cur.lastrowid or 0))
+            f"({marks(cols)}, (SELECT COALESCE(MAX(id), 0) FROM reviews)) RETURNING id",
+            [row[c] for c in cols]).fetchone()[0]
+        stored = self.correction(int(new_id))
         assert stored is not None
         return stored
 
@@ -342,10 +347,9 @@ class Registry:
 
     def record_export(self, fmt: str, destination: str | None, since: str | None, deals: int,
                       sha256: str) -> int:
-        cur = self.db.execute(
-            "INSERT INTO exports (exported_at, format, destination, since, deals, sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?)", [utcnow(), fmt, destination, since, deals, sha256])
-        return int(cur.lastrowid or 0)
+        return self.db.insert_row("exports", {
+            "exported_at": utcnow(), "format": fmt, "destination": destination, "since": since,
+            "deals": deals, "sha256": sha256})
 
     def pushed_versions(self, endpoint: str) -> dict[int, int]:
         """deal id -> the newest version the endpoint acknowledged."""
@@ -368,7 +372,7 @@ class Registry:
     def find_deals(self, query: DealQuery) -> list[Deal]:
         """The live deals a DealQuery's stored fields and search match, in id order (its
         confidence and order are the review layer's: they are weighed on read)."""
-        where, params = deal_where(query, "d")
+        where, params = deal_where(query, "d", self.db.dialect)
         return self._deals(f"SELECT d.* FROM deals d WHERE {' AND '.join(where)} ORDER BY d.id",
                            params)
 

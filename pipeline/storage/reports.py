@@ -51,7 +51,7 @@ class Reports:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def report(self, report_id: int) -> Report | None:
         rows = list(self.db.query("SELECT * FROM reports WHERE id = ?", [report_id]))
@@ -64,9 +64,8 @@ class Reports:
             rows = self.db.query("SELECT * FROM reports WHERE withdrawn_at IS NULL ORDER BY id")
         else:
             rows = self.db.query(
-                "SELECT * FROM reports r WHERE r.withdrawn_at IS NULL AND (r.vendor = ? OR EXISTS "
-                "(SELECT 1 FROM json_each(r.vendors) v WHERE v.value = ?)) ORDER BY r.id",
-                [vendor, vendor])
+                "SELECT * FROM reports r WHERE r.withdrawn_at IS NULL AND (r.vendor = ? OR "
+                f"{self.db.dialect.json_has('r.vendors')}) ORDER BY r.id", [vendor, vendor])
         return [_report(r) for r in rows]
 
     def count(self) -> int:
@@ -150,7 +149,7 @@ class Reports:
         undoing of the decision that filed it."""
         rows = list(self.db.query(
             "SELECT * FROM reviews WHERE batch = (SELECT r.batch FROM reviews r "
-            "WHERE (json_extract(r.previous, '$.report_id') = ? "
+            f"WHERE ({self.db.dialect.json_int('r.previous', 'report_id')} = ? "
             "OR (r.decision = 'undo' AND r.undoes = ?)) "
             "AND NOT EXISTS (SELECT 1 FROM reviews u WHERE u.undoes = r.batch) "
             "ORDER BY r.id DESC LIMIT 1) ORDER BY id LIMIT 1", [report.id, report.batch]))
@@ -205,7 +204,7 @@ class Reports:
     def vendors(self) -> list[str]:
         """The vendors filed reports name (for a filter's menu)."""
         return [r[0] for r in self.db.execute(
-            "SELECT DISTINCT v.value FROM reports r, json_each(r.vendors) v "
+            f"SELECT DISTINCT v.value FROM reports r, {self.db.dialect.json_elements('r.vendors', 'v')} "
             "WHERE r.withdrawn_at IS NULL ORDER BY 1")]
 
     # --- deals filed from aggregate claims before reports existed (migration 12) -------------
@@ -220,7 +219,7 @@ class Reports:
             "WHERE d.merged_into IS NULL AND d.external_id IS NULL AND NOT EXISTS "
             "(SELECT 1 FROM deal_sources o JOIN candidates c ON c.id = o.candidate_id "
             " WHERE o.deal_id = s.deal_id AND c.kind != 'aggregate') "
-            "ORDER BY s.deal_id, s.rowid").fetchall()
+            f"ORDER BY s.deal_id, {self.db.dialect.insert_order('s')}").fetchall()
         found: dict[int, list[tuple[int, str | None]]] = {}
         for deal_id, candidate_id, batch in rows:
             found.setdefault(int(deal_id), []).append((int(candidate_id), batch))

@@ -13,7 +13,7 @@ class Reviews:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def add_review(self, review: NewReview) -> int:
         """Write a decision to the audit, decided now; its row id."""

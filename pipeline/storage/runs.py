@@ -16,11 +16,11 @@ class Runs:
 
     def __init__(self, database: Database):
         self.database = database
-        self.db = database.db
+        self.db = database
 
     def sync_sources(self, sources: Iterable[Source]) -> None:
         now = utcnow()
-        with self.db.atomic():
+        with self.db.transaction(concurrent=True):
             for src in sources:
                 self.db.execute(
                     """INSERT INTO sources (id, kind, name, urls, enabled, config, first_seen,
@@ -37,11 +37,8 @@ class Runs:
         return [r[0] for r in self.db.execute("SELECT id FROM sources ORDER BY id")]
 
     def start_run(self, kind: str, sources: list[str] | None = None, pid: int | None = None) -> int:
-        cur = self.db.execute(
-            "INSERT INTO runs (kind, started_at, sources, pid) VALUES (?, ?, ?, ?)",
-            [kind, utcnow(), dump_json(sources or []), pid],
-        )
-        return int(cur.lastrowid or 0)
+        return self.db.insert_row("runs", {"kind": kind, "started_at": utcnow(),
+                                           "sources": dump_json(sources or []), "pid": pid})
 
     def finish_run(self, run_id: int, outcome: str, counters: dict[str, Any],
                    message: str | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
 import psycopg
@@ -30,8 +30,8 @@ _PG_SEVERITY = re.compile(r"^(?:FATAL|ERROR):\s+")
 _REDIS_ATTEMPT = re.compile(r"^Error -?\d+ connecting to \S+?\.\s+")
 
 
-__all__ = ["ServerError", "check_postgres", "check_redis", "is_database_url", "redact",
-           "refuse_database_url"]
+__all__ = ["ServerError", "check_postgres", "check_redis", "connect_postgres", "is_database_url",
+           "postgres_problem", "redact", "refuse_database_url"]
 
 
 class ServerError(DealwatchError):
@@ -138,20 +138,33 @@ def _redis_reason(exc: Exception) -> str:
     return _sentence(_after_attempt(_REDIS_ATTEMPT, lines[0]))
 
 
-def check_postgres(url: str, timeout: float = 10.0) -> None:
-    """Connect once to the PostgreSQL server at `url` and run a query; a ServerError in one line,
-    naming the URL without its password, when that fails."""
+def connect_postgres(url: str, timeout: float = 10.0, **options: Any) -> psycopg.Connection[Any]:
+    """A connection to the PostgreSQL server at `url`; a ServerError in one line, naming the URL
+    without its password, when it cannot be made."""
     shown = redact(url)
     if not is_database_url(url):
         raise ServerError(f"not a PostgreSQL URL: {shown} (expected postgresql://user@host:port/name)")
     try:
         # libpq counts whole seconds, and treats fewer than 2 as 2.
-        with psycopg.connect(url, connect_timeout=max(2, math.ceil(timeout))) as conn:
-            conn.execute("SELECT 1")
+        return psycopg.connect(url, connect_timeout=max(2, math.ceil(timeout)), **options)
     except psycopg.Error as exc:
-        # `from None`: libpq's own message may quote the password (a badly escaped one, say).
-        raise ServerError(f"cannot reach the database at {shown}: {_hide(_postgres_reason(exc), url)}") \
-            from None
+        raise ServerError(postgres_problem(url, exc)) from None
+
+
+def postgres_problem(url: str, exc: psycopg.Error, doing: str = "reach") -> str:
+    """One line on a PostgreSQL error: the URL without its password, and libpq's reason (which may
+    quote the password, a badly escaped one say: hidden too)."""
+    return f"cannot {doing} the database at {redact(url)}: {_hide(_postgres_reason(exc), url)}"
+
+
+def check_postgres(url: str, timeout: float = 10.0) -> None:
+    """Connect once to the PostgreSQL server at `url` and run a query; a ServerError in one line,
+    naming the URL without its password, when that fails."""
+    with connect_postgres(url, timeout) as conn:
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise ServerError(postgres_problem(url, exc)) from None
 
 
 def refuse_database_url(location: str) -> None:
