@@ -56,10 +56,42 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "dealwatch.db"
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test module that sets BACKENDS = ("sqlite", "postgresql") runs each of its tests that
+    # uses a store (through `backend`) once on each; elsewhere a store is a SQLite file. A test
+    # marked `backends("sqlite")` runs on those named only: what it tests exists on one only.
+    marker = metafunc.definition.get_closest_marker("backends")
+    backends = marker.args if marker is not None else getattr(metafunc.module, "BACKENDS", None)
+    if backends and "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def store_location(backend: str, db_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where a new database goes: a file under tmp_path, or a new database on the test server."""
+    if backend == "sqlite":
+        yield str(db_path)
+        return
+    databases = request.getfixturevalue("postgres_databases")
+    url = databases.new()
+    try:
+        yield url
+    finally:
+        databases.drop(url)
+
+
+@pytest.fixture
+def store(store_location: str) -> Iterator[Store]:
     """A new database, migrated and open (a test file may override it with its own data)."""
-    with Store(db_path) as opened:
+    with Store(store_location) as opened:
         yield opened
 
 
@@ -124,7 +156,9 @@ SERVER_FIXTURES = ("postgres_url", "redis_url")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # A test that uses a server is marked `servers` without saying so, so `-m servers` finds it.
     for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in SERVER_FIXTURES):
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgresql"
+        if on_postgres or any(name in getattr(item, "fixturenames", ()) for name in SERVER_FIXTURES):
             item.add_marker(pytest.mark.servers)
 
 
@@ -147,6 +181,12 @@ def postgres_url() -> Iterator[str]:
     _servers_needed(servers.postgres_missing())
     with servers.postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres_url: str) -> servers.PostgresDatabases:
+    """Fresh, migrated databases on the test server (store_location makes one per test)."""
+    return servers.PostgresDatabases(postgres_url)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,10 @@
 (and the deal's counterpart and notes), its orders, and the query-string form the web UI reads
 (unknown values refused with the valid ones named)."""
 
+
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from registryfixtures import searchable_registry
@@ -19,10 +19,12 @@ from pipeline.review.web.forms import deal_params, parse_deal_query
 from pipeline.storage import Store
 from pipeline.storage.deal_query import DealQuery
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    with Store(db_path) as opened:
+def store(store_location: str) -> Iterator[Store]:
+    with Store(store_location) as opened:
         searchable_registry(opened)
         yield opened
 

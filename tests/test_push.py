@@ -1,6 +1,7 @@
 """Pushing the registry to an HTTP endpoint (a real server on 127.0.0.1:0): each deal version once,
 with its idempotency key; a server failing half way loses nothing and gets nothing twice."""
 
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,8 @@ from pipeline.review.decisions import decide
 from pipeline.review.export import ExportError, push_deals
 from pipeline.review.registry import merge_deals
 from pipeline.storage import Store
+
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
 
 
 @dataclass
@@ -92,9 +95,9 @@ def endpoint() -> Iterator[Registry]:
 
 
 @pytest.fixture
-def store(db_path) -> Iterator[Store]:
+def store(store_location: str) -> Iterator[Store]:
     """Four deals: the Kenyan cloud, the Ugandan cameras, and two more filed as new deals."""
-    with Store(db_path) as s:
+    with Store(store_location) as s:
         ids = kenya_cloud(s)
         decide(s, ids["mou"], "confirm", "ann")
         decide(s, ids["uganda"], "confirm", "ann")
@@ -136,7 +139,7 @@ def test_a_changed_deal_is_sent_again_as_its_new_version(store, endpoint) -> Non
     assert endpoint.accepted[report.sent[0]]["stage"] == "completed"
 
 
-def test_server_failing_half_way_loses_nothing_and_sends_nothing_twice(store, endpoint) -> None:
+def test_server_failing_half_way_loses_nothing_and_sends_nothing_twice(store, endpoint, store_location) -> None:
     endpoint.behave = lambda n, key: "ok" if n <= 2 else 500
     sleeps: list[float] = []
     report = _push(store, endpoint.url, sleeps)
@@ -145,7 +148,7 @@ def test_server_failing_half_way_loses_nothing_and_sends_nothing_twice(store, en
     assert all("HTTP 500" in why for _, why in report.failed)
     assert sleeps == [0.5, 1.0, 0.5, 1.0]  # exponential backoff, `retries` times per deal
     assert len(endpoint.requests) == 2 + 2 * 3
-    with Store(store.path) as other:
+    with Store(store_location) as other:
         rows = list(other.db.query("SELECT deal_id, status, last_error FROM deal_pushes ORDER BY deal_id"))
     assert [r["status"] for r in rows] == ["sent", "sent", "failed", "failed"]
     assert "HTTP 500" in rows[2]["last_error"]
@@ -232,11 +235,12 @@ def test_only_http_urls(store) -> None:
 # --- the command ----------------------------------------------------------------------------
 
 
-def test_export_push_command(store, endpoint, db_path, monkeypatch) -> None:
+@pytest.mark.backends("sqlite")  # the CLI takes a PostgreSQL URL from step 4 (docs/scaling.md)
+def test_export_push_command(store, endpoint, store_location, monkeypatch) -> None:
     monkeypatch.setenv("DEALWATCH_PUSH_TOKEN", "tok")
 
     def push():
-        return CliRunner().invoke(main, ["--db", str(db_path), "export", "--push", endpoint.url,
+        return CliRunner().invoke(main, ["--db", store_location, "export", "--push", endpoint.url,
                                          "--retries", "1", "--backoff", "0"])
 
     endpoint.behave = lambda n, key: "ok" if n <= 1 else 500
@@ -251,10 +255,10 @@ def test_export_push_command(store, endpoint, db_path, monkeypatch) -> None:
     assert done.exit_code == 0, done.output
     assert done.stdout.strip() == f"push to {endpoint.url}: 3 sent, 0 failed, 1 already up to date"
     assert endpoint.requests[-1][1]["Authorization"] == "Bearer tok"
-    with Store(db_path) as s:
+    with Store(store_location) as s:
         logged = list(s.db.query("SELECT format, destination, deals FROM exports ORDER BY id"))
     assert logged == [{"format": "push", "destination": endpoint.url, "deals": 1},
                       {"format": "push", "destination": endpoint.url, "deals": 3}]
-    mixed = CliRunner().invoke(main, ["--db", str(db_path), "export", "--push", endpoint.url,
+    mixed = CliRunner().invoke(main, ["--db", store_location, "export", "--push", endpoint.url,
                                       "--out", "x.csv"])
     assert mixed.exit_code == 2

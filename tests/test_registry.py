@@ -11,6 +11,8 @@ from pipeline.review.export import registry_records
 from pipeline.review.registry import RegistryError, merge_deals, split_deal, suggest_deals
 from pipeline.storage import Store
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 
 def _source_ids(store: Store, deal_id: int) -> list[int]:
     return sorted(s.candidate_id for s in store.registry.deal_sources(deal_id))

@@ -4,6 +4,7 @@ an undo and brought back exactly, refiled into by a later confirmation, and list
 exported and (for deals filed from aggregates before reports existed) refiled from the
 terminal."""
 
+
 from __future__ import annotations
 
 import csv
@@ -26,6 +27,8 @@ from pipeline.review.reports import (
     report_view,
 )
 from pipeline.storage import Store
+
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
 
 CONFIG = load_config()
 CLAIMS = ClaimReader(CONFIG)

@@ -1,5 +1,6 @@
 """Review decisions: audited, versioned (no silent overwrites), decided once per story, undoable."""
 
+
 from __future__ import annotations
 
 import pytest
@@ -8,6 +9,8 @@ from models.records import Article, Candidate
 from pipeline.review import decisions as review
 from pipeline.review.decisions import ConflictError, ReviewError
 from pipeline.storage import Store
+
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
 
 
 def _seed(store: Store, n: int = 1, cluster: int | None = None, **fields) -> int:

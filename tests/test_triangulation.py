@@ -1,6 +1,7 @@
 """Triangulation: a deal's sources counted, its independent outlets and official statements found,
 and the confidence grade they give (README, "Triangulation and confidence")."""
 
+
 from __future__ import annotations
 
 import csv
@@ -26,6 +27,8 @@ from pipeline.review.registry import (
 )
 from pipeline.review.web import create_app
 from pipeline.storage import Store
+
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
 
 
 def _source(n: int, url: str, *, site: str | None = None, cluster: int | None = None,

@@ -61,7 +61,8 @@ class Articles:
         candidates (schema migration 15), which cannot reach into the article."""
         self.db.execute(
             "UPDATE candidates SET published = (SELECT published FROM articles WHERE id = ?) "
-            "WHERE article_id = ? AND published IS NOT (SELECT published FROM articles WHERE id = ?)",
+            "WHERE article_id = ? "
+            "AND published IS DISTINCT FROM (SELECT published FROM articles WHERE id = ?)",
             [article_id, article_id, article_id])
 
     def set_article_language(self, article_id: int, code: str | None, declared: str | None,

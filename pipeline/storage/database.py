@@ -99,8 +99,9 @@ def dump_value(value: Any) -> Any:
 
 
 def marks(values: Sized) -> str:
-    """`?, ?, …`: one SQL parameter per value, for `IN (…)` and `VALUES (…)`."""
-    return ", ".join("?" * len(values))
+    """`?, ?, …`: one SQL parameter per value, for `IN (…)` and `VALUES (…)`; `NULL` for none,
+    so that `IN (NULL)` matches nothing on both engines (PostgreSQL refuses `IN ()`)."""
+    return ", ".join("?" * len(values)) or "NULL"
 
 
 def decode_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -83,9 +83,11 @@ CREATE TABLE articles (
     language_source text COLLATE "C",
     language_confidence double precision,
     supported bigint,
-    -- full-text search (SQLite: the articles_fts FTS5 table and its triggers)
-    search tsvector GENERATED ALWAYS AS
-        (to_tsvector('english', coalesce(title, '') || ' ' || text)) STORED
+    -- Full-text search (SQLite: the articles_fts FTS5 table and its triggers). Words are split
+    -- at every character that is not a letter or digit first, as FTS5's unicode61 splits them:
+    -- PostgreSQL's own parser would keep "syndicated.test" or "5g-ready" as one token.
+    search tsvector GENERATED ALWAYS AS (to_tsvector('english',
+        regexp_replace(coalesce(title, '') || ' ' || text, '[^[:alnum:]]+', ' ', 'g'))) STORED
 );
 ALTER TABLE pages ADD FOREIGN KEY (article_id) REFERENCES articles(id) DEFERRABLE;
 
