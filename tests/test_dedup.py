@@ -18,6 +18,8 @@ from pipeline.ingest.extract import extract_article
 from pipeline.jobs.process import process_pages
 from pipeline.storage import QueueQuery, Store
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 EXPECTED = json.loads((DEMO_SITE_DIR / "_expected.json").read_text(encoding="utf-8"))
 STORIES = [e for e in EXPECTED if e["kind"] != "not_article"]
 PAIR = next((e["path"], e["syndicated_with"]) for e in EXPECTED if e.get("syndicated_with"))
@@ -112,8 +114,8 @@ def _cluster_ids(store: Store) -> dict[str, int]:
             for r in store.db.query("SELECT url, cluster_id FROM articles")}
 
 
-def test_syndicated_story_is_one_queue_entry_with_both_copies(db_path, analyzer) -> None:
-    with Store(db_path) as store:
+def test_syndicated_story_is_one_queue_entry_with_both_copies(store_location, analyzer) -> None:
+    with Store(store_location) as store:
         for e in STORIES:
             _store_page(store, e["path"])
         report = process_pages(store, analyzer)
@@ -131,12 +133,12 @@ def test_syndicated_story_is_one_queue_entry_with_both_copies(db_path, analyzer)
                                 "AND vendor = 'huawei' AND kind = 'deal'").fetchone()[0] == 2
 
 
-def test_clustering_works_across_runs(db_path, analyzer) -> None:
+def test_clustering_works_across_runs(store_location, analyzer) -> None:
     a, b = PAIR
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         _store_page(store, a)
         process_pages(store, analyzer)
-    with Store(db_path) as store:  # a later run, a new process: the index comes from the store
+    with Store(store_location) as store:  # a later run, a new process: the index comes from the store
         _store_page(store, b)
         report = process_pages(store, analyzer)
         assert report.counters["near_duplicates"] == 1
@@ -144,8 +146,8 @@ def test_clustering_works_across_runs(db_path, analyzer) -> None:
         assert clusters[a] == clusters[b]
 
 
-def test_near_duplicates_can_be_switched_off(db_path, analyzer) -> None:
-    with Store(db_path) as store:
+def test_near_duplicates_can_be_switched_off(store_location, analyzer) -> None:
+    with Store(store_location) as store:
         for path in PAIR:
             _store_page(store, path)
         process_pages(store, analyzer, dedup=DedupSettings(near_duplicates=False))

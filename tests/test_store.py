@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
+import psycopg
 import pytest
 
 from models.records import Article, Candidate, Entity, Page
 from pipeline.review.decisions import edit
 from pipeline.storage import MIGRATIONS, QueueQuery, Store, StoreError
+from pipeline.storage.queue import fts_terms
+
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+DRIVER_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
 
 
 def _candidate(sentence: str = "Huawei signed a cloud deal with the Kenyan ICT ministry.",
@@ -54,8 +59,8 @@ def test_not_a_database(tmp_path) -> None:
         Store(path)
 
 
-def test_save_page_is_idempotent_and_requeues_changed_bodies(db_path) -> None:
-    with Store(db_path) as store:
+def test_save_page_is_idempotent_and_requeues_changed_bodies(store_location) -> None:
+    with Store(store_location) as store:
         page = Page(url="http://news.test/a1", source_id=None, status=200, body=b"<p>one</p>",
                     headers={"ETag": '"e1"', "Content-Type": "text/html"})
         first = store.pages.save_page(page)
@@ -72,8 +77,8 @@ def test_save_page_is_idempotent_and_requeues_changed_bodies(db_path) -> None:
         assert [p.body for p in store.pages.pages_to_process()] == [b"<p>two</p>"]
 
 
-def test_analysis_is_idempotent(db_path) -> None:
-    with Store(db_path) as store:
+def test_analysis_is_idempotent(store_location) -> None:
+    with Store(store_location) as store:
         article_id = store.articles.save_article(None, None, _article())
         ents = [Entity("Huawei", "VENDOR", 0, 6, "huawei"), Entity("Kenyan", "COUNTRY", 36, 42, "KE")]
         for _ in range(3):
@@ -84,8 +89,8 @@ def test_analysis_is_idempotent(db_path) -> None:
         assert (counts["articles"], counts["entities"], counts["candidates"]) == (1, 2, 1)
 
 
-def test_reviewed_candidates_survive_reanalysis(db_path) -> None:
-    with Store(db_path) as store:
+def test_reviewed_candidates_survive_reanalysis(store_location) -> None:
+    with Store(store_location) as store:
         article_id = store.articles.save_article(None, None, _article())
         store.articles.save_analysis(article_id, [], [_candidate(), _candidate("Another sentence.", 0.4)], "v1")
         confirmed = store.candidates.queue(QueueQuery(limit=None))[0]
@@ -100,10 +105,10 @@ def test_reviewed_candidates_survive_reanalysis(db_path) -> None:
         assert store.candidates.queue(QueueQuery(status="confirmed"))[0].score == 0.9
 
 
-def test_a_reviewers_edit_survives_reanalysis(db_path) -> None:
+def test_a_reviewers_edit_survives_reanalysis(store_location) -> None:
     """An edit leaves a candidate pending: analysing its article again must not put the
     detector's fields back over the reviewer's."""
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         article_id = store.articles.save_article(None, None, _article())
         store.articles.save_analysis(article_id, [], [_candidate()], "v1")
         cand = store.candidates.queue(QueueQuery(limit=None))[0]
@@ -113,20 +118,20 @@ def test_a_reviewers_edit_survives_reanalysis(db_path) -> None:
         assert again is not None and (again.status, again.country) == ("pending", "TZ")
 
 
-def test_reviews_table_is_append_only(db_path) -> None:
-    with Store(db_path) as store:
+def test_reviews_table_is_append_only(store_location) -> None:
+    with Store(store_location) as store:
         article_id = store.articles.save_article(None, None, _article())
         store.articles.save_analysis(article_id, [], [_candidate()], "v1")
         store.db.execute("INSERT INTO reviews (candidate_id, reviewer, decided_at, decision) "
                          "VALUES (1, 'ana', '2026-01-01T00:00:00Z', 'confirm')")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises(DRIVER_ERRORS, match="reviews is an append-only audit table"):
             store.db.execute("UPDATE reviews SET decision = 'reject'")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises(DRIVER_ERRORS, match="reviews is an append-only audit table"):
             store.db.execute("DELETE FROM reviews")
 
 
-def test_queue_orders_by_score_and_filters(db_path) -> None:
-    with Store(db_path) as store:
+def test_queue_orders_by_score_and_filters(store_location) -> None:
+    with Store(store_location) as store:
         a1 = store.articles.save_article(None, None, _article(1))
         a2 = store.articles.save_article(None, None, _article(2, "Other text."))
         store.articles.save_analysis(a1, [], [_candidate(score=0.3)], "v1")
@@ -138,16 +143,24 @@ def test_queue_orders_by_score_and_filters(db_path) -> None:
         assert store.candidates.queue(QueueQuery(status="confirmed")) == []
 
 
-def test_article_full_text_search(db_path) -> None:
-    with Store(db_path) as store:
-        store.articles.save_article(None, None, _article(1, "Huawei builds a data centre in Lusaka."))
+def test_article_full_text_search(store_location) -> None:
+    with Store(store_location) as store:
+        store.articles.save_article(None, None, _article(1, "Huawei builds data centres in Lusaka."))
         store.articles.save_article(None, None, _article(2, "Weather report for Tuesday."))
-        hits = list(store.db["articles"].search("lusaka"))
-        assert [h["url"] for h in hits] == ["http://news.test/a1"]
+        dialect = store.database.dialect
+
+        def search(text: str) -> list[str]:
+            return [row["url"] for row in store.database.query(
+                f"SELECT url FROM articles a WHERE {dialect.fts_match('a.id')} ORDER BY a.id",
+                [dialect.fts_param(fts_terms(text))])]
+
+        assert search("lusaka") == ["http://news.test/a1"]
+        assert search("Data centre, LUSAKA!") == ["http://news.test/a1"]  # stemmed, case folded
+        assert search("weather lusaka") == []  # every word
 
 
-def test_runs_are_recorded(db_path) -> None:
-    with Store(db_path) as store:
+def test_runs_are_recorded(store_location) -> None:
+    with Store(store_location) as store:
         run_id = store.runs.start_run("crawl", ["demo-rss"])
         store.runs.finish_run(run_id, "ok", {"crawl": {"demo-rss": {"requests": 3}}})
         run = store.runs.recent()[0]
@@ -156,18 +169,18 @@ def test_runs_are_recorded(db_path) -> None:
         assert run.sources == ["demo-rss"]
 
 
-def test_every_write_is_durable_once_the_store_is_closed(db_path) -> None:
-    with Store(db_path) as store:
+def test_every_write_is_durable_once_the_store_is_closed(store_location) -> None:
+    with Store(store_location) as store:
         article_id = store.articles.save_article(None, None, _article())
         store.articles.save_analysis(article_id, [Entity("Huawei", "VENDOR", 0, 6, "huawei")], [_candidate()], "v1")
         store.pages.save_page(Page(url="http://news.test/a1", source_id=None, status=200, body=b"x"))
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         counts = store.counts()
     assert (counts["articles"], counts["entities"], counts["candidates"], counts["pages"]) == (1, 1, 1, 1)
 
 
-def test_a_failed_transaction_leaves_nothing_half_written(db_path) -> None:
-    with Store(db_path) as store:
+def test_a_failed_transaction_leaves_nothing_half_written(store_location) -> None:
+    with Store(store_location) as store:
         with pytest.raises(RuntimeError), store.transaction():
             article_id = store.articles.save_article(None, None, _article())
             store.articles.save_analysis(article_id, [], [_candidate()], "v1")
@@ -175,11 +188,11 @@ def test_a_failed_transaction_leaves_nothing_half_written(db_path) -> None:
         assert store.counts()["articles"] == 0 and store.counts()["candidates"] == 0
 
 
-def test_session_tokens_are_not_stored_readable(db_path) -> None:
-    with Store(db_path) as store:
+def test_session_tokens_are_not_stored_readable(store_location) -> None:
+    with Store(store_location) as store:
         user_id = store.accounts.add_user("ana", "scrypt$x")
         session = store.accounts.create_session(user_id, 3600)
-        stored = store.db.execute("SELECT id FROM sessions").fetchone()[0]
+        stored = store.db.execute("SELECT id FROM accounts.sessions").fetchone()[0]
         assert stored != session["id"] and session["id"] not in stored
         assert store.accounts.session(session["id"])["user_name"] == "ana"
         assert store.accounts.session(stored) is None  # reading the table gives no way in
