@@ -32,6 +32,7 @@ from typing import Any
 from models.registry import DEAL_FIELDS
 from pipeline.storage.accounts import Accounts
 from pipeline.storage.articles import Articles
+from pipeline.storage.backends import open_database
 from pipeline.storage.candidates import Candidates
 from pipeline.storage.database import (
     CANDIDATE_STATUSES,
@@ -39,7 +40,6 @@ from pipeline.storage.database import (
     StoreBusy,
     StoreError,
     is_busy,
-    open_database,
     sha256_hex,
     unsupported_reason,
     utcnow,
@@ -53,7 +53,8 @@ from pipeline.storage.runs import Runs
 from pipeline.storage.schema import MIGRATIONS
 
 __all__ = ["CANDIDATE_STATUSES", "DEAL_FIELDS", "MIGRATIONS", "Database", "QueueQuery", "Store",
-           "StoreBusy", "StoreError", "is_busy", "sha256_hex", "unsupported_reason", "utcnow"]
+           "StoreBusy", "StoreError", "is_busy", "open_database", "sha256_hex", "unsupported_reason",
+           "utcnow"]
 
 
 class Store:

@@ -3,7 +3,7 @@
 Every repository (pages, articles, candidates, reviews, registry, accounts, runs) works over one
 Database through `execute`, `query` and `executemany`, with `?` parameters, and the few fragments
 that differ between the engines come from its `dialect`; the helpers here are how they all write
-JSON columns, times and hashes. `open_database(location)` picks the backend: a file path is
+JSON columns, times and hashes. `open_database(location)` (storage.backends) picks the backend: a file path is
 `SqliteDatabase` (sqlite-utils; reviewers' credentials in a second file beside it, attached to the
 same connection, `accounts_path`), a `postgresql://` URL is `PostgresDatabase` (storage.postgres).
 """
@@ -30,7 +30,6 @@ from models.errors import DealwatchError
 from models.records import Candidate
 from pipeline.storage.dialect import SQLITE, Dialect
 from pipeline.storage.schema import ACCOUNTS, ACCOUNTS_MOVED, MIGRATIONS, PREPARE, ensure_accounts_schema
-from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -225,16 +224,6 @@ class Database:
         for status in CANDIDATE_STATUSES:
             out[f"candidates_{status}"] = int(per_status.get(status, 0))
         return out
-
-
-def open_database(location: str | Path, busy_timeout_ms: int = 10_000,
-                  migrate: bool = True) -> Database:
-    """The database at this location: a PostgreSQL server for a `postgresql://` URL, else a
-    SQLite file."""
-    if is_database_url(str(location)):
-        from pipeline.storage.postgres import PostgresDatabase  # psycopg only when needed
-        return PostgresDatabase(str(location), busy_timeout_ms=busy_timeout_ms, migrate=migrate)
-    return SqliteDatabase(location, busy_timeout_ms=busy_timeout_ms, migrate=migrate)
 
 
 class SqliteDatabase(Database):
