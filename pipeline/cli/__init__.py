@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli import analysis, deals, demo, frontier, reports, review, runs, serve, setup
+from pipeline.cli import analysis, db, deals, demo, frontier, reports, review, runs, serve, setup
 from pipeline.cli.common import DealwatchGroup, State, configure_logging
 
 __all__ = ["State", "main"]
@@ -38,6 +38,6 @@ def main(ctx: click.Context, db: str | None, config_dir: str | None, verbose: in
     ctx.obj = State(db, config_dir, verbose)
 
 
-for _module in (setup, runs, frontier, review, deals, reports, analysis, serve, demo):
+for _module in (setup, runs, frontier, review, deals, reports, analysis, serve, demo, db):
     for _command in _module.COMMANDS:
         main.add_command(_command)
