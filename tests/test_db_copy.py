@@ -108,15 +108,17 @@ def test_sqlite_to_postgresql_and_back_keeps_every_row_and_the_numbering(tmp_pat
 
     there = copy(first, server)
     again = copy(server, back)
+    other_server = postgres()
 
     assert there == again  # the same rows and the same SHA-256, table by table, both ways
+    assert copy(server, other_server) == there  # server to server too
     counts = rows(there)
     assert counts["deals"] == 7 and counts["deal_corrections"] == 3 and counts["reports"] == 1
     assert counts["article_signatures"] == 1 and counts["pages"] == 1
     assert counts["accounts.users"] == counts["accounts.sessions"] == 1
     assert counts["accounts.flashes"] == counts["accounts.login_failures"] == 1
     assert counts["deal_numbers"] == counts["report_numbers"] == 1
-    for location in (server, back):
+    for location in (server, back, other_server):
         with Store(location) as store:
             assert everything(store) == before, location
             # the page body (bytes with NUL and 0xff) and the signature came across as bytes
@@ -343,3 +345,17 @@ def test_a_row_refused_past_the_checks_is_named_too(tmp_path, postgres, monkeypa
     assert str(refused.value).endswith("; nothing was written")
     with Store(server) as store:
         assert all(n == 0 for n in store.counts().values())
+
+
+def test_a_run_at_work_on_the_source_keeps_the_copy_from_starting(tmp_path):
+    from pipeline.storage.lock import RunLock
+
+    first, second = tmp_path / "first.db", tmp_path / "second.db"
+    Store(first).close()
+    with RunLock(first, "run"):
+        refused = cli("db", "copy", str(first), str(second))
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("error: another dealwatch run is using first.db: "
+                                     "`dealwatch run` (pid ")
+    assert refused.stderr.endswith("; not starting `dealwatch db copy`\n")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("second")] == []
