@@ -1,8 +1,11 @@
 """Bench: the review queue's keyset paging in every order, its counts, and the web queue page
 on 100,000 candidates, and the candidate page's highlighting of a long article.
 
-Every figure is the median of --repeat runs (the machine is shared: a median is steadier than a
-best or a mean)."""
+On SQLite (the default), or on PostgreSQL: `--db postgresql://…` (an empty database is seeded,
+a seeded one used as it is), or `--backend postgresql`, which starts a throwaway server the way
+the tests do (tests/servers.py: fsync off, shared_buffers 32MB) and seeds it. Every figure is
+the median of --repeat runs (the machine is shared: a median is steadier than a best or a
+mean). --explain prints PostgreSQL's plan of each order's first page and of the count."""
 
 from __future__ import annotations
 
@@ -13,12 +16,17 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from models.records import Entity
 from pipeline.storage import QueueQuery, Store
-from pipeline.storage.queue import QUEUE_SORTS, cursor_of
+from pipeline.storage.queue import QUEUE_SORTS, Walk, cursor_of, queue_walks
+from pipeline.urls import is_database_url
+
+REPO = Path(__file__).resolve().parent.parent
 
 VENDORS = ["huawei", "zte", "hikvision", "dahua", "china-mobile", "inspur"]
 COUNTRIES = ["KE", "UG", "EG", "ZA", "NG", "PK", "RS", "EC", "BO", "ID", "MY", "LA"]
@@ -26,17 +34,17 @@ TYPES = ["cloud", "data_centre", "e_government", "telecom_network", "safe_city",
 STAGES = ["proposed", "mou", "signed", "awarded", "completed"]
 
 
-def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
+def seed(path: str, candidates: int, seed_value: int = 7) -> None:
     """Fill a database with synthetic articles and candidates (one in ten stories syndicated;
     a score under 0.1 is below the queue threshold: hidden from the default view)."""
     rng = random.Random(seed_value)
     now = "2026-01-01T00:00:00Z"
     with Store(path) as store:
-        db = store.db
+        db = store.database
         with store.transaction():
-            db.execute("INSERT OR IGNORE INTO sources (id, kind, urls, config, first_seen, updated_at)"
-                       " VALUES ('wire', 'rss', '[]', '{}', ?, ?), ('ledger', 'rss', '[]', '{}', ?, ?)",
-                       [now, now, now, now])
+            db.execute("INSERT INTO sources (id, kind, urls, config, first_seen, updated_at)"
+                       " VALUES ('wire', 'rss', '[]', '{}', ?, ?), ('ledger', 'rss', '[]', '{}', ?, ?)"
+                       " ON CONFLICT DO NOTHING", [now, now, now, now])
             articles, cands = [], []
             for n in range(candidates):
                 article_id = n + 1
@@ -56,15 +64,21 @@ def seed(path: Path, candidates: int, seed_value: int = 7) -> None:
                               rng.choice(STAGES), score, int(score >= 0.1), text, 0, len(text),
                               rng.choice(["pending"] * 8 + ["confirmed", "rejected"]), day, now,
                               now))
-            db.conn.executemany(
+            db.executemany(
                 "INSERT INTO articles (id, canonical_url, url, source_id, title, published, site,"
                 " text, text_hash, cluster_id, extracted_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 articles)
-            db.conn.executemany(
+            db.executemany(
                 "INSERT INTO candidates (article_id, key, kind, vendor, vendors, country,"
                 " counterpart, counterpart_type, deal_type, deal_types, stage, score, queued,"
                 ' sentence, start, "end", status, published, created_at, updated_at)'
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cands)
+            if db.dialect.postgres:  # ids were given: the identities go on past them
+                for table in ("articles", "candidates"):
+                    db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                               f"(SELECT MAX(id) FROM {table}))")
+        # Statistics for the planner now, as after any bulk load (autovacuum would take them a
+        # little later on PostgreSQL; SQLite has no such thing).
         db.execute("ANALYZE")
 
 
@@ -86,24 +100,29 @@ def timed(label: str, fn, repeat: int | None = None) -> object:  # type: ignore[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--candidates", type=int, default=100_000)
-    parser.add_argument("--db", type=Path, default=None, help="keep the seeded database here "
-                        "(the bench defers a few candidates in it)")
+    parser.add_argument("--db", default=None, help="keep the seeded database here: a file, or "
+                        "a postgresql:// URL (the bench defers a few candidates in it)")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="without --db: a temporary file, or a throwaway PostgreSQL server")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per figure (median)")
     parser.add_argument("--depth", type=int, default=50_000,
                         help="the entry the deep pages start at")
+    parser.add_argument("--explain", action="store_true",
+                        help="print PostgreSQL's plans (EXPLAIN ANALYZE) of the queue's queries")
     args = parser.parse_args()
     globals()["REPEAT"] = args.repeat
-    with tempfile.TemporaryDirectory() as tmp:
-        path = args.db or Path(tmp) / "bench.db"
-        if not path.exists():
+    with database(args.db, args.backend) as location:
+        if not seeded(location):
             started = time.perf_counter()
-            seed(path, args.candidates)
+            seed(location, args.candidates)
             print(f"seeded {args.candidates:,} candidates in {time.perf_counter() - started:.1f}s")
-        with Store(path) as store:
+        with Store(location) as store:
+            if args.explain:
+                explain(store)
             pending = QueueQuery()
             first = timed("first page (50)", lambda: store.candidates.queue_page(pending, 51))
             # a cursor deep in the pending candidates, then the page there
-            cursor_row = store.db.execute(
+            cursor_row = store.database.execute(
                 "SELECT score, id FROM candidates WHERE status = 'pending' "
                 "ORDER BY score DESC, id LIMIT 1 OFFSET ?", [args.depth]).fetchone()
             after = (cursor_row[0], cursor_row[1])
@@ -118,6 +137,10 @@ def main() -> int:
                 QueueQuery(deal_type="safe_city"), 51))
             timed("filter source+date range", lambda: store.candidates.queue_page(
                 QueueQuery(source="wire", date_from="2025-03-01", date_to="2025-03-31"), 51))
+            timed("search 'huawei KE' (1,000 entries)", lambda: store.candidates.queue_page(
+                QueueQuery(search="huawei KE"), 51))
+            timed("search 'nowhere' (no entry: every one read)", lambda: store.candidates.queue_page(
+                QueueQuery(search="nowhere"), 51))
             timed("status all (first page)", lambda: store.candidates.queue_page(QueueQuery(status=None), 51))
             timed(f"status all (at entry {args.depth:,})", lambda: store.candidates.queue_page(
                 QueueQuery(status=None), 51, after))
@@ -128,9 +151,56 @@ def main() -> int:
             assert isinstance(first, list) and len(first) == 51
             orders(store, args.depth)
             counts(store)
-        web_page(path, args.depth)
+        web_page(location, args.depth)
     segments()
     return 0
+
+
+@contextmanager
+def database(db: str | None, backend: str) -> Iterator[str]:
+    """Where the bench's database is: --db as given, else a temporary file or a new server."""
+    if db is not None:
+        yield db
+        return
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield str(Path(tmp) / "bench.db")
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from servers import postgres_missing, postgres_server
+
+    missing = postgres_missing()
+    if missing:
+        raise SystemExit(f"--backend postgresql: {missing}")
+    with postgres_server() as url:
+        print("a throwaway PostgreSQL server (tests/servers.py: fsync off, shared_buffers 32MB)")
+        yield url
+
+
+def seeded(location: str) -> bool:
+    """Whether the database is there and holds candidates already."""
+    if not is_database_url(location) and not Path(location).exists():
+        return False
+    with Store(location) as store:
+        return store.count("candidates") > 0
+
+
+def explain(store: Store) -> None:
+    """PostgreSQL's plan, with times, of each order's first page and of the default view's count."""
+    db = store.database
+    if not db.dialect.postgres:
+        print("--explain: PostgreSQL only (SQLite's plans are pinned by tests/test_queue_sort.py)")
+        return
+    for sort in QUEUE_SORTS:
+        query = QueueQuery(sort=sort)
+        first = queue_walks(query, "c")[0]
+        sql, params = store.candidates._queue_sql(query, 1, "c.id", first)
+        plan = db.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql} ORDER BY {first.order} LIMIT ?",
+                          [*params, 51]).fetchall()
+        print(f"--- {sort}: first page\n" + "\n".join(r[0] for r in plan))
+    sql, params = store.candidates._queue_sql(QueueQuery(), 1, "COUNT(*)", Walk("TRUE", [], ""))
+    plan = db.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params).fetchall()
+    print("--- count of the default view\n" + "\n".join(r[0] for r in plan))
 
 
 def orders(store: Store, depth: int) -> None:
@@ -191,9 +261,14 @@ def segments(entities: int = 3_000) -> None:
           lambda: article_segments(text, (100, 400), spans))
 
 
-def web_page(path: Path, depth: int) -> None:
+def web_page(path: str, depth: int) -> None:
     """The whole GET /queue round trip through the app (TestClient, no network)."""
     from starlette.testclient import TestClient
+
+    if is_database_url(path):
+        print("GET /queue: not timed on PostgreSQL (the web app takes a file until the CLI and "
+              "the app take URLs, step 4 of docs/scaling.md)")
+        return
 
     from pipeline.config import load_config
     from pipeline.review import accounts
@@ -202,7 +277,7 @@ def web_page(path: Path, depth: int) -> None:
     with Store(path) as store:
         if store.accounts.user("bench") is None:
             accounts.add_user(store, "bench", "bench-password-1")
-    client = TestClient(create_app(load_config(), path, secure_cookies=False))
+    client = TestClient(create_app(load_config(), Path(path), secure_cookies=False))
     login = client.get("/login")
     token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
     client.post("/login", data={"name": "bench", "password": "bench-password-1",

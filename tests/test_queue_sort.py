@@ -2,13 +2,17 @@
 that carry the sort key give every entry exactly once, in order, forwards and back, on the web
 page as in storage; an unknown key is refused; the queue downloads as CSV or JSON. What the
 queue page counts ("51–100 of 1,234", per status, hidden) is right, cheap, and right again the
-moment anyone decides something."""
+moment anyone decides something. The orders and pages run on SQLite and PostgreSQL; each
+backend's planner is shown to walk the order's index without sorting (SQLite's EXPLAIN QUERY
+PLAN, PostgreSQL's EXPLAIN (FORMAT JSON)). The web pages run on SQLite here (tests/test_web.py
+has the app)."""
 
 from __future__ import annotations
 
 import csv
 import functools
 import io
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,12 +38,15 @@ VENDORS = ["zte", "huawei", None, "dahua", "hikvision"]
 COUNTRIES = ["KE", "UG", None, "RS", "BO", "ET"]
 STAGE_CYCLE = ["signed", "mou", None, "completed", "proposed", "unknown", "awarded"]
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 
 @pytest.fixture
-def site(db_path: Path) -> SimpleNamespace:
+def site(store_location: str, backend: str) -> SimpleNamespace:
     """The seeded queue and 60 more candidates whose vendors, countries, stages, dates and
-    scores repeat (ties) and are sometimes missing; a few of them decided."""
-    with Store(db_path) as store:
+    scores repeat (ties) and are sometimes missing; a few of them decided. The web app on
+    SQLite only (tests marked so)."""
+    with Store(store_location) as store:
         ids = seed_review_queue(store)
         for i in range(60):
             sentence = f"Deal number {i} was signed with a ministry."
@@ -50,8 +57,9 @@ def site(db_path: Path) -> SimpleNamespace:
         for i in (3, 17, 40):
             decisions.decide(store, ids[f"n{i}"], "reject", "bob", reason="not_a_deal")
         add_reviewers(store, "alice")
-    return SimpleNamespace(ids=ids, db=db_path,
-                           app=create_app(load_config(), db_path, secure_cookies=False))
+    app = (create_app(load_config(), Path(store_location), secure_cookies=False)
+           if backend == "sqlite" else None)
+    return SimpleNamespace(ids=ids, db=store_location, app=app)
 
 
 def value(entry: QueueEntry, sort: str) -> Any:
@@ -163,6 +171,7 @@ def link(html: str, rel: str) -> str | None:
     return found.group(1).replace("&amp;", "&") if found else None
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 @pytest.mark.parametrize(("sort", "order"), [("vendor", "desc"), ("date", "asc"),
                                              ("stage", "desc")])
 def test_the_web_queue_pages_through_a_sorted_queue(site, sort, order) -> None:
@@ -185,6 +194,7 @@ def test_the_web_queue_pages_through_a_sorted_queue(site, sort, order) -> None:
     assert back is not None and rows(client.get(back).text) == expected[:50]
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 def test_headers_sort_and_say_so(site) -> None:
     client = logged_in(site)
     html = client.get("/queue").text
@@ -203,11 +213,13 @@ def test_headers_sort_and_say_so(site) -> None:
     ("/queue?order=sideways", "order: &#39;sideways&#39; is no order: use one of asc, desc."),
     ("/queue?format=xlsx", "format: &#39;xlsx&#39; is no download format: use one of csv, json."),
 ])
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 def test_an_unknown_sort_order_or_format_is_a_400(site, url, said) -> None:
     page = logged_in(site).get(url)
     assert page.status_code == 400 and said in page.text
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 def test_the_queue_downloads_its_current_view(site) -> None:
     client = logged_in(site)
     with Store(site.db) as store:
@@ -231,6 +243,7 @@ def test_the_queue_downloads_its_current_view(site) -> None:
     assert TestClient(site.app, follow_redirects=False).get(json_url).status_code in (302, 303)
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 def test_the_queue_download_says_which_deal_a_candidate_matches(site) -> None:
     sentence = "ZTE will extend Ethio Telecom's 5G network to Adama."
     with Store(site.db) as store:
@@ -266,6 +279,7 @@ def test_the_queue_and_the_deals_list_rank_stages_alike() -> None:
 # --- what the queue page counts ---------------------------------------------------------------
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 @pytest.mark.parametrize("query", [QueueQuery(), QueueQuery(hidden=True), QueueQuery(status=None),
                                    QueueQuery(vendor="zte"), QueueQuery(source="wire")])
 def test_the_counts_per_status_and_hidden_are_one_grouped_query(site, query) -> None:
@@ -309,6 +323,7 @@ def page_counts(html: str) -> tuple[int, dict[str, int], int]:
             int(hidden.group(1).replace(",", "")) if hidden else 0)
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 def test_the_queue_page_counts_right_after_any_decision(site) -> None:
     """The counts are kept a while between page loads; a decision, an undo, one taken elsewhere
     (the CLI, another server process) and a new candidate each show at once."""
@@ -346,6 +361,7 @@ def test_the_queue_page_counts_right_after_any_decision(site) -> None:
     assert page_counts(client.get("/queue").text)[0] == before[0]
 
 
+@pytest.mark.backends("sqlite")  # the web app, or SQLite's own trace and plan
 def test_a_views_counts_are_kept_until_something_changes(site) -> None:
     counted: list[str] = []
     kept = ViewCounts()
@@ -407,3 +423,68 @@ def test_a_database_from_before_the_queue_indexes_gets_its_dates(db_path) -> Non
         newest_first = store.candidates.queue_page(QueueQuery(sort="date"), 10)
         assert [(e.article_id, e.published) for e in newest_first] == [
             (3, "2025-07-01"), (1, "2025-05-01"), (2, None)]
+
+
+# --- PostgreSQL's plans ------------------------------------------------------------------------
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+@pytest.fixture
+def big_queue(store: Store) -> Store:
+    """20,000 candidates (a tenth of the stories syndicated twice, a few values missing, a few
+    decided or below the threshold), analysed: enough rows that the planner weighs an index
+    against a sort as it would on a real queue, instead of reading a small table whole."""
+    db = store.database
+    db.execute(
+        "INSERT INTO articles (id, canonical_url, url, text, text_hash, extracted_at, cluster_id, "
+        "published) SELECT g, 'https://news.test/' || g, 'https://news.test/' || g, "
+        "'Story ' || g, 'h' || g, '2026-01-01', CASE WHEN g % 10 = 1 THEN g - 1 ELSE g END, "
+        "CASE WHEN g % 13 = 0 THEN NULL ELSE '2025-' || lpad((1 + g % 12)::text, 2, '0') || "
+        "'-01' END FROM generate_series(1, 20000) AS g")
+    db.execute(
+        "INSERT INTO candidates (article_id, key, kind, vendor, country, stage, score, queued, "
+        "sentence, status, published, created_at, updated_at) "
+        "SELECT a.id, 'k' || a.id, 'deal', (ARRAY['zte', 'huawei', NULL, 'dahua'])[1 + a.id % 4], "
+        "(ARRAY['KE', 'UG', 'RS', NULL, 'BO'])[1 + a.id % 5], "
+        "(ARRAY['signed', 'mou', NULL, 'completed', 'proposed', 'awarded'])[1 + a.id % 6], "
+        "(a.id * 7919 % 1000) / 1000.0, CASE WHEN a.id % 9 = 0 THEN 0 ELSE 1 END, 'Text.', "
+        "CASE WHEN a.id % 17 = 0 THEN 'confirmed' ELSE 'pending' END, a.published, "
+        "'2026-01-01', '2026-01-01' FROM articles a")
+    db.execute("ANALYZE")
+    return store
+
+
+@pytest.mark.backends("postgresql")
+@pytest.mark.parametrize(("sort", "descending"), ORDERS)
+def test_postgresql_walks_each_orders_index_without_sorting(big_queue, sort, descending) -> None:
+    """A page in each order, either way (the first page, and the page before a cursor, which
+    walks the index backwards), is read along `candidates_by_<order>[_desc]`: no Sort node, no
+    candidate read whole. The entries without a value (ordered by id) are read along an index
+    in id order too: that index, or the primary key when so many lack a value that filtering
+    it is cheaper (as here, a quarter). On its own statistics: no planner setting is changed."""
+    from pipeline.storage.queue import queue_walks
+
+    store = big_queue
+    query = QueueQuery(sort=sort, descending=descending)
+    entries = store.candidates.queue_page(query, 500)
+    assert len(entries) == 500
+    index = f"candidates_by_{sort}{'_desc' if query.desc else ''}"
+    pages = [(walk, False) for walk in queue_walks(query, "c")]  # valued, then missing values
+    pages += [(walk, True) for walk in queue_walks(query, "c", before=cursor_of(entries[-1],
+                                                                                query))]
+    for walk, backwards in pages:
+        sql, params = store.candidates._queue_sql(query, 1, "c.*, a.url", walk)
+        plan = store.database.execute(
+            f"EXPLAIN (FORMAT JSON) {sql} ORDER BY {walk.order} LIMIT ?", [*params, 51]).fetchone()[0]
+        nodes = _plan_nodes((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+        assert not [n for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort")], plan
+        assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], plan
+        missing = walk.order.startswith("c.id")
+        names = {index, "candidates_pkey"} if missing else {index}
+        walked = [n for n in nodes if n.get("Index Name") in names
+                  and n["Node Type"] in ("Index Scan", "Index Only Scan")]
+        assert walked, (walk, [n.get("Index Name") for n in nodes])
+        assert walked[0]["Scan Direction"] == ("Backward" if backwards else "Forward")

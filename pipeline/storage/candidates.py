@@ -113,7 +113,7 @@ class Candidates:
         story's best copy only."""
         dialect = self.db.dialect
         where, params = queue_where(replace(part, hidden=True), "c", "a", dialect)
-        lead_where, lead_params = queue_where(part, "c2", "a2", dialect)
+        lead_where, lead_params = queue_where(part, "c2", "a2", dialect, per_row=True)
         sql = (
             f"SELECT {columns} FROM candidates c JOIN articles a ON a.id = c.article_id "
             "WHERE " + " AND ".join([*where, "c.queued = ?", walk.where]) +

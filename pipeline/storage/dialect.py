@@ -58,9 +58,14 @@ class Dialect:
         ASCII case; PostgreSQL's ILIKE ignores all of it), `\\` escaping `%` and `_`."""
         return f"{expr} {'ILIKE' if self.postgres else 'LIKE'} ? ESCAPE '\\'"
 
-    def fts_match(self, article_id: str) -> str:
-        """The article `article_id` has every word of the search parameter (`fts_param`)."""
+    def fts_match(self, article_id: str, article: str | None = None) -> str:
+        """The article `article_id` has every word of the search parameter (`fts_param`).
+        `article`: that article's alias, when the query joins it already; PostgreSQL then reads
+        its search column in place (a subquery inside the queue's per-row NOT EXISTS is costed
+        as built again for every row, and the planner gives up walking the order's index)."""
         if self.postgres:
+            if article is not None:
+                return f"{article}.search @@ plainto_tsquery('english', ?)"
             return (f"{article_id} IN (SELECT id FROM articles "
                     "WHERE search @@ plainto_tsquery('english', ?))")
         return f"{article_id} IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)"

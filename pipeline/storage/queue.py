@@ -162,23 +162,26 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_condition(text: str, article: str | None, columns: Sequence[str], dialect: Dialect
-                     ) -> tuple[str, list[Any]]:
+def search_condition(text: str, article: str | None, columns: Sequence[str], dialect: Dialect,
+                     joined: str | None = None) -> tuple[str, list[Any]]:
     """A search box's text as one SQL condition (in brackets) and its parameters: the article
     whose id is `article` has all its words (FTS index; skipped when the text has no word, or
-    article is None), or one of `columns` holds the text as typed (LIKE: part of a word too)."""
+    article is None), or one of `columns` holds the text as typed (LIKE: part of a word too).
+    `joined`: the alias of that article where the query joins it (Dialect.fts_match)."""
     terms = fts_terms(text) if article is not None else []
     conditions = [dialect.like(column) for column in columns]
     params: list[Any] = [like_pattern(text.strip())] * len(columns)
     if terms and article is not None:
-        conditions.insert(0, dialect.fts_match(article))
+        conditions.insert(0, dialect.fts_match(article, joined))
         params.insert(0, dialect.fts_param(terms))
     return f"({' OR '.join(conditions)})", params
 
 
-def queue_where(query: QueueQuery, c: str, a: str, dialect: Dialect
+def queue_where(query: QueueQuery, c: str, a: str, dialect: Dialect, per_row: bool = False
                 ) -> tuple[list[str], list[Any]]:
-    """SQL conditions for a QueueQuery on candidate alias `c` and article alias `a`."""
+    """SQL conditions for a QueueQuery on candidate alias `c` and article alias `a`. `per_row`:
+    the conditions of a subquery run for each row (the queue's NOT EXISTS), where the search
+    reads the joined article (Dialect.fts_match) rather than a list of the articles found."""
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("status", query.status), ("kind", query.kind),
@@ -217,7 +220,7 @@ def queue_where(query: QueueQuery, c: str, a: str, dialect: Dialect
         # index cannot (part of a word: "Safari" in "Safaricom", "5G" in "5G-ready"). The
         # evidence is a sentence of the article, so the words are in the index already.
         condition, found = search_condition(query.search, f"{c}.article_id", [f"{c}.sentence"],
-                                            dialect)
+                                            dialect, joined=a if per_row else None)
         where.append(condition)
         params += found
     return where, params
