@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy.exceptions import DropItem, NotConfigured
 
 from models.records import Page, PageCheck
 from pipeline.storage import StoreError
+from pipeline.storage.database import is_driver_error
 from scrapers.stats import inc_stat
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ class StorePipeline:
                 self.store.pages.record_check(item.url, item.status, self.run_id)
                 return item
             self.store.pages.save_page(item, self.run_id)
-        except (StoreError, sqlite3.Error) as exc:
+        except Exception as exc:  # the store's error, or its driver's
+            if not isinstance(exc, StoreError) and not is_driver_error(exc):
+                raise
             inc_stat(self.crawler, "dealwatch/errors/store")
             logger.error("cannot store page %s: %s", item.url, exc)
             raise DropItem(f"cannot store page {item.url}: {exc}") from None

@@ -1,6 +1,6 @@
 """Crawl subprocess entry point: one Scrapy crawler per source, pages stored, one JSON report line.
 
-    python -m scrapers.run --db PATH --config DIR [--source ID ...] [--run-id N] [--parent-pid PID]
+    python -m scrapers.run [--db PATH] --config DIR [--source ID ...] [--run-id N] [--parent-pid PID]
                            [--progress-every SECONDS] [--shared-urls NIGHT]
 
 stdout carries one line, the report, last (with --progress-every, each source's progress lines
@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scrapers.run",
         description="Crawl the enabled (or the named) sources and store their pages.")
-    parser.add_argument("--db", required=True, type=Path, help="SQLite database file")
+    parser.add_argument("--db", default=None,
+                        help="SQLite database file (default: $DEALWATCH_DB, where a "
+                             "postgresql:// URL comes: never on the command line)")
     parser.add_argument("--config", type=Path, default=None,
                         help="config directory (default: $DEALWATCH_CONFIG or the shipped config/)")
     parser.add_argument("--source", action="append", default=[], metavar="ID",
@@ -208,6 +210,10 @@ def _attention(counters: dict[str, Any], finish_reason: str | None) -> str | Non
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    database = args.db or os.environ.get("DEALWATCH_DB")
+    if not database:
+        print("error: no database: --db PATH, or DEALWATCH_DB", file=sys.stderr)
+        return EXIT_USAGE
     if args.parent_pid is not None:
         die_with_parent(args.parent_pid)
     try:
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        store = Store(args.db, busy_timeout_ms=config.settings.database.busy_timeout_ms)
+        store = Store(database, busy_timeout_ms=config.settings.database.busy_timeout_ms)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -130,14 +130,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def run_cli(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
-    """`dealwatch --db DB_PATH ARGS…` in-process, with no DEALWATCH_* variable of the machine's
-    leaking in; a traceback or an exception other than an exit fails the test."""
+def run_cli(store_location: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """`dealwatch --db STORE_LOCATION ARGS…` in-process (the SQLite file db_path, or in a module
+    with BACKENDS a database on the test server too), with no DEALWATCH_* variable of the
+    machine's leaking in; a traceback or an exception other than an exit fails the test."""
     for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG", "DEALWATCH_REVIEWER"):
         monkeypatch.delenv(name, raising=False)
 
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args], input=input, env=env)
+        result = CliRunner().invoke(main, ["--db", store_location, *args], input=input, env=env)
         assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), result.output
         return result

@@ -235,7 +235,6 @@ def test_only_http_urls(store) -> None:
 # --- the command ----------------------------------------------------------------------------
 
 
-@pytest.mark.backends("sqlite")  # the CLI takes a PostgreSQL URL from step 4 (docs/scaling.md)
 def test_export_push_command(store, endpoint, store_location, monkeypatch) -> None:
     monkeypatch.setenv("DEALWATCH_PUSH_TOKEN", "tok")
 

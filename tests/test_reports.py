@@ -11,7 +11,6 @@ import csv
 import io
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 from registryfixtures import story
@@ -283,8 +282,8 @@ def test_nothing_files_an_aggregate_as_a_deal(store) -> None:
 
 
 @pytest.fixture
-def filed(db_path: Path) -> dict[str, int]:
-    with Store(db_path) as opened:
+def filed(store_location: str) -> dict[str, int]:
+    with Store(store_location) as opened:
         lead, copy = aggregate_story(opened)
         other = story(opened, "Dahua installed cameras in 12 cities across Asia, a report said.",
                       site="=cmd|' /C calc'!A0", vendor="dahua", **AGGREGATE)
@@ -362,6 +361,7 @@ def test_reports_export_that_cannot_be_written_says_so_and_writes_nothing(run_cl
     assert blocker.read_text() == "not a directory"
 
 
+@pytest.mark.backends("sqlite")  # a file that is not there; a server's: test_server_urls.py
 def test_reports_commands_refuse_a_missing_database(run_cli, db_path) -> None:
     for args in (("list",), ("show", "1"), ("export",)):
         result = run_cli("reports", *args)
@@ -390,9 +390,9 @@ def test_withdrawn_reports_are_left_out_of_lists_exports_and_counts(run_cli, fil
     assert "withdrawn_at" not in exported[0]  # an export's columns stay as documented
 
 
-def test_reports_list_columns_fit_their_widest_cell(run_cli, db_path) -> None:
+def test_reports_list_columns_fit_their_widest_cell(run_cli, store_location) -> None:
     outlet = "the-southern-african-policy-observatory.test"
-    with Store(db_path) as opened:
+    with Store(store_location) as opened:
         lead = story(opened, CLAIM, site=outlet, **AGGREGATE)
     run_cli("review", "--reviewer", "ann", "confirm", str(lead))
     header, row = run_cli("reports", "list").output.splitlines()
@@ -430,10 +430,10 @@ def confirmed_as_a_deal(store: Store, candidate_ids: list[int], reviewer: str = 
 
 
 @pytest.fixture
-def old_deals(db_path: Path) -> dict[str, int]:
+def old_deals(store_location: str) -> dict[str, int]:
     """A database where an aggregate claim and its copy were filed as dw-000001 the old way,
     beside a real deal (dw-000002) that stays one."""
-    with Store(db_path) as opened:
+    with Store(store_location) as opened:
         lead, copy = aggregate_story(opened)
         aggregate_deal = confirmed_as_a_deal(opened, [lead, copy])
         kenya = story(opened, "Huawei signed a cloud contract with Kenya's Ministry of ICT.")
@@ -453,7 +453,7 @@ def test_status_and_migrate_point_to_the_refiling(run_cli, old_deals) -> None:
 
 
 def test_reports_refile_shows_first_then_turns_old_aggregate_deals_into_reports(
-        run_cli, db_path, old_deals) -> None:
+        run_cli, store_location, old_deals) -> None:
     lead, copy = old_deals["lead"], old_deals["copy"]
     dry = run_cli("reports", "refile")
     assert dry.exit_code == 0
@@ -461,14 +461,14 @@ def test_reports_refile_shows_first_then_turns_old_aggregate_deals_into_reports(
         f"dw-000001 (#{lead}, #{copy}) -> rp-000001: “{CLAIM}”",
         "1 deal(s) filed from aggregate claims, 1 report(s) — nothing changed; "
         "`dealwatch reports refile --yes` refiles them"]
-    with Store(db_path) as opened:  # a dry run changes nothing
+    with Store(store_location) as opened:  # a dry run changes nothing
         assert [d.deal_id for d in opened.registry.deals()] == ["dw-000001", "dw-000002"]
         assert opened.reports.count() == 0
 
     done = run_cli("reports", "refile", "--yes")
     assert done.exit_code == 0
     assert done.output.splitlines()[0] == f"dw-000001 (#{lead}, #{copy}) is now rp-000001: “{CLAIM}”"
-    with Store(db_path) as opened:
+    with Store(store_location) as opened:
         assert [d.deal_id for d in opened.registry.deals()] == ["dw-000002"]  # the real one stays
         [report] = opened.reports.reports()
         assert (report.report_id, report.deals, report.countries, report.scope) == (
@@ -485,7 +485,7 @@ def test_reports_refile_shows_first_then_turns_old_aggregate_deals_into_reports(
         "no deal was filed from an aggregate claim: nothing to refile"
     # its confirmation taken back now withdraws the report, as for one filed as a report
     assert run_cli("review", "--reviewer", "ann", "undo").exit_code == 0
-    with Store(db_path) as opened:
+    with Store(store_location) as opened:
         assert opened.reports.count() == 0 and candidate(opened, lead).status == "pending"
 
 

@@ -203,7 +203,7 @@ def test_the_servers_stop_and_leave_nothing_even_when_the_test_fails(monkeypatch
         check_redis(rd, timeout=5)
 
 
-# --- a server's URL given as the database, before the PostgreSQL backend exists ---------------
+# --- a server's URL given as the database -------------------------------------------------
 
 
 @pytest.mark.parametrize("how", ["--db", "DEALWATCH_DB"])
@@ -239,17 +239,29 @@ def test_the_nightly_entry_refuses_a_database_url_in_one_line(
     assert "s3cret" not in err and list(tmp_path.iterdir()) == []
 
 
-def test_a_reachable_postgresql_is_not_taken_for_a_file(
+def test_a_database_without_dealwatch_tables_is_not_filled_by_a_command_that_only_reads(
         postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server answers, and this version keeps its data in SQLite only: it says so, in one
-    line, and makes nothing."""
+    """The server answers, but its database has no dealwatch tables: `status` says so in one
+    line and points to `init`, rather than making the tables and reporting an empty database."""
     from click.testing import CliRunner
 
     from pipeline.cli import main
 
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS no_tables_yet")
+        conn.execute("CREATE DATABASE no_tables_yet")
+    url = postgres_url.rsplit("/", 1)[0] + "/no_tables_yet"
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["--db", postgres_url, "status"])
+    result = CliRunner().invoke(main, ["--db", url, "status"])
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0
-    assert "the PostgreSQL store backend is not in this version yet" in result.stderr
+    assert f"{url} has no dealwatch tables; `dealwatch --db {url} init` creates them" \
+        in result.stderr
     assert list(tmp_path.iterdir()) == []
+    with psycopg.connect(url) as conn:  # nothing made on the server either
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+    result = CliRunner().invoke(main, ["--db", url, "init"])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(main, ["--db", url, "status"]).exit_code == 0
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE no_tables_yet WITH (FORCE)")

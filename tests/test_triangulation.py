@@ -115,8 +115,8 @@ def test_a_deal_is_graded_from_its_stored_sources(store) -> None:
         set_source_official(store, deal_id, ids["uganda"], True)
 
 
-def test_the_cli_lists_filters_shows_and_exports_the_grade(db_path, run_cli) -> None:
-    with Store(db_path) as store:
+def test_the_cli_lists_filters_shows_and_exports_the_grade(store_location, run_cli) -> None:
+    with Store(store_location) as store:
         ids = kenya_and_uganda(store)
 
     listed = run_cli("deals", "list").output.splitlines()
@@ -201,7 +201,7 @@ def test_the_web_ui_shows_filters_and_marks_official_sources(db_path) -> None:
     assert (weighed.official_source, weighed.confidence) == (True, "A")
 
 
-def test_a_source_marked_official_in_sources_toml_grades_its_deals_a(db_path, make_config,
+def test_a_source_marked_official_in_sources_toml_grades_its_deals_a(store_location, make_config,
                                                                      run_cli) -> None:
     config = make_config({"sources.toml": '''
 [[source]]
@@ -210,7 +210,7 @@ kind = "rss"
 urls = ["https://ict.go.ke/feed.xml"]
 official = true
 '''})
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         ids = kenya_cloud(store)
         store.runs.sync_sources(load_config(config).sources)
         article = store.candidates.candidate(ids["uganda"]).article_id

@@ -16,8 +16,9 @@ __all__ = ["State", "main"]
 
 
 @click.group(cls=DealwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="DEALWATCH_DB", metavar="PATH",
-              help="SQLite database file (env DEALWATCH_DB; default data/dealwatch.db).")
+@click.option("--db", envvar="DEALWATCH_DB", metavar="PATH|URL",
+              help="SQLite file or postgresql:// URL (env DEALWATCH_DB; default "
+                   "data/dealwatch.db).")
 @click.option("--config", "config_dir", envvar="DEALWATCH_CONFIG", metavar="DIR",
               help="Config directory (env DEALWATCH_CONFIG; default: the shipped config/). "
                    "A file it lacks falls back to the shipped default.")

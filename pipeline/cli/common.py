@@ -35,7 +35,8 @@ from pipeline.jobs.runs import (
 )
 from pipeline.language import normalise_language
 from pipeline.review import filters
-from pipeline.storage import Store
+from pipeline.storage import Store, StoreError, open_database
+from pipeline.storage.database import DatabaseLocation, shown_location
 from pipeline.urls import is_database_url
 
 if TYPE_CHECKING:
@@ -105,28 +106,33 @@ class State:
             fail("cannot tell who you are: pass --reviewer NAME or set DEALWATCH_REVIEWER")
 
     @property
-    def db_path(self) -> Path:
-        """The database file of this command; UserError when it cannot be one, or when a command
+    def db_path(self) -> DatabaseLocation:
+        """The database of this command (a SQLite file's Path, or a postgresql:// URL, to be
+        shown only through shown_location); UserError when it cannot be one, or when a command
         that does not create the database (CREATES_DATABASE) names one that does not exist."""
         return self.database()
 
-    def database(self, may_create: bool | None = None) -> Path:
-        """The database file of this command, as db_path; may_create: whether this run of it
-        may make the file (None: as CREATES_DATABASE says of the command; False for a run that
-        only reads, such as a dry run of a command that writes)."""
+    @property
+    def db_shown(self) -> str:
+        """The database of this command as it may be shown (a URL without its password)."""
+        return shown_location(self.db_path)
+
+    def database(self, may_create: bool | None = None) -> DatabaseLocation:
+        """The database of this command, as db_path; may_create: whether this run of it may make
+        the file or the tables (None: as CREATES_DATABASE says of the command; False for a run
+        that only reads, such as a dry run of a command that writes)."""
         if may_create is None:
             may_create = _command_name() in CREATES_DATABASE
         location = db_location(self.db_option, self.config.settings)
-        if is_database_url(location):
-            from pipeline.storage.servers import ServerError, refuse_database_url  # loads psycopg
-
-            try:
-                refuse_database_url(location)
-            except ServerError as exc:
-                fail(f"{exc} (from {self._db_origin()})")
-        path = Path(location)
         origin = self._db_origin()
-        dealwatch = prog() + (f" --db {shlex.quote(str(path))}" if origin == "--db" else "")
+        shown = shown_location(location)
+        dealwatch = prog() + (f" --db {shlex.quote(shown)}" if origin == "--db" else "")
+        if is_database_url(location):
+            problem = server_database_problem(location, may_create, dealwatch)
+            if problem:
+                fail(f"{problem} (from {origin})")
+            return location
+        path = Path(location)
         problem = database_problem(path, may_create, dealwatch)
         if problem:
             fail(f"{problem} (from {origin})")
@@ -202,6 +208,23 @@ def database_problem(path: Path, may_create: bool, dealwatch: str = "dealwatch")
         return None
     return (f"{path}: no such database; `{dealwatch} init` creates an empty one, "
             f"`{dealwatch} run` creates and fills it")
+
+
+def server_database_problem(url: str, may_create: bool, dealwatch: str = "dealwatch"
+                            ) -> str | None:
+    """Why the PostgreSQL database at `url` cannot be this command's, in one line (the URL
+    without its password); None when it can. The server must answer; a command that does not
+    create the database refuses one without dealwatch's tables rather than filling it."""
+    try:
+        database = open_database(url, migrate=False)
+    except StoreError as exc:
+        return str(exc)
+    try:
+        if may_create or database.schema_version() > 0:
+            return None
+    finally:
+        database.close()
+    return f"{shown_location(url)} has no dealwatch tables; `{dealwatch} init` creates them"
 
 
 def configure_logging(verbose: int) -> None:

@@ -66,10 +66,10 @@ def demo(state: State, port: int | None, limit: int, keep_serving: bool,
         click.echo(f"Review queue ({len(rows)} of {total} pending, best first; a syndicated "
                    "story is one entry):\n")
         render_queue(rows, click.echo)
-        name = prog()
-        click.echo(f"\nNext: `{name} --db {db} queue --limit 0` lists every pending candidate;"
-                   f" `{name} --db {db} queue --json` gives them to scripts.")
-        click.echo(review_ui_hint(db, has_reviewers, name))
+        name, shown = prog(), state.db_shown
+        click.echo(f"\nNext: `{name} --db {shown} queue --limit 0` lists every pending "
+                   f"candidate; `{name} --db {shown} queue --json` gives them to scripts.")
+        click.echo(review_ui_hint(shown, has_reviewers, name))
         if keep_serving:
             click.echo(f"serving {site.base_url}/ until Ctrl-C", err=True)
             try:

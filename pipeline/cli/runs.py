@@ -149,7 +149,8 @@ def schedule(state: State, redis_url: str | None) -> None:
     from pipeline.jobs.schedule import NightlyScheduler, scheduled_job
 
     settings = state.config.settings.schedule
-    db_path = state.db_path
+    # first: a URL with a password is refused before anything is opened
+    command, env = scheduled_job(state.db_path, state.config.directory, redis_url)
     with state.store():
         pass  # a database we cannot open fails now, not at 02:30
 
@@ -164,12 +165,11 @@ def schedule(state: State, redis_url: str | None) -> None:
 
     if redis_url:
         last_enqueued()  # a Redis we cannot reach fails now, not at 02:30
-    command, env = scheduled_job(db_path, state.config.directory, redis_url)
     scheduler = NightlyScheduler(settings, command,
                                  last_enqueued if redis_url else last_run_started, env=env)
 
     def ready(next_run: datetime | None) -> None:
-        what = f"database {db_path}"
+        what = f"database {state.db_shown}"
         if redis_url:
             from pipeline.storage.servers import redact  # loads the drivers: only with --redis
 

@@ -49,7 +49,7 @@ def init(state: State, write_config: Path | None) -> None:
         click.echo(f"wrote config files to {write_config}/ (use --config {write_config})")
     with state.store() as store:
         store.runs.sync_sources(state.config.sources)
-        click.echo(f"database {state.db_path} ready (schema version {store.schema_version()})")
+        click.echo(f"database {store.location} ready (schema version {store.schema_version()})")
 
 
 @click.command()
@@ -66,7 +66,7 @@ def migrate(state: State) -> None:
         applied = store.migrate()
         for version, name in applied:
             click.echo(f"applied {version:03d} {name}")
-        click.echo(f"{state.db_path}: schema version {store.schema_version()}"
+        click.echo(f"{store.location}: schema version {store.schema_version()}"
                    + ("" if applied else " (up to date)"))
         refile = refile_hint(store)
         if refile:

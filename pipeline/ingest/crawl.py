@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.config import Config
+from pipeline.storage.database import DatabaseLocation
 from pipeline.storage.lock import held_lock
+from pipeline.urls import is_database_url
 from scrapers.progress import SourceProgress
 
 # The crawler defines these (it runs without this module); callers may still name them here.
@@ -83,12 +85,14 @@ def _last_json_line(stdout: str) -> dict | None:
     return None
 
 
-def crawl_command(config: Config, db_path: Path, source_ids: list[str] | None = None,
+def crawl_command(config: Config, db_path: DatabaseLocation, source_ids: list[str] | None = None,
                   run_id: int | None = None, parent_pid: int | None = None,
                   progress_every: float | None = None, shared_urls: str | None = None,
                   ) -> list[str]:
-    """The command line of the crawl subprocess (paths made absolute: it runs elsewhere)."""
-    cmd = [sys.executable, "-m", "scrapers.run", "--db", str(Path(db_path).resolve()),
+    """The command line of the crawl subprocess (paths made absolute: it runs elsewhere). A
+    database URL is not on it (`ps` would show its password): crawl_env passes it."""
+    database = [] if is_database_url(str(db_path)) else ["--db", str(Path(db_path).resolve())]
+    cmd = [sys.executable, "-m", "scrapers.run", *database,
            "--config", str(Path(config.directory).resolve())]
     for source_id in dict.fromkeys(source_ids or []):
         cmd += ["--source", source_id]
@@ -167,7 +171,17 @@ def _next_line(lines: queue.Queue[str | None], deadline: float | None,
             continue
 
 
-def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None,
+def crawl_env(db_path: DatabaseLocation, shared_urls: SharedUrlsAt | None = None
+              ) -> dict[str, str] | None:
+    """The crawl subprocess's environment, when it needs more than this process's: a database
+    URL (DEALWATCH_DB) and the frontier's Redis (DEALWATCH_REDIS), never on its command line."""
+    extra = {"DEALWATCH_DB": str(db_path)} if is_database_url(str(db_path)) else {}
+    if shared_urls:
+        extra["DEALWATCH_REDIS"] = shared_urls.redis_url
+    return {**os.environ, **extra} if extra else None
+
+
+def run_crawl(config: Config, db_path: DatabaseLocation, source_ids: list[str] | None = None,
               run_id: int | None = None, timeout: float | None = None,
               on_progress: OnProgress | None = None,
               progress_every: float = PROGRESS_EVERY,
@@ -187,7 +201,7 @@ def run_crawl(config: Config, db_path: Path, source_ids: list[str] | None = None
     cmd = crawl_command(config, db_path, source_ids, run_id, parent_pid=os.getpid(),
                         progress_every=progress_every if on_progress else None,
                         shared_urls=shared_urls.night if shared_urls else None)
-    env = {**os.environ, "DEALWATCH_REDIS": shared_urls.redis_url} if shared_urls else None
+    env = crawl_env(db_path, shared_urls)
     # The run's lock goes to the subprocess too: should this process be killed, the crawl
     # keeps the lock until it has ended (killed by the parent-death signal) and stopped writing.
     lock = held_lock(db_path)

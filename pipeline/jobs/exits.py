@@ -7,7 +7,6 @@ can act on (bad config, a locked or busy database, ...), 130 for Ctrl-C, 143 for
 
 from __future__ import annotations
 
-import sqlite3
 from typing import NamedTuple
 
 from models.errors import DealwatchError
@@ -27,6 +26,6 @@ def exit_status(exc: BaseException) -> ExitStatus | None:
         return ExitStatus(143 if isinstance(exc, Terminated) else 130, str(exc) or "interrupted")
     if isinstance(exc, DealwatchError):
         return ExitStatus(1, f"error: {exc}")
-    if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+    if is_busy(exc):  # a driver's own error, raised past the store's wrapping (StoreBusy)
         return ExitStatus(1, f"error: {busy_message(exc)}")
     return None

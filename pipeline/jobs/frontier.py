@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 from models.errors import DealwatchError
@@ -38,8 +37,9 @@ from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, SharedUrlsAt, run_crawl
 from pipeline.jobs.runs import CrawlDisplay, check_source_ids, no_display, run_row
 from pipeline.storage import Store
+from pipeline.storage.database import DatabaseLocation
 from pipeline.storage.frontier import Frontier, connect
-from pipeline.storage.lock import RunLock
+from pipeline.storage.lock import run_lock
 from pipeline.storage.servers import ServerError, check_redis, redact
 from scrapers.sources import select_sources
 
@@ -207,7 +207,7 @@ class _Renewal(threading.Thread):
 OnCrawled = Callable[[str, int, CrawlReport], None]
 
 
-def run_worker(config: Config, db_path: Path, redis_url: str, *,
+def run_worker(config: Config, db_path: DatabaseLocation, redis_url: str, *,
                display: CrawlDisplay | None = None, on_crawled: OnCrawled | None = None
                ) -> WorkerReport:
     """Take sources from the frontier and crawl each, until none is left to take.
@@ -227,7 +227,7 @@ def run_worker(config: Config, db_path: Path, redis_url: str, *,
         return with_retries(redis_url, patience, what, call)
 
     busy_ms = config.settings.database.busy_timeout_ms
-    with RunLock(db_path, "crawl --worker", shared=True), Store(db_path, busy_ms) as store:
+    with run_lock(db_path, "crawl --worker", shared=True), Store(db_path, busy_ms) as store:
         store.runs.sync_sources(config.sources)
         while (source_id := retried("taking a source",
                                     lambda: frontier.take(report.worker, ttl))) is not None:
@@ -262,7 +262,7 @@ def run_worker(config: Config, db_path: Path, redis_url: str, *,
 Retried = Callable[[str, Callable[[], object]], object]
 
 
-def _crawl_one(config: Config, db_path: Path, store: Store, frontier: Frontier, source_id: str,
+def _crawl_one(config: Config, db_path: DatabaseLocation, store: Store, frontier: Frontier, source_id: str,
                shared: SharedUrlsAt, display: CrawlDisplay | None, retried: Retried,
                renewal: _Renewal) -> tuple[int, CrawlReport]:
     """One source's recorded crawl, its article URLs taken in the night's shared set; the run

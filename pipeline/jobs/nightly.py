@@ -1,7 +1,7 @@
 """The nightly job (crawl, process, retention, health) in one recorded run, and its own process.
 
 `dealwatch run`, `dealwatch demo` and the scheduler all call `run_nightly()`. The scheduler runs
-it in a fresh process each time, as `python -m pipeline.jobs.nightly --db PATH --config DIR`
+it in a fresh process each time, as `python -m pipeline.jobs.nightly --db PATH|URL --config DIR`
 (Scrapy's reactor cannot be restarted in one process), with these exit codes: 0 the run went
 well; 1 it finished with errors a person must look at, or could not run (bad config, locked or
 busy database), with a one-line message on stderr; 2 a usage error; 130 Ctrl-C; 143 SIGTERM.
@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.config import Config, db_location, load_config
@@ -42,7 +40,7 @@ from pipeline.jobs.runs import (
     stop_on_sigterm,
 )
 from pipeline.storage import Store, StoreError, is_busy
-from pipeline.urls import is_database_url
+from pipeline.storage.database import DatabaseLocation
 
 if TYPE_CHECKING:  # both load spaCy; the report and the signature need only their types
     from pipeline.jobs.process import ProcessReport
@@ -66,7 +64,7 @@ class NightlyReport:
         return self.outcome == "ok"
 
 
-def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
+def run_nightly(config: Config, db_path: DatabaseLocation, *, kind: str = "run",
                 source_ids: list[str] | None = None, use_model: str | None = None,
                 progress: ProgressBar | None = None,
                 on_crawl: Callable[[CrawlReport], None] | None = None,
@@ -96,14 +94,14 @@ def run_nightly(config: Config, db_path: Path, *, kind: str = "run",
                          _advisory_health(config, db_path, record.id))
 
 
-def _advisory_health(config: Config, db_path: Path, run_id: int) -> list[Flag]:
+def _advisory_health(config: Config, db_path: DatabaseLocation, run_id: int) -> list[Flag]:
     """The sources that need attention, judged with the run just recorded; none when the
     database cannot be read now (the run's own outcome stands, `dealwatch status` judges later)."""
     try:
         with Store(db_path, config.settings.database.busy_timeout_ms) as store:
             return health(store.runs.recent(RECENT_RUNS), config.settings.status)
-    except (StoreError, sqlite3.OperationalError) as exc:
-        if isinstance(exc, sqlite3.OperationalError) and not is_busy(exc):
+    except Exception as exc:
+        if not isinstance(exc, StoreError) and not is_busy(exc):
             raise
         logger.warning("run %d is recorded, but the sources' health could not be judged (%s); "
                        "`dealwatch status` judges it later", run_id, exc)
@@ -129,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                     "`dealwatch schedule` starts it. Exit 0: ok; 1: errors a person must look "
                     "at, or the run could not start; 2: a usage error; 130: Ctrl-C; 143: SIGTERM.")
     parser.add_argument("--db", metavar="PATH", default=os.environ.get("DEALWATCH_DB"),
-                        help="SQLite database file (env DEALWATCH_DB; default data/dealwatch.db)")
+                        help="SQLite file or postgresql:// URL (env DEALWATCH_DB; default "
+                             "data/dealwatch.db)")
     parser.add_argument("--config", metavar="DIR", default=os.environ.get("DEALWATCH_CONFIG"),
                         help="config directory (env DEALWATCH_CONFIG; default: the shipped one)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
@@ -145,12 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)
         config = load_config(args.config)
-        location = db_location(args.db, config.settings)
-        if is_database_url(location):  # one line, never a folder named after the URL
-            from pipeline.storage.servers import refuse_database_url  # loads psycopg
-
-            refuse_database_url(location)
-        report = run_nightly(config, Path(location),
+        report = run_nightly(config, db_location(args.db, config.settings),
                              on_crawl=_say_crawl, crawl_display=plain_display(_say),
                              process_display=plain_process_display(_say))
     except (KeyboardInterrupt, Exception) as exc:

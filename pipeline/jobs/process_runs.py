@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 from models.errors import DealwatchError
 from models.records import OnProcessProgress
@@ -25,6 +24,7 @@ from pipeline.jobs.process import (
 )
 from pipeline.jobs.runs import ProcessDisplay, recorded_run
 from pipeline.storage import Store
+from pipeline.storage.database import DatabaseLocation
 
 # A progress display for `total` items under a label; it yields what to call with each step
 # (None: show nothing). The CLI passes a bar on a terminal; cron and the scheduler pass none.
@@ -78,7 +78,7 @@ def process_new(config: Config, store: Store, use_model: str | None = None,
     return report
 
 
-def process_job(config: Config, db_path: Path, *, use_model: str | None = None,
+def process_job(config: Config, db_path: DatabaseLocation, *, use_model: str | None = None,
                 reanalyse: bool = False, progress: ProgressBar | None = None,
                 display: ProcessDisplay | None = None) -> ProcessReport:
     """A recorded processing run: the pages fetched since the last one (then retention), or with
@@ -91,7 +91,7 @@ def process_job(config: Config, db_path: Path, *, use_model: str | None = None,
     return report
 
 
-def rescore_job(config: Config, db_path: Path, ranker_path: str | None = None,
+def rescore_job(config: Config, db_path: DatabaseLocation, ranker_path: str | None = None,
                 progress: ProgressBar | None = None) -> Rescored:
     """A recorded run that ranks every stored candidate again: with the model at ranker_path,
     else the first of this database's ranker choices. A model that fails to load changes

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,8 @@ from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, OnProgress, run_crawl
 from pipeline.ingest.health import Flag, crawl_counters, flags
 from pipeline.storage import Store
-from pipeline.storage.lock import RunLock
+from pipeline.storage.database import DatabaseLocation
+from pipeline.storage.lock import run_lock
 from scrapers.progress import SourceProgress
 
 if TYPE_CHECKING:
@@ -72,14 +72,14 @@ class RunRecord:
 
 
 @contextmanager
-def recorded_run(db_path: Path, kind: str, sources: list[str] | None = None, *,
+def recorded_run(db_path: DatabaseLocation, kind: str, sources: list[str] | None = None, *,
                  busy_timeout_ms: int) -> Iterator[tuple[Store, RunRecord]]:
     """A writing run: the database's run lock, a `runs` row, its outcome and counters.
 
     Runs that died without finishing their row are marked aborted first. An exception (Ctrl-C
     and SIGTERM included) finishes the row as failed or interrupted, with its message.
     """
-    with RunLock(db_path, kind), Store(db_path, busy_timeout_ms) as store:
+    with run_lock(db_path, kind), Store(db_path, busy_timeout_ms) as store:
         store.runs.abort_stale_runs()
         with run_row(store, kind, sources) as record:
             yield store, record
@@ -105,7 +105,7 @@ def check_source_ids(config: Config, source_ids: list[str] | None) -> None:
         config.source(sid)
 
 
-def crawl_sources(config: Config, db_path: Path, store: Store, source_ids: list[str] | None,
+def crawl_sources(config: Config, db_path: DatabaseLocation, store: Store, source_ids: list[str] | None,
                   run_id: int, display: CrawlDisplay | None = None) -> CrawlReport:
     """Crawl the enabled (or the named) sources for the run run_id (Scrapy, in a subprocess),
     its progress shown on the display."""
@@ -119,7 +119,7 @@ def no_display() -> AbstractContextManager[OnProgress | None]:
     return nullcontext(None)
 
 
-def crawl_job(config: Config, db_path: Path, source_ids: list[str] | None = None,
+def crawl_job(config: Config, db_path: DatabaseLocation, source_ids: list[str] | None = None,
               display: CrawlDisplay | None = None) -> tuple[int, CrawlReport]:
     """A recorded crawl of the enabled (or the named) sources: its run id and report."""
     check_source_ids(config, source_ids)

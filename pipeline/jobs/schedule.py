@@ -22,6 +22,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from models.config import ScheduleSettings
+from models.errors import DealwatchError
+from pipeline.storage.database import DatabaseLocation
+from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +55,39 @@ def missed_run(trigger: CronTrigger, last_started: datetime | None, now: datetim
     return latest
 
 
-def run_command(db_path: Path, config_dir: Path | None) -> list[str]:
+class ScheduleError(DealwatchError):
+    """The scheduled job cannot be started as asked."""
+
+
+def run_command(db_path: DatabaseLocation, config_dir: Path | None) -> list[str]:
     """The nightly job (pipeline.jobs.nightly) for this database and config, in a fresh Python
     process, as the scheduler starts it."""
     return [sys.executable, "-m", "pipeline.jobs.nightly", *_targets(db_path, config_dir)]
 
 
-def _targets(db_path: Path, config_dir: Path | None) -> list[str]:
-    return ["--db", str(Path(db_path).resolve())] + (
+def _targets(db_path: DatabaseLocation, config_dir: Path | None) -> list[str]:
+    return ["--db", _database_argument(db_path)] + (
         [] if config_dir is None else ["--config", str(Path(config_dir).resolve())])
 
 
-def scheduled_job(db_path: Path, config_dir: Path | None, redis_url: str | None = None,
+def _database_argument(db_path: DatabaseLocation) -> str:
+    """The database as the scheduled job's command line names it: a file by its absolute path,
+    a PostgreSQL URL as it is, which must then carry no password (`ps` shows a command line to
+    every user of the machine): libpq reads it from ~/.pgpass instead."""
+    if not is_database_url(str(db_path)):
+        return str(Path(db_path).resolve())
+    from pipeline.storage.servers import redact  # loads the drivers: only for a URL
+
+    url = str(db_path)
+    if redact(url) != url:
+        raise ScheduleError(
+            f"{redact(url)}: the scheduled job's command line would carry the database "
+            "password, which `ps` shows to every user; put it in ~/.pgpass (libpq's password "
+            "file: host:port:database:user:password, mode 600) and give the URL without it")
+    return url
+
+
+def scheduled_job(db_path: DatabaseLocation, config_dir: Path | None, redis_url: str | None = None,
                   ) -> tuple[list[str], dict[str, str] | None]:
     """The command the scheduler starts at each scheduled time, and its environment (None: the
     scheduler's own): the nightly job; with a crawl frontier's Redis, `dealwatch enqueue`, in a

@@ -24,6 +24,7 @@ from pipeline.analysis.rank import (
 from pipeline.config import Config
 from pipeline.jobs.analyzer import build_analyzer
 from pipeline.storage import Store
+from pipeline.storage.database import DatabaseLocation
 
 FROZEN_TEST_SET = "deal_passages_frozen.jsonl"  # held out for the quality gate
 
@@ -45,7 +46,7 @@ class TrainReport:
 
 
 def train_ranker(config: Config, out: Path, *, gold_files: Sequence[Path] = (),
-                 base: bool = True, reviews_db: Path | None = None,
+                 base: bool = True, reviews_db: DatabaseLocation | None = None,
                  use_model: str | None = None) -> TrainReport:
     """Train the ranker on the shipped labelled passages (unless not base), the gold_files, and
     with reviews_db the confirmed and rejected candidates of that database; write it to out.

@@ -9,11 +9,11 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 
 from models.errors import DealwatchError
 from models.registry import Reviewer
 from pipeline.storage import Store
+from pipeline.storage.database import StoreConflict
 
 # scrypt cost: 2**15 × 8 × 1 takes ~50 ms and 32 MiB here — slow for guessing, fine for a login.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -69,7 +69,7 @@ def add_user(store: Store, name: str, password: str) -> int:
         raise AccountError(f"user {name!r} exists already")
     try:
         return store.accounts.add_user(name, hash_password(password))
-    except sqlite3.IntegrityError:  # added by someone else in the meantime
+    except StoreConflict:  # added by someone else in the meantime
         raise AccountError(f"user {name!r} exists already") from None
 
 

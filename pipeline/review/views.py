@@ -49,8 +49,9 @@ from pipeline.storage.queue import sort_nulls_last
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 
 
-def review_ui_hint(db_path: Path, has_reviewers: bool, prog: str = "dealwatch") -> str:
-    """What to run to review a database in the browser (the demo prints it last)."""
+def review_ui_hint(db_path: str | Path, has_reviewers: bool, prog: str = "dealwatch") -> str:
+    """What to run to review a database in the browser (the demo prints it last); db_path as
+    it may be shown (a URL without its password)."""
     db = f"--db {db_path} " if str(db_path) != "data/dealwatch.db" else ""
     first = "" if has_reviewers else f"`{prog} {db}user add NAME` (once), then "
     return (f"Review them in your browser: {first}`{prog} {db}serve` and open "

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from models.errors import DealwatchError
 from models.records import Candidate
 from pipeline.storage.dialect import SQLITE, Dialect
 from pipeline.storage.schema import ACCOUNTS, ACCOUNTS_MOVED, MIGRATIONS, PREPARE, ensure_accounts_schema
+from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,24 @@ class StoreBusy(StoreError):
     """A statement waited out the busy (lock) timeout while another process was writing."""
 
 
+class StoreConflict(StoreError):
+    """A row that a unique key already holds (another process may have written it meanwhile)."""
+
+
+# Where the data lives: a SQLite file's path, or a PostgreSQL server's URL (which a Path would
+# mangle; shown only through `shown_location`, without its password).
+DatabaseLocation = str | Path
+
+
+def shown_location(location: DatabaseLocation) -> str:
+    """The location as it may be shown: a URL without its password, a path as it is."""
+    if is_database_url(str(location)):
+        from pipeline.storage.servers import redact  # loads the drivers: only for a URL
+
+        return redact(str(location))
+    return str(location)
+
+
 def is_busy(exc: BaseException) -> bool:
     """A statement that waited out the busy timeout while another process was writing."""
     if isinstance(exc, StoreBusy):
@@ -56,6 +76,15 @@ def is_busy(exc: BaseException) -> bool:
         return "locked" in str(exc) or "busy" in str(exc)
     # PostgreSQL: lock_not_available, serialization_failure, deadlock_detected
     return getattr(exc, "sqlstate", None) in ("55P03", "40001", "40P01")
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """An error of a database driver, sqlite3's or psycopg's (loaded only for a server: an
+    error cannot be psycopg's when psycopg was never imported)."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def busy_message(exc: BaseException) -> str:
@@ -188,6 +217,10 @@ class Database:
     def close(self) -> None:
         raise NotImplementedError
 
+    @property
+    def closed(self) -> bool:
+        raise NotImplementedError
+
     # -- written once --
 
     def schema_version(self) -> int:
@@ -234,6 +267,7 @@ class SqliteDatabase(Database):
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):
         self.path = Path(path)
         self.location = str(path)
+        self._closed = False
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,11 +319,25 @@ class SqliteDatabase(Database):
 
     def close(self) -> None:
         self.db.close()
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- statements --
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self.db.execute(sql, list(params))
+        try:
+            return self.db.execute(sql, list(params))
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE constraint failed" in str(exc):
+                raise StoreConflict(f"{self.location}: {exc}") from exc
+            raise
+        except sqlite3.OperationalError as exc:
+            if is_busy(exc):
+                raise StoreBusy(busy_message(exc)) from exc
+            raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
         return self.db.query(sql, list(params))

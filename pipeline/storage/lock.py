@@ -10,6 +10,13 @@ Crawl workers (`dealwatch crawl --worker`, docs/scaling.md) take the lock shared
 them write at once (SQLite's WAL and busy timeout order their writes; the crawl frontier keeps
 them off each other's sources and articles). Every other run takes it exclusive: it is refused
 while a worker is at work, and a worker is refused while it runs.
+
+On PostgreSQL the lock is a session advisory lock (`pg_try_advisory_lock`, `…_shared` for
+workers) on a connection of its own, held for the run; the server drops it when that connection
+closes, however the process ends. The holder names itself in its connection's application_name
+("dealwatch run pid 123 since 2026-…"), which a refused run reads from pg_locks and
+pg_stat_activity. A crawl subprocess cannot inherit a session; it dies with its parent
+(scrapers/lifetime.py), so the parent's lock covers it.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import fcntl
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from models.errors import DealwatchError
-from pipeline.storage.database import utcnow
+from pipeline.storage.database import DatabaseLocation, StoreError, shown_location, utcnow
+from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +49,38 @@ def lock_path(db_path: Path) -> Path:
 _HELD: dict[Path, RunLock] = {}
 
 
-def held_lock(db_path: Path) -> RunLock | None:
-    """The run lock this process holds on the database at db_path, if it holds one."""
+def held_lock(db_path: DatabaseLocation) -> RunLock | None:
+    """The run lock this process holds on the database at db_path, if it holds one (a file
+    lock: a server's lock is a session, which no subprocess can share)."""
+    if is_database_url(str(db_path)):
+        return None
     return _HELD.get(lock_path(Path(db_path)).resolve())
+
+
+def refusal(database: str, holder: dict[str, Any], what: str) -> RunLockedError:
+    """`another dealwatch run is using DATABASE: `dealwatch run` (pid 123, since …); not
+    starting `dealwatch WHAT``, from what the holder said of itself."""
+    subprocesses = holder.get("subprocesses")
+    helpers = "".join(f", its {name} pid {pid}" for name, pid in
+                      (subprocesses.items() if isinstance(subprocesses, dict) else ()))
+    who = (f"`dealwatch {holder.get('command', '?')}` (pid {holder.get('pid', '?')}"
+           f"{helpers}, since {holder.get('since', '?')})") if holder else "another process"
+    return RunLockedError(f"another dealwatch run is using {database}: {who}; "
+                          f"not starting `dealwatch {what}`")
+
+
+def run_lock(location: DatabaseLocation, what: str, shared: bool = False) -> RunLock:
+    """The run lock of the database at this location: a file lock beside a SQLite file, an
+    advisory lock on a PostgreSQL server."""
+    if is_database_url(str(location)):
+        return ServerRunLock(location, what, shared)
+    return RunLock(location, what, shared)
 
 
 class RunLock:
     """`with RunLock(db_path, "run"):` — raises RunLockedError when another run holds it."""
 
-    def __init__(self, db_path: Path, what: str, shared: bool = False):
+    def __init__(self, db_path: DatabaseLocation, what: str, shared: bool = False):
         self.path = lock_path(Path(db_path))
         self.what = what
         self.shared = shared
@@ -69,15 +102,7 @@ class RunLock:
             fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            held = self.holder()
-            subprocesses = held.get("subprocesses")
-            helpers = "".join(f", its {what} pid {pid}" for what, pid in
-                              (subprocesses.items() if isinstance(subprocesses, dict) else ()))
-            who = (f"`dealwatch {held.get('command', '?')}` (pid {held.get('pid', '?')}"
-                   f"{helpers}, since {held.get('since', '?')})") if held else "another process"
-            raise RunLockedError(
-                f"another dealwatch run is using {self.path.name[:-5]}: {who}; "
-                f"not starting `dealwatch {self.what}`") from None
+            raise refusal(self.path.name[:-5], self.holder(), self.what) from None
         self._fd = fd
         self._holder = {"pid": os.getpid(), "command": self.what, "since": utcnow()}
         self._write_holder()
@@ -120,3 +145,75 @@ class RunLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+# The run lock's advisory key (storage.postgres numbers its own locks 0x6477_0001 and 2).
+RUN_LOCK = 0x6477_0003
+# How a holder names itself in application_name (at most 63 bytes: PostgreSQL cuts the rest).
+_HOLDER = re.compile(r"^dealwatch (?P<command>.+) pid (?P<pid>\d+) since (?P<since>\S+)$")
+
+
+class ServerRunLock(RunLock):
+    """The run lock of a PostgreSQL database: a session advisory lock on a connection of its
+    own, exclusive, or shared for crawl workers."""
+
+    def __init__(self, db_path: DatabaseLocation, what: str, shared: bool = False):
+        self.url = str(db_path)
+        self.what = what
+        self.shared = shared
+        self._conn: Any = None
+
+    def holder(self) -> dict[str, object]:
+        """Another holder of the lock (a shared one: this process holds it too), if any."""
+        return self._holder_of(self._conn) if self._conn is not None else {}
+
+    def _holder_of(self, conn: Any) -> dict[str, object]:
+        """Who holds the lock, as its connection's application_name says (pid, command, since)."""
+        rows = conn.execute(
+            "SELECT a.application_name, a.pid FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = %s AND l.objid = %s AND l.pid <> pg_backend_pid() "
+            "ORDER BY a.backend_start",
+            [RUN_LOCK >> 32, RUN_LOCK & 0xFFFF_FFFF]).fetchall()
+        for name, _backend in rows:
+            found = _HOLDER.match(name or "")
+            if found:
+                return {"pid": int(found["pid"]), "command": found["command"],
+                        "since": found["since"]}
+        return {}
+
+    def acquire(self) -> None:
+        import psycopg  # only for a server
+
+        from pipeline.storage.servers import ServerError, connect_postgres, postgres_problem
+
+        name = f"dealwatch {self.what} pid {os.getpid()} since {utcnow()}"
+        try:
+            conn = connect_postgres(self.url, autocommit=True, application_name=name)
+        except ServerError as exc:
+            raise StoreError(str(exc)) from None
+        try:
+            take = "pg_try_advisory_lock_shared" if self.shared else "pg_try_advisory_lock"
+            taken = conn.execute(f"SELECT {take}(%s)", [RUN_LOCK]).fetchone()
+            held = None if taken and taken[0] else self._holder_of(conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise StoreError(postgres_problem(self.url, exc)) from None
+        if held is not None:
+            conn.close()
+            raise refusal(shown_location(self.url), held, self.what)
+        self._conn = conn
+        logger.debug("took the run lock of %s", shown_location(self.url))
+
+    def inheritable_fd(self) -> int:
+        raise RuntimeError("a PostgreSQL run lock is a session: no subprocess can share it")
+
+    def add_subprocess(self, what: str, pid: int) -> None:
+        """Nothing to note: the subprocess dies with this process (scrapers/lifetime.py)."""
+
+    def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()  # the session's advisory locks go with it

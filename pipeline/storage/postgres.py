@@ -31,7 +31,15 @@ import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
 
-from pipeline.storage.database import Database, StoreBusy, StoreError, busy_message, utcnow
+from pipeline.storage.database import (
+    Database,
+    StoreBusy,
+    StoreConflict,
+    StoreError,
+    busy_message,
+    is_busy,
+    utcnow,
+)
 from pipeline.storage.dialect import POSTGRESQL
 from pipeline.storage.schema import MIGRATIONS
 from pipeline.storage.servers import ServerError, connect_postgres, postgres_problem, redact
@@ -91,23 +99,42 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def closed(self) -> bool:
+        return self.conn.closed
+
     # -- statements --
 
+    @contextmanager
+    def _driver_errors(self) -> Iterator[None]:
+        """A unique key's refusal as StoreConflict, a lock waited out as StoreBusy (what the
+        layers above catch, whichever the backend); the driver's error stays their cause."""
+        try:
+            yield
+        except psycopg.errors.UniqueViolation as exc:
+            raise StoreConflict(f"{self.location}: {exc}") from exc
+        except psycopg.Error as exc:
+            if is_busy(exc):
+                raise StoreBusy(busy_message(exc)) from exc
+            raise
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        if not params:
-            return self.conn.execute(sql)
-        return self.conn.execute(translate(sql), [_param(p) for p in params])
+        with self._driver_errors():
+            if not params:
+                return self.conn.execute(sql)
+            return self.conn.execute(translate(sql), [_param(p) for p in params])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
-        cursor = self.conn.cursor(row_factory=dict_row)
-        if params:
-            cursor.execute(translate(sql), [_param(p) for p in params])
-        else:
-            cursor.execute(sql)
-        return iter(cursor.fetchall())
+        with self._driver_errors():
+            cursor = self.conn.cursor(row_factory=dict_row)
+            if params:
+                cursor.execute(translate(sql), [_param(p) for p in params])
+            else:
+                cursor.execute(sql)
+            return iter(cursor.fetchall())
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.conn.cursor() as cursor:
+        with self._driver_errors(), self.conn.cursor() as cursor:
             cursor.executemany(translate(sql), [[_param(p) for p in row] for row in rows])
 
     def table_names(self) -> list[str]:

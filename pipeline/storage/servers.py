@@ -31,7 +31,7 @@ _REDIS_ATTEMPT = re.compile(r"^Error -?\d+ connecting to \S+?\.\s+")
 
 
 __all__ = ["ServerError", "check_postgres", "check_redis", "connect_postgres", "is_database_url",
-           "postgres_problem", "redact", "refuse_database_url"]
+           "postgres_problem", "redact"]
 
 
 class ServerError(DealwatchError):
@@ -165,18 +165,6 @@ def check_postgres(url: str, timeout: float = 10.0) -> None:
             conn.execute("SELECT 1")
         except psycopg.Error as exc:
             raise ServerError(postgres_problem(url, exc)) from None
-
-
-def refuse_database_url(location: str) -> None:
-    """This dealwatch keeps its data in SQLite only: a PostgreSQL URL given as the database is a
-    ServerError in one line (the server's own refusal when it cannot be reached), never a
-    folder made from the URL's text, password and all."""
-    if not is_database_url(location):
-        return
-    check_postgres(location)
-    raise ServerError(
-        f"{redact(location)}: this dealwatch keeps its data in a SQLite file; the PostgreSQL "
-        "store backend is not in this version yet (docs/scaling.md): give --db a file path")
 
 
 def check_redis(url: str, timeout: float = 10.0) -> None:

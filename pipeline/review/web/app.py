@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -40,6 +38,7 @@ from pipeline.review.web.security import (
     SecurityHeaders,
 )
 from pipeline.storage import Store, StoreError, is_busy
+from pipeline.storage.database import DatabaseLocation, StoreConflict
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +72,9 @@ class ReviewApp:
     """The review UI's parts (pages, security, the queue's and the registry's routes) and how a
     request reaches a handler: its form read, a store opened, its session checked."""
 
-    def __init__(self, config: Config, db_path: Path, secure_cookies: bool = True):
+    def __init__(self, config: Config, db_path: DatabaseLocation, secure_cookies: bool = True):
         self.config = config
-        self.db_path = Path(db_path)
+        self.db_path = db_path
         self.pages = Pages(config)
         self.auth = Auth(self.pages, self.store, secure_cookies)
         self.queue = QueueRoutes(config, self.pages)
@@ -126,8 +125,8 @@ class ReviewApp:
                 if None in ids.values():
                     return self.pages.error(ctx, 404, *NOT_FOUND)
                 return self.auth.refusal(ctx, auth) or handler(ctx, **ids)
-        except (StoreError, sqlite3.OperationalError) as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not is_busy(exc):
+        except Exception as exc:
+            if isinstance(exc, StoreConflict) or not (isinstance(exc, StoreError) or is_busy(exc)):
                 raise
             # A write waited the whole busy timeout for another writer (a reviewer, the nightly
             # run): its transaction never began, so nothing of this request was written.
@@ -147,7 +146,7 @@ class ReviewApp:
         return HTMLResponse(html, status_code=status)
 
 
-def create_app(config: Config, db_path: Path, *, secure_cookies: bool = True,
+def create_app(config: Config, db_path: DatabaseLocation, *, secure_cookies: bool = True,
                allowed_hosts: list[str] | None = None) -> Starlette:
     """The review web app. secure_cookies=False only for tests over plain http (TestClient);
     allowed_hosts: Host header values to accept (None: any)."""
@@ -199,8 +198,8 @@ def check_bind(host: str, allow_public: bool) -> None:
                          "--public to let other machines reach the review UI (put HTTPS in front)")
 
 
-def run_server(config: Config, db_path: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-               allow_public: bool = False) -> None:
+def run_server(config: Config, db_path: DatabaseLocation, host: str = DEFAULT_HOST,
+               port: int = DEFAULT_PORT, allow_public: bool = False) -> None:
     """Serve the review UI until Ctrl-C. Only loopback unless allow_public."""
     import uvicorn
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -163,9 +162,6 @@ class Pages:
     def take_flashes(self, ctx: Ctx) -> list[tuple[str, str]]:
         """The session's waiting messages, each shown once. The page that says the database
         is busy (its store already closed) leaves them for the next page."""
-        if not ctx.session:
+        if not ctx.session or ctx.store.database.closed:
             return []
-        try:
-            return ctx.store.accounts.take_flashes(ctx.session["id"])
-        except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
-            return []
+        return ctx.store.accounts.take_flashes(ctx.session["id"])

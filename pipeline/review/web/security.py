@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
@@ -20,6 +19,7 @@ from pipeline.review import accounts
 from pipeline.review.web.forms import PAGE_SIZE, local_path
 from pipeline.review.web.pages import Ctx, Pages
 from pipeline.storage import Store, StoreError
+from pipeline.storage.database import is_driver_error
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ class Auth:
         try:
             with self.open_store() as store:
                 return store.accounts.session(sid) is not None
-        except (StoreError, sqlite3.OperationalError):
+        except Exception as exc:
+            if not (isinstance(exc, StoreError) or is_driver_error(exc)):
+                raise
             return True  # let dispatch say what is wrong with the database
 
     def refusal(self, ctx: Ctx, auth: bool) -> Response | None:
