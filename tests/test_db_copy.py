@@ -359,3 +359,21 @@ def test_a_run_at_work_on_the_source_keeps_the_copy_from_starting(tmp_path):
                                      "`dealwatch run` (pid ")
     assert refused.stderr.endswith("; not starting `dealwatch db copy`\n")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("second")] == []
+
+
+def test_a_run_at_work_on_a_server_keeps_the_copy_from_starting(tmp_path, postgres):
+    from pipeline.storage.lock import run_lock
+
+    first, server = tmp_path / "first.db", postgres()
+    with Store(first) as store:
+        fill(store)
+    with run_lock(server, "run"):
+        refused = cli("db", "copy", str(first), server)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"error: another dealwatch run is using {server}: "
+                                     "`dealwatch run` (pid ")
+    assert refused.stderr.endswith("; not starting `dealwatch db copy`\n")
+    with Store(server) as store:
+        assert all(n == 0 for n in store.counts().values())
+    assert cli("db", "copy", server, server).stderr == (
+        f"error: {server} and {server} are the same database\n")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -11,8 +9,8 @@ import click
 from pipeline.cli.common import State, database_problem, fail, pass_state, progress_bar, table_lines
 from pipeline.storage import Store
 from pipeline.storage.copy import copy_database, source_rows
-from pipeline.storage.lock import RunLock
-from pipeline.storage.servers import redact
+from pipeline.storage.database import shown_location
+from pipeline.storage.lock import run_lock
 from pipeline.urls import is_database_url
 
 
@@ -26,25 +24,16 @@ def db_group() -> None:
     """
 
 
-def _shown(location: str) -> str:
-    return redact(location) if is_database_url(location) else location
-
-
 def _files(path: Path) -> list[Path]:
     """The files a SQLite database may make beside it: journal, accounts, run lock."""
     return [Path(f"{path}{end}") for end in ("", "-wal", "-shm", ".accounts", ".accounts-wal",
                                               ".accounts-shm", ".lock")]
 
 
-@contextlib.contextmanager
-def _run_lock(location: str) -> Iterator[None]:
-    """The database's run lock, exclusive: no run writes either side while the copy reads or
-    writes it. A PostgreSQL database has no run lock in this version."""
-    if is_database_url(location):
-        yield
-        return
-    with RunLock(Path(location), "db copy"):
-        yield
+def _same(src: str, dst: str) -> bool:
+    if is_database_url(src) or is_database_url(dst):
+        return src == dst
+    return Path(src).resolve() == Path(dst).resolve()
 
 
 @db_group.command("copy")
@@ -72,13 +61,13 @@ def copy(state: State, src: str, dst: str) -> None:
         problem = database_problem(path, may_create)
         if problem:
             fail(problem)
-    if not is_database_url(src) and not is_database_url(dst) \
-            and Path(src).resolve() == Path(dst).resolve():
-        fail(f"{src} and {dst} are the same database")
+    if _same(src, dst):
+        fail(f"{shown_location(src)} and {shown_location(dst)} are the same database")
     made = [] if is_database_url(dst) else [p for p in _files(Path(dst)) if not p.exists()]
     busy_ms = state.config.settings.database.busy_timeout_ms
     try:
-        with _run_lock(src), _run_lock(dst), Store(src, busy_ms) as source, \
+        # both run locks, exclusive: no run writes either side while the copy runs
+        with run_lock(src, "db copy"), run_lock(dst, "db copy"), Store(src, busy_ms) as source, \
                 Store(dst, busy_ms) as target, \
                 progress_bar(source_rows(source.database), "copying") as advance:
             copied = copy_database(source.database, target.database, advance)
@@ -86,7 +75,7 @@ def copy(state: State, src: str, dst: str) -> None:
         for path in made:  # a DST file this copy made and could not fill goes again
             path.unlink(missing_ok=True)
         raise
-    click.echo(f"copied {_shown(src)} to {_shown(dst)}:")
+    click.echo(f"copied {shown_location(src)} to {shown_location(dst)}:")
     for line in table_lines(("table", "rows", "sha256"),
                             ((c.table, f"{c.rows:,}", c.sha256[:16]) for c in copied), right={1}):
         click.echo(f"  {line}")
