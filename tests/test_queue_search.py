@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from webfixtures import seed_review_queue, story
@@ -14,10 +13,12 @@ from pipeline.storage import QueueQuery, Store
 from pipeline.storage.dialect import SQLITE
 from pipeline.storage.queue import fts_terms
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 
 @pytest.fixture
-def ids(db_path: Path) -> dict[str, int]:
-    with Store(db_path) as store:
+def ids(store_location: str) -> dict[str, int]:
+    with Store(store_location) as store:
         found = seed_review_queue(store)
         text = ("SÃO PAULO - Huawei signed a deal with the city of São Paulo for 5G-ready "
                 "street cabinets.\n\nThe headline names the mayor.")
@@ -27,52 +28,52 @@ def ids(db_path: Path) -> dict[str, int]:
         return found
 
 
-def search(db_path: Path, text: str, **filters: object) -> list[int]:
-    with Store(db_path) as store:
+def search(store_location: str, text: str, **filters: object) -> list[int]:
+    with Store(store_location) as store:
         return [e.id for e in store.candidates.queue(QueueQuery(search=text, **filters))]
 
 
-def test_words_match_the_article_by_stem_and_all_must_match(db_path, ids) -> None:
-    assert search(db_path, "Ethio Telecom") == [ids["zte-ET"]]
-    assert search(db_path, "camera") == [ids["hikvision-ZA"]]  # "cameras": porter's stem
-    assert search(db_path, "disclosed") == [ids[k] for k in (
+def test_words_match_the_article_by_stem_and_all_must_match(store_location, ids) -> None:
+    assert search(store_location, "Ethio Telecom") == [ids["zte-ET"]]
+    assert search(store_location, "camera") == [ids["hikvision-ZA"]]  # "cameras": porter's stem
+    assert search(store_location, "disclosed") == [ids[k] for k in (
         "zte-ET", "hikvision-ZA", "huawei-RS", "dahua-PH", "zte-BO")]  # text past the evidence
-    assert search(db_path, "Prefeitura") == [ids["sao"]]  # the title
-    assert search(db_path, "Entel Kragujevac") == []
+    assert search(store_location, "Prefeitura") == [ids["sao"]]  # the title
+    assert search(store_location, "Entel Kragujevac") == []
 
 
-def test_the_evidence_matches_part_of_a_word(db_path, ids) -> None:
-    assert search(db_path, "Kragujev") == [ids["huawei-RS"]]
-    assert search(db_path, "5G-ready") == [ids["sao"]]
+def test_the_evidence_matches_part_of_a_word(store_location, ids) -> None:
+    assert search(store_location, "Kragujev") == [ids["huawei-RS"]]
+    assert search(store_location, "5G-ready") == [ids["sao"]]
 
 
-def test_unicode_and_accents(db_path, ids) -> None:
-    assert search(db_path, "São Paulo") == [ids["sao"]]
-    assert search(db_path, "sao paulo") == [ids["sao"]]  # unicode61 folds the accent
-    assert search(db_path, "Србија 😀") == []
+def test_unicode_and_accents(store_location, ids) -> None:
+    assert search(store_location, "São Paulo") == [ids["sao"]]
+    assert search(store_location, "sao paulo") == [ids["sao"]]  # unicode61 folds the accent
+    assert search(store_location, "Србија 😀") == []
 
 
 @pytest.mark.parametrize("text", [
     '"', '""', "*", "^", "NEAR", "NEAR(Ethio Telecom, 2)", "OR Ethio", "title:Ethio", "{title}:Ethio", "'; DROP TABLE x; --", "%", "_", "\\",
 ])
-def test_no_input_breaks_the_query(db_path, ids, text) -> None:
+def test_no_input_breaks_the_query(store_location, ids, text) -> None:
     # Operators are plain words, which no article here has; LIKE's wildcards are literal.
-    assert search(db_path, text) == []  # and never an sqlite3.OperationalError
+    assert search(store_location, text) == []  # and never an sqlite3.OperationalError
 
 
 @pytest.mark.parametrize("text", [
     '"Ethio', 'Ethio"', "Ethio*", "-Ethio", "Ethio -Telecom", "^Ethio", "Ethio + Telecom",
     "(Ethio)", "Ethio: Telecom", "NOT Ethio",  # "not" is a word of its text
 ])
-def test_punctuation_is_no_operator(db_path, ids, text) -> None:
-    assert search(db_path, text) == [ids["zte-ET"]]  # nothing negated, nothing prefixed
+def test_punctuation_is_no_operator(store_location, ids, text) -> None:
+    assert search(store_location, text) == [ids["zte-ET"]]  # nothing negated, nothing prefixed
 
 
 @pytest.mark.parametrize("text", ["-", "(", ")", ":", "'", "$"])
-def test_bare_symbols_search_the_evidence(db_path, ids, text) -> None:
-    with Store(db_path) as store:
+def test_bare_symbols_search_the_evidence(store_location, ids, text) -> None:
+    with Store(store_location) as store:
         expected = [e.id for e in store.candidates.queue(QueueQuery()) if text in e.sentence]
-    assert search(db_path, text) == expected
+    assert search(store_location, text) == expected
 
 
 def test_fts_terms_quotes_every_word() -> None:
@@ -81,15 +82,15 @@ def test_fts_terms_quotes_every_word() -> None:
     assert fts_terms('" * - ^') == []
 
 
-def test_search_keeps_the_other_filters_and_the_copies(db_path, ids) -> None:
-    assert search(db_path, "Huawei", country="RS") == [ids["huawei-RS"]]
+def test_search_keeps_the_other_filters_and_the_copies(store_location, ids) -> None:
+    assert search(store_location, "Huawei", country="RS") == [ids["huawei-RS"]]
     # The syndicated story shows once, as its best copy; a word only in the copy finds the copy.
-    assert search(db_path, "Huawei", country="KE") == [ids["syndicated"]]
-    assert search(db_path, "Coastline") == [ids["copy"]]
+    assert search(store_location, "Huawei", country="KE") == [ids["syndicated"]]
+    assert search(store_location, "Coastline") == [ids["copy"]]
 
 
-def test_the_count_and_the_position_of_a_page(db_path, ids) -> None:
-    with Store(db_path) as store:
+def test_the_count_and_the_position_of_a_page(store_location, ids) -> None:
+    with Store(store_location) as store:
         everything = store.candidates.queue(QueueQuery())
         assert store.candidates.queue_count(QueueQuery()) == len(everything) == 8
         third = everything[2]

@@ -65,9 +65,9 @@ class Dialect:
         as built again for every row, and the planner gives up walking the order's index)."""
         if self.postgres:
             if article is not None:
-                return f"{article}.search @@ plainto_tsquery('english', ?)"
+                return f"{article}.search @@ plainto_tsquery('dealwatch', ?)"
             return (f"{article_id} IN (SELECT id FROM articles "
-                    "WHERE search @@ plainto_tsquery('english', ?))")
+                    "WHERE search @@ plainto_tsquery('dealwatch', ?))")
         return f"{article_id} IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)"
 
     def fts_param(self, words: list[str]) -> str:
