@@ -10,18 +10,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 from servers import free_port
+from webfixtures import add_reviewers, logged_in, seed_review_queue
 
 from pipeline.cli import main
 from pipeline.demo import demo_config_dir, serve_demo_site
 from pipeline.ingest.crawl import crawl_command, crawl_env
 from pipeline.storage import MIGRATIONS, Store
 from pipeline.storage.lock import RunLockedError, ServerRunLock, run_lock
+from pipeline.storage.postgres import WRITER_LOCK
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -111,6 +114,59 @@ def test_a_schema_newer_than_this_dealwatch_is_refused_naming_both(run_cli, stor
                 "upgrade dealwatch") in lines[0]
 
 
+@contextmanager
+def writer_at_work(store_location: str) -> Iterator[None]:
+    """Another process holding the one-writer lock of review and registry transactions (the
+    nightly run confirming, another reviewer) for as long as the test runs."""
+    with psycopg.connect(store_location, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [WRITER_LOCK])
+        yield
+
+
+@pytest.mark.backends("postgresql")
+def test_a_busy_server_is_one_line_and_reading_goes_on(run_cli, store_location: str,
+                                                       make_config) -> None:
+    with Store(store_location) as store:
+        ids = seed_review_queue(store)
+    config = ["--config", str(make_config({"settings.toml": "[database]\nbusy_timeout_ms = 200\n"}))]
+    with writer_at_work(store_location):
+        result = run_cli(*config, "review", "--reviewer", "ana", "defer", str(ids["zte-ET"]))
+        assert result.exit_code == 1
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: {store_location}: the database is busy (")
+        assert line.endswith("another process has been writing for longer than the busy "
+                             "timeout; try again")
+        listed = run_cli(*config, "review", "list", "--json")  # reading takes no write lock
+        assert listed.exit_code == 0 and str(ids["zte-ET"]) in listed.output
+    with Store(store_location) as store:
+        assert store.candidates.candidate(ids["zte-ET"]).status == "pending"
+
+
+@pytest.mark.backends("postgresql")
+def test_a_busy_server_is_a_503_page_and_nothing_is_written(store_location: str, make_config
+                                                            ) -> None:
+    from pipeline.config import load_config
+    from pipeline.review.web.app import create_app
+
+    with Store(store_location) as store:
+        ids = seed_review_queue(store)
+        add_reviewers(store, "alice")
+        version = store.candidates.candidate(ids["zte-ET"]).version
+    config = load_config(make_config({"settings.toml": "[database]\nbusy_timeout_ms = 50\n"}))
+    client = logged_in(create_app(config, store_location, secure_cookies=False), "alice")
+    page = client.get(f"/candidate/{ids['zte-ET']}").text
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
+    with writer_at_work(store_location):
+        busy = client.post(f"/candidate/{ids['zte-ET']}/decide",
+                           data={"csrf_token": token, "version": version, "decision": "reject",
+                                 "reason": "domestic"})
+        assert busy.status_code == 503
+        assert "The database is busy; try again" in busy.text and busy.headers["retry-after"]
+        assert client.get("/queue").status_code == 200  # reading never waits
+    with Store(store_location) as store:
+        assert store.candidates.candidate(ids["zte-ET"]).status == "pending"
+
+
 @pytest.mark.parametrize("command", [("status",), ("init",), ("process",), ("review", "list")])
 def test_an_unreachable_server_is_one_line_without_its_password(
         command: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,8 +198,9 @@ def test_the_run_lock_on_a_server_refuses_a_second_run_and_names_the_holder(
         with pytest.raises(RunLockedError, match=r"`dealwatch run`.*not starting `dealwatch "
                                                  r"crawl --worker`"):
             run_lock(store_location, "crawl --worker", shared=True).acquire()
-    with run_lock(store_location, "crawl"):  # released: free again
-        pass
+    for _ in range(20):  # released: free again at once, run after run
+        with run_lock(store_location, "crawl"):
+            pass
 
 
 @pytest.mark.backends("postgresql")

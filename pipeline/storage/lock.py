@@ -21,6 +21,7 @@ pg_stat_activity. A crawl subprocess cannot inherit a session; it dies with its 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -216,4 +217,8 @@ class ServerRunLock(RunLock):
     def release(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            conn.close()  # the session's advisory locks go with it
+            # Unlocked before the connection closes: its backend ends after close() returns,
+            # and a run started at once would find the lock still held until then.
+            with contextlib.suppress(Exception):  # a lost connection has let go already
+                conn.execute("SELECT pg_advisory_unlock_all()")
+            conn.close()
