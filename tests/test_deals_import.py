@@ -15,6 +15,8 @@ from registryfixtures import story
 from pipeline.review.decisions import decide
 from pipeline.storage import Store
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "docs" / "examples" / "known_deals.csv"
 HEADER = "external_id,vendor,country,counterpart,deal_type,stage,value,currency,year,source_url\n"
@@ -34,12 +36,12 @@ def _show(run_cli, deal: str) -> dict:
     return json.loads(shown.stdout)
 
 
-def _deal_ids(db_path: Path) -> list[str]:
-    with Store(db_path) as store:
+def _deal_ids(store_location: str) -> list[str]:
+    with Store(store_location) as store:
         return [d.deal_id for d in store.registry.deals()]
 
 
-def test_the_readme_example_imports_and_a_second_import_changes_nothing(run_cli, db_path):
+def test_the_readme_example_imports_and_a_second_import_changes_nothing(run_cli, store_location):
     done = run_cli("deals", "--reviewer", "ann", "import", str(EXAMPLE))
     assert done.exit_code == 0, done.output
     assert "known_deals.csv: added 3, updated 0, unchanged 0, skipped 0 (bad rows)" in done.stdout
@@ -65,7 +67,7 @@ def test_the_readme_example_imports_and_a_second_import_changes_nothing(run_cli,
     assert again.exit_code == 0, again.output
     assert "added 0, updated 0, unchanged 3, skipped 0 (bad rows)" in again.stdout
     assert _show(run_cli, "dw-000001")["version"] == first["version"]
-    assert _deal_ids(db_path) == ["dw-000001", "dw-000002", "dw-000003"]
+    assert _deal_ids(store_location) == ["dw-000001", "dw-000002", "dw-000003"]
 
 
 def test_jsonl_import_updates_what_the_other_registry_changed(run_cli, tmp_path):
@@ -121,7 +123,7 @@ def test_a_reviewers_correction_stands_until_the_registry_changes_that_field(run
     assert deal["counterpart"] == "Kenya Ministry of ICT and Digital Economy"
 
 
-def test_a_malformed_csv_reports_each_bad_row_and_loads_the_rest(run_cli, tmp_path, db_path):
+def test_a_malformed_csv_reports_each_bad_row_and_loads_the_rest(run_cli, tmp_path, store_location):
     text = (HEADER.rstrip("\n") + ",region\n"
             + KENYA.rstrip("\n") + ",East Africa\n"                                    # line 2
             + "EX-2,Acme Telecom,KE,,cloud,,,,,,\n"                                    # line 3
@@ -149,11 +151,11 @@ def test_a_malformed_csv_reports_each_bad_row_and_loads_the_rest(run_cli, tmp_pa
                           "were loaded")
     assert len(errors) == 9
     assert "bad.csv: added 2, updated 0, unchanged 0, skipped 7 (bad rows)" in done.stdout
-    assert _deal_ids(db_path) == ["dw-000001", "dw-000002"]
+    assert _deal_ids(store_location) == ["dw-000001", "dw-000002"]
     assert _show(run_cli, "dw-000002")["deal_types"] == ["fibre_backbone"]
 
 
-def test_a_broken_json_line_is_reported_and_the_others_load(run_cli, tmp_path, db_path):
+def test_a_broken_json_line_is_reported_and_the_others_load(run_cli, tmp_path, store_location):
     lines = ['{"external_id": "J-1", "vendor": "huawei", "country": "KE", "stage": "mou"}',
              '{"external_id": "J-2", "vendor": "huawei", "country": "KE"',
              '',
@@ -170,7 +172,7 @@ def test_a_broken_json_line_is_reported_and_the_others_load(run_cli, tmp_path, d
     assert errors[2] == "feed.ndjson:5: year: a whole number, not 2019.5"
     assert errors[3].startswith("feed.ndjson:6: currency: 'XYZ' is no ISO 4217 code")
     assert "added 2, updated 0, unchanged 0, skipped 4 (bad rows)" in done.stdout
-    assert len(_deal_ids(db_path)) == 2
+    assert len(_deal_ids(store_location)) == 2
 
 
 @pytest.mark.parametrize("text, message", [
@@ -180,17 +182,17 @@ def test_a_broken_json_line_is_reported_and_the_others_load(run_cli, tmp_path, d
     ("id,vendor,country\nEX-1,huawei,KE\n", "bad.csv:1: no usable header: it lacks external_id;"),
     ("external_id,Vendor,VENDOR,country\n", "bad.csv:1: the header names vendor twice"),
 ])
-def test_a_csv_without_a_usable_header_loads_nothing(run_cli, tmp_path, db_path, text, message):
+def test_a_csv_without_a_usable_header_loads_nothing(run_cli, tmp_path, store_location, text, message):
     path = _write(tmp_path, "bad.csv", text)
     done = run_cli("deals", "import", str(path))
     assert done.exit_code == 1
     assert done.stderr.startswith(f"error: {message}")
     assert done.stderr.strip().endswith("nothing was imported")
     assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
-    assert _deal_ids(db_path) == []
+    assert _deal_ids(store_location) == []
 
 
-def test_a_file_that_cannot_be_read_is_one_line_and_loads_nothing(run_cli, tmp_path, db_path):
+def test_a_file_that_cannot_be_read_is_one_line_and_loads_nothing(run_cli, tmp_path, store_location):
     missing = run_cli("deals", "import", str(tmp_path / "nowhere.csv"))
     assert missing.exit_code == 1
     assert missing.stderr == f"error: {tmp_path / 'nowhere.csv'}: no such file; nothing was imported\n"
@@ -205,9 +207,9 @@ def test_a_file_that_cannot_be_read_is_one_line_and_loads_nothing(run_cli, tmp_p
     refused = run_cli("deals", "import", str(unnamed))
     assert refused.exit_code == 1
     assert "say --format csv or --format jsonl" in refused.stderr
-    assert _deal_ids(db_path) == []
+    assert _deal_ids(store_location) == []
     assert run_cli("deals", "import", str(unnamed), "--format", "csv").exit_code == 0
-    assert _deal_ids(db_path) == ["dw-000001"]
+    assert _deal_ids(store_location) == ["dw-000001"]
 
 
 # --- imported deals in the registry ---------------------------------------------------------
@@ -221,18 +223,18 @@ def known(run_cli, tmp_path) -> Path:
     return path
 
 
-def _cloud_and_uganda(db_path: Path) -> tuple[int, int]:
+def _cloud_and_uganda(store_location: str) -> tuple[int, int]:
     """Two pending candidates: Huawei's cloud for Kenya's Ministry of ICT (the known deal's),
     and a Ugandan one (no known deal there)."""
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         return (story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
                       "government cloud.", stage="signed"),
                 story(store, "Huawei will install CCTV cameras for the Uganda Police Force.",
                       country="UG", counterpart="Uganda Police Force", deal_type="safe_city"))
 
 
-def test_a_candidate_of_a_known_deal_says_so_and_confirms_into_it(run_cli, db_path, known):
-    cloud, uganda = _cloud_and_uganda(db_path)
+def test_a_candidate_of_a_known_deal_says_so_and_confirms_into_it(run_cli, store_location, known):
+    cloud, uganda = _cloud_and_uganda(store_location)
     listed = run_cli("review", "list")
     assert listed.exit_code == 0, listed.output
     blocks = listed.stdout.split(f"#{uganda}  ")
@@ -251,8 +253,8 @@ def test_a_candidate_of_a_known_deal_says_so_and_confirms_into_it(run_cli, db_pa
         f"#{uganda}  ")[0].split(f"#{cloud}  ")[1]  # filed: it no longer "matches"
 
 
-def test_a_known_deal_survives_its_articles_leaving(run_cli, db_path, known):
-    with Store(db_path) as store:
+def test_a_known_deal_survives_its_articles_leaving(run_cli, store_location, known):
+    with Store(store_location) as store:
         cloud = story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
                       "government cloud.", stage="signed")
         assert decide(store, cloud, "confirm", "ann").deal_id == 1
@@ -266,34 +268,34 @@ def test_a_known_deal_survives_its_articles_leaving(run_cli, db_path, known):
     assert _show(run_cli, "dw-000001")["sources"] == []
 
 
-def test_a_known_deal_merged_into_a_withdrawn_deal_lives_again(run_cli, db_path, known):
-    with Store(db_path) as store:
+def test_a_known_deal_merged_into_a_withdrawn_deal_lives_again(run_cli, store_location, known):
+    with Store(store_location) as store:
         other = story(store, "Huawei and Kenya's Ministry of ICT agreed on a data centre.",
                       deal_type="data_centre", counterpart="ICT Authority",
                       counterpart_type="agency")
         assert decide(store, other, "confirm", "ann", deal_id="new").deal_id == 2
     merged = run_cli("deals", "--reviewer", "ann", "merge", "dw-000002", "dw-000001", "--yes")
     assert merged.exit_code == 0, merged.output
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         decide(store, other, "reject", "ann", reason="not_a_deal")
         assert store.registry.deal(2) is None  # its last source gone: withdrawn
         known_deal = store.registry.deal(1)
         assert known_deal is not None and known_deal.merged_into is None
 
 
-def test_triangulation_counts_the_registry_source_by_its_domain(run_cli, db_path, tmp_path):
+def test_triangulation_counts_the_registry_source_by_its_domain(run_cli, store_location, tmp_path):
     path = _write(tmp_path, "known.csv", HEADER + KENYA.replace(
         "https://registry.example.org/deals/1", "https://www.daily-nation.test/registry/1"))
     assert run_cli("deals", "import", str(path)).exit_code == 0
     alone = _show(run_cli, "dw-000001")
     assert (alone["source_count"], alone["independent_sources"], alone["confidence"]) == (1, 1, "C")
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         same_outlet = story(store, "Huawei signed the Kenyan government cloud contract with the "
                             "Ministry of ICT.", site="daily-nation.test")
         decide(store, same_outlet, "confirm", "ann", deal_id=1)
     deal = _show(run_cli, "dw-000001")
     assert (deal["source_count"], deal["independent_sources"], deal["confidence"]) == (2, 1, "C")
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         other_outlet = story(store, "The Ministry of ICT's cloud with Huawei was signed.",
                              site="nairobi-wire.test")
         decide(store, other_outlet, "confirm", "ann", deal_id=1)
@@ -338,8 +340,8 @@ def _same_but_newer(before: dict, after: dict) -> None:
         k: v for k, v in before.items() if k != "version"}
 
 
-def test_a_known_deal_merged_into_another_keeps_attesting_it(run_cli, db_path, tmp_path):
-    with Store(db_path) as store:
+def test_a_known_deal_merged_into_another_keeps_attesting_it(run_cli, store_location, tmp_path):
+    with Store(store_location) as store:
         cloud = story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
                       "government cloud.", stage="signed")
         assert decide(store, cloud, "confirm", "ann", deal_id="new").deal_id == 1
@@ -372,8 +374,8 @@ def test_a_known_deal_merged_into_another_keeps_attesting_it(run_cli, db_path, t
     _same_but_newer(known, _show(run_cli, "dw-000002"))
 
 
-def test_splitting_a_known_deal_back_out_takes_its_registry_along(run_cli, db_path, known):
-    with Store(db_path) as store:
+def test_splitting_a_known_deal_back_out_takes_its_registry_along(run_cli, store_location, known):
+    with Store(store_location) as store:
         cloud = story(store, "Kenya's Ministry of ICT and Huawei signed the contract for the "
                       "government cloud.", site="daily-nation.test")
         assert decide(store, cloud, "confirm", "ann").deal_id == 1  # into the known deal
@@ -392,14 +394,14 @@ def test_splitting_a_known_deal_back_out_takes_its_registry_along(run_cli, db_pa
         2, "EX-1", [])
 
 
-def test_undoing_a_confirmation_into_a_known_deal_empties_what_it_filled(run_cli, db_path,
+def test_undoing_a_confirmation_into_a_known_deal_empties_what_it_filled(run_cli, store_location,
                                                                         tmp_path):
     # the other registry knows little of this deal: no counterpart type, stage, value or year
     sparse = _write(tmp_path, "sparse.csv", HEADER + "EX-1,Huawei,Kenya,Ministry of ICT,cloud,"
                                                      ",,,,https://registry.example.org/deals/1\n")
     assert run_cli("deals", "import", str(sparse)).exit_code == 0
     before = _show(run_cli, "dw-000001")
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         cloud = story(store, "Kenya's Ministry of ICT and Huawei signed a $120 million contract "
                       "for the government cloud and a data centre.", stage="signed",
                       deal_types=["cloud", "data_centre"], value=120_000_000.0,
@@ -416,12 +418,12 @@ def test_undoing_a_confirmation_into_a_known_deal_empties_what_it_filled(run_cli
     _same_but_newer(before, _show(run_cli, "dw-000001"))
 
 
-def test_rejecting_a_source_empties_what_it_filled_but_not_a_reviewers_edit(run_cli, db_path,
+def test_rejecting_a_source_empties_what_it_filled_but_not_a_reviewers_edit(run_cli, store_location,
                                                                            tmp_path):
     sparse = _write(tmp_path, "sparse.csv", HEADER + "EX-1,Huawei,Kenya,Ministry of ICT,cloud,"
                                                      ",,,,\n")
     assert run_cli("deals", "import", str(sparse)).exit_code == 0
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         cloud = story(store, "Kenya's Ministry of ICT and Huawei signed a $120 million contract "
                       "for the government cloud.", value=120_000_000.0, currency="USD")
         assert decide(store, cloud, "confirm", "ann").deal_id == 1
@@ -435,10 +437,10 @@ def test_rejecting_a_source_empties_what_it_filled_but_not_a_reviewers_edit(run_
         150_000_000, None, None, None)  # the reviewer's value stands; the rest is empty again
 
 
-def test_the_queue_says_which_deal_a_candidate_would_be_filed_under(run_cli, db_path, known):
+def test_the_queue_says_which_deal_a_candidate_would_be_filed_under(run_cli, store_location, known):
     from pipeline.review.views import QUEUE_JSON_FIELDS
 
-    cloud, uganda = _cloud_and_uganda(db_path)
+    cloud, uganda = _cloud_and_uganda(store_location)
     shown = run_cli("queue")
     assert shown.exit_code == 0, shown.output
     blocks = shown.stdout.split(f"#{uganda}  ")
@@ -463,11 +465,12 @@ def test_an_undo_refused_after_an_import_names_the_import(run_cli, known):
     assert "review decision" not in refused.stderr
 
 
-def test_a_dry_run_or_a_file_it_cannot_read_makes_no_database(run_cli, db_path, tmp_path):
+@pytest.mark.backends("sqlite")  # a database file that must not be made
+def test_a_dry_run_or_a_file_it_cannot_read_makes_no_database(run_cli, store_location, tmp_path):
     path = _write(tmp_path, "known.csv", HEADER + KENYA)
     dry = run_cli("deals", "import", str(path), "--dry-run")
     assert dry.exit_code == 1 and dry.stdout == ""
-    assert dry.stderr.startswith(f"error: {db_path}: no such database;")
+    assert dry.stderr.startswith(f"error: {store_location}: no such database;")
     assert len(dry.stderr.splitlines()) == 1
     latin = tmp_path / "latin.csv"
     latin.write_bytes((HEADER + "EX-1,huawei,KE,Minist\xe8re,cloud,,,,,\n").encode("latin-1"))
@@ -475,7 +478,7 @@ def test_a_dry_run_or_a_file_it_cannot_read_makes_no_database(run_cli, db_path, 
         refused = run_cli("deals", "import", str(unreadable))
         assert refused.exit_code == 1 and len(refused.stderr.splitlines()) == 1
         assert refused.stderr.startswith(f"error: {unreadable}: ")
-    assert not db_path.parent.exists()  # no database, no folder for it, no accounts file
+    assert not Path(store_location).parent.exists()  # no database, no folder for it, no accounts file
 
     assert run_cli("deals", "import", str(path)).exit_code == 0
     assert "dry run, nothing written: added 0, updated 0, unchanged 1" in run_cli(
