@@ -74,10 +74,16 @@ def crawl(state: State, sources: tuple[str, ...], worker: bool, redis_url: str |
 @click.option("--ranker", "ranker_path", default=None, metavar="PATH",
               help="With --rescore: this model (default: process.ranker, else the newest "
                    "trained for this database, else the shipped one).")
+@click.option("--worker", is_flag=True,
+              help="Be one of several processing workers on one PostgreSQL database: claim "
+                   "batches of fetched pages that no other worker holds until none is left.")
+@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --worker: pages per batch, each one transaction (default: "
+                   "process.batch_size).")
 @model_option("Use the statistical spaCy model: auto (when installed), never, required.")
 @pass_state
 def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | None,
-            use_model: str | None) -> None:
+            worker: bool, batch_size: int | None, use_model: str | None) -> None:
     """Extract, tag and detect on the pages fetched since the last run.
 
     \b
@@ -85,11 +91,21 @@ def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | Non
         dealwatch process
         dealwatch process --reanalyse     # after editing config/rules.toml
         dealwatch process --rescore       # after dealwatch train --from-reviews
+        dealwatch --db postgresql://dealwatch@10.0.0.5/dealwatch process --worker
     """
     if ranker_path and not rescore:
         raise click.UsageError("--ranker goes with --rescore (set process.ranker for processing)")
     if rescore and reanalyse:
         raise click.UsageError("--rescore and --reanalyse: choose one (--reanalyse scores too)")
+    if batch_size and not worker:
+        raise click.UsageError("--batch goes with --worker (set process.batch_size for "
+                               "`dealwatch process`)")
+    if worker:
+        if rescore or reanalyse:
+            raise click.UsageError("a worker processes fetched pages: run --rescore or "
+                                   "--reanalyse as `dealwatch process` alone")
+        _process_worker(state, batch_size, use_model)
+        return
     from pipeline.jobs.process_runs import process_job, rescore_job  # loads spaCy
 
     if rescore:
@@ -102,6 +118,17 @@ def process(state: State, reanalyse: bool, rescore: bool, ranker_path: str | Non
     report = process_job(state.config, state.db_path, use_model=use_model, reanalyse=reanalyse,
                          progress=progress_bar, display=processing_display)
     echo_err(describe_process(report))
+
+
+def _process_worker(state: State, batch_size: int | None, use_model: str | None) -> None:
+    """`dealwatch process --worker`: batches of pages until none is left to claim."""
+    from pipeline.jobs.process_worker import process_worker_job  # loads spaCy
+
+    done = process_worker_job(state.config, state.db_path, batch_size=batch_size,
+                              use_model=use_model)
+    echo_err(describe_process(done.report))
+    click.echo(f"worker {done.worker}: no pages left to process; processed {done.pages} "
+               f"page(s) in {done.batches} batch(es)", err=True)
 
 
 @click.command()

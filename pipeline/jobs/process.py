@@ -223,6 +223,9 @@ class PageProcessor:
         self.dedup = dedup if dedup is not None else DedupSettings()
         self.report = ProcessReport()
         self._index: NearDuplicateIndex | None = None
+        # (article id, text, source) extracted and not clustered yet: processing workers cluster
+        # a batch's articles at its end (jobs.process_worker); one process clusters at once.
+        self.deferred: list[tuple[int, str, str | None]] = []
 
     def run(self, progress: Progress | None = None,
             on_progress: OnProcessProgress | None = None) -> ProcessReport:
@@ -237,12 +240,7 @@ class PageProcessor:
                                      self.report, on_progress) if on_progress else None)
         for batch in _batched(self.store.pages.pages_to_process(), self.batch_size):
             with self.store.transaction():
-                to_analyse: list[tuple[int, Passage, str | None]] = []
-                seen_hashes: dict[str, int] = {}
-                for page in batch:
-                    self._extract_page_safely(page, seen_hashes, to_analyse)
-                _analyse_and_save(self.store, self.analyzer, to_analyse, self.batch_size,
-                                  self.report)
+                self.process_batch(batch)
             if progress:
                 progress(len(batch))
             if tally:
@@ -250,6 +248,14 @@ class PageProcessor:
         if tally:
             tally.run_done()
         return self.report
+
+    def process_batch(self, batch: list[FetchedPage]) -> None:
+        """Extract, cluster, tag and detect these pages, in the caller's transaction."""
+        to_analyse: list[tuple[int, Passage, str | None]] = []
+        seen_hashes: dict[str, int] = {}
+        for page in batch:
+            self._extract_page_safely(page, seen_hashes, to_analyse)
+        _analyse_and_save(self.store, self.analyzer, to_analyse, self.batch_size, self.report)
 
     @property
     def index(self) -> NearDuplicateIndex:
@@ -266,17 +272,29 @@ class PageProcessor:
         d = self.dedup
         # the part that is analysed: a near-duplicate of it is a copy of the same story
         sig = signature(text[:self.max_text_chars], d.num_perm, d.shingle_words)
+        self._check_clusters(article_id, sig)
         cluster_id, merged = self.index.assign(article_id, sig)
         self.store.articles.save_signature(article_id, sig.to_bytes(), sig.shingles, d.num_perm)
         self.store.articles.set_cluster(article_id, cluster_id, merged)
         if cluster_id != article_id:
             self.report.count("near_duplicates", source_id)
 
+    def _check_clusters(self, article_id: int, sig: Signature) -> None:
+        """Before assigning: make sure the index knows the clusters the article's copies are in
+        now (one process: its own index is the truth; processing workers read the store)."""
+
+    def _to_cluster(self, article_id: int, text: str, source_id: str | None) -> None:
+        """An article extracted anew: cluster it now (processing workers cluster a batch's
+        articles together at its end)."""
+        self._cluster(article_id, text, source_id)
+
     def _extract_page_safely(self, page: FetchedPage, seen_hashes: dict[str, int],
-                             to_analyse: list[tuple[int, Passage, str | None]]) -> None:
+                             to_analyse: list[tuple[int, Passage, str | None]],
+                             again: bool = True) -> None:
         """One page in its own savepoint: a page that breaks something unexpected is recorded
         as failed with the reason, and the batch goes on."""
         counted, hashes, queued = self.report.checkpoint(), dict(seen_hashes), len(to_analyse)
+        deferred = len(self.deferred)
         try:
             with self.store.transaction():
                 self._extract_page(page, seen_hashes, to_analyse)
@@ -286,7 +304,14 @@ class PageProcessor:
             seen_hashes.clear()
             seen_hashes.update(hashes)
             del to_analyse[queued:]
+            del self.deferred[deferred:]
             url = page.final_url or page.url
+            if again and same_text_stored(exc):
+                # Another processing worker stored this text from another URL while this one
+                # read it: read the page again, and it is that article's duplicate.
+                logger.info("%s: its text was stored meanwhile by another worker", url)
+                self._extract_page_safely(page, seen_hashes, to_analyse, again=False)
+                return
             reason = f"processing failed: {type(exc).__name__}: {exc}"
             logger.exception("%s: %s", url, reason)
             if self._index is not None:
@@ -342,9 +367,20 @@ class PageProcessor:
                 self.report.count("unchanged", source_id)
                 return
         elif self.dedup.near_duplicates:
-            self._cluster(article_id, article.text, source_id)
+            self._to_cluster(article_id, article.text, source_id)
         to_analyse.append((article_id, Passage(article.text[:self.max_text_chars], article.title,
                                                article.language), source_id))
+
+
+def same_text_stored(exc: BaseException) -> bool:
+    """The article's text is stored already under another URL: the unique text_hash refused it
+    (on PostgreSQL, another worker committed it after this one looked)."""
+    cause: BaseException | None = exc
+    while cause is not None:  # the driver's unique_violation, or the store's error it caused
+        if getattr(cause, "sqlstate", None) == "23505" and "text_hash" in str(cause):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def too_long_reason(chars: int, limit: int) -> str:

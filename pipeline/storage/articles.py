@@ -16,6 +16,12 @@ from pipeline.storage.database import (
     utcnow,
 )
 
+# "dw" in the high bytes as storage.postgres's keys; then 0x10: clustering, 0x11: batch floors
+# (the low 40 bits hold the floor, an article id).
+CLUSTER_LOCK = 0x6477_0010
+FLOOR_MASK = (1 << 40) - 1
+FLOOR_LOCKS = 0x6477_11 << 40
+
 
 class Articles:
     """The articles, article_signatures and entities tables, and an article's candidates as analysed."""
@@ -113,16 +119,51 @@ class Articles:
             " signature = excluded.signature, created_at = excluded.created_at",
             [article_id, num_perm, shingles, signature, utcnow()])
 
-    def recent_signatures(self, days: int, num_perm: int
+    def recent_signatures(self, days: int, num_perm: int, after: int = 0
                           ) -> Iterator[tuple[int, int, bytes, int]]:
         """(article id, cluster id, signature bytes, shingles) of the articles extracted in the last
-        `days` days."""
+        `days` days (and numbered past `after`)."""
         rows = self.db.execute(
             "SELECT s.article_id, a.cluster_id, s.signature, s.shingles FROM article_signatures s "
             "JOIN articles a ON a.id = s.article_id WHERE s.num_perm = ? "
-            "AND a.extracted_at >= ? ORDER BY s.article_id", [num_perm, days_ago(days)])
+            "AND a.extracted_at >= ? AND s.article_id > ? ORDER BY s.article_id",
+            [num_perm, days_ago(days), after])
         for article_id, cluster_id, blob, shingles in rows:
             yield article_id, cluster_id or article_id, blob, shingles
+
+    def clusters_of(self, article_ids: Iterable[int]) -> dict[int, int]:
+        """The cluster each of these articles is in now (another worker may have merged it)."""
+        ids = list(article_ids)
+        return {int(row[0]): int(row[1] or row[0]) for row in self.db.execute(
+            f"SELECT id, cluster_id FROM articles WHERE {self.db.dialect.in_list('id')}",
+            [self.db.dialect.list_param(ids)]).fetchall()} if ids else {}
+
+    # Clustering across processing workers (PostgreSQL; docs/scaling.md "Processing workers").
+    # Advisory lock keys, in the key space of storage.postgres ("dw" in the high bytes): one
+    # worker clusters at a time, and each batch in flight shows the articles it may still add.
+
+    def lock_clustering(self) -> None:
+        """Cluster alone until the transaction ends (its commit publishes the clusters)."""
+        self.db.execute("SELECT pg_advisory_xact_lock(?)", [CLUSTER_LOCK])
+
+    def hold_batch_floor(self) -> None:
+        """Show, until the transaction ends, that every article it adds is numbered past the
+        largest id visible now (ids come from one sequence), so that a worker reading new
+        signatures knows which ids may still appear below it (`batch_floor`)."""
+        floor = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM articles").fetchone()[0])
+        self.db.execute("SELECT pg_advisory_xact_lock_shared(?)", [FLOOR_LOCKS | floor])
+
+    def batch_floor(self) -> int | None:
+        """The lowest floor of the other batches in flight on this database (None: none is):
+        articles numbered above it may still be committed by them."""
+        row = self.db.execute(
+            "SELECT MIN(((l.classid::bigint << 32) | l.objid::bigint) & ?) FROM pg_locks l "
+            "JOIN pg_database d ON d.oid = l.database AND d.datname = current_database() "
+            "WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted "
+            "AND l.pid <> pg_backend_pid() "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) & ? = ?",
+            [FLOOR_MASK, ~FLOOR_MASK, FLOOR_LOCKS]).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def set_cluster(self, article_id: int, cluster_id: int, merged: Iterable[int] = ()) -> None:
         """Put an article in a cluster; clusters it joined together are renamed to cluster_id."""

@@ -113,14 +113,30 @@ class Pages:
             sql += f" LIMIT {int(limit)}"
         ids = [r[0] for r in self.db.execute(sql).fetchall()]
         for page_id in ids:
-            row = self.db.execute(
-                "SELECT id, url, final_url, source_id, html, headers, listed_title, listed_date "
-                "FROM pages WHERE id = ?", [page_id]).fetchone()
-            if row is None:
-                continue
-            yield FetchedPage(id=row[0], url=row[1], final_url=row[2], source_id=row[3],
-                              body=decompress(row[4]), headers=json.loads(row[5] or "{}"),
-                              listed_title=row[6], listed_date=row[7])
+            page = self._fetched_page(page_id)
+            if page is not None:
+                yield page
+
+    def claim_pages_to_process(self, limit: int) -> list[FetchedPage]:
+        """Up to `limit` pages waiting to be processed that no other transaction holds, locked
+        for the caller's transaction (PostgreSQL only: `FOR UPDATE SKIP LOCKED`). The row locks
+        are the claim: they last until the transaction ends, however it ends (a worker killed
+        mid-batch frees its pages when its connection closes), and another worker's claim
+        passes over them instead of waiting."""
+        ids = [r[0] for r in self.db.execute(
+            f"SELECT id FROM pages WHERE {self._TO_PROCESS} ORDER BY id LIMIT ? "
+            "FOR UPDATE SKIP LOCKED", [int(limit)]).fetchall()]
+        return [page for page in map(self._fetched_page, ids) if page is not None]
+
+    def _fetched_page(self, page_id: int) -> FetchedPage | None:
+        row = self.db.execute(
+            "SELECT id, url, final_url, source_id, html, headers, listed_title, listed_date "
+            "FROM pages WHERE id = ?", [page_id]).fetchone()
+        if row is None:
+            return None
+        return FetchedPage(id=row[0], url=row[1], final_url=row[2], source_id=row[3],
+                           body=decompress(row[4]), headers=json.loads(row[5] or "{}"),
+                           listed_title=row[6], listed_date=row[7])
 
     def count_pages_to_process(self) -> int:
         return int(self.db.execute(
