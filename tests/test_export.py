@@ -29,6 +29,8 @@ from pipeline.review.export import (
 from pipeline.review.registry import merge_deals
 from pipeline.storage import Store
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 DESIGN_FIELDS = [
     "deal_id", "vendor", "vendors", "country", "country_name", "counterpart", "counterpart_type",
     "deal_type", "deal_types", "stage", "value", "currency", "year", "first_reported",
@@ -36,9 +38,9 @@ DESIGN_FIELDS = [
 
 
 @pytest.fixture
-def registry(db_path) -> dict[str, int]:
+def registry(store_location) -> dict[str, int]:
     """Two deals: the Kenyan cloud (MoU, its copy, signed, completed) and the Ugandan cameras."""
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         ids = kenya_cloud(store)
         kenya = decide(store, ids["mou"], "confirm", "ann", note="=cmd|' /C calc'!A0").deal_id
         decide(store, ids["completed"], "confirm", "ann", deal_id=kenya)
@@ -49,20 +51,20 @@ def registry(db_path) -> dict[str, int]:
 
 
 @pytest.fixture
-def run_cli(db_path, monkeypatch):
+def run_cli(store_location, monkeypatch):
     for name in ("DEALWATCH_DB", "DEALWATCH_CONFIG"):
         monkeypatch.delenv(name, raising=False)
 
     def invoke(*args: str):
-        result = CliRunner().invoke(main, ["--db", str(db_path), *args])
+        result = CliRunner().invoke(main, ["--db", str(store_location), *args])
         assert "Traceback" not in result.output
         return result
 
     return invoke
 
 
-def test_records_follow_the_design_field_order(registry, db_path) -> None:
-    with Store(db_path) as store:
+def test_records_follow_the_design_field_order(registry, store_location) -> None:
+    with Store(store_location) as store:
         records = registry_records(store)
     assert list(RECORD_FIELDS[:len(DESIGN_FIELDS)]) == DESIGN_FIELDS  # extended, never reordered
     kenya, uganda = records
@@ -88,14 +90,14 @@ def test_records_follow_the_design_field_order(registry, db_path) -> None:
     assert uganda["country_name"] == "Uganda" and len(uganda["sources"]) == 1
 
 
-def test_merged_deals_are_left_out(registry, db_path) -> None:
-    with Store(db_path) as store:
+def test_merged_deals_are_left_out(registry, store_location) -> None:
+    with Store(store_location) as store:
         merge_deals(store, 1, 2)
         assert [r["deal_id"] for r in registry_records(store)] == ["dw-000001"]
 
 
-def test_csv_is_one_row_per_deal_with_flat_cells(registry, db_path) -> None:
-    with Store(db_path) as store:
+def test_csv_is_one_row_per_deal_with_flat_cells(registry, store_location) -> None:
+    with Store(store_location) as store:
         data = build_export(store, "csv").data
     text = data.decode("utf-8")
     assert text.splitlines()[0] == ",".join(CSV_COLUMNS)
@@ -118,8 +120,8 @@ def test_csv_is_one_row_per_deal_with_flat_cells(registry, db_path) -> None:
     assert rows[1]["value"] == "" and rows[1]["currency"] == ""
 
 
-def test_json_and_jsonl_hold_the_same_records(registry, db_path) -> None:
-    with Store(db_path) as store:
+def test_json_and_jsonl_hold_the_same_records(registry, store_location) -> None:
+    with Store(store_location) as store:
         as_json = json.loads(build_export(store, "json").data)
         lines = build_export(store, "jsonl").data.decode().splitlines()
         records = registry_records(store)
@@ -128,15 +130,15 @@ def test_json_and_jsonl_hold_the_same_records(registry, db_path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl"])
-def test_same_registry_same_bytes(registry, db_path, fmt) -> None:
-    with Store(db_path) as store:
+def test_same_registry_same_bytes(registry, store_location, fmt) -> None:
+    with Store(store_location) as store:
         first = build_export(store, fmt)
         again = build_export(store, fmt)
     assert first.data == again.data and first.sha256 == again.sha256
     assert first.deals == 2
 
 
-def test_source_order_does_not_depend_on_the_order_of_confirmation(db_path, tmp_path) -> None:
+def test_source_order_does_not_depend_on_the_order_of_confirmation(store_location, tmp_path) -> None:
     exports = []
     for name, order in (("a", ["mou", "signed", "completed"]), ("b", ["completed", "mou", "signed"])):
         with Store(tmp_path / f"{name}.db") as store:
@@ -149,14 +151,14 @@ def test_source_order_does_not_depend_on_the_order_of_confirmation(db_path, tmp_
     assert exports[0]["stage_history"] == exports[1]["stage_history"]
 
 
-def test_empty_registry(db_path) -> None:
-    with Store(db_path) as store:
+def test_empty_registry(store_location) -> None:
+    with Store(store_location) as store:
         assert build_export(store, "csv").data.decode() == ",".join(CSV_COLUMNS) + "\r\n"
         assert build_export(store, "json").data == b"[]\n"
         assert build_export(store, "jsonl").data == b""
 
 
-def test_csv_loads_into_sqlite_with_sqlite_utils(registry, db_path, tmp_path) -> None:
+def test_csv_loads_into_sqlite_with_sqlite_utils(registry, store_location, tmp_path) -> None:
     """What Datasette would serve: `sqlite-utils insert … --csv` makes a table, one row per deal."""
     tool = Path(sys.executable).parent / "sqlite-utils"
     if not tool.exists():
@@ -164,7 +166,7 @@ def test_csv_loads_into_sqlite_with_sqlite_utils(registry, db_path, tmp_path) ->
     if not tool.is_file():
         pytest.skip("the sqlite-utils command is not installed")
     out = tmp_path / "registry.csv"
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         out.write_bytes(build_export(store, "csv").data)
     target = tmp_path / "registry.db"
     subprocess.run([str(tool), "insert", str(target), "deals", str(out), "--csv", "--pk", "deal_id"],
@@ -180,8 +182,8 @@ def test_csv_loads_into_sqlite_with_sqlite_utils(registry, db_path, tmp_path) ->
     assert rows[0][5].count("\n") == 3
 
 
-def test_since_filters_on_the_last_change(registry, db_path, run_cli) -> None:
-    with Store(db_path) as store:
+def test_since_filters_on_the_last_change(registry, store_location, run_cli) -> None:
+    with Store(store_location) as store:
         store.db.execute("UPDATE deals SET updated_at = '2025-12-31T23:00:00Z' WHERE id = 2")
         assert [r["deal_id"] for r in registry_records(store, since="2026-01-01")] == ["dw-000001"]
         assert len(registry_records(store, since="2025-12-31T23:00:00Z")) == 2
@@ -193,7 +195,7 @@ def test_since_filters_on_the_last_change(registry, db_path, run_cli) -> None:
     assert bad.exit_code == 2 and "a date such as" in bad.output
 
 
-def test_cli_writes_files_and_stdout_and_logs_every_export(registry, db_path, run_cli,
+def test_cli_writes_files_and_stdout_and_logs_every_export(registry, store_location, run_cli,
                                                           tmp_path) -> None:
     out = tmp_path / "out" / "registry.csv"
     result = run_cli("export", "--format", "csv", "--out", str(out))
@@ -204,7 +206,7 @@ def test_cli_writes_files_and_stdout_and_logs_every_export(registry, db_path, ru
     assert json.loads(to_stdout.stdout)[0]["deal_id"] == "dw-000001"
     default = run_cli("export", "--out", "-")
     assert default.stdout_bytes == out.read_bytes()  # csv is the default; same bytes everywhere
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         logged = list(store.db.query("SELECT * FROM exports ORDER BY id"))
         assert to_csv(registry_records(store)) == out.read_bytes()
     assert [(r["format"], r["deals"]) for r in logged] == [("csv", 2), ("json", 2), ("csv", 2)]
@@ -218,12 +220,12 @@ def test_cli_writes_files_and_stdout_and_logs_every_export(registry, db_path, ru
     blocked.write_text("x")
     unwritable = run_cli("export", "--out", str(blocked / "sub" / "x.csv"))
     assert unwritable.exit_code == 1 and "cannot write" in unwritable.output
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         assert store.counts()["exports"] == 3  # a failed write is not logged
 
 
-def test_a_rejected_source_is_no_evidence(registry, db_path) -> None:
-    with Store(db_path) as store:
+def test_a_rejected_source_is_no_evidence(registry, store_location) -> None:
+    with Store(store_location) as store:
         extra = story(store, "Huawei and Kenya's Ministry of ICT opened the cloud's second site.",
                       published="2026-01-20", stage="completed")
         decide(store, extra, "confirm", "ann", deal_id=1)
@@ -232,12 +234,12 @@ def test_a_rejected_source_is_no_evidence(registry, db_path) -> None:
         assert len(registry_records(store)[0]["sources"]) == 4
 
 
-def test_csv_defuses_every_cell_that_came_from_a_page(db_path) -> None:
+def test_csv_defuses_every_cell_that_came_from_a_page(store_location) -> None:
     from registryfixtures import story
 
     from pipeline.review.decisions import decide
 
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         cid = story(store, "Kenya's Ministry of ICT signed a cloud contract with Huawei.",
                     site='=HYPERLINK("http://x.test","y")')
         decide(store, cid, "confirm", "@ana")
