@@ -25,15 +25,17 @@ from pipeline.storage import MIGRATIONS, Store, StoreError
 from pipeline.storage.database import accounts_path
 from pipeline.storage.schema import ACCOUNTS_VERSION
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 NEW_PASSWORD = "a-brand-new-passphrase"
 
 
 @pytest.fixture
-def web(db_path: Path) -> Any:
-    with Store(db_path) as store:
+def web(store_location: str) -> Any:
+    with Store(store_location) as store:
         seed_review_queue(store)
         add_reviewers(store, "alice", "bob")
-    return create_app(load_config(), db_path, secure_cookies=False)
+    return create_app(load_config(), store_location, secure_cookies=False)
 
 
 def refused(client: TestClient) -> bool:
@@ -78,14 +80,14 @@ def test_user_list_without_reviewers(run_cli) -> None:
     assert json.loads(run_cli("user", "list", "--json").output) == []
 
 
-def test_disabling_a_reviewer_ends_their_sessions_at_once(run_cli, web, db_path) -> None:
+def test_disabling_a_reviewer_ends_their_sessions_at_once(run_cli, web, store_location) -> None:
     alice, alice_phone, bob = logged_in(web, "alice"), logged_in(web, "alice"), logged_in(web, "bob")
     result = run_cli("user", "disable", "alice")
     assert result.exit_code == 0
     assert result.output.strip() == "disabled reviewer alice; ended 2 sessions"
     assert refused(alice) and refused(alice_phone)
     assert not refused(bob)
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         assert store.accounts.sessions_of("alice") == 0
         assert authenticate(store, "alice", PASSWORD) is None
     # nor can she log in again
@@ -102,22 +104,22 @@ def test_disabling_a_reviewer_ends_their_sessions_at_once(run_cli, web, db_path)
     assert "already active" in run_cli("user", "enable", "alice").output
 
 
-def test_a_disabled_reviewer_with_a_session_left_in_the_table_is_still_refused(web, db_path) -> None:
+def test_a_disabled_reviewer_with_a_session_left_in_the_table_is_still_refused(web, store_location) -> None:
     # an account disabled by hand in the accounts file, its sessions left behind
     alice = logged_in(web, "alice")
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         store.db.execute("UPDATE accounts.users SET disabled = 1 WHERE name = 'alice'")
         assert store.accounts.sessions_of("alice") == 1
     assert refused(alice)
 
 
-def test_passwd_sets_a_new_password_and_ends_the_reviewers_sessions(run_cli, web, db_path) -> None:
+def test_passwd_sets_a_new_password_and_ends_the_reviewers_sessions(run_cli, web, store_location) -> None:
     alice, bob = logged_in(web, "alice"), logged_in(web, "bob")
     result = run_cli("user", "passwd", "alice", "--password-stdin", input=f"{NEW_PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "new password for reviewer alice; ended 1 session"
     assert refused(alice) and not refused(bob)
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         assert authenticate(store, "alice", PASSWORD) is None
         assert authenticate(store, "alice", NEW_PASSWORD)
     logged_in(web, "alice", NEW_PASSWORD)
@@ -126,18 +128,18 @@ def test_passwd_sets_a_new_password_and_ends_the_reviewers_sessions(run_cli, web
     assert prompted.exit_code == 0, prompted.output
     assert NEW_PASSWORD not in prompted.output and "New password" in prompted.output
     assert refused(bob)
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         assert authenticate(store, "bob", NEW_PASSWORD + "!")
 
 
-def test_passwd_checks_the_password_and_keeps_the_old_one_on_a_bad_one(run_cli, web, db_path) -> None:
+def test_passwd_checks_the_password_and_keeps_the_old_one_on_a_bad_one(run_cli, web, store_location) -> None:
     alice = logged_in(web, "alice")
     short = run_cli("user", "passwd", "alice", "--password-stdin", input="short\n")
     assert short.exit_code == 1 and "at least 10 characters" in short.output
     mismatch = run_cli("user", "passwd", "alice", input="first-password\nsecond-password\n")
     assert mismatch.exit_code != 0
     assert not refused(alice)
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         assert authenticate(store, "alice", PASSWORD)
 
 
@@ -329,6 +331,7 @@ def test_the_accounts_are_safe_in_their_file_before_the_main_file_drops_them(db_
         assert [(r.id, r.name) for r in store.accounts.users()] == [(7, "alice")]
 
 
+@pytest.mark.backends("sqlite")  # the accounts file is SQLite's
 def test_a_broken_accounts_file_stops_only_what_needs_reviewers(db_path, run_cli) -> None:
     with Store(db_path):
         pass
