@@ -311,6 +311,10 @@ def test_serve_hands_the_options_to_the_web_app(run_cli, db_path, monkeypatch) -
     assert run_cli("init").exit_code == 0  # serve refuses a database that is not there
     assert run_cli("serve").exit_code == 0
     assert run_cli("serve", "--host", "0.0.0.0", "--port", "9000", "--public").exit_code == 0
+    assert run_cli("serve", "--workers", "3").exit_code == 0
+    assert run_cli("serve", "--workers", "0").exit_code == 2
     assert calls[0][1] == db_path
-    assert calls[0][2] == {"host": "127.0.0.1", "port": 8765, "allow_public": False}
-    assert calls[1][2] == {"host": "0.0.0.0", "port": 9000, "allow_public": True}
+    assert calls[0][2] == {"host": "127.0.0.1", "port": 8765, "allow_public": False, "workers": 1}
+    assert calls[1][2] == {"host": "0.0.0.0", "port": 9000, "allow_public": True, "workers": 1}
+    assert calls[2][2] == {"host": "127.0.0.1", "port": 8765, "allow_public": False, "workers": 3}
+    assert len(calls) == 3

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -30,6 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pipeline.storage.database import (
     Database,
@@ -42,7 +44,13 @@ from pipeline.storage.database import (
 )
 from pipeline.storage.dialect import POSTGRESQL
 from pipeline.storage.schema import MIGRATIONS
-from pipeline.storage.servers import ServerError, connect_postgres, postgres_problem, redact
+from pipeline.storage.servers import (
+    ServerError,
+    check_postgres,
+    connect_postgres,
+    postgres_problem,
+    redact,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,25 +91,43 @@ class PostgresDatabase(Database):
         self.location = redact(url)
         self.path = None
         self.accounts_error = None
-        try:
-            self.conn = connect_postgres(url, autocommit=True, application_name=_application_name())
-        except ServerError as exc:
-            raise StoreError(str(exc)) from None
-        try:
-            self.conn.execute(f"SET lock_timeout = {int(busy_timeout_ms)}")
-        except psycopg.Error as exc:
-            self.conn.close()
-            raise StoreError(postgres_problem(url, exc)) from None
+        self._closed = False
+        # A pool this process keeps for the URL (the web app's): a connection borrowed for the
+        # life of this object, given back by close(); else a connection of its own.
+        self._pool = _POOLS.get((url, int(busy_timeout_ms)))
+        if self._pool is not None:
+            self.conn = _borrow(self._pool, url)
+        else:
+            try:
+                self.conn = connect_postgres(url, autocommit=True,
+                                             application_name=_application_name())
+            except ServerError as exc:
+                raise StoreError(str(exc)) from None
+            try:
+                _configure(self.conn, busy_timeout_ms)
+            except psycopg.Error as exc:
+                self.conn.close()
+                raise StoreError(postgres_problem(url, exc)) from None
         self._savepoints = 0
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
-        self.conn.close()
+        if self._closed:
+            return  # a connection given back twice would go to two borrowers
+        self._closed = True
+        if self._pool is not None:
+            self._pool.putconn(self.conn)  # rolled back, or closed if broken, by the pool
+        else:
+            self.conn.close()
 
     @property
     def closed(self) -> bool:
-        return self.conn.closed
+        return self._closed or self.conn.closed
 
     # -- statements --
 
@@ -116,6 +142,8 @@ class PostgresDatabase(Database):
         except psycopg.Error as exc:
             if is_busy(exc):
                 raise StoreBusy(busy_message(exc)) from exc
+            if self.conn.broken:  # the server went away (a restart): one line, not a traceback
+                raise StoreError(postgres_problem(self.url, exc)) from exc
             raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
@@ -145,7 +173,9 @@ class PostgresDatabase(Database):
     # -- transactions --
 
     def _in_transaction(self) -> bool:
-        return self.conn.info.transaction_status != pq.TransactionStatus.IDLE
+        # UNKNOWN: a connection lost, where no ROLLBACK can go.
+        return self.conn.info.transaction_status not in (pq.TransactionStatus.IDLE,
+                                                          pq.TransactionStatus.UNKNOWN)
 
     @contextmanager
     def transaction(self, immediate: bool = True, concurrent: bool = False) -> Iterator[None]:
@@ -167,7 +197,7 @@ class PostgresDatabase(Database):
                 raise
             self.conn.execute(f"RELEASE SAVEPOINT {name}")
             return
-        self.conn.execute("BEGIN")
+        self.execute("BEGIN")  # through _driver_errors, as COMMIT: a lost server is one line
         try:
             if not concurrent:
                 try:
@@ -180,7 +210,7 @@ class PostgresDatabase(Database):
                 self.conn.execute("ROLLBACK")
             raise
         try:
-            self.conn.execute("COMMIT")
+            self.execute("COMMIT")
         except BaseException:
             if self._in_transaction():
                 self.conn.execute("ROLLBACK")
@@ -192,7 +222,7 @@ class PostgresDatabase(Database):
         if self._in_transaction():
             yield
             return
-        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        self.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
             yield
         finally:
@@ -241,6 +271,66 @@ class PostgresDatabase(Database):
                 f"{self.location}: database schema {self.schema_version()} is newer than this "
                 f"dealwatch ({latest}); upgrade dealwatch")
         return applied
+
+
+# The pools of this process, one per (URL, busy timeout): see pool_connections.
+_POOLS: dict[tuple[str, int], ConnectionPool[psycopg.Connection[Any]]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def pool_connections(url: str, size: int, busy_timeout_ms: int = 10_000) -> None:
+    """From now on, every database this process opens at `url` with this busy timeout borrows a
+    connection from one pool of at most `size` and gives it back when closed, instead of making
+    a server connection of its own: for the web app, which opens a store per request.
+
+    A connection is made and configured once (lock timeout, application name), and checked when
+    borrowed: one the server dropped (a restart) is replaced, never handed out. A borrower waits
+    at most the busy timeout for a free connection. Calling it again for the same pool does
+    nothing."""
+    key = (url, int(busy_timeout_ms))
+    with _POOLS_LOCK:
+        if key in _POOLS:
+            return
+        # The pool's own INFO lines come for every borrow: too many for `-v`.
+        logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            _configure(conn, busy_timeout_ms)
+
+        _POOLS[key] = ConnectionPool(
+            url, min_size=1, max_size=size, open=True, name=f"dealwatch {redact(url)}",
+            kwargs={"autocommit": True, "application_name": _application_name(),
+                    "connect_timeout": 10},
+            configure=configure, check=ConnectionPool.check_connection,
+            timeout=busy_timeout_ms / 1000)
+
+
+def close_pools() -> None:
+    """Close this process's pools and their connections (a server shutting down, a test)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+def _borrow(pool: ConnectionPool[psycopg.Connection[Any]], url: str) -> psycopg.Connection[Any]:
+    """A working connection from the pool; when none comes within its timeout, StoreError in one
+    line: the server's refusal if it cannot be reached, else StoreBusy (every connection in use)."""
+    try:
+        return pool.getconn()
+    except PoolTimeout:
+        try:
+            check_postgres(url, timeout=2)
+        except ServerError as exc:
+            raise StoreError(str(exc)) from None
+        raise StoreBusy(f"{redact(url)}: all {pool.max_size} connections of this process stayed "
+                        f"busy for {pool.timeout:g} s") from None
+
+
+def _configure(conn: psycopg.Connection[Any], busy_timeout_ms: int) -> None:
+    """Session settings every connection starts with: how long a statement waits for a lock."""
+    conn.execute(f"SET lock_timeout = {int(busy_timeout_ms)}")
 
 
 def _application_name() -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +26,7 @@ from starlette.types import ASGIApp
 
 from models.errors import DealwatchError
 from models.registry import parse_deal_number, parse_report_number, parse_row_id
-from pipeline.config import Config
+from pipeline.config import Config, db_location, load_config
 from pipeline.review.views import DEFAULT_HOST, DEFAULT_PORT
 from pipeline.review.web.deals import DealRoutes
 from pipeline.review.web.pages import STATIC_DIR, Ctx, Handler, Pages
@@ -39,8 +41,17 @@ from pipeline.review.web.security import (
 )
 from pipeline.storage import Store, StoreError, is_busy
 from pipeline.storage.database import DatabaseLocation, StoreConflict
+from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
+
+# Server connections a process keeps for its requests on PostgreSQL: fewer than the threads
+# Starlette runs handlers in (anyio's 40), so that N processes stay well inside the server's
+# max_connections (100 by default); a request past them waits up to the busy timeout.
+WEB_CONNECTIONS = 10
+# `dealwatch serve --workers N`: the Host headers each worker process accepts, "*" for any
+# (--public); with DEALWATCH_CONFIG and DEALWATCH_DB, what worker_app builds its app from.
+HOSTS_ENV = "DEALWATCH_SERVE_HOSTS"
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 NOT_FOUND = ("Not found", "There is nothing at this address.")
@@ -80,6 +91,12 @@ class ReviewApp:
         self.queue = QueueRoutes(config, self.pages)
         self.deals = DealRoutes(config, self.pages, review_undo=self.queue.undo)
         self.reports = ReportRoutes(config, self.pages)
+        if is_database_url(str(db_path)):
+            from pipeline.storage.postgres import pool_connections  # psycopg only when needed
+
+            # A store per request borrows one of this process's connections.
+            pool_connections(str(db_path), WEB_CONNECTIONS,
+                             config.settings.database.busy_timeout_ms)
         with self.store(migrate=True):
             pass  # fail now, not on the first request, when the database cannot be opened
 
@@ -199,14 +216,17 @@ def check_bind(host: str, allow_public: bool) -> None:
 
 
 def run_server(config: Config, db_path: DatabaseLocation, host: str = DEFAULT_HOST,
-               port: int = DEFAULT_PORT, allow_public: bool = False) -> None:
-    """Serve the review UI until Ctrl-C. Only loopback unless allow_public."""
+               port: int = DEFAULT_PORT, allow_public: bool = False, workers: int = 1) -> None:
+    """Serve the review UI until Ctrl-C. Only loopback unless allow_public. workers: processes
+    answering on the one address (uvicorn's supervisor binds it and starts them), each with its
+    own app and connections; whichever serves a request, the sessions, forms' CSRF tokens,
+    flashes and decisions are in the database."""
     import uvicorn
 
     check_bind(host, allow_public)
-    app = create_app(config, db_path, allowed_hosts=None if allow_public
-                     else [*LOOPBACK_NAMES, host])
-    with Store(db_path, migrate=False) as store:
+    allowed_hosts = None if allow_public else [*LOOPBACK_NAMES, host]
+    # Migrated here, before any worker starts, so that they find nothing left to do.
+    with Store(db_path, config.settings.database.busy_timeout_ms, migrate=True) as store:
         if not store.accounts.users():
             logger.warning("no reviewer accounts yet: create one with `dealwatch user add NAME`")
     if allow_public:
@@ -215,8 +235,27 @@ def run_server(config: Config, db_path: DatabaseLocation, host: str = DEFAULT_HO
         logger.warning("serving on %s for other machines: session cookies are Secure, so "
                        "browsers keep them only over HTTPS — put a TLS proxy in front that "
                        "passes the Host header on (nginx: `proxy_set_header Host $host;`)", host)
-    uvicorn.run(app, host=host, port=port, proxy_headers=allow_public, server_header=False,
-                log_level="info")
+    options: dict[str, Any] = {"host": host, "port": port, "proxy_headers": allow_public,
+                               "server_header": False, "log_level": "info"}
+    if workers == 1:
+        uvicorn.run(create_app(config, db_path, allowed_hosts=allowed_hosts), **options)
+        return
+    # Each worker is a new Python (spawned), which rebuilds the app from the environment: the
+    # database URL, password and all, passes there, never on a command line.
+    os.environ["DEALWATCH_CONFIG"] = str(config.directory)
+    os.environ["DEALWATCH_DB"] = str(db_path)
+    os.environ[HOSTS_ENV] = "*" if allowed_hosts is None else ",".join(allowed_hosts)
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> Starlette:
+    """The app of one `dealwatch serve --workers N` process (uvicorn's factory), from what
+    run_server left in the environment: the config directory, the database, the hosts."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config()
+    hosts = os.environ.get(HOSTS_ENV, ",".join(LOOPBACK_NAMES))
+    return create_app(config, db_location(None, config.settings),
+                      allowed_hosts=None if hosts == "*" else hosts.split(","))
 
 
 @contextmanager
