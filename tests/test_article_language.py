@@ -21,6 +21,8 @@ from pipeline.jobs.process import process_pages, reanalyse_articles
 from pipeline.language import identify
 from pipeline.storage import MIGRATIONS, QueueQuery, Store
 
+BACKENDS = ("sqlite", "postgresql")  # conftest: each test that uses a store, on both
+
 SUPPORTED = frozenset({"en", "es", "pt", "fr"})
 
 EN = ("NAIROBI – Kenya's ICT ministry signed a cloud contract with Huawei on Tuesday, officials "
@@ -106,12 +108,12 @@ def test_a_page_declaring_the_wrong_language_is_stored_in_its_own() -> None:
     assert article is not None and (article.language, article.language_declared) == ("en", "fr")
 
 
-def test_processing_stores_each_articles_language_and_hands_it_to_the_analyser(db_path, real) -> None:
+def test_processing_stores_each_articles_language_and_hands_it_to_the_analyser(store_location, real) -> None:
     pages = {1: page_html(EN, "en"), 2: page_html(ES, "es"), 3: page_html(PT, "pt-BR"),
              4: page_html(FR, "fr-FR"), 5: page_html("Actualización: " + ES, "en-US"),
              6: page_html("Atualização: " + PT, None)}
     analyser = PerLanguage(real)
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         for n, html in pages.items():
             store.pages.save_page(stored_page(n, html))
         report = process_pages(store, analyser)
@@ -132,10 +134,10 @@ def test_processing_stores_each_articles_language_and_hands_it_to_the_analyser(d
 
 
 @pytest.mark.parametrize(("text", "code"), [(ZH, "zh"), (AR, "ar"), (RU, "ru")])
-def test_a_script_dealwatch_does_not_read_is_recorded_unsupported(db_path, real, text, code) -> None:
+def test_a_script_dealwatch_does_not_read_is_recorded_unsupported(store_location, real, text, code) -> None:
     """Even declared English, and even when the analyser returns what it found: no candidate,
     no entity, a page verdict naming the language, and status counts it."""
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         store.pages.save_page(stored_page(1, page_html(text, "en", repeat=6)))
         store.pages.save_page(stored_page(2, page_html(EN, "en")))
         report = process_pages(store, PerLanguage(real))
@@ -156,10 +158,10 @@ def test_a_script_dealwatch_does_not_read_is_recorded_unsupported(db_path, real,
     assert report.counters["articles"] == 2 and report.counters["failed"] == 0
 
 
-def test_a_mixed_language_page_keeps_its_declared_language(db_path, real) -> None:
+def test_a_mixed_language_page_keeps_its_declared_language(store_location, real) -> None:
     html = page_html(EN, "en", repeat=2).replace("</article>", "".join(
         f"<p>{ES}</p>" for _ in range(2)) + "</article>")
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         store.pages.save_page(stored_page(1, html))
         process_pages(store, PerLanguage(real))
         row = store.db.execute("SELECT language, language_declared, supported FROM articles").fetchone()
@@ -167,11 +169,11 @@ def test_a_mixed_language_page_keeps_its_declared_language(db_path, real) -> Non
     assert row == ("en", "en", 1) and status == "article"
 
 
-def test_a_page_whose_language_cannot_be_told_is_recorded_and_not_analysed(db_path, real) -> None:
+def test_a_page_whose_language_cannot_be_told_is_recorded_and_not_analysed(store_location, real) -> None:
     """Nothing declared and nothing to identify (digits and symbols): no language, no crash."""
     numbers = " ".join(f"{n:,} – {n * 3:,} / {n % 7}." for n in range(1000, 1100))
     html = f"<html><body><article><p>{numbers}</p><p>{numbers}</p></article></body></html>"
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         store.pages.save_page(stored_page(1, html))
         report = process_pages(store, PerLanguage(real))
         status = store.db.execute("SELECT process_status, process_reason FROM pages").fetchone()
@@ -182,8 +184,8 @@ def test_a_page_whose_language_cannot_be_told_is_recorded_and_not_analysed(db_pa
             assert status[0] == "not_article"
 
 
-def test_the_unsupported_verdict_keeps_the_too_long_note_and_goes_when_the_language_is_read(db_path, real) -> None:
-    with Store(db_path) as store:
+def test_the_unsupported_verdict_keeps_the_too_long_note_and_goes_when_the_language_is_read(store_location, real) -> None:
+    with Store(store_location) as store:
         store.pages.save_page(stored_page(1, page_html(ZH, "zh-CN", repeat=8)))
         process_pages(store, PerLanguage(real), max_text_chars=400)
         reason = store.db.execute("SELECT process_reason FROM pages").fetchone()[0]
@@ -195,11 +197,11 @@ def test_the_unsupported_verdict_keeps_the_too_long_note_and_goes_when_the_langu
         assert store.articles.unsupported_languages() == {}
 
 
-def test_reanalysis_takes_back_what_an_english_reading_found_in_an_unsupported_article(db_path, real) -> None:
+def test_reanalysis_takes_back_what_an_english_reading_found_in_an_unsupported_article(store_location, real) -> None:
     """A database filled before languages were told apart: an Arabic story read as English left
     pending candidates; re-analysed, they go (reviewed ones would stay)."""
     text = AR * 3 + " Huawei signed a cloud contract with Kenya's ICT ministry."
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         store.pages.save_page(stored_page(1, page_html(text, "ar")))
         process_pages(store, PerLanguage(real, SUPPORTED | {"ar"}))
         assert store.counts()["candidates"] >= 1
@@ -254,18 +256,18 @@ def _seed(store: Store) -> None:
 
 
 @pytest.fixture
-def run_cli(db_path, monkeypatch):
+def run_cli(store_location, monkeypatch):
     monkeypatch.delenv("DEALWATCH_DB", raising=False)
     monkeypatch.delenv("DEALWATCH_CONFIG", raising=False)
 
     def invoke(*args: str, input: str | None = None):
-        return CliRunner().invoke(main, ["--db", str(db_path), *args], input=input)
+        return CliRunner().invoke(main, ["--db", str(store_location), *args], input=input)
 
     return invoke
 
 
-def test_queue_filters_and_shows_the_language(db_path, run_cli) -> None:
-    with Store(db_path) as store:
+def test_queue_filters_and_shows_the_language(store_location, run_cli) -> None:
+    with Store(store_location) as store:
         _seed(store)
         assert [r.language for r in store.candidates.queue(QueueQuery(language="pt"))] == ["pt"]
     result = run_cli("queue", "--lang", "es")
@@ -282,8 +284,8 @@ def test_queue_filters_and_shows_the_language(db_path, run_cli) -> None:
     assert result.exit_code == 2 and "no language code" in result.output
 
 
-def test_review_show_says_the_language_and_where_it_came_from(db_path, run_cli) -> None:
-    with Store(db_path) as store:
+def test_review_show_says_the_language_and_where_it_came_from(store_location, run_cli) -> None:
+    with Store(store_location) as store:
         _seed(store)
         candidate_id = store.candidates.queue(QueueQuery(language="es"))[0].id
     result = run_cli("review", "show", str(candidate_id))
@@ -294,8 +296,8 @@ def test_review_show_says_the_language_and_where_it_came_from(db_path, run_cli) 
             data["article"]["language_source"]) == ("es", "en", "identified")
 
 
-def test_status_counts_unsupported_articles_by_language(db_path, run_cli, real) -> None:
-    with Store(db_path) as store:
+def test_status_counts_unsupported_articles_by_language(store_location, run_cli, real) -> None:
+    with Store(store_location) as store:
         for n, text in enumerate((ZH, "新闻：" + ZH, AR), 1):
             store.pages.save_page(stored_page(n, page_html(text, None, repeat=6)))
         process_pages(store, PerLanguage(real))
@@ -365,16 +367,16 @@ def test_a_database_path_fixture_is_fresh(db_path: Path) -> None:
     assert not db_path.exists()
 
 
-def test_the_real_analyser_reads_its_languages_and_records_the_rest(db_path, real) -> None:
+def test_the_real_analyser_reads_its_languages_and_records_the_rest(store_location, real) -> None:
     """With the per-language analyser itself: an English story is analysed; a Chinese one is
     recorded unsupported; a Spanish one is analysed exactly when there is a Spanish folder."""
-    with Store(db_path) as store:
+    with Store(store_location) as store:
         store.pages.save_page(stored_page(1, page_html(EN, "en")))
         store.pages.save_page(stored_page(2, page_html(ZH, "en", repeat=6)))
         store.pages.save_page(stored_page(3, page_html(ES, "es")))
         report = process_pages(store, real)
         rows = dict(store.db.execute(
-            "SELECT substr(a.url, -1), a.language || ' ' || a.supported || ' ' || p.process_status "
+            "SELECT substr(a.url, length(a.url)), a.language || ' ' || a.supported || ' ' || p.process_status "
             "FROM articles a JOIN pages p ON p.article_id = a.id").fetchall())
     spanish = "es" in real.languages
     assert rows == {"1": "en 1 article", "2": "zh 0 unsupported",
