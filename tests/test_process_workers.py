@@ -26,6 +26,7 @@ from pipeline.config import load_config
 from pipeline.ingest.crawl import PROJECT_ROOT
 from pipeline.jobs.process_worker import WorkerProcessor
 from pipeline.storage import Store
+from pipeline.storage.database import StoreBusy
 from pipeline.storage.lock import run_lock
 from pipeline.storage.queue import QueueQuery
 
@@ -161,6 +162,30 @@ def test_one_text_from_two_urls_in_two_workers_is_a_duplicate_not_a_failure(
     assert stored[same.url]["process_status"] == "duplicate"
     assert stored[same.url]["process_reason"] == f"same text as article {article}"
     assert two.report.counters["duplicates"] == 1 and not two.report.failures
+
+
+def test_a_batch_rolled_back_as_busy_is_taken_again_and_counted_once(database, analyzer) -> None:
+    # A deadlock between two workers' batches rolls one back whole (here: its clustering lock,
+    # the first time); the worker takes the batch again, and counts its pages once.
+    pages = story_pages(6, ("a", "b"), edited_every=3)
+    with Store(database) as store:
+        store_pages(store, pages)
+        processor = WorkerProcessor(store, analyzer, batch_size=4)
+        real, calls = store.articles.lock_clustering, []
+
+        def deadlocked_once() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise StoreBusy("deadlock detected")
+            real()
+
+        store.articles.lock_clustering = deadlocked_once  # type: ignore[method-assign]
+        assert processor.run_batches() == 2
+    assert len(calls) == 3
+    assert processor.report.counters["pages"] == len(pages)
+    assert processor.report.counters["articles"] == len(pages)
+    assert processor.report.counters["near_duplicates"] == 2
+    assert rows(database, "SELECT COUNT(*) AS n FROM candidates") == [{"n": len(pages)}]
 
 
 def waiting_on_a_lock(url: str, pid: int) -> None:

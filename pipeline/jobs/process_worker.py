@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,7 @@ from pipeline.jobs.analyzer import build_analyzer, default_ranker
 from pipeline.jobs.process import MAX_TEXT_CHARS, PageProcessor, ProcessReport
 from pipeline.jobs.runs import run_row
 from pipeline.storage import Store
-from pipeline.storage.database import DatabaseLocation
+from pipeline.storage.database import DatabaseLocation, is_busy
 from pipeline.storage.lock import run_lock
 from pipeline.urls import is_database_url
 
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from pipeline.analysis.results import AnalyzerLike
 
 logger = logging.getLogger(__name__)
+
+# How many times in a row a batch rolled back as busy is taken again before the worker stops.
+BUSY_RETRIES = 5
 
 
 class WorkerNeedsServer(DealwatchError):
@@ -81,20 +84,37 @@ class WorkerProcessor(PageProcessor):
                          max_text_chars=max_text_chars, dedup=dedup)
         self.read_up_to = 0  # every signature numbered up to here is in the index
 
-    def run_batches(self, on_batch: Callable[[list[FetchedPage]], None] | None = None) -> int:
-        """Claim and process batches until none is left; the number of batches."""
-        batches = 0
+    def run_batches(self) -> int:
+        """Claim and process batches until none is left; the number of batches.
+
+        A batch that PostgreSQL rolls back as busy (a deadlock, or a lock waited out: two
+        workers' batches writing the same stored articles, one of them clustering) is taken
+        again, up to BUSY_RETRIES times in a row; what it had counted is taken back."""
+        batches, busy = 0, 0
         while True:
-            with self.store.database.transaction(concurrent=True):
-                self.store.articles.hold_batch_floor()
-                batch = self.store.pages.claim_pages_to_process(self.batch_size)
-                if not batch:
-                    return batches
-                self.process_batch(batch)
+            report = self.report
+            counted, failures = report.checkpoint(), len(report.failures)
+            kinds = {k: Counter(v) for k, v in report.failure_kinds.items()}
+            try:
+                with self.store.database.transaction(concurrent=True):
+                    self.store.articles.hold_batch_floor()
+                    batch = self.store.pages.claim_pages_to_process(self.batch_size)
+                    if not batch:
+                        return batches
+                    self.process_batch(batch)
+            except Exception as exc:
+                if not is_busy(exc) or busy >= BUSY_RETRIES:
+                    raise
+                busy += 1
+                report.rollback(counted)
+                del report.failures[failures:]
+                report.failure_kinds = kinds
+                self._index = None  # it may hold the rolled-back batch's articles
+                logger.warning("a batch was rolled back (%s); taking a batch again", exc)
+                continue
+            busy = 0
             batches += 1
             logger.info("processed a batch of %d pages", len(batch))
-            if on_batch is not None:
-                on_batch(batch)
 
     def process_batch(self, batch: list[FetchedPage]) -> None:
         self.deferred.clear()
