@@ -85,6 +85,9 @@ def store_location(backend: str, db_path: Path, request: pytest.FixtureRequest) 
     try:
         yield url
     finally:
+        from pipeline.storage.postgres import close_pools
+
+        close_pools()  # a web app's pool (create_app) would go on reconnecting to a dropped database
         databases.drop(url)
 
 
