@@ -223,3 +223,20 @@ def test_two_processes_migrating_one_empty_database_make_the_schema_once(postgre
         with psycopg.connect(servers.database_url(postgres_url, "postgres"),
                              autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.parametrize(("argv", "command"), [
+    (["/usr/bin/dealwatch", "serve", "--workers", "2"], "dealwatch serve"),
+    (["dealwatch", "--db=postgresql://alice:hunter2@db/deals", "review", "queue"],
+     "dealwatch review queue"),
+    (["dealwatch", "--db", "postgresql://alice:hunter2@db/deals", "process", "--worker"],
+     "dealwatch process"),
+])
+def test_a_connection_names_its_command_without_options(postgres_url: str, monkeypatch: Any,
+                                                        argv: list[str], command: str) -> None:
+    """pg_stat_activity shows `dealwatch serve pid N`: the command's words, never the program
+    twice, an option or its value (a URL's password)."""
+    monkeypatch.setattr(sys, "argv", argv)
+    with Store(postgres_url) as store:
+        name = store.database.execute("SELECT current_setting('application_name')").fetchone()[0]
+    assert name == f"{command} pid {os.getpid()}"

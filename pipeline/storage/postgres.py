@@ -17,10 +17,10 @@ Why and how it differs from SQLite is written down in docs/scaling.md ("PostgreS
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -63,6 +63,8 @@ WRITER_LOCK = 0x6477_0001
 MIGRATE_LOCK = 0x6477_0002
 
 _PLACEHOLDER = re.compile(r"\?")
+# A word of a command line that may name the connection (`serve`, `process`, `review`).
+_COMMAND_WORD = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 
 @lru_cache(maxsize=2048)
@@ -334,9 +336,9 @@ def _configure(conn: psycopg.Connection[Any], busy_timeout_ms: int) -> None:
 
 
 def _application_name() -> str:
-    """How this connection shows in pg_stat_activity (and in a refusal naming a lock's holder)."""
-    with contextlib.suppress(Exception):
-        import sys
-        command = " ".join(os.path.basename(a) for a in sys.argv[:2])
-        return f"dealwatch {command} pid {os.getpid()}"[:63]
-    return f"dealwatch pid {os.getpid()}"
+    """How this connection shows in pg_stat_activity (and in a refusal naming a lock's holder):
+    `dealwatch serve pid 123`. Only the plain words of the command line: never an option or its
+    value, which may be a URL with a password (`--db=postgresql://user:secret@…`)."""
+    words = [arg for arg in sys.argv[1:] if _COMMAND_WORD.fullmatch(arg)]
+    command = " ".join(["dealwatch", *words])[:50]  # with the pid, within PostgreSQL's 63 bytes
+    return f"{command} pid {os.getpid()}"
