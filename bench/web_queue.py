@@ -265,11 +265,6 @@ def web_page(path: str, depth: int) -> None:
     """The whole GET /queue round trip through the app (TestClient, no network)."""
     from starlette.testclient import TestClient
 
-    if is_database_url(path):
-        print("GET /queue: not timed on PostgreSQL (the web app takes a file until the CLI and "
-              "the app take URLs, step 4 of docs/scaling.md)")
-        return
-
     from pipeline.config import load_config
     from pipeline.review import accounts
     from pipeline.review.web import create_app, format_cursor
@@ -277,7 +272,7 @@ def web_page(path: str, depth: int) -> None:
     with Store(path) as store:
         if store.accounts.user("bench") is None:
             accounts.add_user(store, "bench", "bench-password-1")
-    client = TestClient(create_app(load_config(), Path(path), secure_cookies=False))
+    client = TestClient(create_app(load_config(), path, secure_cookies=False))
     login = client.get("/login")
     token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
     client.post("/login", data={"name": "bench", "password": "bench-password-1",
@@ -317,6 +312,10 @@ def web_page(path: str, depth: int) -> None:
     waits = [after_a_decision() for _ in range(REPEAT)]
     print(f"{'GET /queue right after a decision':<52} {statistics.median(waits) * 1000:8.1f} ms"
           f"   ({min(waits) * 1000:.1f}–{max(waits) * 1000:.1f})")
+    if is_database_url(path):  # the app's connection pool, before the server goes
+        from pipeline.storage.postgres import close_pools
+
+        close_pools()
 
 
 def next_link(html: str) -> str:
