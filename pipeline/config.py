@@ -407,8 +407,3 @@ def db_location(option: str | os.PathLike[str] | None, settings: Settings | None
     if env:
         return env
     return str(settings.database.path if settings else "data/dealwatch.db")
-
-
-def resolve_db_path(option: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path:
-    """The SQLite database file: db_location as a path."""
-    return Path(db_location(option, settings))

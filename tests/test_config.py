@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import SHIPPED_CONFIG_DIR, ConfigError, load_config, resolve_db_path
+from pipeline.config import SHIPPED_CONFIG_DIR, ConfigError, db_location, load_config
 
 
 def test_shipped_config_is_valid() -> None:
@@ -85,7 +85,9 @@ def test_missing_config_dir(tmp_path) -> None:
 def test_db_path_precedence(monkeypatch, tmp_path) -> None:
     cfg = load_config(SHIPPED_CONFIG_DIR)
     monkeypatch.delenv("DEALWATCH_DB", raising=False)
-    assert str(resolve_db_path(None, cfg.settings)) == "data/dealwatch.db"
+    assert db_location(None, cfg.settings) == "data/dealwatch.db"
     monkeypatch.setenv("DEALWATCH_DB", str(tmp_path / "env.db"))
-    assert resolve_db_path(None, cfg.settings) == tmp_path / "env.db"
-    assert resolve_db_path(str(tmp_path / "opt.db"), cfg.settings) == tmp_path / "opt.db"
+    assert db_location(None, cfg.settings) == str(tmp_path / "env.db")
+    assert db_location(tmp_path / "opt.db", cfg.settings) == str(tmp_path / "opt.db")
+    url = "postgresql://dealwatch@db.internal/dealwatch"  # as given: a Path would mangle it
+    assert db_location(url, cfg.settings) == url
