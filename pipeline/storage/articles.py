@@ -7,6 +7,9 @@ from collections.abc import Iterable, Iterator
 from models.records import Article, Candidate, Entity, StoredArticle
 from models.registry import record_of
 from pipeline.storage.database import (
+    CLUSTER_LOCK,
+    FLOOR_LOCKS,
+    FLOOR_MASK,
     Database,
     candidate_key,
     days_ago,
@@ -15,12 +18,6 @@ from pipeline.storage.database import (
     unsupported_reason,
     utcnow,
 )
-
-# "dw" in the high bytes as storage.postgres's keys; then 0x10: clustering, 0x11: batch floors
-# (the low 40 bits hold the floor, an article id).
-CLUSTER_LOCK = 0x6477_0010
-FLOOR_MASK = (1 << 40) - 1
-FLOOR_LOCKS = 0x6477_11 << 40
 
 
 class Articles:
@@ -139,8 +136,8 @@ class Articles:
             [self.db.dialect.list_param(ids)]).fetchall()} if ids else {}
 
     # Clustering across processing workers (PostgreSQL; docs/scaling.md "Processing workers").
-    # Advisory lock keys, in the key space of storage.postgres ("dw" in the high bytes): one
-    # worker clusters at a time, and each batch in flight shows the articles it may still add.
+    # Advisory locks (their keys: storage.database): one worker clusters at a time, and each
+    # batch in flight shows the articles it may still add.
 
     def lock_clustering(self) -> None:
         """Cluster alone until the transaction ends (its commit publishes the clusters)."""

@@ -54,6 +54,17 @@ class StoreConflict(StoreError):
     """A row that a unique key already holds (another process may have written it meanwhile)."""
 
 
+# PostgreSQL advisory lock keys, every one dealwatch takes (one 64-bit key space per database,
+# shared with whatever else uses the server: "dw" = 0x6477 marks them), so that no two collide.
+WRITER_LOCK = 0x6477_0001  # one writing transaction at a time (storage.postgres)
+MIGRATE_LOCK = 0x6477_0002  # one migration at a time (storage.postgres)
+RUN_LOCK = 0x6477_0003  # the run lock (storage.lock)
+CLUSTER_LOCK = 0x6477_0010  # one processing worker clusters at a time (storage.articles)
+# A processing batch's floor (storage.articles): the low 40 bits hold an article id.
+FLOOR_MASK = (1 << 40) - 1
+FLOOR_LOCKS = 0x6477_11 << 40
+
+
 # Where the data lives: a SQLite file's path, or a PostgreSQL server's URL (which a Path would
 # mangle; shown only through `shown_location`, without its password).
 DatabaseLocation = str | Path

@@ -32,7 +32,13 @@ from types import TracebackType
 from typing import Any
 
 from models.errors import DealwatchError
-from pipeline.storage.database import DatabaseLocation, StoreError, shown_location, utcnow
+from pipeline.storage.database import (
+    RUN_LOCK,
+    DatabaseLocation,
+    StoreError,
+    shown_location,
+    utcnow,
+)
 from pipeline.urls import is_database_url
 
 logger = logging.getLogger(__name__)
@@ -148,8 +154,6 @@ class RunLock:
         self.release()
 
 
-# The run lock's advisory key (storage.postgres numbers its own locks 0x6477_0001 and 2).
-RUN_LOCK = 0x6477_0003
 # How a holder names itself in application_name (at most 63 bytes: PostgreSQL cuts the rest).
 _HOLDER = re.compile(r"^dealwatch (?P<command>.+) pid (?P<pid>\d+) since (?P<since>\S+)$")
 

@@ -34,6 +34,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pipeline.storage.database import (
+    MIGRATE_LOCK,
+    WRITER_LOCK,
     Database,
     StoreBusy,
     StoreConflict,
@@ -57,10 +59,6 @@ logger = logging.getLogger(__name__)
 # The version the baseline schema stands for, and the steps after it (version: SQL).
 BASELINE_VERSION = 15
 POSTGRES_STEPS: dict[int, str] = {}
-
-# Advisory lock keys (one 64-bit key space per database): "dw" in the high bytes, then the lock.
-WRITER_LOCK = 0x6477_0001
-MIGRATE_LOCK = 0x6477_0002
 
 _PLACEHOLDER = re.compile(r"\?")
 # A word of a command line that may name the connection (`serve`, `process`, `review`).
