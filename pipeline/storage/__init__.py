@@ -92,9 +92,10 @@ class Store:
         return self.database.migrate()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All of it is written, or none of it (see Database.transaction)."""
-        with self.database.transaction():
+    def transaction(self, concurrent: bool = False) -> Iterator[None]:
+        """All of it is written, or none of it (see Database.transaction; `concurrent`: a
+        processing or crawl write that PostgreSQL's row locks keep apart from the others)."""
+        with self.database.transaction(concurrent=concurrent):
             yield
 
     @contextmanager
