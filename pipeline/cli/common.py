@@ -114,8 +114,9 @@ class State:
 
     @property
     def db_shown(self) -> str:
-        """The database of this command as it may be shown (a URL without its password)."""
-        return shown_location(self.db_path)
+        """The database of this command as it may be shown (a URL without its password), as
+        given: not checked again (db_path checks it, connecting to a server)."""
+        return shown_location(db_location(self.db_option, self.config.settings))
 
     def database(self, may_create: bool | None = None) -> DatabaseLocation:
         """The database of this command, as db_path; may_create: whether this run of it may make
