@@ -404,6 +404,7 @@ def test_the_web_app_answers_503_while_the_database_refuses(
         with caplog.at_level(logging.WARNING, logger="pipeline.review.web.app"):
             page = client.get("/queue")
         assert page.status_code == 503 and page.headers["retry-after"] == "5"
+        assert "The database cannot be reached" in page.text and "busy" not in page.text
         said = [r.getMessage() for r in caplog.records if r.name == "pipeline.review.web.app"]
         assert said == [f'GET /queue: cannot reach the database at {redact(pooled_url)}: '
                         f'database "{name}" is not currently accepting connections']

@@ -426,7 +426,7 @@ class SqliteDatabase(Database):
         try:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: {busy_message(exc)}") from None
+            raise StoreBusy(f"{self.path}: {busy_message(exc)}") from None
         try:
             yield
         except BaseException:

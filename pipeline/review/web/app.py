@@ -146,10 +146,15 @@ class ReviewApp:
             if isinstance(exc, StoreConflict) or not (isinstance(exc, StoreError) or is_busy(exc)):
                 raise
             # A write waited the whole busy timeout for another writer (a reviewer, the nightly
-            # run): its transaction never began, so nothing of this request was written.
+            # run), or the database could not be reached: the request's transaction never
+            # committed, so nothing of it was written.
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
-            return self.pages.error(ctx, 503, "Database busy", "The database is busy; try "
-                                    "again in a moment.", headers={"retry-after": "5"})
+            if is_busy(exc):
+                title, message = "Database busy", "The database is busy; try again in a moment."
+            else:  # a server lost or refusing, a file that cannot be opened: the log says which
+                title, message = ("Database unavailable", "The database cannot be reached; try "
+                                  "again in a moment.")
+            return self.pages.error(ctx, 503, title, message, headers={"retry-after": "5"})
 
     def help(self, ctx: Ctx) -> Response:
         return self.pages.render(ctx, "help.html")
