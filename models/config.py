@@ -68,6 +68,9 @@ def _check_patterns(patterns: list[str]) -> list[str]:
 class DatabaseSettings(StrictValues):
     path: str = "data/dealwatch.db"
     busy_timeout_ms: int = Field(default=10_000, ge=0)
+    reconnect_seconds: float = Field(
+        default=60, ge=0, description="how long a worker reconnects to a PostgreSQL server that "
+                                      "went away before it gives up")
 
 
 class CrawlSettings(StrictValues):

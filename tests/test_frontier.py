@@ -68,7 +68,7 @@ def config_dir(tmp_path: Path, site: SiteServer) -> Path:
     return write_config_dir(tmp_path / "config", sources)
 
 
-def dealwatch(db_path: Path, config_dir: Path, *args: str,
+def dealwatch(db_path: Path | str, config_dir: Path, *args: str,
               env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`python -m pipeline.cli --db DB --config DIR ARGS…` as a process of its own."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DEALWATCH_")}

@@ -13,8 +13,9 @@ subprocess dies with it: scrapers.lifetime), and the next worker to find the que
 the dead worker's run as aborted and crawls the source again.
 
 A worker that finds Redis unreachable (between sources, or renewing its claim) tries again after
-0.5 s, then 1, 2, 4 … (at most RETRY_CAP apart) for [frontier] redis_retry_seconds in all, and
-then gives up in one line (`lost Redis at …; gave up after N tries over S s`).
+0.5 s, then 1, 2, 4 … (at most 8 s apart: jobs.retry) for [frontier] redis_retry_seconds in all,
+and then gives up in one line (`lost Redis at …; gave up after N tries over S s`). One that
+finds the database gone reconnects the same way for [database] reconnect_seconds (run_worker).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from typing import TypeVar
 from models.errors import DealwatchError
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, SharedUrlsAt, run_crawl
+from pipeline.jobs.retry import Reconnection, with_backoff
+from pipeline.jobs.retry import Retried as DatabaseRetried
 from pipeline.jobs.runs import CrawlDisplay, check_source_ids, no_display, run_row
 from pipeline.storage import Store
 from pipeline.storage.database import DatabaseLocation
@@ -47,11 +50,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The first wait before trying an unreachable Redis again, and the longest (it doubles between).
-RETRY_FIRST = 0.5
-RETRY_CAP = 8.0
-
-
 class FrontierError(DealwatchError):
     """The crawl frontier's Redis went away while a worker used it."""
 
@@ -62,7 +60,7 @@ def open_frontier(redis_url: str) -> Frontier:
     return Frontier(connect(redis_url))
 
 
-def _lost(redis_url: str, exc: Exception) -> str:
+def _lost(redis_url: str, exc: BaseException) -> str:
     """Why Redis did not answer, in a few words, without the password (check_redis's words
     when it still does not answer; the error's own first line when it does)."""
     shown = redact(redis_url)
@@ -76,29 +74,23 @@ def _lost(redis_url: str, exc: Exception) -> str:
 
 def with_retries(redis_url: str, patience: float, what: str, call: Callable[[], T],
                  sleep: Callable[[float], object] = time.sleep) -> T:
-    """call(), tried again while Redis does not answer: after RETRY_FIRST seconds, doubling up
-    to RETRY_CAP, each retry logged, for `patience` seconds in all; then a FrontierError in one
-    line. Other Redis errors are one line at once."""
+    """call(), tried again while Redis does not answer (jobs.retry.with_backoff), for `patience`
+    seconds; then a FrontierError in one line. Other Redis errors are one line at once."""
     import redis  # loaded by connect() already
 
-    started, wait, tries = time.monotonic(), RETRY_FIRST, 0
-    while True:
-        tries += 1
+    def attempt() -> T:
         try:
             return call()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            spent = time.monotonic() - started
-            if spent + wait > patience:
-                raise FrontierError(
-                    f"lost Redis at {redact(redis_url)}: {_lost(redis_url, exc)}; gave up after "
-                    f"{tries} {'try' if tries == 1 else 'tries'} over {spent:.1f} s") from None
-            logger.info("Redis at %s does not answer while %s (%s); trying again in %g s",
-                        redact(redis_url), what, _lost(redis_url, exc), wait)
-            sleep(wait)
-            wait = min(wait * 2, RETRY_CAP)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
         except redis.RedisError as exc:
             raise FrontierError(f"lost Redis at {redact(redis_url)}: "
                                 f"{str(exc).replace(redis_url, redact(redis_url))}") from None
+
+    return with_backoff(attempt, patience=patience,
+                        lost=lambda exc: isinstance(exc, redis.ConnectionError | redis.TimeoutError),
+                        reason=partial(_lost, redis_url), server=f"Redis at {redact(redis_url)}",
+                        what=what, gave_up=FrontierError, sleep=sleep)
 
 
 def tonight() -> str:
@@ -226,8 +218,12 @@ def run_worker(config: Config, db_path: DatabaseLocation, redis_url: str, *,
     def retried(what: str, call: Callable[[], T]) -> T:
         return with_retries(redis_url, patience, what, call)
 
-    busy_ms = config.settings.database.busy_timeout_ms
-    with run_lock(db_path, "crawl --worker", shared=True), Store(db_path, busy_ms) as store:
+    database = config.settings.database
+    with run_lock(db_path, "crawl --worker", shared=True) as lock, \
+            Store(db_path, database.busy_timeout_ms) as store:
+        # A database server that went away is reconnected to between sources (the crawl's own
+        # subprocess writes through a connection of its own: see _crawl_one).
+        db = Reconnection(db_path, lock, store, database.reconnect_seconds).retried
         store.runs.sync_sources(config.sources)
         while (source_id := retried("taking a source",
                                     lambda: frontier.take(report.worker, ttl))) is not None:
@@ -240,10 +236,10 @@ def run_worker(config: Config, db_path: DatabaseLocation, redis_url: str, *,
                 continue  # its claim expires; a worker with that source in its config takes it
             dead_run = retried("reading the source's run", partial(frontier.run_of, source_id))
             if dead_run is not None:
-                store.runs.abort_run(
-                    dead_run,
+                db("marking a dead worker's run aborted", partial(
+                    store.runs.abort_run, dead_run,
                     f"the crawl worker died mid-crawl: its claim on {source_id} expired, and worker "
-                    f"{report.worker} crawled the source again")
+                    f"{report.worker} crawled the source again"))
                 logger.warning("run %d's worker died crawling %s: crawling it again", dead_run,
                                source_id)
             night = retried("reading the night", lambda: frontier.night() or tonight())
@@ -251,7 +247,7 @@ def run_worker(config: Config, db_path: DatabaseLocation, redis_url: str, *,
             with renewal.gave_up_raised(), renewal.kept():  # raised here when _crawl_one had ended
                 run_id, crawled = _crawl_one(config, db_path, store, frontier, source_id,
                                              SharedUrlsAt(redis_url, night), display, retried,
-                                             renewal)
+                                             renewal, db)
             retried("letting go of the source", partial(frontier.done, source_id, report.worker))
             report.crawled.append((source_id, run_id, crawled))
             if on_crawled is not None:
@@ -259,16 +255,23 @@ def run_worker(config: Config, db_path: DatabaseLocation, redis_url: str, *,
     return report
 
 
-Retried = Callable[[str, Callable[[], object]], object]
+Retried = Callable[[str, Callable[[], object]], object]  # Redis's
 
 
 def _crawl_one(config: Config, db_path: DatabaseLocation, store: Store, frontier: Frontier, source_id: str,
                shared: SharedUrlsAt, display: CrawlDisplay | None, retried: Retried,
-               renewal: _Renewal) -> tuple[int, CrawlReport]:
+               renewal: _Renewal, db: DatabaseRetried) -> tuple[int, CrawlReport]:
     """One source's recorded crawl, its article URLs taken in the night's shared set; the run
     noted on the frontier while it is unfinished. A renewal that gave up on Redis interrupts
-    the crawl (run_crawl kills it), and its error fails the run."""
-    with run_row(store, "crawl", [source_id]) as record, (display or no_display)() as progress:
+    the crawl (run_crawl kills it), and its error fails the run.
+
+    The run's row is started and finished through `db`, reconnecting to a database server that
+    went away. The crawl subprocess has a connection of its own, not reconnected: a page it
+    cannot store while the server is away is dropped and counted (scrapers.pipelines), the run
+    ends with errors ("N page(s) could not be stored"), as any crawl that failed to store
+    pages, and the source is let go; its dropped pages, never stored, are fetched next night."""
+    with run_row(store, "crawl", [source_id], db) as record, \
+            (display or no_display)() as progress:
         retried("noting the source's run", lambda: frontier.crawling(source_id, record.id))
         with renewal.gave_up_raised():
             try:

@@ -14,6 +14,10 @@ copies are in now. Which signatures are new is told by article id: a batch in fl
 a shared advisory lock, the largest article id it could see when it began (every article it adds
 is numbered past it), so a worker reads again the ids above the lowest such floor until the
 batches holding them have ended.
+
+A server that goes away (a restart, a failover) takes the batch in flight with it, rolled back
+whole; the worker takes the run lock again, reconnects and takes a batch again, trying after
+0.5 s, 1, 2, 4 … (jobs.retry) for [database] reconnect_seconds, and then gives up in one line.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pipeline.config import Config
 from pipeline.ingest.dedup import Signature
 from pipeline.jobs.analyzer import build_analyzer, default_ranker
 from pipeline.jobs.process import MAX_TEXT_CHARS, PageProcessor, ProcessReport
+from pipeline.jobs.retry import Reconnection, Retried, once
 from pipeline.jobs.runs import run_row
 from pipeline.storage import Store
 from pipeline.storage.database import DatabaseLocation, is_busy
@@ -84,37 +89,50 @@ class WorkerProcessor(PageProcessor):
                          max_text_chars=max_text_chars, dedup=dedup)
         self.read_up_to = 0  # every signature numbered up to here is in the index
 
-    def run_batches(self) -> int:
+    def run_batches(self, retried: Retried = once) -> int:
         """Claim and process batches until none is left; the number of batches.
 
         A batch that PostgreSQL rolls back as busy (a deadlock, or a lock waited out: two
         workers' batches writing the same stored articles, one of them clustering) is taken
-        again, up to BUSY_RETRIES times in a row; what it had counted is taken back."""
+        again, up to BUSY_RETRIES times in a row. One whose connection broke (the server went
+        away: rolled back with it) is taken again through `retried`, which reconnects
+        (jobs.retry.Reconnection). Either way what it had counted is taken back."""
         batches, busy = 0, 0
         while True:
-            report = self.report
-            counted, failures = report.checkpoint(), len(report.failures)
-            kinds = {k: Counter(v) for k, v in report.failure_kinds.items()}
             try:
-                with self.store.database.transaction(concurrent=True):
-                    self.store.articles.hold_batch_floor()
-                    batch = self.store.pages.claim_pages_to_process(self.batch_size)
-                    if not batch:
-                        return batches
-                    self.process_batch(batch)
+                size = retried("processing a batch", self._one_batch)
             except Exception as exc:
                 if not is_busy(exc) or busy >= BUSY_RETRIES:
                     raise
                 busy += 1
-                report.rollback(counted)
-                del report.failures[failures:]
-                report.failure_kinds = kinds
-                self._index = None  # it may hold the rolled-back batch's articles
                 logger.warning("a batch was rolled back (%s); taking a batch again", exc)
                 continue
+            if size is None:
+                return batches
             busy = 0
             batches += 1
-            logger.info("processed a batch of %d pages", len(batch))
+            logger.info("processed a batch of %d pages", size)
+
+    def _one_batch(self) -> int | None:
+        """Claim a batch and process it in its transaction: its size, None when no page is left.
+        When it fails, what it counted is taken back (nothing of it was committed)."""
+        report = self.report
+        counted, failures = report.checkpoint(), len(report.failures)
+        kinds = {k: Counter(v) for k, v in report.failure_kinds.items()}
+        try:
+            with self.store.database.transaction(concurrent=True):
+                self.store.articles.hold_batch_floor()
+                batch = self.store.pages.claim_pages_to_process(self.batch_size)
+                if not batch:
+                    return None
+                self.process_batch(batch)
+        except BaseException:
+            report.rollback(counted)
+            del report.failures[failures:]
+            report.failure_kinds = kinds
+            self._index = None  # it may hold the rolled-back batch's articles
+            raise
+        return len(batch)
 
     def process_batch(self, batch: list[FetchedPage]) -> None:
         self.deferred.clear()
@@ -155,13 +173,13 @@ class WorkerProcessor(PageProcessor):
 
 def process_as_worker(store: Store, analyzer: AnalyzerLike, *, batch_size: int = 64,
                       min_text_chars: int = 300, max_text_chars: int = MAX_TEXT_CHARS,
-                      dedup: DedupSettings | None = None) -> WorkerReport:
+                      dedup: DedupSettings | None = None, retried: Retried = once) -> WorkerReport:
     """Claim and process batches of pages until none is left (see the module's docstring)."""
     processor = WorkerProcessor(store, analyzer, batch_size=batch_size,
                                 min_text_chars=min_text_chars, max_text_chars=max_text_chars,
                                 dedup=dedup)
     done = WorkerReport(worker_name(), report=processor.report)
-    done.batches = processor.run_batches()
+    done.batches = processor.run_batches(retried)
     return done
 
 
@@ -169,19 +187,22 @@ def process_worker_job(config: Config, location: DatabaseLocation, *, batch_size
                        use_model: str | None = None) -> WorkerReport:
     """`dealwatch process --worker`: one recorded processing run of this worker's batches (the
     analyser loaded once), until no page is left to claim. Refused on a SQLite file, before
-    anything is opened or loaded."""
+    anything is opened or loaded. A server that goes away is reconnected to, with backoff, for
+    [database] reconnect_seconds (jobs.retry.Reconnection); then DatabaseLost, in one line."""
     if not is_database_url(str(location)):
         raise WorkerNeedsServer(needs_server(location))
-    settings = config.settings.process
+    settings, database = config.settings.process, config.settings.database
     # The run lock shared, as crawl workers take it: workers run side by side, while a run that
     # takes it alone (`dealwatch process`, `run`, …) is refused while any works, and they too.
-    with run_lock(location, "process --worker", shared=True), \
-            Store(location, config.settings.database.busy_timeout_ms) as store, \
-            run_row(store, "process") as record:
-        analyzer = build_analyzer(config, use_model, ranker=default_ranker(config, store))
-        done = process_as_worker(store, analyzer, batch_size=batch_size or settings.batch_size,
-                                 min_text_chars=settings.min_text_chars,
-                                 max_text_chars=settings.max_text_chars,
-                                 dedup=config.settings.dedup)
-        record.add_process(done.report)
+    with run_lock(location, "process --worker", shared=True) as lock, \
+            Store(location, database.busy_timeout_ms) as store:
+        retried = Reconnection(location, lock, store, database.reconnect_seconds).retried
+        with run_row(store, "process", retried=retried) as record:
+            analyzer = build_analyzer(config, use_model, ranker=default_ranker(config, store))
+            done = process_as_worker(store, analyzer,
+                                     batch_size=batch_size or settings.batch_size,
+                                     min_text_chars=settings.min_text_chars,
+                                     max_text_chars=settings.max_text_chars,
+                                     dedup=config.settings.dedup, retried=retried)
+            record.add_process(done.report)
     return done

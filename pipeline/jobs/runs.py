@@ -16,6 +16,7 @@ from models.registry import Run
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, OnProgress, run_crawl
 from pipeline.ingest.health import Flag, crawl_counters, flags
+from pipeline.jobs.retry import DatabaseLost, Retried, once
 from pipeline.storage import Store
 from pipeline.storage.database import DatabaseLocation
 from pipeline.storage.lock import run_lock
@@ -86,17 +87,27 @@ def recorded_run(db_path: DatabaseLocation, kind: str, sources: list[str] | None
 
 
 @contextmanager
-def run_row(store: Store, kind: str, sources: list[str] | None = None) -> Iterator[RunRecord]:
+def run_row(store: Store, kind: str, sources: list[str] | None = None,
+            retried: Retried = once) -> Iterator[RunRecord]:
     """A `runs` row for the block: finished with its outcome and counters, or as failed or
-    interrupted, with the message, when the block raises (the caller holds the run lock)."""
-    record = RunRecord(store.runs.start_run(kind, sources))
+    interrupted, with the message, when the block raises (the caller holds the run lock).
+
+    A worker's row is written through `retried` (jobs.retry.Reconnection): started and
+    finished over a new connection when the server went away meanwhile. After a block that
+    gave up on the server, the row is left running (the next run that takes the run lock alone
+    marks it aborted)."""
+    record = RunRecord(retried("recording the run", lambda: store.runs.start_run(kind, sources)))
     try:
         yield record
     except BaseException as exc:
-        outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        store.runs.finish_run(record.id, outcome, record.counters, str(exc) or type(exc).__name__)
+        if not isinstance(exc, DatabaseLost):
+            outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            message = str(exc) or type(exc).__name__
+            retried("recording the run's end", lambda: store.runs.finish_run(
+                record.id, outcome, record.counters, message))
         raise
-    store.runs.finish_run(record.id, record.outcome, record.counters)
+    retried("recording the run's end",
+            lambda: store.runs.finish_run(record.id, record.outcome, record.counters))
 
 
 def check_source_ids(config: Config, source_ids: list[str] | None) -> None:

@@ -61,7 +61,11 @@ class Store:
     """A dealwatch database and its repositories. Opening it applies pending migrations."""
 
     def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000, migrate: bool = True):
-        self.database = open_database(path, busy_timeout_ms=busy_timeout_ms, migrate=migrate)
+        self._opened = (path, busy_timeout_ms)
+        self._attach(open_database(path, busy_timeout_ms=busy_timeout_ms, migrate=migrate))
+
+    def _attach(self, database: Database) -> None:
+        self.database = database
         self.path = self.database.path  # None on a server
         self.location = self.database.location
         # For the tests and tools that read tables: sqlite-utils on SQLite, else the database's
@@ -78,6 +82,15 @@ class Store:
 
     def close(self) -> None:
         self.database.close()
+
+    def reopen(self) -> None:
+        """Connect again, to a server that went away (a worker's Reconnection, jobs.retry): the
+        same Store, its repositories over a new connection (migrated: it may be a new server).
+        Raises as opening does, and then the closed connection stays."""
+        path, busy_timeout_ms = self._opened
+        database = open_database(path, busy_timeout_ms=busy_timeout_ms)
+        self.database.close()
+        self._attach(database)
 
     def __enter__(self) -> Store:
         return self
