@@ -277,6 +277,16 @@ def test_two_worker_processes_process_every_page_once(database, pending, config_
     assert runs == [{"kind": "process", "outcome": "ok"}] * 2
 
 
+def test_a_worker_with_no_page_waiting_loads_nothing_and_records_no_run(database, config_dir
+                                                                      ) -> None:
+    # A timer may start workers every few minutes (docs/scaling.md, "Deployment"): an idle one
+    # must not fill the runs table or load spaCy.
+    code, err = finished(worker(database, config_dir))
+    assert code == 0, err
+    assert err.strip().endswith("no pages waiting to be processed; nothing to do")
+    assert rows(database, "SELECT kind FROM runs") == []
+
+
 def claim_visible(url: str, pid: int) -> bool:
     """The worker process `pid` holds a claim on pages: its connection (application_name
     "dealwatch … pid N") holds row locks on the pages table in an open transaction."""

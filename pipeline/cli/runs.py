@@ -126,6 +126,10 @@ def _process_worker(state: State, batch_size: int | None, use_model: str | None)
 
     done = process_worker_job(state.config, state.db_path, batch_size=batch_size,
                               use_model=use_model)
+    if done.idle:
+        click.echo(f"worker {done.worker}: no pages waiting to be processed; nothing to do",
+                   err=True)
+        return
     echo_err(describe_process(done.report))
     click.echo(f"worker {done.worker}: no pages left to process; processed {done.pages} "
                f"page(s) in {done.batches} batch(es)", err=True)

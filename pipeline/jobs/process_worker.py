@@ -61,6 +61,7 @@ class WorkerReport:
     worker: str
     batches: int = 0
     report: ProcessReport = field(default_factory=ProcessReport)
+    idle: bool = False  # no page was waiting: nothing loaded, no run recorded
 
     @property
     def pages(self) -> int:
@@ -196,6 +197,10 @@ def process_worker_job(config: Config, location: DatabaseLocation, *, batch_size
     # takes it alone (`dealwatch process`, `run`, …) is refused while any works, and they too.
     with run_lock(location, "process --worker", shared=True) as lock, \
             Store(location, database.busy_timeout_ms) as store:
+        if not store.pages.count_pages_to_process():
+            # Nothing to do: no analyser loaded, no run recorded, so that a worker started every
+            # few minutes by a timer (docs/scaling.md, "Deployment") costs one query when idle.
+            return WorkerReport(worker_name(), idle=True)
         retried = Reconnection(location, lock, store, database.reconnect_seconds).retried
         with run_row(store, "process", retried=retried) as record:
             analyzer = build_analyzer(config, use_model, ranker=default_ranker(config, store))
