@@ -198,3 +198,16 @@ def test_session_tokens_are_not_stored_readable(store_location) -> None:
         assert store.accounts.session(stored) is None  # reading the table gives no way in
         store.accounts.delete_session(session["id"])
         assert store.accounts.session(session["id"]) is None
+
+
+def test_entities_on_one_span_come_in_one_order_on_both_engines(store_location) -> None:
+    """Two entities over the same words (an ORG that is also a VENDOR): the article's page shows
+    the later one's label, so their order is the store's, not the engine's."""
+    with Store(store_location) as store:
+        article_id = store.articles.save_article(None, None, _article())
+        store.articles.save_analysis(article_id, [Entity("Huawei", "VENDOR", 0, 6, "huawei"),
+                                                  Entity("Huawei", "ORG", 0, 6, None),
+                                                  Entity("Huawei", "AGENCY", 0, 3, None)], [], "v1")
+        assert [(e.label, e.end) for e in store.articles.entities_of(article_id)] == [
+            ("AGENCY", 3), ("ORG", 6), ("VENDOR", 6)]
+

@@ -239,7 +239,8 @@ class Articles:
                 yield record_of(StoredArticle, rows[0])
 
     def entities_of(self, article_id: int) -> list[Entity]:
-        """The entities tagged in an article, in text order."""
+        """The entities tagged in an article, in text order (those on one span by label: the
+        page shows the later one's, so the order is written out, not left to the engine)."""
         return [record_of(Entity, row) for row in self.db.query(
             'SELECT text, label, start, "end", ent_id AS id FROM entities WHERE article_id = ? '
-            "ORDER BY start", [article_id])]
+            'ORDER BY start, "end", label', [article_id])]
