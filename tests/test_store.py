@@ -211,3 +211,13 @@ def test_entities_on_one_span_come_in_one_order_on_both_engines(store_location) 
         assert [(e.label, e.end) for e in store.articles.entities_of(article_id)] == [
             ("AGENCY", 3), ("ORG", 6), ("VENDOR", 6)]
 
+
+def test_unsupported_languages_list_the_unknown_first_among_equals_on_both_engines(store_location) -> None:
+    """`status` lists them most first; among equal counts "unknown" (no language) comes first on
+    PostgreSQL too, whose NULLs sort last."""
+    with Store(store_location) as store:
+        for n, code in ((1, "zh"), (2, None), (3, "ar"), (4, "ar")):
+            article_id = store.articles.save_article(None, None, _article(n))
+            store.articles.set_language_verdict(article_id, code, supported=False)
+        assert list(store.articles.unsupported_languages().items()) == [
+            ("ar", 2), ("unknown", 1), ("zh", 1)]

@@ -102,10 +102,11 @@ class Articles:
                                 "WHERE id = ?", [*new, page_id])
 
     def unsupported_languages(self) -> dict[str, int]:
-        """How many articles were not analysed, by language ("unknown": none could be told)."""
+        """How many articles were not analysed, by language ("unknown": none could be told),
+        most first; among equals "unknown" first (on PostgreSQL too, whose NULLs sort last)."""
         return {str(code or "unknown"): int(n) for code, n in self.db.execute(
             "SELECT language, COUNT(*) FROM articles WHERE supported = 0 GROUP BY language "
-            "ORDER BY COUNT(*) DESC, language").fetchall()}
+            "ORDER BY COUNT(*) DESC, language IS NOT NULL, language").fetchall()}
 
     def save_signature(self, article_id: int, signature: bytes, shingles: int, num_perm: int) -> None:
         """Keep an article's MinHash signature (its bytes, and how many shingles made it)."""
