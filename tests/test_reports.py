@@ -498,3 +498,27 @@ def test_a_deal_with_a_real_source_among_its_aggregates_is_no_report(store) -> N
         store.registry.add_deal_source(deal_id, confirmed.id, "later")
     assert refile_deals(store, CLAIMS, apply=True) == []
     assert [d.id for d in store.registry.deals()] == [deal_id]
+
+
+def test_vendors_from_json_lists_sort_by_bytes_on_a_database_of_another_collation(
+        postgres_databases) -> None:
+    """Our text columns are COLLATE "C"; what a JSON list holds (the reports' vendor menu) is
+    too, or a database created with a language's collation (Debian's createdb: en_US) would
+    order it by that language, punctuation ignored, and not as SQLite does."""
+    from servers import database_url
+
+    name = "dealwatch_icu_collation"
+    with postgres_databases._admin() as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+                      "LOCALE 'C.UTF-8' LOCALE_PROVIDER icu ICU_LOCALE 'en-u-ka-shifted'")
+    try:
+        with Store(database_url(postgres_databases.url, name)) as store:
+            elements = store.db.dialect.json_elements("r.vendors", "v")
+            found = [r[0] for r in store.db.execute(
+                f"SELECT DISTINCT v.value FROM (VALUES (?)) r(vendors), {elements} ORDER BY 1",
+                [json.dumps(["chinamobile", "china_telecom", "Zte"])])]
+        assert found == sorted(found) == ["Zte", "china_telecom", "chinamobile"]
+    finally:
+        with postgres_databases._admin() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")

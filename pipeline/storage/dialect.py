@@ -42,9 +42,12 @@ class Dialect:
         return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
 
     def json_elements(self, column: str, alias: str) -> str:
-        """A FROM item: one row per element of the JSON list in `column`, as `alias.value`."""
+        """A FROM item: one row per element of the JSON list in `column`, as `alias.value`
+        (on PostgreSQL in byte order, COLLATE "C" as our text columns are, not the database's
+        collation)."""
         if self.postgres:
-            return f"jsonb_array_elements_text(({column})::jsonb) AS {alias}(value)"
+            return (f'LATERAL (SELECT e.value COLLATE "C" AS value FROM '
+                    f"jsonb_array_elements_text(({column})::jsonb) AS e(value)) AS {alias}")
         return f"json_each({column}) {alias}"
 
     def json_int(self, column: str, key: str) -> str:
