@@ -149,6 +149,9 @@ def test_cursors_carry_their_sort_key(site) -> None:
     assert parse_cursor("0.5:12", by_vendor) is None
     assert parse_cursor("stage:\"signed\":12", QueueQuery(sort="stage")) is None
     assert parse_cursor("stage:2:12", QueueQuery(sort="stage")) == (2, 12)
+    # a rank no stage has is no cursor: a number past 64 bits made SQLite raise OverflowError
+    assert parse_cursor("stage:1000000000000000000000:5", QueueQuery(sort="stage")) is None
+    assert parse_cursor("stage:99:5", QueueQuery(sort="stage")) is None
     assert parse_cursor("vendor:[[[[[[:1", by_vendor) is None
     assert parse_cursor("vendor:" + "[" * 100_000 + ":1", by_vendor) is None
 

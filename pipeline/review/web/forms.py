@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from models.config import DEAL_TYPES, STAGES, WatchlistEntry
+from models.config import DEAL_TYPES, STAGE_RANK, STAGES, WatchlistEntry
 from models.registry import CONFIDENCE_GRADES, QueueEntry, parse_row_id
 from pipeline.language import normalise_language
 from pipeline.review import decisions as review
@@ -305,8 +305,11 @@ def parse_cursor(value: str | None, query: QueueQuery | None = None) -> Cursor |
         found = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    kind = int if query.sort == "stage" else str
-    return (found, ident) if found is None or type(found) is kind else None
+    if query.sort == "stage":  # a stage's rank: any other number would reach the SQL (SQLite
+        # refuses an integer past 64 bits with an OverflowError)
+        return (found, ident) if found is None or (
+            type(found) is int and found in STAGE_RANK.values()) else None
+    return (found, ident) if found is None or type(found) is str else None
 
 
 def plain(value: Any) -> str:
