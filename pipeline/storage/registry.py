@@ -35,6 +35,14 @@ def _correction(row: dict[str, Any]) -> DealCorrection:
     return record_of(DealCorrection, row)
 
 
+def _of_deals(column: str, deal_ids: list[int] | None) -> tuple[str, list[Any]]:
+    """The condition that `column` is one of these deals (None: any live deal) and its
+    parameters, for the reads that fetch rows of many deals in one query."""
+    if deal_ids is None:
+        return f"{column} IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
+    return f"{column} IN ({marks(deal_ids)})", list(deal_ids)
+
+
 class Registry:
     """The deals, deal_sources, deal_stages, deal_corrections, exports and deal_pushes tables."""
 
@@ -247,10 +255,7 @@ class Registry:
     def sources_by_deal(self, deal_ids: list[int] | None = None) -> dict[int, list[DealSource]]:
         """The sources of these deals (None: of every live deal) in one query, each deal's
         oldest report first: what a list of deals or an export reads, not one query a deal."""
-        if deal_ids is None:
-            where, params = "s.deal_id IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
-        else:
-            where, params = f"s.deal_id IN ({marks(deal_ids)})", list(deal_ids)
+        where, params = _of_deals("s.deal_id", deal_ids)
         out: dict[int, list[DealSource]] = {}
         for row in self.db.query(
                 "SELECT s.*, c.stage, c.kind, c.deal_types, a.site, c.status AS candidate_status, "
@@ -291,10 +296,7 @@ class Registry:
 
     def stages_by_deal(self, deal_ids: list[int] | None = None) -> dict[int, list[DealStage]]:
         """The stage histories of these deals (None: of every live deal) in one query."""
-        if deal_ids is None:
-            where, params = "deal_id IN (SELECT id FROM deals WHERE merged_into IS NULL)", []
-        else:
-            where, params = f"deal_id IN ({marks(deal_ids)})", list(deal_ids)
+        where, params = _of_deals("deal_id", deal_ids)
         out: dict[int, list[DealStage]] = {}
         for row in self.db.query(
                 f"SELECT * FROM deal_stages WHERE {where} "
