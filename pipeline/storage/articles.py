@@ -24,7 +24,6 @@ class Articles:
     """The articles, article_signatures and entities tables, and an article's candidates as analysed."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def article_by_hash(self, text_hash: str) -> StoredArticle | None:

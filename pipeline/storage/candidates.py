@@ -38,7 +38,6 @@ class Candidates:
     """The candidates table as reviewing and ranking read and write it."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def queue(self, query: QueueQuery | None = None) -> list[QueueEntry]:

@@ -24,7 +24,6 @@ class Pages:
     """The pages table: one row per fetched URL, its body compressed, its processing outcome."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def known_article_urls(self) -> set[str]:

@@ -47,7 +47,6 @@ class Registry:
     """The deals, deal_sources, deal_stages, deal_corrections, exports and deal_pushes tables."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def deal(self, deal_id: int) -> Deal | None:
@@ -124,11 +123,11 @@ class Registry:
         now = utcnow()
         row = {name: dump_value(fields.get(name)) for name in DEAL_FIELDS}
         row.update({name: dump_value(value) for name, value in (extra or {}).items()})
-        deal_id = self.database.take_number("deal_numbers")
+        deal_id = self.db.take_number("deal_numbers")
         row.update(id=deal_id, deal_id=deal_number(deal_id), confirmed_by=confirmed_by,
                    confirmed_at=now, notes=notes, created_at=now, updated_at=now,
                    created_by_batch=batch)
-        self.database.insert_row("deals", row)
+        self.db.insert_row("deals", row)
         return deal_id
 
     def update_deal(self, deal_id: int, fields: Mapping[str, Any], touch: bool = False) -> None:

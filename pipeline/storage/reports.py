@@ -50,7 +50,6 @@ class Reports:
     """The reports and report_numbers tables, and the candidates' link to them."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def report(self, report_id: int) -> Report | None:
@@ -91,11 +90,11 @@ class Reports:
         `confirmed_at`); its row id (rp- and that number)."""
         now = utcnow()
         row = {name: _value(fields.get(name)) for name in REPORT_FIELDS}
-        number = self.database.take_number("report_numbers")
+        number = self.db.take_number("report_numbers")
         row.update(id=number, report_id=report_number(number), confirmed_by=confirmed_by,
                    confirmed_at=confirmed_at or now, batch=batch, created_at=now,
                    updated_at=now)
-        self.database.insert_row("reports", row)
+        self.db.insert_row("reports", row)
         return number
 
     def update_report(self, report_id: int, fields: Mapping[str, Any]) -> None:

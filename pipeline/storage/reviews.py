@@ -12,14 +12,13 @@ class Reviews:
     """The reviews table (append-only: triggers refuse updates and deletes)."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def add_review(self, review: NewReview) -> int:
         """Write a decision to the audit, decided now; its row id."""
         row = {k: dump_value(v) for k, v in asdict(review).items()}
         row["decided_at"] = utcnow()
-        return self.database.insert_row("reviews", row)
+        return self.db.insert_row("reviews", row)
 
     def reviews_of(self, candidate_id: int) -> list[ReviewEvent]:
         """A candidate's decisions, oldest first."""

@@ -15,7 +15,6 @@ class Runs:
     """The runs table (one row per crawl, process or nightly run) and the sources table."""
 
     def __init__(self, database: Database):
-        self.database = database
         self.db = database
 
     def sync_sources(self, sources: Iterable[Source]) -> None:
