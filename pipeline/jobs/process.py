@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from models.config import DedupSettings, ProcessSettings
 from models.records import (
@@ -32,6 +32,22 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of items just finished
 MAX_TEXT_CHARS = ProcessSettings().max_text_chars  # the shipped process.max_text_chars
+
+
+K = TypeVar("K")
+
+
+def _copied(counts: dict[K, Counter[str]]) -> dict[K, Counter[str]]:
+    return {k: Counter(v) for k, v in counts.items()}
+
+
+class ReportCheckpoint(NamedTuple):
+    """A ProcessReport as it was (ProcessReport.checkpoint): the failures up to this many."""
+
+    counters: Counter[str]
+    by_source: dict[str, Counter[str]]
+    failures: int
+    failure_kinds: dict[str | None, Counter[str]]
 
 
 @dataclass
@@ -63,12 +79,16 @@ class ProcessReport:
             unsourced.subtract(counts)
         return +unsourced
 
-    def checkpoint(self) -> tuple[Counter[str], dict[str, Counter[str]]]:
-        """The counts as they are, to go back to when the work they count is rolled back."""
-        return Counter(self.counters), {k: Counter(v) for k, v in self.by_source.items()}
+    def checkpoint(self) -> ReportCheckpoint:
+        """The report as it is (counts, failures and their kinds), to go back to when the work
+        it counts is rolled back."""
+        return ReportCheckpoint(Counter(self.counters), _copied(self.by_source),
+                                len(self.failures), _copied(self.failure_kinds))
 
-    def rollback(self, checkpoint: tuple[Counter[str], dict[str, Counter[str]]]) -> None:
-        self.counters, self.by_source = Counter(checkpoint[0]), dict(checkpoint[1])
+    def rollback(self, checkpoint: ReportCheckpoint) -> None:
+        self.counters, self.by_source = Counter(checkpoint.counters), _copied(checkpoint.by_source)
+        del self.failures[checkpoint.failures:]
+        self.failure_kinds = _copied(checkpoint.failure_kinds)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(sorted(self.counters.items()))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -117,9 +116,7 @@ class WorkerProcessor(PageProcessor):
     def _one_batch(self) -> int | None:
         """Claim a batch and process it in its transaction: its size, None when no page is left.
         When it fails, what it counted is taken back (nothing of it was committed)."""
-        report = self.report
-        counted, failures = report.checkpoint(), len(report.failures)
-        kinds = {k: Counter(v) for k, v in report.failure_kinds.items()}
+        counted = self.report.checkpoint()
         try:
             with self.store.database.transaction(concurrent=True):
                 self.store.articles.hold_batch_floor()
@@ -128,9 +125,7 @@ class WorkerProcessor(PageProcessor):
                     return None
                 self.process_batch(batch)
         except BaseException:
-            report.rollback(counted)
-            del report.failures[failures:]
-            report.failure_kinds = kinds
+            self.report.rollback(counted)
             self._index = None  # it may hold the rolled-back batch's articles
             raise
         return len(batch)
