@@ -66,11 +66,6 @@ class Store:
 
     def _attach(self, database: Database) -> None:
         self.database = database
-        self.path = self.database.path  # None on a server
-        self.location = self.database.location
-        # For the tests and tools that read tables: sqlite-utils on SQLite, else the database's
-        # own execute/query.
-        self.db: Any = getattr(self.database, "db", self.database)
         self.pages = Pages(self.database)
         self.articles = Articles(self.database)
         self.candidates = Candidates(self.database)
@@ -79,6 +74,21 @@ class Store:
         self.reports = Reports(self.database)
         self.accounts = Accounts(self.database)
         self.runs = Runs(self.database)
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file; None on a server."""
+        return self.database.path
+
+    @property
+    def location(self) -> str:
+        return self.database.location
+
+    @property
+    def db(self) -> Any:
+        """For the tests and tools that read tables: sqlite-utils on SQLite, else the database's
+        own execute/query."""
+        return getattr(self.database, "db", self.database)
 
     def close(self) -> None:
         self.database.close()
