@@ -19,12 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pipeline.storage.database import Database, StoreError
+from pipeline.storage.database import Database, StoreError, is_driver_error
 
 if TYPE_CHECKING:
     from pipeline.storage.postgres import PostgresDatabase
@@ -142,8 +141,9 @@ def add_rows(digest: Any, rows: Sequence[Sequence[Any]]) -> None:
 
 def _name(table: Table, names: Sequence[str], row: Sequence[Any]) -> str:
     """The row as a message names it: `id 12`, `deal_id 3, candidate_id 7`."""
-    return ", ".join(f"{k} {row[names.index(k)]!r}" if isinstance(row[names.index(k)], str)
-                     else f"{k} {row[names.index(k)]}" for k in table.key)
+    values = dict(zip(names, row, strict=True))
+    return ", ".join(f"{k} {values[k]!r}" if isinstance(values[k], str) else f"{k} {values[k]}"
+                     for k in table.key)
 
 
 def refusal(column: Column, value: Any) -> str | None:
@@ -278,11 +278,11 @@ def copy_database(src: Database, dst: Database, on_rows: Callable[[int], None] |
 
 def _driver_problem(exc: Exception) -> str | None:
     """What the database driver said, in one line; None for an error that is not the driver's."""
-    if isinstance(exc, sqlite3.Error):
-        return str(exc)
-    diag = getattr(exc, "diag", None)  # psycopg
-    if diag is None:
+    if not is_driver_error(exc):
         return None
+    diag = getattr(exc, "diag", None)  # psycopg's; sqlite3 says all of it in its message
+    if diag is None:
+        return str(exc)
     return " ".join(part for part in (diag.message_primary, diag.message_detail) if part) or str(exc)
 
 
