@@ -87,6 +87,9 @@ class State:
         self.verbose = verbose
         self.reviewer: str | None = None  # --reviewer of the review and deals groups
         self._config: Config | None = None
+        # The database once checked, by may_create: checked once per command (on a server, a
+        # connection of its own), however often the command opens it.
+        self._checked: dict[bool, DatabaseLocation] = {}
 
     @property
     def config(self) -> Config:
@@ -124,6 +127,14 @@ class State:
         that only reads, such as a dry run of a command that writes)."""
         if may_create is None:
             may_create = _command_name() in CREATES_DATABASE
+        # one that may not be created passed the stricter check
+        checked = self._checked.get(may_create) or self._checked.get(False)
+        if checked is not None:
+            return checked
+        self._checked[may_create] = self._checked_database(may_create)
+        return self._checked[may_create]
+
+    def _checked_database(self, may_create: bool) -> DatabaseLocation:
         location = db_location(self.db_option, self.config.settings)
         origin = self._db_origin()
         shown = shown_location(location)
