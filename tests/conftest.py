@@ -15,6 +15,7 @@ import pytest
 import servers
 from click.testing import CliRunner
 from webfixtures import chromium_missing, launch_chromium
+from workerfixtures import end_leftovers
 
 from pipeline.cli import main
 from pipeline.storage import Store
@@ -44,6 +45,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if REQUIRE_MODEL:
             pytest.fail(f"{MODEL_MISSING}, and DEALWATCH_REQUIRE_MODEL=1 requires it", pytrace=False)
         pytest.skip(MODEL_MISSING)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    """A dealwatch process a test started (workerfixtures) and left running when it failed is
+    killed: none goes on using the test's server, database or site after it."""
+    yield
+    end_leftovers()
 
 
 @pytest.fixture

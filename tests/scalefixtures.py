@@ -5,9 +5,14 @@ or word for word under another URL (the same text), and pages of them to store."
 from __future__ import annotations
 
 import random
+from collections import Counter
+from typing import Any
+
+from workerfixtures import rows
 
 from models.records import Page
 from pipeline.storage import Store
+from pipeline.storage.queue import QueueQuery
 
 VENDORS = ["Huawei", "ZTE", "Hikvision", "Inspur"]
 COUNTRIES = [("Kenya", "NAIROBI"), ("Ghana", "ACCRA"), ("Zambia", "LUSAKA"),
@@ -81,3 +86,34 @@ def store_pages(store: Store, pages: list[Page]) -> None:
     with store.database.transaction(concurrent=True):
         for page in pages:
             store.pages.save_page(page)
+
+
+# The worker tests' stories: STORIES from SOURCES (story_pages(STORIES, SOURCES, …)).
+STORIES = 90
+SOURCES = ("wire-a", "wire-b", "wire-c")
+
+
+def assert_processed_once(url: str, pages: list[Any]) -> None:
+    """What a user checks after the workers: every page processed once, into one outcome;
+    every article stored once; every story one cluster with one candidate in the queue."""
+    stored = rows(url, "SELECT url, process_status, process_reason, article_id FROM pages")
+    assert Counter(r["url"] for r in stored) == Counter(p.url for p in pages)
+    outcomes = Counter(r["process_status"] for r in stored)
+    copies_same = sum(1 for p in pages if "/same/" in p.url)
+    assert outcomes == Counter({"article": len(pages) - copies_same, "duplicate": copies_same})
+    articles = rows(url, "SELECT id, url, cluster_id FROM articles")
+    assert Counter(a["url"] for a in articles) == Counter(
+        p.url for p in pages if "/same/" not in p.url)
+    by_url = {a["url"]: a for a in articles}
+    for page in pages:  # a copy is in its story's cluster, whichever worker took either
+        story = page.url.rsplit("/", 1)[1]
+        original = by_url[next(p.url for p in pages if p.url.endswith(f"/story/{story}"))]
+        if "/partner/" in page.url:
+            assert by_url[page.url]["cluster_id"] == original["cluster_id"], page.url
+    assert len({a["cluster_id"] for a in articles}) == STORIES
+    candidates = rows(url, "SELECT article_id, COUNT(*) AS n FROM candidates GROUP BY article_id")
+    assert {c["article_id"]: c["n"] for c in candidates} == {a["id"]: 1 for a in articles}
+    with Store(url) as store:  # the review queue shows each story once, with its copies
+        queue = store.candidates.queue(QueueQuery(hidden=True))
+    assert len(queue) == STORIES
+    assert sum(len(entry.copies) for entry in queue) == len(pages)  # the same text too

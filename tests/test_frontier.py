@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import subprocess
-import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +16,10 @@ import pytest
 import redis
 from servers import free_port, redis_server
 from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
+from workerfixtures import TIMEOUT, Stderr, dealwatch, finished, wait_for
 
 from models.config import ScheduleSettings
 from pipeline.demo.server import SiteServer, serve
-from pipeline.ingest.crawl import PROJECT_ROOT
 from pipeline.jobs.schedule import NightlyScheduler, run_command, scheduled_job
 from pipeline.storage.frontier import PREFIX, Frontier, SharedUrls
 from pipeline.storage.lock import RunLock, RunLockedError
@@ -38,7 +34,6 @@ FEEDS = {
 }
 ARTICLES = sorted({slug for slugs in FEEDS.values() for slug in slugs})
 WORKERS = 3
-TIMEOUT = 300  # generous: a slow shared machine is never a failure
 
 
 def frontier_url(redis_url: str) -> str:
@@ -66,21 +61,6 @@ def config_dir(tmp_path: Path, site: SiteServer) -> Path:
     sources = [source_toml(sid, "rss", [f"{site.base_url}/{sid}.rss"], enabled=True)
                for sid in FEEDS]
     return write_config_dir(tmp_path / "config", sources)
-
-
-def dealwatch(db_path: Path | str, config_dir: Path, *args: str,
-              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`python -m pipeline.cli --db DB --config DIR ARGS…` as a process of its own."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEALWATCH_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--db", str(db_path), "--config", str(config_dir),
-         *args], cwd=PROJECT_ROOT, env={**clean, **(env or {})}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, encoding="utf-8")
-
-
-def finished(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=TIMEOUT)
-    return proc.returncode, err
 
 
 def rows(db_path: Path, sql: str) -> list[sqlite3.Row]:
@@ -250,7 +230,6 @@ def test_workers_share_the_run_lock_and_other_runs_wait_for_them(db_path: Path) 
 # --- a worker killed mid-crawl, and a worker that loses its Redis ----------------------------
 
 SLOW = [f"s{i:02d}" for i in range(1, 9)]  # one source's articles, each answered after a delay
-DEADLINE = 120  # seconds to wait for a state the test needs; never a measure of speed
 
 
 def slow_site() -> dict[str, str | bytes]:
@@ -281,18 +260,6 @@ def slow_config(tmp_path: Path, site: SiteServer, **frontier: float) -> Path:
     with (directory / "settings.toml").open("a", encoding="utf-8") as settings:
         settings.write("[frontier]\n" + "".join(f"{k} = {v}\n" for k, v in frontier.items()))
     return directory
-
-
-def wait_for(ready: Callable[[], bool], what: str, proc: subprocess.Popen[str] | None = None
-             ) -> None:
-    """Poll until ready() (a generous deadline: a slow machine is never a failure)."""
-    deadline = time.monotonic() + DEADLINE
-    while not ready():
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the worker ended before {what}: {proc.communicate()[1]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {DEADLINE} s: {what}")
-        time.sleep(0.1)
 
 
 def articles_requested(site: SiteServer) -> int:
@@ -373,28 +340,6 @@ def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
 
     wait_for(answers, f"a redis-server answers on port {port}")
     return proc
-
-
-class Stderr(threading.Thread):
-    """A process's stderr, read as it comes (to wait for a line while the process runs)."""
-
-    def __init__(self, proc: subprocess.Popen[str]):
-        super().__init__(daemon=True)
-        self.proc, self.lines = proc, list[str]()
-        self.start()
-
-    def run(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def text(self) -> str:
-        return "".join(list(self.lines))
-
-    def ended(self) -> tuple[int, str]:
-        self.proc.wait(timeout=TIMEOUT)
-        self.join(timeout=TIMEOUT)
-        return self.proc.returncode, self.text()
 
 
 RETRY = re.compile(r"^INFO .*Redis at redis://127\.0\.0\.1:\d+/0 does not answer while [a-z ]+"

@@ -4,11 +4,7 @@ processes of their own and one killed mid-batch."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,19 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scalefixtures import store_pages, story_pages
+from scalefixtures import SOURCES, STORIES, assert_processed_once, store_pages, story_pages
 from sitefixtures import write_config_dir
+from workerfixtures import TIMEOUT, finished, kill_once_claiming, rows, worker
 
 from pipeline.analysis.analyze import Analyzer
 from pipeline.config import load_config
-from pipeline.ingest.crawl import PROJECT_ROOT
 from pipeline.jobs.process_worker import WorkerProcessor
 from pipeline.storage import Store
 from pipeline.storage.database import StoreBusy
 from pipeline.storage.lock import run_lock
-from pipeline.storage.queue import QueueQuery
-
-TIMEOUT = 300  # generous: a slow shared machine is never a failure
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +36,6 @@ def database(postgres_databases: Any) -> Iterator[str]:
     url = postgres_databases.new()
     yield url
     postgres_databases.drop(url)
-
-
-def rows(url: str, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    with Store(url) as store:
-        return list(store.database.query(sql, params or []))
 
 
 def paused_before_clustering(processor: WorkerProcessor) -> tuple[threading.Event, threading.Event]:
@@ -201,24 +189,6 @@ def waiting_on_a_lock(url: str, pid: int) -> None:
 
 # -- workers in processes of their own --------------------------------------------------------
 
-STORIES = 90
-SOURCES = ("wire-a", "wire-b", "wire-c")
-
-
-def worker(url: str, config_dir: Path, *args: str) -> subprocess.Popen[str]:
-    """`python -m pipeline.cli --db URL --config DIR process --worker --model never ARGS…`."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DEALWATCH_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--db", url, "--config", str(config_dir),
-         "process", "--worker", "--model", "never", *args],
-        cwd=PROJECT_ROOT, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        encoding="utf-8")
-
-
-def finished(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=TIMEOUT)
-    return proc.returncode, err
-
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
@@ -233,32 +203,6 @@ def pending(database: str) -> list[Any]:
     with Store(database) as store:
         store_pages(store, pages)
     return pages
-
-
-def assert_processed_once(url: str, pages: list[Any]) -> None:
-    """What a user checks after the workers: every page processed once, into one outcome;
-    every article stored once; every story one cluster with one candidate in the queue."""
-    stored = rows(url, "SELECT url, process_status, process_reason, article_id FROM pages")
-    assert Counter(r["url"] for r in stored) == Counter(p.url for p in pages)
-    outcomes = Counter(r["process_status"] for r in stored)
-    copies_same = sum(1 for p in pages if "/same/" in p.url)
-    assert outcomes == Counter({"article": len(pages) - copies_same, "duplicate": copies_same})
-    articles = rows(url, "SELECT id, url, cluster_id FROM articles")
-    assert Counter(a["url"] for a in articles) == Counter(
-        p.url for p in pages if "/same/" not in p.url)
-    by_url = {a["url"]: a for a in articles}
-    for page in pages:  # a copy is in its story's cluster, whichever worker took either
-        story = page.url.rsplit("/", 1)[1]
-        original = by_url[next(p.url for p in pages if p.url.endswith(f"/story/{story}"))]
-        if "/partner/" in page.url:
-            assert by_url[page.url]["cluster_id"] == original["cluster_id"], page.url
-    assert len({a["cluster_id"] for a in articles}) == STORIES
-    candidates = rows(url, "SELECT article_id, COUNT(*) AS n FROM candidates GROUP BY article_id")
-    assert {c["article_id"]: c["n"] for c in candidates} == {a["id"]: 1 for a in articles}
-    with Store(url) as store:  # the review queue shows each story once, with its copies
-        queue = store.candidates.queue(QueueQuery(hidden=True))
-    assert len(queue) == STORIES
-    assert sum(len(entry.copies) for entry in queue) == len(pages)  # the same text too
 
 
 def test_two_worker_processes_process_every_page_once(database, pending, config_dir) -> None:
@@ -285,26 +229,6 @@ def test_a_worker_with_no_page_waiting_loads_nothing_and_records_no_run(database
     assert code == 0, err
     assert err.strip().endswith("no pages waiting to be processed; nothing to do")
     assert rows(database, "SELECT kind FROM runs") == []
-
-
-def claim_visible(url: str, pid: int) -> bool:
-    """The worker process `pid` holds a claim on pages: its connection (application_name
-    "dealwatch … pid N") holds row locks on the pages table in an open transaction."""
-    return bool(rows(
-        url, "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-             "WHERE a.application_name LIKE ? AND l.relation = 'pages'::regclass "
-             "AND l.mode = 'RowShareLock' AND l.granted", [f"% pid {pid}"]))
-
-
-def kill_once_claiming(url: str, doomed: subprocess.Popen[str]) -> None:
-    """SIGKILL the worker as soon as its claim on a batch shows in pg_locks (mid-batch)."""
-    deadline = time.monotonic() + TIMEOUT
-    while not claim_visible(url, doomed.pid):
-        assert doomed.poll() is None, doomed.communicate()[1]
-        assert time.monotonic() < deadline, "the worker never claimed a batch"
-        time.sleep(0.02)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait(TIMEOUT)
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(database, pending, config_dir) -> None:

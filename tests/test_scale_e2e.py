@@ -18,8 +18,7 @@ import redis
 from scalefixtures import story_html
 from servers import database_url
 from sitefixtures import rss_feed, source_toml, write_config_dir, write_site
-from test_frontier import dealwatch, finished
-from test_process_workers import kill_once_claiming, rows, worker
+from workerfixtures import dealwatch, finished, kill_once_claiming, rows, worker
 
 from pipeline.demo.server import SiteServer, serve
 from pipeline.storage import Store

@@ -16,10 +16,9 @@ from typing import Any
 
 import psycopg
 import servers
-from scalefixtures import store_pages, story_pages
+from scalefixtures import SOURCES, STORIES, assert_processed_once, store_pages, story_pages
 from sitefixtures import write_config_dir
-from test_frontier import Stderr, dealwatch, wait_for
-from test_process_workers import SOURCES, STORIES, assert_processed_once, rows, worker
+from workerfixtures import Stderr, dealwatch, finished, rows, wait_for, worker
 
 from pipeline.storage import Store
 from pipeline.storage.database import CLUSTER_LOCK
@@ -192,9 +191,8 @@ def test_a_worker_refuses_a_database_newer_than_itself(postgres_databases: Any,
             store.database.execute("INSERT INTO schema_migrations (version, name, applied_at) "
                                    "VALUES (?, 'from a newer dealwatch', '2030-01-01T00:00:00Z')",
                                    [version + 1])
-        proc = worker(url, write_config_dir(tmp_path / "config", []))
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 1
+        code, err = finished(worker(url, write_config_dir(tmp_path / "config", [])))
+        assert code == 1
         assert err.strip().splitlines() == [
             f"error: {url}: database schema {version + 1} is newer than this dealwatch "
             f"({version}); upgrade dealwatch"]
