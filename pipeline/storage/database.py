@@ -347,7 +347,7 @@ class SqliteDatabase(Database):
             raise
         except sqlite3.OperationalError as exc:
             if is_busy(exc):
-                raise StoreBusy(busy_message(exc)) from exc
+                raise StoreBusy(f"{self.location}: {busy_message(exc)}") from exc
             raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
@@ -426,7 +426,7 @@ class SqliteDatabase(Database):
         try:
             conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         except sqlite3.OperationalError as exc:
-            raise StoreBusy(f"{self.path}: {busy_message(exc)}") from None
+            raise StoreBusy(f"{self.location}: {busy_message(exc)}") from None
         try:
             yield
         except BaseException:

@@ -141,7 +141,7 @@ class PostgresDatabase(Database):
             raise StoreConflict(f"{self.location}: {exc}") from exc
         except psycopg.Error as exc:
             if is_busy(exc):
-                raise StoreBusy(busy_message(exc)) from exc
+                raise StoreBusy(f"{self.location}: {busy_message(exc)}") from exc
             if self.conn.broken:  # the server went away (a restart): one line, not a traceback
                 raise StoreError(postgres_problem(self.url, exc)) from exc
             raise
@@ -199,11 +199,8 @@ class PostgresDatabase(Database):
             return
         self.execute("BEGIN")  # through _driver_errors, as COMMIT: a lost server is one line
         try:
-            if not concurrent:
-                try:
-                    self.conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
-                except psycopg.errors.LockNotAvailable as exc:
-                    raise StoreBusy(f"{self.location}: {busy_message(exc)}") from None
+            if not concurrent:  # waited out: StoreBusy, as any statement (_driver_errors)
+                self.execute("SELECT pg_advisory_xact_lock(?)", [WRITER_LOCK])
             yield
         except BaseException:
             if self._in_transaction():
