@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import psycopg
@@ -221,3 +222,21 @@ def test_unsupported_languages_list_the_unknown_first_among_equals_on_both_engin
             store.articles.set_language_verdict(article_id, code, supported=False)
         assert list(store.articles.unsupported_languages().items()) == [
             ("ar", 2), ("unknown", 1), ("zh", 1)]
+
+
+def test_a_database_that_cannot_be_migrated_is_closed_again(db_path) -> None:
+    """A schema newer than this dealwatch is refused, and the refused file is not left open
+    (a long-running process that retries would otherwise pile up connections)."""
+    Store(db_path).close()
+    plain = sqlite3.connect(db_path)
+    plain.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', '2030-01-01')")
+    plain.commit()
+    plain.close()
+    open_files = {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}")}
+    for _ in range(3):
+        with pytest.raises(StoreError, match="newer than this dealwatch"):
+            Store(db_path)
+    still_open = {os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}")} - open_files
+    assert not {path for path in still_open if path.startswith(str(db_path))}

@@ -299,7 +299,11 @@ class SqliteDatabase(Database):
         self._attach_accounts()
         self._savepoints = itertools.count(1)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except BaseException:  # a schema newer than this dealwatch, say: close, as on a server
+                self.close()
+                raise
 
     def _attach_accounts(self) -> None:
         """Attach the accounts file as `accounts` (made, private, on first use), with its tables.
