@@ -158,13 +158,14 @@ def _serving(name: str, start: Callable[[int, Path], subprocess.Popen[bytes]], a
 
 def _postgres_answers(port: int) -> bool:
     try:
-        with psycopg.connect(_admin_url(port), connect_timeout=2):
+        with psycopg.connect(admin_url(port), connect_timeout=2):
             return True
     except psycopg.OperationalError:
         return False
 
 
-def _admin_url(port: int) -> str:
+def admin_url(port: int) -> str:
+    """The superuser's URL on the test server at this port (trust on loopback)."""
     return f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}/postgres"
 
 
@@ -197,7 +198,7 @@ def postgres_server() -> Iterator[str]:
         # SIGINT is PostgreSQL's fast shutdown (clients are disconnected); SIGQUIT its immediate one.
         with _serving("PostgreSQL", start, _postgres_answers, directory / "postgres.log",
                       "could not bind", signal.SIGINT, signal.SIGQUIT) as port:
-            with psycopg.connect(_admin_url(port), autocommit=True) as conn:
+            with psycopg.connect(admin_url(port), autocommit=True) as conn:
                 conn.execute(f"CREATE ROLE {ROLE} LOGIN CREATEDB")
                 conn.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
             yield f"postgresql://{ROLE}@127.0.0.1:{port}/{DATABASE}"
@@ -250,12 +251,7 @@ def redis_server() -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="dealwatch-redis-"))
 
     def start(port: int, log: Path) -> subprocess.Popen[bytes]:
-        log.unlink(missing_ok=True)
-        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--unixsocket", "",
-                "--dir", str(directory), "--save", "", "--appendonly", "no", "--daemonize", "no",
-                "--logfile", str(log)]
-        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd=directory)
+        return _start_redis(directory, port, log)
 
     try:
         # Without persistence, SIGTERM stops Redis at once and writes nothing.
@@ -264,6 +260,44 @@ def redis_server() -> Iterator[str]:
             yield _redis_url(port)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _start_redis(directory: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    log.unlink(missing_ok=True)
+    args = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--unixsocket", "",
+            "--dir", str(directory), "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--logfile", str(log)]
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=directory)
+
+
+# A test server stopped on purpose (a client losing it), started again on the same port: back
+# once it answers, stopped on exit whatever happened in between.
+
+@contextmanager
+def postgres_started_again(data: Path, port: int) -> Iterator[None]:
+    """The test server whose data directory this is, started again on its port."""
+    bin_dir = _postgres_bin()
+    assert bin_dir is not None
+    log = data.parent / "again.log"
+    process = _start_postgres(bin_dir, data, log, port, _as_postgres())
+    try:
+        _wait_until(lambda: _postgres_answers(port), process, "PostgreSQL", log)
+        yield
+    finally:
+        _stop(process, signal.SIGINT)
+
+
+@contextmanager
+def redis_started_again(port: int, directory: Path) -> Iterator[None]:
+    """A redis-server on the port a stopped one had, keeping nothing on disk (log in directory)."""
+    log = directory / "redis-again.log"
+    process = _start_redis(directory, port, log)
+    try:
+        _wait_until(lambda: _redis_answers(port), process, "redis-server", log)
+        yield
+    finally:
+        _stop(process, signal.SIGTERM)
 
 
 def database_url(url: str, name: str) -> str:

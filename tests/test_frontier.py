@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from servers import free_port, redis_server
+from servers import free_port, redis_server, redis_started_again
 from sitefixtures import article_html, rss_feed, source_toml, write_config_dir, write_site
 from workerfixtures import TIMEOUT, Stderr, dealwatch, finished, wait_for
 
@@ -325,23 +324,6 @@ def test_a_worker_killed_mid_crawl_loses_nothing(
         == ([], [])
 
 
-def start_redis(port: int, directory: Path) -> subprocess.Popen[bytes]:
-    """A redis-server on this port (the one a stopped server had), keeping nothing on disk."""
-    proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--unixsocket", "",
-         "--dir", str(directory), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def answers() -> bool:
-        try:
-            return bool(redis.Redis(port=port, socket_connect_timeout=1).ping())
-        except redis.RedisError:
-            return False
-
-    wait_for(answers, f"a redis-server answers on port {port}")
-    return proc
-
-
 RETRY = re.compile(r"^INFO .*Redis at redis://127\.0\.0\.1:\d+/0 does not answer while [a-z ]+"
                    r"(?: on slow)? \(connection refused\); trying again in ([\d.]+) s$",
                    re.MULTILINE)
@@ -369,12 +351,8 @@ def test_a_worker_that_loses_redis_retries_then_gives_up_or_goes_on(
     # The server has stopped.
     if comes_back:
         wait_for(lambda: RETRY.search(stderr.text()) is not None, "the worker retries", worker)
-        restarted = start_redis(port, tmp_path)
-        try:
+        with redis_started_again(port, tmp_path):
             code, err = stderr.ended()
-        finally:
-            restarted.terminate()
-            restarted.wait(timeout=TIMEOUT)
     else:
         code, err = stderr.ended()
     waits = [float(w) for w in RETRY.findall(err)]

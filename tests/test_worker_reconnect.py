@@ -10,7 +10,7 @@ import re
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,11 @@ class OwnServer:
 
     def __init__(self, url: str):
         self.url, self.port = url, port_of(url)
-        with psycopg.connect(servers._admin_url(self.port), autocommit=True) as conn:
+        with psycopg.connect(servers.admin_url(self.port), autocommit=True) as conn:
             row = conn.execute("SHOW data_directory").fetchone()
         assert row is not None
         self.data = Path(row[0])
-        self.restarted: subprocess.Popen[bytes] | None = None
+        self._again = ExitStack()
 
     def pid(self) -> int | None:
         """The postmaster's pid while it runs (its postmaster.pid file, removed at shutdown)."""
@@ -64,15 +64,11 @@ class OwnServer:
         wait_for(lambda: self.pid() is None, "the server has shut down")
 
     def start(self) -> None:
-        bin_dir = servers._postgres_bin()
-        assert bin_dir is not None
-        self.restarted = servers._start_postgres(bin_dir, self.data, self.data.parent / "again.log",
-                                                 self.port, servers._as_postgres())
-        wait_for(lambda: servers._postgres_answers(self.port), "the server answers again")
+        """Started again on its port; back once it answers (stopped by end())."""
+        self._again.enter_context(servers.postgres_started_again(self.data, self.port))
 
     def end(self) -> None:
-        if self.restarted is not None:
-            servers._stop(self.restarted, signal.SIGINT)
+        self._again.close()
 
 
 @contextmanager
