@@ -36,8 +36,7 @@ from typing import TypeVar
 from models.errors import DealwatchError
 from pipeline.config import Config
 from pipeline.ingest.crawl import CrawlReport, SharedUrlsAt, run_crawl
-from pipeline.jobs.retry import Reconnection, with_backoff
-from pipeline.jobs.retry import Retried as DatabaseRetried
+from pipeline.jobs.retry import Reconnection, Retried, with_backoff
 from pipeline.jobs.runs import CrawlDisplay, check_source_ids, no_display, run_row
 from pipeline.storage import Store
 from pipeline.storage.database import DatabaseLocation
@@ -255,12 +254,9 @@ def run_worker(config: Config, db_path: DatabaseLocation, redis_url: str, *,
     return report
 
 
-Retried = Callable[[str, Callable[[], object]], object]  # Redis's
-
-
 def _crawl_one(config: Config, db_path: DatabaseLocation, store: Store, frontier: Frontier, source_id: str,
                shared: SharedUrlsAt, display: CrawlDisplay | None, retried: Retried,
-               renewal: _Renewal, db: DatabaseRetried) -> tuple[int, CrawlReport]:
+               renewal: _Renewal, db: Retried) -> tuple[int, CrawlReport]:
     """One source's recorded crawl, its article URLs taken in the night's shared set; the run
     noted on the frontier while it is unfinished. A renewal that gave up on Redis interrupts
     the crawl (run_crawl kills it), and its error fails the run.
