@@ -156,12 +156,16 @@ def _serving(name: str, start: Callable[[int, Path], subprocess.Popen[bytes]], a
         return
 
 
-def _postgres_answers(port: int) -> bool:
+def _postgres_answers(port: int, data: Path) -> bool:
+    """Our server answers on the port: not only some PostgreSQL (another test session's took
+    the port between free_port() and our server binding it, ours failing to bind and about to
+    exit) but the one whose data directory this is."""
     try:
-        with psycopg.connect(admin_url(port), connect_timeout=2):
-            return True
+        with psycopg.connect(admin_url(port), connect_timeout=2) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
     except psycopg.OperationalError:
         return False
+    return row is not None and os.path.realpath(row[0]) == os.path.realpath(data)
 
 
 def admin_url(port: int) -> str:
@@ -196,8 +200,8 @@ def postgres_server() -> Iterator[str]:
             return _start_postgres(bin_dir, data, log, port, run_as)
 
         # SIGINT is PostgreSQL's fast shutdown (clients are disconnected); SIGQUIT its immediate one.
-        with _serving("PostgreSQL", start, _postgres_answers, directory / "postgres.log",
-                      "could not bind", signal.SIGINT, signal.SIGQUIT) as port:
+        with _serving("PostgreSQL", start, lambda port: _postgres_answers(port, data),
+                      directory / "postgres.log", "could not bind", signal.SIGINT, signal.SIGQUIT) as port:
             with psycopg.connect(admin_url(port), autocommit=True) as conn:
                 conn.execute(f"CREATE ROLE {ROLE} LOGIN CREATEDB")
                 conn.execute(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
@@ -232,10 +236,13 @@ def _redis_url(port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def _redis_answers(port: int) -> bool:
+def _redis_answers(port: int, directory: Path) -> bool:
+    """Our redis-server answers on the port: the one working in this directory, not another
+    test session's that took the port first (see _postgres_answers)."""
     client = redis.Redis.from_url(_redis_url(port), socket_connect_timeout=2, socket_timeout=2)
     try:
-        return bool(client.ping())
+        found = client.config_get("dir").get("dir")
+        return found is not None and os.path.realpath(found) == os.path.realpath(directory)
     except redis.RedisError:  # refused, or another program on the port
         return False
     finally:
@@ -255,8 +262,8 @@ def redis_server() -> Iterator[str]:
 
     try:
         # Without persistence, SIGTERM stops Redis at once and writes nothing.
-        with _serving("redis-server", start, _redis_answers, directory / "redis.log",
-                      "Address already in use", signal.SIGTERM, signal.SIGKILL) as port:
+        with _serving("redis-server", start, lambda port: _redis_answers(port, directory),
+                      directory / "redis.log", "Address already in use", signal.SIGTERM, signal.SIGKILL) as port:
             yield _redis_url(port)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -282,7 +289,7 @@ def postgres_started_again(data: Path, port: int) -> Iterator[None]:
     log = data.parent / "again.log"
     process = _start_postgres(bin_dir, data, log, port, _as_postgres())
     try:
-        _wait_until(lambda: _postgres_answers(port), process, "PostgreSQL", log)
+        _wait_until(lambda: _postgres_answers(port, data), process, "PostgreSQL", log)
         yield
     finally:
         _stop(process, signal.SIGINT)
@@ -294,7 +301,7 @@ def redis_started_again(port: int, directory: Path) -> Iterator[None]:
     log = directory / "redis-again.log"
     process = _start_redis(directory, port, log)
     try:
-        _wait_until(lambda: _redis_answers(port), process, "redis-server", log)
+        _wait_until(lambda: _redis_answers(port, directory), process, "redis-server", log)
         yield
     finally:
         _stop(process, signal.SIGTERM)

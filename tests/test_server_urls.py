@@ -203,6 +203,25 @@ def test_the_servers_stop_and_leave_nothing_even_when_the_test_fails(monkeypatch
         check_redis(rd, timeout=5)
 
 
+@pytest.mark.servers
+def test_a_port_another_server_took_first_is_never_taken_for_ours(
+        postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another test session's servers took the ports free_port() chose (the session's own stand
+    # in for them here): ours fail to bind and start on other ports, never using theirs.
+    def port_of(url: str) -> int:
+        return int(url.rsplit(":", 1)[1].split("/")[0])
+
+    taken = [port_of(postgres_url), port_of(redis_url)]
+    real = servers.free_port
+    monkeypatch.setattr(servers, "free_port", lambda: taken.pop() if taken else real())
+    with servers.redis_server() as rd:
+        assert port_of(rd) != port_of(redis_url)
+        check_redis(rd)
+    with servers.postgres_server() as pg:
+        assert port_of(pg) != port_of(postgres_url)
+        check_postgres(pg)
+
+
 # --- a server's URL given as the database -------------------------------------------------
 
 
